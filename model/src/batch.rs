@@ -1,0 +1,264 @@
+//! Batches, their acknowledgement, and source checkpoints (DESIGN.md §4).
+//!
+//! A source attaches a finalizer to each batch it sends. Every stage that copies the batch
+//! (a fan-out to two sinks) shares the finalizer; a sink marks it delivered once the records
+//! are durable (indexer commit, Kafka ack) and drops it. When the last holder drops it, the
+//! source's callback runs once with the final status: that is when a Kafka offset may be
+//! committed or a file checkpoint advanced. A batch dropped without being marked (a stage
+//! that failed, a shutdown that cut it short) reports [`BatchStatus::Dropped`], so nothing is
+//! acknowledged by accident.
+
+use crate::Record;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// The outcome a source learns for one of its batches.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum BatchStatus {
+    /// Every sink made the records durable.
+    Delivered = 1,
+    /// Some holder let go of the batch without delivering it.
+    Dropped = 2,
+    /// A sink refused the records for good (they will never be accepted).
+    Rejected = 3,
+}
+
+type Callback = Box<dyn FnOnce(BatchStatus) + Send>;
+
+struct Finalizer {
+    /// 0 = not yet marked; otherwise the worst `BatchStatus` any holder reported.
+    status: AtomicU8,
+    callback: Mutex<Option<Callback>>,
+}
+
+impl Drop for Finalizer {
+    fn drop(&mut self) {
+        let status = match self.status.load(Ordering::Acquire) {
+            1 => BatchStatus::Delivered,
+            3 => BatchStatus::Rejected,
+            _ => BatchStatus::Dropped,
+        };
+        let callback = match self.callback.get_mut() {
+            Ok(slot) => slot.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        if let Some(cb) = callback {
+            cb(status);
+        }
+    }
+}
+
+/// The acknowledgement handles a batch carries. Merging batches merges their handles;
+/// cloning a batch shares them.
+#[derive(Clone, Default)]
+pub struct Finalizers(Vec<Arc<Finalizer>>);
+
+impl Finalizers {
+    /// No acknowledgement wanted (a source that cannot replay, such as a test feed).
+    pub fn none() -> Self {
+        Finalizers(Vec::new())
+    }
+
+    /// One finalizer whose `callback` runs once, when every holder has let go.
+    pub fn with_callback(callback: impl FnOnce(BatchStatus) + Send + 'static) -> Self {
+        Finalizers(vec![Arc::new(Finalizer {
+            status: AtomicU8::new(0),
+            callback: Mutex::new(Some(Box::new(callback))),
+        })])
+    }
+
+    /// Takes over `other`'s handles (when two batches become one).
+    pub fn merge(&mut self, mut other: Finalizers) {
+        self.0.append(&mut other.0);
+    }
+
+    /// Records this holder's outcome. The worst outcome of all holders wins, so one sink's
+    /// rejection is not hidden by another sink's delivery.
+    pub fn mark(&self, status: BatchStatus) {
+        for f in &self.0 {
+            f.status.fetch_max(status as u8, Ordering::AcqRel);
+        }
+    }
+
+    /// Marks delivered and lets go.
+    pub fn deliver(self) {
+        self.mark(BatchStatus::Delivered);
+    }
+
+    /// How many finalizers are attached.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether no finalizer is attached.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Finalizers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Finalizers({})", self.0.len())
+    }
+}
+
+/// How far a source has read one of its inputs: a file (key = its identity) up to a byte
+/// offset, a Kafka partition (key = `topic/partition`) up to an offset.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Checkpoint {
+    /// The source component's id in the pipeline config.
+    pub source: String,
+    /// Which input of that source.
+    pub key: String,
+    /// Position after the last record the batch holds for that input.
+    pub position: u64,
+}
+
+/// The latest checkpoint per (source, input). The indexer stores it in the same commit as
+/// the documents, so the index and the checkpoints never disagree after a crash.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct CheckpointSet(BTreeMap<String, BTreeMap<String, u64>>);
+
+impl CheckpointSet {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records `checkpoint`, replacing the older position of the same input.
+    pub fn update(&mut self, checkpoint: &Checkpoint) {
+        self.0
+            .entry(checkpoint.source.clone())
+            .or_default()
+            .insert(checkpoint.key.clone(), checkpoint.position);
+    }
+
+    /// The stored position of `key` of `source`.
+    pub fn position(&self, source: &str, key: &str) -> Option<u64> {
+        self.0.get(source)?.get(key).copied()
+    }
+
+    /// Every stored input of `source` with its position.
+    pub fn of_source(&self, source: &str) -> impl Iterator<Item = (&str, u64)> {
+        self.0
+            .get(source)
+            .into_iter()
+            .flat_map(|m| m.iter().map(|(k, v)| (k.as_str(), *v)))
+    }
+
+    /// Whether nothing is stored.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Records moving between two stages, with their acknowledgement and checkpoints.
+#[derive(Clone, Debug, Default)]
+pub struct Batch {
+    /// The records, in the order the source read them.
+    pub records: Vec<Record>,
+    /// Acknowledgement handles of the sources the records came from.
+    pub finalizers: Finalizers,
+    /// Where the sources will resume once this batch is durable.
+    pub checkpoints: Vec<Checkpoint>,
+}
+
+impl Batch {
+    /// A batch of `records` with no acknowledgement and no checkpoints.
+    pub fn new(records: Vec<Record>) -> Self {
+        Batch {
+            records,
+            finalizers: Finalizers::none(),
+            checkpoints: Vec::new(),
+        }
+    }
+
+    /// How many records it holds.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Whether it holds no records.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    fn tracked() -> (Finalizers, mpsc::Receiver<BatchStatus>) {
+        let (tx, rx) = mpsc::channel();
+        (
+            Finalizers::with_callback(move |s| {
+                let _ = tx.send(s);
+            }),
+            rx,
+        )
+    }
+
+    #[test]
+    fn fires_once_when_the_last_holder_lets_go() {
+        let (f, rx) = tracked();
+        let copy = f.clone();
+        copy.deliver();
+        assert!(rx.try_recv().is_err(), "fired while a holder remained");
+        f.deliver();
+        assert_eq!(rx.try_recv(), Ok(BatchStatus::Delivered));
+        assert!(rx.try_recv().is_err(), "fired twice");
+    }
+
+    #[test]
+    fn unmarked_drop_is_not_an_acknowledgement() {
+        let (f, rx) = tracked();
+        drop(Batch {
+            records: vec![],
+            finalizers: f,
+            checkpoints: vec![],
+        });
+        assert_eq!(rx.try_recv(), Ok(BatchStatus::Dropped));
+    }
+
+    #[test]
+    fn the_worst_outcome_wins_across_holders() {
+        let (f, rx) = tracked();
+        let other = f.clone();
+        other.mark(BatchStatus::Rejected);
+        drop(other);
+        f.deliver();
+        assert_eq!(rx.try_recv(), Ok(BatchStatus::Rejected));
+    }
+
+    #[test]
+    fn merged_batches_acknowledge_every_source() {
+        let (mut a, rx_a) = tracked();
+        let (b, rx_b) = tracked();
+        a.merge(b);
+        assert_eq!(a.len(), 2);
+        a.deliver();
+        assert_eq!(rx_a.try_recv(), Ok(BatchStatus::Delivered));
+        assert_eq!(rx_b.try_recv(), Ok(BatchStatus::Delivered));
+    }
+
+    #[test]
+    fn checkpoint_set_keeps_the_latest_position_and_round_trips() {
+        let mut set = CheckpointSet::new();
+        for (key, pos) in [("a", 10), ("b", 5), ("a", 20)] {
+            set.update(&Checkpoint {
+                source: "files".into(),
+                key: key.into(),
+                position: pos,
+            });
+        }
+        assert_eq!(set.position("files", "a"), Some(20));
+        assert_eq!(set.of_source("files").count(), 2);
+        let json = serde_json::to_string(&set).unwrap();
+        assert_eq!(json, r#"{"files":{"a":20,"b":5}}"#);
+        assert_eq!(serde_json::from_str::<CheckpointSet>(&json).unwrap(), set);
+    }
+}

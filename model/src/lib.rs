@@ -1,0 +1,22 @@
+//! The record model every Infersight crate shares (DESIGN.md §3 and §4).
+//!
+//! Owns: the one [`Record`] type and its stable JSON form, typed attribute values, the
+//! contract's attribute names ([`names`]), timestamps, stable record ids, and the
+//! [`Batch`] that carries records between stages together with its acknowledgement
+//! ([`Finalizers`]) and source [`Checkpoint`]s.
+//!
+//! Must not know about: files, the network, tokio, tantivy or HTTP. Everything here is
+//! plain data and pure functions so that every other crate can depend on it.
+
+mod attr;
+mod batch;
+mod id;
+pub mod names;
+mod record;
+mod time;
+
+pub use attr::{AttrKey, AttrValue, Attributes};
+pub use batch::{Batch, BatchStatus, Checkpoint, CheckpointSet, Finalizers};
+pub use id::RecordId;
+pub use record::{Record, RecordKind, Severity, Stream};
+pub use time::{TimeError, Timestamp};

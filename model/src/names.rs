@@ -1,0 +1,58 @@
+//! The attribute and resource names of the contract (DESIGN.md §3).
+//!
+//! `infersight parse`, the index schema and the API all use these names; keeping them in
+//! one place means a typo is a compile error rather than a silently empty column.
+
+/// Kubernetes namespace of the pod that wrote the record.
+pub const K8S_NAMESPACE_NAME: &str = "k8s.namespace.name";
+/// Pod name.
+pub const K8S_POD_NAME: &str = "k8s.pod.name";
+/// Pod uid.
+pub const K8S_POD_UID: &str = "k8s.pod.uid";
+/// Container name inside the pod.
+pub const K8S_CONTAINER_NAME: &str = "k8s.container.name";
+/// How many times the container had restarted when it wrote the line.
+pub const K8S_CONTAINER_RESTART_COUNT: &str = "k8s.container.restart_count";
+/// Node that runs the pod.
+pub const K8S_NODE_NAME: &str = "k8s.node.name";
+/// Container runtime id.
+pub const CONTAINER_ID: &str = "container.id";
+
+/// The file a log record was read from (OpenTelemetry `log.file.path`).
+pub const LOG_FILE_PATH: &str = "log.file.path";
+/// Set when the line was not valid UTF-8 and was decoded lossily.
+pub const LOG_INVALID_UTF8: &str = "log.invalid_utf8";
+/// Set when a line was longer than the configured cap and was cut.
+pub const LOG_TRUNCATED: &str = "log.truncated";
+/// Why a container-runtime line could not be decoded (the raw line is kept as the body).
+pub const LOG_DECODE_ERROR: &str = "log.decode_error";
+/// Set when ANSI colour codes were removed from the body.
+pub const LOG_ANSI_STRIPPED: &str = "log.ansi_stripped";
+/// A process prefix such as vLLM's `(APIServer pid=3646)`.
+pub const LOG_PROCESS_TAG: &str = "log.process_tag";
+
+/// Which inference server wrote the line (vllm, tgi, sglang, …).
+pub const LLM_SERVER: &str = "llm.server";
+/// What the line reports (stats, request_received, request_finished, error, …).
+pub const LLM_EVENT: &str = "llm.event";
+/// The request id as the server logs it.
+pub const LLM_REQUEST_ID: &str = "llm.request_id";
+/// Model name.
+pub const GEN_AI_REQUEST_MODEL: &str = "gen_ai.request.model";
+
+/// Requests running in the engine.
+pub const LLM_RUNNING: &str = "llm.running";
+/// Requests waiting (queued) in the engine.
+pub const LLM_WAITING: &str = "llm.waiting";
+/// Requests swapped out to CPU memory.
+pub const LLM_SWAPPED: &str = "llm.swapped";
+/// GPU KV-cache usage, 0–100.
+pub const LLM_KV_CACHE_PCT: &str = "llm.kv_cache_pct";
+/// Prefix-cache hit rate, 0–100.
+pub const LLM_PREFIX_CACHE_HIT_PCT: &str = "llm.prefix_cache_hit_pct";
+/// Prompt (prefill) throughput in tokens/s.
+pub const LLM_PROMPT_THROUGHPUT_TPS: &str = "llm.prompt_throughput_tps";
+/// Generation (decode) throughput in tokens/s.
+pub const LLM_GEN_THROUGHPUT_TPS: &str = "llm.gen_throughput_tps";
+/// Index of the engine that logged a stats line (vLLM v1 `Engine 000:`).
+pub const LLM_ENGINE_INDEX: &str = "llm.engine_index";

@@ -1,0 +1,356 @@
+//! The one record type that flows through every stage.
+
+use crate::{Attributes, RecordId, Timestamp};
+use serde::ser::SerializeMap;
+use std::sync::Arc;
+
+/// What a record is (DESIGN.md §3).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordKind {
+    /// A line a container wrote.
+    #[default]
+    Log,
+    /// A Kubernetes event.
+    K8sEvent,
+    /// A Kubernetes object's status (pod, workload).
+    K8sObject,
+    /// A GPU snapshot.
+    Gpu,
+    /// A finished inference request, derived from its log lines.
+    Request,
+    /// A periodic engine statistics line (vLLM `Avg prompt throughput…`, SGLang batch lines).
+    EngineStats,
+}
+
+impl RecordKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [RecordKind; 6] = [
+        RecordKind::Log,
+        RecordKind::K8sEvent,
+        RecordKind::K8sObject,
+        RecordKind::Gpu,
+        RecordKind::Request,
+        RecordKind::EngineStats,
+    ];
+
+    /// The contract name (`log`, `k8s_event`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordKind::Log => "log",
+            RecordKind::K8sEvent => "k8s_event",
+            RecordKind::K8sObject => "k8s_object",
+            RecordKind::Gpu => "gpu",
+            RecordKind::Request => "request",
+            RecordKind::EngineStats => "engine_stats",
+        }
+    }
+
+    /// The kind named `name`, if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
+/// Normalised severity (DESIGN.md §3), with OpenTelemetry's severity numbers.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Severity {
+    /// TRACE (1).
+    Trace,
+    /// DEBUG (5).
+    Debug,
+    /// INFO (9).
+    Info,
+    /// WARN (13).
+    Warn,
+    /// ERROR (17).
+    Error,
+    /// FATAL (21).
+    Fatal,
+}
+
+impl Severity {
+    /// The normalised text (`INFO`, `WARN`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Trace => "TRACE",
+            Severity::Debug => "DEBUG",
+            Severity::Info => "INFO",
+            Severity::Warn => "WARN",
+            Severity::Error => "ERROR",
+            Severity::Fatal => "FATAL",
+        }
+    }
+
+    /// OpenTelemetry's `SeverityNumber` for the first value of the range.
+    pub fn number(self) -> u8 {
+        match self {
+            Severity::Trace => 1,
+            Severity::Debug => 5,
+            Severity::Info => 9,
+            Severity::Warn => 13,
+            Severity::Error => 17,
+            Severity::Fatal => 21,
+        }
+    }
+
+    /// Maps the level words servers print onto the normalised set: glog's `I/W/E/F`,
+    /// Python's `WARNING`/`CRITICAL`, Go's `warn`, syslog's `notice`/`err`/`crit`/`emerg`,
+    /// in any case. Unknown words give `None` rather than a guess.
+    pub fn from_level_word(word: &str) -> Option<Self> {
+        let w = word.trim();
+        if w.len() > 11 {
+            return None;
+        }
+        let mut buf = [0u8; 11];
+        let upper = &mut buf[..w.len()];
+        upper.copy_from_slice(w.as_bytes());
+        upper.make_ascii_uppercase();
+        Some(match &*upper {
+            b"T" | b"TRACE" | b"TRC" => Severity::Trace,
+            b"D" | b"DEBUG" | b"DBG" => Severity::Debug,
+            b"I" | b"INFO" | b"INF" | b"NOTICE" | b"INFORMATION" => Severity::Info,
+            b"W" | b"WARN" | b"WARNING" | b"WRN" => Severity::Warn,
+            b"E" | b"ERROR" | b"ERR" => Severity::Error,
+            b"F" | b"FATAL" | b"CRITICAL" | b"CRIT" | b"PANIC" | b"EMERG" | b"ALERT" => {
+                Severity::Fatal
+            }
+            _ => return None,
+        })
+    }
+}
+
+/// The container stream a line was written to.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+impl Stream {
+    /// `stdout` or `stderr`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
+}
+
+/// One record (DESIGN.md §3), shaped after the OpenTelemetry log data model.
+///
+/// `resource` is shared behind an `Arc` because every line of a container carries the same
+/// resource: the file source builds it once per file, not once per line. Change it with
+/// [`Record::resource_mut`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Record {
+    /// Stable id used for deduplication.
+    pub id: RecordId,
+    /// When it happened (from the line or event).
+    pub timestamp: Timestamp,
+    /// When Infersight read it.
+    pub observed_timestamp: Timestamp,
+    /// What it is.
+    pub kind: RecordKind,
+    /// Who wrote it: `k8s.*` names, `container.id`, pod labels.
+    pub resource: Arc<Attributes>,
+    /// Normalised severity, when the line states one.
+    pub severity: Option<Severity>,
+    /// stdout or stderr, for container lines.
+    pub stream: Option<Stream>,
+    /// The message.
+    pub body: String,
+    /// Typed attributes with the contract's names.
+    pub attributes: Attributes,
+}
+
+impl Record {
+    /// A `log` record with no attributes yet.
+    pub fn log(
+        id: RecordId,
+        timestamp: Timestamp,
+        observed_timestamp: Timestamp,
+        resource: Arc<Attributes>,
+        body: String,
+    ) -> Self {
+        Record {
+            id,
+            timestamp,
+            observed_timestamp,
+            kind: RecordKind::Log,
+            resource,
+            severity: None,
+            stream: None,
+            body,
+            attributes: Attributes::new(),
+        }
+    }
+
+    /// The resource, copied first if other records share it.
+    pub fn resource_mut(&mut self) -> &mut Attributes {
+        Arc::make_mut(&mut self.resource)
+    }
+
+    /// The value of a resource attribute when it is a string.
+    pub fn resource_str(&self, key: &str) -> Option<&str> {
+        self.resource.get_str(key)
+    }
+
+    /// The record's JSON form on one line (the form of API hits, `parse` output and Kafka
+    /// messages).
+    pub fn to_json(&self) -> String {
+        // Serialising our own types to a String cannot fail: every map key is a string and
+        // non-finite floats are refused at insertion.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Reads a record from its JSON form.
+    pub fn from_json(json: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(json)
+    }
+}
+
+impl serde::Serialize for Record {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("id", &self.id)?;
+        m.serialize_entry("timestamp", &self.timestamp)?;
+        m.serialize_entry("observed_timestamp", &self.observed_timestamp)?;
+        m.serialize_entry("kind", &self.kind)?;
+        if let Some(sev) = self.severity {
+            m.serialize_entry("severity_text", &sev)?;
+            m.serialize_entry("severity_number", &sev.number())?;
+        }
+        if let Some(stream) = self.stream {
+            m.serialize_entry("stream", &stream)?;
+        }
+        m.serialize_entry("body", &self.body)?;
+        m.serialize_entry("resource", &*self.resource)?;
+        m.serialize_entry("attributes", &self.attributes)?;
+        m.end()
+    }
+}
+
+/// The wire shape; `severity_number` is accepted but derived from `severity_text`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordWire {
+    id: RecordId,
+    timestamp: Timestamp,
+    #[serde(default)]
+    observed_timestamp: Option<Timestamp>,
+    #[serde(default)]
+    kind: RecordKind,
+    #[serde(default)]
+    severity_text: Option<Severity>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    severity_number: Option<u8>,
+    #[serde(default)]
+    stream: Option<Stream>,
+    #[serde(default)]
+    body: String,
+    #[serde(default)]
+    resource: Attributes,
+    #[serde(default)]
+    attributes: Attributes,
+}
+
+impl<'de> serde::Deserialize<'de> for Record {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = RecordWire::deserialize(d)?;
+        Ok(Record {
+            id: w.id,
+            timestamp: w.timestamp,
+            observed_timestamp: w.observed_timestamp.unwrap_or(w.timestamp),
+            kind: w.kind,
+            resource: Arc::new(w.resource),
+            severity: w.severity_text,
+            stream: w.stream,
+            body: w.body,
+            attributes: w.attributes,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{AttrValue, names};
+
+    fn sample() -> Record {
+        let resource: Attributes = [
+            (names::K8S_NAMESPACE_NAME, AttrValue::from("llm")),
+            (names::K8S_POD_NAME, AttrValue::from("vllm-0")),
+            (names::K8S_CONTAINER_RESTART_COUNT, AttrValue::Int(2)),
+        ]
+        .into_iter()
+        .collect();
+        let mut r = Record::log(
+            RecordId::from_source(b"f", 7),
+            Timestamp::parse_rfc3339("2026-11-27T20:41:07.512Z").unwrap(),
+            Timestamp::parse_rfc3339("2026-11-27T20:41:07.9Z").unwrap(),
+            Arc::new(resource),
+            "Engine 000: Avg prompt throughput: 0.0 tokens/s \"quoted\" ü".into(),
+        );
+        r.kind = RecordKind::EngineStats;
+        r.severity = Some(Severity::Info);
+        r.stream = Some(Stream::Stdout);
+        r.attributes.insert(names::LLM_SERVER, "vllm");
+        r.attributes.insert(names::LLM_RUNNING, 10i64);
+        r.attributes.insert_f64(names::LLM_KV_CACHE_PCT, 57.9);
+        r.attributes.insert_f64(names::LLM_PROMPT_THROUGHPUT_TPS, 0.0);
+        r
+    }
+
+    #[test]
+    fn json_form_matches_the_contract() {
+        let v: serde_json::Value = serde_json::from_str(&sample().to_json()).unwrap();
+        assert_eq!(v["timestamp"], "2026-11-27T20:41:07.512000000Z");
+        assert_eq!(v["kind"], "engine_stats");
+        assert_eq!(v["severity_text"], "INFO");
+        assert_eq!(v["severity_number"], 9);
+        assert_eq!(v["stream"], "stdout");
+        assert_eq!(v["resource"]["k8s.pod.name"], "vllm-0");
+        assert_eq!(v["resource"]["k8s.container.restart_count"], 2);
+        assert_eq!(v["attributes"]["llm.running"], 10);
+        assert_eq!(v["attributes"]["llm.kv_cache_pct"], 57.9);
+        assert_eq!(v["id"].as_str().unwrap().len(), 32);
+    }
+
+    #[test]
+    fn json_round_trip_is_lossless() {
+        let r = sample();
+        let back = Record::from_json(&r.to_json()).unwrap();
+        assert_eq!(back, r);
+        let minimal = Record::from_json(
+            r#"{"id":"0000000000000000000000000000002a","timestamp":"2026-01-01T00:00:00Z"}"#,
+        )
+        .unwrap();
+        assert_eq!(minimal.kind, RecordKind::Log);
+        assert_eq!(minimal.observed_timestamp, minimal.timestamp);
+    }
+
+    #[test]
+    fn json_with_unknown_fields_or_bad_values_is_refused() {
+        let base = sample().to_json();
+        let unknown = base.replacen("\"body\"", "\"bdy\"", 1);
+        assert!(Record::from_json(&unknown).is_err());
+        let bad_kind = base.replacen("engine_stats", "engine", 1);
+        assert!(Record::from_json(&bad_kind).is_err());
+    }
+
+    #[test]
+    fn level_words_normalise() {
+        assert_eq!(Severity::from_level_word("WARNING"), Some(Severity::Warn));
+        assert_eq!(Severity::from_level_word("critical"), Some(Severity::Fatal));
+        assert_eq!(Severity::from_level_word("E"), Some(Severity::Error));
+        assert_eq!(Severity::from_level_word("info"), Some(Severity::Info));
+        assert_eq!(Severity::from_level_word("Engine"), None);
+        assert_eq!(Severity::from_level_word("a-very-long-word"), None);
+    }
+}
