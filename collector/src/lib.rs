@@ -1,1 +1,14 @@
+//! Infersight's sources: they turn the outside world into [`model::Record`]s.
+//!
+//! Owns: one module per source (`files` now; `kube`, `gpu`, `scrape`, `kafka` later), each
+//! with its discovery, decoding and checkpointing, and the [`Shutdown`] signal sources obey.
+//!
+//! Must not know about: what inference servers print (that is `processor`), how records are
+//! stored or served (`indexer`, `api`), or how a pipeline is configured (`pipelines`). A
+//! source reads, decodes the container runtime's framing, attaches where a record came from,
+//! and sends [`model::Batch`]es; it never interprets the message.
 
+pub mod files;
+mod shutdown;
+
+pub use shutdown::Shutdown;

@@ -1,0 +1,147 @@
+//! The CRI log line: `<RFC3339Nano ts> <stdout|stderr> <P|F>[:tags] <content>` (DESIGN.md §5).
+
+use model::{Stream, Timestamp};
+
+/// One decoded CRI line, borrowing its content from the input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CriLine<'a> {
+    /// The runtime's timestamp (containerd trims fraction zeros; CRI-O writes nine digits
+    /// and a numeric offset; both parse).
+    pub timestamp: Timestamp,
+    /// stdout or stderr.
+    pub stream: Stream,
+    /// `P`: a chunk of a longer line that continues in the next `P`/`F` of the same stream.
+    pub partial: bool,
+    /// The container's bytes, without the trailing newline.
+    pub content: &'a [u8],
+}
+
+/// Why a line is not a CRI line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CriDecodeError {
+    /// Fewer than the three space-separated header fields.
+    #[error("not a CRI line: expected `<timestamp> <stream> <tag> <content>`")]
+    MissingField,
+    /// The first field is not an RFC 3339 timestamp.
+    #[error("CRI timestamp is not RFC 3339")]
+    BadTimestamp,
+    /// The stream is neither stdout nor stderr.
+    #[error("CRI stream is neither stdout nor stderr")]
+    BadStream,
+    /// The tag does not start with P or F.
+    #[error("CRI tag is neither P nor F")]
+    BadTag,
+}
+
+/// Decodes one line (without its `\n`).
+pub fn decode_cri(line: &[u8]) -> Result<CriLine<'_>, CriDecodeError> {
+    let (ts, rest) = split_field(line).ok_or(CriDecodeError::MissingField)?;
+    let (stream, rest) = split_field(rest).ok_or(CriDecodeError::MissingField)?;
+    // An empty line is written as `… F ` (trailing space); tolerate a writer that drops it.
+    let (tag, content) = split_field(rest).unwrap_or((rest, &[][..]));
+    if tag.is_empty() {
+        return Err(CriDecodeError::MissingField);
+    }
+    let timestamp = std::str::from_utf8(ts)
+        .ok()
+        .and_then(|s| Timestamp::parse_rfc3339(s).ok())
+        .ok_or(CriDecodeError::BadTimestamp)?;
+    let stream = match stream {
+        b"stdout" => Stream::Stdout,
+        b"stderr" => Stream::Stderr,
+        _ => return Err(CriDecodeError::BadStream),
+    };
+    // Tags are `:`-separated; the first says whether the line is partial.
+    let first_tag = tag.split(|&b| b == b':').next().unwrap_or(tag);
+    let partial = match first_tag {
+        b"F" => false,
+        b"P" => true,
+        _ => return Err(CriDecodeError::BadTag),
+    };
+    Ok(CriLine {
+        timestamp,
+        stream,
+        partial,
+        content,
+    })
+}
+
+fn split_field(s: &[u8]) -> Option<(&[u8], &[u8])> {
+    let at = memchr::memchr(b' ', s)?;
+    Some((&s[..at], &s[at + 1..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(s: &str) -> Timestamp {
+        Timestamp::parse_rfc3339(s).unwrap()
+    }
+
+    #[test]
+    fn containerd_lines_from_the_fixtures() {
+        let l = decode_cri(b"2025-03-04T09:14:05.6Z stdout F INFO:     Started server process [1]")
+            .unwrap();
+        assert_eq!(l.timestamp, ts("2025-03-04T09:14:05.600Z"));
+        assert_eq!(l.stream, Stream::Stdout);
+        assert!(!l.partial);
+        assert_eq!(l.content, b"INFO:     Started server process [1]");
+
+        let p = decode_cri(b"2025-03-04T09:20:01.000104213Z stdout P {\"level\":\"info\"").unwrap();
+        assert!(p.partial);
+        let killed = decode_cri(b"2025-03-04T10:52:41.3Z stderr P Killed").unwrap();
+        assert_eq!((killed.stream, killed.partial), (Stream::Stderr, true));
+    }
+
+    #[test]
+    fn crio_lines_with_nine_digits_and_an_offset() {
+        let l =
+            decode_cri(b"2025-03-04T10:14:05.551219537+01:00 stdout F ... rest of line").unwrap();
+        assert_eq!(l.timestamp, ts("2025-03-04T09:14:05.551219537Z"));
+        assert_eq!(l.content, b"... rest of line");
+    }
+
+    #[test]
+    fn empty_lines_keep_an_empty_content() {
+        assert_eq!(
+            decode_cri(b"2025-03-04T09:14:06.1Z stdout F ")
+                .unwrap()
+                .content,
+            b""
+        );
+        assert_eq!(
+            decode_cri(b"2025-03-04T09:14:06.1Z stdout F")
+                .unwrap()
+                .content,
+            b""
+        );
+    }
+
+    #[test]
+    fn content_keeps_its_own_spaces_and_extra_tags_are_allowed() {
+        let l = decode_cri(b"2025-03-04T09:14:06.1Z stderr F:x  two  spaces ").unwrap();
+        assert_eq!(l.content, b" two  spaces ");
+    }
+
+    #[test]
+    fn malformed_lines_say_what_is_wrong() {
+        assert_eq!(decode_cri(b"hello"), Err(CriDecodeError::MissingField));
+        assert_eq!(
+            decode_cri(b"yesterday stdout F x"),
+            Err(CriDecodeError::BadTimestamp)
+        );
+        assert_eq!(
+            decode_cri(b"2025-03-04T09:14:06.1Z stdin F x"),
+            Err(CriDecodeError::BadStream)
+        );
+        assert_eq!(
+            decode_cri(b"2025-03-04T09:14:06.1Z stdout X x"),
+            Err(CriDecodeError::BadTag)
+        );
+        assert_eq!(
+            decode_cri("2025-03-04T09:14:06.1Z stdout F ü\u{fffd}".as_bytes()).map(|l| l.partial),
+            Ok(false)
+        );
+    }
+}

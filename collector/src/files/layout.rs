@@ -1,0 +1,158 @@
+//! The kubelet's log layout: `<root>/<namespace>_<pod>_<uid>/<container>/<restart>.log`.
+
+use model::{AttrValue, Attributes, names};
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Who wrote a log file, read from its path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PodLogFile {
+    /// Namespace of the pod.
+    pub namespace: String,
+    /// Pod name.
+    pub pod_name: String,
+    /// Pod uid.
+    pub pod_uid: String,
+    /// Container name.
+    pub container: String,
+    /// The container's restart count (the `N` of `N.log`).
+    pub restart_count: u32,
+}
+
+impl PodLogFile {
+    /// Reads `<ns>_<pod>_<uid>/<container>/<N>.log` relative to `root`. Rotated files
+    /// (`N.log.<stamp>`, `.gz`, `.tmp`) and anything else give `None`.
+    pub fn from_path(root: &Path, path: &Path) -> Option<Self> {
+        let rel = path.strip_prefix(root).ok()?;
+        let mut parts = rel.iter();
+        let pod_dir = parts.next()?.to_str()?;
+        let container = parts.next()?.to_str()?;
+        let file = parts.next()?.to_str()?;
+        if parts.next().is_some() {
+            return None;
+        }
+        let restart_count = file.strip_suffix(".log")?.parse().ok()?;
+        // Namespace and pod names are DNS labels/subdomains and cannot hold '_', so the
+        // directory name splits unambiguously; splitting from the right keeps an odd uid
+        // from shifting the other two.
+        let mut it = pod_dir.rsplitn(3, '_');
+        let pod_uid = it.next()?;
+        let pod_name = it.next()?;
+        let namespace = it.next()?;
+        if [namespace, pod_name, pod_uid, container]
+            .iter()
+            .any(|s| s.is_empty())
+        {
+            return None;
+        }
+        Some(PodLogFile {
+            namespace: namespace.to_string(),
+            pod_name: pod_name.to_string(),
+            pod_uid: pod_uid.to_string(),
+            container: container.to_string(),
+            restart_count,
+        })
+    }
+
+    /// The resource attributes every record of this file carries.
+    pub fn resource(&self) -> Attributes {
+        [
+            (
+                names::K8S_NAMESPACE_NAME,
+                AttrValue::from(self.namespace.as_str()),
+            ),
+            (names::K8S_POD_NAME, AttrValue::from(self.pod_name.as_str())),
+            (names::K8S_POD_UID, AttrValue::from(self.pod_uid.as_str())),
+            (
+                names::K8S_CONTAINER_NAME,
+                AttrValue::from(self.container.as_str()),
+            ),
+            (
+                names::K8S_CONTAINER_RESTART_COUNT,
+                AttrValue::Int(i64::from(self.restart_count)),
+            ),
+        ]
+        .into_iter()
+        .collect()
+    }
+}
+
+/// Every live container log file under `root`, in path order.
+///
+/// A pod directory that vanishes while we walk it (the pod was deleted) is skipped, not an
+/// error; only an unreadable `root` is.
+pub fn discover(root: &Path) -> io::Result<Vec<(PathBuf, PodLogFile)>> {
+    let mut found = Vec::new();
+    for pod_dir in std::fs::read_dir(root)? {
+        let Ok(pod_dir) = pod_dir else { continue };
+        let Ok(containers) = std::fs::read_dir(pod_dir.path()) else {
+            continue;
+        };
+        for container_dir in containers.flatten() {
+            let Ok(files) = std::fs::read_dir(container_dir.path()) else {
+                continue;
+            };
+            for file in files.flatten() {
+                let path = file.path();
+                if let Some(meta) = PodLogFile::from_path(root, &path) {
+                    found.push((path, meta));
+                }
+            }
+        }
+    }
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_who_wrote_the_file_from_its_path() {
+        let root = Path::new("/var/log/pods");
+        let p = root.join(
+            "llm-serving_vllm-llama-7d9f-abcde_0f1e2d3c-aaaa-bbbb-cccc-123456789abc/vllm/2.log",
+        );
+        let f = PodLogFile::from_path(root, &p).unwrap();
+        assert_eq!(f.namespace, "llm-serving");
+        assert_eq!(f.pod_name, "vllm-llama-7d9f-abcde");
+        assert_eq!(f.pod_uid, "0f1e2d3c-aaaa-bbbb-cccc-123456789abc");
+        assert_eq!(f.container, "vllm");
+        assert_eq!(f.restart_count, 2);
+        assert_eq!(
+            f.resource().get_str(names::K8S_POD_NAME),
+            Some("vllm-llama-7d9f-abcde")
+        );
+    }
+
+    #[test]
+    fn rotated_compressed_and_foreign_files_are_not_log_files() {
+        let root = Path::new("/r");
+        for rel in [
+            "ns_pod_uid/c/0.log.20250304-091405",
+            "ns_pod_uid/c/0.log.20250304-091405.gz",
+            "ns_pod_uid/c/0.log.tmp",
+            "ns_pod_uid/c/x.log",
+            "ns_pod/c/0.log",
+            "ns_pod_uid/0.log",
+            "ns_pod_uid/c/d/0.log",
+        ] {
+            assert_eq!(PodLogFile::from_path(root, &root.join(rel)), None, "{rel}");
+        }
+    }
+
+    #[test]
+    fn discovery_walks_the_tree_and_ignores_strays() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = dir.path().join("llm_vllm-0_u1/vllm");
+        std::fs::create_dir_all(&c).unwrap();
+        std::fs::write(c.join("0.log"), "").unwrap();
+        std::fs::write(c.join("0.log.20250304-091405.gz"), "").unwrap();
+        std::fs::write(dir.path().join("stray.txt"), "").unwrap();
+        let found = discover(dir.path()).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].1.container, "vllm");
+        assert!(discover(&dir.path().join("missing")).is_err());
+    }
+}

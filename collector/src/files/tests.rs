@@ -1,0 +1,266 @@
+//! The source against real files on disk.
+
+use super::*;
+use model::{AttrValue, Stream, names};
+use std::io::Write;
+use std::path::Path;
+
+fn write_lines(path: &Path, lines: &[&str]) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    for l in lines {
+        writeln!(f, "{l}").unwrap();
+    }
+}
+
+/// Runs one discovery + read pass and returns the batches it sent.
+fn one_pass(source: &mut FileSource) -> Vec<Batch> {
+    let (tx, mut rx) = mpsc::channel(64);
+    source.refresh_files();
+    assert!(source.read_files(&tx).is_ok());
+    drop(tx);
+    let mut out = Vec::new();
+    while let Ok(b) = rx.try_recv() {
+        out.push(b);
+    }
+    out
+}
+
+fn bodies(batches: &[Batch]) -> Vec<String> {
+    batches
+        .iter()
+        .flat_map(|b| b.records.iter().map(|r| r.body.clone()))
+        .collect()
+}
+
+#[test]
+fn reads_lines_with_resource_from_the_layout_and_merges_partials() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("llm_vllm-0_uid-1/vllm/0.log");
+    write_lines(
+        &log,
+        &[
+            "2025-03-04T09:14:05.551219537Z stderr F INFO 03-04 09:14:05 [api_server.py:1024] Starting vLLM API server",
+            "2025-03-04T09:20:01.000104213Z stdout P {\"level\":\"info\",",
+            "2025-03-04T09:20:01.000131007Z stderr F interleaved on the other stream",
+            "2025-03-04T09:20:01.00015Z stdout F \"msg\":\"request\"}",
+            "2025-03-04T09:14:06.1Z stdout F ",
+            "not a cri line",
+        ],
+    );
+    let mut source = FileSource::new(
+        "files",
+        FileSourceConfig::new(dir.path().into()),
+        CheckpointSet::new(),
+    )
+    .unwrap();
+    let batches = one_pass(&mut source);
+    assert_eq!(
+        bodies(&batches),
+        [
+            "INFO 03-04 09:14:05 [api_server.py:1024] Starting vLLM API server",
+            "interleaved on the other stream",
+            "{\"level\":\"info\",\"msg\":\"request\"}",
+            "",
+            "not a cri line",
+        ]
+    );
+    let records: Vec<&Record> = batches.iter().flat_map(|b| &b.records).collect();
+    let merged = records[2];
+    assert_eq!(merged.stream, Some(Stream::Stdout));
+    assert_eq!(
+        merged.timestamp.to_rfc3339(),
+        "2025-03-04T09:20:01.000104213Z",
+        "a merged line keeps its first chunk's time"
+    );
+    assert_eq!(merged.resource_str(names::K8S_NAMESPACE_NAME), Some("llm"));
+    assert_eq!(merged.resource_str(names::K8S_POD_NAME), Some("vllm-0"));
+    assert_eq!(merged.resource_str(names::K8S_CONTAINER_NAME), Some("vllm"));
+    assert_eq!(
+        merged.resource.get(names::K8S_CONTAINER_RESTART_COUNT),
+        Some(&AttrValue::Int(0))
+    );
+    assert!(
+        records[4]
+            .attributes
+            .get_str(names::LOG_DECODE_ERROR)
+            .is_some()
+    );
+    let metrics = source.metrics();
+    assert_eq!(metrics.decode_errors.load(Relaxed), 1);
+    assert_eq!(metrics.lines_read.load(Relaxed), 6);
+    let last = batches.last().unwrap().checkpoints.last().unwrap();
+    assert_eq!(last.position, std::fs::metadata(&log).unwrap().len());
+}
+
+#[test]
+fn resumes_from_a_checkpoint_and_only_reads_new_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("ns_p_u/c/0.log");
+    write_lines(
+        &log,
+        &[
+            "2025-03-04T09:14:05Z stdout F one",
+            "2025-03-04T09:14:06Z stdout F two",
+        ],
+    );
+    let mut source = FileSource::new(
+        "files",
+        FileSourceConfig::new(dir.path().into()),
+        CheckpointSet::new(),
+    )
+    .unwrap();
+    let first = one_pass(&mut source);
+    assert_eq!(bodies(&first), ["one", "two"]);
+    let mut committed = CheckpointSet::new();
+    for c in first.iter().flat_map(|b| &b.checkpoints) {
+        committed.update(c);
+    }
+    assert!(
+        one_pass(&mut source).is_empty(),
+        "nothing new, nothing sent"
+    );
+
+    write_lines(&log, &["2025-03-04T09:14:07Z stdout F three"]);
+    let mut restarted =
+        FileSource::new("files", FileSourceConfig::new(dir.path().into()), committed).unwrap();
+    let again = one_pass(&mut restarted);
+    assert_eq!(bodies(&again), ["three"]);
+    // Ids are stable: the same line read again by a fresh run gets the same id.
+    let mut fresh = FileSource::new(
+        "files",
+        FileSourceConfig::new(dir.path().into()),
+        CheckpointSet::new(),
+    )
+    .unwrap();
+    let reread = one_pass(&mut fresh);
+    let ids = |b: &[Batch]| {
+        b.iter()
+            .flat_map(|b| b.records.iter().map(|r| r.id))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&reread)[..2], ids(&first)[..]);
+    assert_eq!(ids(&reread)[2], ids(&again)[0]);
+}
+
+#[test]
+fn a_pending_partial_line_holds_the_checkpoint_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("ns_p_u/c/0.log");
+    write_lines(&log, &["2025-03-04T09:14:05Z stdout F done"]);
+    let done_len = std::fs::metadata(&log).unwrap().len();
+    write_lines(&log, &["2025-03-04T09:14:06Z stdout P half of a "]);
+    let mut source = FileSource::new(
+        "files",
+        FileSourceConfig::new(dir.path().into()),
+        CheckpointSet::new(),
+    )
+    .unwrap();
+    let batches = one_pass(&mut source);
+    assert_eq!(bodies(&batches), ["done"]);
+    assert_eq!(batches[0].checkpoints[0].position, done_len);
+    write_lines(&log, &["2025-03-04T09:14:06Z stdout F long line"]);
+    assert_eq!(bodies(&one_pass(&mut source)), ["half of a long line"]);
+}
+
+#[test]
+fn over_long_lines_are_cut_and_flagged_and_invalid_utf8_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("ns_p_u/c/0.log");
+    let chunk = "x".repeat(600);
+    write_lines(
+        &log,
+        &[
+            &format!("2025-03-04T09:14:05Z stdout P {chunk}"),
+            &format!("2025-03-04T09:14:05Z stdout F {chunk}"),
+        ],
+    );
+    let mut raw = b"2025-03-04T09:14:06Z stdout F bad \xff byte\n".to_vec();
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    f.write_all(&raw).unwrap();
+    raw.clear();
+    let mut config = FileSourceConfig::new(dir.path().into());
+    config.max_line_bytes = 1000;
+    let mut source = FileSource::new("files", config, CheckpointSet::new()).unwrap();
+    let batches = one_pass(&mut source);
+    let records: Vec<&Record> = batches.iter().flat_map(|b| &b.records).collect();
+    assert_eq!(records[0].body.len(), 1000);
+    assert_eq!(
+        records[0].attributes.get(names::LOG_TRUNCATED),
+        Some(&AttrValue::Bool(true))
+    );
+    assert_eq!(records[1].body, "bad \u{fffd} byte");
+    assert_eq!(
+        records[1].attributes.get(names::LOG_INVALID_UTF8),
+        Some(&AttrValue::Bool(true))
+    );
+}
+
+#[test]
+fn a_file_without_newlines_does_not_grow_memory_past_the_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("ns_p_u/c/0.log");
+    std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+    std::fs::write(&log, vec![b'y'; 3 * 1024 * 1024]).unwrap();
+    let mut config = FileSourceConfig::new(dir.path().into());
+    config.max_line_bytes = 64 * 1024;
+    let mut source = FileSource::new("files", config, CheckpointSet::new()).unwrap();
+    let batches = one_pass(&mut source);
+    let records: Vec<&Record> = batches.iter().flat_map(|b| &b.records).collect();
+    assert_eq!(
+        records.len(),
+        1,
+        "one cut record for the whole run of bytes"
+    );
+    assert_eq!(records[0].body.len(), 64 * 1024);
+    let tail = source.tails.values().next().unwrap();
+    assert!(tail.carry.len() <= 64 * 1024 + 128);
+}
+
+#[test]
+fn a_missing_logs_dir_is_an_error_at_start() {
+    let err = FileSource::new(
+        "files",
+        FileSourceConfig::new("/nonexistent/logs".into()),
+        CheckpointSet::new(),
+    )
+    .err()
+    .unwrap();
+    assert!(err.to_string().contains("/nonexistent/logs"), "{err}");
+}
+
+#[test]
+fn run_stops_promptly_on_shutdown_and_acknowledgements_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    write_lines(
+        &dir.path().join("ns_p_u/c/0.log"),
+        &["2025-03-04T09:14:05Z stdout F one"],
+    );
+    let source = FileSource::new(
+        "files",
+        FileSourceConfig::new(dir.path().into()),
+        CheckpointSet::new(),
+    )
+    .unwrap();
+    let metrics = source.metrics();
+    let (tx, mut rx) = mpsc::channel(4);
+    let shutdown = Shutdown::new();
+    let handle = {
+        let shutdown = shutdown.clone();
+        std::thread::spawn(move || source.run(tx, shutdown))
+    };
+    let batch = rx.blocking_recv().unwrap();
+    assert_eq!(batch.records[0].body, "one");
+    batch.finalizers.deliver();
+    assert_eq!(metrics.batches_delivered.load(Relaxed), 1);
+    shutdown.trigger();
+    handle.join().unwrap();
+    assert!(
+        rx.blocking_recv().is_none(),
+        "the channel closes when the source stops"
+    );
+}
