@@ -1,1 +1,16 @@
+//! Infersight's transforms: recognise what inference servers print and turn it into typed
+//! attributes with the contract's names (DESIGN.md §3).
+//!
+//! Owns: wrapper stripping ([`wrappers`]), one parser per server under [`parsers`], and the
+//! [`InferenceLogProcessor`] that applies them to records. Later: detection per container,
+//! multi-line grouping, request lifecycles, metrics, GPU enrichment.
+//!
+//! Must not know about: files, sockets, tokio, the index or HTTP. Everything here is pure
+//! functions and small state machines over [`model::Record`]s, so it can be tested line by
+//! line and run anywhere in a pipeline.
 
+pub mod parsers;
+mod processor;
+pub mod wrappers;
+
+pub use processor::InferenceLogProcessor;

@@ -1,0 +1,67 @@
+//! Applies the parsers to the records of a batch.
+
+use crate::parsers::vllm;
+use crate::wrappers::{split_process_tag, strip_ansi};
+use model::{Batch, Record, RecordKind, names};
+use std::borrow::Cow;
+
+/// Turns container log records into records with the contract's attributes.
+///
+/// Holds state (counters now; per-container server detection and request lifecycles
+/// later), so one instance serves one stream of records in order.
+#[derive(Debug, Default)]
+pub struct InferenceLogProcessor {
+    lines_seen: u64,
+    lines_recognised: u64,
+}
+
+impl InferenceLogProcessor {
+    /// A processor with no history.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Processes every record of `batch` in place; records derived along the way (finished
+    /// requests, later) are appended after them.
+    pub fn process_batch(&mut self, batch: &mut Batch) {
+        let mut emitted = Vec::new();
+        for record in &mut batch.records {
+            self.process(record, &mut emitted);
+        }
+        batch.records.append(&mut emitted);
+    }
+
+    /// Processes one record: removes wrappers from the body and sets what its server's line
+    /// says. Records that are not container log lines pass through untouched.
+    pub fn process(&mut self, record: &mut Record, _emitted: &mut Vec<Record>) {
+        if record.kind != RecordKind::Log {
+            return;
+        }
+        self.lines_seen += 1;
+        if let Cow::Owned(clean) = strip_ansi(&record.body) {
+            // Colour codes would split words in the index and show as garbage in the UI.
+            record.body = clean;
+            record.attributes.insert(names::LOG_ANSI_STRIPPED, true);
+        }
+        let body = std::mem::take(&mut record.body);
+        let text = match split_process_tag(&body) {
+            Some((tag, rest)) => {
+                record
+                    .attributes
+                    .insert(names::LOG_PROCESS_TAG, tag.to_string());
+                rest
+            }
+            None => body.as_str(),
+        };
+        if let Some(line) = vllm::split_prefix(text) {
+            vllm::apply(&line, record);
+            self.lines_recognised += 1;
+        }
+        record.body = body;
+    }
+
+    /// Lines seen and lines a parser recognised.
+    pub fn counts(&self) -> (u64, u64) {
+        (self.lines_seen, self.lines_recognised)
+    }
+}

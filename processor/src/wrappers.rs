@@ -1,0 +1,93 @@
+//! Text that wraps a server's own line: ANSI colour codes and process prefixes.
+
+use std::borrow::Cow;
+
+/// Removes ANSI escape sequences (CSI such as colour codes `ESC[0;36m`, OSC titles, and
+/// two-byte escapes). Returns the input unchanged, without copying, when it holds none.
+pub fn strip_ansi(text: &str) -> Cow<'_, str> {
+    if !text.contains('\x1b') {
+        return Cow::Borrowed(text);
+    }
+    let b = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    let mut kept_from = 0;
+    while i < b.len() {
+        if b[i] != 0x1b {
+            i += 1;
+            continue;
+        }
+        out.push_str(&text[kept_from..i]);
+        i += 1;
+        match b.get(i) {
+            Some(b'[') => {
+                // CSI: parameters and intermediates, then one final byte in 0x40..=0x7e.
+                i += 1;
+                while i < b.len() && !(0x40..=0x7e).contains(&b[i]) {
+                    i += 1;
+                }
+                i += 1;
+            }
+            Some(b']') => {
+                // OSC: until BEL or ESC \.
+                i += 1;
+                while i < b.len() && b[i] != 0x07 && !(b[i] == 0x1b && b.get(i + 1) == Some(&b'\\'))
+                {
+                    i += 1;
+                }
+                i += if b.get(i) == Some(&0x07) { 1 } else { 2 };
+            }
+            Some(c) if c.is_ascii() => i += 1,
+            _ => {}
+        }
+        i = i.min(b.len());
+        kept_from = i;
+    }
+    out.push_str(&text[kept_from..]);
+    Cow::Owned(out)
+}
+
+/// Splits a leading process tag such as vLLM's `(APIServer pid=3646) ` or Ray's
+/// `(RayWorkerVllm pid=559) ` off a line: returns the tag's inside and the rest.
+pub fn split_process_tag(text: &str) -> Option<(&str, &str)> {
+    let inner_end = text.strip_prefix('(')?.find(')')? + 1;
+    let inner = &text[1..inner_end];
+    let (name, pid) = inner.split_once(" pid=")?;
+    if name.is_empty() || pid.is_empty() || !pid.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    Some((inner, text[inner_end + 1..].trim_start()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_vllm_colour_codes_exactly() {
+        let line = "\u{1b}[0;36m(APIServer pid=1)\u{1b}[0;0m \u{1b}[32mINFO\u{1b}[0m \u{1b}[90m05-19 10:13:11\u{1b}[0m \u{1b}[90m[loggers.py:271]\u{1b}[0m Engine 000:";
+        assert_eq!(
+            strip_ansi(line),
+            "(APIServer pid=1) INFO 05-19 10:13:11 [loggers.py:271] Engine 000:"
+        );
+        assert!(matches!(strip_ansi("plain"), Cow::Borrowed("plain")));
+        assert_eq!(strip_ansi("a\u{1b}]0;title\u{7}b\u{1b}"), "ab");
+        assert_eq!(strip_ansi("cut \u{1b}[0;3"), "cut ");
+        assert_eq!(strip_ansi("\u{1b}é"), "é");
+    }
+
+    #[test]
+    fn splits_process_tags() {
+        assert_eq!(
+            split_process_tag("(APIServer pid=3646) INFO 05-19"),
+            Some(("APIServer pid=3646", "INFO 05-19"))
+        );
+        assert_eq!(
+            split_process_tag("(EngineCore_DP0 pid=2010410) x").map(|t| t.0),
+            Some("EngineCore_DP0 pid=2010410")
+        );
+        assert_eq!(split_process_tag("(not a tag) INFO"), None);
+        assert_eq!(split_process_tag("(x pid=) INFO"), None);
+        assert_eq!(split_process_tag("INFO (x pid=1)"), None);
+    }
+}
