@@ -1,1 +1,21 @@
+//! Infersight's index: tantivy, with the write path and the read path kept apart.
+//!
+//! Owns: the index schema derived from the record model ([`IndexSchema`]), opening an index
+//! directory ([`IndexStore`]), the write path ([`IndexSink`]: add batches, commit documents
+//! together with source checkpoints, then acknowledge) and the read path ([`LogSearcher`]:
+//! query, time range, filters, newest first).
+//!
+//! Must not know about: HTTP, the CLI, where records come from. Later: time-partitioned
+//! splits, retention, histograms and aggregations (issue 5).
 
+mod error;
+mod schema;
+mod search;
+mod store;
+mod writer;
+
+pub use error::IndexError;
+pub use schema::IndexSchema;
+pub use search::{LogSearcher, MAX_LIMIT, SearchRequest, SearchResults};
+pub use store::IndexStore;
+pub use writer::{IndexSink, SinkOptions};

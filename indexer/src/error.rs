@@ -1,0 +1,41 @@
+use std::path::PathBuf;
+
+/// What can go wrong with the index.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    /// No index exists where one was expected (offline search before any run).
+    #[error("no index in {0}: run `infersight run --data-dir` with this directory first")]
+    NoIndex(PathBuf),
+    /// Another process holds the index's writer lock.
+    #[error(
+        "the index in {0} is in use by another infersight process; stop it or use another --data-dir"
+    )]
+    Locked(PathBuf),
+    /// The index on disk was written with another schema.
+    #[error(
+        "the index in {0} was written by an incompatible version of infersight; move it away or use another --data-dir"
+    )]
+    SchemaMismatch(PathBuf),
+    /// The directory cannot be created or opened.
+    #[error("cannot open the index directory {path}: {source}")]
+    Directory {
+        /// The directory.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The commit payload (stored checkpoints) is unreadable.
+    #[error("the index in {path} holds unreadable checkpoints: {detail}")]
+    BadPayload {
+        /// The index directory.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The query cannot be parsed.
+    #[error("invalid query: {0}")]
+    Query(String),
+    /// tantivy failed.
+    #[error("index error: {0}")]
+    Tantivy(#[from] tantivy::TantivyError),
+}

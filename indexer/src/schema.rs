@@ -1,0 +1,164 @@
+//! The tantivy schema derived from the record model, and record → document.
+
+use model::{AttrValue, Attributes, Record, names};
+use tantivy::schema::{
+    FAST, Field, INDEXED, IndexRecordOption, JsonObjectOptions, STORED, STRING, Schema,
+    TextFieldIndexing, TextOptions,
+};
+use tantivy::tokenizer::{LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer};
+use tantivy::{Index, TantivyDocument};
+
+/// The tokenizer of `body`: split on anything not alphanumeric, lowercase, drop absurdly long
+/// tokens. `chatcmpl-a269fdcb` becomes `chatcmpl`, `a269fdcb`, so a query for the whole id
+/// is a phrase and a query for its hex part finds it too.
+pub(crate) const LOG_TOKENIZER: &str = "infersight_log";
+
+/// Fields of the record indexed for exact match (and as fast columns for later grouping).
+pub(crate) const EXACT_RESOURCE_FIELDS: [&str; 3] = [
+    names::K8S_NAMESPACE_NAME,
+    names::K8S_POD_NAME,
+    names::K8S_CONTAINER_NAME,
+];
+pub(crate) const EXACT_ATTRIBUTE_FIELDS: [&str; 4] = [
+    names::LLM_SERVER,
+    names::LLM_EVENT,
+    names::LLM_REQUEST_ID,
+    names::GEN_AI_REQUEST_MODEL,
+];
+
+/// The schema and its field handles.
+#[derive(Clone, Debug)]
+pub struct IndexSchema {
+    pub(crate) schema: Schema,
+    pub(crate) id: Field,
+    pub(crate) timestamp: Field,
+    pub(crate) kind: Field,
+    pub(crate) severity: Field,
+    pub(crate) stream: Field,
+    pub(crate) body: Field,
+    pub(crate) resource_exact: Vec<(&'static str, Field)>,
+    pub(crate) attribute_exact: Vec<(&'static str, Field)>,
+    pub(crate) attributes: Field,
+    pub(crate) record: Field,
+}
+
+impl IndexSchema {
+    /// The schema of this version.
+    pub fn new() -> Self {
+        let mut b = Schema::builder();
+        let id = b.add_text_field("id", STRING);
+        // Nanoseconds since the epoch; the column newest-first sorting and time ranges use.
+        let timestamp = b.add_i64_field("timestamp", INDEXED | FAST);
+        let kind = b.add_text_field("kind", STRING | FAST);
+        let severity = b.add_text_field("severity_text", STRING | FAST);
+        let stream = b.add_text_field("stream", STRING);
+        let body = b.add_text_field(
+            "body",
+            TextOptions::default().set_indexing_options(
+                TextFieldIndexing::default()
+                    .set_tokenizer(LOG_TOKENIZER)
+                    .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+            ),
+        );
+        let resource_exact = EXACT_RESOURCE_FIELDS
+            .iter()
+            .map(|&name| (name, b.add_text_field(name, STRING | FAST)))
+            .collect();
+        let attribute_exact = EXACT_ATTRIBUTE_FIELDS
+            .iter()
+            .map(|&name| (name, b.add_text_field(name, STRING | FAST)))
+            .collect();
+        // Every attribute, typed, under `attributes.<name>` (e.g. `attributes.llm.running:18`).
+        let attributes = b.add_json_field(
+            "attributes",
+            JsonObjectOptions::default()
+                .set_expand_dots_enabled()
+                .set_indexing_options(TextFieldIndexing::default().set_tokenizer("raw")),
+        );
+        // The record's JSON form, returned as the hit.
+        let record = b.add_text_field("record", STORED);
+        IndexSchema {
+            schema: b.build(),
+            id,
+            timestamp,
+            kind,
+            severity,
+            stream,
+            body,
+            resource_exact,
+            attribute_exact,
+            attributes,
+            record,
+        }
+    }
+
+    /// The tantivy schema.
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    /// Registers the tokenizers the schema names; needed on every opened index.
+    pub(crate) fn register_tokenizers(index: &Index) {
+        let analyzer = TextAnalyzer::builder(SimpleTokenizer::default())
+            .filter(RemoveLongFilter::limit(128))
+            .filter(LowerCaser)
+            .build();
+        index.tokenizers().register(LOG_TOKENIZER, analyzer);
+    }
+
+    /// The document of `record`.
+    pub(crate) fn document(&self, record: &Record) -> TantivyDocument {
+        let mut doc = TantivyDocument::new();
+        doc.add_text(self.id, record.id.to_string());
+        doc.add_i64(self.timestamp, record.timestamp.unix_nanos());
+        doc.add_text(self.kind, record.kind.as_str());
+        if let Some(sev) = record.severity {
+            doc.add_text(self.severity, sev.as_str());
+        }
+        if let Some(stream) = record.stream {
+            doc.add_text(self.stream, stream.as_str());
+        }
+        doc.add_text(self.body, &record.body);
+        for (name, field) in &self.resource_exact {
+            if let Some(v) = record.resource.get_str(name) {
+                doc.add_text(*field, v);
+            }
+        }
+        for (name, field) in &self.attribute_exact {
+            if let Some(v) = record.attributes.get_str(name) {
+                doc.add_text(*field, v);
+            }
+        }
+        if !record.attributes.is_empty() {
+            doc.add_field_value(self.attributes, &json_object(&record.attributes));
+        }
+        doc.add_text(self.record, record.to_json());
+        doc
+    }
+}
+
+impl Default for IndexSchema {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn json_object(attrs: &Attributes) -> tantivy::schema::OwnedValue {
+    use tantivy::schema::OwnedValue;
+    let entries = attrs
+        .iter()
+        .map(|(k, v)| {
+            let value = match v {
+                AttrValue::Str(s) => OwnedValue::Str(s.clone()),
+                AttrValue::Int(i) => OwnedValue::I64(*i),
+                AttrValue::Float(f) => OwnedValue::F64(*f),
+                AttrValue::Bool(b) => OwnedValue::Bool(*b),
+                AttrValue::StrList(l) => {
+                    OwnedValue::Array(l.iter().cloned().map(OwnedValue::Str).collect())
+                }
+            };
+            (k.to_string(), value)
+        })
+        .collect();
+    OwnedValue::Object(entries)
+}

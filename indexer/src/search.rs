@@ -1,0 +1,158 @@
+//! The read path: a query, a time range and filters in; the newest matching records out.
+
+use crate::{IndexError, IndexSchema};
+use model::{Record, RecordKind, Timestamp};
+use std::ops::Bound;
+use tantivy::collector::{Count, TopDocs};
+use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, QueryParser, RangeQuery, TermQuery};
+use tantivy::schema::{IndexRecordOption, Value};
+use tantivy::{Index, IndexReader, Order, TantivyDocument, Term};
+
+/// The most hits one search returns; larger limits are capped (and the result says so).
+pub const MAX_LIMIT: usize = 1000;
+
+/// What to search for.
+#[derive(Clone, Debug, Default)]
+pub struct SearchRequest {
+    /// tantivy query syntax over `body` and the exact fields (`k8s.pod.name:vllm-0`,
+    /// `attributes.llm.running:18`); empty or `*` matches everything.
+    pub query: String,
+    /// Earliest timestamp, inclusive.
+    pub from: Option<Timestamp>,
+    /// Latest timestamp, inclusive.
+    pub to: Option<Timestamp>,
+    /// Only this namespace.
+    pub namespace: Option<String>,
+    /// Only this pod.
+    pub pod: Option<String>,
+    /// Only this container.
+    pub container: Option<String>,
+    /// Only this kind of record.
+    pub kind: Option<RecordKind>,
+    /// Most hits to return (capped at [`MAX_LIMIT`]).
+    pub limit: usize,
+}
+
+/// What a search found.
+#[derive(Clone, Debug)]
+pub struct SearchResults {
+    /// The newest matching records, newest first.
+    pub hits: Vec<Record>,
+    /// How many records match in all.
+    pub total: usize,
+    /// The limit that was applied.
+    pub limit: usize,
+    /// Whether the requested limit was above [`MAX_LIMIT`] and was lowered.
+    pub limit_capped: bool,
+}
+
+/// Searches an index. Cheap to clone; each search sees the latest commit.
+#[derive(Clone)]
+pub struct LogSearcher {
+    index: Index,
+    schema: IndexSchema,
+    reader: IndexReader,
+}
+
+impl LogSearcher {
+    pub(crate) fn new(index: Index, schema: IndexSchema, reader: IndexReader) -> Self {
+        LogSearcher {
+            index,
+            schema,
+            reader,
+        }
+    }
+
+    /// Runs `request`. A query with a syntax error gives [`IndexError::Query`] naming it.
+    pub fn search(&self, request: &SearchRequest) -> Result<SearchResults, IndexError> {
+        let limit = request.limit.min(MAX_LIMIT);
+        let query = self.build_query(request)?;
+        let searcher = self.reader.searcher();
+        let top =
+            TopDocs::with_limit(limit.max(1)).order_by_fast_field::<i64>("timestamp", Order::Desc);
+        let (top, total) = searcher.search(&*query, &(top, Count))?;
+        let mut hits = Vec::with_capacity(top.len().min(limit));
+        for (_, address) in top.into_iter().take(limit) {
+            let doc: TantivyDocument = searcher.doc(address)?;
+            let json = doc
+                .get_first(self.schema.record)
+                .and_then(|v| v.as_str())
+                .unwrap_or_default();
+            match Record::from_json(json) {
+                Ok(r) => hits.push(r),
+                Err(e) => tracing::warn!(error = %e, "skipping an unreadable stored record"),
+            }
+        }
+        Ok(SearchResults {
+            hits,
+            total,
+            limit,
+            limit_capped: request.limit > MAX_LIMIT,
+        })
+    }
+
+    fn build_query(&self, request: &SearchRequest) -> Result<Box<dyn Query>, IndexError> {
+        let text = request.query.trim();
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        if !text.is_empty() && text != "*" {
+            let mut parser = QueryParser::for_index(&self.index, vec![self.schema.body]);
+            // People typing several words into a log search mean all of them.
+            parser.set_conjunction_by_default();
+            let q = parser
+                .parse_query(text)
+                .map_err(|e| IndexError::Query(format!("{e} in `{text}`")))?;
+            clauses.push((Occur::Must, q));
+        }
+        if request.from.is_some() || request.to.is_some() {
+            let bound = |t: Option<Timestamp>| match t {
+                Some(t) => {
+                    Bound::Included(Term::from_field_i64(self.schema.timestamp, t.unix_nanos()))
+                }
+                None => Bound::Unbounded,
+            };
+            clauses.push((
+                Occur::Must,
+                Box::new(RangeQuery::new(bound(request.from), bound(request.to))),
+            ));
+        }
+        let exact = |field, value: &str| -> (Occur, Box<dyn Query>) {
+            (
+                Occur::Must,
+                Box::new(TermQuery::new(
+                    Term::from_field_text(field, value),
+                    IndexRecordOption::Basic,
+                )),
+            )
+        };
+        let resource_field = |name: &str| {
+            self.schema
+                .resource_exact
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, f)| *f)
+        };
+        for (name, value) in [
+            (model::names::K8S_NAMESPACE_NAME, &request.namespace),
+            (model::names::K8S_POD_NAME, &request.pod),
+            (model::names::K8S_CONTAINER_NAME, &request.container),
+        ] {
+            if let (Some(field), Some(v)) = (resource_field(name), value) {
+                clauses.push(exact(field, v));
+            }
+        }
+        if let Some(kind) = request.kind {
+            clauses.push(exact(self.schema.kind, kind.as_str()));
+        }
+        Ok(match clauses.len() {
+            0 => Box::new(AllQuery),
+            1 => clauses
+                .pop()
+                .map(|(_, q)| q)
+                .unwrap_or_else(|| Box::new(AllQuery)),
+            _ => Box::new(BooleanQuery::new(clauses)),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

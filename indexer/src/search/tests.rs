@@ -1,0 +1,218 @@
+//! Write then read through a real on-disk index.
+
+use super::*;
+use crate::{IndexStore, SinkOptions};
+use model::{AttrValue, Attributes, Batch, BatchStatus, Checkpoint, Finalizers, RecordId, names};
+use std::sync::Arc;
+use std::sync::mpsc;
+
+fn record(n: u64, pod: &str, secs: i64, body: &str) -> Record {
+    let resource: Attributes = [
+        (names::K8S_NAMESPACE_NAME, AttrValue::from("llm")),
+        (names::K8S_POD_NAME, AttrValue::from(pod)),
+        (names::K8S_CONTAINER_NAME, AttrValue::from("server")),
+    ]
+    .into_iter()
+    .collect();
+    let ts = Timestamp::from_unix_nanos(1_795_000_000_000_000_000 + secs * 1_000_000_000);
+    Record::log(
+        RecordId::from_source(pod.as_bytes(), n),
+        ts,
+        ts,
+        Arc::new(resource),
+        body.to_string(),
+    )
+}
+
+fn request(query: &str) -> SearchRequest {
+    SearchRequest {
+        query: query.into(),
+        limit: 100,
+        ..Default::default()
+    }
+}
+
+fn bodies(r: &SearchResults) -> Vec<&str> {
+    r.hits.iter().map(|h| h.body.as_str()).collect()
+}
+
+#[test]
+fn committed_records_are_found_newest_first_with_filters_and_time_ranges() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = IndexStore::open_or_create(dir.path()).unwrap();
+    let mut sink = store.sink(SinkOptions::default()).unwrap();
+    let mut stats = record(
+        3,
+        "vllm-0",
+        30,
+        "Engine 000: Avg prompt throughput: 0.0 tokens/s, GPU KV cache usage: 57.9%",
+    );
+    stats.kind = RecordKind::EngineStats;
+    stats.attributes.insert(names::LLM_SERVER, "vllm");
+    stats.attributes.insert(names::LLM_RUNNING, 18i64);
+    sink.add(Batch::new(vec![
+        record(
+            1,
+            "vllm-0",
+            10,
+            "Received request chatcmpl-a269fdcb7c6ce890",
+        ),
+        record(2, "tgi-0", 20, "Success total_time=\"1.2s\" chatcmpl"),
+        stats,
+    ]))
+    .unwrap();
+    let searcher = store.searcher();
+    assert_eq!(
+        searcher.search(&request("*")).unwrap().total,
+        0,
+        "nothing is visible before the commit"
+    );
+    sink.commit().unwrap();
+
+    let all = searcher.search(&request("")).unwrap();
+    assert_eq!(all.total, 3);
+    assert_eq!(
+        bodies(&all)[0],
+        "Engine 000: Avg prompt throughput: 0.0 tokens/s, GPU KV cache usage: 57.9%"
+    );
+    assert_eq!(
+        all.hits[0].attributes.get(names::LLM_RUNNING),
+        Some(&AttrValue::Int(18))
+    );
+
+    assert_eq!(
+        bodies(
+            &searcher
+                .search(&request("chatcmpl-a269fdcb7c6ce890"))
+                .unwrap()
+        ),
+        ["Received request chatcmpl-a269fdcb7c6ce890"]
+    );
+    assert_eq!(
+        searcher.search(&request("a269fdcb7c6ce890")).unwrap().total,
+        1,
+        "the id's hex part alone finds it"
+    );
+    assert_eq!(searcher.search(&request("KV cache")).unwrap().total, 1);
+    assert_eq!(
+        searcher
+            .search(&request("k8s.pod.name:tgi-0"))
+            .unwrap()
+            .total,
+        1
+    );
+    assert_eq!(
+        searcher.search(&request("llm.server:vllm")).unwrap().total,
+        1
+    );
+    assert_eq!(
+        searcher
+            .search(&request("attributes.llm.running:18"))
+            .unwrap()
+            .total,
+        1
+    );
+
+    let mut by_pod = request("chatcmpl");
+    by_pod.pod = Some("vllm-0".into());
+    assert_eq!(searcher.search(&by_pod).unwrap().total, 1);
+    let mut by_kind = request("*");
+    by_kind.kind = Some(RecordKind::EngineStats);
+    assert_eq!(searcher.search(&by_kind).unwrap().total, 1);
+
+    let mut window = request("*");
+    window.from = Some(all.hits[1].timestamp);
+    window.to = Some(all.hits[1].timestamp);
+    assert_eq!(
+        bodies(&searcher.search(&window).unwrap()),
+        ["Success total_time=\"1.2s\" chatcmpl"]
+    );
+
+    let mut capped = request("*");
+    capped.limit = MAX_LIMIT + 1;
+    let r = searcher.search(&capped).unwrap();
+    assert!(r.limit_capped);
+    assert_eq!(r.limit, MAX_LIMIT);
+    let mut one = request("*");
+    one.limit = 1;
+    assert_eq!(searcher.search(&one).unwrap().hits.len(), 1);
+}
+
+#[test]
+fn a_query_syntax_error_names_the_query() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = IndexStore::open_or_create(dir.path()).unwrap();
+    let err = store
+        .searcher()
+        .search(&request("body:(unclosed"))
+        .unwrap_err();
+    assert!(
+        matches!(err, IndexError::Query(ref m) if m.contains("unclosed")),
+        "{err}"
+    );
+    let err = store
+        .searcher()
+        .search(&request("nosuchfield:x"))
+        .unwrap_err();
+    assert!(matches!(err, IndexError::Query(_)), "{err}");
+}
+
+#[test]
+fn checkpoints_are_committed_with_the_documents_and_batches_acknowledged_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tx, rx) = mpsc::channel();
+    {
+        let store = IndexStore::open_or_create(dir.path()).unwrap();
+        let mut sink = store.sink(SinkOptions::default()).unwrap();
+        sink.add(Batch {
+            records: vec![record(1, "p", 1, "one")],
+            finalizers: Finalizers::with_callback(move |s| tx.send(s).unwrap()),
+            checkpoints: vec![Checkpoint {
+                source: "files".into(),
+                key: "/logs/p/0.log".into(),
+                position: 42,
+            }],
+        })
+        .unwrap();
+        assert!(
+            rx.try_recv().is_err(),
+            "no acknowledgement before the commit"
+        );
+        assert!(
+            matches!(
+                store.sink(SinkOptions::default()),
+                Err(IndexError::Locked(_))
+            ),
+            "one writer per directory"
+        );
+        sink.close().unwrap();
+        assert_eq!(rx.try_recv(), Ok(BatchStatus::Delivered));
+    }
+    let reopened = IndexStore::open_or_create(dir.path()).unwrap();
+    assert_eq!(
+        reopened
+            .committed_checkpoints()
+            .unwrap()
+            .position("files", "/logs/p/0.log"),
+        Some(42)
+    );
+    assert_eq!(
+        IndexStore::open_existing(dir.path())
+            .unwrap()
+            .searcher()
+            .search(&request("one"))
+            .unwrap()
+            .total,
+        1
+    );
+}
+
+#[test]
+fn offline_search_without_an_index_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = IndexStore::open_existing(&dir.path().join("index"))
+        .err()
+        .unwrap();
+    assert!(matches!(err, IndexError::NoIndex(_)));
+    assert!(err.to_string().contains("infersight run"));
+}

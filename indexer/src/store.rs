@@ -1,0 +1,137 @@
+//! Opening an index directory.
+
+use crate::{IndexError, IndexSchema, IndexSink, LogSearcher, SinkOptions};
+use model::CheckpointSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tantivy::directory::MmapDirectory;
+use tantivy::{Index, IndexReader, ReloadPolicy};
+
+/// What the indexer writes into each tantivy commit next to the documents.
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+pub(crate) struct CommitPayload {
+    pub(crate) checkpoints: CheckpointSet,
+}
+
+/// An open index directory: the one place the sink and searchers of a process share.
+#[derive(Clone)]
+pub struct IndexStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    index: Index,
+    schema: IndexSchema,
+    reader: IndexReader,
+}
+
+impl IndexStore {
+    /// Opens the index in `path`, creating the directory and the index if needed.
+    pub fn open_or_create(path: &Path) -> Result<Self, IndexError> {
+        std::fs::create_dir_all(path).map_err(|source| IndexError::Directory {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let dir = MmapDirectory::open(path).map_err(|e| IndexError::Directory {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        let schema = IndexSchema::new();
+        let exists = Index::exists(&dir).map_err(|e| IndexError::Directory {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        let index = if exists {
+            Index::open(dir)?
+        } else {
+            Index::create(
+                dir,
+                schema.schema.clone(),
+                tantivy::IndexSettings::default(),
+            )?
+        };
+        Self::from_index(path, index, schema)
+    }
+
+    /// Opens an existing index for reading (offline search); fails with
+    /// [`IndexError::NoIndex`] when there is none.
+    pub fn open_existing(path: &Path) -> Result<Self, IndexError> {
+        if !path.join("meta.json").is_file() {
+            return Err(IndexError::NoIndex(path.to_path_buf()));
+        }
+        let index = Index::open_in_dir(path)?;
+        Self::from_index(path, index, IndexSchema::new())
+    }
+
+    fn from_index(path: &Path, index: Index, schema: IndexSchema) -> Result<Self, IndexError> {
+        if index.schema() != schema.schema {
+            return Err(IndexError::SchemaMismatch(path.to_path_buf()));
+        }
+        IndexSchema::register_tokenizers(&index);
+        // The sink reloads after each commit, so in-process readers see new documents at
+        // once; a separate process (offline search) opens a fresh reader anyway.
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        Ok(IndexStore {
+            inner: Arc::new(Inner {
+                path: path.to_path_buf(),
+                index,
+                schema,
+                reader,
+            }),
+        })
+    }
+
+    /// The directory of the index.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// The checkpoints stored by the last commit: where sources resume after a restart.
+    pub fn committed_checkpoints(&self) -> Result<CheckpointSet, IndexError> {
+        let metas = self.inner.index.load_metas()?;
+        match metas.payload {
+            None => Ok(CheckpointSet::new()),
+            Some(p) => serde_json::from_str::<CommitPayload>(&p)
+                .map(|p| p.checkpoints)
+                .map_err(|e| IndexError::BadPayload {
+                    path: self.inner.path.clone(),
+                    detail: e.to_string(),
+                }),
+        }
+    }
+
+    /// The write path. Only one sink may exist per index directory, across processes.
+    pub fn sink(&self, options: SinkOptions) -> Result<IndexSink, IndexError> {
+        let writer = self
+            .inner
+            .index
+            .writer_with_num_threads(1, options.memory_budget_bytes)
+            .map_err(|e| match e {
+                tantivy::TantivyError::LockFailure(..) => {
+                    IndexError::Locked(self.inner.path.clone())
+                }
+                other => IndexError::Tantivy(other),
+            })?;
+        let checkpoints = self.committed_checkpoints()?;
+        Ok(IndexSink::new(
+            writer,
+            self.inner.schema.clone(),
+            self.inner.reader.clone(),
+            checkpoints,
+            options,
+        ))
+    }
+
+    /// The read path.
+    pub fn searcher(&self) -> LogSearcher {
+        LogSearcher::new(
+            self.inner.index.clone(),
+            self.inner.schema.clone(),
+            self.inner.reader.clone(),
+        )
+    }
+}
