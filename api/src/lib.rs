@@ -1,1 +1,58 @@
+//! Infersight's HTTP API (axum).
+//!
+//! Owns: the router, request parsing (relative times, limits, filters), JSON errors, and
+//! serving with graceful shutdown. Handlers stay thin: they parse, call a backend through a
+//! trait ([`SearchBackend`]), and shape the answer.
+//!
+//! Must not know about: how records are collected or parsed, or how the pipeline is wired.
+//! Later: histogram, request traces, incidents, LLM summary, tail, /metrics, the web UI.
 
+mod backend;
+mod error;
+mod search;
+
+pub use backend::SearchBackend;
+pub use error::ApiError;
+
+use axum::Router;
+use axum::routing::get;
+use std::future::Future;
+use std::sync::Arc;
+
+/// What the handlers need.
+#[derive(Clone)]
+pub struct ApiState {
+    /// Where searches go.
+    pub search: Arc<dyn SearchBackend>,
+}
+
+/// The router of every endpoint.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/api/v1/search", get(search::search))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then finishes open requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn healthz() -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({"status": "ok"}))
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!("no endpoint at {}", uri.path()))
+}
+
+#[cfg(test)]
+mod tests;

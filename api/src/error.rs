@@ -1,0 +1,54 @@
+//! Errors as JSON: `{"error": "...", "detail": "..."}` with a 4xx for every user mistake.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+/// An error answer.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    error: &'static str,
+    detail: String,
+}
+
+impl ApiError {
+    /// 400: the request is wrong; `detail` says how to fix it.
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            error: "bad_request",
+            detail: detail.into(),
+        }
+    }
+
+    /// 404.
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::NOT_FOUND,
+            error: "not_found",
+            detail: detail.into(),
+        }
+    }
+
+    /// 500: our fault; the detail is logged too.
+    pub fn internal(detail: impl Into<String>) -> Self {
+        let detail = detail.into();
+        tracing::error!(%detail, "request failed");
+        ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            error: "internal",
+            detail,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(serde_json::json!({"error": self.error, "detail": self.detail})),
+        )
+            .into_response()
+    }
+}
