@@ -66,6 +66,89 @@ pub fn decode_cri(line: &[u8]) -> Result<CriLine<'_>, CriDecodeError> {
     })
 }
 
+/// A whole line: either one `F` line, or `P` chunks joined with their closing `F`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MergedLine {
+    /// Position of the line's first chunk (the caller's unit: a byte offset, a line number).
+    pub position: u64,
+    /// The first chunk's timestamp: when the container started writing the line.
+    pub timestamp: Timestamp,
+    /// stdout or stderr.
+    pub stream: Stream,
+    /// The content, capped at the merger's limit.
+    pub content: Vec<u8>,
+    /// Whether content beyond the cap was dropped.
+    pub truncated: bool,
+    /// How many `P` chunks were joined (0 for a plain `F` line).
+    pub partial_chunks: u32,
+}
+
+/// Joins `P` chunks per stream until their `F` (DESIGN.md §5), capping the merged size so a
+/// runaway line cannot grow memory without bound.
+#[derive(Debug)]
+pub struct PartialLineMerger {
+    max_line_bytes: usize,
+    pending: [Option<MergedLine>; 2],
+}
+
+impl PartialLineMerger {
+    /// A merger that keeps at most `max_line_bytes` of any line.
+    pub fn new(max_line_bytes: usize) -> Self {
+        PartialLineMerger {
+            max_line_bytes,
+            pending: [None, None],
+        }
+    }
+
+    /// Feeds one decoded line found at `position`; returns the whole line once it is complete.
+    pub fn push(&mut self, line: &CriLine<'_>, position: u64) -> Option<MergedLine> {
+        let slot = &mut self.pending[stream_slot(line.stream)];
+        let merged = slot.get_or_insert_with(|| MergedLine {
+            position,
+            timestamp: line.timestamp,
+            stream: line.stream,
+            content: Vec::new(),
+            truncated: false,
+            partial_chunks: 0,
+        });
+        let room = self.max_line_bytes.saturating_sub(merged.content.len());
+        if line.content.len() > room {
+            merged.truncated = true;
+        }
+        merged
+            .content
+            .extend_from_slice(&line.content[..line.content.len().min(room)]);
+        if line.partial {
+            merged.partial_chunks += 1;
+            return None;
+        }
+        slot.take()
+    }
+
+    /// The position of the earliest line still waiting for its `F`, if any: a reader must
+    /// resume there after a restart so the line is not lost.
+    pub fn earliest_pending(&self) -> Option<u64> {
+        self.pending.iter().flatten().map(|m| m.position).min()
+    }
+
+    /// Forgets pending chunks (the file was truncated under us).
+    pub fn clear(&mut self) {
+        self.pending = [None, None];
+    }
+
+    /// Hands out lines still waiting for their `F` (input ended).
+    pub fn flush(&mut self) -> impl Iterator<Item = MergedLine> + '_ {
+        self.pending.iter_mut().filter_map(Option::take)
+    }
+}
+
+fn stream_slot(s: Stream) -> usize {
+    match s {
+        Stream::Stdout => 0,
+        Stream::Stderr => 1,
+    }
+}
+
 fn split_field(s: &[u8]) -> Option<(&[u8], &[u8])> {
     let at = memchr::memchr(b' ', s)?;
     Some((&s[..at], &s[at + 1..]))
@@ -122,6 +205,30 @@ mod tests {
     fn content_keeps_its_own_spaces_and_extra_tags_are_allowed() {
         let l = decode_cri(b"2025-03-04T09:14:06.1Z stderr F:x  two  spaces ").unwrap();
         assert_eq!(l.content, b" two  spaces ");
+    }
+
+    #[test]
+    fn partial_chunks_merge_per_stream_and_are_capped() {
+        let mut m = PartialLineMerger::new(10);
+        let p1 = decode_cri(b"2025-03-04T09:20:01.1Z stdout P abcd").unwrap();
+        let e = decode_cri(b"2025-03-04T09:20:01.2Z stderr F other").unwrap();
+        let p2 = decode_cri(b"2025-03-04T09:20:01.3Z stdout P efgh").unwrap();
+        let f = decode_cri(b"2025-03-04T09:20:01.4Z stdout F ijkl").unwrap();
+        assert_eq!(m.push(&p1, 0), None);
+        assert_eq!(m.push(&e, 1).unwrap().content, b"other");
+        assert_eq!(m.earliest_pending(), Some(0));
+        assert_eq!(m.push(&p2, 2), None);
+        let whole = m.push(&f, 3).unwrap();
+        assert_eq!(whole.content, b"abcdefghij");
+        assert!(whole.truncated);
+        assert_eq!((whole.position, whole.partial_chunks), (0, 2));
+        assert_eq!(whole.timestamp, ts("2025-03-04T09:20:01.1Z"));
+        assert_eq!(m.earliest_pending(), None);
+        assert_eq!(m.push(&p1, 4), None);
+        assert_eq!(
+            m.flush().map(|l| l.content).collect::<Vec<_>>(),
+            [b"abcd".to_vec()]
+        );
     }
 
     #[test]

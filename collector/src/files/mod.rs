@@ -12,7 +12,7 @@ mod cri;
 mod layout;
 mod tail;
 
-pub use cri::{CriDecodeError, CriLine, decode_cri};
+pub use cri::{CriDecodeError, CriLine, MergedLine, PartialLineMerger, decode_cri};
 pub use layout::{PodLogFile, discover};
 
 use crate::Shutdown;
@@ -161,7 +161,7 @@ impl FileSource {
                 tracing::debug!(path = %path.display(), start, "tailing new file");
                 self.tails.insert(
                     path.clone(),
-                    FileTail::new(path, pod_file.resource(), start),
+                    FileTail::new(path, pod_file.resource(), start, self.config.max_line_bytes),
                 );
             }
         }
@@ -182,12 +182,7 @@ impl FileSource {
         let mut finished = Vec::new();
         for (path, tail) in &mut self.tails {
             loop {
-                match tail.read_available(
-                    &mut records,
-                    max,
-                    self.config.max_line_bytes,
-                    &self.metrics,
-                ) {
+                match tail.read_available(&mut records, max, &self.metrics) {
                     Ok(0) => {
                         if tail.gone {
                             finished.push(path.clone());

@@ -2,7 +2,7 @@
 //! resume position kept.
 
 use super::FileSourceMetrics;
-use super::cri::decode_cri;
+use super::cri::{PartialLineMerger, decode_cri};
 use model::{Attributes, Record, RecordId, Stream, Timestamp, names};
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -11,14 +11,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
 const READ_CHUNK: usize = 256 * 1024;
-
-/// A line gathered from `P` chunks until its `F`.
-struct PartialLine {
-    start: u64,
-    timestamp: Timestamp,
-    bytes: Vec<u8>,
-    truncated: bool,
-}
 
 /// The read state of one file.
 pub(crate) struct FileTail {
@@ -33,7 +25,8 @@ pub(crate) struct FileTail {
     pub(super) carry: Vec<u8>,
     /// Inside a line longer than the cap whose head was already emitted.
     discarding: bool,
-    partials: [Option<PartialLine>; 2],
+    partials: PartialLineMerger,
+    max_line_bytes: usize,
     /// The file disappeared from the directory; drop it once read to its end.
     pub(crate) gone: bool,
     /// The position last put in a batch's checkpoints.
@@ -41,7 +34,12 @@ pub(crate) struct FileTail {
 }
 
 impl FileTail {
-    pub(crate) fn new(path: PathBuf, resource: Attributes, start_offset: u64) -> Self {
+    pub(crate) fn new(
+        path: PathBuf,
+        resource: Attributes,
+        start_offset: u64,
+        max_line_bytes: usize,
+    ) -> Self {
         FileTail {
             key: path.to_string_lossy().into_owned(),
             path,
@@ -50,7 +48,8 @@ impl FileTail {
             offset: start_offset,
             carry: Vec::new(),
             discarding: false,
-            partials: [None, None],
+            partials: PartialLineMerger::new(max_line_bytes),
+            max_line_bytes,
             gone: false,
             reported: start_offset,
         }
@@ -63,10 +62,8 @@ impl FileTail {
     /// Where a restart should resume: before any line not yet emitted in full.
     pub(crate) fn checkpoint_position(&self) -> u64 {
         self.partials
-            .iter()
-            .flatten()
-            .map(|p| p.start)
-            .fold(self.offset, u64::min)
+            .earliest_pending()
+            .map_or(self.offset, |p| p.min(self.offset))
     }
 
     /// The resume position, if it moved since it was last taken.
@@ -84,14 +81,13 @@ impl FileTail {
         &mut self,
         out: &mut Vec<Record>,
         max_records: usize,
-        max_line_bytes: usize,
         metrics: &FileSourceMetrics,
     ) -> io::Result<u64> {
         let mut file = match self.file.take() {
             Some(f) => f,
             None => File::open(&self.path)?,
         };
-        let result = self.read_from(&mut file, out, max_records, max_line_bytes, metrics);
+        let result = self.read_from(&mut file, out, max_records, metrics);
         self.file = Some(file);
         result
     }
@@ -101,7 +97,6 @@ impl FileTail {
         file: &mut File,
         out: &mut Vec<Record>,
         max_records: usize,
-        max_line_bytes: usize,
         metrics: &FileSourceMetrics,
     ) -> io::Result<u64> {
         let read_at = self.offset + self.carry.len() as u64;
@@ -112,7 +107,7 @@ impl FileTail {
             tracing::warn!(path = %self.path.display(), len, read_at, "log file shrank; reading it again from the start");
             self.offset = 0;
             self.carry.clear();
-            self.partials = [None, None];
+            self.partials.clear();
             self.discarding = false;
         }
         let mut total = 0u64;
@@ -127,17 +122,13 @@ impl FileTail {
             total += n as u64;
             metrics.bytes_read.fetch_add(n as u64, Relaxed);
             self.carry.extend_from_slice(&buf[..n]);
-            self.consume_lines(out, max_line_bytes, metrics);
+            self.consume_lines(out, metrics);
         }
         Ok(total)
     }
 
-    fn consume_lines(
-        &mut self,
-        out: &mut Vec<Record>,
-        max_line_bytes: usize,
-        metrics: &FileSourceMetrics,
-    ) {
+    fn consume_lines(&mut self, out: &mut Vec<Record>, metrics: &FileSourceMetrics) {
+        let max_line_bytes = self.max_line_bytes;
         let carry = std::mem::take(&mut self.carry);
         let mut start = 0usize;
         for nl in memchr::memchr_iter(b'\n', &carry) {
@@ -150,7 +141,7 @@ impl FileTail {
                 continue;
             }
             metrics.lines_read.fetch_add(1, Relaxed);
-            self.handle_line(line, line_offset, max_line_bytes, out, metrics);
+            self.handle_line(line, line_offset, out, metrics);
         }
         self.offset += start as u64;
         let rest = &carry[start..];
@@ -183,7 +174,6 @@ impl FileTail {
         &mut self,
         line: &[u8],
         line_offset: u64,
-        max_line_bytes: usize,
         out: &mut Vec<Record>,
         metrics: &FileSourceMetrics,
     ) {
@@ -200,35 +190,20 @@ impl FileTail {
                 return;
             }
         };
-        let slot = &mut self.partials[stream_slot(cri.stream)];
-        if cri.partial {
-            let p = slot.get_or_insert_with(|| PartialLine {
-                start: line_offset,
-                timestamp: cri.timestamp,
-                bytes: Vec::with_capacity(cri.content.len() * 2),
-                truncated: false,
-            });
-            append_capped(p, cri.content, max_line_bytes);
+        let Some(line) = self.partials.push(&cri, line_offset) else {
             metrics.partial_chunks.fetch_add(1, Relaxed);
             return;
-        }
-        let record = match slot.take() {
-            Some(mut p) => {
-                append_capped(&mut p, cri.content, max_line_bytes);
-                let mut r = self.record(p.start, p.timestamp, Some(cri.stream), p.bytes);
-                if p.truncated {
-                    metrics.truncated_lines.fetch_add(1, Relaxed);
-                    r.attributes.insert(names::LOG_TRUNCATED, true);
-                }
-                r
-            }
-            None => self.record(
-                line_offset,
-                cri.timestamp,
-                Some(cri.stream),
-                cri.content.to_vec(),
-            ),
         };
+        let mut record = self.record(
+            line.position,
+            line.timestamp,
+            Some(line.stream),
+            line.content,
+        );
+        if line.truncated {
+            metrics.truncated_lines.fetch_add(1, Relaxed);
+            record.attributes.insert(names::LOG_TRUNCATED, true);
+        }
         out.push(record);
     }
 
@@ -256,20 +231,4 @@ impl FileTail {
         }
         r
     }
-}
-
-fn stream_slot(s: Stream) -> usize {
-    match s {
-        Stream::Stdout => 0,
-        Stream::Stderr => 1,
-    }
-}
-
-fn append_capped(p: &mut PartialLine, content: &[u8], cap: usize) {
-    let room = cap.saturating_sub(p.bytes.len());
-    if content.len() > room {
-        p.truncated = true;
-    }
-    p.bytes
-        .extend_from_slice(&content[..content.len().min(room)]);
 }
