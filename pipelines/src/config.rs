@@ -1,0 +1,653 @@
+//! The pipeline config: TOML with `[sources.*]`, `[transforms.*]` and `[sinks.*]`, each
+//! naming its `inputs`, checked as a whole so that `validate` reports every problem at once,
+//! each with the file, the key and a hint.
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// The presets shipped inside the binary (`pipelines/presets/*.toml`).
+pub const PRESETS: [(&str, &str); 3] = [
+    ("local", include_str!("../presets/local.toml")),
+    ("agent", include_str!("../presets/agent.toml")),
+    ("aggregator", include_str!("../presets/aggregator.toml")),
+];
+
+/// The text of preset `name`.
+pub fn preset(name: &str) -> Option<&'static str> {
+    PRESETS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, text)| *text)
+}
+
+/// One thing wrong with a config.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// The dotted key it concerns (`sources.pod_logs.poll_interval_ms`).
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+    /// How to fix it.
+    pub hint: String,
+}
+
+/// Every problem of one config.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigError {
+    /// The file (or preset) the config came from.
+    pub origin: String,
+    /// What is wrong, in key order.
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.problems.len();
+        write!(
+            f,
+            "{}: {n} problem{} in the config",
+            self.origin,
+            if n == 1 { "" } else { "s" }
+        )?;
+        for p in &self.problems {
+            let key = if p.key.is_empty() { "(file)" } else { &p.key };
+            write!(f, "\n  - {key}: {}\n    hint: {}", p.message, p.hint)?;
+        }
+        Ok(())
+    }
+}
+
+/// Settings given on the command line; they win over the file.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    /// `--logs-dir`: the directory of every `files` source.
+    pub logs_dir: Option<PathBuf>,
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+    /// `--listen`.
+    pub listen: Option<String>,
+}
+
+/// A checked pipeline config.
+#[derive(Clone, Debug)]
+pub struct PipelineConfig {
+    /// Where the index (and later other state) lives.
+    pub data_dir: PathBuf,
+    /// The HTTP API, when configured.
+    pub api: Option<ApiConfig>,
+    /// Sources by id.
+    pub sources: BTreeMap<String, SourceConfig>,
+    /// Transforms by id.
+    pub transforms: BTreeMap<String, TransformConfig>,
+    /// Sinks by id.
+    pub sinks: BTreeMap<String, SinkConfig>,
+}
+
+/// `[api]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// HOST:PORT to listen on.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8470".into()
+}
+
+/// A source.
+#[derive(Clone, Debug)]
+pub enum SourceConfig {
+    /// Container log files.
+    Files(FilesSourceConfig),
+}
+
+/// `type = "files"`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilesSourceConfig {
+    /// The kubelet's pod log directory.
+    #[serde(default = "default_logs_dir")]
+    pub logs_dir: PathBuf,
+    /// How often to look for new bytes and files, in milliseconds.
+    #[serde(default = "default_poll_interval_ms")]
+    pub poll_interval_ms: u64,
+    /// Longest line kept, in bytes.
+    #[serde(default = "default_max_line_bytes")]
+    pub max_line_bytes: usize,
+}
+
+fn default_logs_dir() -> PathBuf {
+    "/var/log/pods".into()
+}
+fn default_poll_interval_ms() -> u64 {
+    250
+}
+fn default_max_line_bytes() -> usize {
+    1024 * 1024
+}
+
+/// A transform.
+#[derive(Clone, Debug)]
+pub enum TransformConfig {
+    /// Recognise inference-server lines.
+    InferenceLogs {
+        /// Upstream components.
+        inputs: Vec<String>,
+    },
+}
+
+/// A sink.
+#[derive(Clone, Debug)]
+pub enum SinkConfig {
+    /// The tantivy index under `data_dir`.
+    Index(IndexSinkConfig),
+}
+
+/// `type = "index"`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndexSinkConfig {
+    /// Upstream components.
+    pub inputs: Vec<String>,
+    /// Commit (make searchable and acknowledge) at least this often, in milliseconds.
+    #[serde(default = "default_commit_interval_ms")]
+    pub commit_interval_ms: u64,
+    /// Commit as soon as this many records are pending.
+    #[serde(default = "default_commit_docs")]
+    pub commit_docs: usize,
+    /// tantivy's indexing memory budget in MiB.
+    #[serde(default = "default_memory_budget_mb")]
+    pub memory_budget_mb: usize,
+}
+
+fn default_commit_interval_ms() -> u64 {
+    1000
+}
+fn default_commit_docs() -> usize {
+    100_000
+}
+fn default_memory_budget_mb() -> usize {
+    64
+}
+
+// ---- raw forms, as written -------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    data_dir: Option<PathBuf>,
+    api: Option<toml::Value>,
+    #[serde(default)]
+    sources: BTreeMap<String, toml::Value>,
+    #[serde(default)]
+    transforms: BTreeMap<String, toml::Value>,
+    #[serde(default)]
+    sinks: BTreeMap<String, toml::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum RawSource {
+    Files(FilesSourceConfig),
+    Kube(serde::de::IgnoredAny),
+    Gpu(serde::de::IgnoredAny),
+    Scrape(serde::de::IgnoredAny),
+    Kafka(serde::de::IgnoredAny),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InputsOnly {
+    inputs: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum RawTransform {
+    InferenceLogs(InputsOnly),
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum RawSink {
+    Index(IndexSinkConfig),
+    Kafka(serde::de::IgnoredAny),
+}
+
+/// Component types that are part of the design but not built yet, with the issue that
+/// brings them.
+fn not_built_yet(kind: &str) -> &'static str {
+    match kind {
+        "kube" => "the Kubernetes source arrives with the Kubernetes issue",
+        "gpu" | "scrape" => "GPU and Prometheus sources arrive with the GPU issue",
+        _ => "Kafka arrives with the Kafka issue; use the `local` preset meanwhile",
+    }
+}
+
+impl PipelineConfig {
+    /// Reads and checks a config. `origin` names the file in messages.
+    pub fn load(origin: &str, text: &str, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let mut problems = Vec::new();
+        // Ids of components that failed to parse: they count as present, so one mistake does
+        // not also show up as "no component called …" wherever it is used.
+        let mut broken = BTreeSet::new();
+        if let Some(config) = Self::parse(text, overrides, &mut problems, &mut broken) {
+            config.check(&broken, &mut problems);
+            if problems.is_empty() {
+                return Ok(config);
+            }
+        }
+        problems.sort_by(|a, b| a.key.cmp(&b.key));
+        problems.dedup();
+        Err(ConfigError {
+            origin: origin.to_string(),
+            problems,
+        })
+    }
+
+    fn parse(
+        text: &str,
+        overrides: &Overrides,
+        problems: &mut Vec<Problem>,
+        broken: &mut BTreeSet<String>,
+    ) -> Option<Self> {
+        let raw: RawConfig = match toml::from_str(text) {
+            Ok(raw) => raw,
+            Err(e) => {
+                let (key, hint) = match e.message() {
+                    m if m.starts_with("unknown field") => (
+                        String::new(),
+                        "top-level keys are data_dir, [api], [sources.*], [transforms.*], [sinks.*]".to_string(),
+                    ),
+                    _ => (String::new(), "fix the TOML syntax at the line shown".to_string()),
+                };
+                problems.push(Problem {
+                    key,
+                    message: e.to_string().trim().replace('\n', "\n    "),
+                    hint,
+                });
+                return None;
+            }
+        };
+        let api = raw.api.and_then(|v| {
+            typed::<ApiConfig>(v, "api", "[api] takes `listen = \"HOST:PORT\"`", problems)
+        });
+        let mut sources = BTreeMap::new();
+        for (id, value) in raw.sources {
+            let key = format!("sources.{id}");
+            let hint = "a source needs `type` = \"files\" (kube, gpu, scrape and kafka come later)";
+            match typed::<RawSource>(value, &key, hint, problems) {
+                Some(RawSource::Files(c)) => {
+                    sources.insert(id.clone(), SourceConfig::Files(c));
+                }
+                Some(RawSource::Kube(_)) => unbuilt(&key, "kube", problems),
+                Some(RawSource::Gpu(_)) => unbuilt(&key, "gpu", problems),
+                Some(RawSource::Scrape(_)) => unbuilt(&key, "scrape", problems),
+                Some(RawSource::Kafka(_)) => unbuilt(&key, "kafka", problems),
+                None => {}
+            }
+            if !sources.contains_key(&id) {
+                broken.insert(id);
+            }
+        }
+        let mut transforms = BTreeMap::new();
+        for (id, value) in raw.transforms {
+            let key = format!("transforms.{id}");
+            let hint =
+                "a transform needs `type` = \"inference_logs\" and `inputs` = [\"<source>\"]";
+            match typed::<RawTransform>(value, &key, hint, problems) {
+                Some(RawTransform::InferenceLogs(c)) => {
+                    transforms.insert(id, TransformConfig::InferenceLogs { inputs: c.inputs });
+                }
+                None => {
+                    broken.insert(id);
+                }
+            }
+        }
+        let mut sinks = BTreeMap::new();
+        for (id, value) in raw.sinks {
+            let key = format!("sinks.{id}");
+            let hint = "a sink needs `type` = \"index\" and `inputs` = [\"<source or transform>\"]";
+            match typed::<RawSink>(value, &key, hint, problems) {
+                Some(RawSink::Index(c)) => {
+                    sinks.insert(id.clone(), SinkConfig::Index(c));
+                }
+                Some(RawSink::Kafka(_)) => unbuilt(&key, "kafka", problems),
+                None => {}
+            }
+            if !sinks.contains_key(&id) {
+                broken.insert(id);
+            }
+        }
+        let mut config = PipelineConfig {
+            data_dir: raw.data_dir.unwrap_or_else(|| "./data".into()),
+            api,
+            sources,
+            transforms,
+            sinks,
+        };
+        config.apply(overrides);
+        Some(config)
+    }
+
+    fn apply(&mut self, o: &Overrides) {
+        if let Some(d) = &o.data_dir {
+            self.data_dir = d.clone();
+        }
+        if let Some(l) = &o.listen {
+            self.api
+                .get_or_insert_with(|| ApiConfig { listen: l.clone() })
+                .listen = l.clone();
+        }
+        if let Some(dir) = &o.logs_dir {
+            for source in self.sources.values_mut() {
+                let SourceConfig::Files(f) = source;
+                f.logs_dir = dir.clone();
+            }
+        }
+    }
+
+    /// The inputs of a transform or sink.
+    pub fn inputs_of(&self, id: &str) -> &[String] {
+        if let Some(TransformConfig::InferenceLogs { inputs }) = self.transforms.get(id) {
+            return inputs;
+        }
+        match self.sinks.get(id) {
+            Some(SinkConfig::Index(c)) => &c.inputs,
+            None => &[],
+        }
+    }
+
+    fn check(&self, broken: &BTreeSet<String>, problems: &mut Vec<Problem>) {
+        let mut p = |key: String, message: String, hint: &str| {
+            problems.push(Problem {
+                key,
+                message,
+                hint: hint.to_string(),
+            })
+        };
+        let sections = [
+            ("sources", self.sources.keys().collect::<Vec<_>>()),
+            ("transforms", self.transforms.keys().collect()),
+            ("sinks", self.sinks.keys().collect()),
+        ];
+        let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+        for (section, ids) in &sections {
+            for id in ids {
+                if id.is_empty()
+                    || !id
+                        .bytes()
+                        .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
+                {
+                    p(
+                        format!("{section}.{id}"),
+                        "component ids may hold only letters, digits, `_` and `-`".into(),
+                        "rename the table",
+                    );
+                }
+                if let Some(other) = seen.insert(id.as_str(), section) {
+                    p(
+                        format!("{section}.{id}"),
+                        format!("the id `{id}` is also used in [{other}]"),
+                        "give every component a distinct id so `inputs` are unambiguous",
+                    );
+                }
+            }
+        }
+        if self.sources.is_empty() && broken.is_empty() {
+            p(
+                "sources".into(),
+                "no source is configured".into(),
+                "add e.g. [sources.pod_logs] with type = \"files\"",
+            );
+        }
+        if self.sinks.is_empty() && broken.is_empty() {
+            p(
+                "sinks".into(),
+                "no sink is configured".into(),
+                "add e.g. [sinks.index] with type = \"index\" and inputs",
+            );
+        }
+        let producers: BTreeSet<&str> = self
+            .sources
+            .keys()
+            .chain(self.transforms.keys())
+            .map(String::as_str)
+            .collect();
+        let known = |id: &str| producers.contains(id) || broken.contains(id);
+        let mut consumed: BTreeSet<&str> = BTreeSet::new();
+        for (section, id) in self
+            .transforms
+            .keys()
+            .map(|id| ("transforms", id))
+            .chain(self.sinks.keys().map(|id| ("sinks", id)))
+        {
+            let inputs = self.inputs_of(id);
+            if inputs.is_empty() {
+                p(
+                    format!("{section}.{id}.inputs"),
+                    "no inputs".into(),
+                    "list the ids of the sources or transforms it reads",
+                );
+            }
+            for input in inputs {
+                consumed.insert(input);
+                if input == id {
+                    p(
+                        format!("{section}.{id}.inputs"),
+                        "a component cannot read its own output".into(),
+                        "remove it from its inputs",
+                    );
+                } else if self.sinks.contains_key(input) {
+                    p(
+                        format!("{section}.{id}.inputs"),
+                        format!("`{input}` is a sink and produces nothing"),
+                        "inputs name sources or transforms",
+                    );
+                } else if !known(input) {
+                    let known: Vec<&str> = producers.iter().copied().collect();
+                    p(
+                        format!("{section}.{id}.inputs"),
+                        format!("no source or transform is called `{input}`"),
+                        &format!(
+                            "known ids: {}",
+                            if known.is_empty() {
+                                "none".into()
+                            } else {
+                                known.join(", ")
+                            }
+                        ),
+                    );
+                }
+            }
+        }
+        // A broken consumer's inputs are unknown, so "unread" could be wrong then.
+        for id in producers.iter().filter(|_| broken.is_empty()) {
+            if !consumed.contains(id) {
+                let section = if self.sources.contains_key(*id) {
+                    "sources"
+                } else {
+                    "transforms"
+                };
+                p(
+                    format!("{section}.{id}"),
+                    "nothing reads its output".into(),
+                    "add it to a sink's or transform's inputs, or remove it",
+                );
+            }
+        }
+        if let Some(cycle_at) = self.find_transform_cycle() {
+            p(
+                format!("transforms.{cycle_at}.inputs"),
+                "transforms feed each other in a cycle".into(),
+                "break the cycle",
+            );
+        }
+        if let Some(api) = &self.api {
+            if api.listen.parse::<SocketAddr>().is_err() {
+                p(
+                    "api.listen".into(),
+                    format!("`{}` is not an IP:PORT address", api.listen),
+                    "e.g. 127.0.0.1:8470 (loopback) or 0.0.0.0:8470 (all interfaces)",
+                );
+            }
+            if !self
+                .sinks
+                .values()
+                .any(|s| matches!(s, SinkConfig::Index(_)))
+                && broken.is_empty()
+            {
+                p(
+                    "api".into(),
+                    "the API has no index to serve".into(),
+                    "add an index sink, or remove [api]",
+                );
+            }
+        }
+        let index_sinks: Vec<&String> = self
+            .sinks
+            .iter()
+            .filter(|(_, s)| matches!(s, SinkConfig::Index(_)))
+            .map(|(id, _)| id)
+            .collect();
+        if index_sinks.len() > 1 {
+            p(
+                format!("sinks.{}", index_sinks[1]),
+                "more than one index sink".into(),
+                "one data_dir holds one index; list every input in a single index sink",
+            );
+        }
+        for (id, source) in &self.sources {
+            let SourceConfig::Files(f) = source;
+            if f.logs_dir.as_os_str().is_empty() {
+                p(
+                    format!("sources.{id}.logs_dir"),
+                    "empty".into(),
+                    "the kubelet writes pod logs to /var/log/pods",
+                );
+            }
+            if !(10..=60_000).contains(&f.poll_interval_ms) {
+                p(
+                    format!("sources.{id}.poll_interval_ms"),
+                    format!("{} is out of range", f.poll_interval_ms),
+                    "use 10 to 60000 (default 250)",
+                );
+            }
+            if !(1024..=64 * 1024 * 1024).contains(&f.max_line_bytes) {
+                p(
+                    format!("sources.{id}.max_line_bytes"),
+                    format!("{} is out of range", f.max_line_bytes),
+                    "use 1024 to 67108864 (default 1048576)",
+                );
+            }
+        }
+        for (id, sink) in &self.sinks {
+            let SinkConfig::Index(c) = sink;
+            if !(10..=600_000).contains(&c.commit_interval_ms) {
+                p(
+                    format!("sinks.{id}.commit_interval_ms"),
+                    format!("{} is out of range", c.commit_interval_ms),
+                    "use 10 to 600000 (default 1000)",
+                );
+            }
+            if c.commit_docs == 0 {
+                p(
+                    format!("sinks.{id}.commit_docs"),
+                    "must be at least 1".into(),
+                    "default 100000",
+                );
+            }
+            if !(16..=4096).contains(&c.memory_budget_mb) {
+                p(
+                    format!("sinks.{id}.memory_budget_mb"),
+                    format!("{} is out of range", c.memory_budget_mb),
+                    "use 16 to 4096 (default 64)",
+                );
+            }
+        }
+    }
+
+    fn find_transform_cycle(&self) -> Option<&str> {
+        // Depth-first search over transform → transform edges; 1 = on the stack, 2 = done.
+        fn visit<'a>(
+            cfg: &'a PipelineConfig,
+            id: &'a str,
+            state: &mut BTreeMap<&'a str, u8>,
+        ) -> Option<&'a str> {
+            match state.get(id) {
+                Some(1) => return Some(id),
+                Some(_) => return None,
+                None => {}
+            }
+            state.insert(id, 1);
+            for input in cfg.inputs_of(id) {
+                if cfg.transforms.contains_key(input)
+                    && let Some(at) = visit(cfg, input, state)
+                {
+                    return Some(at);
+                }
+            }
+            state.insert(id, 2);
+            None
+        }
+        let mut state = BTreeMap::new();
+        self.transforms
+            .keys()
+            .find_map(|id| visit(self, id, &mut state))
+    }
+}
+
+fn unbuilt(key: &str, kind: &str, problems: &mut Vec<Problem>) {
+    problems.push(Problem {
+        key: format!("{key}.type"),
+        message: format!("`{kind}` is not built yet"),
+        hint: not_built_yet(kind).to_string(),
+    });
+}
+
+/// Deserialises one table, turning a failure into a problem at the exact key.
+fn typed<T: DeserializeOwned>(
+    value: toml::Value,
+    key: &str,
+    hint: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<T> {
+    match serde_path_to_error::deserialize::<_, T>(value) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            let path = e.path().to_string();
+            let inner = e.into_inner().to_string();
+            let message = inner.trim().to_string();
+            // serde does not track the path inside internally tagged enums (`type = …`),
+            // so the field is taken from the message where serde names it.
+            let named_field = ["unknown field `", "missing field `"]
+                .iter()
+                .find_map(|p| message.strip_prefix(p))
+                .and_then(|rest| rest.split('`').next());
+            let full_key = if let Some(field) = named_field {
+                format!("{key}.{field}")
+            } else if path != "." && !path.is_empty() && !path.contains('?') {
+                format!("{key}.{path}")
+            } else if message.contains("variant") {
+                format!("{key}.type")
+            } else {
+                key.to_string()
+            };
+            problems.push(Problem {
+                key: full_key,
+                message,
+                hint: hint.to_string(),
+            });
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

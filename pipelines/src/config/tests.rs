@@ -1,0 +1,171 @@
+use super::*;
+
+fn load(text: &str) -> Result<PipelineConfig, ConfigError> {
+    PipelineConfig::load("test.toml", text, &Overrides::default())
+}
+
+fn problem_keys(text: &str) -> Vec<String> {
+    load(text)
+        .unwrap_err()
+        .problems
+        .into_iter()
+        .map(|p| p.key)
+        .collect()
+}
+
+#[test]
+fn the_local_preset_is_valid_and_flags_override_it() {
+    let overrides = Overrides {
+        logs_dir: Some("/tmp/pods".into()),
+        data_dir: Some("/tmp/data".into()),
+        listen: Some("127.0.0.1:9999".into()),
+    };
+    let c = PipelineConfig::load("preset local", preset("local").unwrap(), &overrides).unwrap();
+    assert_eq!(c.data_dir, PathBuf::from("/tmp/data"));
+    assert_eq!(c.api.as_ref().unwrap().listen, "127.0.0.1:9999");
+    let SourceConfig::Files(f) = &c.sources["pod_logs"];
+    assert_eq!(f.logs_dir, PathBuf::from("/tmp/pods"));
+    assert_eq!(f.poll_interval_ms, 250);
+    assert_eq!(c.inputs_of("index"), ["parse"]);
+}
+
+#[test]
+fn agent_and_aggregator_presets_are_refused_until_kafka_exists() {
+    for name in ["agent", "aggregator"] {
+        let err =
+            PipelineConfig::load(name, preset(name).unwrap(), &Overrides::default()).unwrap_err();
+        assert!(
+            err.problems
+                .iter()
+                .all(|p| p.message.contains("not built yet")),
+            "{err}"
+        );
+        assert!(err.to_string().contains("Kafka issue"), "{err}");
+    }
+}
+
+#[test]
+fn syntax_errors_point_at_the_line() {
+    let err = load("[sources.x\ntype = 'files'").unwrap_err();
+    assert_eq!(err.problems.len(), 1);
+    assert!(err.to_string().starts_with("test.toml: 1 problem"), "{err}");
+    assert!(err.problems[0].message.contains("line 1"), "{err}");
+}
+
+#[test]
+fn every_problem_is_reported_at_its_key_with_a_hint() {
+    let text = r#"
+        colour = "blue"
+        [api]
+        listen = "localhost"
+        [sources.logs]
+        type = "files"
+        poll_interval_ms = 0
+        logs_dri = "/x"
+        [sources.unused]
+        type = "files"
+        [sources.bad]
+        type = "fils"
+        [transforms.parse]
+        type = "inference_logs"
+        inputs = ["logs", "nope", "index"]
+        [sinks.index]
+        type = "index"
+        inputs = ["parse", "bad"]
+        memory_budget_mb = 1
+    "#;
+    // An unknown top-level key stops parsing early; check it alone first.
+    let top = load(text).unwrap_err();
+    assert_eq!(top.problems.len(), 1);
+    assert!(top.problems[0].message.contains("colour"), "{top}");
+    let keys = problem_keys(&text.replace("colour = \"blue\"", ""));
+    assert_eq!(
+        keys,
+        [
+            "api.listen",
+            "sinks.index.memory_budget_mb",
+            "sources.bad.type",
+            "sources.logs.logs_dri",
+            "transforms.parse.inputs",
+            "transforms.parse.inputs",
+        ],
+    );
+    let fixed_field = text
+        .replace("colour = \"blue\"", "")
+        .replace("logs_dri", "logs_dir");
+    let err = load(&fixed_field).unwrap_err();
+    let rendered = err.to_string();
+    for needle in [
+        "sources.logs.poll_interval_ms: 0 is out of range",
+        "no source or transform is called `nope`",
+        "`index` is a sink and produces nothing",
+        "api.listen: `localhost` is not an IP:PORT address",
+        "hint: use 10 to 60000",
+        "unknown variant `fils`",
+    ] {
+        assert!(
+            rendered.contains(needle),
+            "missing {needle:?} in\n{rendered}"
+        );
+    }
+    assert!(
+        !rendered.contains("called `bad`"),
+        "a broken component is not reported twice:\n{rendered}"
+    );
+}
+
+#[test]
+fn graph_mistakes_are_found() {
+    let cycle = r#"
+        [sources.s]
+        type = "files"
+        [transforms.a]
+        type = "inference_logs"
+        inputs = ["s", "b"]
+        [transforms.b]
+        type = "inference_logs"
+        inputs = ["a"]
+        [sinks.i]
+        type = "index"
+        inputs = ["b"]
+    "#;
+    assert!(load(cycle).unwrap_err().to_string().contains("cycle"));
+    let duplicate = r#"
+        [sources.x]
+        type = "files"
+        [sinks.x]
+        type = "index"
+        inputs = ["x"]
+    "#;
+    assert!(
+        load(duplicate)
+            .unwrap_err()
+            .to_string()
+            .contains("also used")
+    );
+    let empty = load("").unwrap_err();
+    assert_eq!(
+        empty
+            .problems
+            .iter()
+            .map(|p| p.key.as_str())
+            .collect::<Vec<_>>(),
+        ["sinks", "sources"]
+    );
+    let missing_inputs = "[sources.s]\ntype='files'\n[sinks.i]\ntype='index'\n";
+    assert!(
+        load(missing_inputs)
+            .unwrap_err()
+            .to_string()
+            .contains("sinks.i.inputs: missing field `inputs`")
+    );
+}
+
+#[test]
+fn unbuilt_component_types_say_when_they_come() {
+    let err =
+        load("[sources.k]\ntype = 'kube'\n[sinks.i]\ntype='index'\ninputs=['k']").unwrap_err();
+    assert_eq!(err.problems.len(), 1, "{err}");
+    assert_eq!(err.problems[0].key, "sources.k.type");
+    assert!(err.problems[0].hint.contains("Kubernetes issue"));
+}
