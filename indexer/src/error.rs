@@ -17,12 +17,12 @@ pub enum IndexError {
     )]
     SchemaMismatch(PathBuf),
     /// The directory cannot be created or opened.
-    #[error("cannot open the index directory {path}: {source}")]
+    #[error("cannot open the index directory {path}: {reason} (check --data-dir)")]
     Directory {
         /// The directory.
         path: PathBuf,
         /// What the OS said.
-        source: std::io::Error,
+        reason: std::io::Error,
     },
     /// The commit payload (stored checkpoints) is unreadable.
     #[error("the index in {path} holds unreadable checkpoints: {detail}")]

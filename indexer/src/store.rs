@@ -29,18 +29,18 @@ struct Inner {
 impl IndexStore {
     /// Opens the index in `path`, creating the directory and the index if needed.
     pub fn open_or_create(path: &Path) -> Result<Self, IndexError> {
-        std::fs::create_dir_all(path).map_err(|source| IndexError::Directory {
+        std::fs::create_dir_all(path).map_err(|reason| IndexError::Directory {
             path: path.to_path_buf(),
-            source,
+            reason,
         })?;
         let dir = MmapDirectory::open(path).map_err(|e| IndexError::Directory {
             path: path.to_path_buf(),
-            source: std::io::Error::other(e.to_string()),
+            reason: std::io::Error::other(e.to_string()),
         })?;
         let schema = IndexSchema::new();
         let exists = Index::exists(&dir).map_err(|e| IndexError::Directory {
             path: path.to_path_buf(),
-            source: std::io::Error::other(e.to_string()),
+            reason: std::io::Error::other(e.to_string()),
         })?;
         let index = if exists {
             Index::open(dir)?

@@ -133,9 +133,11 @@ impl IndexSink {
     }
 
     /// Commits what is pending and waits for background merges; call at shutdown.
-    pub fn close(mut self) -> Result<(), IndexError> {
+    /// Returns the documents this sink committed in all.
+    pub fn close(mut self) -> Result<u64, IndexError> {
         self.commit()?;
+        let committed = self.docs_committed;
         self.writer.wait_merging_threads()?;
-        Ok(())
+        Ok(committed)
     }
 }

@@ -451,7 +451,11 @@ impl PipelineConfig {
                         "inputs name sources or transforms",
                     );
                 } else if !known(input) {
-                    let known: Vec<&str> = producers.iter().copied().collect();
+                    let known: Vec<&str> = producers
+                        .iter()
+                        .copied()
+                        .chain(broken.iter().map(String::as_str))
+                        .collect();
                     p(
                         format!("{section}.{id}.inputs"),
                         format!("no source or transform is called `{input}`"),

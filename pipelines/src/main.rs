@@ -1,2 +1,70 @@
+//! `infersight`: the command line. Parses arguments, sets up logging, and turns every error
+//! into one clear message and a non-zero exit: never a panic or a backtrace.
+
+mod commands;
 mod config;
-fn main() {}
+mod demo;
+mod topology;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// LLM inference observability for Kubernetes: logs, events and GPU metrics of vLLM, TGI,
+/// SGLang and friends, parsed, indexed and searchable.
+#[derive(Parser)]
+#[command(name = "infersight", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the pipeline (the `local` preset unless --config or --preset says otherwise).
+    Run(commands::RunArgs),
+    /// Simulate a small inference cluster writing logs, and run the `local` preset on it.
+    Demo(demo::DemoArgs),
+    /// Parse log lines from stdin and print one JSON record per line.
+    Parse(commands::ParseArgs),
+    /// Search an index directory offline.
+    Search(commands::SearchArgs),
+    /// Check a config file and report every problem.
+    Validate {
+        /// The config file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let result = match cli.command {
+        Command::Run(args) => commands::run(args),
+        Command::Demo(args) => demo::run(args),
+        Command::Parse(args) => commands::parse(args),
+        Command::Search(args) => commands::search(args),
+        Command::Validate { config } => commands::validate(&config),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("infersight: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Our own logs go to stderr through `tracing`; `RUST_LOG` tunes them (default `info`).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .compact()
+        .init();
+}

@@ -55,12 +55,12 @@ impl FileSourceConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum FileSourceError {
     /// The logs directory is missing or unreadable.
-    #[error("cannot read the logs directory {path}: {source}")]
+    #[error("cannot read the logs directory {path}: {reason} (check --logs-dir or the source's logs_dir)")]
     LogsDir {
         /// The directory.
         path: PathBuf,
         /// What the OS said.
-        source: std::io::Error,
+        reason: std::io::Error,
     },
 }
 
@@ -105,9 +105,9 @@ impl FileSource {
         config: FileSourceConfig,
         resume: CheckpointSet,
     ) -> Result<Self, FileSourceError> {
-        std::fs::read_dir(&config.logs_dir).map_err(|source| FileSourceError::LogsDir {
+        std::fs::read_dir(&config.logs_dir).map_err(|reason| FileSourceError::LogsDir {
             path: config.logs_dir.clone(),
-            source,
+            reason,
         })?;
         Ok(FileSource {
             id: id.into(),

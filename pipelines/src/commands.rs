@@ -1,0 +1,360 @@
+//! The subcommands other than `demo`.
+
+use crate::config::{self, Overrides, PipelineConfig};
+use crate::topology;
+use anyhow::{Context, anyhow, bail};
+use clap::{Args, ValueEnum};
+use collector::Shutdown;
+use collector::files::{PartialLineMerger, decode_cri};
+use indexer::{IndexStore, SearchRequest};
+use model::{Record, RecordId, Timestamp, names};
+use processor::InferenceLogProcessor;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// `infersight run`.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// A pipeline config file (TOML).
+    #[arg(long, conflicts_with = "preset")]
+    pub config: Option<PathBuf>,
+    /// A built-in preset.
+    #[arg(long, value_enum)]
+    pub preset: Option<Preset>,
+    #[command(flatten)]
+    pub overrides: OverrideArgs,
+}
+
+/// Settings that override the config file.
+#[derive(Args, Debug, Default, Clone)]
+pub struct OverrideArgs {
+    /// The kubelet's pod log directory [default: /var/log/pods].
+    #[arg(long)]
+    pub logs_dir: Option<PathBuf>,
+    /// Where the index and state live [default: ./data].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// API address, IP:PORT [default: 127.0.0.1:8470].
+    #[arg(long)]
+    pub listen: Option<String>,
+}
+
+impl From<OverrideArgs> for Overrides {
+    fn from(a: OverrideArgs) -> Self {
+        Overrides {
+            logs_dir: a.logs_dir,
+            data_dir: a.data_dir,
+            listen: a.listen,
+        }
+    }
+}
+
+/// The built-in presets.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Preset {
+    /// Files → parse → index → API, in one process.
+    Local,
+    /// Files → parse → Kafka (one per node).
+    Agent,
+    /// Kafka → parse → index → API.
+    Aggregator,
+}
+
+impl Preset {
+    fn name(self) -> &'static str {
+        match self {
+            Preset::Local => "local",
+            Preset::Agent => "agent",
+            Preset::Aggregator => "aggregator",
+        }
+    }
+}
+
+/// Loads `--config FILE`, or the preset (default `local`), with the overrides applied.
+pub fn load_config(
+    file: Option<&Path>,
+    preset: Option<Preset>,
+    overrides: Overrides,
+) -> anyhow::Result<PipelineConfig> {
+    let (origin, text) = match file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the config file {}", path.display()))?;
+            (path.display().to_string(), text)
+        }
+        None => {
+            let name = preset.unwrap_or(Preset::Local).name();
+            let text = config::preset(name).ok_or_else(|| anyhow!("no preset `{name}`"))?;
+            (format!("preset `{name}`"), text.to_string())
+        }
+    };
+    Ok(PipelineConfig::load(&origin, &text, &overrides)?)
+}
+
+/// `infersight run`.
+pub fn run(args: RunArgs) -> anyhow::Result<()> {
+    let config = load_config(args.config.as_deref(), args.preset, args.overrides.into())?;
+    run_pipeline(config, Shutdown::new(), |ready| {
+        if let Some(addr) = ready.api_addr {
+            println!("infersight: listening on http://{addr}");
+        }
+    })
+}
+
+/// Runs a pipeline on a fresh runtime until Ctrl-C / SIGTERM or `shutdown` is triggered.
+pub fn run_pipeline(
+    config: PipelineConfig,
+    shutdown: Shutdown,
+    on_ready: impl FnOnce(topology::Ready),
+) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        tokio::spawn(stop_on_signal(shutdown.clone()));
+        topology::run(config, shutdown, |ready| {
+            let _ = std::io::stdout().flush();
+            on_ready(ready);
+            let _ = std::io::stdout().flush();
+        })
+        .await
+    })
+}
+
+/// The first SIGINT/SIGTERM drains the pipeline; a second one exits at once.
+async fn stop_on_signal(shutdown: Shutdown) {
+    #[cfg(unix)]
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGTERM; Ctrl-C still works");
+            return;
+        }
+    };
+    for attempt in 0.. {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        if attempt == 0 {
+            tracing::info!("stopping: draining the pipeline (signal again to exit at once)");
+            shutdown.trigger();
+        } else {
+            eprintln!("infersight: exiting without draining");
+            std::process::exit(130);
+        }
+    }
+}
+
+/// `infersight parse`.
+#[derive(Args, Debug)]
+pub struct ParseArgs {
+    /// How each stdin line is framed.
+    #[arg(long, value_enum, default_value = "raw")]
+    pub format: LineFormat,
+    /// Which server wrote the lines (`auto` recognises them).
+    #[arg(long, default_value = "auto")]
+    pub server: String,
+}
+
+/// Framing of input lines.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum LineFormat {
+    /// The server's own line.
+    Raw,
+    /// A CRI container-log line (`<ts> <stream> <P|F> <content>`).
+    Cri,
+    /// A docker json-file line.
+    Docker,
+}
+
+const KNOWN_SERVERS: [&str; 2] = ["auto", "vllm"];
+
+/// `infersight parse`: stdin lines → JSON records on stdout.
+pub fn parse(args: ParseArgs) -> anyhow::Result<()> {
+    if !KNOWN_SERVERS.contains(&args.server.as_str()) {
+        bail!(
+            "--server {}: not supported yet; parsers so far: {} (more arrive with the parsers issue)",
+            args.server,
+            KNOWN_SERVERS.join(", ")
+        );
+    }
+    if args.format == LineFormat::Docker {
+        bail!(
+            "--format docker: not built yet (it arrives with the container-log collection issue); use raw or cri"
+        );
+    }
+    let stdin = std::io::stdin().lock();
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut processor = InferenceLogProcessor::new();
+    let mut merger = PartialLineMerger::new(1024 * 1024);
+    let resource = Arc::new(model::Attributes::new());
+    let mut emitted = Vec::new();
+    let mut emit = |mut record: Record, out: &mut dyn Write| -> anyhow::Result<()> {
+        processor.process(&mut record, &mut emitted);
+        writeln!(out, "{}", record.to_json())?;
+        for derived in emitted.drain(..) {
+            writeln!(out, "{}", derived.to_json())?;
+        }
+        Ok(())
+    };
+    for (n, line) in stdin.split(b'\n').enumerate() {
+        let mut line = line.context("cannot read stdin")?;
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+        let now = Timestamp::now();
+        let id = RecordId::from_source(b"stdin", n as u64);
+        let record = match args.format {
+            LineFormat::Raw => Some(text_record(id, now, None, &line, resource.clone())),
+            LineFormat::Cri => match decode_cri(&line) {
+                Ok(cri) => merger.push(&cri, n as u64).map(|whole| {
+                    let id = RecordId::from_source(b"stdin", whole.position);
+                    let mut r = text_record(
+                        id,
+                        whole.timestamp,
+                        Some(now),
+                        &whole.content,
+                        resource.clone(),
+                    );
+                    r.stream = Some(whole.stream);
+                    if whole.truncated {
+                        r.attributes.insert(names::LOG_TRUNCATED, true);
+                    }
+                    r
+                }),
+                Err(e) => {
+                    let mut r = text_record(id, now, None, &line, resource.clone());
+                    r.attributes.insert(names::LOG_DECODE_ERROR, e.to_string());
+                    Some(r)
+                }
+            },
+            LineFormat::Docker => None,
+        };
+        if let Some(record) = record {
+            emit(record, &mut out)?;
+        }
+    }
+    for whole in merger.flush() {
+        let id = RecordId::from_source(b"stdin", whole.position);
+        let mut r = text_record(id, whole.timestamp, None, &whole.content, resource.clone());
+        r.stream = Some(whole.stream);
+        emit(r, &mut out)?;
+    }
+    out.flush().context("cannot write stdout")?;
+    Ok(())
+}
+
+fn text_record(
+    id: RecordId,
+    ts: Timestamp,
+    observed: Option<Timestamp>,
+    bytes: &[u8],
+    resource: Arc<model::Attributes>,
+) -> Record {
+    let (body, invalid) = match std::str::from_utf8(bytes) {
+        Ok(s) => (s.to_string(), false),
+        Err(_) => (String::from_utf8_lossy(bytes).into_owned(), true),
+    };
+    let mut r = Record::log(id, ts, observed.unwrap_or(ts), resource, body);
+    if invalid {
+        r.attributes.insert(names::LOG_INVALID_UTF8, true);
+    }
+    r
+}
+
+/// `infersight search`.
+#[derive(Args, Debug)]
+pub struct SearchArgs {
+    /// The query (tantivy syntax over the message and the exact fields; `*` for all).
+    pub query: String,
+    /// Earliest time: RFC 3339 or relative (now-15m, now-2h, now-7d).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Latest time.
+    #[arg(long)]
+    pub to: Option<String>,
+    /// The data directory of an earlier `run`.
+    #[arg(long, default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// Most hits to print.
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+    /// Print each hit as its JSON record instead of a readable line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `infersight search`: the read path, directly on a data dir.
+pub fn search(args: SearchArgs) -> anyhow::Result<()> {
+    let now = Timestamp::now();
+    let time = |name: &str, v: &Option<String>| -> anyhow::Result<Option<Timestamp>> {
+        v.as_deref()
+            .map(|s| Timestamp::parse_expression(s, now).with_context(|| format!("--{name}")))
+            .transpose()
+    };
+    let request = SearchRequest {
+        query: args.query.clone(),
+        from: time("from", &args.from)?,
+        to: time("to", &args.to)?,
+        limit: args.limit,
+        ..Default::default()
+    };
+    let store = IndexStore::open_existing(&args.data_dir.join("index"))?;
+    let results = store.searcher().search(&request)?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    for hit in &results.hits {
+        if args.json {
+            writeln!(out, "{}", hit.to_json())?;
+        } else {
+            let who = [
+                names::K8S_NAMESPACE_NAME,
+                names::K8S_POD_NAME,
+                names::K8S_CONTAINER_NAME,
+            ]
+            .map(|k| hit.resource_str(k).unwrap_or("-"))
+            .join("/");
+            let sev = hit.severity.map_or("-", |s| s.as_str());
+            writeln!(out, "{} {who} {sev} {}", hit.timestamp, hit.body)?;
+        }
+    }
+    out.flush()?;
+    let capped = if results.limit_capped {
+        " (limit capped)"
+    } else {
+        ""
+    };
+    eprintln!(
+        "{} of {} matching records{capped}",
+        results.hits.len(),
+        results.total
+    );
+    Ok(())
+}
+
+/// `infersight validate --config FILE`.
+pub fn validate(file: &Path) -> anyhow::Result<()> {
+    let config = load_config(Some(file), None, Overrides::default())?;
+    println!(
+        "{}: valid ({} source{}, {} transform{}, {} sink{})",
+        file.display(),
+        config.sources.len(),
+        plural(config.sources.len()),
+        config.transforms.len(),
+        plural(config.transforms.len()),
+        config.sinks.len(),
+        plural(config.sinks.len()),
+    );
+    Ok(())
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}

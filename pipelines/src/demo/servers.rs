@@ -1,0 +1,198 @@
+//! What each simulated inference server prints, in the shapes of the real servers' lines
+//! (see `shared/corpus/lines.jsonl`).
+
+use super::simulator::Rng;
+use model::{Stream, Timestamp};
+
+/// A simulated server: what its container writes in one tick.
+pub trait SimulatedServer: Send {
+    /// The container's name in the pod.
+    fn container(&self) -> &'static str;
+    /// Appends the lines written at `now`.
+    fn tick(&mut self, now: Timestamp, rng: &mut Rng, out: &mut Vec<(Stream, String)>);
+}
+
+/// `MM-DD hh:mm:ss` as Python's logging prints it in vLLM (no year, no zone).
+fn month_day_time(now: Timestamp) -> String {
+    let s = now.to_rfc3339();
+    format!("{} {}", &s[5..10], &s[11..19])
+}
+
+/// vLLM (v1 engine) behind its OpenAI-compatible API server.
+#[derive(Default)]
+pub struct Vllm {
+    ticks: u64,
+    running: u64,
+    waiting: u64,
+}
+
+impl SimulatedServer for Vllm {
+    fn container(&self) -> &'static str {
+        "vllm"
+    }
+
+    fn tick(&mut self, now: Timestamp, rng: &mut Rng, out: &mut Vec<(Stream, String)>) {
+        let t = month_day_time(now);
+        let tag = "(APIServer pid=1)";
+        for _ in 0..rng.range(1, 3) {
+            let id = format!("chatcmpl-{}", rng.hex(16));
+            let temperature = [0.0, 0.7, 1.0][rng.range(0, 2) as usize];
+            out.push((
+                Stream::Stdout,
+                format!(
+                    "{tag} INFO {t} [logger.py:49] Received request {id}: params: SamplingParams(n=1, presence_penalty=0.0, frequency_penalty=0.0, repetition_penalty=1.0, temperature={temperature}, top_p=0.95, top_k=0, min_p=0.0, seed=None, max_tokens={}), prompt_token_ids: None, lora_request: None.",
+                    rng.range(64, 1024)
+                ),
+            ));
+            let status = if rng.chance(0.03) {
+                "500 Internal Server Error"
+            } else {
+                "200 OK"
+            };
+            out.push((
+                Stream::Stdout,
+                format!("{tag} INFO:     10.42.0.{}:{} - \"POST /v1/chat/completions HTTP/1.1\" {status}", rng.range(2, 250), rng.range(30000, 60000)),
+            ));
+        }
+        self.running = (self.running + rng.range(0, 4))
+            .saturating_sub(rng.range(0, 4))
+            .min(32);
+        self.waiting = (self.waiting + rng.range(0, 2))
+            .saturating_sub(rng.range(0, 2))
+            .min(16);
+        self.ticks += 1;
+        // vLLM logs engine stats every 5 s by default; 4 ticks here keeps the demo lively.
+        if self.ticks % 4 == 1 {
+            out.push((
+                Stream::Stdout,
+                format!(
+                    "{tag} INFO {t} [loggers.py:271] Engine 000: Avg prompt throughput: {:.1} tokens/s, Avg generation throughput: {:.1} tokens/s, Running: {} reqs, Waiting: {} reqs, GPU KV cache usage: {:.1}%, Prefix cache hit rate: {:.1}%",
+                    rng.float(0.0, 3000.0),
+                    rng.float(50.0, 1200.0),
+                    self.running,
+                    self.waiting,
+                    rng.float(5.0, 98.0),
+                    rng.float(0.0, 60.0)
+                ),
+            ));
+        }
+        if rng.chance(0.02) {
+            out.push((
+                Stream::Stdout,
+                format!(
+                    "{tag} WARNING {t} [scheduler.py:1141] Sequence group {} is preempted by PreemptionMode.RECOMPUTE mode because there is not enough KV cache space. This can affect the end-to-end performance. Increase gpu_memory_utilization or tensor_parallel_size to provide more KV cache memory. total_num_cumulative_preemption={}",
+                    rng.range(1, 999),
+                    rng.range(1, 50)
+                ),
+            ));
+        }
+    }
+}
+
+/// Hugging Face text-generation-inference's router.
+#[derive(Default)]
+pub struct Tgi;
+
+impl SimulatedServer for Tgi {
+    fn container(&self) -> &'static str {
+        "text-generation-inference"
+    }
+
+    fn tick(&mut self, now: Timestamp, rng: &mut Rng, out: &mut Vec<(Stream, String)>) {
+        // tracing-subscriber's timestamp: microseconds and a Z.
+        let ts = &now.to_rfc3339()[..26];
+        for _ in 0..rng.range(0, 2) {
+            let tokens = rng.range(16, 512);
+            let per_token_ms = rng.float(8.0, 40.0);
+            let inference_ms = per_token_ms * tokens as f64;
+            let queue_us = rng.float(20.0, 900.0);
+            let validation_ms = rng.float(0.5, 3.0);
+            let total_ms = inference_ms + validation_ms + queue_us / 1000.0;
+            out.push((
+                Stream::Stdout,
+                format!(
+                    "{ts}Z  INFO generate{{parameters=GenerateParameters {{ best_of: None, temperature: None, repetition_penalty: None, frequency_penalty: None, top_k: None, top_p: None, typical_p: None, do_sample: false, max_new_tokens: Some({tokens}), return_full_text: None, stop: [], truncate: None, watermark: false, details: false, decoder_input_details: false, seed: None, top_n_tokens: None, grammar: None }} total_time=\"{}\" validation_time=\"{validation_ms:.6}ms\" queue_time=\"{queue_us:.3}µs\" inference_time=\"{}\" time_per_token=\"{per_token_ms:.6}ms\" seed=\"None\"}}: text_generation_router::server: router/src/server.rs:309: Success",
+                    go_duration_ms(total_ms),
+                    go_duration_ms(inference_ms),
+                ),
+            ));
+        }
+        if rng.chance(0.02) {
+            out.push((
+                Stream::Stderr,
+                format!(
+                    "{ts}Z ERROR text_generation_launcher: Method Decode encountered an error."
+                ),
+            ));
+        }
+    }
+}
+
+/// TGI prints durations in the unit that reads best: `357.867572ms`, `1.2s`.
+fn go_duration_ms(ms: f64) -> String {
+    if ms >= 1000.0 {
+        format!("{:.6}s", ms / 1000.0)
+    } else {
+        format!("{ms:.6}ms")
+    }
+}
+
+/// llama.cpp's `llama-server`.
+#[derive(Default)]
+pub struct LlamaCpp {
+    task: u64,
+}
+
+impl SimulatedServer for LlamaCpp {
+    fn container(&self) -> &'static str {
+        "llama-server"
+    }
+
+    fn tick(&mut self, _now: Timestamp, rng: &mut Rng, out: &mut Vec<(Stream, String)>) {
+        if !rng.chance(0.6) {
+            return;
+        }
+        let task = self.task;
+        self.task += 1;
+        let prompt_tokens = rng.range(8, 400);
+        let gen_tokens = rng.range(16, 300);
+        let prompt_ms = prompt_tokens as f64 * rng.float(5.0, 30.0);
+        let eval_ms = gen_tokens as f64 * rng.float(40.0, 90.0);
+        out.push((
+            Stream::Stderr,
+            format!("slot launch_slot_: id  0 | task {task} | processing task"),
+        ));
+        out.push((
+            Stream::Stderr,
+            format!(
+                "slot print_timing: id  0 | task {task} | prompt eval time = {prompt_ms:>10.2} ms / {prompt_tokens:>5} tokens ({:>8.2} ms per token, {:>8.2} tokens per second)",
+                prompt_ms / prompt_tokens as f64,
+                prompt_tokens as f64 * 1000.0 / prompt_ms
+            ),
+        ));
+        out.push((
+            Stream::Stderr,
+            format!(
+                "slot print_timing: id  0 | task {task} |        eval time = {eval_ms:>10.2} ms / {gen_tokens:>5} tokens ({:>8.2} ms per token, {:>8.2} tokens per second)",
+                eval_ms / gen_tokens as f64,
+                gen_tokens as f64 * 1000.0 / eval_ms
+            ),
+        ));
+        out.push((
+            Stream::Stderr,
+            format!(
+                "slot print_timing: id  0 | task {task} |       total time = {:>10.2} ms / {:>5} tokens",
+                prompt_ms + eval_ms,
+                prompt_tokens + gen_tokens
+            ),
+        ));
+        out.push((
+            Stream::Stderr,
+            format!("slot      release: id  0 | task {task} | stop processing: n_tokens = {}, truncated = 0", prompt_tokens + gen_tokens),
+        ));
+        out.push((
+            Stream::Stderr,
+            "srv  log_server_r: request: POST /v1/chat/completions 127.0.0.1 200".to_string(),
+        ));
+    }
+}

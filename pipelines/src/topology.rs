@@ -1,0 +1,323 @@
+//! Config → running pipeline: sources, transforms and sinks wired with bounded channels.
+//!
+//! Shutdown drains from the front: the sources stop reading, their channels close, each
+//! transform finishes what it holds and closes its output, and the index sink commits what
+//! it has (with the checkpoints) before it ends; only then does the API stop. A full channel
+//! slows the stage before it (backpressure); nothing is dropped on the way.
+
+use crate::config::{PipelineConfig, SinkConfig, SourceConfig, TransformConfig};
+use anyhow::{Context, anyhow};
+use collector::Shutdown;
+use collector::files::{FileSource, FileSourceConfig, FileSourceMetrics};
+use indexer::{IndexSink, IndexStore, SinkOptions};
+use model::Batch;
+use processor::InferenceLogProcessor;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+/// Batches a channel holds before its sender waits.
+const CHANNEL_CAPACITY: usize = 16;
+/// How long a drain may take before we give up on it.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What the pipeline tells its caller once it runs.
+#[derive(Clone, Debug)]
+pub struct Ready {
+    /// The API's actual address (a `:0` port resolved), when an API is configured.
+    pub api_addr: Option<SocketAddr>,
+}
+
+/// Runs `config` until `shutdown` is triggered (or a component fails), then drains.
+/// `on_ready` is called once everything is started.
+pub async fn run(
+    config: PipelineConfig,
+    shutdown: Shutdown,
+    on_ready: impl FnOnce(Ready),
+) -> anyhow::Result<()> {
+    // Everything that can fail on a user mistake happens before anything starts.
+    let store = open_index(&config)?;
+    let resume = match &store {
+        Some(s) => s.committed_checkpoints()?,
+        None => Default::default(),
+    };
+    let mut file_sources = Vec::new();
+    for (id, source) in &config.sources {
+        let SourceConfig::Files(f) = source;
+        let mut fc = FileSourceConfig::new(f.logs_dir.clone());
+        fc.poll_interval = Duration::from_millis(f.poll_interval_ms);
+        fc.max_line_bytes = f.max_line_bytes;
+        let source = FileSource::new(id.clone(), fc, resume.clone())
+            .with_context(|| format!("source `{id}`"))?;
+        file_sources.push((id.clone(), source));
+    }
+    let mut index_sinks = Vec::new();
+    for (id, sink) in &config.sinks {
+        let SinkConfig::Index(c) = sink;
+        let store = store
+            .as_ref()
+            .ok_or_else(|| anyhow!("sink `{id}` has no index"))?;
+        let options = SinkOptions {
+            commit_interval: Duration::from_millis(c.commit_interval_ms),
+            commit_docs: c.commit_docs,
+            memory_budget_bytes: c.memory_budget_mb * 1024 * 1024,
+        };
+        index_sinks.push((
+            id.clone(),
+            store
+                .sink(options)
+                .with_context(|| format!("sink `{id}`"))?,
+        ));
+    }
+    let listener = match &config.api {
+        Some(api) => Some(bind(&api.listen).await?),
+        None => None,
+    };
+
+    let mut inboxes: BTreeMap<String, (mpsc::Sender<Batch>, mpsc::Receiver<Batch>)> =
+        BTreeMap::new();
+    for id in config.transforms.keys().chain(config.sinks.keys()) {
+        inboxes.insert(id.clone(), mpsc::channel(CHANNEL_CAPACITY));
+    }
+    let mut tasks: JoinSet<(String, anyhow::Result<()>)> = JoinSet::new();
+    let output = |producer: &str, tasks: &mut JoinSet<_>| -> mpsc::Sender<Batch> {
+        let consumers: Vec<mpsc::Sender<Batch>> = inboxes
+            .iter()
+            .filter(|(id, _)| config.inputs_of(id).iter().any(|i| i == producer))
+            .map(|(_, (tx, _))| tx.clone())
+            .collect();
+        fan_out(producer, consumers, tasks)
+    };
+
+    let mut source_metrics: Vec<(String, Arc<FileSourceMetrics>)> = Vec::new();
+    let mut source_outputs = Vec::new();
+    for (id, source) in file_sources {
+        source_metrics.push((id.clone(), source.metrics()));
+        source_outputs.push((id.clone(), source, output(&id, &mut tasks)));
+    }
+    let mut transform_outputs = Vec::new();
+    for (id, transform) in &config.transforms {
+        transform_outputs.push((id.clone(), transform.clone(), output(id, &mut tasks)));
+    }
+    let mut receivers: BTreeMap<String, mpsc::Receiver<Batch>> =
+        inboxes.into_iter().map(|(id, (_, rx))| (id, rx)).collect();
+
+    for (id, sink) in index_sinks {
+        let rx = receivers
+            .remove(&id)
+            .ok_or_else(|| anyhow!("no inbox for `{id}`"))?;
+        tasks.spawn(async move {
+            let result = run_index_sink(sink, rx).await;
+            (format!("sink `{id}`"), result)
+        });
+    }
+    for (id, transform, out) in transform_outputs {
+        let rx = receivers
+            .remove(&id)
+            .ok_or_else(|| anyhow!("no inbox for `{id}`"))?;
+        let TransformConfig::InferenceLogs { .. } = transform;
+        tasks.spawn(async move {
+            (
+                format!("transform `{id}`"),
+                run_inference_logs(rx, out).await,
+            )
+        });
+    }
+    for (id, source, out) in source_outputs {
+        let shutdown = shutdown.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("source-{id}"))
+            .spawn(move || source.run(out, shutdown))
+            .context("cannot start a source thread")?;
+        tasks.spawn(async move {
+            let joined = tokio::task::spawn_blocking(move || thread.join()).await;
+            let result = match joined {
+                Ok(Ok(())) => Ok(()),
+                _ => Err(anyhow!("the source thread panicked")),
+            };
+            (format!("source `{id}`"), result)
+        });
+    }
+
+    let (api_stop, api_stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut api_task = None;
+    let api_addr = match listener {
+        Some(listener) => {
+            let addr = listener.local_addr().ok();
+            let store = store
+                .clone()
+                .ok_or_else(|| anyhow!("the API needs an index"))?;
+            let router = api::router(api::ApiState {
+                search: Arc::new(store.searcher()),
+            });
+            api_task = Some(tokio::spawn(api::serve(listener, router, async {
+                let _ = api_stopped.await;
+            })));
+            addr
+        }
+        None => None,
+    };
+    on_ready(Ready { api_addr });
+
+    let result = supervise(&mut tasks, &shutdown).await;
+    let _ = api_stop.send(());
+    if let Some(task) = api_task {
+        match task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "the API server failed"),
+            Err(e) => tracing::error!(error = %e, "the API server panicked"),
+        }
+    }
+    for (id, m) in source_metrics {
+        tracing::info!(
+            source = %id,
+            lines = m.lines_read.load(Relaxed),
+            bytes = m.bytes_read.load(Relaxed),
+            decode_errors = m.decode_errors.load(Relaxed),
+            truncated = m.truncated_lines.load(Relaxed),
+            batches_acknowledged = m.batches_delivered.load(Relaxed),
+            batches_not_acknowledged = m.batches_not_delivered.load(Relaxed),
+            "source totals"
+        );
+    }
+    result
+}
+
+/// Waits for every component; a failure stops the rest. Bounded once a stop was asked for.
+async fn supervise(
+    tasks: &mut JoinSet<(String, anyhow::Result<()>)>,
+    shutdown: &Shutdown,
+) -> anyhow::Result<()> {
+    let mut first_error: Option<anyhow::Error> = None;
+    let deadline = async {
+        shutdown.triggered().await;
+        tokio::time::sleep(DRAIN_TIMEOUT).await;
+    };
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            next = tasks.join_next() => match next {
+                None => break,
+                Some(Ok((_, Ok(())))) => {}
+                Some(Ok((who, Err(e)))) => {
+                    let e = e.context(format!("{who} failed"));
+                    tracing::error!(error = format!("{e:#}"), "stopping the pipeline");
+                    shutdown.trigger();
+                    first_error.get_or_insert(e);
+                }
+                Some(Err(e)) => {
+                    tracing::error!(error = %e, "a pipeline task panicked; stopping");
+                    shutdown.trigger();
+                    first_error.get_or_insert(anyhow!("a pipeline task panicked: {e}"));
+                }
+            },
+            _ = &mut deadline => {
+                tracing::error!(timeout = ?DRAIN_TIMEOUT, "the pipeline did not drain in time; exiting without it");
+                tasks.abort_all();
+                return Err(first_error.unwrap_or_else(|| anyhow!("drain timed out after {DRAIN_TIMEOUT:?}")));
+            }
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+fn open_index(config: &PipelineConfig) -> anyhow::Result<Option<IndexStore>> {
+    if !config
+        .sinks
+        .values()
+        .any(|s| matches!(s, SinkConfig::Index(_)))
+    {
+        return Ok(None);
+    }
+    let path = config.data_dir.join("index");
+    Ok(Some(IndexStore::open_or_create(&path)?))
+}
+
+async fn bind(listen: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    let addr: SocketAddr = listen
+        .parse()
+        .with_context(|| format!("`{listen}` is not an IP:PORT address (e.g. 127.0.0.1:8470)"))?;
+    tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        let why = match e.kind() {
+            std::io::ErrorKind::AddrInUse => {
+                "the address is in use (is another infersight running?); choose another with --listen".to_string()
+            }
+            std::io::ErrorKind::PermissionDenied => "permission denied; ports below 1024 need privileges".to_string(),
+            _ => e.to_string(),
+        };
+        anyhow!("cannot listen on {addr}: {why}")
+    })
+}
+
+/// One sender for `producer`'s output: the consumer's own inbox when there is one consumer,
+/// else a channel whose batches are copied to each (they share the batch's finalizers, so the
+/// source hears back only when every consumer is done).
+fn fan_out(
+    producer: &str,
+    mut consumers: Vec<mpsc::Sender<Batch>>,
+    tasks: &mut JoinSet<(String, anyhow::Result<()>)>,
+) -> mpsc::Sender<Batch> {
+    if consumers.len() == 1 {
+        return consumers.remove(0);
+    }
+    let (tx, mut rx) = mpsc::channel::<Batch>(CHANNEL_CAPACITY);
+    let name = format!("fan-out of `{producer}`");
+    tasks.spawn(async move {
+        while let Some(batch) = rx.recv().await {
+            let Some((last, rest)) = consumers.split_last() else {
+                continue;
+            };
+            for c in rest {
+                let _ = c.send(batch.clone()).await;
+            }
+            let _ = last.send(batch).await;
+        }
+        (name, Ok(()))
+    });
+    tx
+}
+
+async fn run_inference_logs(
+    mut rx: mpsc::Receiver<Batch>,
+    out: mpsc::Sender<Batch>,
+) -> anyhow::Result<()> {
+    let mut processor = InferenceLogProcessor::new();
+    while let Some(mut batch) = rx.recv().await {
+        processor.process_batch(&mut batch);
+        if out.send(batch).await.is_err() {
+            return Err(anyhow!("its output closed"));
+        }
+    }
+    let (seen, recognised) = processor.counts();
+    tracing::info!(seen, recognised, "inference_logs transform totals");
+    Ok(())
+}
+
+async fn run_index_sink(mut sink: IndexSink, mut rx: mpsc::Receiver<Batch>) -> anyhow::Result<()> {
+    // tantivy blocks (adding documents, committing); block_in_place keeps the runtime's
+    // other tasks moving on the other workers meanwhile.
+    loop {
+        let wait = sink.time_to_commit();
+        tokio::select! {
+            batch = rx.recv() => match batch {
+                Some(batch) => {
+                    tokio::task::block_in_place(|| sink.add(batch))?;
+                    if sink.commit_due() {
+                        tokio::task::block_in_place(|| sink.commit())?;
+                    }
+                }
+                None => break,
+            },
+            _ = tokio::time::sleep(wait), if sink.has_pending() => {
+                tokio::task::block_in_place(|| sink.commit())?;
+            }
+        }
+    }
+    let committed = tokio::task::block_in_place(|| sink.close())?;
+    tracing::info!(records = committed, "index sink closed");
+    Ok(())
+}
