@@ -207,7 +207,10 @@ mod tests {
         assert!(!a.insert_f64("nan", f64::NAN));
         a.insert("b", true);
         a.insert("s", "x");
-        a.insert("l", AttrValue::StrList(vec!["stop".into(), "length".into()]));
+        a.insert(
+            "l",
+            AttrValue::StrList(vec!["stop".into(), "length".into()]),
+        );
         let json = serde_json::to_string(&a).unwrap();
         assert_eq!(
             json,

@@ -5,7 +5,9 @@ use serde::ser::SerializeMap;
 use std::sync::Arc;
 
 /// What a record is (DESIGN.md §3).
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Copy, Clone, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum RecordKind {
     /// A line a container wrote.
@@ -53,7 +55,9 @@ impl RecordKind {
 }
 
 /// Normalised severity (DESIGN.md §3), with OpenTelemetry's severity numbers.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Severity {
     /// TRACE (1).
@@ -303,7 +307,8 @@ mod tests {
         r.attributes.insert(names::LLM_SERVER, "vllm");
         r.attributes.insert(names::LLM_RUNNING, 10i64);
         r.attributes.insert_f64(names::LLM_KV_CACHE_PCT, 57.9);
-        r.attributes.insert_f64(names::LLM_PROMPT_THROUGHPUT_TPS, 0.0);
+        r.attributes
+            .insert_f64(names::LLM_PROMPT_THROUGHPUT_TPS, 0.0);
         r
     }
 

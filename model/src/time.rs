@@ -334,7 +334,13 @@ mod tests {
         assert_eq!(at("now-1d"), "2026-11-26T20:00:00.000000000Z");
         assert_eq!(at("now+30s"), "2026-11-27T20:00:30.000000000Z");
         assert_eq!(at("2026-01-01T00:00:00Z"), "2026-01-01T00:00:00.000000000Z");
-        for bad in ["now-", "now-15", "now-15y", "yesterday", "now-99999999999999w"] {
+        for bad in [
+            "now-",
+            "now-15",
+            "now-15y",
+            "yesterday",
+            "now-99999999999999w",
+        ] {
             assert!(Timestamp::parse_expression(bad, now).is_err(), "{bad}");
         }
     }

@@ -1,1 +1,271 @@
+//! Helpers for black-box tests: they start the real `infersight` binary on temporary
+//! directories and talk to it the way a user does (files in, HTTP and CLI out).
+//!
+//! The binary is the one `cargo test --workspace` builds (`target/<profile>/infersight`,
+//! next to this test's own executable); `INFERSIGHT_BIN` points elsewhere.
 
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// The `infersight` binary under test.
+pub fn binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("INFERSIGHT_BIN") {
+        return p.into();
+    }
+    let exe = std::env::current_exe().expect("the test knows its own path");
+    // target/<profile>/deps/<test> → target/<profile>/infersight
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("tests run from target/<profile>/deps");
+    let bin = profile_dir.join(format!("infersight{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.is_file(),
+        "{} is missing: run `cargo build -p pipelines` (scripts/test.sh does) or set INFERSIGHT_BIN",
+        bin.display()
+    );
+    bin
+}
+
+/// `../shared` (the corpus and fixtures), next to the repository.
+pub fn shared_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared")
+}
+
+/// The current time as a CRI timestamp (RFC 3339 with nanoseconds, UTC).
+pub fn cri_now() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let secs = (nanos / 1_000_000_000) as i64;
+    let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // civil-from-days (Howard Hinnant), enough for a test helper.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:09}Z",
+        sod / 3600,
+        sod / 60 % 60,
+        sod % 60,
+        nanos % 1_000_000_000
+    )
+}
+
+/// Appends container lines to a pod's log file in the kubelet layout, CRI-framed with the
+/// current time, creating directories as needed. Returns the file.
+pub fn append_cri(
+    logs_dir: &Path,
+    namespace: &str,
+    pod: &str,
+    container: &str,
+    lines: &[(&str, &str)],
+) -> PathBuf {
+    let dir = logs_dir
+        .join(format!("{namespace}_{pod}_uid-{pod}"))
+        .join(container);
+    std::fs::create_dir_all(&dir).expect("create the pod log dir");
+    let path = dir.join("0.log");
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .expect("open the log");
+    for (stream, content) in lines {
+        writeln!(f, "{} {stream} F {content}", cri_now()).expect("write the log");
+    }
+    path
+}
+
+/// A running `infersight run`, stopped (SIGKILL) when dropped.
+pub struct Running {
+    child: Child,
+    /// `http://IP:PORT` of its API.
+    pub base_url: String,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Running {
+    /// Starts `infersight run --logs-dir L --data-dir D --listen 127.0.0.1:0 <extra>` and
+    /// waits until it says where it listens.
+    pub fn start(logs_dir: &Path, data_dir: &Path, extra: &[&str]) -> Running {
+        let mut args: Vec<std::ffi::OsString> =
+            vec!["run".into(), "--logs-dir".into(), logs_dir.into()];
+        args.extend([
+            "--data-dir".into(),
+            data_dir.into(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+        ]);
+        args.extend(extra.iter().map(Into::into));
+        Running::spawn(&args).0
+    }
+
+    /// Starts the binary with `args` and waits until it prints `… listening on http://…`.
+    /// Also returns everything it printed on stdout up to then.
+    pub fn spawn(args: &[std::ffi::OsString]) -> (Running, Vec<String>) {
+        let mut child = Command::new(binary())
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start infersight");
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        {
+            let pipe = child.stderr.take().expect("stderr is piped");
+            let sink = stderr.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    if let Ok(mut s) = sink.lock() {
+                        s.push_str(&line);
+                        s.push('\n');
+                    }
+                }
+            });
+        }
+        let (tx, rx) = mpsc::channel();
+        let stdout = child.stdout.take().expect("stdout is piped");
+        std::thread::spawn(move || {
+            let mut printed = Vec::new();
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                printed.push(line.clone());
+                if let Some((_, url)) = line.split_once("listening on ") {
+                    let _ = tx.send((url.trim().to_string(), printed.clone()));
+                }
+            }
+        });
+        let (base_url, printed) = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(found) => found,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "infersight did not start; stderr:\n{}",
+                    stderr.lock().map(|s| s.clone()).unwrap_or_default()
+                );
+            }
+        };
+        let running = Running {
+            child,
+            base_url,
+            stderr,
+        };
+        (running, printed)
+    }
+
+    /// GET a JSON endpoint; returns the status and the parsed body.
+    pub fn get(&self, path_and_query: &str) -> (u16, Value) {
+        get_json(&format!("{}{path_and_query}", self.base_url))
+    }
+
+    /// Polls `path_and_query` until `done` accepts the body or `timeout` passes; returns
+    /// the last body. Polling the API is how a user observes ingestion, so it is the event
+    /// the test waits for.
+    pub fn wait_for(
+        &self,
+        path_and_query: &str,
+        timeout: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let (status, body) = self.get(path_and_query);
+            if status == 200 && done(&body) {
+                return body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting on {path_and_query}; last answer {status}: {body}\nstderr:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// What it has written to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit.
+    pub fn terminate(mut self, within: Duration) -> (ExitStatus, String) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM failed");
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait on infersight") {
+                // Let the stderr reader catch up with what was written before the exit.
+                std::thread::sleep(Duration::from_millis(100));
+                return (status, self.stderr());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "infersight did not exit within {within:?} of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// GET `url` and parse its JSON body, whatever the status.
+pub fn get_json(url: &str) -> (u16, Value) {
+    let agent = ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(10)))
+            .build(),
+    );
+    let mut response = agent
+        .get(url)
+        .call()
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let status = response.status().as_u16();
+    let text = response
+        .body_mut()
+        .read_to_string()
+        .unwrap_or_else(|e| panic!("GET {url} body: {e}"));
+    let body =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("GET {url}: not JSON ({e}): {text}"));
+    (status, body)
+}
+
+/// Runs the binary with `args` (and `stdin`), returning (exit code, stdout, stderr).
+pub fn run_cli(args: &[&str], stdin: &str) -> (i32, String, String) {
+    let mut child = Command::new(binary())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start infersight");
+    if let Some(mut input) = child.stdin.take() {
+        input.write_all(stdin.as_bytes()).expect("write stdin");
+    }
+    let out = child.wait_with_output().expect("wait for infersight");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

@@ -55,7 +55,9 @@ impl FileSourceConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum FileSourceError {
     /// The logs directory is missing or unreadable.
-    #[error("cannot read the logs directory {path}: {reason} (check --logs-dir or the source's logs_dir)")]
+    #[error(
+        "cannot read the logs directory {path}: {reason} (check --logs-dir or the source's logs_dir)"
+    )]
     LogsDir {
         /// The directory.
         path: PathBuf,

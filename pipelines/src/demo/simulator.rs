@@ -72,10 +72,7 @@ impl ClusterSimulator {
     pub fn standard(root: &Path, seed: u64) -> io::Result<Self> {
         let mut rng = Rng::new(seed);
         let servers: Vec<(&str, Box<dyn SimulatedServer>)> = vec![
-            (
-                "vllm-llama3-8b-0",
-                Box::new(Vllm::default()),
-            ),
+            ("vllm-llama3-8b-0", Box::new(Vllm::default())),
             ("tgi-mistral-7b-0", Box::new(Tgi::default())),
             ("llamacpp-phi3-0", Box::new(LlamaCpp::default())),
         ];

@@ -1,0 +1,199 @@
+//! The command line as a user meets it: every mistake ends in one clear message and a
+//! non-zero exit, never a panic or a backtrace.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+fn infersight(args: &[&str], stdin: &str) -> (i32, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_infersight"))
+        .args(args)
+        .env("RUST_BACKTRACE", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn assert_one_clear_error(code: i32, stderr: &str, needles: &[&str]) {
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.starts_with("infersight: error: "), "{stderr}");
+    for n in needles {
+        assert!(stderr.contains(n), "missing {n:?} in:\n{stderr}");
+    }
+    for bad in ["panicked", "backtrace", "RUST_BACKTRACE"] {
+        assert!(!stderr.contains(bad), "{stderr}");
+    }
+}
+
+fn corpus() -> Vec<serde_json::Value> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/lines.jsonl");
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn parse_prints_the_stats_attributes_of_both_vllm_formats() {
+    for (marker, expect_prefix_hit) in [("Engine 000:", true), ("metrics.py", false)] {
+        let line = corpus()
+            .into_iter()
+            .find(|l| {
+                l["server"] == "vllm"
+                    && l["kind"] == "stats"
+                    && l["line"].as_str().unwrap().contains(marker)
+            })
+            .unwrap();
+        let (code, out, err) =
+            infersight(&["parse"], &format!("{}\n", line["line"].as_str().unwrap()));
+        assert_eq!(code, 0, "{err}");
+        let records: Vec<serde_json::Value> = out
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(records.len(), 1, "{out}");
+        let attrs = &records[0]["attributes"];
+        for (key, want) in line["contract"].as_object().unwrap() {
+            if key == "severity_text" {
+                assert_eq!(&records[0]["severity_text"], want);
+            } else {
+                let got = attrs[key].as_f64().unwrap_or(f64::NAN);
+                assert!(
+                    (got - want.as_f64().unwrap()).abs() < 1e-9,
+                    "{key}: {got} vs {want}"
+                );
+            }
+        }
+        assert_eq!(
+            attrs.get("llm.prefix_cache_hit_pct").is_some(),
+            expect_prefix_hit
+        );
+        assert_eq!(records[0]["kind"], "engine_stats");
+    }
+}
+
+#[test]
+fn parse_reads_cri_framing_and_keeps_unknown_lines() {
+    let input = "2025-03-04T09:20:01.1Z stdout P first half \n2025-03-04T09:20:01.2Z stdout F second half\nnot cri\n";
+    let (code, out, _) = infersight(&["parse", "--format", "cri"], input);
+    assert_eq!(code, 0);
+    let records: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[0]["body"], "first half second half");
+    assert_eq!(records[0]["timestamp"], "2025-03-04T09:20:01.100000000Z");
+    assert_eq!(records[1]["body"], "not cri");
+    assert!(records[1]["attributes"]["log.decode_error"].is_string());
+    let (code, _, err) = infersight(&["parse", "--server", "sglang"], "");
+    assert_one_clear_error(code, &err, &["--server sglang", "vllm"]);
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn validate_accepts_a_good_config_and_names_file_key_and_hint_for_a_bad_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = write(
+        dir.path(),
+        "good.toml",
+        "[sources.logs]\ntype = \"files\"\n[transforms.p]\ntype = \"inference_logs\"\ninputs = [\"logs\"]\n[sinks.i]\ntype = \"index\"\ninputs = [\"p\"]\n",
+    );
+    let (code, out, err) = infersight(&["validate", "--config", good.to_str().unwrap()], "");
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("valid (1 source, 1 transform, 1 sink)"),
+        "{out}"
+    );
+
+    let bad = write(
+        dir.path(),
+        "bad.toml",
+        "[sources.logs]\ntype = \"files\"\npoll_interval_ms = 5\n[sinks.i]\ntype = \"index\"\ninputs = [\"parse\"]\n",
+    );
+    let (code, _, err) = infersight(&["validate", "--config", bad.to_str().unwrap()], "");
+    assert_one_clear_error(
+        code,
+        &err,
+        &[
+            "bad.toml",
+            "3 problems",
+            "sources.logs.poll_interval_ms",
+            "sinks.i.inputs",
+            "sources.logs: nothing reads its output",
+            "hint: ",
+        ],
+    );
+    let (code, _, err) = infersight(&["validate", "--config", "/no/such/file.toml"], "");
+    assert_one_clear_error(code, &err, &["/no/such/file.toml"]);
+}
+
+#[test]
+fn run_refuses_an_unreadable_logs_dir_and_a_busy_port_with_one_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (code, _, err) = infersight(
+        &[
+            "run",
+            "--logs-dir",
+            "/no/such/pods",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        "",
+    );
+    assert_one_clear_error(code, &err, &["/no/such/pods", "--logs-dir"]);
+
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().to_string();
+    let logs = dir.path().join("pods");
+    std::fs::create_dir_all(&logs).unwrap();
+    let (code, _, err) = infersight(
+        &[
+            "run",
+            "--logs-dir",
+            logs.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--listen",
+            &port,
+        ],
+        "",
+    );
+    assert_one_clear_error(code, &err, &[&port, "in use", "--listen"]);
+
+    let (code, _, err) = infersight(&["run", "--preset", "aggregator"], "");
+    assert_one_clear_error(code, &err, &["not built yet", "Kafka issue"]);
+}
+
+#[test]
+fn search_without_an_index_says_how_to_make_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = infersight(
+        &["search", "kv", "--data-dir", dir.path().to_str().unwrap()],
+        "",
+    );
+    assert_one_clear_error(code, &err, &["no index", "infersight run"]);
+}

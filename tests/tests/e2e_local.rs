@@ -1,0 +1,121 @@
+//! The local pipeline end to end: container log files in the kubelet layout → the real
+//! binary → HTTP search; then a clean SIGTERM, offline search, and a restart that resumes
+//! from its checkpoints without indexing anything twice.
+
+use serde_json::Value;
+use std::time::Duration;
+use tests::{Running, append_cri, run_cli, shared_dir};
+
+const SETTLE: Duration = Duration::from_secs(30);
+
+/// A real vLLM v1 stats line and a real TGI success line from the shared corpus.
+fn corpus_line(server: &str, contains: &str) -> String {
+    let text = std::fs::read_to_string(shared_dir().join("corpus/lines.jsonl"))
+        .expect("the shared corpus");
+    text.lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("corpus JSON"))
+        .filter(|l| l["server"] == server)
+        .map(|l| l["line"].as_str().unwrap_or_default().to_string())
+        .find(|l| l.contains(contains) && !l.contains('\u{1b}'))
+        .unwrap_or_else(|| panic!("no {server} line with {contains:?} in the corpus"))
+}
+
+fn total(body: &Value) -> u64 {
+    body["total"].as_u64().unwrap_or(0)
+}
+
+#[test]
+fn lines_written_to_pod_logs_are_searchable_over_http_and_survive_a_restart_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let logs = tmp.path().join("pods");
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&logs).unwrap();
+    let stats = corpus_line("vllm", "Engine 000: Avg prompt throughput");
+    let tgi = corpus_line("tgi", "total_time=");
+    append_cri(
+        &logs,
+        "llm-serving",
+        "vllm-0",
+        "vllm",
+        &[("stdout", &stats), ("stderr", "plain engine line")],
+    );
+    append_cri(&logs, "llm-serving", "tgi-0", "tgi", &[("stdout", &tgi)]);
+
+    let app = Running::start(&logs, &data, &[]);
+    let all = app.wait_for("/api/v1/search?q=*&from=now-15m", SETTLE, |b| total(b) == 3);
+    let pods: std::collections::BTreeSet<&str> = all["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h["resource"]["k8s.pod.name"].as_str())
+        .collect();
+    assert_eq!(pods.into_iter().collect::<Vec<_>>(), ["tgi-0", "vllm-0"]);
+    for hit in all["hits"].as_array().unwrap() {
+        assert_eq!(hit["resource"]["k8s.namespace.name"], "llm-serving");
+        assert!(hit["resource"]["k8s.container.name"].is_string());
+    }
+
+    let (status, engine) = app.get("/api/v1/search?q=kv&kind=engine_stats");
+    assert_eq!(status, 200);
+    assert_eq!(total(&engine), 1, "{engine}");
+    let attrs = &engine["hits"][0]["attributes"];
+    assert_eq!(attrs["llm.server"], "vllm");
+    assert!(
+        attrs["llm.running"].is_i64() && attrs["llm.kv_cache_pct"].is_f64(),
+        "{attrs}"
+    );
+
+    // A line appended while running shows up too.
+    append_cri(
+        &logs,
+        "llm-serving",
+        "vllm-0",
+        "vllm",
+        &[("stdout", "fresh line after start")],
+    );
+    app.wait_for("/api/v1/search?q=%22fresh%20line%22", SETTLE, |b| {
+        total(b) == 1
+    });
+
+    let (status, bad) = app.get("/api/v1/search?from=yesterday");
+    assert_eq!(status, 400);
+    assert!(bad["detail"].as_str().unwrap_or_default().contains("from"));
+
+    let (exit, stderr) = app.terminate(Duration::from_secs(30));
+    assert!(
+        exit.success(),
+        "SIGTERM should drain and exit 0; stderr:\n{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    // Offline search reads what the run committed.
+    let data_arg = data.to_str().unwrap();
+    let (code, out, err) = run_cli(&["search", "kv", "--data-dir", data_arg], "");
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("vllm-0") && out.contains("GPU KV cache usage"),
+        "{out}"
+    );
+
+    // A restart resumes from the committed checkpoints: the earlier lines are not indexed
+    // again. The line appended now is the event that shows the restarted reader caught up.
+    append_cri(
+        &logs,
+        "llm-serving",
+        "tgi-0",
+        "tgi",
+        &[("stdout", "written while stopped")],
+    );
+    let again = Running::start(&logs, &data, &[]);
+    again.wait_for(
+        "/api/v1/search?q=%22written%20while%20stopped%22",
+        SETTLE,
+        |b| total(b) == 1,
+    );
+    let (_, everything) = again.get("/api/v1/search?q=*");
+    assert_eq!(
+        total(&everything),
+        5,
+        "each line exactly once after the restart: {everything}"
+    );
+}
