@@ -32,6 +32,9 @@ pub enum IndexError {
         /// What is wrong.
         detail: String,
     },
+    /// The checkpoints could not be encoded for the commit.
+    #[error("cannot encode the checkpoints for the commit: {0}")]
+    EncodeCheckpoints(String),
     /// The query cannot be parsed.
     #[error("invalid query: {0}")]
     Query(String),

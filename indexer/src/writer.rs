@@ -108,7 +108,7 @@ impl IndexSink {
         let payload = serde_json::to_string(&CommitPayload {
             checkpoints: self.checkpoints.clone(),
         })
-        .map_err(|e| IndexError::Query(e.to_string()))?;
+        .map_err(|e| IndexError::EncodeCheckpoints(e.to_string()))?;
         let mut prepared = self.writer.prepare_commit()?;
         prepared.set_payload(&payload);
         if let Err(e) = prepared.commit() {

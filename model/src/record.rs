@@ -194,6 +194,26 @@ impl Record {
         }
     }
 
+    /// A `log` record whose body is `bytes` as written by a container: invalid UTF-8 is
+    /// kept (replaced by U+FFFD) and flagged `log.invalid_utf8`, never dropped.
+    pub fn log_from_bytes(
+        id: RecordId,
+        timestamp: Timestamp,
+        observed_timestamp: Timestamp,
+        resource: Arc<Attributes>,
+        bytes: Vec<u8>,
+    ) -> Self {
+        match String::from_utf8(bytes) {
+            Ok(body) => Record::log(id, timestamp, observed_timestamp, resource, body),
+            Err(e) => {
+                let body = String::from_utf8_lossy(e.as_bytes()).into_owned();
+                let mut r = Record::log(id, timestamp, observed_timestamp, resource, body);
+                r.attributes.insert(crate::names::LOG_INVALID_UTF8, true);
+                r
+            }
+        }
+    }
+
     /// The resource, copied first if other records share it.
     pub fn resource_mut(&mut self) -> &mut Attributes {
         Arc::make_mut(&mut self.resource)
@@ -347,6 +367,30 @@ mod tests {
         assert!(Record::from_json(&unknown).is_err());
         let bad_kind = base.replacen("engine_stats", "engine", 1);
         assert!(Record::from_json(&bad_kind).is_err());
+    }
+
+    #[test]
+    fn invalid_utf8_is_kept_and_flagged() {
+        let r = Record::log_from_bytes(
+            RecordId(1),
+            Timestamp::MIN,
+            Timestamp::MIN,
+            Arc::default(),
+            b"a\xffb".to_vec(),
+        );
+        assert_eq!(r.body, "a\u{fffd}b");
+        assert_eq!(
+            r.attributes.get(names::LOG_INVALID_UTF8),
+            Some(&AttrValue::Bool(true))
+        );
+        let ok = Record::log_from_bytes(
+            RecordId(1),
+            Timestamp::MIN,
+            Timestamp::MIN,
+            Arc::default(),
+            b"ok".to_vec(),
+        );
+        assert!(ok.attributes.is_empty());
     }
 
     #[test]

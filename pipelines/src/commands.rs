@@ -258,15 +258,7 @@ fn text_record(
     bytes: &[u8],
     resource: Arc<model::Attributes>,
 ) -> Record {
-    let (body, invalid) = match std::str::from_utf8(bytes) {
-        Ok(s) => (s.to_string(), false),
-        Err(_) => (String::from_utf8_lossy(bytes).into_owned(), true),
-    };
-    let mut r = Record::log(id, ts, observed.unwrap_or(ts), resource, body);
-    if invalid {
-        r.attributes.insert(names::LOG_INVALID_UTF8, true);
-    }
-    r
+    Record::log_from_bytes(id, ts, observed.unwrap_or(ts), resource, bytes.to_vec())
 }
 
 /// `infersight search`.

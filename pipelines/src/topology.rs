@@ -119,13 +119,16 @@ pub async fn run(
         let rx = receivers
             .remove(&id)
             .ok_or_else(|| anyhow!("no inbox for `{id}`"))?;
-        let TransformConfig::InferenceLogs { .. } = transform;
-        tasks.spawn(async move {
-            (
-                format!("transform `{id}`"),
-                run_inference_logs(rx, out).await,
-            )
-        });
+        match transform {
+            TransformConfig::InferenceLogs { .. } => {
+                tasks.spawn(async move {
+                    (
+                        format!("transform `{id}`"),
+                        run_inference_logs(rx, out).await,
+                    )
+                });
+            }
+        }
     }
     for (id, source, out) in source_outputs {
         let shutdown = shutdown.clone();

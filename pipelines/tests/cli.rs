@@ -2,30 +2,10 @@
 //! non-zero exit, never a panic or a backtrace.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
+/// The binary with `args` and `stdin` via the black-box helpers: (exit code, stdout, stderr).
 fn infersight(args: &[&str], stdin: &str) -> (i32, String, String) {
-    use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_infersight"))
-        .args(args)
-        .env("RUST_BACKTRACE", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    tests::run_cli(args, stdin)
 }
 
 fn assert_one_clear_error(code: i32, stderr: &str, needles: &[&str]) {

@@ -214,21 +214,14 @@ impl FileTail {
         stream: Option<Stream>,
         bytes: Vec<u8>,
     ) -> Record {
-        let (body, invalid) = match String::from_utf8(bytes) {
-            Ok(s) => (s, false),
-            Err(e) => (String::from_utf8_lossy(e.as_bytes()).into_owned(), true),
-        };
-        let mut r = Record::log(
+        let mut r = Record::log_from_bytes(
             RecordId::from_source(self.key.as_bytes(), offset),
             timestamp,
             Timestamp::now(),
             Arc::clone(&self.resource),
-            body,
+            bytes,
         );
         r.stream = stream;
-        if invalid {
-            r.attributes.insert(names::LOG_INVALID_UTF8, true);
-        }
         r
     }
 }
