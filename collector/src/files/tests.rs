@@ -17,6 +17,16 @@ fn write_lines(path: &Path, lines: &[&str]) {
     }
 }
 
+/// A source with default settings over `logs_dir`, starting with no checkpoints.
+fn source_over(logs_dir: &Path) -> FileSource {
+    FileSource::new(
+        "files",
+        FileSourceConfig::new(logs_dir.into()),
+        CheckpointSet::new(),
+    )
+    .unwrap()
+}
+
 /// Runs one discovery + read pass and returns the batches it sent.
 fn one_pass(source: &mut FileSource) -> Vec<Batch> {
     let (tx, mut rx) = mpsc::channel(64);
@@ -52,12 +62,7 @@ fn reads_lines_with_resource_from_the_layout_and_merges_partials() {
             "not a cri line",
         ],
     );
-    let mut source = FileSource::new(
-        "files",
-        FileSourceConfig::new(dir.path().into()),
-        CheckpointSet::new(),
-    )
-    .unwrap();
+    let mut source = source_over(dir.path());
     let batches = one_pass(&mut source);
     assert_eq!(
         bodies(&batches),
@@ -108,12 +113,7 @@ fn resumes_from_a_checkpoint_and_only_reads_new_bytes() {
             "2025-03-04T09:14:06Z stdout F two",
         ],
     );
-    let mut source = FileSource::new(
-        "files",
-        FileSourceConfig::new(dir.path().into()),
-        CheckpointSet::new(),
-    )
-    .unwrap();
+    let mut source = source_over(dir.path());
     let first = one_pass(&mut source);
     assert_eq!(bodies(&first), ["one", "two"]);
     let mut committed = CheckpointSet::new();
@@ -131,12 +131,7 @@ fn resumes_from_a_checkpoint_and_only_reads_new_bytes() {
     let again = one_pass(&mut restarted);
     assert_eq!(bodies(&again), ["three"]);
     // Ids are stable: the same line read again by a fresh run gets the same id.
-    let mut fresh = FileSource::new(
-        "files",
-        FileSourceConfig::new(dir.path().into()),
-        CheckpointSet::new(),
-    )
-    .unwrap();
+    let mut fresh = source_over(dir.path());
     let reread = one_pass(&mut fresh);
     let ids = |b: &[Batch]| {
         b.iter()
@@ -154,12 +149,7 @@ fn a_pending_partial_line_holds_the_checkpoint_before_it() {
     write_lines(&log, &["2025-03-04T09:14:05Z stdout F done"]);
     let done_len = std::fs::metadata(&log).unwrap().len();
     write_lines(&log, &["2025-03-04T09:14:06Z stdout P half of a "]);
-    let mut source = FileSource::new(
-        "files",
-        FileSourceConfig::new(dir.path().into()),
-        CheckpointSet::new(),
-    )
-    .unwrap();
+    let mut source = source_over(dir.path());
     let batches = one_pass(&mut source);
     assert_eq!(bodies(&batches), ["done"]);
     assert_eq!(batches[0].checkpoints[0].position, done_len);
@@ -240,12 +230,7 @@ fn run_stops_promptly_on_shutdown_and_acknowledgements_are_counted() {
         &dir.path().join("ns_p_u/c/0.log"),
         &["2025-03-04T09:14:05Z stdout F one"],
     );
-    let source = FileSource::new(
-        "files",
-        FileSourceConfig::new(dir.path().into()),
-        CheckpointSet::new(),
-    )
-    .unwrap();
+    let source = source_over(dir.path());
     let metrics = source.metrics();
     let (tx, mut rx) = mpsc::channel(4);
     let shutdown = Shutdown::new();
