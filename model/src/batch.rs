@@ -1,11 +1,11 @@
 //! Batches, their acknowledgement, and source checkpoints (DESIGN.md §4).
 //!
-//! A source attaches a finalizer to each batch it sends. Every stage that copies the batch
-//! (a fan-out to two sinks) shares the finalizer; a sink marks it delivered once the records
-//! are durable (indexer commit, Kafka ack) and drops it. When the last holder drops it, the
-//! source's callback runs once with the final status: that is when a Kafka offset may be
-//! committed or a file checkpoint advanced. A batch dropped without being marked (a stage
-//! that failed, a shutdown that cut it short) reports [`BatchStatus::Dropped`], so nothing is
+//! A source attaches a finalizer to each batch it sends. Every copy of the batch (a fan-out
+//! to two sinks) holds it; a sink marks its copy delivered once the records are durable
+//! (indexer commit, Kafka ack) and drops it. When the last holder lets go, the source's
+//! callback runs once with the final status: that is when a Kafka offset may be committed or
+//! a file checkpoint advanced. A copy dropped without a mark (a stage that failed, a
+//! shutdown that cut it short) makes the status [`BatchStatus::Dropped`], so nothing is
 //! acknowledged by accident.
 
 use crate::Record;
@@ -50,57 +50,88 @@ impl Drop for Finalizer {
     }
 }
 
-/// The acknowledgement handles a batch carries. Merging batches merges their handles;
-/// cloning a batch shares them.
-#[derive(Clone, Default)]
-pub struct Finalizers(Vec<Arc<Finalizer>>);
+/// The acknowledgement handles a batch carries. Merging batches merges their handles.
+///
+/// Each copy of a batch (a fan-out to two sinks) is a holder of its own: the source hears
+/// `Delivered` only if every copy was marked delivered, and a copy dropped without a mark
+/// (a sink that failed or was cut short) makes the outcome `Dropped`.
+#[derive(Default)]
+pub struct Finalizers {
+    handles: Vec<Arc<Finalizer>>,
+    marked: bool,
+}
+
+impl Clone for Finalizers {
+    fn clone(&self) -> Self {
+        Finalizers {
+            handles: self.handles.clone(),
+            marked: false,
+        }
+    }
+}
+
+impl Drop for Finalizers {
+    fn drop(&mut self) {
+        if !self.marked {
+            self.record(BatchStatus::Dropped);
+        }
+    }
+}
 
 impl Finalizers {
     /// No acknowledgement wanted (a source that cannot replay, such as a test feed).
     pub fn none() -> Self {
-        Finalizers(Vec::new())
+        Self::default()
     }
 
     /// One finalizer whose `callback` runs once, when every holder has let go.
     pub fn with_callback(callback: impl FnOnce(BatchStatus) + Send + 'static) -> Self {
-        Finalizers(vec![Arc::new(Finalizer {
-            status: AtomicU8::new(0),
-            callback: Mutex::new(Some(Box::new(callback))),
-        })])
+        Finalizers {
+            handles: vec![Arc::new(Finalizer {
+                status: AtomicU8::new(0),
+                callback: Mutex::new(Some(Box::new(callback))),
+            })],
+            marked: false,
+        }
     }
 
     /// Takes over `other`'s handles (when two batches become one).
     pub fn merge(&mut self, mut other: Finalizers) {
-        self.0.append(&mut other.0);
+        self.handles.append(&mut other.handles);
     }
 
     /// Records this holder's outcome. The worst outcome of all holders wins, so one sink's
     /// rejection is not hidden by another sink's delivery.
-    pub fn mark(&self, status: BatchStatus) {
-        for f in &self.0 {
+    pub fn mark(&mut self, status: BatchStatus) {
+        self.marked = true;
+        self.record(status);
+    }
+
+    fn record(&self, status: BatchStatus) {
+        for f in &self.handles {
             f.status.fetch_max(status as u8, Ordering::AcqRel);
         }
     }
 
     /// Marks delivered and lets go.
-    pub fn deliver(self) {
+    pub fn deliver(mut self) {
         self.mark(BatchStatus::Delivered);
     }
 
     /// How many finalizers are attached.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.handles.len()
     }
 
     /// Whether no finalizer is attached.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.handles.is_empty()
     }
 }
 
 impl fmt::Debug for Finalizers {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Finalizers({})", self.0.len())
+        write!(f, "Finalizers({})", self.handles.len())
     }
 }
 
@@ -227,11 +258,20 @@ mod tests {
     #[test]
     fn the_worst_outcome_wins_across_holders() {
         let (f, rx) = tracked();
-        let other = f.clone();
+        let mut other = f.clone();
         other.mark(BatchStatus::Rejected);
         drop(other);
         f.deliver();
         assert_eq!(rx.try_recv(), Ok(BatchStatus::Rejected));
+    }
+
+    #[test]
+    fn a_copy_dropped_unmarked_is_not_hidden_by_a_delivered_copy() {
+        let (f, rx) = tracked();
+        let copy_for_second_sink = f.clone();
+        f.deliver();
+        drop(copy_for_second_sink);
+        assert_eq!(rx.try_recv(), Ok(BatchStatus::Dropped));
     }
 
     #[test]
