@@ -145,6 +145,10 @@ pub struct Checkpoint {
     pub key: String,
     /// Position after the last record the batch holds for that input.
     pub position: u64,
+    /// The input is done for good (a rotated file read to its end and deleted): its entry
+    /// is removed so the stored set does not grow with every file ever read.
+    #[serde(default)]
+    pub finished: bool,
 }
 
 /// The latest checkpoint per (source, input). The indexer stores it in the same commit as
@@ -159,8 +163,18 @@ impl CheckpointSet {
         Self::default()
     }
 
-    /// Records `checkpoint`, replacing the older position of the same input.
+    /// Records `checkpoint`, replacing the older position of the same input, or forgetting
+    /// the input when it is finished.
     pub fn update(&mut self, checkpoint: &Checkpoint) {
+        if checkpoint.finished {
+            if let Some(inputs) = self.0.get_mut(&checkpoint.source) {
+                inputs.remove(&checkpoint.key);
+                if inputs.is_empty() {
+                    self.0.remove(&checkpoint.source);
+                }
+            }
+            return;
+        }
         self.0
             .entry(checkpoint.source.clone())
             .or_default()
@@ -288,13 +302,25 @@ mod tests {
     #[test]
     fn checkpoint_set_keeps_the_latest_position_and_round_trips() {
         let mut set = CheckpointSet::new();
-        for (key, pos) in [("a", 10), ("b", 5), ("a", 20)] {
+        for (key, pos) in [("a", 10), ("b", 5), ("a", 20), ("c", 1)] {
             set.update(&Checkpoint {
                 source: "files".into(),
                 key: key.into(),
                 position: pos,
+                finished: false,
             });
         }
+        set.update(&Checkpoint {
+            source: "files".into(),
+            key: "c".into(),
+            position: 9,
+            finished: true,
+        });
+        assert_eq!(
+            set.position("files", "c"),
+            None,
+            "a finished input is forgotten"
+        );
         assert_eq!(set.position("files", "a"), Some(20));
         assert_eq!(set.of_source("files").count(), 2);
         let json = serde_json::to_string(&set).unwrap();

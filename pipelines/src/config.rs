@@ -120,6 +120,20 @@ pub struct FilesSourceConfig {
     /// Longest line kept, in bytes.
     #[serde(default = "default_max_line_bytes")]
     pub max_line_bytes: usize,
+    /// Where to start in files that exist at the very first start: `beginning` or `end`.
+    #[serde(default)]
+    pub read_from: ReadFromConfig,
+}
+
+/// `read_from` of the `files` source.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadFromConfig {
+    /// Read what existing files hold (nothing is missed).
+    #[default]
+    Beginning,
+    /// Only what is written after the first start.
+    End,
 }
 
 fn default_logs_dir() -> PathBuf {

@@ -5,10 +5,10 @@
 //! it has (with the checkpoints) before it ends; only then does the API stop. A full channel
 //! slows the stage before it (backpressure); nothing is dropped on the way.
 
-use crate::config::{PipelineConfig, SinkConfig, SourceConfig, TransformConfig};
+use crate::config::{PipelineConfig, ReadFromConfig, SinkConfig, SourceConfig, TransformConfig};
 use anyhow::{Context, anyhow};
 use collector::Shutdown;
-use collector::files::{FileSource, FileSourceConfig, FileSourceMetrics};
+use collector::files::{FileSource, FileSourceConfig, FileSourceMetrics, ReadFrom};
 use indexer::{IndexSink, IndexStore, SinkOptions};
 use model::Batch;
 use processor::InferenceLogProcessor;
@@ -51,6 +51,10 @@ pub async fn run(
         let mut fc = FileSourceConfig::new(f.logs_dir.clone());
         fc.poll_interval = Duration::from_millis(f.poll_interval_ms);
         fc.max_line_bytes = f.max_line_bytes;
+        fc.read_from = match f.read_from {
+            ReadFromConfig::Beginning => ReadFrom::Beginning,
+            ReadFromConfig::End => ReadFrom::End,
+        };
         let source = FileSource::new(id.clone(), fc, resume.clone())
             .with_context(|| format!("source `{id}`"))?;
         file_sources.push((id.clone(), source));

@@ -17,11 +17,14 @@ pub struct PodLogFile {
     pub container: String,
     /// The container's restart count (the `N` of `N.log`).
     pub restart_count: u32,
+    /// Whether this is a rotated file (`N.log.<stamp>`) rather than the live `N.log`.
+    pub rotated: bool,
 }
 
 impl PodLogFile {
-    /// Reads `<ns>_<pod>_<uid>/<container>/<N>.log` relative to `root`. Rotated files
-    /// (`N.log.<stamp>`, `.gz`, `.tmp`) and anything else give `None`.
+    /// Reads `<ns>_<pod>_<uid>/<container>/<N>.log` (or the kubelet's rotated
+    /// `<N>.log.<YYYYMMDD-HHMMSS>`) relative to `root`. Compressed (`.gz`) and temporary
+    /// (`.tmp`) files and anything else give `None`: they are never read as new files.
     pub fn from_path(root: &Path, path: &Path) -> Option<Self> {
         let rel = path.strip_prefix(root).ok()?;
         let mut parts = rel.iter();
@@ -31,7 +34,20 @@ impl PodLogFile {
         if parts.next().is_some() {
             return None;
         }
-        let restart_count = file.strip_suffix(".log")?.parse().ok()?;
+        let (stem, rotated) = match file.split_once(".log") {
+            Some((stem, "")) => (stem, false),
+            Some((stem, rest)) => {
+                let stamp = rest.strip_prefix('.')?;
+                let is_stamp =
+                    !stamp.is_empty() && stamp.bytes().all(|c| c.is_ascii_digit() || c == b'-');
+                if !is_stamp {
+                    return None;
+                }
+                (stem, true)
+            }
+            None => return None,
+        };
+        let restart_count = stem.parse().ok()?;
         // Namespace and pod names are DNS labels/subdomains and cannot hold '_', so the
         // directory name splits unambiguously; splitting from the right keeps an odd uid
         // from shifting the other two.
@@ -51,6 +67,7 @@ impl PodLogFile {
             pod_uid: pod_uid.to_string(),
             container: container.to_string(),
             restart_count,
+            rotated,
         })
     }
 
@@ -127,11 +144,27 @@ mod tests {
     }
 
     #[test]
-    fn rotated_compressed_and_foreign_files_are_not_log_files() {
+    fn kubelet_rotated_files_are_log_files_of_the_same_container() {
+        let root = Path::new("/r");
+        let f =
+            PodLogFile::from_path(root, &root.join("ns_pod_uid/c/3.log.20250304-091405")).unwrap();
+        assert_eq!(
+            (f.restart_count, f.rotated, f.container.as_str()),
+            (3, true, "c")
+        );
+        assert!(
+            !PodLogFile::from_path(root, &root.join("ns_pod_uid/c/3.log"))
+                .unwrap()
+                .rotated
+        );
+    }
+
+    #[test]
+    fn compressed_temporary_and_foreign_files_are_not_log_files() {
         let root = Path::new("/r");
         for rel in [
-            "ns_pod_uid/c/0.log.20250304-091405",
             "ns_pod_uid/c/0.log.20250304-091405.gz",
+            "ns_pod_uid/c/0.log.gz",
             "ns_pod_uid/c/0.log.tmp",
             "ns_pod_uid/c/x.log",
             "ns_pod/c/0.log",
@@ -149,9 +182,14 @@ mod tests {
         std::fs::create_dir_all(&c).unwrap();
         std::fs::write(c.join("0.log"), "").unwrap();
         std::fs::write(c.join("0.log.20250304-091405.gz"), "").unwrap();
+        std::fs::write(c.join("0.log.20250304-091405"), "").unwrap();
         std::fs::write(dir.path().join("stray.txt"), "").unwrap();
         let found = discover(dir.path()).unwrap();
-        assert_eq!(found.len(), 1);
+        assert_eq!(
+            found.len(),
+            2,
+            "the live file and the uncompressed rotated one"
+        );
         assert_eq!(found[0].1.container, "vllm");
         assert!(discover(&dir.path().join("missing")).is_err());
     }

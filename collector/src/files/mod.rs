@@ -1,29 +1,39 @@
 //! The `files` source: container logs in the kubelet's `/var/log/pods` layout, CRI format.
 //!
-//! Discovery polls the directory tree ([`layout`]); each file is tailed from its checkpoint
+//! Discovery polls the directory tree ([`layout`]), live and rotated files alike; each file
+//! is known by its identity ([`fingerprint`]), not its path, and tailed from its checkpoint
 //! ([`tail`]); lines are decoded ([`cri`]) with `P` chunks merged per (file, stream). Records
 //! leave in batches that carry each file's resume position, which the indexer commits
 //! together with the documents.
 //!
-//! Still to come (issue 3): file identity by fingerprint, rotation and copytruncate,
-//! docker json-file, filesystem notifications, include/exclude filters, multi-line grouping.
+//! Rotation: a renamed file keeps its identity and its open handle, so it is read to its end
+//! under its new name; a deleted file is read to its end through the handle, then forgotten;
+//! a copytruncate is noticed (the file shrinks or its first line changes) and reading goes on
+//! in the copy, while the truncated file, with a new first line, is a new file.
+//!
+//! Still to come (issue 3): docker json-file, filesystem notifications, include/exclude
+//! filters, multi-line grouping, /metrics.
 
 mod cri;
+mod fingerprint;
 mod layout;
 mod tail;
 
 pub use cri::{CriDecodeError, CriLine, MergedLine, PartialLineMerger, decode_cri};
+pub use fingerprint::fingerprint;
 pub use layout::{PodLogFile, discover};
 
 use crate::Shutdown;
 use model::{Batch, BatchStatus, Checkpoint, CheckpointSet, Finalizers, Record};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::File;
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
-use tail::FileTail;
+use tail::{DevIno, FileTail};
 use tokio::sync::mpsc;
 
 /// Settings of the `files` source.
@@ -37,6 +47,19 @@ pub struct FileSourceConfig {
     pub max_line_bytes: usize,
     /// Most records per batch.
     pub max_batch_records: usize,
+    /// Where to start in files found at the very first start (no checkpoints yet). Files
+    /// found later are always read from their beginning.
+    pub read_from: ReadFrom,
+}
+
+/// Where to start reading files that exist at the very first start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReadFrom {
+    /// Everything they hold.
+    #[default]
+    Beginning,
+    /// Only what is written from now on.
+    End,
 }
 
 impl FileSourceConfig {
@@ -47,6 +70,7 @@ impl FileSourceConfig {
             poll_interval: Duration::from_millis(250),
             max_line_bytes: 1024 * 1024,
             max_batch_records: 2048,
+            read_from: ReadFrom::Beginning,
         }
     }
 }
@@ -95,7 +119,9 @@ pub struct FileSource {
     id: String,
     config: FileSourceConfig,
     resume: CheckpointSet,
-    tails: BTreeMap<PathBuf, FileTail>,
+    /// No checkpoint of ours existed at start and discovery has not run yet.
+    first_start: bool,
+    tails: BTreeMap<String, FileTail>,
     metrics: Arc<FileSourceMetrics>,
 }
 
@@ -111,10 +137,13 @@ impl FileSource {
             path: config.logs_dir.clone(),
             reason,
         })?;
+        let id = id.into();
+        let first_start = resume.of_source(&id).next().is_none();
         Ok(FileSource {
-            id: id.into(),
+            id,
             config,
             resume,
+            first_start,
             tails: BTreeMap::new(),
             metrics: Arc::default(),
         })
@@ -154,21 +183,67 @@ impl FileSource {
                 return;
             }
         };
-        let mut present = std::collections::BTreeSet::new();
+        // Which tail holds which open file; a detached tail's file is no longer its own.
+        let open: HashMap<DevIno, String> = self
+            .tails
+            .iter()
+            .filter(|(_, t)| !t.detached)
+            .map(|(key, t)| (t.dev_ino, key.clone()))
+            .collect();
+        let mut present = HashSet::new();
         for (path, pod_file) in found {
-            present.insert(path.clone());
-            if !self.tails.contains_key(&path) {
-                let key = path.to_string_lossy();
-                let start = self.resume.position(&self.id, &key).unwrap_or(0);
-                tracing::debug!(path = %path.display(), start, "tailing new file");
-                self.tails.insert(
-                    path.clone(),
-                    FileTail::new(path, pod_file.resource(), start, self.config.max_line_bytes),
-                );
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue; // gone between the listing and now
+            };
+            let dev_ino = (meta.dev(), meta.ino());
+            if let Some(key) = open.get(&dev_ino) {
+                if let Some(tail) = self.tails.get_mut(key) {
+                    tail.renamed(path);
+                }
+                present.insert(key.clone());
+                continue;
+            }
+            let identified = File::open(&path).and_then(|f| fingerprint(&f).map(|key| (f, key)));
+            let (file, key) = match identified {
+                Ok((file, Some(key))) => (file, key),
+                Ok((_, None)) => continue, // no complete first line yet
+                Err(e) => {
+                    self.metrics.read_errors.fetch_add(1, Relaxed);
+                    tracing::warn!(path = %path.display(), error = %e, "cannot open log file; will retry");
+                    continue;
+                }
+            };
+            present.insert(key.clone());
+            match self.tails.get_mut(&key) {
+                Some(tail) if tail.detached => tail.reattach(path, file, dev_ino),
+                // The same content under another inode while ours is intact: the copy a
+                // copytruncate makes before truncating. Our handle stays authoritative.
+                Some(_) => {}
+                None => {
+                    let start = match self.resume.position(&self.id, &key) {
+                        Some(position) => position,
+                        None if self.first_start && self.config.read_from == ReadFrom::End => {
+                            meta.len()
+                        }
+                        None => 0,
+                    };
+                    tracing::debug!(path = %path.display(), %key, start, "tailing file");
+                    let tail = FileTail::new(
+                        path,
+                        pod_file.resource(),
+                        file,
+                        dev_ino,
+                        key.clone(),
+                        start,
+                        self.config.max_line_bytes,
+                    );
+                    self.tails.insert(key, tail);
+                }
             }
         }
-        for (path, tail) in &mut self.tails {
-            tail.gone = !present.contains(path);
+        self.first_start = false;
+        for (key, tail) in &mut self.tails {
+            tail.gone = !present.contains(key);
         }
         self.metrics
             .files_watched
@@ -182,48 +257,53 @@ impl FileSource {
         let mut checkpoints = Vec::new();
         let mut read_any = false;
         let mut finished = Vec::new();
-        for (path, tail) in &mut self.tails {
+        for (key, tail) in &mut self.tails {
             loop {
+                let was_detached = tail.detached;
                 match tail.read_available(&mut records, max, &self.metrics) {
-                    Ok(0) => {
-                        if tail.gone {
-                            finished.push(path.clone());
-                        }
-                    }
+                    Ok(0) if tail.gone => finished.push(key.clone()),
+                    Ok(0) => {}
                     Ok(_) => read_any = true,
+                    Err(e) if tail.gone => {
+                        tracing::debug!(path = %tail.path().display(), error = %e, "gone file unreadable; letting go");
+                        finished.push(key.clone());
+                    }
                     Err(e) => {
-                        if tail.gone {
-                            finished.push(path.clone());
-                        } else {
-                            self.metrics.read_errors.fetch_add(1, Relaxed);
-                            tracing::warn!(path = %path.display(), error = %e, "cannot read log file; will retry");
-                        }
+                        self.metrics.read_errors.fetch_add(1, Relaxed);
+                        tracing::warn!(path = %tail.path().display(), error = %e, "cannot read log file; will retry");
                     }
                 }
+                // A file just found truncated under us: look again at once for the copy and
+                // the new content rather than after a poll interval.
+                read_any |= tail.detached && !was_detached;
                 if let Some(position) = tail.take_moved_position() {
                     checkpoints.push(Checkpoint {
                         source: self.id.clone(),
-                        key: tail.key.clone(),
+                        key: key.clone(),
                         position,
+                        finished: false,
                     });
                 }
                 if records.len() < max {
                     break;
                 }
-                send(
-                    out,
-                    &self.metrics,
-                    std::mem::replace(&mut records, Vec::with_capacity(max)),
-                    std::mem::take(&mut checkpoints),
-                )?;
+                let full = std::mem::replace(&mut records, Vec::with_capacity(max));
+                send(out, &self.metrics, full, std::mem::take(&mut checkpoints))?;
             }
         }
-        for path in finished {
-            if let Some(tail) = self.tails.remove(&path) {
+        for key in finished {
+            if let Some(mut tail) = self.tails.remove(&key) {
+                tail.finish(&mut records);
                 tracing::debug!(path = %tail.path().display(), "file gone and read to its end");
+                checkpoints.push(Checkpoint {
+                    source: self.id.clone(),
+                    key,
+                    position: tail.checkpoint_position(),
+                    finished: true,
+                });
             }
         }
-        if !records.is_empty() {
+        if !records.is_empty() || !checkpoints.is_empty() {
             send(out, &self.metrics, records, checkpoints)?;
         }
         Ok(read_any)

@@ -1,24 +1,31 @@
 //! Reading one container log file: complete lines out, partial (`P`) chunks merged, the
-//! resume position kept.
+//! resume position kept, and truncation or replacement under us noticed.
 
 use super::FileSourceMetrics;
 use super::cri::{PartialLineMerger, decode_cri};
+use super::fingerprint::fingerprint;
 use model::{Attributes, Record, RecordId, Stream, Timestamp, names};
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
 const READ_CHUNK: usize = 256 * 1024;
 
-/// The read state of one file.
+/// Device and inode: which open file a path points at right now.
+pub(crate) type DevIno = (u64, u64);
+
+/// The read state of one file, identified by its [`fingerprint`].
 pub(crate) struct FileTail {
     path: PathBuf,
-    /// The checkpoint key. The path for now; a content fingerprint once rotation is handled.
+    /// The identity (first-line fingerprint); also the checkpoint key and the id seed.
     pub(crate) key: String,
+    pub(crate) dev_ino: DevIno,
     resource: Arc<Attributes>,
-    file: Option<File>,
+    /// Kept open: a rotated or deleted file is read to its end through this handle.
+    file: File,
     /// Offset of the first byte not yet consumed as part of a complete line.
     offset: u64,
     /// Bytes after `offset` that do not end in a newline yet.
@@ -27,8 +34,13 @@ pub(crate) struct FileTail {
     discarding: bool,
     partials: PartialLineMerger,
     max_line_bytes: usize,
+    /// The file's size when last read, to skip the identity check when nothing changed.
+    last_len: u64,
     /// The file disappeared from the directory; drop it once read to its end.
     pub(crate) gone: bool,
+    /// The file was truncated or rewritten under us (copytruncate): the bytes past our
+    /// position live on in the copy, if one appears with our identity.
+    pub(crate) detached: bool,
     /// The position last put in a batch's checkpoints.
     reported: u64,
 }
@@ -37,26 +49,47 @@ impl FileTail {
     pub(crate) fn new(
         path: PathBuf,
         resource: Attributes,
+        file: File,
+        dev_ino: DevIno,
+        key: String,
         start_offset: u64,
         max_line_bytes: usize,
     ) -> Self {
         FileTail {
-            key: path.to_string_lossy().into_owned(),
+            key,
             path,
+            dev_ino,
             resource: Arc::new(resource),
-            file: None,
+            file,
             offset: start_offset,
             carry: Vec::new(),
             discarding: false,
             partials: PartialLineMerger::new(max_line_bytes),
             max_line_bytes,
+            last_len: 0,
             gone: false,
+            detached: false,
             reported: start_offset,
         }
     }
 
     pub(crate) fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The file was renamed (kubelet rotation): same file, new name.
+    pub(crate) fn renamed(&mut self, path: PathBuf) {
+        self.path = path;
+    }
+
+    /// Continues in `file` (a copy with our identity, made by copytruncate).
+    pub(crate) fn reattach(&mut self, path: PathBuf, file: File, dev_ino: DevIno) {
+        tracing::info!(from = %self.path.display(), to = %path.display(), "log file was copied and truncated; continuing in the copy");
+        self.path = path;
+        self.file = file;
+        self.dev_ino = dev_ino;
+        self.last_len = 0;
+        self.detached = false;
     }
 
     /// Where a restart should resume: before any line not yet emitted in full.
@@ -83,39 +116,28 @@ impl FileTail {
         max_records: usize,
         metrics: &FileSourceMetrics,
     ) -> io::Result<u64> {
-        let mut file = match self.file.take() {
-            Some(f) => f,
-            None => File::open(&self.path)?,
-        };
-        let result = self.read_from(&mut file, out, max_records, metrics);
-        self.file = Some(file);
-        result
-    }
-
-    fn read_from(
-        &mut self,
-        file: &mut File,
-        out: &mut Vec<Record>,
-        max_records: usize,
-        metrics: &FileSourceMetrics,
-    ) -> io::Result<u64> {
-        let read_at = self.offset + self.carry.len() as u64;
-        let len = file.metadata()?.len();
-        if len < read_at {
-            // The file shrank under us (copytruncate); proper handling comes with rotation
-            // support. Restart at its beginning rather than read nothing forever.
-            tracing::warn!(path = %self.path.display(), len, read_at, "log file shrank; reading it again from the start");
-            self.offset = 0;
-            self.carry.clear();
-            self.partials.clear();
-            self.discarding = false;
+        if self.detached {
+            return Ok(0);
         }
+        let len = self.file.metadata()?.len();
+        let read_at = self.offset + self.carry.len() as u64;
+        if len != self.last_len && read_at > 0 {
+            // Truncated (shorter than what we read) or rewritten in place (a new first line):
+            // this handle no longer holds the rest of our file.
+            let replaced =
+                len < read_at || fingerprint(&self.file)?.as_deref() != Some(self.key.as_str());
+            if replaced {
+                tracing::info!(path = %self.path.display(), len, read_at, "log file truncated or rewritten under the reader");
+                self.detached = true;
+                return Ok(0);
+            }
+        }
+        self.last_len = len;
         let mut total = 0u64;
         let mut buf = vec![0u8; READ_CHUNK];
         while out.len() < max_records {
             let pos = self.offset + self.carry.len() as u64;
-            file.seek(SeekFrom::Start(pos))?;
-            let n = file.read(&mut buf)?;
+            let n = self.file.read_at(&mut buf, pos)?;
             if n == 0 {
                 break;
             }
@@ -125,6 +147,24 @@ impl FileTail {
             self.consume_lines(out, metrics);
         }
         Ok(total)
+    }
+
+    /// The file is done (gone and read to its end): a line still waiting for its `F` is
+    /// emitted as it is, since its end will never come.
+    pub(crate) fn finish(&mut self, out: &mut Vec<Record>) {
+        let pending: Vec<_> = self.partials.flush().collect();
+        for line in pending {
+            let mut r = self.record(
+                line.position,
+                line.timestamp,
+                Some(line.stream),
+                line.content,
+            );
+            if line.truncated {
+                r.attributes.insert(names::LOG_TRUNCATED, true);
+            }
+            out.push(r);
+        }
     }
 
     fn consume_lines(&mut self, out: &mut Vec<Record>, metrics: &FileSourceMetrics) {

@@ -29,15 +29,20 @@ fn source_over(logs_dir: &Path) -> FileSource {
 
 /// Runs one discovery + read pass and returns the batches it sent.
 fn one_pass(source: &mut FileSource) -> Vec<Batch> {
+    one_pass_reporting(source).0
+}
+
+/// One pass, also returning whether the source wants another pass at once.
+fn one_pass_reporting(source: &mut FileSource) -> (Vec<Batch>, bool) {
     let (tx, mut rx) = mpsc::channel(64);
     source.refresh_files();
-    assert!(source.read_files(&tx).is_ok());
+    let again = source.read_files(&tx).ok().expect("the channel is open");
     drop(tx);
     let mut out = Vec::new();
     while let Ok(b) = rx.try_recv() {
         out.push(b);
     }
-    out
+    (out, again)
 }
 
 fn bodies(batches: &[Batch]) -> Vec<String> {
@@ -248,4 +253,180 @@ fn run_stops_promptly_on_shutdown_and_acknowledgements_are_counted() {
         rx.blocking_recv().is_none(),
         "the channel closes when the source stops"
     );
+}
+
+fn numbered(from: usize, to: usize) -> Vec<String> {
+    (from..to)
+        .map(|n| format!("2025-03-04T09:14:{:02}.{n:09}Z stdout F line {n}", n % 60))
+        .collect()
+}
+
+fn write_numbered(path: &Path, from: usize, to: usize) {
+    let lines = numbered(from, to);
+    write_lines(path, &lines.iter().map(String::as_str).collect::<Vec<_>>());
+}
+
+fn line_numbers(batches: &[Batch]) -> Vec<usize> {
+    bodies(batches)
+        .iter()
+        .map(|b| {
+            b.strip_prefix("line ")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("unexpected body {b:?}"))
+        })
+        .collect()
+}
+
+/// Passes until one reads nothing and sends nothing; returns every batch sent.
+fn drain(source: &mut FileSource) -> Vec<Batch> {
+    let mut all = Vec::new();
+    for _ in 0..10 {
+        let (batches, again) = one_pass_reporting(source);
+        if batches.is_empty() && !again {
+            return all;
+        }
+        all.extend(batches);
+    }
+    panic!("the source kept producing");
+}
+
+#[test]
+fn kubelet_rename_rotation_reads_the_old_file_to_its_end_then_the_new_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("ns_p_u/c/0.log");
+    write_numbered(&live, 0, 3);
+    let mut source = source_over(dir.path());
+    assert_eq!(line_numbers(&drain(&mut source)), [0, 1, 2]);
+    write_numbered(&live, 3, 5); // written before the rename, not yet read
+    let rotated = dir.path().join("ns_p_u/c/0.log.20250304-091406");
+    std::fs::rename(&live, &rotated).unwrap();
+    write_numbered(&live, 5, 7);
+    assert_eq!(line_numbers(&drain(&mut source)), [3, 4, 5, 6]);
+    // kubelet gzips the older rotated file and removes it: nothing is read twice, the
+    // finished file's checkpoint is forgotten.
+    std::fs::remove_file(&rotated).unwrap();
+    let batches = drain(&mut source);
+    assert!(bodies(&batches).is_empty());
+    assert!(
+        batches
+            .iter()
+            .flat_map(|b| &b.checkpoints)
+            .any(|c| c.finished),
+        "the gone file is finished"
+    );
+    assert_eq!(source.tails.len(), 1);
+}
+
+#[test]
+fn a_file_deleted_while_unread_is_read_to_its_end_through_the_open_handle() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("ns_p_u/c/0.log");
+    write_numbered(&live, 0, 2);
+    let mut source = source_over(dir.path());
+    assert_eq!(line_numbers(&drain(&mut source)), [0, 1]);
+    write_numbered(&live, 2, 4);
+    std::fs::remove_file(&live).unwrap();
+    assert_eq!(line_numbers(&drain(&mut source)), [2, 3]);
+    assert!(source.tails.is_empty());
+}
+
+#[test]
+fn copytruncate_continues_in_the_copy_and_reads_the_truncated_file_from_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("ns_p_u/c/0.log");
+    write_numbered(&live, 0, 3);
+    let mut source = source_over(dir.path());
+    assert_eq!(line_numbers(&drain(&mut source)), [0, 1, 2]);
+    write_numbered(&live, 3, 6); // not yet read when the copy is taken
+    let copy = dir.path().join("ns_p_u/c/0.log.20250304-091406");
+    std::fs::copy(&live, &copy).unwrap();
+    source.refresh_files(); // the copy is seen before the truncation, as with logrotate
+    std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&live)
+        .unwrap();
+    write_numbered(&live, 6, 8);
+    let mut got = line_numbers(&drain(&mut source));
+    got.sort();
+    assert_eq!(
+        got,
+        [3, 4, 5, 6, 7],
+        "every line once: the rest from the copy, then the new content"
+    );
+}
+
+#[test]
+fn truncation_that_regrows_past_the_old_position_is_still_noticed() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("ns_p_u/c/0.log");
+    write_numbered(&live, 0, 2);
+    let mut source = source_over(dir.path());
+    assert_eq!(line_numbers(&drain(&mut source)), [0, 1]);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&live)
+        .unwrap();
+    write_numbered(&live, 100, 110); // longer than before: the size alone would not tell
+    assert_eq!(
+        line_numbers(&drain(&mut source)),
+        (100..110).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn a_restart_resumes_inside_a_file_rotated_while_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("ns_p_u/c/0.log");
+    write_numbered(&live, 0, 2);
+    let mut committed = CheckpointSet::new();
+    {
+        let mut source = source_over(dir.path());
+        for c in drain(&mut source).iter().flat_map(|b| &b.checkpoints) {
+            committed.update(c);
+        }
+    }
+    write_numbered(&live, 2, 4);
+    std::fs::rename(&live, dir.path().join("ns_p_u/c/0.log.20250304-091406")).unwrap();
+    write_numbered(&live, 4, 5);
+    std::fs::create_dir_all(dir.path().join("ns_p_u/c")).unwrap();
+    write_numbered(&dir.path().join("ns_p_u/c/1.log"), 5, 6); // the container restarted too
+    let mut restarted =
+        FileSource::new("files", FileSourceConfig::new(dir.path().into()), committed).unwrap();
+    let mut got = line_numbers(&drain(&mut restarted));
+    got.sort();
+    assert_eq!(got, [2, 3, 4, 5]);
+}
+
+#[test]
+fn read_from_end_skips_what_existed_at_the_first_start_only() {
+    let dir = tempfile::tempdir().unwrap();
+    write_numbered(&dir.path().join("ns_p_u/c/0.log"), 0, 3);
+    let mut config = FileSourceConfig::new(dir.path().into());
+    config.read_from = ReadFrom::End;
+    let mut source = FileSource::new("files", config, CheckpointSet::new()).unwrap();
+    assert!(drain(&mut source).is_empty());
+    write_numbered(&dir.path().join("ns_p_u/c/0.log"), 3, 4);
+    write_numbered(&dir.path().join("ns_q_v/c/0.log"), 10, 12); // a new pod after start
+    let mut got = line_numbers(&drain(&mut source));
+    got.sort();
+    assert_eq!(got, [3, 10, 11]);
+}
+
+#[test]
+fn a_dangling_partial_line_is_emitted_when_its_file_is_finished() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("ns_p_u/c/0.log");
+    write_lines(
+        &live,
+        &[
+            "2025-03-04T09:14:05Z stdout F first",
+            "2025-03-04T10:52:41.3Z stderr P Killed",
+        ],
+    );
+    let mut source = source_over(dir.path());
+    assert_eq!(bodies(&drain(&mut source)), ["first"]);
+    std::fs::remove_file(&live).unwrap();
+    assert_eq!(bodies(&drain(&mut source)), ["Killed"]);
 }

@@ -171,6 +171,7 @@ fn checkpoints_are_committed_with_the_documents_and_batches_acknowledged_after()
                 source: "files".into(),
                 key: "/logs/p/0.log".into(),
                 position: 42,
+                finished: false,
             }],
         })
         .unwrap();

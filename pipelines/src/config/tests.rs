@@ -26,6 +26,17 @@ fn the_local_preset_is_valid_and_flags_override_it() {
     let SourceConfig::Files(f) = &c.sources["pod_logs"];
     assert_eq!(f.logs_dir, PathBuf::from("/tmp/pods"));
     assert_eq!(f.poll_interval_ms, 250);
+    assert_eq!(f.read_from, ReadFromConfig::Beginning);
+    let end =
+        load("[sources.s]\ntype='files'\nread_from='end'\n[sinks.i]\ntype='index'\ninputs=['s']")
+            .unwrap();
+    let SourceConfig::Files(f) = &end.sources["s"];
+    assert_eq!(f.read_from, ReadFromConfig::End);
+    let bad = load(
+        "[sources.s]\ntype='files'\nread_from='middle'\n[sinks.i]\ntype='index'\ninputs=['s']",
+    )
+    .unwrap_err();
+    assert!(bad.to_string().contains("beginning"), "{bad}");
     assert_eq!(c.inputs_of("index"), ["parse"]);
 }
 
