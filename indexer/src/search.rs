@@ -3,7 +3,7 @@
 use crate::{IndexError, IndexSchema};
 use model::{Record, RecordKind, Timestamp};
 use std::ops::Bound;
-use tantivy::collector::{Count, TopDocs};
+use tantivy::collector::{Count, DocSetCollector, TopDocs};
 use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, QueryParser, RangeQuery, TermQuery};
 use tantivy::schema::{IndexRecordOption, Value};
 use tantivy::{Index, IndexReader, Order, TantivyDocument, Term};
@@ -89,6 +89,31 @@ impl LogSearcher {
             limit,
             limit_capped: request.limit > MAX_LIMIT,
         })
+    }
+
+    /// Calls `visit` with every record matching `request` (its `limit` is ignored), in no
+    /// particular order; returns how many matched. For exports and whole-index checks, not
+    /// for interactive searches.
+    pub fn scan(
+        &self,
+        request: &SearchRequest,
+        mut visit: impl FnMut(Record),
+    ) -> Result<usize, IndexError> {
+        let query = self.build_query(request)?;
+        let searcher = self.reader.searcher();
+        let addresses = searcher.search(&*query, &DocSetCollector)?;
+        for address in &addresses {
+            let doc: TantivyDocument = searcher.doc(*address)?;
+            let json = doc
+                .get_first(self.schema.record)
+                .and_then(|v| v.as_str())
+                .unwrap_or_default();
+            match Record::from_json(json) {
+                Ok(r) => visit(r),
+                Err(e) => tracing::warn!(error = %e, "skipping an unreadable stored record"),
+            }
+        }
+        Ok(addresses.len())
     }
 
     fn build_query(&self, request: &SearchRequest) -> Result<Box<dyn Query>, IndexError> {

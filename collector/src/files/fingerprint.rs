@@ -23,10 +23,18 @@ const MAX_PROBE: usize = 4096;
 /// The identity of `file`: `<hash of first line>-<its length>`, or `None` while the file
 /// holds no complete first line (and is shorter than the probe).
 pub fn fingerprint(file: &File) -> io::Result<Option<String>> {
+    fingerprint_read(|buf, at| file.read_at(buf, at))
+}
+
+/// The identity of the content `read` yields (`read(buf, offset)` like `pread`), so a
+/// compressed rotation can be identified from its decompressed head.
+pub(crate) fn fingerprint_read(
+    mut read: impl FnMut(&mut [u8], u64) -> io::Result<usize>,
+) -> io::Result<Option<String>> {
     let mut buf = [0u8; MAX_PROBE];
     let mut filled = 0;
     while filled < buf.len() {
-        let n = file.read_at(&mut buf[filled..], filled as u64)?;
+        let n = read(&mut buf[filled..], filled as u64)?;
         if n == 0 {
             break;
         }

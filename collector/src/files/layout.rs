@@ -94,29 +94,49 @@ impl PodLogFile {
     }
 }
 
-/// Every live container log file under `root`, in path order.
-///
-/// A pod directory that vanishes while we walk it (the pod was deleted) is skipped, not an
-/// error; only an unreadable `root` is.
-pub fn discover(root: &Path) -> io::Result<Vec<(PathBuf, PodLogFile)>> {
+/// The kubelet's compressed rotations (`<N>.log.<stamp>.gz`) under `root`, with who wrote
+/// them. They are never read as new files; they are where a restart finds the rest of a
+/// file that was rotated and compressed while Infersight was down.
+pub fn discover_compressed(root: &Path) -> io::Result<Vec<(PathBuf, PodLogFile)>> {
     let mut found = Vec::new();
+    for entry in walk_container_files(root)? {
+        let Some(name) = entry.to_str().and_then(|p| p.strip_suffix(".gz")) else {
+            continue;
+        };
+        if let Some(meta) = PodLogFile::from_path(root, Path::new(name)).filter(|m| m.rotated) {
+            found.push((entry, meta));
+        }
+    }
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(found)
+}
+
+fn walk_container_files(root: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
     for pod_dir in std::fs::read_dir(root)? {
         let Ok(pod_dir) = pod_dir else { continue };
         let Ok(containers) = std::fs::read_dir(pod_dir.path()) else {
             continue;
         };
         for container_dir in containers.flatten() {
-            let Ok(files) = std::fs::read_dir(container_dir.path()) else {
+            let Ok(entries) = std::fs::read_dir(container_dir.path()) else {
                 continue;
             };
-            for file in files.flatten() {
-                let path = file.path();
-                if let Some(meta) = PodLogFile::from_path(root, &path) {
-                    found.push((path, meta));
-                }
-            }
+            files.extend(entries.flatten().map(|e| e.path()));
         }
     }
+    Ok(files)
+}
+
+/// Every live container log file under `root`, in path order.
+///
+/// A pod directory that vanishes while we walk it (the pod was deleted) is skipped, not an
+/// error; only an unreadable `root` is.
+pub fn discover(root: &Path) -> io::Result<Vec<(PathBuf, PodLogFile)>> {
+    let mut found: Vec<_> = walk_container_files(root)?
+        .into_iter()
+        .filter_map(|path| PodLogFile::from_path(root, &path).map(|meta| (path, meta)))
+        .collect();
     found.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(found)
 }
@@ -192,5 +212,8 @@ mod tests {
         );
         assert_eq!(found[0].1.container, "vllm");
         assert!(discover(&dir.path().join("missing")).is_err());
+        let compressed = discover_compressed(dir.path()).unwrap();
+        assert_eq!(compressed.len(), 1);
+        assert!(compressed[0].1.rotated);
     }
 }

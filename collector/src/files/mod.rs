@@ -21,20 +21,24 @@ mod tail;
 
 pub use cri::{CriDecodeError, CriLine, MergedLine, PartialLineMerger, decode_cri};
 pub use fingerprint::fingerprint;
-pub use layout::{PodLogFile, discover};
+pub use layout::{PodLogFile, discover, discover_compressed};
 
 use crate::Shutdown;
 use model::{Batch, BatchStatus, Checkpoint, CheckpointSet, Finalizers, Record};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs::File;
+use std::io::Read;
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 use tail::{DevIno, FileTail};
 use tokio::sync::mpsc;
+
+/// Checkpoint key prefix of a file read to its end (a tombstone).
+const DONE_PREFIX: &str = "done:";
 
 /// Settings of the `files` source.
 #[derive(Clone, Debug)]
@@ -111,6 +115,12 @@ pub struct FileSourceMetrics {
     pub batches_delivered: AtomicU64,
     /// Batches that were dropped or rejected downstream.
     pub batches_not_delivered: AtomicU64,
+    /// Files rotated and compressed while we were down, resumed from their `.gz`.
+    pub files_recovered_from_gzip: AtomicU64,
+    /// Files read in part before a stop that no longer exist in any form: the rest of
+    /// their lines is lost. Should stay 0; it is not when the pipeline is down for longer
+    /// than the kubelet keeps rotated files.
+    pub files_lost: AtomicU64,
 }
 
 /// The source. Build it with [`FileSource::new`], then [`FileSource::run`] it on a thread of
@@ -121,6 +131,17 @@ pub struct FileSource {
     resume: CheckpointSet,
     /// No checkpoint of ours existed at start and discovery has not run yet.
     first_start: bool,
+    /// Identities checkpointed before the start, until the first discovery has looked for
+    /// them (as files, else as compressed rotations).
+    recovering: Option<BTreeSet<String>>,
+    /// Files read to their end (identity → final position), kept while a compressed
+    /// rotation of theirs exists, so that a `.gz` is never taken for an unread file.
+    done: HashMap<String, u64>,
+    /// Identities of compressed rotations by inode, decompressed once.
+    compressed_ids: HashMap<DevIno, String>,
+    /// Checkpoint changes not tied to reading (tombstones added or pruned, lost files) that
+    /// go out with the next batch.
+    pending: Vec<Checkpoint>,
     tails: BTreeMap<String, FileTail>,
     metrics: Arc<FileSourceMetrics>,
 }
@@ -139,11 +160,28 @@ impl FileSource {
         })?;
         let id = id.into();
         let first_start = resume.of_source(&id).next().is_none();
+        let recovering = Some(
+            resume
+                .of_source(&id)
+                .filter(|(key, _)| !key.starts_with(DONE_PREFIX))
+                .map(|(key, _)| key.to_string())
+                .collect(),
+        );
+        let done = resume
+            .of_source(&id)
+            .filter_map(|(key, position)| {
+                Some((key.strip_prefix(DONE_PREFIX)?.to_string(), position))
+            })
+            .collect();
         Ok(FileSource {
             id,
             config,
             resume,
             first_start,
+            recovering,
+            done,
+            compressed_ids: HashMap::new(),
+            pending: Vec::new(),
             tails: BTreeMap::new(),
             metrics: Arc::default(),
         })
@@ -220,7 +258,11 @@ impl FileSource {
                 // copytruncate makes before truncating. Our handle stays authoritative.
                 Some(_) => {}
                 None => {
-                    let start = match self.resume.position(&self.id, &key) {
+                    let known = self
+                        .resume
+                        .position(&self.id, &key)
+                        .or_else(|| self.done.get(&key).copied());
+                    let start = match known {
                         Some(position) => position,
                         None if self.first_start && self.config.read_from == ReadFrom::End => {
                             meta.len()
@@ -241,6 +283,21 @@ impl FileSource {
                 }
             }
         }
+        self.scan_compressed();
+        if let Some(wanted) = self.recovering.take() {
+            for key in wanted
+                .into_iter()
+                .filter(|key| !self.tails.contains_key(key))
+            {
+                self.metrics.files_lost.fetch_add(1, Relaxed);
+                tracing::warn!(
+                    %key,
+                    position = self.resume.position(&self.id, &key),
+                    "a log file read in part before the stop is gone, also from the compressed rotations; its remaining lines are lost"
+                );
+                self.pending.push(self.checkpoint(key, 0, true));
+            }
+        }
         self.first_start = false;
         for (key, tail) in &mut self.tails {
             tail.gone = !present.contains(key);
@@ -248,6 +305,116 @@ impl FileSource {
         self.metrics
             .files_watched
             .store(self.tails.len() as u64, Relaxed);
+    }
+
+    /// Looks at the kubelet's compressed rotations. Each one's identity (from its
+    /// decompressed head) is either being read, done (a tombstone), or not read at all: the
+    /// file was rotated and compressed while we were down or before a commit recorded it.
+    /// Those are read from their checkpoint, or from 0, decompressed into an anonymous
+    /// file. At the very first start, existing ones count as done: `.gz` files are never
+    /// read as new logs. Tombstones of files that exist in no form any more are pruned.
+    fn scan_compressed(&mut self) {
+        let compressed = match discover_compressed(&self.config.logs_dir) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list compressed rotations");
+                return;
+            }
+        };
+        let mut on_disk = HashSet::new();
+        let mut seen_inodes = HashSet::new();
+        // A `.gz` we cannot identify may hold a done file: keep every tombstone then.
+        let mut unidentified = false;
+        for (path, pod_file) in compressed {
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue;
+            };
+            let dev_ino = (meta.dev(), meta.ino());
+            seen_inodes.insert(dev_ino);
+            let id = match self.compressed_ids.get(&dev_ino) {
+                Some(id) => Some(id.clone()),
+                // Not cached on failure: a `.gz` being written by gzip cannot be decoded yet
+                // and will be later.
+                None => match gzip_fingerprint(&path) {
+                    Ok(Some(id)) => {
+                        self.compressed_ids.insert(dev_ino, id.clone());
+                        Some(id)
+                    }
+                    Ok(None) => None,
+                    Err(e) => {
+                        tracing::debug!(path = %path.display(), error = %e, "compressed rotation not readable (yet)");
+                        None
+                    }
+                },
+            };
+            let Some(key) = id else {
+                unidentified = true;
+                continue;
+            };
+            on_disk.insert(key.clone());
+            if self.tails.contains_key(&key) || self.done.contains_key(&key) {
+                continue;
+            }
+            if self.first_start {
+                self.mark_done(key, 0);
+                continue;
+            }
+            let start = self.resume.position(&self.id, &key).unwrap_or(0);
+            let file = match decompress_to_anonymous_file(&path) {
+                Ok(file) => file,
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot decompress a rotation that was not read; will retry");
+                    self.metrics.read_errors.fetch_add(1, Relaxed);
+                    continue;
+                }
+            };
+            let Ok(anon) = file.metadata() else { continue };
+            tracing::info!(path = %path.display(), start, "reading a rotation that was compressed before it was read to its end");
+            self.metrics.files_recovered_from_gzip.fetch_add(1, Relaxed);
+            // Not among the live files, so it is marked gone: read to its end, then done.
+            let tail = FileTail::new(
+                path,
+                pod_file.resource(),
+                file,
+                (anon.dev(), anon.ino()),
+                key.clone(),
+                start,
+                self.config.max_line_bytes,
+            );
+            self.tails.insert(key, tail);
+        }
+        self.compressed_ids
+            .retain(|dev_ino, _| seen_inodes.contains(dev_ino));
+        if unidentified {
+            return;
+        }
+        let stale: Vec<String> = self
+            .done
+            .keys()
+            .filter(|k| !on_disk.contains(*k))
+            .cloned()
+            .collect();
+        for key in stale {
+            self.done.remove(&key);
+            self.pending
+                .push(self.checkpoint(format!("{DONE_PREFIX}{key}"), 0, true));
+        }
+    }
+
+    /// Records that the file `key` was read to `position`, its end.
+    fn mark_done(&mut self, key: String, position: u64) {
+        self.pending
+            .push(self.checkpoint(format!("{DONE_PREFIX}{key}"), position, false));
+        self.done.insert(key, position);
+    }
+
+    fn checkpoint(&self, key: String, position: u64, finished: bool) -> Checkpoint {
+        Checkpoint {
+            source: self.id.clone(),
+            key,
+            position,
+            finished,
+        }
     }
 
     /// One pass over every file; returns whether anything was read.
@@ -295,19 +462,41 @@ impl FileSource {
             if let Some(mut tail) = self.tails.remove(&key) {
                 tail.finish(&mut records);
                 tracing::debug!(path = %tail.path().display(), "file gone and read to its end");
-                checkpoints.push(Checkpoint {
-                    source: self.id.clone(),
-                    key,
-                    position: tail.checkpoint_position(),
-                    finished: true,
-                });
+                let end = tail.checkpoint_position();
+                checkpoints.push(self.checkpoint(key.clone(), end, true));
+                self.mark_done(key, end);
             }
         }
+        checkpoints.append(&mut self.pending);
         if !records.is_empty() || !checkpoints.is_empty() {
             send(out, &self.metrics, records, checkpoints)?;
         }
         Ok(read_any)
     }
+}
+
+/// The identity of a compressed rotation, from its decompressed head.
+fn gzip_fingerprint(path: &Path) -> std::io::Result<Option<String>> {
+    let mut head = Vec::with_capacity(4096);
+    flate2::read::GzDecoder::new(File::open(path)?)
+        .take(4096)
+        .read_to_end(&mut head)?;
+    fingerprint::fingerprint_read(|buf, at| {
+        let rest = head.get(at as usize..).unwrap_or_default();
+        let n = rest.len().min(buf.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        Ok(n)
+    })
+}
+
+/// Decompresses `path` into an unnamed temporary file (gone when closed).
+fn decompress_to_anonymous_file(path: &Path) -> std::io::Result<File> {
+    let mut out = tempfile::tempfile()?;
+    std::io::copy(
+        &mut flate2::read::GzDecoder::new(File::open(path)?),
+        &mut out,
+    )?;
+    Ok(out)
 }
 
 /// The downstream channel closed: the pipeline is gone.

@@ -430,3 +430,142 @@ fn a_dangling_partial_line_is_emitted_when_its_file_is_finished() {
     std::fs::remove_file(&live).unwrap();
     assert_eq!(bodies(&drain(&mut source)), ["Killed"]);
 }
+
+/// Restarts over `dir` with the checkpoints committed by `batches`.
+fn restart_with(dir: &Path, batches: &[Batch]) -> FileSource {
+    let mut committed = CheckpointSet::new();
+    for c in batches.iter().flat_map(|b| &b.checkpoints) {
+        committed.update(c);
+    }
+    FileSource::new("files", FileSourceConfig::new(dir.into()), committed).unwrap()
+}
+
+fn gzip_in_place(path: &Path) {
+    let data = std::fs::read(path).unwrap();
+    let gz = std::fs::File::create(format!("{}.gz", path.display())).unwrap();
+    let mut enc = flate2::write::GzEncoder::new(gz, flate2::Compression::fast());
+    enc.write_all(&data).unwrap();
+    enc.finish().unwrap();
+    std::fs::remove_file(path).unwrap();
+}
+
+#[test]
+fn a_restart_resumes_a_file_compressed_while_stopped_from_its_gz() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("ns_p_u/c/0.log");
+    write_numbered(&live, 0, 3);
+    let first = {
+        let mut source = source_over(dir.path());
+        drain(&mut source)
+    };
+    assert_eq!(line_numbers(&first), [0, 1, 2]);
+    write_numbered(&live, 3, 6); // read by nobody before the stop
+    let rotated = dir.path().join("ns_p_u/c/0.log.20250304-091406");
+    std::fs::rename(&live, &rotated).unwrap();
+    gzip_in_place(&rotated);
+    write_numbered(&live, 6, 8);
+    let mut restarted = restart_with(dir.path(), &first);
+    let batches = drain(&mut restarted);
+    let mut got = line_numbers(&batches);
+    got.sort();
+    assert_eq!(
+        got,
+        [3, 4, 5, 6, 7],
+        "the rest of the compressed file, once, then the new one"
+    );
+    assert_eq!(
+        restarted.metrics().files_recovered_from_gzip.load(Relaxed),
+        1
+    );
+    assert_eq!(restarted.metrics().files_lost.load(Relaxed), 0);
+    assert!(
+        batches
+            .iter()
+            .flat_map(|b| &b.checkpoints)
+            .any(|c| c.finished)
+    );
+}
+
+#[test]
+fn a_file_gone_in_every_form_is_counted_as_lost_and_forgotten() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("ns_p_u/c/0.log");
+    write_numbered(&live, 0, 3);
+    let first = {
+        let mut source = source_over(dir.path());
+        drain(&mut source)
+    };
+    std::fs::remove_file(&live).unwrap();
+    write_numbered(&dir.path().join("ns_p_u/c/1.log"), 10, 11);
+    let mut restarted = restart_with(dir.path(), &first);
+    let batches = drain(&mut restarted);
+    assert_eq!(line_numbers(&batches), [10]);
+    assert_eq!(restarted.metrics().files_lost.load(Relaxed), 1);
+    let forgotten = batches
+        .iter()
+        .flat_map(|b| &b.checkpoints)
+        .filter(|c| c.finished)
+        .count();
+    assert_eq!(
+        forgotten, 1,
+        "the lost file's checkpoint is dropped, not kept forever"
+    );
+}
+
+#[test]
+fn a_rotation_compressed_before_any_commit_recorded_it_is_read_from_zero_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("ns_p_u/c/0.log");
+    write_numbered(&live, 0, 2);
+    let committed = {
+        let mut source = source_over(dir.path());
+        drain(&mut source)
+    };
+    // Rotated twice while the pipeline was down (or before it committed): the middle file
+    // was never recorded anywhere and now exists only compressed.
+    let r1 = dir.path().join("ns_p_u/c/0.log.20250304-091406");
+    std::fs::rename(&live, &r1).unwrap();
+    write_numbered(&live, 2, 4);
+    let r2 = dir.path().join("ns_p_u/c/0.log.20250304-091407");
+    std::fs::rename(&live, &r2).unwrap();
+    gzip_in_place(&r1);
+    gzip_in_place(&r2);
+    write_numbered(&live, 4, 5);
+    let mut restarted = restart_with(dir.path(), &committed);
+    let batches = drain(&mut restarted);
+    let mut got = line_numbers(&batches);
+    got.sort();
+    assert_eq!(
+        got,
+        [2, 3, 4],
+        "nothing from the file already read, all of the unseen one"
+    );
+    // Both compressed files are resumed: the first from its checkpoint (at its end), the
+    // unseen one from 0.
+    assert_eq!(
+        restarted.metrics().files_recovered_from_gzip.load(Relaxed),
+        2
+    );
+    // Read once only: the next passes leave the compressed files alone.
+    assert!(bodies(&drain(&mut restarted)).is_empty());
+    let again = restart_with(dir.path(), &[committed, batches].concat());
+    let mut again = again;
+    assert!(
+        bodies(&drain(&mut again)).is_empty(),
+        "a later restart reads nothing twice"
+    );
+}
+
+#[test]
+fn compressed_rotations_that_existed_at_the_first_start_are_never_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("ns_p_u/c/0.log.20250304-091406");
+    write_numbered(&old, 0, 2);
+    gzip_in_place(&old);
+    write_numbered(&dir.path().join("ns_p_u/c/0.log"), 2, 3);
+    let mut source = source_over(dir.path());
+    let first = drain(&mut source);
+    assert_eq!(line_numbers(&first), [2]);
+    let mut restarted = restart_with(dir.path(), &first);
+    assert!(bodies(&drain(&mut restarted)).is_empty());
+}

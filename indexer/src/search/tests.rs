@@ -133,6 +133,14 @@ fn committed_records_are_found_newest_first_with_filters_and_time_ranges() {
     let r = searcher.search(&capped).unwrap();
     assert!(r.limit_capped);
     assert_eq!(r.limit, MAX_LIMIT);
+    let mut scanned = Vec::new();
+    let n = searcher
+        .scan(&request("chatcmpl"), |r| scanned.push(r.body))
+        .unwrap();
+    scanned.sort();
+    assert_eq!((n, scanned.len()), (2, 2));
+    assert!(scanned[0].starts_with("Received request"));
+
     let mut one = request("*");
     one.limit = 1;
     assert_eq!(searcher.search(&one).unwrap().hits.len(), 1);

@@ -1,0 +1,276 @@
+//! Issue 3's promise: every line a container writes appears exactly once, through kubelet
+//! rotations (with gzip of older files), a copytruncate, a container restart and repeated
+//! `kill -9` of the pipeline.
+//!
+//! 20 pods write numbered lines while the real binary tails them; the pipeline is killed
+//! (SIGKILL) five times at random moments and restarted at once. When the writers stop and
+//! the last run has caught up, the index must hold every (pod, number) exactly once, and per
+//! pod the numbers must be in timestamp order. The seed is printed to replay a failure.
+
+use indexer::{IndexStore, SearchRequest};
+use std::collections::{BTreeMap, VecDeque};
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tests::{Running, cri_now};
+
+const PODS: usize = 20;
+/// Rotate a pod's file when it passes this size (kubelet's default is 10 MiB; small here so
+/// that a short test rotates every pod several times).
+const ROTATE_BYTES: u64 = 24 * 1024;
+/// Lines per pod per writer tick (every 10 ms): 20 pods → ~4,000 lines/s, 0.6 MB/s.
+const LINES_PER_TICK: u64 = 2;
+const KILLS: usize = 5;
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// One pod's container, written the way the kubelet and runtime do.
+struct PodWriter {
+    pod: usize,
+    dir: PathBuf,
+    restart: u32,
+    file: File,
+    written_in_file: u64,
+    next_seq: u64,
+    /// logrotate-style copytruncate instead of the kubelet's rename.
+    copytruncate: bool,
+    /// Uncompressed rotated files, oldest first; all but the newest get gzipped.
+    rotated: VecDeque<PathBuf>,
+}
+
+static STAMP: AtomicU64 = AtomicU64::new(0);
+static GZIPPED: AtomicU64 = AtomicU64::new(0);
+
+impl PodWriter {
+    fn new(root: &Path, pod: usize) -> Self {
+        let dir = root.join(format!("llm_pod-{pod:02}_uid-{pod:02}/server"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("0.log"))
+            .unwrap();
+        PodWriter {
+            pod,
+            dir,
+            restart: 0,
+            file,
+            written_in_file: 0,
+            next_seq: 0,
+            copytruncate: pod == 0,
+            rotated: VecDeque::new(),
+        }
+    }
+
+    fn live(&self) -> PathBuf {
+        self.dir.join(format!("{}.log", self.restart))
+    }
+
+    fn write_lines(&mut self, n: u64) {
+        let mut buf = String::new();
+        for _ in 0..n {
+            buf.push_str(&format!(
+                "{} stdout F INFO pod={} seq={} padding-to-make-lines-realistically-long-{}\n",
+                cri_now(),
+                self.pod,
+                self.next_seq,
+                "x".repeat(60)
+            ));
+            self.next_seq += 1;
+        }
+        self.file.write_all(buf.as_bytes()).unwrap();
+        self.written_in_file += buf.len() as u64;
+        if self.written_in_file >= ROTATE_BYTES {
+            self.rotate();
+        }
+    }
+
+    fn rotate(&mut self) {
+        let stamp = STAMP.fetch_add(1, Ordering::Relaxed);
+        let rotated = self
+            .dir
+            .join(format!("{}.log.20260101-{stamp:06}", self.restart));
+        if self.copytruncate {
+            std::fs::copy(self.live(), &rotated).unwrap();
+            self.file.set_len(0).unwrap(); // O_APPEND: the next write lands at the new end
+        } else {
+            std::fs::rename(self.live(), &rotated).unwrap();
+            self.file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.live())
+                .unwrap();
+        }
+        self.written_in_file = 0;
+        self.rotated.push_back(rotated);
+        while self.rotated.len() > 1 {
+            let oldest = self.rotated.pop_front().unwrap();
+            let status = std::process::Command::new("gzip")
+                .arg("-f")
+                .arg(&oldest)
+                .status()
+                .unwrap();
+            assert!(status.success(), "gzip {}", oldest.display());
+            GZIPPED.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The container crashed and the kubelet started it again: `N+1.log`.
+    fn restart(&mut self) {
+        self.restart += 1;
+        self.file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.live())
+            .unwrap();
+        self.written_in_file = 0;
+    }
+}
+
+#[test]
+fn every_line_is_indexed_exactly_once_through_rotations_restarts_and_kill_9() {
+    let seed = std::env::var("CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        });
+    println!("CRASH_SEED={seed}");
+    let mut rng = Rng(seed);
+    let tmp = tempfile::tempdir().unwrap();
+    let logs = tmp.path().join("pods");
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&logs).unwrap();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers = {
+        let logs = logs.clone();
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut pods: Vec<PodWriter> = (0..PODS).map(|p| PodWriter::new(&logs, p)).collect();
+            let mut tick = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                for pod in &mut pods {
+                    pod.write_lines(LINES_PER_TICK);
+                }
+                tick += 1;
+                if tick == 300 {
+                    pods[1].restart();
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            pods.iter().map(|p| p.next_seq).collect::<Vec<u64>>()
+        })
+    };
+
+    let mut running = Running::start(&logs, &data, &[]);
+    let kills = std::env::var("CRASH_KILLS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(KILLS);
+    for kill in 0..kills {
+        let wait = Duration::from_millis(400 + rng.next() % 1600);
+        std::thread::sleep(wait);
+        drop(running); // SIGKILL: no drain, no final commit
+        println!("kill -9 #{} after {wait:?}", kill + 1);
+        running = Running::start(&logs, &data, &[]);
+    }
+    if kills == 0 {
+        std::thread::sleep(Duration::from_secs(6)); // the same workload, never interrupted
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    let written: Vec<u64> = writers.join().unwrap();
+    let expected: u64 = written.iter().sum();
+    println!(
+        "written: {expected} lines over {PODS} pods; {} rotations, {} files gzipped, 1 copytruncating pod, 1 container restart",
+        STAMP.load(Ordering::Relaxed),
+        GZIPPED.load(Ordering::Relaxed)
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut settled = false;
+    while Instant::now() < deadline {
+        let (_, body) = running.get("/api/v1/search?q=*&limit=1");
+        let total = body["total"].as_u64().unwrap_or(0);
+        assert!(
+            total <= expected,
+            "more records ({total}) than lines written ({expected}): duplicates"
+        );
+        if total == expected {
+            settled = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (status, stderr) = running.terminate(Duration::from_secs(30));
+    assert!(status.success(), "{stderr}");
+    if !settled {
+        eprintln!("stderr of the last run:\n{stderr}");
+    }
+
+    // Every (pod, seq) exactly once, in timestamp order per pod.
+    let store = IndexStore::open_existing(&data.join("index")).unwrap();
+    let mut per_pod: BTreeMap<usize, Vec<(i64, u64)>> = BTreeMap::new();
+    let scanned = store
+        .searcher()
+        .scan(&SearchRequest::default(), |r| {
+            let field = |name: &str| -> u64 {
+                r.body
+                    .split(' ')
+                    .find_map(|w| w.strip_prefix(name))
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_else(|| panic!("no {name} in {:?}", r.body))
+            };
+            per_pod
+                .entry(field("pod=") as usize)
+                .or_default()
+                .push((r.timestamp.unix_nanos(), field("seq=")));
+        })
+        .unwrap();
+    let mut problems = Vec::new();
+    for pod in 0..PODS {
+        let mut seen = per_pod.remove(&pod).unwrap_or_default();
+        seen.sort();
+        let seqs: Vec<u64> = seen.iter().map(|(_, s)| *s).collect();
+        if seqs.iter().copied().eq(0..written[pod]) {
+            println!("pod {pod:02}: {} lines, each once, in order", seqs.len());
+            continue;
+        }
+        let mut sorted = seqs.clone();
+        sorted.sort();
+        let dups = sorted.windows(2).filter(|w| w[0] == w[1]).count();
+        sorted.dedup();
+        let mut missing = Vec::new();
+        let mut next = 0u64;
+        for &s in sorted.iter().chain(std::iter::once(&written[pod])) {
+            if s > next {
+                missing.push(format!("{next}..{s}"));
+            }
+            next = s + 1;
+        }
+        problems.push(format!(
+            "pod {pod}: {} indexed of {}, {dups} duplicated, missing {missing:?}, in timestamp order: {}",
+            seqs.len(),
+            written[pod],
+            seqs.windows(2).all(|w| w[0] < w[1])
+        ));
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert_eq!(scanned as u64, expected);
+}
