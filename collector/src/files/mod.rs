@@ -352,7 +352,8 @@ impl FileSource {
                 continue;
             };
             on_disk.insert(key.clone());
-            if self.tails.contains_key(&key) || self.done.contains_key(&key) {
+            let detached = self.tails.get(&key).is_some_and(|t| t.detached);
+            if (self.tails.contains_key(&key) && !detached) || self.done.contains_key(&key) {
                 continue;
             }
             if self.first_start {
@@ -369,8 +370,13 @@ impl FileSource {
                 }
             };
             let Ok(anon) = file.metadata() else { continue };
-            tracing::info!(path = %path.display(), start, "reading a rotation that was compressed before it was read to its end");
             self.metrics.files_recovered_from_gzip.fetch_add(1, Relaxed);
+            if let Some(tail) = self.tails.get_mut(&key) {
+                // Truncated under us, and its copy already compressed: go on in the copy.
+                tail.reattach(path, file, (anon.dev(), anon.ino()));
+                continue;
+            }
+            tracing::info!(path = %path.display(), start, "reading a rotation that was compressed before it was read to its end");
             // Not among the live files, so it is marked gone: read to its end, then done.
             let tail = FileTail::new(
                 path,
