@@ -196,12 +196,7 @@ impl FileSource {
     /// A full channel blocks the source (backpressure); nothing is dropped.
     pub fn run(mut self, out: mpsc::Sender<Batch>, shutdown: Shutdown) {
         tracing::info!(source = %self.id, dir = %self.config.logs_dir.display(), "files source started");
-        loop {
-            self.refresh_files();
-            let read_any = match self.read_files(&out) {
-                Ok(read_any) => read_any,
-                Err(Closed) => break,
-            };
+        while let Some(read_any) = self.poll(&out) {
             if shutdown.is_triggered() {
                 break;
             }
@@ -210,6 +205,14 @@ impl FileSource {
             }
         }
         tracing::info!(source = %self.id, "files source stopped");
+    }
+
+    /// One discovery and read pass: every batch it makes is sent on `out` (waiting while the
+    /// channel is full). Returns whether to poll again at once (something was read), or
+    /// `None` when `out` is closed.
+    pub fn poll(&mut self, out: &mpsc::Sender<Batch>) -> Option<bool> {
+        self.refresh_files();
+        self.read_files(out).ok()
     }
 
     fn refresh_files(&mut self) {
