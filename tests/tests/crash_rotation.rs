@@ -112,11 +112,7 @@ impl PodWriter {
             self.file.set_len(0).unwrap(); // O_APPEND: the next write lands at the new end
         } else {
             std::fs::rename(self.live(), &rotated).unwrap();
-            self.file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(self.live())
-                .unwrap();
+            self.file = self.open_live();
         }
         self.written_in_file = 0;
         self.rotations += 1;
@@ -133,14 +129,19 @@ impl PodWriter {
         }
     }
 
-    /// The container crashed and the kubelet started it again: `N+1.log`.
-    fn restart(&mut self) {
-        self.restart += 1;
-        self.file = OpenOptions::new()
+    /// Opens the live `N.log` for appending, as the runtime does after a rotation or restart.
+    fn open_live(&self) -> File {
+        OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.live())
-            .unwrap();
+            .unwrap()
+    }
+
+    /// The container crashed and the kubelet started it again: `N+1.log`.
+    fn restart(&mut self) {
+        self.restart += 1;
+        self.file = self.open_live();
         self.written_in_file = 0;
     }
 }
