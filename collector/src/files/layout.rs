@@ -94,25 +94,23 @@ impl PodLogFile {
     }
 }
 
-/// The kubelet's compressed rotations (`<N>.log.<stamp>.gz`) under `root`, with who wrote
-/// them. They are never read as new files; they are where a restart finds the rest of a
-/// file that was rotated and compressed while Infersight was down.
-pub fn discover_compressed(root: &Path) -> io::Result<Vec<(PathBuf, PodLogFile)>> {
-    let mut found = Vec::new();
-    for entry in walk_container_files(root)? {
-        let Some(name) = entry.to_str().and_then(|p| p.strip_suffix(".gz")) else {
-            continue;
-        };
-        if let Some(meta) = PodLogFile::from_path(root, Path::new(name)).filter(|m| m.rotated) {
-            found.push((entry, meta));
-        }
-    }
-    found.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(found)
+/// What one walk of the log tree finds, each list in path order.
+#[derive(Debug, Default)]
+pub struct Discovered {
+    /// Live and rotated (uncompressed) container log files.
+    pub files: Vec<(PathBuf, PodLogFile)>,
+    /// The kubelet's compressed rotations (`<N>.log.<stamp>.gz`). They are never read as
+    /// new files; they are where a restart finds the rest of a file that was rotated and
+    /// compressed before it was read to its end.
+    pub compressed: Vec<(PathBuf, PodLogFile)>,
 }
 
-fn walk_container_files(root: &Path) -> io::Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
+/// Walks `root` once for both kinds of file.
+///
+/// A pod directory that vanishes while we walk it (the pod was deleted) is skipped, not an
+/// error; only an unreadable `root` is.
+pub fn discover_all(root: &Path) -> io::Result<Discovered> {
+    let mut found = Discovered::default();
     for pod_dir in std::fs::read_dir(root)? {
         let Ok(pod_dir) = pod_dir else { continue };
         let Ok(containers) = std::fs::read_dir(pod_dir.path()) else {
@@ -122,23 +120,28 @@ fn walk_container_files(root: &Path) -> io::Result<Vec<PathBuf>> {
             let Ok(entries) = std::fs::read_dir(container_dir.path()) else {
                 continue;
             };
-            files.extend(entries.flatten().map(|e| e.path()));
+            for path in entries.flatten().map(|e| e.path()) {
+                if let Some(meta) = PodLogFile::from_path(root, &path) {
+                    found.files.push((path, meta));
+                } else if let Some(meta) = path
+                    .to_str()
+                    .and_then(|p| p.strip_suffix(".gz"))
+                    .and_then(|name| PodLogFile::from_path(root, Path::new(name)))
+                    .filter(|m| m.rotated)
+                {
+                    found.compressed.push((path, meta));
+                }
+            }
         }
     }
-    Ok(files)
+    found.files.sort_by(|a, b| a.0.cmp(&b.0));
+    found.compressed.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(found)
 }
 
-/// Every live container log file under `root`, in path order.
-///
-/// A pod directory that vanishes while we walk it (the pod was deleted) is skipped, not an
-/// error; only an unreadable `root` is.
+/// Every live or rotated (uncompressed) container log file under `root`, in path order.
 pub fn discover(root: &Path) -> io::Result<Vec<(PathBuf, PodLogFile)>> {
-    let mut found: Vec<_> = walk_container_files(root)?
-        .into_iter()
-        .filter_map(|path| PodLogFile::from_path(root, &path).map(|meta| (path, meta)))
-        .collect();
-    found.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(found)
+    discover_all(root).map(|d| d.files)
 }
 
 #[cfg(test)]
@@ -212,7 +215,7 @@ mod tests {
         );
         assert_eq!(found[0].1.container, "vllm");
         assert!(discover(&dir.path().join("missing")).is_err());
-        let compressed = discover_compressed(dir.path()).unwrap();
+        let compressed = discover_all(dir.path()).unwrap().compressed;
         assert_eq!(compressed.len(), 1);
         assert!(compressed[0].1.rotated);
     }

@@ -21,7 +21,7 @@ mod tail;
 
 pub use cri::{CriDecodeError, CriLine, MergedLine, PartialLineMerger, decode_cri};
 pub use fingerprint::fingerprint;
-pub use layout::{PodLogFile, discover, discover_compressed};
+pub use layout::{Discovered, PodLogFile, discover, discover_all};
 
 use crate::Shutdown;
 use model::{Batch, BatchStatus, Checkpoint, CheckpointSet, Finalizers, Record};
@@ -143,6 +143,8 @@ pub struct FileSource {
     /// go out with the next batch.
     pending: Vec<Checkpoint>,
     tails: BTreeMap<String, FileTail>,
+    /// One read buffer lent to every file in turn, not one allocation per file per poll.
+    read_buf: Vec<u8>,
     metrics: Arc<FileSourceMetrics>,
 }
 
@@ -183,6 +185,7 @@ impl FileSource {
             compressed_ids: HashMap::new(),
             pending: Vec::new(),
             tails: BTreeMap::new(),
+            read_buf: vec![0; tail::READ_CHUNK],
             metrics: Arc::default(),
         })
     }
@@ -216,7 +219,10 @@ impl FileSource {
     }
 
     fn refresh_files(&mut self) {
-        let found = match discover(&self.config.logs_dir) {
+        let Discovered {
+            files: found,
+            compressed,
+        } = match discover_all(&self.config.logs_dir) {
             Ok(found) => found,
             Err(e) => {
                 self.metrics.read_errors.fetch_add(1, Relaxed);
@@ -286,7 +292,7 @@ impl FileSource {
                 }
             }
         }
-        self.scan_compressed();
+        self.scan_compressed(compressed);
         if let Some(wanted) = self.recovering.take() {
             for key in wanted
                 .into_iter()
@@ -316,14 +322,7 @@ impl FileSource {
     /// Those are read from their checkpoint, or from 0, decompressed into an anonymous
     /// file. At the very first start, existing ones count as done: `.gz` files are never
     /// read as new logs. Tombstones of files that exist in no form any more are pruned.
-    fn scan_compressed(&mut self) {
-        let compressed = match discover_compressed(&self.config.logs_dir) {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot list compressed rotations");
-                return;
-            }
-        };
+    fn scan_compressed(&mut self, compressed: Vec<(PathBuf, PodLogFile)>) {
         let mut on_disk = HashSet::new();
         let mut seen_inodes = HashSet::new();
         // A `.gz` we cannot identify may hold a done file: keep every tombstone then.
@@ -436,7 +435,7 @@ impl FileSource {
         for (key, tail) in &mut self.tails {
             loop {
                 let was_detached = tail.detached;
-                match tail.read_available(&mut records, max, &self.metrics) {
+                match tail.read_available(&mut records, max, &mut self.read_buf, &self.metrics) {
                     Ok(0) if tail.gone => finished.push(key.clone()),
                     Ok(0) => {}
                     Ok(_) => read_any = true,

@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
-const READ_CHUNK: usize = 256 * 1024;
+/// Bytes read per `pread`.
+pub(crate) const READ_CHUNK: usize = 256 * 1024;
 
 /// Device and inode: which open file a path points at right now.
 pub(crate) type DevIno = (u64, u64);
@@ -114,6 +115,7 @@ impl FileTail {
         &mut self,
         out: &mut Vec<Record>,
         max_records: usize,
+        buf: &mut [u8],
         metrics: &FileSourceMetrics,
     ) -> io::Result<u64> {
         if self.detached {
@@ -133,11 +135,13 @@ impl FileTail {
             }
         }
         self.last_len = len;
+        if len == read_at {
+            return Ok(0); // nothing new: the common case of an idle file
+        }
         let mut total = 0u64;
-        let mut buf = vec![0u8; READ_CHUNK];
         while out.len() < max_records {
             let pos = self.offset + self.carry.len() as u64;
-            let n = self.file.read_at(&mut buf, pos)?;
+            let n = self.file.read_at(buf, pos)?;
             if n == 0 {
                 break;
             }
