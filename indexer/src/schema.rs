@@ -107,6 +107,11 @@ impl IndexSchema {
     }
 
     /// The document of `record`.
+    /// The term that finds the document of record `id`.
+    pub(crate) fn id_term(&self, id: model::RecordId) -> tantivy::Term {
+        tantivy::Term::from_field_text(self.id, &id.to_string())
+    }
+
     pub(crate) fn document(&self, record: &Record) -> TantivyDocument {
         let mut doc = TantivyDocument::new();
         doc.add_text(self.id, record.id.to_string());

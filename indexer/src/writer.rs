@@ -67,6 +67,11 @@ impl IndexSink {
 
     /// Adds a batch's records; they become durable and visible at the next commit.
     pub fn add(&mut self, batch: Batch) -> Result<(), IndexError> {
+        // A delete is ordered before the adds that follow it, so a re-sent record replaces
+        // the copy an earlier run committed and survives itself.
+        for id in &batch.redelivered {
+            self.writer.delete_term(self.schema.id_term(*id));
+        }
         for record in &batch.records {
             self.writer.add_document(self.schema.document(record))?;
         }

@@ -8,7 +8,7 @@
 //! shutdown that cut it short) makes the status [`BatchStatus::Dropped`], so nothing is
 //! acknowledged by accident.
 
-use crate::Record;
+use crate::{Record, RecordId};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -209,6 +209,10 @@ pub struct Batch {
     pub finalizers: Finalizers,
     /// Where the sources will resume once this batch is durable.
     pub checkpoints: Vec<Checkpoint>,
+    /// Ids of records in this batch that an earlier run may already have delivered (a
+    /// source resuming from a checkpoint that lies before records it had sent). A sink that
+    /// already holds such a record replaces it instead of keeping two (DESIGN.md §4).
+    pub redelivered: Vec<RecordId>,
 }
 
 impl Batch {
@@ -218,6 +222,7 @@ impl Batch {
             records,
             finalizers: Finalizers::none(),
             checkpoints: Vec::new(),
+            redelivered: Vec::new(),
         }
     }
 
@@ -265,6 +270,7 @@ mod tests {
             records: vec![],
             finalizers: f,
             checkpoints: vec![],
+            redelivered: vec![],
         });
         assert_eq!(rx.try_recv(), Ok(BatchStatus::Dropped));
     }

@@ -26,6 +26,12 @@ pub const LOG_INVALID_UTF8: &str = "log.invalid_utf8";
 pub const LOG_TRUNCATED: &str = "log.truncated";
 /// Why a container-runtime line could not be decoded (the raw line is kept as the body).
 pub const LOG_DECODE_ERROR: &str = "log.decode_error";
+/// How many physical lines were joined into this record (a traceback, a goroutine dump, a
+/// message with continuation lines); absent for a single line.
+pub const LOG_LINES: &str = "log.lines";
+/// Set when a line's end (`F`, or a docker `log` ending in a newline) never came and the
+/// collector emitted what it had after a timeout or at the end of a finished file.
+pub const LOG_PARTIAL: &str = "log.partial";
 /// Set when ANSI colour codes were removed from the body.
 pub const LOG_ANSI_STRIPPED: &str = "log.ansi_stripped";
 /// A process prefix such as vLLM's `(APIServer pid=3646)`.

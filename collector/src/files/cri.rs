@@ -89,6 +89,8 @@ pub struct MergedLine {
 pub struct PartialLineMerger {
     max_line_bytes: usize,
     pending: [Option<MergedLine>; 2],
+    /// When each pending line got its first chunk, for the flush timeout.
+    since: [Option<std::time::Instant>; 2],
 }
 
 impl PartialLineMerger {
@@ -97,12 +99,17 @@ impl PartialLineMerger {
         PartialLineMerger {
             max_line_bytes,
             pending: [None, None],
+            since: [None, None],
         }
     }
 
     /// Feeds one decoded line found at `position`; returns the whole line once it is complete.
     pub fn push(&mut self, line: &CriLine<'_>, position: u64) -> Option<MergedLine> {
-        let slot = &mut self.pending[stream_slot(line.stream)];
+        let at = stream_slot(line.stream);
+        let slot = &mut self.pending[at];
+        if slot.is_none() {
+            self.since[at] = Some(std::time::Instant::now());
+        }
         let merged = slot.get_or_insert_with(|| MergedLine {
             position,
             timestamp: line.timestamp,
@@ -139,6 +146,19 @@ impl PartialLineMerger {
     /// Hands out lines still waiting for their `F` (input ended).
     pub fn flush(&mut self) -> impl Iterator<Item = MergedLine> + '_ {
         self.pending.iter_mut().filter_map(Option::take)
+    }
+
+    /// Hands out lines whose first chunk came `timeout` ago or earlier and whose `F` has
+    /// not come: a writer that died mid-line, or one that never ends its last line.
+    pub fn flush_older_than(
+        &mut self,
+        timeout: std::time::Duration,
+    ) -> impl Iterator<Item = MergedLine> + '_ {
+        self.pending
+            .iter_mut()
+            .zip(&self.since)
+            .filter(move |(_, since)| since.is_some_and(|t| t.elapsed() >= timeout))
+            .filter_map(|(slot, _)| slot.take())
     }
 }
 

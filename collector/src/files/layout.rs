@@ -94,23 +94,142 @@ impl PodLogFile {
     }
 }
 
-/// What one walk of the log tree finds, each list in path order.
+/// A container log file in docker's own layout: `<root>/<id>/<id>-json.log`, rotated by
+/// docker to `<id>-json.log.1`, `.2`, … (and `.N.gz` when compression is on).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DockerLogFile {
+    /// The container id (hex).
+    pub container_id: String,
+    /// Whether this is a rotated file (`…-json.log.N`).
+    pub rotated: bool,
+}
+
+impl DockerLogFile {
+    /// Reads `<id>/<id>-json.log[.N]` relative to `root`.
+    pub fn from_path(root: &Path, path: &Path) -> Option<Self> {
+        let rel = path.strip_prefix(root).ok()?;
+        let mut parts = rel.iter();
+        let dir = parts.next()?.to_str()?;
+        let file = parts.next()?.to_str()?;
+        if parts.next().is_some() {
+            return None;
+        }
+        let (live, rotated) = match file.split_once("-json.log") {
+            Some((_, "")) => (file, false),
+            Some((id, rest)) => {
+                let n = rest.strip_prefix('.')?;
+                if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+                    return None;
+                }
+                (&file[..id.len() + "-json.log".len()], true)
+            }
+            None => return None,
+        };
+        let id = super::docker::docker_container_id(live)?;
+        (id == dir).then(|| DockerLogFile {
+            container_id: id.to_string(),
+            rotated,
+        })
+    }
+}
+
+/// Who wrote a log file: a pod's container in the kubelet layout, or a container in
+/// docker's layout (which names no pod).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LogFile {
+    /// `/var/log/pods/<ns>_<pod>_<uid>/<container>/<N>.log`
+    Pod(PodLogFile),
+    /// `/var/lib/docker/containers/<id>/<id>-json.log`
+    Docker(DockerLogFile),
+}
+
+impl LogFile {
+    /// The resource attributes every record of this file carries.
+    pub fn resource(&self) -> Attributes {
+        match self {
+            LogFile::Pod(p) => p.resource(),
+            LogFile::Docker(d) => [(
+                names::CONTAINER_ID,
+                AttrValue::from(d.container_id.as_str()),
+            )]
+            .into_iter()
+            .collect(),
+        }
+    }
+
+    /// Whether this is a rotated file rather than the one being written.
+    pub fn rotated(&self) -> bool {
+        match self {
+            LogFile::Pod(p) => p.rotated,
+            LogFile::Docker(d) => d.rotated,
+        }
+    }
+
+    /// One container run's name: every file (live and rotated) of one run of one container
+    /// has the same, so lines can be grouped across a rotation.
+    pub fn container_run(&self) -> String {
+        match self {
+            LogFile::Pod(p) => format!("{}/{}/{}", p.pod_uid, p.container, p.restart_count),
+            LogFile::Docker(d) => d.container_id.clone(),
+        }
+    }
+
+    /// The pod's file, if it is one.
+    pub fn pod(&self) -> Option<&PodLogFile> {
+        match self {
+            LogFile::Pod(p) => Some(p),
+            LogFile::Docker(_) => None,
+        }
+    }
+}
+
+/// What one walk of the log trees finds, each list in path order.
 #[derive(Debug, Default)]
 pub struct Discovered {
     /// Live and rotated (uncompressed) container log files.
-    pub files: Vec<(PathBuf, PodLogFile)>,
-    /// The kubelet's compressed rotations (`<N>.log.<stamp>.gz`). They are never read as
-    /// new files; they are where a restart finds the rest of a file that was rotated and
-    /// compressed before it was read to its end.
-    pub compressed: Vec<(PathBuf, PodLogFile)>,
+    pub files: Vec<(PathBuf, LogFile)>,
+    /// Compressed rotations (kubelet's `<N>.log.<stamp>.gz`, docker's `-json.log.N.gz`).
+    /// They are never read as new files; they are where a restart finds the rest of a file
+    /// that was rotated and compressed before it was read to its end.
+    pub compressed: Vec<(PathBuf, LogFile)>,
 }
 
-/// Walks `root` once for both kinds of file.
+/// Walks the kubelet layout under `root` once for both kinds of file.
 ///
 /// A pod directory that vanishes while we walk it (the pod was deleted) is skipped, not an
 /// error; only an unreadable `root` is.
 pub fn discover_all(root: &Path) -> io::Result<Discovered> {
     let mut found = Discovered::default();
+    discover_pods(root, &mut found)?;
+    found.files.sort_by(|a, b| a.0.cmp(&b.0));
+    found.compressed.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(found)
+}
+
+/// Walks docker's layout under `root` (`/var/lib/docker/containers`), adding to `found`.
+pub fn discover_docker(root: &Path, found: &mut Discovered) -> io::Result<()> {
+    for dir in std::fs::read_dir(root)? {
+        let Ok(dir) = dir else { continue };
+        let Ok(entries) = std::fs::read_dir(dir.path()) else {
+            continue;
+        };
+        for path in entries.flatten().map(|e| e.path()) {
+            if let Some(meta) = DockerLogFile::from_path(root, &path) {
+                found.files.push((path, LogFile::Docker(meta)));
+            } else if let Some(meta) = path
+                .to_str()
+                .and_then(|p| p.strip_suffix(".gz"))
+                .and_then(|name| DockerLogFile::from_path(root, Path::new(name)))
+                .filter(|m| m.rotated)
+            {
+                found.compressed.push((path, LogFile::Docker(meta)));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn discover_pods(root: &Path, found: &mut Discovered) -> io::Result<()> {
     for pod_dir in std::fs::read_dir(root)? {
         let Ok(pod_dir) = pod_dir else { continue };
         let Ok(containers) = std::fs::read_dir(pod_dir.path()) else {
@@ -122,26 +241,31 @@ pub fn discover_all(root: &Path) -> io::Result<Discovered> {
             };
             for path in entries.flatten().map(|e| e.path()) {
                 if let Some(meta) = PodLogFile::from_path(root, &path) {
-                    found.files.push((path, meta));
+                    found.files.push((path, LogFile::Pod(meta)));
                 } else if let Some(meta) = path
                     .to_str()
                     .and_then(|p| p.strip_suffix(".gz"))
                     .and_then(|name| PodLogFile::from_path(root, Path::new(name)))
                     .filter(|m| m.rotated)
                 {
-                    found.compressed.push((path, meta));
+                    found.compressed.push((path, LogFile::Pod(meta)));
                 }
             }
         }
     }
-    found.files.sort_by(|a, b| a.0.cmp(&b.0));
-    found.compressed.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(found)
+    Ok(())
 }
 
 /// Every live or rotated (uncompressed) container log file under `root`, in path order.
 pub fn discover(root: &Path) -> io::Result<Vec<(PathBuf, PodLogFile)>> {
-    discover_all(root).map(|d| d.files)
+    Ok(discover_all(root)?
+        .files
+        .into_iter()
+        .filter_map(|(path, f)| match f {
+            LogFile::Pod(p) => Some((path, p)),
+            LogFile::Docker(_) => None,
+        })
+        .collect())
 }
 
 #[cfg(test)]
@@ -217,6 +341,37 @@ mod tests {
         assert!(discover(&dir.path().join("missing")).is_err());
         let compressed = discover_all(dir.path()).unwrap().compressed;
         assert_eq!(compressed.len(), 1);
-        assert!(compressed[0].1.rotated);
+        assert!(compressed[0].1.rotated());
+    }
+
+    #[test]
+    fn docker_layout_files_carry_the_container_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = "4b1c9e0f";
+        let c = dir.path().join(id);
+        std::fs::create_dir_all(&c).unwrap();
+        for name in [
+            format!("{id}-json.log"),
+            format!("{id}-json.log.1"),
+            format!("{id}-json.log.2.gz"),
+            "config.v2.json".to_string(),
+            "deadbeef-json.log".to_string(), // not this directory's container
+        ] {
+            std::fs::write(c.join(name), "").unwrap();
+        }
+        let mut found = Discovered::default();
+        discover_docker(dir.path(), &mut found).unwrap();
+        found.files.sort_by(|a, b| a.0.cmp(&b.0));
+        let kinds: Vec<_> = found.files.iter().map(|(_, f)| f.rotated()).collect();
+        assert_eq!(kinds, [false, true]);
+        assert_eq!(found.compressed.len(), 1);
+        assert_eq!(
+            found.files[0].1.resource().get_str(names::CONTAINER_ID),
+            Some(id)
+        );
+        assert_eq!(
+            found.files[0].1.container_run(),
+            found.files[1].1.container_run()
+        );
     }
 }

@@ -11,20 +11,32 @@
 //! a copytruncate is noticed (the file shrinks or its first line changes) and reading goes on
 //! in the copy, while the truncated file, with a new first line, is a new file.
 //!
-//! Still to come (issue 3): docker json-file, filesystem notifications, include/exclude
-//! filters, multi-line grouping, /metrics.
+//! Lines of one container run are grouped into multi-line records ([`multiline`]) across
+//! its files; a file's checkpoint never passes a line an open group still holds. Docker's
+//! json-file format is recognised per file, and docker's own directory layout can be
+//! watched too. Filesystem notifications wake the source early; the poll interval is the
+//! safety net that catches whatever a notification missed.
 
 mod cri;
+mod docker;
+mod filter;
 mod fingerprint;
 mod layout;
+mod multiline;
 mod tail;
 
 pub use cri::{CriDecodeError, CriLine, MergedLine, PartialLineMerger, decode_cri};
+pub use docker::{DockerDecodeError, DockerLine, decode_docker_json};
+pub use filter::{ContainerFilter, FilterError};
 pub use fingerprint::fingerprint;
-pub use layout::{Discovered, PodLogFile, discover, discover_all};
+pub use layout::{
+    Discovered, DockerLogFile, LogFile, PodLogFile, discover, discover_all, discover_docker,
+};
+pub use multiline::MultilineConfig;
 
 use crate::Shutdown;
-use model::{Batch, BatchStatus, Checkpoint, CheckpointSet, Finalizers, Record};
+use model::{Batch, BatchStatus, Checkpoint, CheckpointSet, Finalizers};
+use multiline::{Emitted, LineGrouper, TailLine};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs::File;
 use std::io::Read;
@@ -39,6 +51,9 @@ use tokio::sync::mpsc;
 
 /// Checkpoint key prefix of a file read to its end (a tombstone).
 const DONE_PREFIX: &str = "done:";
+/// Checkpoint key prefix of how far a file's lines were sent: lines between the resume
+/// position and this one may already be delivered, and are re-sent as replacements.
+const SENT_PREFIX: &str = "sent:";
 
 /// Settings of the `files` source.
 #[derive(Clone, Debug)]
@@ -54,6 +69,16 @@ pub struct FileSourceConfig {
     /// Where to start in files found at the very first start (no checkpoints yet). Files
     /// found later are always read from their beginning.
     pub read_from: ReadFrom,
+    /// Docker's container directory (`/var/lib/docker/containers`), watched as well when set.
+    pub docker_dir: Option<PathBuf>,
+    /// Which containers to read.
+    pub containers: ContainerFilter,
+    /// Multi-line grouping, or `None` to keep one record per line.
+    pub multiline: Option<MultilineConfig>,
+    /// Containers whose lines are grouped (when grouping is on).
+    pub multiline_containers: ContainerFilter,
+    /// A line whose end (`F`) has not come for this long is emitted as it is.
+    pub partial_timeout: Duration,
 }
 
 /// Where to start reading files that exist at the very first start.
@@ -75,6 +100,11 @@ impl FileSourceConfig {
             max_line_bytes: 1024 * 1024,
             max_batch_records: 2048,
             read_from: ReadFrom::Beginning,
+            docker_dir: None,
+            containers: ContainerFilter::all(),
+            multiline: Some(MultilineConfig::default()),
+            multiline_containers: ContainerFilter::all(),
+            partial_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -143,6 +173,8 @@ pub struct FileSource {
     /// go out with the next batch.
     pending: Vec<Checkpoint>,
     tails: BTreeMap<String, FileTail>,
+    /// Open multi-line groups per container run.
+    groups: HashMap<Arc<str>, LineGrouper>,
     /// One read buffer lent to every file in turn, not one allocation per file per poll.
     read_buf: Vec<u8>,
     metrics: Arc<FileSourceMetrics>,
@@ -165,7 +197,7 @@ impl FileSource {
         let recovering = Some(
             resume
                 .of_source(&id)
-                .filter(|(key, _)| !key.starts_with(DONE_PREFIX))
+                .filter(|(key, _)| !key.starts_with(DONE_PREFIX) && !key.starts_with(SENT_PREFIX))
                 .map(|(key, _)| key.to_string())
                 .collect(),
         );
@@ -185,6 +217,7 @@ impl FileSource {
             compressed_ids: HashMap::new(),
             pending: Vec::new(),
             tails: BTreeMap::new(),
+            groups: HashMap::new(),
             read_buf: vec![0; tail::READ_CHUNK],
             metrics: Arc::default(),
         })
@@ -222,13 +255,9 @@ impl FileSource {
         let Discovered {
             files: found,
             compressed,
-        } = match discover_all(&self.config.logs_dir) {
-            Ok(found) => found,
-            Err(e) => {
-                self.metrics.read_errors.fetch_add(1, Relaxed);
-                tracing::warn!(dir = %self.config.logs_dir.display(), error = %e, "cannot scan the logs directory; will retry");
-                return;
-            }
+        } = match self.discover() {
+            Some(found) => found,
+            None => return,
         };
         // Which tail holds which open file; a detached tail's file is no longer its own.
         let open: HashMap<DevIno, String> = self
@@ -245,9 +274,12 @@ impl FileSource {
             let dev_ino = (meta.dev(), meta.ino());
             if let Some(key) = open.get(&dev_ino) {
                 if let Some(tail) = self.tails.get_mut(key) {
-                    tail.renamed(path);
+                    tail.renamed(path, pod_file.rotated());
                 }
                 present.insert(key.clone());
+                continue;
+            }
+            if !self.config.containers.selects(&pod_file) {
                 continue;
             }
             let identified = File::open(&path).and_then(|f| fingerprint(&f).map(|key| (f, key)));
@@ -262,7 +294,9 @@ impl FileSource {
             };
             present.insert(key.clone());
             match self.tails.get_mut(&key) {
-                Some(tail) if tail.detached => tail.reattach(path, file, dev_ino),
+                Some(tail) if tail.detached => {
+                    tail.reattach(path, file, dev_ino, pod_file.rotated())
+                }
                 // The same content under another inode while ours is intact: the copy a
                 // copytruncate makes before truncating. Our handle stays authoritative.
                 Some(_) => {}
@@ -279,15 +313,7 @@ impl FileSource {
                         None => 0,
                     };
                     tracing::debug!(path = %path.display(), %key, start, "tailing file");
-                    let tail = FileTail::new(
-                        path,
-                        pod_file.resource(),
-                        file,
-                        dev_ino,
-                        key.clone(),
-                        start,
-                        self.config.max_line_bytes,
-                    );
+                    let tail = self.new_tail(path, &pod_file, file, dev_ino, key.clone(), start);
                     self.tails.insert(key, tail);
                 }
             }
@@ -322,7 +348,7 @@ impl FileSource {
     /// Those are read from their checkpoint, or from 0, decompressed into an anonymous
     /// file. At the very first start, existing ones count as done: `.gz` files are never
     /// read as new logs. Tombstones of files that exist in no form any more are pruned.
-    fn scan_compressed(&mut self, compressed: Vec<(PathBuf, PodLogFile)>) {
+    fn scan_compressed(&mut self, compressed: Vec<(PathBuf, LogFile)>) {
         let mut on_disk = HashSet::new();
         let mut seen_inodes = HashSet::new();
         // A `.gz` we cannot identify may hold a done file: keep every tombstone then.
@@ -375,19 +401,18 @@ impl FileSource {
             self.metrics.files_recovered_from_gzip.fetch_add(1, Relaxed);
             if let Some(tail) = self.tails.get_mut(&key) {
                 // Truncated under us, and its copy already compressed: go on in the copy.
-                tail.reattach(path, file, (anon.dev(), anon.ino()));
+                tail.reattach(path, file, (anon.dev(), anon.ino()), true);
                 continue;
             }
             tracing::info!(path = %path.display(), start, "reading a rotation that was compressed before it was read to its end");
             // Not among the live files, so it is marked gone: read to its end, then done.
-            let tail = FileTail::new(
+            let tail = self.new_tail(
                 path,
-                pod_file.resource(),
+                &pod_file,
                 file,
                 (anon.dev(), anon.ino()),
                 key.clone(),
                 start,
-                self.config.max_line_bytes,
             );
             self.tails.insert(key, tail);
         }
@@ -409,6 +434,57 @@ impl FileSource {
         }
     }
 
+    /// Walks the kubelet layout, and docker's when configured. `None` when the logs
+    /// directory cannot be read (retried at the next poll).
+    fn discover(&self) -> Option<Discovered> {
+        let mut found = match discover_all(&self.config.logs_dir) {
+            Ok(found) => found,
+            Err(e) => {
+                self.metrics.read_errors.fetch_add(1, Relaxed);
+                tracing::warn!(dir = %self.config.logs_dir.display(), error = %e, "cannot scan the logs directory; will retry");
+                return None;
+            }
+        };
+        if let Some(dir) = &self.config.docker_dir
+            && let Err(e) = discover_docker(dir, &mut found)
+        {
+            self.metrics.read_errors.fetch_add(1, Relaxed);
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot scan the docker containers directory; will retry");
+        }
+        Some(found)
+    }
+
+    /// A tail for a file seen for the first time in this run, resuming at `start`.
+    fn new_tail(
+        &self,
+        path: PathBuf,
+        owner: &LogFile,
+        file: File,
+        dev_ino: DevIno,
+        key: String,
+        start: u64,
+    ) -> FileTail {
+        // Lines between the checkpoint and how far the last run sent may be in the sinks
+        // already: they go out flagged as replacements.
+        let sent = self
+            .resume
+            .position(&self.id, &format!("{SENT_PREFIX}{key}"))
+            .unwrap_or(0);
+        let mut tail = FileTail::new(
+            path,
+            owner,
+            file,
+            dev_ino,
+            key,
+            start,
+            self.config.max_line_bytes,
+        )
+        .replaying_until(sent);
+        tail.group_lines =
+            self.config.multiline.is_some() && self.config.multiline_containers.selects(owner);
+        tail
+    }
+
     /// Records that the file `key` was read to `position`, its end.
     fn mark_done(&mut self, key: String, position: u64) {
         self.pending
@@ -426,60 +502,162 @@ impl FileSource {
     }
 
     /// One pass over every file; returns whether anything was read.
+    ///
+    /// Files are read per container run, rotated ones before the live one, so that lines
+    /// reach the multi-line grouping in the order the container wrote them.
     fn read_files(&mut self, out: &mpsc::Sender<Batch>) -> Result<bool, Closed> {
         let max = self.config.max_batch_records;
-        let mut records: Vec<Record> = Vec::with_capacity(max);
+        let mut emitted = Emitted::default();
         let mut checkpoints = Vec::new();
+        let mut lines: Vec<TailLine> = Vec::new();
         let mut read_any = false;
         let mut finished = Vec::new();
-        for (key, tail) in &mut self.tails {
-            loop {
+        for key in self.read_order() {
+            while let Some(tail) = self.tails.get_mut(&key) {
+                let group = self
+                    .groups
+                    .entry(Arc::clone(&tail.container_run))
+                    .or_insert_with(LineGrouper::new);
                 let was_detached = tail.detached;
-                match tail.read_available(&mut records, max, &mut self.read_buf, &self.metrics) {
-                    Ok(0) if tail.gone => finished.push(key.clone()),
-                    Ok(0) => {}
+                let room = max.saturating_sub(emitted.records.len()).max(1);
+                let mut at_end = false;
+                match tail.read_available(&mut lines, room, &mut self.read_buf, &self.metrics) {
+                    Ok(0) => at_end = true,
                     Ok(_) => read_any = true,
                     Err(e) if tail.gone => {
                         tracing::debug!(path = %tail.path().display(), error = %e, "gone file unreadable; letting go");
-                        finished.push(key.clone());
+                        at_end = true;
                     }
                     Err(e) => {
                         self.metrics.read_errors.fetch_add(1, Relaxed);
                         tracing::warn!(path = %tail.path().display(), error = %e, "cannot read log file; will retry");
                     }
                 }
+                if at_end && tail.gone {
+                    tail.finish(&mut lines);
+                } else {
+                    tail.flush_stale_partials(self.config.partial_timeout, &mut lines);
+                }
+                for line in lines.drain(..) {
+                    match &self.config.multiline {
+                        Some(config) if tail.group_lines => {
+                            group.push(line, &key, config, &mut emitted);
+                        }
+                        _ => emitted.push(line.record, line.replay),
+                    }
+                }
+                let hold = group.hold(&key);
+                // A gone file whose last lines an open group still holds stays until the
+                // group is emitted: its checkpoint must not be dropped before then.
+                if at_end && tail.gone && hold.is_none() {
+                    finished.push(key.clone());
+                }
                 // A file just found truncated under us: look again at once for the copy and
                 // the new content rather than after a poll interval.
                 read_any |= tail.detached && !was_detached;
-                if let Some(position) = tail.take_moved_position() {
-                    checkpoints.push(Checkpoint {
-                        source: self.id.clone(),
-                        key: key.clone(),
-                        position,
-                        finished: false,
-                    });
-                }
-                if records.len() < max {
+                self.report_positions(&key, &mut checkpoints);
+                self.report_released(&mut emitted, &mut checkpoints);
+                if emitted.records.len() < max {
                     break;
                 }
-                let full = std::mem::replace(&mut records, Vec::with_capacity(max));
+                let full = std::mem::take(&mut emitted);
                 send(out, &self.metrics, full, std::mem::take(&mut checkpoints))?;
             }
         }
+        if let Some(config) = &self.config.multiline {
+            for group in self.groups.values_mut() {
+                group.flush_idle(config, &mut emitted);
+            }
+            self.report_released(&mut emitted, &mut checkpoints);
+        }
         for key in finished {
-            if let Some(mut tail) = self.tails.remove(&key) {
-                tail.finish(&mut records);
+            if let Some(tail) = self.tails.remove(&key) {
                 tracing::debug!(path = %tail.path().display(), "file gone and read to its end");
-                let end = tail.checkpoint_position();
+                let end = tail.checkpoint_position(None);
                 checkpoints.push(self.checkpoint(key.clone(), end, true));
+                checkpoints.push(self.checkpoint(format!("{SENT_PREFIX}{key}"), end, true));
                 self.mark_done(key, end);
+                let run = &tail.container_run;
+                if !self.tails.values().any(|t| &t.container_run == run)
+                    && let Some(mut group) = self.groups.remove(run)
+                {
+                    group.flush(&mut emitted);
+                    emitted.released.clear(); // their files are all gone
+                }
             }
         }
         checkpoints.append(&mut self.pending);
-        if !records.is_empty() || !checkpoints.is_empty() {
-            send(out, &self.metrics, records, checkpoints)?;
+        if !emitted.records.is_empty() || !checkpoints.is_empty() {
+            send(out, &self.metrics, emitted, checkpoints)?;
         }
         Ok(read_any)
+    }
+
+    /// Adds the checkpoints of file `key` that moved: its resume position (never past a
+    /// line an open group holds) and how far it was read.
+    fn report_positions(&mut self, key: &str, checkpoints: &mut Vec<Checkpoint>) {
+        let Some(tail) = self.tails.get_mut(key) else {
+            return;
+        };
+        let hold = self
+            .groups
+            .get(&tail.container_run)
+            .and_then(|g| g.hold(key));
+        let (position, sent) = tail.take_moved_positions(hold);
+        if let Some(position) = position {
+            checkpoints.push(self_checkpoint(&self.id, key.to_string(), position, false));
+        }
+        if let Some(sent) = sent {
+            let sent_key = format!("{SENT_PREFIX}{key}");
+            checkpoints.push(self_checkpoint(&self.id, sent_key, sent, false));
+        }
+    }
+
+    /// Files an emitted group held may checkpoint further now; their new positions go out
+    /// with the group's record, so a crash cannot leave a file resuming inside a group
+    /// whose record was delivered.
+    fn report_released(&mut self, emitted: &mut Emitted, checkpoints: &mut Vec<Checkpoint>) {
+        let mut released = std::mem::take(&mut emitted.released);
+        released.sort_unstable();
+        released.dedup();
+        for key in released {
+            self.report_positions(&key, checkpoints);
+        }
+    }
+
+    /// Tail keys by container run; within a run, files no longer under the live name
+    /// first, oldest first ([`rotation_age`]), then the live file.
+    fn read_order(&self) -> Vec<String> {
+        let mut order: Vec<(&FileTail, &String)> = self.tails.iter().map(|(k, t)| (t, k)).collect();
+        order.sort_by(|(a, _), (b, _)| {
+            (&a.container_run, !a.rotated, rotation_age(a.path())).cmp(&(
+                &b.container_run,
+                !b.rotated,
+                rotation_age(b.path()),
+            ))
+        });
+        order.into_iter().map(|(_, k)| k.clone()).collect()
+    }
+}
+
+/// Orders rotated files oldest first: kubelet's `N.log.<stamp>` sorts by stamp; docker's
+/// `-json.log.N` has its oldest at the highest N, so its number sorts descending.
+fn rotation_age(path: &Path) -> (std::cmp::Reverse<u64>, &std::ffi::OsStr) {
+    let name = path.file_name().unwrap_or_default();
+    let docker_n = name
+        .to_str()
+        .and_then(|n| n.split_once("-json.log."))
+        .and_then(|(_, n)| n.trim_end_matches(".gz").parse().ok())
+        .unwrap_or(0);
+    (std::cmp::Reverse(docker_n), name)
+}
+
+fn self_checkpoint(source: &str, key: String, position: u64, finished: bool) -> Checkpoint {
+    Checkpoint {
+        source: source.to_string(),
+        key,
+        position,
+        finished,
     }
 }
 
@@ -513,12 +691,13 @@ struct Closed;
 fn send(
     out: &mpsc::Sender<Batch>,
     metrics: &Arc<FileSourceMetrics>,
-    records: Vec<Record>,
+    emitted: Emitted,
     checkpoints: Vec<Checkpoint>,
 ) -> Result<(), Closed> {
     let metrics = Arc::clone(metrics);
     let batch = Batch {
-        records,
+        records: emitted.records,
+        redelivered: emitted.redelivered,
         finalizers: Finalizers::with_callback(move |status| {
             let counter = match status {
                 BatchStatus::Delivered => &metrics.batches_delivered,

@@ -2,8 +2,11 @@
 //! resume position kept, and truncation or replacement under us noticed.
 
 use super::FileSourceMetrics;
-use super::cri::{PartialLineMerger, decode_cri};
+use super::cri::{CriLine, MergedLine, PartialLineMerger, decode_cri};
+use super::docker::decode_docker_json;
 use super::fingerprint::fingerprint;
+use super::layout::LogFile;
+use super::multiline::TailLine;
 use model::{Attributes, Record, RecordId, Stream, Timestamp, names};
 use std::fs::File;
 use std::io;
@@ -18,9 +21,37 @@ pub(crate) const READ_CHUNK: usize = 256 * 1024;
 /// Device and inode: which open file a path points at right now.
 pub(crate) type DevIno = (u64, u64);
 
+/// How a file frames its lines, told by its first byte.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LineFormat {
+    /// `<ts> <stream> <P|F> <content>` (containerd, CRI-O).
+    Cri,
+    /// `{"log":…,"stream":…,"time":…}` (docker json-file, cri-dockerd).
+    DockerJson,
+}
+
+impl LineFormat {
+    fn detect(file: &File) -> Self {
+        let mut first = [0u8; 1];
+        match file.read_at(&mut first, 0) {
+            Ok(1) if first[0] == b'{' => LineFormat::DockerJson,
+            _ => LineFormat::Cri,
+        }
+    }
+}
+
 /// The read state of one file, identified by its [`fingerprint`].
 pub(crate) struct FileTail {
     path: PathBuf,
+    /// The container run the file belongs to: lines are grouped per run, across rotations.
+    pub(crate) container_run: Arc<str>,
+    /// Whether the file no longer has the live name (rotated, or a compressed rotation).
+    pub(crate) rotated: bool,
+    /// Whether its lines go through multi-line grouping.
+    pub(crate) group_lines: bool,
+    format: LineFormat,
+    /// Lines that start before this offset may have been delivered by an earlier run.
+    replay_until: u64,
     /// The identity (first-line fingerprint); also the checkpoint key and the id seed.
     pub(crate) key: String,
     pub(crate) dev_ino: DevIno,
@@ -44,12 +75,14 @@ pub(crate) struct FileTail {
     pub(crate) detached: bool,
     /// The position last put in a batch's checkpoints.
     reported: u64,
+    /// The read offset last put in a batch's checkpoints as how far lines were sent.
+    reported_sent: u64,
 }
 
 impl FileTail {
     pub(crate) fn new(
         path: PathBuf,
-        resource: Attributes,
+        owner: &LogFile,
         file: File,
         dev_ino: DevIno,
         key: String,
@@ -59,8 +92,13 @@ impl FileTail {
         FileTail {
             key,
             path,
+            container_run: owner.container_run().into(),
+            rotated: owner.rotated(),
+            group_lines: false,
+            format: LineFormat::detect(&file),
+            replay_until: 0,
             dev_ino,
-            resource: Arc::new(resource),
+            resource: Arc::new(owner.resource()),
             file,
             offset: start_offset,
             carry: Vec::new(),
@@ -71,6 +109,7 @@ impl FileTail {
             gone: false,
             detached: false,
             reported: start_offset,
+            reported_sent: start_offset,
         }
     }
 
@@ -78,42 +117,61 @@ impl FileTail {
         &self.path
     }
 
+    /// Lines before `offset` may have been delivered before a restart: flag them so the
+    /// sinks replace rather than duplicate them.
+    pub(crate) fn replaying_until(mut self, offset: u64) -> Self {
+        self.replay_until = offset;
+        self
+    }
+
     /// The file was renamed (kubelet rotation): same file, new name.
-    pub(crate) fn renamed(&mut self, path: PathBuf) {
+    pub(crate) fn renamed(&mut self, path: PathBuf, rotated: bool) {
         self.path = path;
+        self.rotated = rotated;
     }
 
     /// Continues in `file` (a copy with our identity, made by copytruncate).
-    pub(crate) fn reattach(&mut self, path: PathBuf, file: File, dev_ino: DevIno) {
+    pub(crate) fn reattach(&mut self, path: PathBuf, file: File, dev_ino: DevIno, rotated: bool) {
         tracing::info!(from = %self.path.display(), to = %path.display(), "log file was copied and truncated; continuing in the copy");
         self.path = path;
         self.file = file;
         self.dev_ino = dev_ino;
         self.last_len = 0;
         self.detached = false;
+        self.rotated = rotated;
     }
 
-    /// Where a restart should resume: before any line not yet emitted in full.
-    pub(crate) fn checkpoint_position(&self) -> u64 {
-        self.partials
+    /// Where a restart should resume: before any line not yet emitted in full, and before
+    /// `hold` (the first of its lines a multi-line group still holds).
+    pub(crate) fn checkpoint_position(&self, hold: Option<u64>) -> u64 {
+        let own = self
+            .partials
             .earliest_pending()
-            .map_or(self.offset, |p| p.min(self.offset))
+            .map_or(self.offset, |p| p.min(self.offset));
+        hold.map_or(own, |h| h.min(own))
     }
 
-    /// The resume position, if it moved since it was last taken.
-    pub(crate) fn take_moved_position(&mut self) -> Option<u64> {
-        let position = self.checkpoint_position();
-        (position != self.reported).then(|| {
+    /// The resume position, if it moved since it was last taken; and how far lines were
+    /// read, if that is past the resume position and moved: the lines in between went out
+    /// (or are held) and a restart re-sends them as replacements.
+    pub(crate) fn take_moved_positions(&mut self, hold: Option<u64>) -> (Option<u64>, Option<u64>) {
+        let position = self.checkpoint_position(hold);
+        let moved = (position != self.reported).then(|| {
             self.reported = position;
             position
-        })
+        });
+        let sent = (self.offset > position && self.offset != self.reported_sent).then(|| {
+            self.reported_sent = self.offset;
+            self.offset
+        });
+        (moved, sent)
     }
 
     /// Reads what the file has past our position, appending records to `out`, until the file
     /// has nothing more or `out` holds `max_records`. Returns the bytes read.
     pub(crate) fn read_available(
         &mut self,
-        out: &mut Vec<Record>,
+        out: &mut Vec<TailLine>,
         max_records: usize,
         buf: &mut [u8],
         metrics: &FileSourceMetrics,
@@ -155,23 +213,41 @@ impl FileTail {
 
     /// The file is done (gone and read to its end): a line still waiting for its `F` is
     /// emitted as it is, since its end will never come.
-    pub(crate) fn finish(&mut self, out: &mut Vec<Record>) {
+    pub(crate) fn finish(&mut self, out: &mut Vec<TailLine>) {
         let pending: Vec<_> = self.partials.flush().collect();
         for line in pending {
-            let mut r = self.record(
-                line.position,
-                line.timestamp,
-                Some(line.stream),
-                line.content,
-            );
-            if line.truncated {
-                r.attributes.insert(names::LOG_TRUNCATED, true);
-            }
-            out.push(r);
+            out.push(self.unfinished(line));
         }
     }
 
-    fn consume_lines(&mut self, out: &mut Vec<Record>, metrics: &FileSourceMetrics) {
+    /// Emits lines whose end has not come for `timeout` (a writer that died mid-line).
+    pub(crate) fn flush_stale_partials(
+        &mut self,
+        timeout: std::time::Duration,
+        out: &mut Vec<TailLine>,
+    ) {
+        let stale: Vec<_> = self.partials.flush_older_than(timeout).collect();
+        for line in stale {
+            tracing::debug!(path = %self.path.display(), position = line.position, "line without its end after the timeout; emitting it as it is");
+            out.push(self.unfinished(line));
+        }
+    }
+
+    fn unfinished(&self, line: MergedLine) -> TailLine {
+        let mut l = self.line(
+            line.position,
+            line.timestamp,
+            Some(line.stream),
+            line.content,
+        );
+        l.record.attributes.insert(names::LOG_PARTIAL, true);
+        if line.truncated {
+            l.record.attributes.insert(names::LOG_TRUNCATED, true);
+        }
+        l
+    }
+
+    fn consume_lines(&mut self, out: &mut Vec<TailLine>, metrics: &FileSourceMetrics) {
         let max_line_bytes = self.max_line_bytes;
         let carry = std::mem::take(&mut self.carry);
         let mut start = 0usize;
@@ -193,19 +269,19 @@ impl FileTail {
         // not a CRI log. Cut it so memory stays bounded.
         if rest.len() > max_line_bytes + 128 {
             if !self.discarding {
-                let mut record = self.record(
+                let mut line = self.line(
                     self.offset,
                     Timestamp::now(),
                     None,
                     rest[..max_line_bytes].to_vec(),
                 );
-                record.attributes.insert(names::LOG_TRUNCATED, true);
-                record.attributes.insert(
+                line.record.attributes.insert(names::LOG_TRUNCATED, true);
+                line.record.attributes.insert(
                     names::LOG_DECODE_ERROR,
                     "line without newline exceeds max_line_bytes",
                 );
                 metrics.truncated_lines.fetch_add(1, Relaxed);
-                out.push(record);
+                out.push(line);
                 self.discarding = true;
             }
             self.offset += rest.len() as u64;
@@ -218,54 +294,74 @@ impl FileTail {
         &mut self,
         line: &[u8],
         line_offset: u64,
-        out: &mut Vec<Record>,
+        out: &mut Vec<TailLine>,
         metrics: &FileSourceMetrics,
     ) {
-        let cri = match decode_cri(line) {
-            Ok(cri) => cri,
+        let decoded = match self.format {
+            LineFormat::Cri => decode_cri(line).map_err(|e| e.to_string()),
+            LineFormat::DockerJson => match decode_docker_json(line) {
+                Ok(docker) => {
+                    self.push_decoded(&docker.as_cri(), line_offset, out, metrics);
+                    return;
+                }
+                Err(e) => Err(e.to_string()),
+            },
+        };
+        match decoded {
+            Ok(cri) => self.push_decoded(&cri, line_offset, out, metrics),
             Err(e) => {
                 // Keep the raw line: losing it would hide exactly the lines that need a look.
                 metrics.decode_errors.fetch_add(1, Relaxed);
-                let mut record = self.record(line_offset, Timestamp::now(), None, line.to_vec());
-                record
-                    .attributes
-                    .insert(names::LOG_DECODE_ERROR, e.to_string());
-                out.push(record);
-                return;
+                let mut raw = self.line(line_offset, Timestamp::now(), None, line.to_vec());
+                raw.record.attributes.insert(names::LOG_DECODE_ERROR, e);
+                out.push(raw);
             }
-        };
-        let Some(line) = self.partials.push(&cri, line_offset) else {
+        }
+    }
+
+    fn push_decoded(
+        &mut self,
+        decoded: &CriLine<'_>,
+        line_offset: u64,
+        out: &mut Vec<TailLine>,
+        metrics: &FileSourceMetrics,
+    ) {
+        let Some(merged) = self.partials.push(decoded, line_offset) else {
             metrics.partial_chunks.fetch_add(1, Relaxed);
             return;
         };
-        let mut record = self.record(
-            line.position,
-            line.timestamp,
-            Some(line.stream),
-            line.content,
+        let mut line = self.line(
+            merged.position,
+            merged.timestamp,
+            Some(merged.stream),
+            merged.content,
         );
-        if line.truncated {
+        if merged.truncated {
             metrics.truncated_lines.fetch_add(1, Relaxed);
-            record.attributes.insert(names::LOG_TRUNCATED, true);
+            line.record.attributes.insert(names::LOG_TRUNCATED, true);
         }
-        out.push(record);
+        out.push(line);
     }
 
-    fn record(
+    fn line(
         &self,
-        offset: u64,
+        position: u64,
         timestamp: Timestamp,
         stream: Option<Stream>,
         bytes: Vec<u8>,
-    ) -> Record {
-        let mut r = Record::log_from_bytes(
-            RecordId::from_source(self.key.as_bytes(), offset),
+    ) -> TailLine {
+        let mut record = Record::log_from_bytes(
+            RecordId::from_source(self.key.as_bytes(), position),
             timestamp,
             Timestamp::now(),
             Arc::clone(&self.resource),
             bytes,
         );
-        r.stream = stream;
-        r
+        record.stream = stream;
+        TailLine {
+            record,
+            position,
+            replay: position < self.replay_until,
+        }
     }
 }

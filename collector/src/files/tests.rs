@@ -1,7 +1,7 @@
 //! The source against real files on disk.
 
 use super::*;
-use model::{AttrValue, Stream, names};
+use model::{AttrValue, Record, Stream, names};
 use std::io::Write;
 use std::path::Path;
 
@@ -17,14 +17,18 @@ fn write_lines(path: &Path, lines: &[&str]) {
     }
 }
 
-/// A source with default settings over `logs_dir`, starting with no checkpoints.
+/// A source with default settings but one record per line over `logs_dir`, starting with
+/// no checkpoints.
 fn source_over(logs_dir: &Path) -> FileSource {
-    FileSource::new(
-        "files",
-        FileSourceConfig::new(logs_dir.into()),
-        CheckpointSet::new(),
-    )
-    .unwrap()
+    FileSource::new("files", line_per_record(logs_dir), CheckpointSet::new()).unwrap()
+}
+
+/// Defaults, without multi-line grouping: most tests here are about files, not grouping.
+fn line_per_record(logs_dir: &Path) -> FileSourceConfig {
+    FileSourceConfig {
+        multiline: None,
+        ..FileSourceConfig::new(logs_dir.into())
+    }
 }
 
 /// Runs one discovery + read pass and returns the batches it sent.
@@ -131,8 +135,7 @@ fn resumes_from_a_checkpoint_and_only_reads_new_bytes() {
     );
 
     write_lines(&log, &["2025-03-04T09:14:07Z stdout F three"]);
-    let mut restarted =
-        FileSource::new("files", FileSourceConfig::new(dir.path().into()), committed).unwrap();
+    let mut restarted = FileSource::new("files", line_per_record(dir.path()), committed).unwrap();
     let again = one_pass(&mut restarted);
     assert_eq!(bodies(&again), ["three"]);
     // Ids are stable: the same line read again by a fresh run gets the same id.
@@ -178,7 +181,7 @@ fn over_long_lines_are_cut_and_flagged_and_invalid_utf8_is_kept() {
     let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
     f.write_all(&raw).unwrap();
     raw.clear();
-    let mut config = FileSourceConfig::new(dir.path().into());
+    let mut config = line_per_record(dir.path());
     config.max_line_bytes = 1000;
     let mut source = FileSource::new("files", config, CheckpointSet::new()).unwrap();
     let batches = one_pass(&mut source);
@@ -201,7 +204,7 @@ fn a_file_without_newlines_does_not_grow_memory_past_the_cap() {
     let log = dir.path().join("ns_p_u/c/0.log");
     std::fs::create_dir_all(log.parent().unwrap()).unwrap();
     std::fs::write(&log, vec![b'y'; 3 * 1024 * 1024]).unwrap();
-    let mut config = FileSourceConfig::new(dir.path().into());
+    let mut config = line_per_record(dir.path());
     config.max_line_bytes = 64 * 1024;
     let mut source = FileSource::new("files", config, CheckpointSet::new()).unwrap();
     let batches = one_pass(&mut source);
@@ -392,8 +395,7 @@ fn a_restart_resumes_inside_a_file_rotated_while_stopped() {
     write_numbered(&live, 4, 5);
     std::fs::create_dir_all(dir.path().join("ns_p_u/c")).unwrap();
     write_numbered(&dir.path().join("ns_p_u/c/1.log"), 5, 6); // the container restarted too
-    let mut restarted =
-        FileSource::new("files", FileSourceConfig::new(dir.path().into()), committed).unwrap();
+    let mut restarted = FileSource::new("files", line_per_record(dir.path()), committed).unwrap();
     let mut got = line_numbers(&drain(&mut restarted));
     got.sort();
     assert_eq!(got, [2, 3, 4, 5]);
@@ -403,7 +405,7 @@ fn a_restart_resumes_inside_a_file_rotated_while_stopped() {
 fn read_from_end_skips_what_existed_at_the_first_start_only() {
     let dir = tempfile::tempdir().unwrap();
     write_numbered(&dir.path().join("ns_p_u/c/0.log"), 0, 3);
-    let mut config = FileSourceConfig::new(dir.path().into());
+    let mut config = line_per_record(dir.path());
     config.read_from = ReadFrom::End;
     let mut source = FileSource::new("files", config, CheckpointSet::new()).unwrap();
     assert!(drain(&mut source).is_empty());
@@ -437,7 +439,7 @@ fn restart_with(dir: &Path, batches: &[Batch]) -> FileSource {
     for c in batches.iter().flat_map(|b| &b.checkpoints) {
         committed.update(c);
     }
-    FileSource::new("files", FileSourceConfig::new(dir.into()), committed).unwrap()
+    FileSource::new("files", line_per_record(dir), committed).unwrap()
 }
 
 fn gzip_in_place(path: &Path) {
@@ -568,4 +570,315 @@ fn compressed_rotations_that_existed_at_the_first_start_are_never_read() {
     assert_eq!(line_numbers(&first), [2]);
     let mut restarted = restart_with(dir.path(), &first);
     assert!(bodies(&drain(&mut restarted)).is_empty());
+}
+
+/// Defaults with grouping on and a timeout long enough that only lines close a group.
+fn grouping(logs_dir: &Path) -> FileSourceConfig {
+    FileSourceConfig {
+        multiline: Some(MultilineConfig {
+            timeout: Duration::from_secs(3600),
+            ..MultilineConfig::default()
+        }),
+        ..FileSourceConfig::new(logs_dir.into())
+    }
+}
+
+fn committed(batches: &[Batch]) -> CheckpointSet {
+    let mut set = CheckpointSet::new();
+    for c in batches.iter().flat_map(|b| &b.checkpoints) {
+        set.update(c);
+    }
+    set
+}
+
+/// CRI lines on stderr, stamped `micros` after a fixed start.
+fn stderr_lines(lines: &[(i64, &str)]) -> Vec<String> {
+    let start = model::Timestamp::parse_rfc3339("2025-03-04T09:14:05Z").unwrap();
+    lines
+        .iter()
+        .map(|(micros, body)| {
+            let ts = start.saturating_add_nanos(micros * 1000).to_rfc3339();
+            format!("{ts} stderr F {body}")
+        })
+        .collect()
+}
+
+fn write_owned(path: &Path, lines: &[String]) {
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    write_lines(path, &refs);
+}
+
+#[test]
+fn corpus_groups_become_one_record_per_logical_message() {
+    // Each group of the corpus is written as one container's stderr. Lines the corpus
+    // marks as the continuation of the record before them, and traceback lines after the
+    // first, are stamped 10 µs after the line before (one write); the others 200 ms after
+    // (a separate message).
+    let corpus = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/lines.jsonl"),
+    )
+    .expect("the corpus is in ../shared/corpus");
+    let expected: &[(&str, usize)] = &[
+        ("litellm-20867-tb", 3),
+        ("tgi-1661-tb", 1),
+        ("tgi-1627-shardfail", 7),
+        ("tgi-714-c10d-frames", 2),
+        ("triton-3786-table", 1),
+        ("triton-4716-verbose", 5),
+        ("trtllm-5389-cpp-stack", 2),
+        ("trtllm-2069-mpi-backtrace", 4),
+        ("vllm-2281-tb", 2),
+        ("vllm-6102-tb", 2),
+        ("vllm-club3090-16-tb", 2),
+    ];
+    let rows: Vec<serde_json::Value> = corpus
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for (group, want) in expected {
+        let dir = tempfile::tempdir().unwrap();
+        let mut micros = 0;
+        let mut lines = Vec::new();
+        let members: Vec<_> = rows.iter().filter(|r| r["group"] == *group).collect();
+        assert!(!members.is_empty(), "group {group} is in the corpus");
+        for (i, row) in members.iter().enumerate() {
+            // A traceback's first line joins a logged error (`logger.exception`), not
+            // whatever came before it.
+            let line = row["line"].as_str().unwrap();
+            let after_error = i > 0 && members[i - 1]["line"].as_str().unwrap().contains("ERROR");
+            let joined = row["expect"]["continuation_of_previous_record"] == true
+                || (i > 0
+                    && row["kind"] == "traceback"
+                    && (!line.contains("Traceback") || after_error));
+            micros += if joined { 10 } else { 200_000 };
+            lines.push((micros, line));
+        }
+        write_owned(&dir.path().join("ns_p_u/c/0.log"), &stderr_lines(&lines));
+        let mut source =
+            FileSource::new("files", grouping(dir.path()), CheckpointSet::new()).unwrap();
+        let mut batches = one_pass(&mut source);
+        // The last message stays open until a line or the timeout closes it.
+        for group in source.groups.values_mut() {
+            let mut rest = multiline::Emitted::default();
+            group.flush(&mut rest);
+            batches.push(Batch::new(rest.records));
+        }
+        let got = bodies(&batches);
+        assert_eq!(got.len(), *want, "{group}: {got:#?}");
+        let physical: usize = got.iter().map(|b| b.lines().count().max(1)).sum();
+        assert_eq!(physical, members.len(), "{group}: every line kept");
+    }
+}
+
+#[test]
+fn a_traceback_split_by_a_rotation_is_one_record_and_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("llm_vllm-0_u1/vllm/0.log");
+    let rotated = dir.path().join("llm_vllm-0_u1/vllm/0.log.20250304-091406");
+    let p = "ERROR 03-04 09:14:06 [engine.py:52] ";
+    write_owned(
+        &live,
+        &stderr_lines(&[
+            (0, "INFO 03-04 09:14:05 [engine.py:40] started"),
+            (1_000_000, &format!("{p}Engine step failed.")),
+            (1_000_010, &format!("{p}Traceback (most recent call last):")),
+            (
+                1_000_020,
+                &format!("{p}  File \"/app/engine.py\", line 52, in step"),
+            ),
+        ]),
+    );
+    let mut source = FileSource::new("files", grouping(dir.path()), CheckpointSet::new()).unwrap();
+    let first = one_pass(&mut source);
+    assert_eq!(
+        bodies(&first),
+        ["INFO 03-04 09:14:05 [engine.py:40] started"]
+    );
+
+    // kubelet rotates; the runtime goes on in a new file.
+    std::fs::rename(&live, &rotated).unwrap();
+    write_owned(
+        &live,
+        &stderr_lines(&[
+            (1_000_030, &format!("{p}    out = self.model(x)")),
+            (
+                1_000_040,
+                &format!("{p}torch.OutOfMemoryError: CUDA out of memory."),
+            ),
+            (3_000_000, "INFO 03-04 09:14:08 [engine.py:40] recovered"),
+        ]),
+    );
+    let second = one_pass(&mut source);
+    let got = bodies(&second);
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert_eq!(got[0].lines().count(), 5);
+    assert!(got[0].ends_with("torch.OutOfMemoryError: CUDA out of memory."));
+    let traceback_id = second[0].records[0].id;
+
+    // A crash after the first commit, with the rotated file compressed while we were down:
+    // the group is rebuilt from the `.gz` and the new file, under the same id.
+    gzip_in_place(&rotated);
+    let mut restarted = FileSource::new("files", grouping(dir.path()), committed(&first)).unwrap();
+    let replay = one_pass(&mut restarted);
+    let again: Vec<&Record> = replay.iter().flat_map(|b| &b.records).collect();
+    assert_eq!(again.len(), 1, "{:#?}", bodies(&replay));
+    assert_eq!((again[0].id, &again[0].body), (traceback_id, &got[0]));
+
+    // A crash after the second commit: only the open `recovered` message is read again,
+    // flagged as possibly delivered, since the last run had read past it.
+    let mut all = first.clone();
+    all.extend(second.iter().cloned());
+    let mut restarted = FileSource::new("files", grouping(dir.path()), committed(&all)).unwrap();
+    let nothing = one_pass(&mut restarted);
+    assert!(bodies(&nothing).is_empty(), "{:#?}", bodies(&nothing));
+    let mut rest = multiline::Emitted::default();
+    for group in restarted.groups.values_mut() {
+        group.flush(&mut rest);
+    }
+    assert_eq!(rest.records.len(), 1);
+    assert_eq!(
+        rest.records[0].body,
+        "INFO 03-04 09:14:08 [engine.py:40] recovered"
+    );
+    assert_eq!(rest.redelivered, [rest.records[0].id]);
+}
+
+#[test]
+fn an_open_group_holds_the_checkpoint_and_lines_past_it_are_resent_as_replacements() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("ns_p_u/c/0.log");
+    write_owned(
+        &log,
+        &stderr_lines(&[
+            (0, "ERROR 03-04 09:14:05 [x.py:1] failed"),
+            (10, "Traceback (most recent call last):"),
+        ]),
+    );
+    write_lines(
+        &log,
+        &["2025-03-04T09:14:05.5Z stdout F an unrelated stdout line"],
+    );
+    let mut source = FileSource::new("files", grouping(dir.path()), CheckpointSet::new()).unwrap();
+    let first = one_pass(&mut source);
+    // Both streams' groups are open, stderr's from 0: the resume position stays at 0, and
+    // how far the lines were read is recorded beside it.
+    let set = committed(&first);
+    let end = std::fs::metadata(&log).unwrap().len();
+    let stored: Vec<(&str, u64)> = set.of_source("files").collect();
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert!(stored[0].0.starts_with(SENT_PREFIX));
+    assert_eq!(stored[0].1, end);
+    let mut restarted = FileSource::new("files", grouping(dir.path()), set).unwrap();
+    let _ = one_pass(&mut restarted);
+    let mut rest = multiline::Emitted::default();
+    for group in restarted.groups.values_mut() {
+        group.flush(&mut rest);
+    }
+    assert_eq!(rest.records.len(), 2);
+    assert_eq!(
+        rest.redelivered.len(),
+        2,
+        "both were read past before the restart"
+    );
+}
+
+#[test]
+fn docker_json_files_are_decoded_in_both_layouts() {
+    let dir = tempfile::tempdir().unwrap();
+    let pods = dir.path().join("pods");
+    let docker = dir.path().join("containers");
+    let id = "4b1c9e0f";
+    let json = [
+        r#"{"log":"INFO:     Started server process [1]\n","stream":"stdout","time":"2025-03-04T09:14:05.600180213Z"}"#,
+        r#"{"log":"{\"level\":\"info\",","stream":"stdout","time":"2025-03-04T09:20:01.000104213Z"}"#,
+        r#"{"log":"oops\n","stream":"stderr","time":"2025-03-04T09:20:01.000104214Z"}"#,
+        r#"{"log":"\"msg\":\"request\"}\n","stream":"stdout","time":"2025-03-04T09:20:01.000104215Z"}"#,
+        r#"{"log": broken"#,
+    ];
+    // cri-dockerd links the kubelet layout to docker's files; either way the format is
+    // told by the content.
+    write_lines(&pods.join("ns_p_u/c/0.log"), &json);
+    write_lines(
+        &docker.join(id).join(format!("{id}-json.log")),
+        &[
+            r#"{"log":"from docker's own layout\n","stream":"stdout","time":"2025-03-04T09:14:05.7Z"}"#,
+        ],
+    );
+    let config = FileSourceConfig {
+        docker_dir: Some(docker),
+        ..line_per_record(&pods)
+    };
+    let mut source = FileSource::new("files", config, CheckpointSet::new()).unwrap();
+    let batches = one_pass(&mut source);
+    let records: Vec<&Record> = batches.iter().flat_map(|b| &b.records).collect();
+    let from_pod: Vec<&str> = records
+        .iter()
+        .filter(|r| r.resource_str(names::K8S_POD_NAME) == Some("p"))
+        .map(|r| r.body.as_str())
+        .collect();
+    assert_eq!(
+        from_pod,
+        [
+            "INFO:     Started server process [1]",
+            "oops",
+            "{\"level\":\"info\",\"msg\":\"request\"}",
+            "{\"log\": broken",
+        ]
+    );
+    let broken = records
+        .iter()
+        .find(|r| r.body == "{\"log\": broken")
+        .unwrap();
+    assert!(broken.attributes.get(names::LOG_DECODE_ERROR).is_some());
+    let from_docker: Vec<_> = records
+        .iter()
+        .filter(|r| r.resource_str(names::CONTAINER_ID) == Some(id))
+        .collect();
+    assert_eq!(from_docker.len(), 1);
+    assert_eq!(from_docker[0].stream, Some(Stream::Stdout));
+}
+
+#[test]
+fn include_and_exclude_globs_pick_the_containers_read() {
+    let dir = tempfile::tempdir().unwrap();
+    for (pod_dir, container) in [
+        ("llm_vllm-0_u1", "vllm"),
+        ("llm_vllm-0_u1", "istio-proxy"),
+        ("kube-system_coredns-1_u2", "coredns"),
+    ] {
+        write_lines(
+            &dir.path().join(pod_dir).join(container).join("0.log"),
+            &[&format!("2025-03-04T09:14:05Z stdout F from {container}")],
+        );
+    }
+    let config = FileSourceConfig {
+        containers: ContainerFilter::new(&["llm/*/*".into()], &["*/*/istio-proxy".into()]).unwrap(),
+        ..line_per_record(dir.path())
+    };
+    let mut source = FileSource::new("files", config, CheckpointSet::new()).unwrap();
+    assert_eq!(bodies(&one_pass(&mut source)), ["from vllm"]);
+}
+
+#[test]
+fn a_line_whose_end_never_comes_is_emitted_after_the_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("ns_p_u/c/0.log");
+    write_lines(&log, &["2025-03-04T10:52:41.3Z stderr P Killed"]);
+    let config = FileSourceConfig {
+        partial_timeout: Duration::ZERO,
+        ..line_per_record(dir.path())
+    };
+    let mut source = FileSource::new("files", config, CheckpointSet::new()).unwrap();
+    let batches = one_pass(&mut source);
+    assert_eq!(bodies(&batches), ["Killed"]);
+    let r = &batches[0].records[0];
+    assert_eq!(
+        r.attributes.get(names::LOG_PARTIAL),
+        Some(&AttrValue::Bool(true))
+    );
+    let end = std::fs::metadata(&log).unwrap().len();
+    assert_eq!(
+        committed(&batches).position("files", &source.tails.keys().next().unwrap().clone()),
+        Some(end)
+    );
 }
