@@ -5,14 +5,16 @@
 //! trait ([`SearchBackend`]), and shape the answer.
 //!
 //! Must not know about: how records are collected or parsed, or how the pipeline is wired.
-//! Later: histogram, request traces, incidents, LLM summary, tail, /metrics, the web UI.
+//! Later: histogram, request traces, incidents, LLM summary, tail, the web UI.
 
 mod backend;
 mod error;
+mod metrics;
 mod search;
 
 pub use backend::SearchBackend;
 pub use error::ApiError;
+pub use metrics::{MetricFamily, MetricKind, MetricsBackend, NoMetrics, render};
 
 use axum::Router;
 use axum::routing::get;
@@ -24,6 +26,8 @@ use std::sync::Arc;
 pub struct ApiState {
     /// Where searches go.
     pub search: Arc<dyn SearchBackend>,
+    /// What `/metrics` exposes.
+    pub metrics: Arc<dyn MetricsBackend>,
 }
 
 /// The router of every endpoint.
@@ -31,6 +35,7 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/api/v1/search", get(search::search))
+        .route("/metrics", get(metrics::metrics))
         .fallback(not_found)
         .with_state(state)
 }

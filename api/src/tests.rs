@@ -34,6 +34,7 @@ fn app_with(lines: &[(&str, &str)]) -> (tempfile::TempDir, Router) {
     sink.commit().unwrap();
     let state = ApiState {
         search: Arc::new(store.searcher()),
+        metrics: Arc::new(crate::NoMetrics),
     };
     (dir, router(state))
 }

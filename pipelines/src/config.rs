@@ -123,6 +123,81 @@ pub struct FilesSourceConfig {
     /// Where to start in files that exist at the very first start: `beginning` or `end`.
     #[serde(default)]
     pub read_from: ReadFromConfig,
+    /// Docker's container directory (`/var/lib/docker/containers`), read as well when set.
+    #[serde(default)]
+    pub docker_dir: Option<PathBuf>,
+    /// Globs over `<namespace>/<pod>/<container>` to read (all when empty).
+    #[serde(default)]
+    pub include: Vec<String>,
+    /// Globs over `<namespace>/<pod>/<container>` never to read.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// A line whose end never comes is emitted after this many milliseconds.
+    #[serde(default = "default_partial_timeout_ms")]
+    pub partial_timeout_ms: u64,
+    /// Multi-line grouping (tracebacks, goroutine dumps, continuation lines).
+    #[serde(default)]
+    pub multiline: MultilineSection,
+}
+
+/// `[sources.<id>.multiline]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MultilineSection {
+    /// Group lines at all.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Most lines in one record.
+    #[serde(default = "default_ml_max_lines")]
+    pub max_lines: usize,
+    /// Most bytes in one record.
+    #[serde(default = "default_ml_max_bytes")]
+    pub max_bytes: usize,
+    /// A group that got no line for this long is emitted (milliseconds).
+    #[serde(default = "default_ml_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Loose continuation lines join within this many milliseconds of the line before.
+    #[serde(default = "default_ml_window_ms")]
+    pub window_ms: u64,
+    /// Globs over `<namespace>/<pod>/<container>` whose lines are grouped (all when empty).
+    #[serde(default)]
+    pub include: Vec<String>,
+    /// Globs over `<namespace>/<pod>/<container>` whose lines are never grouped.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+}
+
+impl Default for MultilineSection {
+    fn default() -> Self {
+        MultilineSection {
+            enabled: true,
+            max_lines: default_ml_max_lines(),
+            max_bytes: default_ml_max_bytes(),
+            timeout_ms: default_ml_timeout_ms(),
+            window_ms: default_ml_window_ms(),
+            include: Vec::new(),
+            exclude: Vec::new(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_partial_timeout_ms() -> u64 {
+    5000
+}
+fn default_ml_max_lines() -> usize {
+    1000
+}
+fn default_ml_max_bytes() -> usize {
+    512 * 1024
+}
+fn default_ml_timeout_ms() -> u64 {
+    1000
+}
+fn default_ml_window_ms() -> u64 {
+    100
 }
 
 /// `read_from` of the `files` source.
@@ -563,6 +638,46 @@ impl PipelineConfig {
                     format!("{} is out of range", f.max_line_bytes),
                     "use 1024 to 67108864 (default 1048576)",
                 );
+            }
+            if !(10..=600_000).contains(&f.partial_timeout_ms) {
+                p(
+                    format!("sources.{id}.partial_timeout_ms"),
+                    format!("{} is out of range", f.partial_timeout_ms),
+                    "use 10 to 600000 (default 5000)",
+                );
+            }
+            let globs = [
+                ("include", &f.include),
+                ("exclude", &f.exclude),
+                ("multiline.include", &f.multiline.include),
+                ("multiline.exclude", &f.multiline.exclude),
+            ];
+            for (field, patterns) in globs {
+                for (i, pattern) in patterns.iter().enumerate() {
+                    if let Err(e) = collector::files::check_pattern(pattern) {
+                        p(
+                            format!("sources.{id}.{field}[{i}]"),
+                            e.to_string(),
+                            "globs name <namespace>/<pod>/<container>, e.g. \"llm-*/*/*\" or \"*/*/istio-proxy\"",
+                        );
+                    }
+                }
+            }
+            let ml = &f.multiline;
+            let ranges = [
+                ("max_lines", ml.max_lines as u64, 2, 100_000, "1000"),
+                ("max_bytes", ml.max_bytes as u64, 1024, 64 << 20, "524288"),
+                ("timeout_ms", ml.timeout_ms, 10, 600_000, "1000"),
+                ("window_ms", ml.window_ms, 0, 60_000, "100"),
+            ];
+            for (field, value, lo, hi, default) in ranges {
+                if !(lo..=hi).contains(&value) {
+                    p(
+                        format!("sources.{id}.multiline.{field}"),
+                        format!("{value} is out of range"),
+                        &format!("use {lo} to {hi} (default {default})"),
+                    );
+                }
             }
         }
         for (id, sink) in &self.sinks {

@@ -4,6 +4,7 @@
 mod commands;
 mod config;
 mod demo;
+mod self_metrics;
 mod topology;
 
 use clap::{Parser, Subcommand};

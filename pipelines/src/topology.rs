@@ -6,9 +6,12 @@
 //! slows the stage before it (backpressure); nothing is dropped on the way.
 
 use crate::config::{PipelineConfig, ReadFromConfig, SinkConfig, SourceConfig, TransformConfig};
+use crate::self_metrics::PipelineMetrics;
 use anyhow::{Context, anyhow};
 use collector::Shutdown;
-use collector::files::{FileSource, FileSourceConfig, FileSourceMetrics, ReadFrom};
+use collector::files::{
+    ContainerFilter, FileSource, FileSourceConfig, FileSourceMetrics, MultilineConfig, ReadFrom,
+};
 use indexer::{IndexSink, IndexStore, SinkOptions};
 use model::Batch;
 use processor::InferenceLogProcessor;
@@ -55,6 +58,19 @@ pub async fn run(
             ReadFromConfig::Beginning => ReadFrom::Beginning,
             ReadFromConfig::End => ReadFrom::End,
         };
+        fc.docker_dir = f.docker_dir.clone();
+        fc.partial_timeout = Duration::from_millis(f.partial_timeout_ms);
+        fc.containers = ContainerFilter::new(&f.include, &f.exclude)
+            .with_context(|| format!("sources.{id}.include/exclude"))?;
+        let ml = &f.multiline;
+        fc.multiline = ml.enabled.then(|| MultilineConfig {
+            max_lines: ml.max_lines,
+            max_bytes: ml.max_bytes,
+            timeout: Duration::from_millis(ml.timeout_ms),
+            window: Duration::from_millis(ml.window_ms),
+        });
+        fc.multiline_containers = ContainerFilter::new(&ml.include, &ml.exclude)
+            .with_context(|| format!("sources.{id}.multiline.include/exclude"))?;
         let source = FileSource::new(id.clone(), fc, resume.clone())
             .with_context(|| format!("source `{id}`"))?;
         file_sources.push((id.clone(), source));
@@ -160,6 +176,7 @@ pub async fn run(
                 .ok_or_else(|| anyhow!("the API needs an index"))?;
             let router = api::router(api::ApiState {
                 search: Arc::new(store.searcher()),
+                metrics: Arc::new(PipelineMetrics::new(source_metrics.clone())),
             });
             api_task = Some(tokio::spawn(api::serve(listener, router, async {
                 let _ = api_stopped.await;

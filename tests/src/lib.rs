@@ -146,6 +146,11 @@ impl Running {
         get_json(&format!("{}{path_and_query}", self.base_url))
     }
 
+    /// GETs a path of the running API as text (`/metrics`).
+    pub fn get_text(&self, path_and_query: &str) -> (u16, String) {
+        get_text(&format!("{}{path_and_query}", self.base_url))
+    }
+
     /// Polls `path_and_query` until `done` accepts the body or `timeout` passes; returns
     /// the last body. Polling the API is how a user observes ingestion, so it is the event
     /// the test waits for.
@@ -208,6 +213,14 @@ impl Drop for Running {
 
 /// GET `url` and parse its JSON body, whatever the status.
 pub fn get_json(url: &str) -> (u16, Value) {
+    let (status, text) = get_text(url);
+    let body =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("GET {url}: not JSON ({e}): {text}"));
+    (status, body)
+}
+
+/// GETs `url` and returns the status and the body as text.
+pub fn get_text(url: &str) -> (u16, String) {
     let agent = ureq::Agent::new_with_config(
         ureq::Agent::config_builder()
             .http_status_as_error(false)
@@ -223,9 +236,7 @@ pub fn get_json(url: &str) -> (u16, Value) {
         .body_mut()
         .read_to_string()
         .unwrap_or_else(|e| panic!("GET {url} body: {e}"));
-    let body =
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("GET {url}: not JSON ({e}): {text}"));
-    (status, body)
+    (status, text)
 }
 
 /// Runs the binary with `args` (and `stdin`), returning (exit code, stdout, stderr).

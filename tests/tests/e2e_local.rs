@@ -77,6 +77,23 @@ fn lines_written_to_pod_logs_are_searchable_over_http_and_survive_a_restart_once
         total(b) == 1
     });
 
+    // The source's own counters are on /metrics, in the Prometheus text format.
+    let (status, metrics) = app.get_text("/metrics");
+    assert_eq!(status, 200);
+    let value = |name: &str| -> f64 {
+        let prefix = format!("{name}{{source=\"pod_logs\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in\n{metrics}"))
+    };
+    assert_eq!(value("infersight_files_lines_read_total"), 4.0);
+    assert_eq!(value("infersight_files_watched"), 2.0);
+    assert!(value("infersight_files_records_delivered_total") >= 3.0);
+    assert_eq!(value("infersight_files_lost_total"), 0.0);
+    assert!(metrics.contains("# TYPE infersight_files_lines_read_total counter"));
+
     let (status, bad) = app.get("/api/v1/search?from=yesterday");
     assert_eq!(status, 400);
     assert!(bad["detail"].as_str().unwrap_or_default().contains("from"));

@@ -27,7 +27,7 @@ mod tail;
 
 pub use cri::{CriDecodeError, CriLine, MergedLine, PartialLineMerger, decode_cri};
 pub use docker::{DockerDecodeError, DockerLine, decode_docker_json};
-pub use filter::{ContainerFilter, FilterError};
+pub use filter::{ContainerFilter, FilterError, check_pattern};
 pub use fingerprint::fingerprint;
 pub use layout::{
     Discovered, DockerLogFile, LogFile, PodLogFile, discover, discover_all, discover_docker,
@@ -141,6 +141,16 @@ pub struct FileSourceMetrics {
     pub decode_errors: AtomicU64,
     /// Failed reads or directory scans (retried).
     pub read_errors: AtomicU64,
+    /// Records sent downstream (a multi-line record counts once).
+    pub records_sent: AtomicU64,
+    /// Records every sink made durable; `records_sent` minus this is what a crash now
+    /// would make the source read again (the checkpoint lag).
+    pub records_delivered: AtomicU64,
+    /// Physical lines joined into multi-line records beyond their first.
+    pub multiline_joined: AtomicU64,
+    /// Lines emitted without their end (`log.partial`): the writer died mid-line, or a
+    /// finished file ended inside a line.
+    pub partial_flushed: AtomicU64,
     /// Batches every sink made durable.
     pub batches_delivered: AtomicU64,
     /// Batches that were dropped or rejected downstream.
@@ -534,9 +544,10 @@ impl FileSource {
                     }
                 }
                 if at_end && tail.gone {
-                    tail.finish(&mut lines);
+                    tail.finish(&mut lines, &self.metrics);
                 } else {
-                    tail.flush_stale_partials(self.config.partial_timeout, &mut lines);
+                    let timeout = self.config.partial_timeout;
+                    tail.flush_stale_partials(timeout, &mut lines, &self.metrics);
                 }
                 for line in lines.drain(..) {
                     match &self.config.multiline {
@@ -695,10 +706,16 @@ fn send(
     checkpoints: Vec<Checkpoint>,
 ) -> Result<(), Closed> {
     let metrics = Arc::clone(metrics);
+    let count = emitted.records.len() as u64;
+    metrics.records_sent.fetch_add(count, Relaxed);
+    metrics.multiline_joined.fetch_add(emitted.joined, Relaxed);
     let batch = Batch {
         records: emitted.records,
         redelivered: emitted.redelivered,
         finalizers: Finalizers::with_callback(move |status| {
+            if status == BatchStatus::Delivered {
+                metrics.records_delivered.fetch_add(count, Relaxed);
+            }
             let counter = match status {
                 BatchStatus::Delivered => &metrics.batches_delivered,
                 BatchStatus::Dropped | BatchStatus::Rejected => &metrics.batches_not_delivered,

@@ -64,6 +64,8 @@ pub(crate) struct Emitted {
     pub(crate) redelivered: Vec<RecordId>,
     /// Files whose lines an emitted group held: their checkpoints may move now.
     pub(crate) released: Vec<String>,
+    /// Physical lines joined into records beyond each record's first.
+    pub(crate) joined: u64,
 }
 
 impl Emitted {
@@ -163,6 +165,7 @@ impl OpenGroup {
                 out.released.push(key);
             }
         }
+        out.joined += self.lines as u64 - 1;
         if self.lines > 1 {
             self.record
                 .attributes

@@ -213,9 +213,10 @@ impl FileTail {
 
     /// The file is done (gone and read to its end): a line still waiting for its `F` is
     /// emitted as it is, since its end will never come.
-    pub(crate) fn finish(&mut self, out: &mut Vec<TailLine>) {
+    pub(crate) fn finish(&mut self, out: &mut Vec<TailLine>, metrics: &FileSourceMetrics) {
         let pending: Vec<_> = self.partials.flush().collect();
         for line in pending {
+            metrics.partial_flushed.fetch_add(1, Relaxed);
             out.push(self.unfinished(line));
         }
     }
@@ -225,9 +226,11 @@ impl FileTail {
         &mut self,
         timeout: std::time::Duration,
         out: &mut Vec<TailLine>,
+        metrics: &FileSourceMetrics,
     ) {
         let stale: Vec<_> = self.partials.flush_older_than(timeout).collect();
         for line in stale {
+            metrics.partial_flushed.fetch_add(1, Relaxed);
             tracing::debug!(path = %self.path.display(), position = line.position, "line without its end after the timeout; emitting it as it is");
             out.push(self.unfinished(line));
         }

@@ -181,6 +181,7 @@ fn checkpoints_are_committed_with_the_documents_and_batches_acknowledged_after()
                 position: 42,
                 finished: false,
             }],
+            redelivered: vec![],
         })
         .unwrap();
         assert!(
@@ -224,4 +225,29 @@ fn offline_search_without_an_index_says_so() {
         .unwrap();
     assert!(matches!(err, IndexError::NoIndex(_)));
     assert!(err.to_string().contains("infersight run"));
+}
+
+#[test]
+fn a_redelivered_record_replaces_the_committed_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = IndexStore::open_or_create(dir.path()).unwrap();
+    let mut sink = store.sink(SinkOptions::default()).unwrap();
+    sink.add(Batch::new(vec![
+        record(1, "p", 1, "first line"),
+        record(2, "p", 2, "kept"),
+    ]))
+    .unwrap();
+    sink.commit().unwrap();
+    // A restart re-reads from a checkpoint before record 1; the source flags it, and its
+    // group has grown meanwhile.
+    let again = record(1, "p", 1, "first line\n  and its continuation");
+    sink.add(Batch {
+        redelivered: vec![again.id],
+        ..Batch::new(vec![again])
+    })
+    .unwrap();
+    sink.commit().unwrap();
+    let all = store.searcher().search(&request("*")).unwrap();
+    assert_eq!(all.total, 2, "{:?}", bodies(&all));
+    assert_eq!(bodies(&all), ["kept", "first line\n  and its continuation"]);
 }

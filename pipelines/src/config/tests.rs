@@ -180,3 +180,46 @@ fn unbuilt_component_types_say_when_they_come() {
     assert_eq!(err.problems[0].key, "sources.k.type");
     assert!(err.problems[0].hint.contains("Kubernetes issue"));
 }
+
+#[test]
+fn file_source_filters_and_multiline_settings_are_checked_at_their_keys() {
+    let text = r#"
+        [sources.logs]
+        type = "files"
+        include = ["llm-*/*/*", "llm-[*/*/*"]
+        exclude = ["*/*/istio-proxy"]
+        partial_timeout_ms = 0
+        [sources.logs.multiline]
+        max_lines = 1
+        window_ms = 50
+        exclude = ["*/*/{json"]
+        [sinks.index]
+        type = "index"
+        inputs = ["logs"]
+    "#;
+    let err = load(text).unwrap_err();
+    let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "sources.logs.include[1]",
+            "sources.logs.multiline.exclude[0]",
+            "sources.logs.multiline.max_lines",
+            "sources.logs.partial_timeout_ms",
+        ]
+    );
+    assert!(
+        err.to_string().contains("`llm-[*/*/*` is not a valid glob"),
+        "{err}"
+    );
+    let fixed = text
+        .replace(", \"llm-[*/*/*\"", "")
+        .replace("partial_timeout_ms = 0", "partial_timeout_ms = 2000")
+        .replace("max_lines = 1", "max_lines = 50")
+        .replace("{json", "json");
+    let config = load(&fixed).unwrap();
+    let SourceConfig::Files(f) = &config.sources["logs"];
+    assert_eq!((f.multiline.max_lines, f.multiline.window_ms), (50, 50));
+    assert!(f.multiline.enabled);
+    assert_eq!(f.include, ["llm-*/*/*"]);
+}
