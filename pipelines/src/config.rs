@@ -283,7 +283,7 @@ struct RawConfig {
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum RawSource {
-    Files(FilesSourceConfig),
+    Files(Box<FilesSourceConfig>),
     Kube(serde::de::IgnoredAny),
     Gpu(serde::de::IgnoredAny),
     Scrape(serde::de::IgnoredAny),
@@ -373,7 +373,7 @@ impl PipelineConfig {
             let hint = "a source needs `type` = \"files\" (kube, gpu, scrape and kafka come later)";
             match typed::<RawSource>(value, &key, hint, problems) {
                 Some(RawSource::Files(c)) => {
-                    sources.insert(id.clone(), SourceConfig::Files(c));
+                    sources.insert(id.clone(), SourceConfig::Files(*c));
                 }
                 Some(RawSource::Kube(_)) => unbuilt(&key, "kube", problems),
                 Some(RawSource::Gpu(_)) => unbuilt(&key, "gpu", problems),
