@@ -33,21 +33,30 @@ impl Shutdown {
         self.0.notify.notify_waiters();
     }
 
+    /// Wakes threads blocked in [`Shutdown::wait_timeout`] without asking them to stop
+    /// (new input arrived); they see `false` and carry on.
+    pub fn nudge(&self) {
+        drop(self.0.lock.lock());
+        self.0.wake.notify_all();
+    }
+
     /// Whether a stop was asked for.
     pub fn is_triggered(&self) -> bool {
         self.0.triggered.load(Ordering::Acquire)
     }
 
-    /// Blocks the calling thread for up to `timeout`; returns `true` if a stop was asked for.
+    /// Blocks the calling thread for up to `timeout`, until a stop or a [`Shutdown::nudge`];
+    /// returns `true` if a stop was asked for.
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
         let guard = match self.0.lock.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
-        let result = self
-            .0
-            .wake
-            .wait_timeout_while(guard, timeout, |_| !self.is_triggered());
+        if self.is_triggered() {
+            return true;
+        }
+        // One wait: a nudge or a spurious wake ends it early, which costs one extra poll.
+        let result = self.0.wake.wait_timeout(guard, timeout);
         drop(result);
         self.is_triggered()
     }

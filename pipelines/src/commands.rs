@@ -5,7 +5,7 @@ use crate::topology;
 use anyhow::{Context, anyhow, bail};
 use clap::{Args, ValueEnum};
 use collector::Shutdown;
-use collector::files::{PartialLineMerger, decode_cri};
+use collector::files::{CriLine, DockerLine, PartialLineMerger, decode_cri, decode_docker_json};
 use indexer::{IndexStore, SearchRequest};
 use model::{Record, RecordId, Timestamp, names};
 use processor::InferenceLogProcessor;
@@ -184,11 +184,6 @@ pub fn parse(args: ParseArgs) -> anyhow::Result<()> {
             KNOWN_SERVERS.join(", ")
         );
     }
-    if args.format == LineFormat::Docker {
-        bail!(
-            "--format docker: not built yet (it arrives with the container-log collection issue); use raw or cri"
-        );
-    }
     let stdin = std::io::stdin().lock();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -213,8 +208,9 @@ pub fn parse(args: ParseArgs) -> anyhow::Result<()> {
         let id = RecordId::from_source(b"stdin", n as u64);
         let record = match args.format {
             LineFormat::Raw => Some(text_record(id, now, None, &line, resource.clone())),
-            LineFormat::Cri => match decode_cri(&line) {
-                Ok(cri) => merger.push(&cri, n as u64).map(|whole| {
+            LineFormat::Cri | LineFormat::Docker => match decode_container_line(args.format, &line)
+            {
+                Ok(cri) => merger.push(&cri.as_cri(), n as u64).map(|whole| {
                     let id = RecordId::from_source(b"stdin", whole.position);
                     let mut r = text_record(
                         id,
@@ -231,11 +227,10 @@ pub fn parse(args: ParseArgs) -> anyhow::Result<()> {
                 }),
                 Err(e) => {
                     let mut r = text_record(id, now, None, &line, resource.clone());
-                    r.attributes.insert(names::LOG_DECODE_ERROR, e.to_string());
+                    r.attributes.insert(names::LOG_DECODE_ERROR, e);
                     Some(r)
                 }
             },
-            LineFormat::Docker => None,
         };
         if let Some(record) = record {
             emit(record, &mut out)?;
@@ -249,6 +244,32 @@ pub fn parse(args: ParseArgs) -> anyhow::Result<()> {
     }
     out.flush().context("cannot write stdout")?;
     Ok(())
+}
+
+/// A CRI or docker line, decoded to the shape the partial-line merger takes.
+enum ContainerLine<'a> {
+    Cri(CriLine<'a>),
+    Docker(DockerLine<'a>),
+}
+
+impl ContainerLine<'_> {
+    fn as_cri(&self) -> CriLine<'_> {
+        match self {
+            ContainerLine::Cri(c) => c.clone(),
+            ContainerLine::Docker(d) => d.as_cri(),
+        }
+    }
+}
+
+fn decode_container_line(format: LineFormat, line: &[u8]) -> Result<ContainerLine<'_>, String> {
+    match format {
+        LineFormat::Docker => decode_docker_json(line)
+            .map(ContainerLine::Docker)
+            .map_err(|e| e.to_string()),
+        _ => decode_cri(line)
+            .map(ContainerLine::Cri)
+            .map_err(|e| e.to_string()),
+    }
 }
 
 fn text_record(

@@ -177,3 +177,24 @@ fn search_without_an_index_says_how_to_make_one() {
     );
     assert_one_clear_error(code, &err, &["no index", "infersight run"]);
 }
+
+#[test]
+fn parse_reads_docker_json_file_framing() {
+    let input = concat!(
+        r#"{"log":"part one, ","stream":"stdout","time":"2025-03-04T09:20:01.000104213Z"}"#,
+        "\n",
+        r#"{"log":"part two\n","stream":"stdout","time":"2025-03-04T09:20:01.000104214Z"}"#,
+        "\n{\"log\": broken\n",
+    );
+    let (code, out, _) = infersight(&["parse", "--format", "docker"], input);
+    assert_eq!(code, 0);
+    let records: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 2, "{out}");
+    assert_eq!(records[0]["body"], "part one, part two");
+    assert_eq!(records[0]["stream"], "stdout");
+    assert_eq!(records[0]["timestamp"], "2025-03-04T09:20:01.000104213Z");
+    assert!(records[1]["attributes"]["log.decode_error"].is_string());
+}

@@ -24,6 +24,7 @@ mod fingerprint;
 mod layout;
 mod multiline;
 mod tail;
+mod watch;
 
 pub use cri::{CriDecodeError, CriLine, MergedLine, PartialLineMerger, decode_cri};
 pub use docker::{DockerDecodeError, DockerLine, decode_docker_json};
@@ -242,11 +243,17 @@ impl FileSource {
     /// A full channel blocks the source (backpressure); nothing is dropped.
     pub fn run(mut self, out: mpsc::Sender<Batch>, shutdown: Shutdown) {
         tracing::info!(source = %self.id, dir = %self.config.logs_dir.display(), "files source started");
+        let mut dirs = vec![self.config.logs_dir.as_path()];
+        dirs.extend(self.config.docker_dir.as_deref());
+        let changes = watch::ChangeWatch::start(&dirs, shutdown.clone());
         while let Some(read_any) = self.poll(&out) {
             if shutdown.is_triggered() {
                 break;
             }
-            if !read_any && shutdown.wait_timeout(self.config.poll_interval) {
+            if !read_any
+                && !changes.take_changed()
+                && shutdown.wait_timeout(self.config.poll_interval)
+            {
                 break;
             }
         }

@@ -882,3 +882,43 @@ fn a_line_whose_end_never_comes_is_emitted_after_the_timeout() {
         Some(end)
     );
 }
+
+#[test]
+fn a_filesystem_notification_wakes_the_source_before_its_poll_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("ns_p_u/c/0.log");
+    write_lines(&log, &["2025-03-04T09:14:05Z stdout F one"]);
+    let config = FileSourceConfig {
+        // So long that only a notification can explain a prompt second batch.
+        poll_interval: Duration::from_secs(3600),
+        ..line_per_record(dir.path())
+    };
+    let source = FileSource::new("files", config, CheckpointSet::new()).unwrap();
+    let (tx, mut rx) = mpsc::channel(4);
+    let shutdown = Shutdown::new();
+    let handle = {
+        let shutdown = shutdown.clone();
+        std::thread::spawn(move || source.run(tx, shutdown))
+    };
+    let first = rx.blocking_recv().unwrap();
+    assert_eq!(bodies(&[first]), ["one"]);
+    write_lines(&log, &["2025-03-04T09:14:06Z stdout F two"]);
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        while let Some(b) = rx.blocking_recv() {
+            got.extend(bodies(&[b]));
+            if got.iter().any(|b| b == "two") {
+                break;
+            }
+        }
+        let _ = done_tx.send(got);
+    });
+    let got = done_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the appended line arrived without waiting for the poll interval");
+    assert_eq!(got, ["two"]);
+    shutdown.trigger();
+    handle.join().unwrap();
+    waiter.join().unwrap();
+}
