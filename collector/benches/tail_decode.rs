@@ -1,11 +1,12 @@
 //! Throughput of the files source on CRI lines of ~200 bytes (issue 3):
 //! - `decode`: the CRI decoder alone over lines in memory (target ≥ 250 MB/s on one core);
-//! - `tail+decode`: the real source reading a 20 MB file from disk (page cache) into records.
+//! - `tail+decode`: the real source reading a 20 MB file from disk (page cache) into records;
+//! - `tail+decode+multiline`: the same with multi-line grouping on (the default).
 //!
 //! `cargo bench -p collector --bench tail_decode`; criterion prints MB/s (bytes) and the
 //! time per iteration, from which lines/s follows (the line count is printed too).
 
-use collector::files::{FileSource, FileSourceConfig, decode_cri};
+use collector::files::{FileSource, FileSourceConfig, MultilineConfig, decode_cri};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use model::CheckpointSet;
 use std::hint::black_box;
@@ -71,28 +72,36 @@ fn tail_and_decode(c: &mut Criterion) {
     let mut g = c.benchmark_group("files");
     g.throughput(Throughput::Bytes(text.len() as u64));
     g.sample_size(20);
-    g.bench_function("tail+decode", |b| {
-        b.iter(|| {
-            let mut source = FileSource::new(
-                "bench",
-                FileSourceConfig::new(dir.path().into()),
-                CheckpointSet::new(),
-            )
-            .expect("source");
-            let (tx, mut rx) = mpsc::channel(1024);
-            let mut records = 0usize;
-            loop {
-                let again = source.poll(&tx).expect("open channel");
-                while let Ok(batch) = rx.try_recv() {
-                    records += batch.records.len();
+    for (name, multiline) in [
+        ("tail+decode", None),
+        ("tail+decode+multiline", Some(MultilineConfig::default())),
+    ] {
+        let config = FileSourceConfig {
+            multiline,
+            ..FileSourceConfig::new(dir.path().into())
+        };
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let mut source =
+                    FileSource::new("bench", config.clone(), CheckpointSet::new()).expect("source");
+                let (tx, mut rx) = mpsc::channel(1024);
+                let mut records = 0usize;
+                loop {
+                    let again = source.poll(&tx).expect("open channel");
+                    while let Ok(batch) = rx.try_recv() {
+                        records += batch.records.len();
+                    }
+                    if !again {
+                        break;
+                    }
                 }
-                if !again {
-                    break;
-                }
-            }
-            assert_eq!(records, lines.len());
-        })
-    });
+                // With grouping, the last line waits for a line or the timeout that
+                // would close it.
+                let open = usize::from(config.multiline.is_some());
+                assert_eq!(records + open, lines.len());
+            })
+        });
+    }
     g.finish();
 }
 

@@ -559,7 +559,7 @@ impl FileSource {
                 for line in lines.drain(..) {
                     match &self.config.multiline {
                         Some(config) if tail.group_lines => {
-                            group.push(line, &key, config, &mut emitted);
+                            group.push(line, &tail.key, config, &mut emitted);
                         }
                         _ => emitted.push(line.record, line.replay),
                     }

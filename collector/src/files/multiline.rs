@@ -18,6 +18,7 @@
 //! file's checkpoint at or before the group's first line in it ([`LineGrouper::hold`]).
 
 use model::{AttrValue, Record, RecordId, Stream, Timestamp, names};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Settings of multi-line grouping.
@@ -115,12 +116,12 @@ struct OpenGroup {
     last_timestamp: Timestamp,
     last_arrival: Instant,
     /// (file identity, position of the group's first line in that file).
-    holds: Vec<(String, u64)>,
+    holds: Vec<(Arc<str>, u64)>,
     replay: bool,
 }
 
 impl OpenGroup {
-    fn start(line: TailLine, tail_key: &str) -> Self {
+    fn start(line: TailLine, tail_key: &Arc<str>) -> Self {
         let shape = head_shape(&line.record.body);
         OpenGroup {
             last_timestamp: line.record.timestamp,
@@ -128,12 +129,12 @@ impl OpenGroup {
             lines: 1,
             shape,
             last_arrival: Instant::now(),
-            holds: vec![(tail_key.to_string(), line.position)],
+            holds: vec![(Arc::clone(tail_key), line.position)],
             replay: line.replay,
         }
     }
 
-    fn append(&mut self, line: TailLine, tail_key: &str, shape: Shape) {
+    fn append(&mut self, line: TailLine, tail_key: &Arc<str>, shape: Shape) {
         self.record.body.push('\n');
         self.record.body.push_str(&line.record.body);
         for flag in [names::LOG_INVALID_UTF8, names::LOG_TRUNCATED] {
@@ -147,7 +148,7 @@ impl OpenGroup {
         self.last_arrival = Instant::now();
         self.replay |= line.replay;
         if !self.holds.iter().any(|(k, _)| k == tail_key) {
-            self.holds.push((tail_key.to_string(), line.position));
+            self.holds.push((Arc::clone(tail_key), line.position));
         }
     }
 
@@ -161,8 +162,8 @@ impl OpenGroup {
     /// caller looks at anyway), are named in `out.released`: their checkpoints may move.
     fn finish(mut self, out: &mut Emitted, reading: Option<&str>) {
         for (key, _) in self.holds.drain(..) {
-            if reading != Some(key.as_str()) {
-                out.released.push(key);
+            if reading != Some(&*key) {
+                out.released.push(key.to_string());
             }
         }
         out.joined += self.lines as u64 - 1;
@@ -190,7 +191,7 @@ impl LineGrouper {
     pub(crate) fn push(
         &mut self,
         line: TailLine,
-        tail_key: &str,
+        tail_key: &Arc<str>,
         config: &MultilineConfig,
         out: &mut Emitted,
     ) {
@@ -223,7 +224,7 @@ impl LineGrouper {
                 }
             }
             if let Some(done) = slot.take() {
-                done.finish(out, Some(tail_key));
+                done.finish(out, Some(&**tail_key));
             }
         }
         *slot = Some(OpenGroup::start(line, tail_key));
@@ -258,7 +259,7 @@ impl LineGrouper {
             .iter()
             .flatten()
             .flat_map(|g| g.holds.iter())
-            .filter(|(k, _)| k == tail_key)
+            .filter(|(k, _)| &**k == tail_key)
             .map(|(_, p)| *p)
             .min()
     }
@@ -503,7 +504,6 @@ fn logfmt_head(b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     /// Feeds `(microseconds, line)` on stderr through one grouper; returns the bodies.
     fn group(lines: &[(i64, &str)]) -> Vec<String> {
@@ -524,7 +524,7 @@ mod tests {
                 position: i as u64,
                 replay: false,
             };
-            g.push(line, "f", &config, &mut out);
+            g.push(line, &Arc::from("f"), &config, &mut out);
         }
         g.flush(&mut out);
         out.records.into_iter().map(|r| r.body).collect()
@@ -652,7 +652,7 @@ mod tests {
                 position: i,
                 replay: false,
             };
-            g.push(line, "f", &config, &mut out);
+            g.push(line, &Arc::from("f"), &config, &mut out);
         }
         assert_eq!(g.hold("f"), Some(6), "the open group holds its first line");
         g.flush(&mut out);

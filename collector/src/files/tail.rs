@@ -53,7 +53,7 @@ pub(crate) struct FileTail {
     /// Lines that start before this offset may have been delivered by an earlier run.
     replay_until: u64,
     /// The identity (first-line fingerprint); also the checkpoint key and the id seed.
-    pub(crate) key: String,
+    pub(crate) key: Arc<str>,
     pub(crate) dev_ino: DevIno,
     resource: Arc<Attributes>,
     /// Kept open: a rotated or deleted file is read to its end through this handle.
@@ -90,7 +90,7 @@ impl FileTail {
         max_line_bytes: usize,
     ) -> Self {
         FileTail {
-            key,
+            key: key.into(),
             path,
             container_run: owner.container_run().into(),
             rotated: owner.rotated(),
@@ -184,8 +184,7 @@ impl FileTail {
         if len != self.last_len && read_at > 0 {
             // Truncated (shorter than what we read) or rewritten in place (a new first line):
             // this handle no longer holds the rest of our file.
-            let replaced =
-                len < read_at || fingerprint(&self.file)?.as_deref() != Some(self.key.as_str());
+            let replaced = len < read_at || fingerprint(&self.file)?.as_deref() != Some(&*self.key);
             if replaced {
                 tracing::info!(path = %self.path.display(), len, read_at, "log file truncated or rewritten under the reader");
                 self.detached = true;
