@@ -65,7 +65,10 @@ fn main() -> std::io::Result<()> {
     let records = consumer.join().unwrap_or(0);
     // With multi-line grouping on (the default), each file's last line waits in an open
     // group for the line or timeout that closes it: read, held, not yet sent.
-    let lines = source.metrics().lines_read.load(std::sync::atomic::Ordering::Relaxed);
+    let lines = source
+        .metrics()
+        .lines_read
+        .load(std::sync::atomic::Ordering::Relaxed);
     let secs = start.elapsed().as_secs_f64();
     let status = std::fs::read_to_string("/proc/self/status")?;
     let hwm = status

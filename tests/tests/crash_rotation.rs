@@ -2,7 +2,8 @@
 //! rotations (with gzip of older files), a container restart and repeated `kill -9` of the
 //! pipeline; and through copytruncate rotation while the pipeline runs.
 //!
-//! 20 pods write numbered lines while the real binary tails them, rotating every ~0.8 s
+//! 20 pods write numbered records (single lines, four-line tracebacks that rotations may
+//! cut in two, and `P`+`F` split lines) while the real binary tails them, rotating every ~0.8 s
 //! (far more often than the kubelet's 10 MiB) so that files are compressed while the
 //! pipeline is down or has not committed them yet. The pipeline is killed (SIGKILL) at
 //! random moments and restarted at once. When the writers stop and the last run has caught
@@ -26,6 +27,8 @@ const ROTATE_BYTES: u64 = 24 * 1024;
 /// Lines per pod per writer tick (every 10 ms): 20 pods → ~4,000 lines/s, 0.6 MB/s.
 const LINES_PER_TICK: u64 = 2;
 const KILLS: usize = 5;
+const TRACEBACK_HEAD: &str = "Traceback (most recent call last):";
+const OOM: &str = "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 20.00 MiB";
 
 struct Rng(u64);
 impl Rng {
@@ -51,6 +54,8 @@ struct PodWriter {
     rotated: VecDeque<PathBuf>,
     rotations: u64,
     gzipped: u64,
+    /// Tracebacks whose lines a rotation split between two files.
+    split_tracebacks: u64,
 }
 
 /// Unique rotation stamps across the tests of this process.
@@ -76,6 +81,7 @@ impl PodWriter {
             rotated: VecDeque::new(),
             rotations: 0,
             gzipped: 0,
+            split_tracebacks: 0,
         }
     }
 
@@ -83,23 +89,51 @@ impl PodWriter {
         self.dir.join(format!("{}.log", self.restart))
     }
 
+    /// Writes `n` numbered records. Most are one stdout line; every 7th (seq % 7 == 3) is a
+    /// Python traceback on stderr (four lines, one runtime timestamp, as one write is
+    /// stamped), and every 7th (seq % 7 == 5) a long line the runtime split into `P` + `F`.
+    /// A traceback due to cross the rotation size is cut by the rotation (half in the
+    /// rotated file, half in the new one); a `P`/`F` pair never is.
     fn write_lines(&mut self, n: u64) {
-        let mut buf = String::new();
         for _ in 0..n {
-            buf.push_str(&format!(
-                "{} stdout F INFO pod={} seq={} padding-to-make-lines-realistically-long-{}\n",
-                cri_now(),
-                self.pod,
-                self.next_seq,
-                "x".repeat(60)
-            ));
+            let (pod, seq, ts) = (self.pod, self.next_seq, cri_now());
             self.next_seq += 1;
+            let lines: Vec<String> = match seq % 7 {
+                3 => vec![
+                    format!("{ts} stderr F ERROR pod={pod} seq={seq} {TRACEBACK_HEAD}"),
+                    format!("{ts} stderr F   File \"/app/engine.py\", line 52, in step"),
+                    format!("{ts} stderr F     out = self.model(x)"),
+                    format!("{ts} stderr F {OOM}"),
+                ],
+                5 => vec![
+                    format!("{ts} stdout P INFO pod={pod} seq={seq} part-one-"),
+                    format!("{ts} stdout F part-two"),
+                ],
+                _ => vec![format!(
+                    "{ts} stdout F INFO pod={pod} seq={seq} padding-to-make-lines-realistically-long-{}",
+                    "x".repeat(60)
+                )],
+            };
+            let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+            let crosses = self.written_in_file + text.len() as u64 >= ROTATE_BYTES;
+            if crosses && lines.len() == 4 {
+                let head: String = lines[..2].iter().map(|l| format!("{l}\n")).collect();
+                self.write(&head);
+                self.rotate();
+                self.write(&text[head.len()..]);
+                self.split_tracebacks += 1;
+            } else {
+                self.write(&text);
+                if crosses {
+                    self.rotate();
+                }
+            }
         }
-        self.file.write_all(buf.as_bytes()).unwrap();
-        self.written_in_file += buf.len() as u64;
-        if self.written_in_file >= ROTATE_BYTES {
-            self.rotate();
-        }
+    }
+
+    fn write(&mut self, text: &str) {
+        self.file.write_all(text.as_bytes()).unwrap();
+        self.written_in_file += text.len() as u64;
     }
 
     fn rotate(&mut self) {
@@ -201,10 +235,12 @@ fn exactly_once_under(kills: usize, copytruncate_pod_0: bool) {
             }
             let rotations: u64 = pods.iter().map(|p| p.rotations).sum();
             let gzipped: u64 = pods.iter().map(|p| p.gzipped).sum();
+            let split: u64 = pods.iter().map(|p| p.split_tracebacks).sum();
             (
                 pods.iter().map(|p| p.next_seq).collect::<Vec<u64>>(),
                 rotations,
                 gzipped,
+                split,
             )
         })
     };
@@ -227,10 +263,10 @@ fn exactly_once_under(kills: usize, copytruncate_pod_0: bool) {
     }
     std::thread::sleep(Duration::from_millis(500));
     stop.store(true, Ordering::Relaxed);
-    let (written, rotations, gzipped) = writers.join().unwrap();
+    let (written, rotations, gzipped, split) = writers.join().unwrap();
     let expected: u64 = written.iter().sum();
     println!(
-        "written: {expected} lines over {PODS} pods; {} rotations, {} files gzipped, {} copytruncating pod, 1 container restart",
+        "written: {expected} records over {PODS} pods (1 in 7 a 4-line traceback, 1 in 7 a P+F line); {} rotations, {} files gzipped, {split} tracebacks cut by a rotation, {} copytruncating pod, 1 container restart",
         rotations,
         gzipped,
         u8::from(copytruncate_pod_0)
@@ -260,6 +296,7 @@ fn exactly_once_under(kills: usize, copytruncate_pod_0: bool) {
     // Every (pod, seq) exactly once, in timestamp order per pod.
     let store = IndexStore::open_existing(&data.join("index")).unwrap();
     let mut per_pod: BTreeMap<usize, Vec<(i64, u64)>> = BTreeMap::new();
+    let mut misshapen = Vec::new();
     let scanned = store
         .searcher()
         .scan(&SearchRequest::default(), |r| {
@@ -270,10 +307,20 @@ fn exactly_once_under(kills: usize, copytruncate_pod_0: bool) {
                     .and_then(|v| v.parse().ok())
                     .unwrap_or_else(|| panic!("no {name} in {:?}", r.body))
             };
+            let seq = field("seq=");
+            // A traceback is one record of four lines; a P+F pair one line.
+            let whole = match seq % 7 {
+                3 => r.body.lines().count() == 4 && r.body.ends_with(OOM),
+                5 => r.body.ends_with("part-one-part-two"),
+                _ => !r.body.contains('\n'),
+            };
+            if !whole {
+                misshapen.push(format!("seq {seq}: {:?}", r.body));
+            }
             per_pod
                 .entry(field("pod=") as usize)
                 .or_default()
-                .push((r.timestamp.unix_nanos(), field("seq=")));
+                .push((r.timestamp.unix_nanos(), seq));
         })
         .unwrap();
     let mut problems = Vec::new();
@@ -305,5 +352,10 @@ fn exactly_once_under(kills: usize, copytruncate_pod_0: bool) {
         ));
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert!(
+        misshapen.is_empty(),
+        "records not whole:\n{}",
+        misshapen.join("\n")
+    );
     assert_eq!(scanned as u64, expected);
 }

@@ -269,13 +269,54 @@ impl FileSource {
     }
 
     fn refresh_files(&mut self) {
+        let mut present = HashSet::new();
+        // A directory listing races with rotations (a file renamed or compressed while it
+        // is read): right after a restart, a file we must resume can be missed by one
+        // listing. Look again before calling it lost, so that it is not found a pass late,
+        // after the newer file of its container was read (out of order).
+        for _ in 0..3 {
+            let Some(found) = self.discover() else {
+                return;
+            };
+            self.apply_discovery(found, &mut present);
+            let missing = self
+                .recovering
+                .as_ref()
+                .is_some_and(|wanted| wanted.iter().any(|key| !self.tails.contains_key(key)));
+            if !missing {
+                break;
+            }
+        }
+        if let Some(wanted) = self.recovering.take() {
+            for key in wanted
+                .into_iter()
+                .filter(|key| !self.tails.contains_key(key))
+            {
+                self.metrics.files_lost.fetch_add(1, Relaxed);
+                tracing::warn!(
+                    %key,
+                    position = self.resume.position(&self.id, &key),
+                    "a log file read in part before the stop is gone, also from the compressed rotations; its remaining lines are lost"
+                );
+                self.pending.push(self.checkpoint(key, 0, true));
+            }
+        }
+        self.first_start = false;
+        for (key, tail) in &mut self.tails {
+            tail.gone = !present.contains(key);
+        }
+        self.metrics
+            .files_watched
+            .store(self.tails.len() as u64, Relaxed);
+    }
+
+    /// Takes in what one listing found: new files become tails, renamed ones keep theirs,
+    /// compressed rotations are looked at. Identities seen are added to `present`.
+    fn apply_discovery(&mut self, found: Discovered, present: &mut HashSet<String>) {
         let Discovered {
             files: found,
             compressed,
-        } = match self.discover() {
-            Some(found) => found,
-            None => return,
-        };
+        } = found;
         // Which tail holds which open file; a detached tail's file is no longer its own.
         let open: HashMap<DevIno, String> = self
             .tails
@@ -283,7 +324,6 @@ impl FileSource {
             .filter(|(_, t)| !t.detached)
             .map(|(key, t)| (t.dev_ino, key.clone()))
             .collect();
-        let mut present = HashSet::new();
         for (path, pod_file) in found {
             let Ok(meta) = std::fs::metadata(&path) else {
                 continue; // gone between the listing and now
@@ -291,7 +331,7 @@ impl FileSource {
             let dev_ino = (meta.dev(), meta.ino());
             if let Some(key) = open.get(&dev_ino) {
                 if let Some(tail) = self.tails.get_mut(key) {
-                    tail.renamed(path, pod_file.rotated());
+                    tail.renamed(path);
                 }
                 present.insert(key.clone());
                 continue;
@@ -311,9 +351,7 @@ impl FileSource {
             };
             present.insert(key.clone());
             match self.tails.get_mut(&key) {
-                Some(tail) if tail.detached => {
-                    tail.reattach(path, file, dev_ino, pod_file.rotated())
-                }
+                Some(tail) if tail.detached => tail.reattach(path, file, dev_ino),
                 // The same content under another inode while ours is intact: the copy a
                 // copytruncate makes before truncating. Our handle stays authoritative.
                 Some(_) => {}
@@ -336,27 +374,6 @@ impl FileSource {
             }
         }
         self.scan_compressed(compressed);
-        if let Some(wanted) = self.recovering.take() {
-            for key in wanted
-                .into_iter()
-                .filter(|key| !self.tails.contains_key(key))
-            {
-                self.metrics.files_lost.fetch_add(1, Relaxed);
-                tracing::warn!(
-                    %key,
-                    position = self.resume.position(&self.id, &key),
-                    "a log file read in part before the stop is gone, also from the compressed rotations; its remaining lines are lost"
-                );
-                self.pending.push(self.checkpoint(key, 0, true));
-            }
-        }
-        self.first_start = false;
-        for (key, tail) in &mut self.tails {
-            tail.gone = !present.contains(key);
-        }
-        self.metrics
-            .files_watched
-            .store(self.tails.len() as u64, Relaxed);
     }
 
     /// Looks at the kubelet's compressed rotations. Each one's identity (from its
@@ -418,7 +435,7 @@ impl FileSource {
             self.metrics.files_recovered_from_gzip.fetch_add(1, Relaxed);
             if let Some(tail) = self.tails.get_mut(&key) {
                 // Truncated under us, and its copy already compressed: go on in the copy.
-                tail.reattach(path, file, (anon.dev(), anon.ino()), true);
+                tail.reattach(path, file, (anon.dev(), anon.ino()));
                 continue;
             }
             tracing::info!(path = %path.display(), start, "reading a rotation that was compressed before it was read to its end");
@@ -520,7 +537,7 @@ impl FileSource {
 
     /// One pass over every file; returns whether anything was read.
     ///
-    /// Files are read per container run, rotated ones before the live one, so that lines
+    /// Files are read per container run, oldest first, so that lines
     /// reach the multi-line grouping in the order the container wrote them.
     fn read_files(&mut self, out: &mpsc::Sender<Batch>) -> Result<bool, Closed> {
         let max = self.config.max_batch_records;
@@ -643,31 +660,15 @@ impl FileSource {
         }
     }
 
-    /// Tail keys by container run; within a run, files no longer under the live name
-    /// first, oldest first ([`rotation_age`]), then the live file.
+    /// Tail keys by container run, and within a run oldest file first (by the timestamp of
+    /// its first line; names can lie while a listing races with a rotation).
     fn read_order(&self) -> Vec<String> {
         let mut order: Vec<(&FileTail, &String)> = self.tails.iter().map(|(k, t)| (t, k)).collect();
-        order.sort_by(|(a, _), (b, _)| {
-            (&a.container_run, !a.rotated, rotation_age(a.path())).cmp(&(
-                &b.container_run,
-                !b.rotated,
-                rotation_age(b.path()),
-            ))
+        order.sort_by(|(a, ka), (b, kb)| {
+            (&a.container_run, a.first_written, ka).cmp(&(&b.container_run, b.first_written, kb))
         });
         order.into_iter().map(|(_, k)| k.clone()).collect()
     }
-}
-
-/// Orders rotated files oldest first: kubelet's `N.log.<stamp>` sorts by stamp; docker's
-/// `-json.log.N` has its oldest at the highest N, so its number sorts descending.
-fn rotation_age(path: &Path) -> (std::cmp::Reverse<u64>, &std::ffi::OsStr) {
-    let name = path.file_name().unwrap_or_default();
-    let docker_n = name
-        .to_str()
-        .and_then(|n| n.split_once("-json.log."))
-        .and_then(|(_, n)| n.trim_end_matches(".gz").parse().ok())
-        .unwrap_or(0);
-    (std::cmp::Reverse(docker_n), name)
 }
 
 fn self_checkpoint(source: &str, key: String, position: u64, finished: bool) -> Checkpoint {

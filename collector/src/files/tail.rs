@@ -31,11 +31,19 @@ pub(crate) enum LineFormat {
 }
 
 impl LineFormat {
-    fn detect(file: &File) -> Self {
-        let mut first = [0u8; 1];
-        match file.read_at(&mut first, 0) {
-            Ok(1) if first[0] == b'{' => LineFormat::DockerJson,
-            _ => LineFormat::Cri,
+    /// The format and the runtime timestamp of the file's first line (`MAX` when it has
+    /// none): the first line tells both what the file is and how old it is.
+    fn detect(file: &File) -> (Self, Timestamp) {
+        let mut head = [0u8; 4096];
+        let n = file.read_at(&mut head, 0).unwrap_or(0);
+        let first = &head[..n];
+        let first = memchr::memchr(b'\n', first).map_or(first, |nl| &first[..nl]);
+        if first.first() == Some(&b'{') {
+            let ts = decode_docker_json(first).map(|l| l.as_cri().timestamp);
+            (LineFormat::DockerJson, ts.unwrap_or(Timestamp::MAX))
+        } else {
+            let ts = decode_cri(first).map(|l| l.timestamp);
+            (LineFormat::Cri, ts.unwrap_or(Timestamp::MAX))
         }
     }
 }
@@ -45,11 +53,13 @@ pub(crate) struct FileTail {
     path: PathBuf,
     /// The container run the file belongs to: lines are grouped per run, across rotations.
     pub(crate) container_run: Arc<str>,
-    /// Whether the file no longer has the live name (rotated, or a compressed rotation).
-    pub(crate) rotated: bool,
     /// Whether its lines go through multi-line grouping.
     pub(crate) group_lines: bool,
     format: LineFormat,
+    /// When the file's first line was written: files of one container run are read oldest
+    /// first, so that lines reach the grouping in the order the container wrote them, even
+    /// when a listing raced with a rotation and names say nothing.
+    pub(crate) first_written: Timestamp,
     /// Lines that start before this offset may have been delivered by an earlier run.
     replay_until: u64,
     /// The identity (first-line fingerprint); also the checkpoint key and the id seed.
@@ -89,13 +99,14 @@ impl FileTail {
         start_offset: u64,
         max_line_bytes: usize,
     ) -> Self {
+        let (format, first_written) = LineFormat::detect(&file);
         FileTail {
+            format,
+            first_written,
             key: key.into(),
             path,
             container_run: owner.container_run().into(),
-            rotated: owner.rotated(),
             group_lines: false,
-            format: LineFormat::detect(&file),
             replay_until: 0,
             dev_ino,
             resource: Arc::new(owner.resource()),
@@ -125,20 +136,18 @@ impl FileTail {
     }
 
     /// The file was renamed (kubelet rotation): same file, new name.
-    pub(crate) fn renamed(&mut self, path: PathBuf, rotated: bool) {
+    pub(crate) fn renamed(&mut self, path: PathBuf) {
         self.path = path;
-        self.rotated = rotated;
     }
 
     /// Continues in `file` (a copy with our identity, made by copytruncate).
-    pub(crate) fn reattach(&mut self, path: PathBuf, file: File, dev_ino: DevIno, rotated: bool) {
+    pub(crate) fn reattach(&mut self, path: PathBuf, file: File, dev_ino: DevIno) {
         tracing::info!(from = %self.path.display(), to = %path.display(), "log file was copied and truncated; continuing in the copy");
         self.path = path;
         self.file = file;
         self.dev_ino = dev_ino;
         self.last_len = 0;
         self.detached = false;
-        self.rotated = rotated;
     }
 
     /// Where a restart should resume: before any line not yet emitted in full, and before

@@ -922,3 +922,57 @@ fn a_filesystem_notification_wakes_the_source_before_its_poll_interval() {
     handle.join().unwrap();
     waiter.join().unwrap();
 }
+
+#[test]
+fn files_of_a_container_are_read_oldest_first_even_when_a_listing_misses_a_rename() {
+    // The rotated file is renamed to a name no listing matches (as a listing racing with
+    // the rename sees neither name): only its first line's age says it comes first. Eight
+    // containers, so that an order left to chance (identity hashes) fails the test.
+    let dir = tempfile::tempdir().unwrap();
+    let mut source = FileSource::new("files", grouping(dir.path()), CheckpointSet::new()).unwrap();
+    let live = |c: usize| dir.path().join(format!("ns_p_u/c{c}/0.log"));
+    for c in 0..8 {
+        write_owned(
+            &live(c),
+            &stderr_lines(&[
+                (0, &format!("ERROR 03-04 09:14:05 [x.py:1] c{c}")),
+                (10, "Traceback (most recent call last):"),
+            ]),
+        );
+    }
+    assert!(
+        bodies(&one_pass(&mut source)).is_empty(),
+        "both lines are held"
+    );
+    for c in 0..8 {
+        // The old file gets one more line before it is rotated, unread when the new file
+        // appears: reading the new file first would put the frame before it.
+        write_owned(
+            &live(c),
+            &stderr_lines(&[(15, "  File \"main.py\", line 9, in <module>")]),
+        );
+        std::fs::rename(live(c), live(c).with_extension("unlisted")).unwrap();
+        write_owned(
+            &live(c),
+            &stderr_lines(&[
+                (20, &format!("  File \"c{c}.py\", line 1, in f")),
+                (30, "KeyError: 'k'"),
+            ]),
+        );
+    }
+    let _ = one_pass(&mut source);
+    let mut rest = multiline::Emitted::default();
+    for group in source.groups.values_mut() {
+        group.flush(&mut rest);
+    }
+    let got: Vec<&str> = rest.records.iter().map(|r| r.body.as_str()).collect();
+    assert_eq!(got.len(), 8, "{got:#?}");
+    for body in got {
+        let lines: Vec<&str> = body.lines().collect();
+        assert_eq!(lines.len(), 5, "{body}");
+        assert!(
+            lines[2].contains("main.py") && lines[4] == "KeyError: 'k'",
+            "{body}"
+        );
+    }
+}
