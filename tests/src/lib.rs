@@ -103,8 +103,16 @@ impl Running {
         {
             let pipe = child.stderr.take().expect("stderr is piped");
             let sink = stderr.clone();
+            // INFERSIGHT_TEST_LOG_DIR keeps every run's stderr (runs killed by a test too),
+            // for looking into a failure after the fact.
+            let mut keep = std::env::var_os("INFERSIGHT_TEST_LOG_DIR").and_then(|dir| {
+                std::fs::File::create(Path::new(&dir).join(format!("run-{}.log", child.id()))).ok()
+            });
             std::thread::spawn(move || {
                 for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    if let Some(f) = keep.as_mut() {
+                        let _ = writeln!(f, "{line}");
+                    }
                     if let Ok(mut s) = sink.lock() {
                         s.push_str(&line);
                         s.push('\n');

@@ -55,6 +55,22 @@ fn demo_serves_hits_from_several_servers_and_removes_its_tree_on_exit() {
         "{stats}"
     );
 
+    // The engine's OOM traceback is one record, not five.
+    let oom = demo.wait_for(
+        "/api/v1/search?q=OutOfMemoryError",
+        Duration::from_secs(30),
+        |b| b["total"].as_u64().unwrap_or(0) >= 1,
+    );
+    let hit = &oom["hits"][0];
+    assert_eq!(hit["attributes"]["log.lines"], 5, "{hit}");
+    assert!(
+        hit["body"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("EngineCore encountered a fatal error."),
+        "{hit}"
+    );
+
     let (status, stderr) = demo.terminate(Duration::from_secs(30));
     assert!(status.success(), "{stderr}");
     assert!(

@@ -190,9 +190,11 @@ impl FileTail {
         }
         let len = self.file.metadata()?.len();
         let read_at = self.offset + self.carry.len() as u64;
-        if len != self.last_len && read_at > 0 {
+        if len != self.last_len {
             // Truncated (shorter than what we read) or rewritten in place (a new first line):
-            // this handle no longer holds the rest of our file.
+            // this handle no longer holds the rest of our file. Checked at offset 0 too: a
+            // file found (or resumed) at 0 and copied-and-truncated before its first read
+            // would otherwise be read with another file's identity, whose ids it would take.
             let replaced = len < read_at || fingerprint(&self.file)?.as_deref() != Some(&*self.key);
             if replaced {
                 tracing::info!(path = %self.path.display(), len, read_at, "log file truncated or rewritten under the reader");

@@ -976,3 +976,43 @@ fn files_of_a_container_are_read_oldest_first_even_when_a_listing_misses_a_renam
         );
     }
 }
+
+#[test]
+fn a_file_copied_and_truncated_before_its_first_read_is_not_read_as_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("ns_p_u/c/0.log");
+    write_lines(
+        &log,
+        &[
+            "2025-03-04T09:14:05Z stdout F a1",
+            "2025-03-04T09:14:06Z stdout F a2",
+        ],
+    );
+    let mut source = source_over(dir.path());
+    // Found (a tail at offset 0), then copied and truncated before the first read.
+    source.refresh_files();
+    std::fs::copy(&log, dir.path().join("ns_p_u/c/0.log.20250304-091407")).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    write_lines(&log, &["2025-03-04T09:14:08Z stdout F b1"]);
+    let (tx, mut rx) = mpsc::channel(64);
+    let _ = source.read_files(&tx);
+    drop(tx);
+    let mut batches = Vec::new();
+    while let Ok(b) = rx.try_recv() {
+        batches.push(b);
+    }
+    batches.extend(drain(&mut source));
+    let mut got = bodies(&batches);
+    got.sort();
+    assert_eq!(got, ["a1", "a2", "b1"]);
+    let ids: HashSet<_> = batches
+        .iter()
+        .flat_map(|b| b.records.iter().map(|r| r.id))
+        .collect();
+    assert_eq!(ids.len(), 3, "each line has its own id");
+}

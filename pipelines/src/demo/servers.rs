@@ -76,6 +76,20 @@ impl SimulatedServer for Vllm {
                 ),
             ));
         }
+        // Every 20 s (first about a second in), the engine dies of a CUDA OOM, logging the
+        // traceback as vLLM v1 does: its prefix repeated on every line.
+        if self.ticks % 40 == 2 {
+            let p = format!("(EngineCore pid=112) ERROR {t} [core.py:1131]");
+            for line in [
+                "EngineCore encountered a fatal error.",
+                "Traceback (most recent call last):",
+                "  File \"/usr/local/lib/python3.12/dist-packages/vllm/v1/engine/core.py\", line 701, in run_engine_core",
+                "    engine_core.run_busy_loop()",
+                "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 79.19 GiB of which 1.06 GiB is free.",
+            ] {
+                out.push((Stream::Stderr, format!("{p} {line}")));
+            }
+        }
         if rng.chance(0.02) {
             out.push((
                 Stream::Stdout,
