@@ -1,10 +1,12 @@
-//! The `files` source: container logs in the kubelet's `/var/log/pods` layout, CRI format.
+//! The `files` source: container logs in the kubelet's `/var/log/pods` layout (and
+//! docker's `/var/lib/docker/containers`), CRI or docker json-file format.
 //!
-//! Discovery polls the directory tree ([`layout`]), live and rotated files alike; each file
-//! is known by its identity ([`fingerprint`]), not its path, and tailed from its checkpoint
-//! ([`tail`]); lines are decoded ([`cri`]) with `P` chunks merged per (file, stream). Records
-//! leave in batches that carry each file's resume position, which the indexer commits
-//! together with the documents.
+//! Discovery polls the directory tree ([`layout`]), live and rotated files alike, filtered by
+//! container globs ([`filter`]); each file is known by its identity ([`fingerprint`]), not its
+//! path, and tailed from its checkpoint ([`tail`]); lines are decoded ([`cri`], [`docker`])
+//! with partial chunks merged per (file, stream). Records leave in batches that carry each
+//! file's resume position, which the indexer commits together with the documents. Lines read
+//! past a resume position before a restart are re-sent as replacements (`Batch::redelivered`).
 //!
 //! Rotation: a renamed file keeps its identity and its open handle, so it is read to its end
 //! under its new name; a deleted file is read to its end through the handle, then forgotten;
