@@ -45,6 +45,44 @@ pub const LLM_EVENT: &str = "llm.event";
 pub const LLM_REQUEST_ID: &str = "llm.request_id";
 /// Model name.
 pub const GEN_AI_REQUEST_MODEL: &str = "gen_ai.request.model";
+/// The request's `max_tokens`.
+pub const GEN_AI_REQUEST_MAX_TOKENS: &str = "gen_ai.request.max_tokens";
+/// The request's sampling temperature.
+pub const GEN_AI_REQUEST_TEMPERATURE: &str = "gen_ai.request.temperature";
+/// Prompt tokens.
+pub const GEN_AI_USAGE_INPUT_TOKENS: &str = "gen_ai.usage.input_tokens";
+/// Generated tokens.
+pub const GEN_AI_USAGE_OUTPUT_TOKENS: &str = "gen_ai.usage.output_tokens";
+/// Why generation stopped (`stop`, `length`, …).
+pub const GEN_AI_RESPONSE_FINISH_REASONS: &str = "gen_ai.response.finish_reasons";
+
+/// End-to-end request time, ms.
+pub const LLM_E2E_MS: &str = "llm.e2e_ms";
+/// Time queued before the engine took the request, ms.
+pub const LLM_QUEUE_MS: &str = "llm.queue_ms";
+/// Validation (tokenisation, checks) time, ms.
+pub const LLM_VALIDATION_MS: &str = "llm.validation_ms";
+/// Inference time (prefill + decode), ms.
+pub const LLM_INFERENCE_MS: &str = "llm.inference_ms";
+/// Prompt processing (prefill) time, ms.
+pub const LLM_PREFILL_MS: &str = "llm.prefill_ms";
+/// Generation (decode) time, ms.
+pub const LLM_DECODE_MS: &str = "llm.decode_ms";
+/// Time to first token, ms.
+pub const LLM_TTFT_MS: &str = "llm.ttft_ms";
+/// Time per output token, ms.
+pub const LLM_TPOT_MS: &str = "llm.tpot_ms";
+/// Generation speed, tokens/s.
+pub const LLM_TOKENS_PER_S: &str = "llm.tokens_per_s";
+
+/// HTTP method of an access line.
+pub const HTTP_REQUEST_METHOD: &str = "http.request.method";
+/// Path of an access line.
+pub const URL_PATH: &str = "url.path";
+/// HTTP status of an access line.
+pub const HTTP_RESPONSE_STATUS_CODE: &str = "http.response.status_code";
+/// The client's address of an access line.
+pub const CLIENT_ADDRESS: &str = "client.address";
 
 /// Requests running in the engine.
 pub const LLM_RUNNING: &str = "llm.running";

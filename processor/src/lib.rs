@@ -11,6 +11,7 @@
 
 pub mod parsers;
 mod processor;
+pub mod severity;
 pub mod wrappers;
 
 pub use processor::InferenceLogProcessor;

@@ -1,6 +1,7 @@
 //! Applies the parsers to the records of a batch.
 
-use crate::parsers::vllm;
+use crate::parsers::{generic, http, llamacpp, lmdeploy, ray, sglang, tgi, triton, vllm};
+use crate::severity;
 use crate::wrappers::{split_process_tag, strip_ansi};
 use model::{Batch, Record, RecordKind, names};
 use std::borrow::Cow;
@@ -53,8 +54,25 @@ impl InferenceLogProcessor {
             }
             None => body.as_str(),
         };
+        let mut recognised = false;
         if let Some(line) = vllm::split_prefix(text) {
             vllm::apply(&line, record);
+            recognised = true;
+        } else if let Some(level) = severity::detect_level(text) {
+            record.severity = Some(level);
+        }
+        // Each parser checks a cheap marker first, so a line from no known server costs a
+        // few substring searches.
+        recognised |= http::apply(text, record)
+            || sglang::apply(text, record)
+            || tgi::apply(text, record)
+            || vllm::apply_request(text, record)
+            || llamacpp::apply(text, record)
+            || ray::apply(text, record)
+            || lmdeploy::apply(text, record);
+        recognised |= triton::apply(text, record);
+        recognised |= generic::apply(text, record);
+        if recognised {
             self.lines_recognised += 1;
         }
         record.body = body;

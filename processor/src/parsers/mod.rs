@@ -1,4 +1,14 @@
 //! One parser per inference server. Each reads the server's own line (wrappers already
 //! removed) and sets attributes on the record; a line it does not recognise is left alone.
 
+pub mod duration;
+pub mod fields;
+pub mod generic;
+pub mod http;
+pub mod llamacpp;
+pub mod lmdeploy;
+pub mod ray;
+pub mod sglang;
+pub mod tgi;
+pub mod triton;
 pub mod vllm;

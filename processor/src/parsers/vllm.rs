@@ -168,6 +168,61 @@ pub fn apply(line: &VllmLine<'_>, record: &mut Record) {
     }
 }
 
+/// Request lines: `Received request <id>: … SamplingParams(…, temperature=0.7, …,
+/// max_tokens=100, …)`, `Added request <id>.`, `Finished request <id>.`, `Aborted request
+/// <id>.`, `Generated response <id> …`, and the preemption warning `Sequence group <n> is
+/// preempted`. They appear with and without the logger prefix (a wrapper may replace it), so
+/// they are looked for in the whole text. Returns whether `text` was one.
+pub fn apply_request(text: &str, record: &mut Record) -> bool {
+    const EVENTS: [(&str, &str); 6] = [
+        ("Received request ", "request_received"),
+        ("Added request ", "request_added"),
+        ("Finished request ", "request_finished"),
+        ("Aborted request ", "request_aborted"),
+        ("Generated response ", "response"),
+        ("Sequence group ", "preempted"),
+    ];
+    for (marker, event) in EVENTS {
+        let Some(at) = text.find(marker) else {
+            continue;
+        };
+        let rest = &text[at + marker.len()..];
+        let id = rest
+            .split([' ', ':'])
+            .next()
+            .unwrap_or_default()
+            .trim_end_matches('.');
+        if id.is_empty() || (event == "preempted" && !rest.contains(" is preempted")) {
+            continue;
+        }
+        let a = &mut record.attributes;
+        a.insert(names::LLM_REQUEST_ID, id.to_string());
+        a.insert(names::LLM_EVENT, event);
+        if event == "request_received"
+            && let Some(params) = rest.find("SamplingParams(").map(|i| &rest[i..])
+        {
+            if let Some(t) = param(params, "temperature=").and_then(|v| v.parse::<f64>().ok()) {
+                a.insert_f64(names::GEN_AI_REQUEST_TEMPERATURE, t);
+            }
+            if let Some(n) = param(params, "max_tokens=").and_then(|v| v.parse::<i64>().ok()) {
+                a.insert(names::GEN_AI_REQUEST_MAX_TOKENS, n);
+            }
+        }
+        return true;
+    }
+    false
+}
+
+/// The value after `, key` or `(key` in a `SamplingParams(…)` list.
+fn param<'a>(params: &'a str, key: &str) -> Option<&'a str> {
+    let at = params
+        .match_indices(key)
+        .find(|(i, _)| *i > 0 && matches!(params.as_bytes()[i - 1], b' ' | b'(' | b','))?
+        .0;
+    let rest = &params[at + key.len()..];
+    rest.split([',', ')']).next()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

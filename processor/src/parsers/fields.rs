@@ -1,0 +1,30 @@
+//! Small readers of `key=value` and `key: value` fields shared by the parsers.
+
+/// The value of `key` (such as `max_new_tokens=`) where it starts a word, up to a space,
+/// comma or `)`.
+pub fn value_after<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    let at = text
+        .match_indices(key)
+        .find(|(i, _)| *i == 0 || matches!(text.as_bytes()[i - 1], b' ' | b'(' | b','))?
+        .0;
+    let rest = &text[at + key.len()..];
+    let end = rest.find([' ', ',', ')']).unwrap_or(rest.len());
+    Some(&rest[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_start_at_word_boundaries() {
+        let t = "session_id=242, input_tokens=19, max_new_tokens=512)";
+        assert_eq!(value_after(t, "input_tokens="), Some("19"));
+        assert_eq!(value_after(t, "max_new_tokens="), Some("512"));
+        assert_eq!(
+            value_after(t, "new_tokens="),
+            None,
+            "not inside another key"
+        );
+    }
+}

@@ -1,0 +1,78 @@
+//! SGLang's scheduler lines: `Prefill batch, #new-seq: 1, …, token usage: 0.08, #running-req:
+//! 31, #queue-req: 0, …, input throughput (token/s): 559.53` and `Decode batch. …, gen
+//! throughput (token/s): 1635.11, …`, in both punctuation styles (`batch,` and `batch.`).
+//! `token usage` is a 0–1 fraction of the KV cache and becomes `llm.kv_cache_pct` (0–100);
+//! hybrid models' `full token usage`/`swa token usage` are other pools and are left out.
+
+use model::{Record, RecordKind, names};
+
+/// Every `#…` counter SGLang prints in these lines.
+const KNOWN_COUNTERS: [&str; 9] = [
+    "#new-seq",
+    "#new-token",
+    "#cached-token",
+    "#running-req",
+    "#queue-req",
+    "#token",
+    "#pending-token",
+    "#full token",
+    "#swa token",
+];
+
+/// Sets the engine fields if `text` holds a batch line; returns whether it did.
+pub fn apply(text: &str, record: &mut Record) -> bool {
+    let Some(at) = text
+        .find("Decode batch")
+        .or_else(|| text.find("Prefill batch"))
+    else {
+        return false;
+    };
+    let fields = &text[at..];
+    let Some(fields) = fields.find(['.', ',']).map(|i| &fields[i + 1..]) else {
+        return false;
+    };
+    // Read every field first: a damaged line sets nothing at all.
+    let mut found: Vec<(&'static str, model::AttrValue)> = Vec::new();
+    for pair in fields.split(", ") {
+        let Some((key, value)) = pair.trim().split_once(": ") else {
+            continue;
+        };
+        let key = key.trim();
+        if key.starts_with('#') && !KNOWN_COUNTERS.contains(&key) {
+            // A counter SGLang never prints: the line was damaged (columns cut in a paste).
+            return false;
+        }
+        let value = value.trim().trim_end_matches([',', '%']);
+        let (name, scale) = match key {
+            "#running-req" => (names::LLM_RUNNING, None),
+            "#queue-req" => (names::LLM_WAITING, None),
+            "token usage" => (names::LLM_KV_CACHE_PCT, Some(100.0)),
+            "cache hit rate" => (names::LLM_PREFIX_CACHE_HIT_PCT, Some(1.0)),
+            "gen throughput (token/s)" => (names::LLM_GEN_THROUGHPUT_TPS, Some(1.0)),
+            "input throughput (token/s)" => (names::LLM_PROMPT_THROUGHPUT_TPS, Some(1.0)),
+            _ => continue,
+        };
+        let parsed = match scale {
+            None => value.parse::<i64>().ok().map(model::AttrValue::Int),
+            Some(scale) => value
+                .parse::<f64>()
+                .ok()
+                .map(|x| x * scale)
+                .filter(|x| x.is_finite())
+                .map(model::AttrValue::Float),
+        };
+        if let Some(v) = parsed {
+            found.push((name, v));
+        }
+    }
+    let any = !found.is_empty();
+    for (name, value) in found {
+        record.attributes.insert(name, value);
+    }
+    if any {
+        record.kind = RecordKind::EngineStats;
+        record.attributes.insert(names::LLM_SERVER, "sglang");
+        record.attributes.insert(names::LLM_EVENT, "stats");
+    }
+    any
+}
