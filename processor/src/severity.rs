@@ -100,27 +100,38 @@ fn head(text: &str, max: usize) -> &str {
     &text[..end]
 }
 
-/// Whitespace-separated words split further at `[ ] | ( ) :`, each with whether it stood
-/// alone between brackets (`[E]`).
-fn tokens(text: &str) -> impl Iterator<Item = (&str, bool)> {
-    text.split_whitespace().flat_map(|word| {
-        let bytes = word.as_bytes();
-        let mut out = Vec::new();
-        let mut start = 0;
-        for (i, &b) in bytes.iter().enumerate() {
-            if matches!(b, b'[' | b']' | b'|' | b'(' | b')' | b':' | b',') {
-                if i > start {
-                    let bracketed = start > 0 && bytes[start - 1] == b'[' && b == b']';
-                    out.push((&word[start..i], bracketed));
-                }
-                start = i + 1;
-            }
+/// Whitespace-separated words split further at `[ ] | ( ) : ,`, each with whether it stood
+/// alone between brackets (`[E]`). Lazy and allocation-free: most lines stop early.
+fn tokens(text: &str) -> Tokens<'_> {
+    Tokens { text, at: 0 }
+}
+
+struct Tokens<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl<'a> Iterator for Tokens<'a> {
+    type Item = (&'a str, bool);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let b = self.text.as_bytes();
+        let is_split = |c: u8| {
+            c.is_ascii_whitespace() || matches!(c, b'[' | b']' | b'|' | b'(' | b')' | b':' | b',')
+        };
+        while self.at < b.len() && is_split(b[self.at]) {
+            self.at += 1;
         }
-        if start < word.len() {
-            out.push((&word[start..], false));
+        if self.at >= b.len() {
+            return None;
         }
-        out
-    })
+        let start = self.at;
+        while self.at < b.len() && !is_split(b[self.at]) {
+            self.at += 1;
+        }
+        let bracketed = start > 0 && b[start - 1] == b'[' && b.get(self.at) == Some(&b']');
+        Some((&self.text[start..self.at], bracketed))
+    }
 }
 
 #[cfg(test)]

@@ -28,3 +28,23 @@ mod tests {
         );
     }
 }
+
+/// Whether `$text` contains the literal `$needle`. The searcher is built once per call site
+/// (a plain `str::contains` rebuilds it on every call, which dominated the parse stage).
+macro_rules! has {
+    ($text:expr, $needle:literal) => {
+        $crate::parsers::fields::find!($text, $needle).is_some()
+    };
+}
+
+/// Where the literal `$needle` first occurs in `$text`; the searcher is built once per call
+/// site.
+macro_rules! find {
+    ($text:expr, $needle:literal) => {{
+        static FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+            std::sync::LazyLock::new(|| memchr::memmem::Finder::new($needle));
+        FINDER.find(AsRef::<[u8]>::as_ref($text))
+    }};
+}
+
+pub(crate) use {find, has};

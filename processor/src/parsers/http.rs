@@ -4,6 +4,7 @@
 //! where logged the request's duration (`llm.e2e_ms`) and id.
 
 use super::duration::parse_duration_ms;
+use super::fields::has;
 use model::{Record, names};
 use regex::Regex;
 use std::sync::LazyLock;
@@ -32,7 +33,7 @@ static TRITON: LazyLock<Regex> =
 
 /// Sets the access fields if `text` is an access line; returns whether it was one.
 pub fn apply(text: &str, record: &mut Record) -> bool {
-    if text.contains(" HTTP/")
+    if has!(text, " HTTP/")
         && let Some(c) = UVICORN.captures(text)
     {
         set(
@@ -44,7 +45,7 @@ pub fn apply(text: &str, record: &mut Record) -> bool {
         );
         return true;
     }
-    if text.contains("[GIN]")
+    if has!(text, "[GIN]")
         && let Some(c) = GIN.captures(text)
     {
         set(record, Some(&c[3]), &c[4], &c[5], Some(&c[1]));
@@ -53,7 +54,7 @@ pub fn apply(text: &str, record: &mut Record) -> bool {
         }
         return true;
     }
-    if text.contains("log_server_r") {
+    if has!(text, "log_server_r") {
         if let Some(c) = LLAMA_DONE.captures(text) {
             set(record, Some(&c[3]), &c[1], &c[2], Some(&c[4]));
             return true;
@@ -66,7 +67,7 @@ pub fn apply(text: &str, record: &mut Record) -> bool {
             return true;
         }
     }
-    if text.contains("(scheme=")
+    if has!(text, "(scheme=")
         && let Some(c) = BENTOML.captures(text)
     {
         set(record, Some(&c[1]), &c[2], &c[3], Some(&c[4]));
@@ -75,7 +76,7 @@ pub fn apply(text: &str, record: &mut Record) -> bool {
         }
         return true;
     }
-    if text.contains("HTTP request: ")
+    if has!(text, "HTTP request: ")
         && let Some(c) = TRITON.captures(text)
     {
         // Triton logs libevhtp's method number.

@@ -4,6 +4,7 @@
 //! and the older `print_timings` form), and prompt sizes (`n_prompt_tokens = 10846`,
 //! `task.n_tokens = 14892`).
 
+use super::fields::has;
 use model::{Record, names};
 use regex::Regex;
 use std::sync::LazyLock;
@@ -18,18 +19,22 @@ static TIMING: LazyLock<Regex> = LazyLock::new(|| {
 /// Sets what a llama.cpp line says; returns whether it was one.
 pub fn apply(text: &str, record: &mut Record) -> bool {
     let mut any = false;
-    if let Some(task) = field_after(text, " task ").filter(|t| {
-        t.trim_start_matches('-')
-            .bytes()
-            .all(|b| b.is_ascii_digit())
-            && !t.is_empty()
-    }) {
+    if let Some(task) = has!(text, " task ")
+        .then(|| field_after(text, " task "))
+        .flatten()
+        .filter(|t| {
+            t.trim_start_matches('-')
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+                && !t.is_empty()
+        })
+    {
         record
             .attributes
             .insert(names::LLM_REQUEST_ID, task.to_string());
         any = true;
     }
-    if (text.contains(" time ") || text.contains(" time="))
+    if (has!(text, " time ") || has!(text, " time="))
         && let Some(c) = TIMING.captures(text)
     {
         let ms: Option<f64> = c[2].parse().ok();
@@ -64,6 +69,9 @@ pub fn apply(text: &str, record: &mut Record) -> bool {
         }
         any = true;
     }
+    if !has!(text, "_tokens = ") {
+        return finish(any, record);
+    }
     for key in ["n_prompt_tokens = ", "task.n_tokens = "] {
         if let Some(n) = field_after(text, key).and_then(|v| v.parse::<i64>().ok()) {
             record
@@ -72,6 +80,10 @@ pub fn apply(text: &str, record: &mut Record) -> bool {
             any = true;
         }
     }
+    finish(any, record)
+}
+
+fn finish(any: bool, record: &mut Record) -> bool {
     if any {
         record.attributes.insert(names::LLM_SERVER, "llamacpp");
     }

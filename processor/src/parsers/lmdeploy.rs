@@ -4,11 +4,12 @@
 //! of that list).
 
 use super::fields::value_after;
+use super::fields::{find, has};
 use model::{Record, names};
 
 /// Sets token counts and limits; returns whether it set anything.
 pub fn apply(text: &str, record: &mut Record) -> bool {
-    if !text.contains("_tokens=") && !text.contains("prompt_token_id=[") {
+    if !has!(text, "_tokens=") && !has!(text, "prompt_token_id=[") {
         return false;
     }
     let mut any = false;
@@ -21,8 +22,7 @@ pub fn apply(text: &str, record: &mut Record) -> bool {
             any = true;
         }
     }
-    if let Some(ids) = text
-        .find("prompt_token_id=[")
+    if let Some(ids) = find!(text, "prompt_token_id=[")
         .map(|i| &text[i + "prompt_token_id=[".len()..])
         .and_then(|rest| rest.split_once(']'))
         .map(|(ids, _)| ids)

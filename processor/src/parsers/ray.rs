@@ -1,6 +1,7 @@
 //! Ray Serve's replica access lines: `<deployment> <replica> <request id> -- CALL llm_config
 //! OK 2.7ms` (or `-- POST /v1/chat 200 12.5ms`).
 
+use super::fields::has;
 use model::{Record, names};
 use regex::Regex;
 use std::sync::LazyLock;
@@ -12,7 +13,7 @@ static ACCESS: LazyLock<Regex> = LazyLock::new(|| {
 
 /// Sets the request id and latency of an access line; returns whether it was one.
 pub fn apply(text: &str, record: &mut Record) -> bool {
-    if !text.contains(" -- ") {
+    if !has!(text, " -- ") {
         return false;
     }
     let Some(c) = ACCESS.captures(text) else {

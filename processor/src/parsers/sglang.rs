@@ -4,6 +4,7 @@
 //! `token usage` is a 0–1 fraction of the KV cache and becomes `llm.kv_cache_pct` (0–100);
 //! hybrid models' `full token usage`/`swa token usage` are other pools and are left out.
 
+use super::fields::find;
 use model::{Record, RecordKind, names};
 
 /// Every `#…` counter SGLang prints in these lines.
@@ -21,10 +22,7 @@ const KNOWN_COUNTERS: [&str; 9] = [
 
 /// Sets the engine fields if `text` holds a batch line; returns whether it did.
 pub fn apply(text: &str, record: &mut Record) -> bool {
-    let Some(at) = text
-        .find("Decode batch")
-        .or_else(|| text.find("Prefill batch"))
-    else {
+    let Some(at) = find!(text, "Decode batch").or_else(|| find!(text, "Prefill batch")) else {
         return false;
     };
     let fields = &text[at..];

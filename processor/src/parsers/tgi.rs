@@ -4,6 +4,7 @@
 //! with its own unit; and `max_new_tokens: Some(512)` from the request parameters.
 
 use super::duration::parse_duration_ms;
+use super::fields::{find, has};
 use model::{Record, names};
 
 const SPAN_FIELDS: [(&str, &str); 5] = [
@@ -16,7 +17,7 @@ const SPAN_FIELDS: [(&str, &str); 5] = [
 
 /// Sets the span timings if `text` has them; returns whether it did.
 pub fn apply(text: &str, record: &mut Record) -> bool {
-    if !text.contains("_time") {
+    if !has!(text, "_time") {
         return false;
     }
     let mut any = false;
@@ -29,8 +30,7 @@ pub fn apply(text: &str, record: &mut Record) -> bool {
         }
     }
     if any
-        && let Some(n) = text
-            .find("max_new_tokens: Some(")
+        && let Some(n) = find!(text, "max_new_tokens: Some(")
             .map(|i| &text[i + "max_new_tokens: Some(".len()..])
             .and_then(|rest| rest.split(')').next())
             .and_then(|n| n.parse::<i64>().ok())

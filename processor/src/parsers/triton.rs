@@ -3,15 +3,16 @@
 //! Thread Num: 2, Iter: 0, Fourth, model: my_model`, `successfully loaded 'stamp_slice'`),
 //! and TensorRT-LLM's `Response started <id>`.
 
+use super::fields::find;
 use model::{Record, names};
 
 /// Sets what a Triton line says; returns whether it set anything.
 pub fn apply(text: &str, record: &mut Record) -> bool {
     let mut any = false;
-    if let Some(at) = text.find("request id: ") {
+    if let Some(at) = find!(text, "request id: ") {
         let rest = &text[at + "request id: ".len()..];
         // `[request id: X]`, or `request id: X, model: M` where X may hold commas.
-        let id = match rest.find(", model: ") {
+        let id = match find!(rest, ", model: ") {
             Some(end) if !rest[..end].contains(']') => &rest[..end],
             _ => rest.split([']', ',']).next().unwrap_or_default(),
         };
@@ -22,12 +23,11 @@ pub fn apply(text: &str, record: &mut Record) -> bool {
             any = true;
         }
     }
-    let model = text
-        .find(", model: ")
+    let model = find!(text, ", model: ")
         .map(|i| &text[i + ", model: ".len()..])
         .and_then(|rest| rest.split(',').next())
         .or_else(|| {
-            text.find("successfully loaded '")
+            find!(text, "successfully loaded '")
                 .map(|i| &text[i + "successfully loaded '".len()..])
                 .and_then(|rest| rest.split('\'').next())
         });
@@ -37,8 +37,7 @@ pub fn apply(text: &str, record: &mut Record) -> bool {
             .insert(names::GEN_AI_REQUEST_MODEL, model.to_string());
         any = true;
     }
-    if let Some(id) = text
-        .find("Response started ")
+    if let Some(id) = find!(text, "Response started ")
         .map(|i| &text[i + "Response started ".len()..])
         .and_then(|rest| rest.split(' ').next())
         .filter(|id| !id.is_empty())

@@ -7,6 +7,7 @@
 //!   throughput: …, Running: 10 reqs, Waiting: 4 reqs, GPU KV cache usage: 57.9%, Prefix
 //!   cache hit rate: 40.5%`.
 
+use super::fields::{find, has};
 use model::{Record, RecordKind, Severity, names};
 
 /// The parts of a vLLM logger line: `LEVEL MM-DD hh:mm:ss [file.py:N] message` (newer) or
@@ -182,6 +183,12 @@ pub fn apply_request(text: &str, record: &mut Record) -> bool {
         ("Generated response ", "response"),
         ("Sequence group ", "preempted"),
     ];
+    if !has!(text, " request ")
+        && !has!(text, "Generated response ")
+        && !has!(text, "Sequence group ")
+    {
+        return false;
+    }
     for (marker, event) in EVENTS {
         let Some(at) = text.find(marker) else {
             continue;
@@ -192,14 +199,14 @@ pub fn apply_request(text: &str, record: &mut Record) -> bool {
             .next()
             .unwrap_or_default()
             .trim_end_matches('.');
-        if id.is_empty() || (event == "preempted" && !rest.contains(" is preempted")) {
+        if id.is_empty() || (event == "preempted" && !has!(rest, " is preempted")) {
             continue;
         }
         let a = &mut record.attributes;
         a.insert(names::LLM_REQUEST_ID, id.to_string());
         a.insert(names::LLM_EVENT, event);
         if event == "request_received"
-            && let Some(params) = rest.find("SamplingParams(").map(|i| &rest[i..])
+            && let Some(params) = find!(rest, "SamplingParams(").map(|i| &rest[i..])
         {
             if let Some(t) = param(params, "temperature=").and_then(|v| v.parse::<f64>().ok()) {
                 a.insert_f64(names::GEN_AI_REQUEST_TEMPERATURE, t);
