@@ -75,6 +75,14 @@ pub const LLM_TPOT_MS: &str = "llm.tpot_ms";
 /// Generation speed, tokens/s.
 pub const LLM_TOKENS_PER_S: &str = "llm.tokens_per_s";
 
+/// What kind of failure a record reports (cuda_oom, nccl_error, engine_dead,
+/// context_overflow, oom_killed, traceback, …).
+pub const ERROR_TYPE: &str = "error.type";
+/// The exception's type (`torch.OutOfMemoryError`).
+pub const EXCEPTION_TYPE: &str = "exception.type";
+/// The exception's message.
+pub const EXCEPTION_MESSAGE: &str = "exception.message";
+
 /// HTTP method of an access line.
 pub const HTTP_REQUEST_METHOD: &str = "http.request.method";
 /// Path of an access line.

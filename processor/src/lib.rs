@@ -9,6 +9,7 @@
 //! functions and small state machines over [`model::Record`]s, so it can be tested line by
 //! line and run anywhere in a pipeline.
 
+mod errors;
 pub mod parsers;
 mod processor;
 pub mod severity;

@@ -1,8 +1,8 @@
 //! Applies the parsers to the records of a batch.
 
 use crate::parsers::{generic, http, llamacpp, lmdeploy, ray, sglang, tgi, triton, vllm};
-use crate::severity;
 use crate::wrappers::{split_process_tag, strip_ansi};
+use crate::{errors, severity};
 use model::{Batch, Record, RecordKind, names};
 use std::borrow::Cow;
 
@@ -72,10 +72,14 @@ impl InferenceLogProcessor {
             || lmdeploy::apply(text, record);
         recognised |= triton::apply(text, record);
         recognised |= generic::apply(text, record);
+        record.body = body;
+        if errors::classify(record) {
+            record.attributes.insert(names::LLM_EVENT, "error");
+            recognised = true;
+        }
         if recognised {
             self.lines_recognised += 1;
         }
-        record.body = body;
     }
 
     /// Lines seen and lines a parser recognised.

@@ -63,6 +63,11 @@ fn demo_serves_hits_from_several_servers_and_removes_its_tree_on_exit() {
     );
     let hit = &oom["hits"][0];
     assert_eq!(hit["attributes"]["log.lines"], 5, "{hit}");
+    assert_eq!(hit["attributes"]["error.type"], "cuda_oom", "{hit}");
+    assert_eq!(
+        hit["attributes"]["exception.type"], "torch.OutOfMemoryError",
+        "{hit}"
+    );
     assert!(
         hit["body"]
             .as_str()
