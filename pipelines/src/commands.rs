@@ -5,7 +5,10 @@ use crate::topology;
 use anyhow::{Context, anyhow, bail};
 use clap::{Args, ValueEnum};
 use collector::Shutdown;
-use collector::files::{CriLine, DockerLine, PartialLineMerger, decode_cri, decode_docker_json};
+use collector::files::{
+    CriLine, DockerLine, MultilineConfig, MultilineStream, PartialLineMerger, decode_cri,
+    decode_docker_json,
+};
 use indexer::{IndexStore, SearchRequest};
 use model::{Record, RecordId, Timestamp, names};
 use processor::InferenceLogProcessor;
@@ -191,14 +194,24 @@ pub fn parse(args: ParseArgs) -> anyhow::Result<()> {
     let mut merger = PartialLineMerger::new(1024 * 1024);
     let resource = Arc::new(model::Attributes::new());
     let mut emitted = Vec::new();
-    let mut emit = |mut record: Record, out: &mut dyn Write| -> anyhow::Result<()> {
-        processor.process(&mut record, &mut emitted);
-        writeln!(out, "{}", record.to_json())?;
-        for derived in emitted.drain(..) {
-            writeln!(out, "{}", derived.to_json())?;
-        }
-        Ok(())
-    };
+    // A traceback or a message with continuation lines becomes one record, as in `run`.
+    let mut groups =
+        MultilineStream::new(MultilineConfig::default(), args.format == LineFormat::Raw);
+    let mut emit =
+        |record: Option<Record>, position: u64, out: &mut dyn Write| -> anyhow::Result<()> {
+            let complete = match record {
+                Some(record) => groups.push(record, position),
+                None => groups.finish(),
+            };
+            for mut record in complete {
+                processor.process(&mut record, &mut emitted);
+                writeln!(out, "{}", record.to_json())?;
+                for derived in emitted.drain(..) {
+                    writeln!(out, "{}", derived.to_json())?;
+                }
+            }
+            Ok(())
+        };
     for (n, line) in stdin.split(b'\n').enumerate() {
         let mut line = line.context("cannot read stdin")?;
         if line.last() == Some(&b'\r') {
@@ -233,15 +246,16 @@ pub fn parse(args: ParseArgs) -> anyhow::Result<()> {
             },
         };
         if let Some(record) = record {
-            emit(record, &mut out)?;
+            emit(Some(record), n as u64, &mut out)?;
         }
     }
     for whole in merger.flush() {
         let id = RecordId::from_source(b"stdin", whole.position);
         let mut r = text_record(id, whole.timestamp, None, &whole.content, resource.clone());
         r.stream = Some(whole.stream);
-        emit(r, &mut out)?;
+        emit(Some(r), whole.position, &mut out)?;
     }
+    emit(None, 0, &mut out)?;
     out.flush().context("cannot write stdout")?;
     Ok(())
 }

@@ -198,3 +198,38 @@ fn parse_reads_docker_json_file_framing() {
     assert_eq!(records[0]["timestamp"], "2025-03-04T09:20:01.000104213Z");
     assert!(records[1]["attributes"]["log.decode_error"].is_string());
 }
+
+#[test]
+fn parse_makes_one_record_of_each_corpus_traceback_group() {
+    // The groups whose lines are a whole traceback with the message that logged it.
+    for group in ["tgi-1661-tb", "vllm-2281-tb", "vllm-club3090-16-tb"] {
+        let lines: Vec<String> = corpus()
+            .into_iter()
+            .filter(|l| l["group"] == group)
+            .map(|l| l["line"].as_str().unwrap().to_string())
+            .collect();
+        // Skip what precedes the logged error (an access line, an unrelated engine error).
+        let start = lines
+            .iter()
+            .position(|l| l.contains("Traceback"))
+            .expect("a traceback head")
+            - 1;
+        let input: String = lines[start..].iter().map(|l| format!("{l}\n")).collect();
+        let (code, out, err) = infersight(&["parse"], &input);
+        assert_eq!(code, 0, "{err}");
+        let records: Vec<serde_json::Value> = out
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(records.len(), 1, "{group}: {out}");
+        assert_eq!(
+            records[0]["attributes"]["log.lines"],
+            (lines.len() - start) as i64,
+            "{group}"
+        );
+        assert_eq!(
+            records[0]["attributes"]["error.type"], "traceback",
+            "{group}"
+        );
+    }
+}

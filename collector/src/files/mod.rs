@@ -35,7 +35,7 @@ pub use fingerprint::fingerprint;
 pub use layout::{
     Discovered, DockerLogFile, LogFile, PodLogFile, discover, discover_all, discover_docker,
 };
-pub use multiline::MultilineConfig;
+pub use multiline::{MultilineConfig, MultilineStream};
 
 use crate::Shutdown;
 use model::{Batch, BatchStatus, Checkpoint, CheckpointSet, Finalizers};

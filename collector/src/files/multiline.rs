@@ -265,6 +265,68 @@ impl LineGrouper {
     }
 }
 
+/// Grouping for one input that is not a set of files (`infersight parse` on stdin): lines
+/// in, records out, in input order within each stream. Lines without a stream (raw text, not a container runtime's
+/// framing) are grouped as one stream when `unframed` is set.
+pub struct MultilineStream {
+    grouper: LineGrouper,
+    config: MultilineConfig,
+    key: Arc<str>,
+    out: Emitted,
+    unframed: bool,
+}
+
+impl MultilineStream {
+    /// A stream grouping with `config` (its timeout does not apply: nothing waits here).
+    pub fn new(config: MultilineConfig, unframed: bool) -> Self {
+        MultilineStream {
+            grouper: LineGrouper::new(),
+            config,
+            key: Arc::from("stream"),
+            out: Emitted::default(),
+            unframed,
+        }
+    }
+
+    /// Feeds the line at `position`; returns the records it completed.
+    pub fn push(&mut self, mut record: Record, position: u64) -> Vec<Record> {
+        if self.unframed && record.stream.is_none() {
+            record.stream = Some(Stream::Stdout);
+        }
+        if record.stream.is_none() {
+            // A line that stands alone (undecodable) goes out in input order, after what
+            // came before it.
+            self.grouper.flush(&mut self.out);
+        }
+        let line = TailLine {
+            record,
+            position,
+            replay: false,
+        };
+        self.grouper
+            .push(line, &self.key, &self.config, &mut self.out);
+        self.take()
+    }
+
+    /// The records still open, at the end of the input.
+    pub fn finish(&mut self) -> Vec<Record> {
+        self.grouper.flush(&mut self.out);
+        self.take()
+    }
+
+    fn take(&mut self) -> Vec<Record> {
+        self.out.released.clear();
+        self.out.redelivered.clear();
+        let mut records = std::mem::take(&mut self.out.records);
+        if self.unframed {
+            for r in &mut records {
+                r.stream = None;
+            }
+        }
+        records
+    }
+}
+
 fn slot(s: Stream) -> usize {
     match s {
         Stream::Stdout => 0,
