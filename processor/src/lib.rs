@@ -10,6 +10,7 @@
 //! line and run anywhere in a pipeline.
 
 mod errors;
+pub mod lifecycle;
 pub mod parsers;
 mod processor;
 pub mod severity;

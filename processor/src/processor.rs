@@ -1,5 +1,6 @@
 //! Applies the parsers to the records of a batch.
 
+use crate::lifecycle::RequestTracker;
 use crate::parsers::{generic, http, llamacpp, lmdeploy, ray, sglang, tgi, triton, vllm};
 use crate::wrappers::{split_process_tag, strip_ansi};
 use crate::{errors, severity};
@@ -14,6 +15,7 @@ use std::borrow::Cow;
 pub struct InferenceLogProcessor {
     lines_seen: u64,
     lines_recognised: u64,
+    requests: RequestTracker,
 }
 
 impl InferenceLogProcessor {
@@ -34,7 +36,7 @@ impl InferenceLogProcessor {
 
     /// Processes one record: removes wrappers from the body and sets what its server's line
     /// says. Records that are not container log lines pass through untouched.
-    pub fn process(&mut self, record: &mut Record, _emitted: &mut Vec<Record>) {
+    pub fn process(&mut self, record: &mut Record, emitted: &mut Vec<Record>) {
         if record.kind != RecordKind::Log {
             return;
         }
@@ -80,6 +82,12 @@ impl InferenceLogProcessor {
         if recognised {
             self.lines_recognised += 1;
         }
+        self.requests.observe(record, emitted);
+    }
+
+    /// Requests waiting for their end, and requests evicted because too many were open.
+    pub fn open_requests(&self) -> (usize, u64) {
+        (self.requests.open(), self.requests.evicted())
     }
 
     /// Lines seen and lines a parser recognised.

@@ -42,7 +42,13 @@ fn lines_written_to_pod_logs_are_searchable_over_http_and_survive_a_restart_once
     append_cri(&logs, "llm-serving", "tgi-0", "tgi", &[("stdout", &tgi)]);
 
     let app = Running::start(&logs, &data, &[]);
-    let all = app.wait_for("/api/v1/search?q=*&from=now-15m", SETTLE, |b| total(b) == 3);
+    // Three lines, plus the request record TGI's success line makes.
+    let all = app.wait_for("/api/v1/search?q=*&from=now-15m", SETTLE, |b| total(b) == 4);
+    // TGI's success line is a whole request: it also becomes a `request` record.
+    let request = app.wait_for("/api/v1/search?q=*&kind=request", SETTLE, |b| total(b) == 1);
+    let attrs = &request["hits"][0]["attributes"];
+    assert_eq!(attrs["llm.event"], "request_finished", "{request}");
+    assert!(attrs["llm.e2e_ms"].is_f64(), "{request}");
     let pods: std::collections::BTreeSet<&str> = all["hits"]
         .as_array()
         .unwrap()
@@ -132,7 +138,9 @@ fn lines_written_to_pod_logs_are_searchable_over_http_and_survive_a_restart_once
     let (_, everything) = again.get("/api/v1/search?q=*");
     assert_eq!(
         total(&everything),
-        5,
+        6,
         "each line exactly once after the restart: {everything}"
     );
+    let (_, requests) = again.get("/api/v1/search?q=*&kind=request");
+    assert_eq!(total(&requests), 1, "the request once too: {requests}");
 }

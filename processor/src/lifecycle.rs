@@ -1,0 +1,415 @@
+//! Request lifecycles: a request's start, progress and end lines joined into one
+//! `kind:"request"` record with its timings and token counts (DESIGN.md §3).
+//!
+//! - vLLM: `Received request <id>` opens (with `max_tokens`, `temperature`), `Finished` /
+//!   `Aborted request` or `Generated response … (streaming complete)` closes. v1 logs the
+//!   engine's id with a suffix (`chatcmpl-a269…-a8a65d16`); both forms find the request.
+//! - llama.cpp: the task id; the timing block's lines add prefill/decode times and token
+//!   counts; `stop processing` (or the timing block's `total time`) closes.
+//! - TGI/TEI: one `Success` line holds everything, so it is a finished request at once.
+//!
+//! Requests are kept per container (a request id is only unique there). Memory is bounded:
+//! at most `max_open` requests wait; the oldest is evicted (and counted) beyond that, and a
+//! request that sees no end within `timeout` is emitted as `request_incomplete`.
+
+use model::{Attributes, Record, RecordKind, Severity, Timestamp, names};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+/// Limits of the open-request table.
+#[derive(Clone, Debug)]
+pub struct LifecycleLimits {
+    /// Most requests waiting for their end.
+    pub max_open: usize,
+    /// A request open this long (by its lines' timestamps) is emitted as incomplete.
+    pub timeout_nanos: i64,
+}
+
+impl Default for LifecycleLimits {
+    fn default() -> Self {
+        LifecycleLimits {
+            max_open: 100_000,
+            timeout_nanos: 10 * 60 * 1_000_000_000,
+        }
+    }
+}
+
+/// Fields copied from a request's lines into its record.
+const CARRIED: [&str; 11] = [
+    names::GEN_AI_REQUEST_MODEL,
+    names::GEN_AI_REQUEST_MAX_TOKENS,
+    names::GEN_AI_REQUEST_TEMPERATURE,
+    names::GEN_AI_USAGE_INPUT_TOKENS,
+    names::GEN_AI_USAGE_OUTPUT_TOKENS,
+    names::LLM_PREFILL_MS,
+    names::LLM_DECODE_MS,
+    names::LLM_TOKENS_PER_S,
+    names::LLM_QUEUE_MS,
+    names::LLM_VALIDATION_MS,
+    names::LLM_INFERENCE_MS,
+];
+
+type Key = (Arc<str>, String);
+
+struct Open {
+    first: Record,
+    attributes: Attributes,
+}
+
+/// The open requests and what was evicted.
+#[derive(Default)]
+pub struct RequestTracker {
+    limits: LifecycleLimits,
+    open: HashMap<Key, Open>,
+    order: VecDeque<(Key, Timestamp)>,
+    evicted: u64,
+}
+
+impl std::fmt::Debug for RequestTracker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "RequestTracker({} open, {} evicted)",
+            self.open.len(),
+            self.evicted
+        )
+    }
+}
+
+impl RequestTracker {
+    /// A tracker with `limits`.
+    pub fn new(limits: LifecycleLimits) -> Self {
+        RequestTracker {
+            limits,
+            ..Default::default()
+        }
+    }
+
+    /// Requests evicted because too many were open.
+    pub fn evicted(&self) -> u64 {
+        self.evicted
+    }
+
+    /// Requests waiting for their end.
+    pub fn open(&self) -> usize {
+        self.open.len()
+    }
+
+    /// Looks at a parsed record; finished (or timed-out) requests are appended to `out`.
+    pub fn observe(&mut self, record: &Record, out: &mut Vec<Record>) {
+        self.expire(record.timestamp, out);
+        let server = record.attributes.get_str(names::LLM_SERVER).unwrap_or("");
+        let event = record.attributes.get_str(names::LLM_EVENT).unwrap_or("");
+        // TGI/TEI: the whole request in one line.
+        if record.attributes.get(names::LLM_INFERENCE_MS).is_some()
+            && record.attributes.get(names::LLM_E2E_MS).is_some()
+            && record.attributes.get(names::LLM_REQUEST_ID).is_none()
+        {
+            out.push(request_record(
+                record,
+                record,
+                record.attributes.clone(),
+                "finished",
+            ));
+            return;
+        }
+        let Some(id) = record.attributes.get_str(names::LLM_REQUEST_ID) else {
+            return;
+        };
+        let scope = scope(record);
+        match (server, event) {
+            (_, "request_received") => self.start(scope, id.to_string(), record),
+            (_, "request_finished") | (_, "request_aborted") | (_, "response") => {
+                let outcome = if event == "request_aborted" {
+                    "aborted"
+                } else {
+                    "finished"
+                };
+                if let Some(open) = self.take(&scope, id) {
+                    out.push(finish(open, record, outcome));
+                }
+            }
+            ("llamacpp", _) if id != "-1" => {
+                let key = (scope, id.to_string());
+                if !self.open.contains_key(&key) {
+                    self.start(key.0.clone(), key.1.clone(), record);
+                }
+                let ends = record.body.contains("stop processing")
+                    || record.attributes.get(names::LLM_E2E_MS).is_some();
+                if let Some(open) = self.open.get_mut(&key) {
+                    carry(&record.attributes, &mut open.attributes);
+                }
+                if ends && let Some(open) = self.take(&key.0, &key.1) {
+                    out.push(finish(open, record, "finished"));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn start(&mut self, scope: Arc<str>, id: String, record: &Record) {
+        while self.open.len() >= self.limits.max_open {
+            let Some((key, _)) = self.order.pop_front() else {
+                break;
+            };
+            if self.open.remove(&key).is_some() {
+                self.evicted += 1;
+            }
+        }
+        let mut attributes = Attributes::new();
+        carry(&record.attributes, &mut attributes);
+        let key = (scope, id);
+        self.order.push_back((key.clone(), record.timestamp));
+        self.open.insert(
+            key,
+            Open {
+                first: record.clone(),
+                attributes,
+            },
+        );
+    }
+
+    /// The open request `id`, found under its own id or, for vLLM v1's suffixed engine id
+    /// (`<id>-<8 hex>`), under the id without the suffix.
+    fn take(&mut self, scope: &Arc<str>, id: &str) -> Option<Open> {
+        let key = (Arc::clone(scope), id.to_string());
+        if let Some(open) = self.open.remove(&key) {
+            return Some(open);
+        }
+        let base = id.rsplit_once('-').and_then(|(base, suffix)| {
+            (suffix.len() == 8 && suffix.bytes().all(|b| b.is_ascii_hexdigit())).then_some(base)
+        })?;
+        self.open.remove(&(Arc::clone(scope), base.to_string()))
+    }
+
+    /// Emits requests open longer than the timeout, as incomplete.
+    fn expire(&mut self, now: Timestamp, out: &mut Vec<Record>) {
+        while let Some((key, started)) = self.order.front() {
+            if now.unix_nanos().saturating_sub(started.unix_nanos()) < self.limits.timeout_nanos {
+                break;
+            }
+            let key = key.clone();
+            self.order.pop_front();
+            if let Some(open) = self.open.remove(&key) {
+                let mut r = request_record(&open.first, &open.first, open.attributes, "incomplete");
+                r.attributes.remove(names::LLM_E2E_MS);
+                r.severity = Some(Severity::Warn);
+                out.push(r);
+            }
+        }
+    }
+}
+
+fn scope(record: &Record) -> Arc<str> {
+    let uid = record.resource_str(names::K8S_POD_UID).unwrap_or("");
+    let container = record.resource_str(names::K8S_CONTAINER_NAME).unwrap_or("");
+    format!("{uid}/{container}").into()
+}
+
+fn carry(from: &Attributes, to: &mut Attributes) {
+    for key in CARRIED {
+        if let Some(v) = from.get(key) {
+            to.insert(key, v.clone());
+        }
+    }
+}
+
+fn finish(open: Open, last: &Record, outcome: &str) -> Record {
+    let mut attributes = open.attributes;
+    carry(&last.attributes, &mut attributes);
+    let mut r = request_record(&open.first, last, attributes, outcome);
+    if r.attributes.get(names::LLM_E2E_MS).is_none() {
+        let ms = (last.timestamp.unix_nanos() - open.first.timestamp.unix_nanos()) as f64 / 1e6;
+        r.attributes.insert_f64(names::LLM_E2E_MS, ms.max(0.0));
+    }
+    r
+}
+
+/// The `request` record of a request that began with `first` and ended with `last`.
+fn request_record(
+    first: &Record,
+    last: &Record,
+    mut attributes: Attributes,
+    outcome: &str,
+) -> Record {
+    for key in [names::LLM_E2E_MS] {
+        if let Some(v) = last.attributes.get(key) {
+            attributes.insert(key, v.clone());
+        }
+    }
+    for key in [names::LLM_REQUEST_ID, names::LLM_SERVER] {
+        if let Some(v) = first
+            .attributes
+            .get(key)
+            .or_else(|| last.attributes.get(key))
+        {
+            attributes.insert(key, v.clone());
+        }
+    }
+    let event = match outcome {
+        "aborted" => "request_aborted",
+        "incomplete" => "request_incomplete",
+        _ => "request_finished",
+    };
+    attributes.insert(names::LLM_EVENT, event);
+    let id = attributes
+        .get_str(names::LLM_REQUEST_ID)
+        .unwrap_or("")
+        .to_string();
+    Record {
+        id: last.id.derive(b"request"),
+        timestamp: first.timestamp,
+        observed_timestamp: last.observed_timestamp,
+        kind: RecordKind::Request,
+        resource: Arc::clone(&last.resource),
+        severity: Some(Severity::Info),
+        stream: None,
+        body: format!("request {id} {outcome}"),
+        attributes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use model::{AttrValue, RecordId};
+
+    /// Runs `lines` (seconds, text) through a processor; returns the request records.
+    fn requests(lines: &[(i64, &str)]) -> Vec<Record> {
+        let mut p = crate::InferenceLogProcessor::new();
+        let mut out = Vec::new();
+        for (i, (secs, text)) in lines.iter().enumerate() {
+            let mut r = Record::log(
+                RecordId(i as u128),
+                Timestamp::from_unix_nanos(1_700_000_000_000_000_000 + secs * 1_000_000_000),
+                Timestamp::now(),
+                Arc::default(),
+                text.to_string(),
+            );
+            p.process(&mut r, &mut out);
+        }
+        out
+    }
+
+    #[test]
+    fn a_vllm_request_from_received_to_finished_with_the_v1_suffix() {
+        let got = requests(&[
+            (
+                0,
+                "(APIServer pid=1) INFO 02-13 11:33:33 [logger.py:49] Received request chatcmpl-a269fdcb7c6ce890: params: SamplingParams(n=1, temperature=0.7, top_p=0.95, max_tokens=100), prompt_token_ids: None.",
+            ),
+            (
+                0,
+                "(APIServer pid=1) INFO 02-13 11:33:33 [async_llm.py:382] Added request chatcmpl-a269fdcb7c6ce890-a8a65d16.",
+            ),
+            (
+                7,
+                "(APIServer pid=1) INFO 02-13 11:33:40 [logger.py:71] Generated response chatcmpl-a269fdcb7c6ce890-a8a65d16 (streaming complete): output: 'Hello!', finish_reason: stop",
+            ),
+        ]);
+        assert_eq!(got.len(), 1);
+        let r = &got[0];
+        assert_eq!(r.kind, RecordKind::Request);
+        assert_eq!(
+            r.attributes.get_str(names::LLM_REQUEST_ID),
+            Some("chatcmpl-a269fdcb7c6ce890")
+        );
+        assert_eq!(
+            r.attributes.get(names::LLM_E2E_MS),
+            Some(&AttrValue::Float(7000.0))
+        );
+        assert_eq!(
+            r.attributes.get(names::GEN_AI_REQUEST_MAX_TOKENS),
+            Some(&AttrValue::Int(100))
+        );
+        assert_eq!(
+            r.attributes.get_str(names::LLM_EVENT),
+            Some("request_finished")
+        );
+    }
+
+    #[test]
+    fn llama_cpp_timing_block_completes_its_task() {
+        let got = requests(&[
+            (
+                0,
+                "slot update_slots: id  0 | task 7 | new prompt, n_ctx_slot = 4096, n_keep = 0, n_prompt_tokens = 51",
+            ),
+            (
+                1,
+                "slot print_timing: id  0 | task 7 | prompt eval time =     915.13 ms /    51 tokens (   17.94 ms per token,    55.73 tokens per second)",
+            ),
+            (
+                24,
+                "slot print_timing: id  0 | task 7 |        eval time =   23038.87 ms /   275 tokens (   83.78 ms per token,    11.94 tokens per second)",
+            ),
+            (
+                24,
+                "slot print_timing: id  0 | task 7 |       total time =   23954.00 ms /   326 tokens",
+            ),
+        ]);
+        assert_eq!(got.len(), 1);
+        let a = &got[0].attributes;
+        assert_eq!(a.get(names::LLM_E2E_MS), Some(&AttrValue::Float(23954.0)));
+        assert_eq!(
+            a.get(names::GEN_AI_USAGE_INPUT_TOKENS),
+            Some(&AttrValue::Int(51))
+        );
+        assert_eq!(
+            a.get(names::GEN_AI_USAGE_OUTPUT_TOKENS),
+            Some(&AttrValue::Int(275))
+        );
+        assert_eq!(
+            a.get(names::LLM_PREFILL_MS),
+            Some(&AttrValue::Float(915.13))
+        );
+    }
+
+    #[test]
+    fn a_tgi_success_line_is_a_request_and_unfinished_ones_time_out_or_are_evicted() {
+        let got = requests(&[(
+            0,
+            r#"2024-05-01T12:00:00.1Z  INFO generate{total_time="357.867572ms" validation_time="1.96844ms" queue_time="49.382µs" inference_time="355.849981ms" time_per_token="14.827082ms"}: text_generation_router::server: Success"#,
+        )]);
+        assert_eq!(got.len(), 1);
+        assert_eq!(
+            got[0].attributes.get(names::LLM_QUEUE_MS),
+            Some(&AttrValue::Float(0.049382))
+        );
+
+        let got = requests(&[
+            (
+                0,
+                "INFO 01-17 03:11:25 async_llm_engine.py:436] Received request cmpl-1: prompt: None, sampling_params: SamplingParams(n=1, max_tokens=5).",
+            ),
+            (
+                601,
+                "INFO 01-17 03:21:26 metrics.py:161] Avg prompt throughput: 0.0 tokens/s",
+            ),
+        ]);
+        assert_eq!(got.len(), 1);
+        assert_eq!(
+            got[0].attributes.get_str(names::LLM_EVENT),
+            Some("request_incomplete")
+        );
+
+        let mut t = RequestTracker::new(LifecycleLimits {
+            max_open: 2,
+            ..Default::default()
+        });
+        let mut out = Vec::new();
+        for i in 0..5 {
+            let mut r = Record::log(
+                RecordId(i),
+                Timestamp::from_unix_nanos(0),
+                Timestamp::now(),
+                Arc::default(),
+                String::new(),
+            );
+            r.attributes.insert(names::LLM_REQUEST_ID, format!("r{i}"));
+            r.attributes.insert(names::LLM_EVENT, "request_received");
+            t.observe(&r, &mut out);
+        }
+        assert_eq!((t.open(), t.evicted()), (2, 3));
+    }
+}
