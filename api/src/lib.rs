@@ -14,7 +14,7 @@ mod search;
 
 pub use backend::SearchBackend;
 pub use error::ApiError;
-pub use metrics::{MetricFamily, MetricKind, MetricsBackend, NoMetrics, render};
+pub use metrics::{MetricFamily, MetricKind, MetricsBackend, NoMetrics, Sample, render};
 
 use axum::Router;
 use axum::routing::get;

@@ -6,13 +6,38 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use std::fmt::Write;
 
-/// Counter (only goes up) or gauge (a current value).
+/// Counter (only goes up), gauge (a current value) or histogram.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MetricKind {
     /// A monotonically increasing total (`_total` names).
     Counter,
     /// A value that goes up and down.
     Gauge,
+    /// Observations in cumulative buckets (`_bucket{le=…}`, `_sum`, `_count` samples).
+    Histogram,
+}
+
+/// One sample of a family: `name` + `suffix` (`_bucket`, `_sum`, `_count` for histograms,
+/// empty otherwise), its labels and its value.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sample {
+    /// Appended to the family's name.
+    pub suffix: &'static str,
+    /// Label names and values.
+    pub labels: Vec<(&'static str, String)>,
+    /// The value.
+    pub value: f64,
+}
+
+impl Sample {
+    /// A sample under the family's own name.
+    pub fn new(labels: Vec<(&'static str, String)>, value: f64) -> Self {
+        Sample {
+            suffix: "",
+            labels,
+            value,
+        }
+    }
 }
 
 /// One metric family: a name, its help text, and one value per label set.
@@ -24,8 +49,8 @@ pub struct MetricFamily {
     pub help: &'static str,
     /// Counter or gauge.
     pub kind: MetricKind,
-    /// `(labels, value)` per series.
-    pub samples: Vec<(Vec<(&'static str, String)>, f64)>,
+    /// The samples of every series.
+    pub samples: Vec<Sample>,
 }
 
 /// What `/metrics` exposes. Implementations read counters; they must not block for long.
@@ -62,12 +87,19 @@ pub fn render(families: &[MetricFamily]) -> String {
         let kind = match f.kind {
             MetricKind::Counter => "counter",
             MetricKind::Gauge => "gauge",
+            MetricKind::Histogram => "histogram",
         };
         // Writing to a String cannot fail.
         let _ = writeln!(out, "# HELP {} {}", f.name, escape(f.help, false));
         let _ = writeln!(out, "# TYPE {} {kind}", f.name);
-        for (labels, value) in &f.samples {
+        for Sample {
+            suffix,
+            labels,
+            value,
+        } in &f.samples
+        {
             out.push_str(f.name);
+            out.push_str(suffix);
             if !labels.is_empty() {
                 out.push('{');
                 for (i, (k, v)) in labels.iter().enumerate() {
@@ -109,8 +141,8 @@ mod tests {
             help: "Physical lines read.",
             kind: MetricKind::Counter,
             samples: vec![
-                (vec![("source", "pod_logs".into())], 42.0),
-                (vec![("source", "odd\"name\\\n".into())], 0.5),
+                Sample::new(vec![("source", "pod_logs".into())], 42.0),
+                Sample::new(vec![("source", "odd\"name\\\n".into())], 0.5),
             ],
         }]);
         assert_eq!(

@@ -2,21 +2,23 @@
 //! got acknowledged. This is the one place that knows both the sources' counters and the
 //! API's exposition types.
 
-use api::{MetricFamily, MetricKind, MetricsBackend};
+use api::{MetricFamily, MetricKind, MetricsBackend, Sample};
 use collector::files::FileSourceMetrics;
+use processor::metrics::{Histogram, Labels, LlmMetrics, Series};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 
-/// The `files` sources' counters, by source id.
+/// The `files` sources' counters, by source id, and the LLM metrics the processors derive.
 pub struct PipelineMetrics {
     files: Vec<(String, Arc<FileSourceMetrics>)>,
+    llm: Arc<LlmMetrics>,
 }
 
 impl PipelineMetrics {
-    /// Exposes the counters of these `files` sources.
-    pub fn new(files: Vec<(String, Arc<FileSourceMetrics>)>) -> Self {
-        PipelineMetrics { files }
+    /// Exposes the counters of these `files` sources and `llm`.
+    pub fn new(files: Vec<(String, Arc<FileSourceMetrics>)>, llm: Arc<LlmMetrics>) -> Self {
+        PipelineMetrics { files, llm }
     }
 }
 
@@ -112,6 +114,14 @@ const FILES: &[(&str, &str, MetricKind, Field)] = &[
 
 impl MetricsBackend for PipelineMetrics {
     fn families(&self) -> Vec<MetricFamily> {
+        let mut families = self.file_families();
+        families.extend(llm_families(&self.llm));
+        families
+    }
+}
+
+impl PipelineMetrics {
+    fn file_families(&self) -> Vec<MetricFamily> {
         FILES
             .iter()
             .map(|(name, help, kind, field)| MetricFamily {
@@ -121,9 +131,182 @@ impl MetricsBackend for PipelineMetrics {
                 samples: self
                     .files
                     .iter()
-                    .map(|(id, m)| (vec![("source", id.clone())], field(m).load(Relaxed) as f64))
+                    .map(|(id, m)| {
+                        Sample::new(vec![("source", id.clone())], field(m).load(Relaxed) as f64)
+                    })
                     .collect(),
             })
             .collect()
     }
+}
+
+/// `(name, help, attribute)` of the engine gauges (the latest stats line per label set).
+const ENGINE: [(&str, &str, &str); 6] = [
+    (
+        "llm_engine_running_requests",
+        "Requests running in the engine.",
+        model::names::LLM_RUNNING,
+    ),
+    (
+        "llm_engine_waiting_requests",
+        "Requests queued in the engine.",
+        model::names::LLM_WAITING,
+    ),
+    (
+        "llm_engine_kv_cache_usage_percent",
+        "GPU KV-cache usage, 0-100.",
+        model::names::LLM_KV_CACHE_PCT,
+    ),
+    (
+        "llm_engine_prefix_cache_hit_percent",
+        "Prefix-cache hit rate, 0-100.",
+        model::names::LLM_PREFIX_CACHE_HIT_PCT,
+    ),
+    (
+        "llm_engine_prompt_throughput_tokens_per_second",
+        "Prompt (prefill) throughput.",
+        model::names::LLM_PROMPT_THROUGHPUT_TPS,
+    ),
+    (
+        "llm_engine_generation_throughput_tokens_per_second",
+        "Generation (decode) throughput.",
+        model::names::LLM_GEN_THROUGHPUT_TPS,
+    ),
+];
+
+fn base(labels: &Labels) -> Vec<(&'static str, String)> {
+    vec![
+        ("namespace", labels[0].clone()),
+        ("pod", labels[1].clone()),
+        ("model", labels[2].clone()),
+        ("server", labels[3].clone()),
+    ]
+}
+
+fn with(labels: &Labels, key: &'static str, value: String) -> Vec<(&'static str, String)> {
+    let mut l = base(labels);
+    l.push((key, value));
+    l
+}
+
+fn histogram_samples(labels: &Labels, h: &Histogram) -> Vec<Sample> {
+    let mut out = Vec::new();
+    let mut cumulative = 0;
+    for (bound, n) in h.bounds.iter().zip(&h.counts) {
+        cumulative += n;
+        out.push(Sample {
+            suffix: "_bucket",
+            labels: with(labels, "le", bound.to_string()),
+            value: cumulative as f64,
+        });
+    }
+    out.push(Sample {
+        suffix: "_bucket",
+        labels: with(labels, "le", "+Inf".into()),
+        value: h.count as f64,
+    });
+    out.push(Sample {
+        suffix: "_sum",
+        labels: base(labels),
+        value: h.sum,
+    });
+    out.push(Sample {
+        suffix: "_count",
+        labels: base(labels),
+        value: h.count as f64,
+    });
+    out
+}
+
+fn llm_families(llm: &LlmMetrics) -> Vec<MetricFamily> {
+    let snapshot = llm.snapshot();
+    let family = |name, help, kind, f: &dyn Fn(&Labels, &Series) -> Vec<Sample>| MetricFamily {
+        name,
+        help,
+        kind,
+        samples: snapshot.iter().flat_map(|(l, s)| f(l, s)).collect(),
+    };
+    let mut families = vec![
+        family(
+            "llm_requests_total",
+            "Requests by outcome (finished, aborted, incomplete).",
+            MetricKind::Counter,
+            &|l, s| {
+                s.requests
+                    .iter()
+                    .map(|(outcome, n)| {
+                        Sample::new(with(l, "outcome", outcome.to_string()), *n as f64)
+                    })
+                    .collect()
+            },
+        ),
+        family(
+            "gen_ai_server_request_duration_seconds",
+            "End-to-end request duration.",
+            MetricKind::Histogram,
+            &|l, s| {
+                if s.duration.count > 0 {
+                    histogram_samples(l, &s.duration)
+                } else {
+                    Vec::new()
+                }
+            },
+        ),
+        family(
+            "llm_request_queue_wait_seconds",
+            "Time a request waited before the engine took it.",
+            MetricKind::Histogram,
+            &|l, s| {
+                if s.queue.count > 0 {
+                    histogram_samples(l, &s.queue)
+                } else {
+                    Vec::new()
+                }
+            },
+        ),
+        family(
+            "gen_ai_server_time_per_output_token_seconds",
+            "Time per output token after the first.",
+            MetricKind::Histogram,
+            &|l, s| {
+                if s.tpot.count > 0 {
+                    histogram_samples(l, &s.tpot)
+                } else {
+                    Vec::new()
+                }
+            },
+        ),
+        family(
+            "llm_tokens_total",
+            "Tokens of finished requests, by type (input, output).",
+            MetricKind::Counter,
+            &|l, s| {
+                vec![
+                    Sample::new(with(l, "type", "input".into()), s.input_tokens as f64),
+                    Sample::new(with(l, "type", "output".into()), s.output_tokens as f64),
+                ]
+            },
+        ),
+        family(
+            "llm_errors_total",
+            "Error records by error.type.",
+            MetricKind::Counter,
+            &|l, s| {
+                s.errors
+                    .iter()
+                    .map(|(t, n)| Sample::new(with(l, "error_type", t.clone()), *n as f64))
+                    .collect()
+            },
+        ),
+    ];
+    for (name, help, key) in ENGINE {
+        families.push(family(name, help, MetricKind::Gauge, &|l, s| {
+            s.engine
+                .get(key)
+                .map(|v| vec![Sample::new(base(l), *v)])
+                .unwrap_or_default()
+        }));
+    }
+    families.retain(|f| !f.samples.is_empty());
+    families
 }

@@ -15,6 +15,7 @@ use collector::files::{
 use indexer::{IndexSink, IndexStore, SinkOptions};
 use model::Batch;
 use processor::InferenceLogProcessor;
+use processor::metrics::LlmMetrics;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -135,16 +136,18 @@ pub async fn run(
             (format!("sink `{id}`"), result)
         });
     }
+    let llm_metrics = Arc::new(LlmMetrics::new());
     for (id, transform, out) in transform_outputs {
         let rx = receivers
             .remove(&id)
             .ok_or_else(|| anyhow!("no inbox for `{id}`"))?;
         match transform {
             TransformConfig::InferenceLogs { .. } => {
+                let metrics = Arc::clone(&llm_metrics);
                 tasks.spawn(async move {
                     (
                         format!("transform `{id}`"),
-                        run_inference_logs(rx, out).await,
+                        run_inference_logs(rx, out, metrics).await,
                     )
                 });
             }
@@ -176,7 +179,10 @@ pub async fn run(
                 .ok_or_else(|| anyhow!("the API needs an index"))?;
             let router = api::router(api::ApiState {
                 search: Arc::new(store.searcher()),
-                metrics: Arc::new(PipelineMetrics::new(source_metrics.clone())),
+                metrics: Arc::new(PipelineMetrics::new(
+                    source_metrics.clone(),
+                    Arc::clone(&llm_metrics),
+                )),
             });
             api_task = Some(tokio::spawn(api::serve(listener, router, async {
                 let _ = api_stopped.await;
@@ -308,8 +314,9 @@ fn fan_out(
 async fn run_inference_logs(
     mut rx: mpsc::Receiver<Batch>,
     out: mpsc::Sender<Batch>,
+    metrics: Arc<LlmMetrics>,
 ) -> anyhow::Result<()> {
-    let mut processor = InferenceLogProcessor::new();
+    let mut processor = InferenceLogProcessor::new().with_metrics(metrics);
     while let Some(mut batch) = rx.recv().await {
         processor.process_batch(&mut batch);
         if out.send(batch).await.is_err() {

@@ -11,6 +11,7 @@
 
 mod errors;
 pub mod lifecycle;
+pub mod metrics;
 pub mod parsers;
 mod processor;
 pub mod severity;

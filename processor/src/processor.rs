@@ -1,6 +1,7 @@
 //! Applies the parsers to the records of a batch.
 
 use crate::lifecycle::RequestTracker;
+use crate::metrics::LlmMetrics;
 use crate::parsers::{generic, http, llamacpp, lmdeploy, ray, sglang, tgi, triton, vllm};
 use crate::wrappers::{split_process_tag, strip_ansi};
 use crate::{errors, severity};
@@ -16,12 +17,19 @@ pub struct InferenceLogProcessor {
     lines_seen: u64,
     lines_recognised: u64,
     requests: RequestTracker,
+    metrics: Option<std::sync::Arc<LlmMetrics>>,
 }
 
 impl InferenceLogProcessor {
     /// A processor with no history.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Feeds the LLM metrics of every processed record (and derived request) to `metrics`.
+    pub fn with_metrics(mut self, metrics: std::sync::Arc<LlmMetrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Processes every record of `batch` in place; records derived along the way (finished
@@ -82,7 +90,14 @@ impl InferenceLogProcessor {
         if recognised {
             self.lines_recognised += 1;
         }
+        let before = emitted.len();
         self.requests.observe(record, emitted);
+        if let Some(metrics) = &self.metrics {
+            metrics.observe(record);
+            for derived in &emitted[before..] {
+                metrics.observe(derived);
+            }
+        }
     }
 
     /// Requests waiting for their end, and requests evicted because too many were open.

@@ -99,6 +99,37 @@ fn lines_written_to_pod_logs_are_searchable_over_http_and_survive_a_restart_once
     assert!(value("infersight_files_records_delivered_total") >= 3.0);
     assert_eq!(value("infersight_files_lost_total"), 0.0);
     assert!(metrics.contains("# TYPE infersight_files_lines_read_total counter"));
+    // And the LLM metrics derived from the lines: TGI's request, vLLM's engine load.
+    let series = |name: &str, needles: &[&str]| -> Option<f64> {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with(name) && needles.iter().all(|n| l.contains(n)))
+            .find_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse().ok()))
+    };
+    assert_eq!(
+        series(
+            "llm_requests_total{",
+            &["pod=\"tgi-0\"", "server=\"tgi\"", "outcome=\"finished\""]
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        series(
+            "gen_ai_server_request_duration_seconds_count{",
+            &["pod=\"tgi-0\""]
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert!(
+        series(
+            "llm_engine_running_requests{",
+            &["pod=\"vllm-0\"", "server=\"vllm\""]
+        )
+        .is_some(),
+        "{metrics}"
+    );
 
     let (status, bad) = app.get("/api/v1/search?from=yesterday");
     assert_eq!(status, 400);

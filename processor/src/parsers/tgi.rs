@@ -39,6 +39,14 @@ pub fn apply(text: &str, record: &mut Record) -> bool {
             .attributes
             .insert(names::GEN_AI_REQUEST_MAX_TOKENS, n);
     }
+    if any {
+        let server = if has!(text, "text_embeddings") || has!(text, "embed{") {
+            "tei"
+        } else {
+            "tgi"
+        };
+        record.attributes.insert(names::LLM_SERVER, server);
+    }
     any
 }
 

@@ -1,0 +1,186 @@
+//! The LLM metrics derived from records, per namespace, pod, model and server: request
+//! counts by outcome, request duration, queue wait and time-per-output-token histograms,
+//! token counters, error counts by type, and the engines' latest load.
+//!
+//! Names follow OpenTelemetry's GenAI conventions in Prometheus form where they exist
+//! (`gen_ai_server_request_duration_seconds`, `gen_ai_server_time_per_output_token_seconds`)
+//! and `llm_*` otherwise. Buckets are OpenTelemetry's advice for those instruments: request
+//! duration 0.01 s … 81.92 s doubling (LLM requests span milliseconds to minutes), time per
+//! output token 0.01 s … 2.5 s. Queue wait uses the request-duration buckets.
+//!
+//! The registry is shared (`Arc`) between the processor that feeds it and whatever exports
+//! it; it knows nothing about the exposition format.
+
+use model::{Record, RecordKind, names};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+/// OpenTelemetry's advice for `gen_ai.server.request.duration`, seconds.
+pub const DURATION_BUCKETS: [f64; 14] = [
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+];
+/// OpenTelemetry's advice for `gen_ai.server.time_per_output_token`, seconds.
+pub const TPOT_BUCKETS: [f64; 13] = [
+    0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5,
+];
+
+/// Who a series is about: namespace, pod, model, server.
+pub type Labels = [String; 4];
+
+/// A histogram: counts per upper bound (cumulative when exported), sum and count.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Histogram {
+    /// Upper bounds.
+    pub bounds: &'static [f64],
+    /// Observations at or below each bound (not cumulative).
+    pub counts: Vec<u64>,
+    /// Sum of observations.
+    pub sum: f64,
+    /// Number of observations.
+    pub count: u64,
+}
+
+impl Histogram {
+    fn new(bounds: &'static [f64]) -> Self {
+        Histogram {
+            bounds,
+            counts: vec![0; bounds.len()],
+            sum: 0.0,
+            count: 0,
+        }
+    }
+
+    fn observe(&mut self, v: f64) {
+        if let Some(i) = self.bounds.iter().position(|b| v <= *b) {
+            self.counts[i] += 1;
+        }
+        self.sum += v;
+        self.count += 1;
+    }
+}
+
+/// Everything measured for one label set.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Series {
+    /// Requests by outcome (finished, aborted, incomplete).
+    pub requests: BTreeMap<&'static str, u64>,
+    /// End-to-end request time, seconds.
+    pub duration: Histogram,
+    /// Queue wait, seconds.
+    pub queue: Histogram,
+    /// Time per output token, seconds.
+    pub tpot: Histogram,
+    /// Prompt tokens.
+    pub input_tokens: u64,
+    /// Generated tokens.
+    pub output_tokens: u64,
+    /// Error records by `error.type`.
+    pub errors: BTreeMap<String, u64>,
+    /// The latest engine gauges (`llm.running`, `llm.waiting`, `llm.kv_cache_pct`, …).
+    pub engine: BTreeMap<&'static str, f64>,
+}
+
+impl Default for Series {
+    fn default() -> Self {
+        Series {
+            requests: BTreeMap::new(),
+            duration: Histogram::new(&DURATION_BUCKETS),
+            queue: Histogram::new(&DURATION_BUCKETS),
+            tpot: Histogram::new(&TPOT_BUCKETS),
+            input_tokens: 0,
+            output_tokens: 0,
+            errors: BTreeMap::new(),
+            engine: BTreeMap::new(),
+        }
+    }
+}
+
+/// The registry.
+#[derive(Debug, Default)]
+pub struct LlmMetrics {
+    series: Mutex<BTreeMap<Labels, Series>>,
+}
+
+const ENGINE_GAUGES: [&str; 6] = [
+    names::LLM_RUNNING,
+    names::LLM_WAITING,
+    names::LLM_KV_CACHE_PCT,
+    names::LLM_PREFIX_CACHE_HIT_PCT,
+    names::LLM_PROMPT_THROUGHPUT_TPS,
+    names::LLM_GEN_THROUGHPUT_TPS,
+];
+
+impl LlmMetrics {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Counts what `record` reports: a finished request, an engine stats line, an error.
+    pub fn observe(&self, record: &Record) {
+        let relevant = record.kind == RecordKind::Request
+            || record.kind == RecordKind::EngineStats
+            || record.attributes.get(names::ERROR_TYPE).is_some();
+        if !relevant {
+            return;
+        }
+        let labels = labels(record);
+        let Ok(mut all) = self.series.lock() else {
+            return;
+        };
+        let s = all.entry(labels).or_default();
+        let num = |key: &str| record.attributes.get(key).and_then(|v| v.as_f64());
+        match record.kind {
+            RecordKind::Request => {
+                let outcome = match record.attributes.get_str(names::LLM_EVENT) {
+                    Some("request_aborted") => "aborted",
+                    Some("request_incomplete") => "incomplete",
+                    _ => "finished",
+                };
+                *s.requests.entry(outcome).or_default() += 1;
+                if let Some(ms) = num(names::LLM_E2E_MS) {
+                    s.duration.observe(ms / 1e3);
+                }
+                if let Some(ms) = num(names::LLM_QUEUE_MS) {
+                    s.queue.observe(ms / 1e3);
+                }
+                if let Some(ms) = num(names::LLM_TPOT_MS) {
+                    s.tpot.observe(ms / 1e3);
+                }
+                if let Some(n) = num(names::GEN_AI_USAGE_INPUT_TOKENS) {
+                    s.input_tokens += n as u64;
+                }
+                if let Some(n) = num(names::GEN_AI_USAGE_OUTPUT_TOKENS) {
+                    s.output_tokens += n as u64;
+                }
+            }
+            RecordKind::EngineStats => {
+                for key in ENGINE_GAUGES {
+                    if let Some(v) = num(key) {
+                        s.engine.insert(key, v);
+                    }
+                }
+            }
+            _ => {}
+        }
+        if let Some(kind) = record.attributes.get_str(names::ERROR_TYPE) {
+            *s.errors.entry(kind.to_string()).or_default() += 1;
+        }
+    }
+
+    /// A copy of every series, for export.
+    pub fn snapshot(&self) -> BTreeMap<Labels, Series> {
+        self.series.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+fn labels(record: &Record) -> Labels {
+    let r = |k: &str| record.resource_str(k).unwrap_or("").to_string();
+    let a = |k: &str| record.attributes.get_str(k).unwrap_or("").to_string();
+    [
+        r(names::K8S_NAMESPACE_NAME),
+        r(names::K8S_POD_NAME),
+        a(names::GEN_AI_REQUEST_MODEL),
+        a(names::LLM_SERVER),
+    ]
+}
