@@ -218,6 +218,9 @@ fn histogram_samples(labels: &Labels, h: &Histogram) -> Vec<Sample> {
     out
 }
 
+/// Which histogram of a series a family exports.
+type HistogramOf = fn(&Series) -> &Histogram;
+
 fn llm_families(llm: &LlmMetrics) -> Vec<MetricFamily> {
     let snapshot = llm.snapshot();
     let family = |name, help, kind, f: &dyn Fn(&Labels, &Series) -> Vec<Sample>| MetricFamily {
@@ -238,42 +241,6 @@ fn llm_families(llm: &LlmMetrics) -> Vec<MetricFamily> {
                         Sample::new(with(l, "outcome", outcome.to_string()), *n as f64)
                     })
                     .collect()
-            },
-        ),
-        family(
-            "gen_ai_server_request_duration_seconds",
-            "End-to-end request duration.",
-            MetricKind::Histogram,
-            &|l, s| {
-                if s.duration.count > 0 {
-                    histogram_samples(l, &s.duration)
-                } else {
-                    Vec::new()
-                }
-            },
-        ),
-        family(
-            "llm_request_queue_wait_seconds",
-            "Time a request waited before the engine took it.",
-            MetricKind::Histogram,
-            &|l, s| {
-                if s.queue.count > 0 {
-                    histogram_samples(l, &s.queue)
-                } else {
-                    Vec::new()
-                }
-            },
-        ),
-        family(
-            "gen_ai_server_time_per_output_token_seconds",
-            "Time per output token after the first.",
-            MetricKind::Histogram,
-            &|l, s| {
-                if s.tpot.count > 0 {
-                    histogram_samples(l, &s.tpot)
-                } else {
-                    Vec::new()
-                }
             },
         ),
         family(
@@ -299,6 +266,33 @@ fn llm_families(llm: &LlmMetrics) -> Vec<MetricFamily> {
             },
         ),
     ];
+    let histograms: [(&'static str, &'static str, HistogramOf); 3] = [
+        (
+            "gen_ai_server_request_duration_seconds",
+            "End-to-end request duration.",
+            |s| &s.duration,
+        ),
+        (
+            "llm_request_queue_wait_seconds",
+            "Time a request waited before the engine took it.",
+            |s| &s.queue,
+        ),
+        (
+            "gen_ai_server_time_per_output_token_seconds",
+            "Time per output token after the first.",
+            |s| &s.tpot,
+        ),
+    ];
+    for (name, help, histogram) in histograms {
+        families.push(family(name, help, MetricKind::Histogram, &|l, s| {
+            let h = histogram(s);
+            if h.count > 0 {
+                histogram_samples(l, h)
+            } else {
+                Vec::new()
+            }
+        }));
+    }
     for (name, help, key) in ENGINE {
         families.push(family(name, help, MetricKind::Gauge, &|l, s| {
             s.engine

@@ -9,14 +9,12 @@ use processor::InferenceLogProcessor;
 use std::hint::black_box;
 use std::sync::Arc;
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 fn corpus_lines() -> Vec<String> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/corpus/lines.jsonl"
-    );
-    let text = std::fs::read_to_string(path).expect("the corpus is in ../shared/corpus");
-    text.lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+    common::corpus()
+        .into_iter()
         .filter_map(|v| v["line"].as_str().map(String::from))
         .collect()
 }

@@ -23,17 +23,8 @@ const CONTRACT_PREFIXES: [&str; 5] = ["llm.", "gen_ai.", "http.", "url.", "clien
 /// Classification, not values: saying which server wrote a line is not inventing.
 const CLASSIFICATION: [&str; 2] = ["llm.server", "llm.event"];
 
-fn corpus() -> Vec<Value> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/corpus/lines.jsonl"
-    );
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("cannot read the corpus at {path}: {e}"));
-    text.lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
+mod common;
+use common::corpus;
 
 fn matches(actual: Option<&AttrValue>, expected: &Value) -> bool {
     let close = |a: f64, b: f64| (a - b).abs() <= 1e-6 * b.abs().max(1.0);

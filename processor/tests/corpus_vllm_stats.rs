@@ -6,17 +6,8 @@ use processor::InferenceLogProcessor;
 use serde_json::Value;
 use std::sync::Arc;
 
-fn corpus() -> Vec<Value> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/corpus/lines.jsonl"
-    );
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("cannot read the corpus at {path}: {e}"));
-    text.lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
+mod common;
+use common::corpus;
 
 fn parse(line: &str) -> Record {
     let mut r = Record::log(

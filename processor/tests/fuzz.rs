@@ -9,27 +9,12 @@ use processor::InferenceLogProcessor;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
+mod common;
+use common::Rng;
 
 fn corpus() -> Vec<Vec<u8>> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/corpus/lines.jsonl"
-    );
-    let text = std::fs::read_to_string(path).expect("the corpus is in ../shared/corpus");
-    text.lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+    common::corpus()
+        .into_iter()
         .filter_map(|v| v["line"].as_str().map(|s| s.as_bytes().to_vec()))
         .collect()
 }

@@ -8,18 +8,8 @@ use processor::InferenceLogProcessor;
 use processor::metrics::LlmMetrics;
 use std::sync::Arc;
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo)
-    }
-}
+mod common;
+use common::Rng;
 
 fn pod(name: &str) -> Arc<Attributes> {
     Arc::new(
@@ -82,7 +72,7 @@ fn metrics_equal_the_generated_truth() {
                         "INFO 01-17 03:11:25 async_llm_engine.py:436] Received request {id}: prompt: None, sampling_params: SamplingParams(n=1, temperature=0.7, max_tokens=256)."
                     ),
                 );
-                let aborted = rng.next() % 10 == 0;
+                let aborted = rng.next().is_multiple_of(10);
                 let verb = if aborted { "Aborted" } else { "Finished" };
                 line(
                     &mut p,

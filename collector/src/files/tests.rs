@@ -435,11 +435,7 @@ fn a_dangling_partial_line_is_emitted_when_its_file_is_finished() {
 
 /// Restarts over `dir` with the checkpoints committed by `batches`.
 fn restart_with(dir: &Path, batches: &[Batch]) -> FileSource {
-    let mut committed = CheckpointSet::new();
-    for c in batches.iter().flat_map(|b| &b.checkpoints) {
-        committed.update(c);
-    }
-    FileSource::new("files", line_per_record(dir), committed).unwrap()
+    FileSource::new("files", line_per_record(dir), committed(batches)).unwrap()
 }
 
 fn gzip_in_place(path: &Path) {

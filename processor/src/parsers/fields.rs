@@ -12,23 +12,6 @@ pub fn value_after<'a>(text: &'a str, key: &str) -> Option<&'a str> {
     Some(&rest[..end])
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn values_start_at_word_boundaries() {
-        let t = "session_id=242, input_tokens=19, max_new_tokens=512)";
-        assert_eq!(value_after(t, "input_tokens="), Some("19"));
-        assert_eq!(value_after(t, "max_new_tokens="), Some("512"));
-        assert_eq!(
-            value_after(t, "new_tokens="),
-            None,
-            "not inside another key"
-        );
-    }
-}
-
 /// Whether `$text` contains the literal `$needle`. The searcher is built once per call site
 /// (a plain `str::contains` rebuilds it on every call, which dominated the parse stage).
 macro_rules! has {
@@ -48,3 +31,20 @@ macro_rules! find {
 }
 
 pub(crate) use {find, has};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_start_at_word_boundaries() {
+        let t = "session_id=242, input_tokens=19, max_new_tokens=512)";
+        assert_eq!(value_after(t, "input_tokens="), Some("19"));
+        assert_eq!(value_after(t, "max_new_tokens="), Some("512"));
+        assert_eq!(
+            value_after(t, "new_tokens="),
+            None,
+            "not inside another key"
+        );
+    }
+}
