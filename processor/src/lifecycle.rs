@@ -5,7 +5,7 @@
 //!   `Aborted request` or `Generated response … (streaming complete)` closes. v1 logs the
 //!   engine's id with a suffix (`chatcmpl-a269…-a8a65d16`); both forms find the request.
 //! - llama.cpp: the task id; the timing block's lines add prefill/decode times and token
-//!   counts; `stop processing` (or the timing block's `total time`) closes.
+//!   counts and its `total time`; the slot's release (`stop processing`) closes.
 //! - TGI/TEI: one `Success` line holds everything, so it is a finished request at once.
 //!
 //! Requests are kept per container (a request id is only unique there). Memory is bounded:
@@ -130,14 +130,22 @@ impl RequestTracker {
                 }
             }
             ("llamacpp", _) if id != "-1" => {
+                // The slot is released (`stop processing`) after the timing block: that
+                // ends the task. A release of a task never seen opens nothing.
+                let ends = record.body.contains("stop processing");
                 let key = (scope, id.to_string());
                 if !self.open.contains_key(&key) {
+                    if ends {
+                        return;
+                    }
                     self.start(key.0.clone(), key.1.clone(), record);
                 }
-                let ends = record.body.contains("stop processing")
-                    || record.attributes.get(names::LLM_E2E_MS).is_some();
                 if let Some(open) = self.open.get_mut(&key) {
                     carry(&record.attributes, &mut open.attributes);
+                    // `total time` is the task's own end-to-end time.
+                    if let Some(e2e) = record.attributes.get(names::LLM_E2E_MS) {
+                        open.attributes.insert(names::LLM_E2E_MS, e2e.clone());
+                    }
                 }
                 if ends && let Some(open) = self.take(&key.0, &key.1) {
                     out.push(finish(open, record, "finished"));
@@ -232,10 +240,8 @@ fn request_record(
     mut attributes: Attributes,
     outcome: &str,
 ) -> Record {
-    for key in [names::LLM_E2E_MS] {
-        if let Some(v) = last.attributes.get(key) {
-            attributes.insert(key, v.clone());
-        }
+    if let Some(v) = last.attributes.get(names::LLM_E2E_MS) {
+        attributes.insert(names::LLM_E2E_MS, v.clone());
     }
     for key in [names::LLM_REQUEST_ID, names::LLM_SERVER] {
         if let Some(v) = first
@@ -264,7 +270,11 @@ fn request_record(
         resource: Arc::clone(&last.resource),
         severity: Some(Severity::Info),
         stream: None,
-        body: format!("request {id} {outcome}"),
+        body: if id.is_empty() {
+            format!("request {outcome}")
+        } else {
+            format!("request {id} {outcome}")
+        },
         attributes,
     }
 }
@@ -346,6 +356,15 @@ mod tests {
             (
                 24,
                 "slot print_timing: id  0 | task 7 |       total time =   23954.00 ms /   326 tokens",
+            ),
+            (
+                24,
+                "slot      release: id  0 | task 7 | stop processing: n_past = 325, truncated = 0",
+            ),
+            // The release of a task never seen starts nothing.
+            (
+                25,
+                "slot      release: id  0 | task 8 | stop processing: n_past = 1, truncated = 0",
             ),
         ]);
         assert_eq!(got.len(), 1);

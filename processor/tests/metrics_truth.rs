@@ -145,6 +145,14 @@ fn metrics_equal_the_generated_truth() {
                         pin + pout
                     ),
                 );
+                line(
+                    &mut p,
+                    &llama,
+                    t0 + 4,
+                    format!(
+                        "slot      release: id  0 | task {task} | stop processing: n_past = 1, truncated = 0"
+                    ),
+                );
                 let t = &mut truth[2];
                 t.requests += 1;
                 t.duration_s += (total * 100.0).round() / 100.0 / 1e3;
