@@ -1,9 +1,11 @@
 //! Infersight's transforms: recognise what inference servers print and turn it into typed
 //! attributes with the contract's names (DESIGN.md §3).
 //!
-//! Owns: wrapper stripping ([`wrappers`]), one parser per server under [`parsers`], and the
-//! [`InferenceLogProcessor`] that applies them to records. Later: detection per container,
-//! multi-line grouping, request lifecycles, metrics, GPU enrichment.
+//! Owns: wrapper stripping ([`wrappers`]), the level of a line's prefix ([`severity`]), one
+//! parser per server under [`parsers`], error classification, request lifecycles
+//! ([`lifecycle`]), the LLM metrics registry ([`metrics`]), and the [`InferenceLogProcessor`]
+//! that applies them to records. Multi-line grouping happens before, in the source, where
+//! checkpoints can account for it. Later: detection per container, GPU enrichment.
 //!
 //! Must not know about: files, sockets, tokio, the index or HTTP. Everything here is pure
 //! functions and small state machines over [`model::Record`]s, so it can be tested line by
