@@ -293,6 +293,12 @@ fn llm_families(llm: &LlmMetrics) -> Vec<MetricFamily> {
             }
         }));
     }
+    families.push(family(
+        "llm_requests_in_flight",
+        "Requests started and not yet ended.",
+        MetricKind::Gauge,
+        &|l, s| vec![Sample::new(base(l), s.in_flight as f64)],
+    ));
     for (name, help, key) in ENGINE {
         families.push(family(name, help, MetricKind::Gauge, &|l, s| {
             s.engine

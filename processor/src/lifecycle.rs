@@ -12,6 +12,7 @@
 //! at most `max_open` requests wait; the oldest is evicted (and counted) beyond that, and a
 //! request that sees no end within `timeout` is emitted as `request_incomplete`.
 
+use crate::metrics::LlmMetrics;
 use model::{Attributes, Record, RecordKind, Severity, Timestamp, names};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -60,6 +61,7 @@ struct Open {
 #[derive(Default)]
 pub struct RequestTracker {
     limits: LifecycleLimits,
+    metrics: Option<Arc<LlmMetrics>>,
     open: HashMap<Key, Open>,
     order: VecDeque<(Key, Timestamp)>,
     evicted: u64,
@@ -82,6 +84,18 @@ impl RequestTracker {
         RequestTracker {
             limits,
             ..Default::default()
+        }
+    }
+
+    /// Counts requests in flight in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<LlmMetrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    fn in_flight(&self, first: &Record, delta: i64) {
+        if let Some(m) = &self.metrics {
+            m.in_flight(first, delta);
         }
     }
 
@@ -160,13 +174,15 @@ impl RequestTracker {
             let Some((key, _)) = self.order.pop_front() else {
                 break;
             };
-            if self.open.remove(&key).is_some() {
+            if let Some(open) = self.open.remove(&key) {
+                self.in_flight(&open.first, -1);
                 self.evicted += 1;
             }
         }
         let mut attributes = Attributes::new();
         carry(&record.attributes, &mut attributes);
         let key = (scope, id);
+        self.in_flight(record, 1);
         self.order.push_back((key.clone(), record.timestamp));
         self.open.insert(
             key,
@@ -181,13 +197,14 @@ impl RequestTracker {
     /// (`<id>-<8 hex>`), under the id without the suffix.
     fn take(&mut self, scope: &Arc<str>, id: &str) -> Option<Open> {
         let key = (Arc::clone(scope), id.to_string());
-        if let Some(open) = self.open.remove(&key) {
-            return Some(open);
-        }
-        let base = id.rsplit_once('-').and_then(|(base, suffix)| {
-            (suffix.len() == 8 && suffix.bytes().all(|b| b.is_ascii_hexdigit())).then_some(base)
+        let open = self.open.remove(&key).or_else(|| {
+            let base = id.rsplit_once('-').and_then(|(base, suffix)| {
+                (suffix.len() == 8 && suffix.bytes().all(|b| b.is_ascii_hexdigit())).then_some(base)
+            })?;
+            self.open.remove(&(Arc::clone(scope), base.to_string()))
         })?;
-        self.open.remove(&(Arc::clone(scope), base.to_string()))
+        self.in_flight(&open.first, -1);
+        Some(open)
     }
 
     /// Emits requests open longer than the timeout, as incomplete.
@@ -199,6 +216,7 @@ impl RequestTracker {
             let key = key.clone();
             self.order.pop_front();
             if let Some(open) = self.open.remove(&key) {
+                self.in_flight(&open.first, -1);
                 let mut r = request_record(&open.first, &open.first, open.attributes, "incomplete");
                 r.attributes.remove(names::LLM_E2E_MS);
                 r.severity = Some(Severity::Warn);

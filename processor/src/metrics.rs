@@ -78,6 +78,8 @@ pub struct Series {
     pub errors: BTreeMap<String, u64>,
     /// The latest engine gauges (`llm.running`, `llm.waiting`, `llm.kv_cache_pct`, …).
     pub engine: BTreeMap<&'static str, f64>,
+    /// Requests started and not yet ended (finished, aborted, timed out or evicted).
+    pub in_flight: i64,
 }
 
 impl Default for Series {
@@ -91,6 +93,7 @@ impl Default for Series {
             output_tokens: 0,
             errors: BTreeMap::new(),
             engine: BTreeMap::new(),
+            in_flight: 0,
         }
     }
 }
@@ -165,6 +168,15 @@ impl LlmMetrics {
         }
         if let Some(kind) = record.attributes.get_str(names::ERROR_TYPE) {
             *s.errors.entry(kind.to_string()).or_default() += 1;
+        }
+    }
+
+    /// A request began (`delta` = 1) or ended (`delta` = -1); `first` is the line that
+    /// began it, so both sides count under the same labels.
+    pub fn in_flight(&self, first: &Record, delta: i64) {
+        if let Ok(mut all) = self.series.lock() {
+            let s = all.entry(labels(first)).or_default();
+            s.in_flight = (s.in_flight + delta).max(0);
         }
     }
 

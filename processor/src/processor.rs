@@ -28,6 +28,7 @@ impl InferenceLogProcessor {
 
     /// Feeds the LLM metrics of every processed record (and derived request) to `metrics`.
     pub fn with_metrics(mut self, metrics: std::sync::Arc<LlmMetrics>) -> Self {
+        self.requests = std::mem::take(&mut self.requests).with_metrics(metrics.clone());
         self.metrics = Some(metrics);
         self
     }

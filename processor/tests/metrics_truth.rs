@@ -161,7 +161,25 @@ fn metrics_equal_the_generated_truth() {
             }
         }
     }
+    // One request still running at the end.
+    line(
+        &mut p,
+        &vllm,
+        t0 + 1,
+        "INFO 01-17 03:11:25 async_llm_engine.py:436] Received request cmpl-last: prompt: None."
+            .to_string(),
+    );
     let snapshot = metrics.snapshot();
+    let in_flight: Vec<(String, i64)> = snapshot
+        .iter()
+        .filter(|(_, s)| s.in_flight != 0)
+        .map(|(labels, s)| (labels[1].clone(), s.in_flight))
+        .collect();
+    assert_eq!(
+        in_flight,
+        [("vllm-0".to_string(), 1)],
+        "only the last request is in flight"
+    );
     let series = |pod: &str| {
         snapshot
             .iter()
