@@ -160,7 +160,8 @@ pub struct ParseArgs {
     /// How each stdin line is framed.
     #[arg(long, value_enum, default_value = "raw")]
     pub format: LineFormat,
-    /// Which server wrote the lines (`auto` recognises them).
+    /// Which server wrote the lines: `auto` recognises them (and remembers a container's
+    /// server for its other lines); a name marks every line as that server's.
     #[arg(long, default_value = "auto")]
     pub server: String,
 }
@@ -176,21 +177,22 @@ pub enum LineFormat {
     Docker,
 }
 
-const KNOWN_SERVERS: [&str; 2] = ["auto", "vllm"];
-
 /// `infersight parse`: stdin lines → JSON records on stdout.
 pub fn parse(args: ParseArgs) -> anyhow::Result<()> {
-    if !KNOWN_SERVERS.contains(&args.server.as_str()) {
+    if args.server != "auto" && !processor::SERVERS.contains(&args.server.as_str()) {
         bail!(
-            "--server {}: not supported yet; parsers so far: {} (more arrive with the parsers issue)",
+            "--server {}: unknown; use auto or one of {}",
             args.server,
-            KNOWN_SERVERS.join(", ")
+            processor::SERVERS.join(", ")
         );
     }
     let stdin = std::io::stdin().lock();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut processor = InferenceLogProcessor::new();
+    if args.server != "auto" {
+        processor = processor.with_server(&args.server);
+    }
     let mut merger = PartialLineMerger::new(1024 * 1024);
     let resource = Arc::new(model::Attributes::new());
     let mut emitted = Vec::new();

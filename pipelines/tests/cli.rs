@@ -81,8 +81,13 @@ fn parse_reads_cri_framing_and_keeps_unknown_lines() {
     assert_eq!(records[0]["timestamp"], "2025-03-04T09:20:01.100000000Z");
     assert_eq!(records[1]["body"], "not cri");
     assert!(records[1]["attributes"]["log.decode_error"].is_string());
-    let (code, _, err) = infersight(&["parse", "--server", "sglang"], "");
-    assert_one_clear_error(code, &err, &["--server sglang", "vllm"]);
+    let (code, _, err) = infersight(&["parse", "--server", "mystery"], "");
+    assert_one_clear_error(code, &err, &["--server mystery", "vllm", "sglang"]);
+    // A named server marks every line, even one no parser recognises.
+    let (code, out, _) = infersight(&["parse", "--server", "sglang"], "plain line\n");
+    assert_eq!(code, 0);
+    let record: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(record["attributes"]["llm.server"], "sglang");
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {

@@ -19,4 +19,4 @@ mod processor;
 pub mod severity;
 pub mod wrappers;
 
-pub use processor::InferenceLogProcessor;
+pub use processor::{InferenceLogProcessor, SERVERS};

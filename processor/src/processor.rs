@@ -7,6 +7,7 @@ use crate::wrappers::{split_process_tag, strip_ansi};
 use crate::{errors, severity};
 use model::{Batch, Record, RecordKind, names};
 use std::borrow::Cow;
+use std::collections::HashMap;
 
 /// Turns container log records into records with the contract's attributes.
 ///
@@ -18,12 +19,33 @@ pub struct InferenceLogProcessor {
     lines_recognised: u64,
     requests: RequestTracker,
     metrics: Option<std::sync::Arc<LlmMetrics>>,
+    /// The server each container was recognised as (pod uid + container → server), so its
+    /// other lines say which server wrote them too.
+    detected: HashMap<String, String>,
+    /// A server named by the user for every line (`parse --server`).
+    forced: Option<String>,
 }
+
+/// Containers whose server is remembered; beyond this the memory starts over (a node
+/// runs far fewer containers).
+const MAX_DETECTED: usize = 10_000;
+
+/// The servers the parsers know (the values of `llm.server`).
+pub const SERVERS: [&str; 13] = [
+    "vllm", "tgi", "tei", "sglang", "triton", "trtllm", "llamacpp", "ollama", "lmdeploy",
+    "litellm", "ray", "bentoml", "json",
+];
 
 impl InferenceLogProcessor {
     /// A processor with no history.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Says that every line comes from `server` (one of [`SERVERS`]) instead of detecting it.
+    pub fn with_server(mut self, server: &str) -> Self {
+        self.forced = Some(server.to_string());
+        self
     }
 
     /// Feeds the LLM metrics of every processed record (and derived request) to `metrics`.
@@ -84,6 +106,7 @@ impl InferenceLogProcessor {
         recognised |= triton::apply(text, record);
         recognised |= generic::apply(text, record);
         record.body = body;
+        self.remember_server(record);
         if errors::classify(record) {
             record.attributes.insert(names::LLM_EVENT, "error");
             recognised = true;
@@ -101,6 +124,35 @@ impl InferenceLogProcessor {
         }
     }
 
+    /// A line a parser attributed to a server teaches which server the container runs;
+    /// its lines that no parser claimed get that server too (or the forced one).
+    fn remember_server(&mut self, record: &mut Record) {
+        if let Some(server) = &self.forced {
+            record.attributes.insert(names::LLM_SERVER, server.clone());
+            return;
+        }
+        let scope = format!(
+            "{}/{}",
+            record.resource_str(names::K8S_POD_UID).unwrap_or(""),
+            record.resource_str(names::K8S_CONTAINER_NAME).unwrap_or("")
+        );
+        match record.attributes.get_str(names::LLM_SERVER) {
+            Some(server) => {
+                if self.detected.get(&scope).map(String::as_str) != Some(server) {
+                    if self.detected.len() >= MAX_DETECTED {
+                        self.detected.clear();
+                    }
+                    self.detected.insert(scope, server.to_string());
+                }
+            }
+            None => {
+                if let Some(server) = self.detected.get(&scope) {
+                    record.attributes.insert(names::LLM_SERVER, server.clone());
+                }
+            }
+        }
+    }
+
     /// Requests waiting for their end, and requests evicted because too many were open.
     pub fn open_requests(&self) -> (usize, u64) {
         (self.requests.open(), self.requests.evicted())
@@ -109,5 +161,64 @@ impl InferenceLogProcessor {
     /// Lines seen and lines a parser recognised.
     pub fn counts(&self) -> (u64, u64) {
         (self.lines_seen, self.lines_recognised)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use model::{AttrValue, Attributes, RecordId, Timestamp};
+    use std::sync::Arc;
+
+    fn line(resource: &Arc<Attributes>, text: &str) -> Record {
+        Record::log(
+            RecordId(1),
+            Timestamp::now(),
+            Timestamp::now(),
+            Arc::clone(resource),
+            text.into(),
+        )
+    }
+
+    #[test]
+    fn a_container_recognised_once_marks_its_other_lines() {
+        let container = |uid: &str| -> Arc<Attributes> {
+            Arc::new(
+                [
+                    (names::K8S_POD_UID, AttrValue::from(uid)),
+                    (names::K8S_CONTAINER_NAME, AttrValue::from("server")),
+                ]
+                .into_iter()
+                .collect(),
+            )
+        };
+        let (a, b) = (container("a"), container("b"));
+        let mut p = InferenceLogProcessor::new();
+        let mut out = Vec::new();
+        let mut plain_b = line(&b, "loading weights");
+        p.process(&mut plain_b, &mut out);
+        assert_eq!(
+            plain_b.attributes.get_str(names::LLM_SERVER),
+            None,
+            "not known yet"
+        );
+        let mut stats = line(
+            &a,
+            "[2026-04-05 20:02:51] Decode batch, #running-req: 3, token usage: 0.08, #queue-req: 0",
+        );
+        p.process(&mut stats, &mut out);
+        let mut plain_a = line(&a, "loading weights");
+        p.process(&mut plain_a, &mut out);
+        assert_eq!(
+            plain_a.attributes.get_str(names::LLM_SERVER),
+            Some("sglang")
+        );
+        let mut other = line(&b, "loading weights");
+        p.process(&mut other, &mut out);
+        assert_eq!(
+            other.attributes.get_str(names::LLM_SERVER),
+            None,
+            "per container"
+        );
     }
 }
