@@ -1,0 +1,165 @@
+//! Issue 4's known-truth check through the whole pipeline: a generated workload of vLLM,
+//! TGI and llama.cpp requests (known latencies, tokens, outcomes) is written as CRI log files,
+//! the real binary reads, parses and indexes it, and `GET /metrics` must count exactly what
+//! was generated, with histogram sums within 0.1%.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+use tests::Running;
+
+const START_NS: i64 = 1_795_000_000_000_000_000;
+
+fn cri(ts_ns: i64, content: &str) -> String {
+    format!(
+        "{} stdout F {content}\n",
+        model::Timestamp::from_unix_nanos(ts_ns).to_rfc3339()
+    )
+}
+
+fn write(logs: &Path, pod: &str, text: &str) {
+    let dir = logs.join(format!("llm_{pod}_uid-{pod}/server"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::File::create(dir.join("0.log"))
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+}
+
+/// The value of the series of `name` whose line contains every one of `needles`.
+fn value(metrics: &str, name: &str, needles: &[&str]) -> Option<f64> {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(name) && needles.iter().all(|n| l.contains(n)))
+        .find_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse().ok()))
+}
+
+#[test]
+fn metrics_over_http_equal_the_generated_truth() {
+    let tmp = tempfile::tempdir().unwrap();
+    let logs = tmp.path().join("pods");
+    let (mut vllm, mut tgi, mut llama) = (String::new(), String::new(), String::new());
+    let (mut vllm_sum, mut tgi_sum, mut llama_sum, mut aborted) = (0.0, 0.0, 0.0, 0u64);
+    let (mut input, mut output) = (0u64, 0u64);
+    const N: i64 = 600;
+    for i in 0..N {
+        let t = START_NS + i * 50_000_000;
+        // vLLM: Received, then Finished or Aborted `ms` later by the runtime's clock.
+        let ms = 20 + (i * 7919) % 90_000;
+        vllm.push_str(&cri(t, &format!("INFO 01-17 03:11:25 async_llm_engine.py:436] Received request cmpl-{i}: prompt: None, sampling_params: SamplingParams(n=1, max_tokens=64).")));
+        let verb = if i % 10 == 0 { "Aborted" } else { "Finished" };
+        aborted += u64::from(i % 10 == 0);
+        vllm.push_str(&cri(
+            t + ms * 1_000_000,
+            &format!("INFO 01-17 03:11:26 async_llm_engine.py:134] {verb} request cmpl-{i}."),
+        ));
+        vllm_sum += ms as f64 / 1e3;
+        // TGI: one success line.
+        let total = 5.5 + ((i * 104_729) % 60_000) as f64;
+        tgi.push_str(&cri(t, &format!(r#"2024-05-01T12:00:00.1Z  INFO generate{{total_time="{total}ms" validation_time="1.5ms" queue_time="49.5µs" inference_time="{}ms" time_per_token="14.8ms"}}: text_generation_router::server: Success"#, total - 1.0)));
+        tgi_sum += total / 1e3;
+        // llama.cpp: a task's timing block and its release.
+        let (pin, pout) = (1 + (i * 31) % 4000, 1 + (i * 17) % 2000);
+        let e2e = 50.25 + ((i * 13) % 120_000) as f64;
+        for line in [
+            format!(
+                "slot update_slots: id  0 | task {i} | new prompt, n_ctx_slot = 4096, n_keep = 0, n_prompt_tokens = {pin}"
+            ),
+            format!(
+                "slot print_timing: id  0 | task {i} |        eval time =    2303.87 ms / {pout:>5} tokens (   83.78 ms per token,    11.94 tokens per second)"
+            ),
+            format!(
+                "slot print_timing: id  0 | task {i} |       total time = {e2e:>10.2} ms / {} tokens",
+                pin + pout
+            ),
+            format!(
+                "slot      release: id  0 | task {i} | stop processing: n_past = 1, truncated = 0"
+            ),
+        ] {
+            llama.push_str(&cri(t + 1, &line));
+        }
+        llama_sum += e2e / 1e3;
+        input += pin as u64;
+        output += pout as u64;
+    }
+    // The writes end with a line each so that every last group closes without waiting.
+    let last = START_NS + N * 50_000_000 + 200_000_000_000;
+    for text in [&mut vllm, &mut tgi, &mut llama] {
+        text.push_str(&cri(last, "INFO 01-17 04:00:00 api_server.py:1] done"));
+    }
+    write(&logs, "vllm-0", &vllm);
+    write(&logs, "tgi-0", &tgi);
+    write(&logs, "llama-0", &llama);
+
+    let app = Running::start(&logs, &tmp.path().join("data"), &[]);
+    let total = |m: &str, pod: &str| {
+        value(
+            m,
+            "llm_requests_total{",
+            &[&format!("pod=\"{pod}\""), "outcome=\"finished\""],
+        )
+        .unwrap_or(0.0)
+            + value(
+                m,
+                "llm_requests_total{",
+                &[&format!("pod=\"{pod}\""), "outcome=\"aborted\""],
+            )
+            .unwrap_or(0.0)
+    };
+    let mut metrics = String::new();
+    for _ in 0..600 {
+        metrics = app.get_text("/metrics").1;
+        if ["vllm-0", "tgi-0", "llama-0"]
+            .iter()
+            .all(|p| total(&metrics, p) >= N as f64)
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100)); // polling the API is what a user does
+    }
+    for pod in ["vllm-0", "tgi-0", "llama-0"] {
+        assert_eq!(total(&metrics, pod), N as f64, "{pod}\n{metrics}");
+    }
+    assert_eq!(
+        value(
+            &metrics,
+            "llm_requests_total{",
+            &["pod=\"vllm-0\"", "outcome=\"aborted\""]
+        ),
+        Some(aborted as f64)
+    );
+    let close = |got: Option<f64>, want: f64| got.is_some_and(|g| (g - want).abs() <= 1e-3 * want);
+    for (pod, sum) in [
+        ("vllm-0", vllm_sum),
+        ("tgi-0", tgi_sum),
+        ("llama-0", llama_sum),
+    ] {
+        let got = value(
+            &metrics,
+            "gen_ai_server_request_duration_seconds_sum{",
+            &[&format!("pod=\"{pod}\"")],
+        );
+        println!("{pod}: duration sum {got:?} s, truth {sum:.3} s");
+        assert!(close(got, sum), "{pod}: {got:?} vs {sum}");
+    }
+    assert_eq!(
+        value(
+            &metrics,
+            "llm_tokens_total{",
+            &["pod=\"llama-0\"", "type=\"input\""]
+        ),
+        Some(input as f64)
+    );
+    assert_eq!(
+        value(
+            &metrics,
+            "llm_tokens_total{",
+            &["pod=\"llama-0\"", "type=\"output\""]
+        ),
+        Some(output as f64)
+    );
+    assert_eq!(
+        value(&metrics, "llm_requests_in_flight{", &["pod=\"vllm-0\""]),
+        Some(0.0)
+    );
+}
