@@ -182,6 +182,10 @@ impl RequestTracker {
         let mut attributes = Attributes::new();
         carry(&record.attributes, &mut attributes);
         let key = (scope, id);
+        // The same id started again (a client retry, a replay): the newer start wins.
+        if let Some(old) = self.open.remove(&key) {
+            self.in_flight(&old.first, -1);
+        }
         self.in_flight(record, 1);
         self.order.push_back((key.clone(), record.timestamp));
         self.open.insert(
