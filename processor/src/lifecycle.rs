@@ -9,7 +9,7 @@
 //! - TGI/TEI: one `Success` line holds everything, so it is a finished request at once.
 //!
 //! Requests are kept per container (a request id is only unique there). Memory is bounded:
-//! at most `max_open` requests wait; the oldest is evicted (and counted) beyond that, and a
+//! at most `max_open` (20,000) requests wait; the oldest is evicted (and counted) beyond that, and a
 //! request that sees no end within `timeout` is emitted as `request_incomplete`.
 
 use crate::metrics::LlmMetrics;
@@ -20,7 +20,9 @@ use std::sync::Arc;
 /// Limits of the open-request table.
 #[derive(Clone, Debug)]
 pub struct LifecycleLimits {
-    /// Most requests waiting for their end.
+    /// Most requests waiting for their end. An open request costs about 2 KiB; 20,000 is
+    /// more than a node's engines hold at once (vLLM's default `max_num_seqs` is 256 running
+    /// per engine, plus its queue), and bounds the table near 40 MiB.
     pub max_open: usize,
     /// A request open this long (by its lines' timestamps) is emitted as incomplete.
     pub timeout_nanos: i64,
@@ -29,7 +31,7 @@ pub struct LifecycleLimits {
 impl Default for LifecycleLimits {
     fn default() -> Self {
         LifecycleLimits {
-            max_open: 100_000,
+            max_open: 20_000,
             timeout_nanos: 10 * 60 * 1_000_000_000,
         }
     }
@@ -191,7 +193,7 @@ impl RequestTracker {
         self.open.insert(
             key,
             Open {
-                first: record.clone(),
+                first: light_copy(record),
                 attributes,
             },
         );
@@ -227,6 +229,33 @@ impl RequestTracker {
                 out.push(r);
             }
         }
+    }
+}
+
+/// What an open request keeps of its first line: its identity, time, resource and the
+/// attributes a request record uses, not the body (a vLLM `Received request` line with its
+/// sampling parameters is ~500 bytes; a node can have many thousand requests open).
+fn light_copy(record: &Record) -> Record {
+    let mut attributes = Attributes::new();
+    for key in [
+        names::LLM_REQUEST_ID,
+        names::LLM_SERVER,
+        names::GEN_AI_REQUEST_MODEL,
+    ] {
+        if let Some(v) = record.attributes.get(key) {
+            attributes.insert(key, v.clone());
+        }
+    }
+    Record {
+        id: record.id,
+        timestamp: record.timestamp,
+        observed_timestamp: record.observed_timestamp,
+        kind: record.kind,
+        resource: Arc::clone(&record.resource),
+        severity: record.severity,
+        stream: record.stream,
+        body: String::new(),
+        attributes,
     }
 }
 
