@@ -21,7 +21,11 @@ impl ChangeWatch {
         let changed = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&changed);
         let handler = move |event: notify::Result<notify::Event>| {
-            if event.is_ok() && !flag.swap(true, Ordering::AcqRel) {
+            // Our own reads raise access events (open, read, close): reacting to them would
+            // make the source poll in a loop while it reads. Only writes, creations, renames
+            // and removals are news.
+            let news = event.is_ok_and(|e| !e.kind.is_access());
+            if news && !flag.swap(true, Ordering::AcqRel) {
                 // Only the first change since the source last looked wakes it.
                 wake.nudge();
             }
