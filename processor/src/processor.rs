@@ -19,15 +19,16 @@ pub struct InferenceLogProcessor {
     lines_recognised: u64,
     requests: RequestTracker,
     metrics: Option<std::sync::Arc<LlmMetrics>>,
-    /// The server each container was recognised as (pod uid + container → server), so its
-    /// other lines say which server wrote them too.
-    detected: HashMap<String, String>,
+    /// The server each container was recognised as (pod uid → container → server), so its
+    /// other lines say which server wrote them too. Nested so that a lookup, done for every
+    /// line, borrows the names instead of building a key.
+    detected: HashMap<String, HashMap<String, String>>,
     /// A server named by the user for every line (`parse --server`).
     forced: Option<String>,
 }
 
-/// Containers whose server is remembered; beyond this the memory starts over (a node
-/// runs far fewer containers).
+/// Pods whose containers' servers are remembered; beyond this the memory starts over (a
+/// node runs far fewer pods).
 const MAX_DETECTED: usize = 10_000;
 
 /// The servers the parsers know (the values of `llm.server`).
@@ -131,23 +132,23 @@ impl InferenceLogProcessor {
             record.attributes.insert(names::LLM_SERVER, server.clone());
             return;
         }
-        let scope = format!(
-            "{}/{}",
-            record.resource_str(names::K8S_POD_UID).unwrap_or(""),
-            record.resource_str(names::K8S_CONTAINER_NAME).unwrap_or("")
-        );
+        let uid = record.resource_str(names::K8S_POD_UID).unwrap_or("");
+        let container = record.resource_str(names::K8S_CONTAINER_NAME).unwrap_or("");
+        let known = self.detected.get(uid).and_then(|c| c.get(container));
         match record.attributes.get_str(names::LLM_SERVER) {
-            Some(server) => {
-                if self.detected.get(&scope).map(String::as_str) != Some(server) {
-                    if self.detected.len() >= MAX_DETECTED {
-                        self.detected.clear();
-                    }
-                    self.detected.insert(scope, server.to_string());
+            Some(server) if known.map(String::as_str) != Some(server) => {
+                if self.detected.len() >= MAX_DETECTED {
+                    self.detected.clear();
                 }
+                self.detected
+                    .entry(uid.to_string())
+                    .or_default()
+                    .insert(container.to_string(), server.to_string());
             }
+            Some(_) => {}
             None => {
-                if let Some(server) = self.detected.get(&scope) {
-                    record.attributes.insert(names::LLM_SERVER, server.clone());
+                if let Some(server) = known.cloned() {
+                    record.attributes.insert(names::LLM_SERVER, server);
                 }
             }
         }
