@@ -70,6 +70,13 @@ pub const LLM_PREFILL_MS: &str = "llm.prefill_ms";
 pub const LLM_DECODE_MS: &str = "llm.decode_ms";
 /// Time to first token, ms.
 pub const LLM_TTFT_MS: &str = "llm.ttft_ms";
+/// Where `llm.ttft_ms` comes from: `logged` (the server logged it, or the times it is the
+/// difference of), `estimated` (derived from a related logged time, such as llama.cpp's
+/// prompt processing, which leaves out queueing) or `scraped` (the server's histograms).
+pub const LLM_TTFT_SOURCE: &str = "llm.ttft_source";
+/// The server's own (monotonic) clock when it wrote the line, seconds; TensorRT-LLM logs it
+/// so that a request's times can be subtracted exactly.
+pub const LLM_SERVER_CLOCK_S: &str = "llm.server_clock_s";
 /// Time per output token, ms.
 pub const LLM_TPOT_MS: &str = "llm.tpot_ms";
 /// Generation speed, tokens/s.

@@ -266,7 +266,7 @@ fn llm_families(llm: &LlmMetrics) -> Vec<MetricFamily> {
             },
         ),
     ];
-    let histograms: [(&'static str, &'static str, HistogramOf); 3] = [
+    let histograms: [(&'static str, &'static str, HistogramOf); 4] = [
         (
             "gen_ai_server_request_duration_seconds",
             "End-to-end request duration.",
@@ -281,6 +281,11 @@ fn llm_families(llm: &LlmMetrics) -> Vec<MetricFamily> {
             "gen_ai_server_time_per_output_token_seconds",
             "Time per output token after the first.",
             |s| &s.tpot,
+        ),
+        (
+            "gen_ai_server_time_to_first_token_seconds",
+            "Time to the first output token (logged, or estimated from prompt processing; llm.ttft_source on the request records says which).",
+            |s| &s.ttft,
         ),
     ];
     for (name, help, histogram) in histograms {

@@ -38,7 +38,7 @@ impl Default for LifecycleLimits {
 }
 
 /// Fields copied from a request's lines into its record.
-const CARRIED: [&str; 11] = [
+const CARRIED: [&str; 14] = [
     names::GEN_AI_REQUEST_MODEL,
     names::GEN_AI_REQUEST_MAX_TOKENS,
     names::GEN_AI_REQUEST_TEMPERATURE,
@@ -50,6 +50,9 @@ const CARRIED: [&str; 11] = [
     names::LLM_QUEUE_MS,
     names::LLM_VALIDATION_MS,
     names::LLM_INFERENCE_MS,
+    names::LLM_TPOT_MS,
+    names::LLM_TTFT_MS,
+    names::LLM_TTFT_SOURCE,
 ];
 
 type Key = (Arc<str>, String);
@@ -57,6 +60,8 @@ type Key = (Arc<str>, String);
 struct Open {
     first: Record,
     attributes: Attributes,
+    /// The server's clock at the start (TensorRT-LLM), for exact differences.
+    clock_s: Option<f64>,
 }
 
 /// The open requests and what was evicted.
@@ -135,6 +140,28 @@ impl RequestTracker {
         let scope = scope(record);
         match (server, event) {
             (_, "request_received") => self.start(scope, id.to_string(), record),
+            (_, "response_started") => {
+                // TensorRT-LLM logs when a response starts, and nothing when it ends: for a
+                // non-streamed request (the usual API call) that is the whole response, so
+                // it ends the request; its time to first token is the same span.
+                if let Some(open) = self.take(&scope, id) {
+                    let clock = record.attributes.get(names::LLM_SERVER_CLOCK_S);
+                    let span = match (open.clock_s, clock.and_then(|v| v.as_f64())) {
+                        (Some(a), Some(b)) if b >= a => Some((b - a) * 1e3),
+                        _ => None,
+                    };
+                    let mut r = finish(open, record, "finished");
+                    let a = &mut r.attributes;
+                    if let Some(ms) = span {
+                        a.insert_f64(names::LLM_E2E_MS, ms);
+                    }
+                    if let Some(ms) = a.get(names::LLM_E2E_MS).cloned() {
+                        a.insert(names::LLM_TTFT_MS, ms);
+                        a.insert(names::LLM_TTFT_SOURCE, "logged");
+                    }
+                    out.push(r);
+                }
+            }
             (_, "request_finished") | (_, "request_aborted") | (_, "response") => {
                 let outcome = if event == "request_aborted" {
                     "aborted"
@@ -195,6 +222,10 @@ impl RequestTracker {
             Open {
                 first: light_copy(record),
                 attributes,
+                clock_s: record
+                    .attributes
+                    .get(names::LLM_SERVER_CLOCK_S)
+                    .and_then(|v| v.as_f64()),
             },
         );
     }
@@ -280,6 +311,14 @@ fn finish(open: Open, last: &Record, outcome: &str) -> Record {
     if r.attributes.get(names::LLM_E2E_MS).is_none() {
         let ms = (last.timestamp.unix_nanos() - open.first.timestamp.unix_nanos()) as f64 / 1e6;
         r.attributes.insert_f64(names::LLM_E2E_MS, ms.max(0.0));
+    }
+    // The first token comes when prompt processing ends: llama.cpp logs that time but not
+    // the wait for a slot before it, so it is an estimate from below.
+    if r.attributes.get(names::LLM_TTFT_MS).is_none()
+        && let Some(prefill) = r.attributes.get(names::LLM_PREFILL_MS).cloned()
+    {
+        r.attributes.insert(names::LLM_TTFT_MS, prefill);
+        r.attributes.insert(names::LLM_TTFT_SOURCE, "estimated");
     }
     r
 }
@@ -433,6 +472,40 @@ mod tests {
             a.get(names::LLM_PREFILL_MS),
             Some(&AttrValue::Float(915.13))
         );
+        assert_eq!(a.get(names::LLM_TTFT_MS), Some(&AttrValue::Float(915.13)));
+        assert_eq!(a.get_str(names::LLM_TTFT_SOURCE), Some("estimated"));
+        assert_eq!(a.get(names::LLM_TPOT_MS), Some(&AttrValue::Float(83.78)));
+    }
+
+    #[test]
+    fn a_tensorrt_llm_request_is_timed_by_the_server_clock() {
+        let got = requests(&[
+            (
+                0,
+                "[07/09/2025-23:07:49] [TRT-LLM] [I] Received request c1627587 at 32142.770581067",
+            ),
+            (
+                0,
+                "[07/09/2025-23:07:49] [TRT-LLM] [I] Received request 6cf19bd4 at 32142.771139221",
+            ),
+            (
+                1,
+                "[07/09/2025-23:07:50] [TRT-LLM] [I] Response started c1627587 at 32143.546522802",
+            ),
+            // A second chunk of a streamed response: its request has ended already.
+            (
+                2,
+                "[07/09/2025-23:07:51] [TRT-LLM] [I] Response started c1627587 at 32144.0",
+            ),
+        ]);
+        assert_eq!(got.len(), 1);
+        let a = &got[0].attributes;
+        assert_eq!(a.get_str(names::LLM_REQUEST_ID), Some("c1627587"));
+        assert_eq!(a.get_str(names::LLM_SERVER), Some("trtllm"));
+        let ms = a.get(names::LLM_TTFT_MS).and_then(|v| v.as_f64()).unwrap();
+        assert!((ms - 775.941581).abs() < 1e-3, "{ms}");
+        assert_eq!(a.get(names::LLM_E2E_MS), a.get(names::LLM_TTFT_MS));
+        assert_eq!(a.get_str(names::LLM_TTFT_SOURCE), Some("logged"));
     }
 
     #[test]

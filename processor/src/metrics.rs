@@ -6,7 +6,9 @@
 //! (`gen_ai_server_request_duration_seconds`, `gen_ai_server_time_per_output_token_seconds`)
 //! and `llm_*` otherwise. Buckets are OpenTelemetry's advice for those instruments: request
 //! duration 0.01 s … 81.92 s doubling (LLM requests span milliseconds to minutes), time per
-//! output token 0.01 s … 2.5 s. Queue wait uses the request-duration buckets.
+//! output token 0.01 s … 2.5 s, time to first token 1 ms … 10 s (a chat user notices a
+//! first token later than ~1 s, so the buckets are fine below it). Queue wait uses the
+//! request-duration buckets.
 //!
 //! The registry is shared (`Arc`) between the processor that feeds it and whatever exports
 //! it; it knows nothing about the exposition format.
@@ -22,6 +24,11 @@ pub const DURATION_BUCKETS: [f64; 14] = [
 /// OpenTelemetry's advice for `gen_ai.server.time_per_output_token`, seconds.
 pub const TPOT_BUCKETS: [f64; 13] = [
     0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5,
+];
+
+/// OpenTelemetry's advice for `gen_ai.server.time_to_first_token`, seconds.
+pub const TTFT_BUCKETS: [f64; 16] = [
+    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 ];
 
 /// Who a series is about: namespace, pod, model, server.
@@ -70,6 +77,8 @@ pub struct Series {
     pub queue: Histogram,
     /// Time per output token, seconds.
     pub tpot: Histogram,
+    /// Time to first token, seconds (logged or estimated; see `llm.ttft_source`).
+    pub ttft: Histogram,
     /// Prompt tokens.
     pub input_tokens: u64,
     /// Generated tokens.
@@ -89,6 +98,7 @@ impl Default for Series {
             duration: Histogram::new(&DURATION_BUCKETS),
             queue: Histogram::new(&DURATION_BUCKETS),
             tpot: Histogram::new(&TPOT_BUCKETS),
+            ttft: Histogram::new(&TTFT_BUCKETS),
             input_tokens: 0,
             output_tokens: 0,
             errors: BTreeMap::new(),
@@ -149,6 +159,9 @@ impl LlmMetrics {
                 }
                 if let Some(ms) = num(names::LLM_TPOT_MS) {
                     s.tpot.observe(ms / 1e3);
+                }
+                if let Some(ms) = num(names::LLM_TTFT_MS) {
+                    s.ttft.observe(ms / 1e3);
                 }
                 if let Some(n) = num(names::GEN_AI_USAGE_INPUT_TOKENS) {
                     s.input_tokens += n as u64;

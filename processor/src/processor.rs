@@ -2,7 +2,7 @@
 
 use crate::lifecycle::RequestTracker;
 use crate::metrics::LlmMetrics;
-use crate::parsers::{generic, http, llamacpp, lmdeploy, ray, sglang, tgi, triton, vllm};
+use crate::parsers::{generic, http, llamacpp, lmdeploy, ray, sglang, tgi, triton, trtllm, vllm};
 use crate::wrappers::{split_process_tag, strip_ansi};
 use crate::{errors, severity};
 use model::{Batch, Record, RecordKind, names};
@@ -100,6 +100,7 @@ impl InferenceLogProcessor {
         recognised |= http::apply(text, record)
             || sglang::apply(text, record)
             || tgi::apply(text, record)
+            || trtllm::apply(text, record)
             || vllm::apply_request(text, record)
             || llamacpp::apply(text, record)
             || ray::apply(text, record)

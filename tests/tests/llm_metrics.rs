@@ -38,8 +38,10 @@ fn value(metrics: &str, name: &str, needles: &[&str]) -> Option<f64> {
 fn metrics_over_http_equal_the_generated_truth() {
     let tmp = tempfile::tempdir().unwrap();
     let logs = tmp.path().join("pods");
-    let (mut vllm, mut tgi, mut llama) = (String::new(), String::new(), String::new());
+    let (mut vllm, mut tgi, mut llama, mut trt) =
+        (String::new(), String::new(), String::new(), String::new());
     let (mut vllm_sum, mut tgi_sum, mut llama_sum, mut aborted) = (0.0, 0.0, 0.0, 0u64);
+    let (mut llama_ttft, mut llama_tpot, mut trt_sum) = (0.0, 0.0, 0.0);
     let (mut input, mut output) = (0u64, 0u64);
     const N: i64 = 600;
     for i in 0..N {
@@ -61,12 +63,17 @@ fn metrics_over_http_equal_the_generated_truth() {
         // llama.cpp: a task's timing block and its release.
         let (pin, pout) = (1 + (i * 31) % 4000, 1 + (i * 17) % 2000);
         let e2e = 50.25 + ((i * 13) % 120_000) as f64;
+        let prefill = 10.5 + ((i * 37) % 3000) as f64;
+        let per_token = 20.25 + (i % 50) as f64;
         for line in [
             format!(
                 "slot update_slots: id  0 | task {i} | new prompt, n_ctx_slot = 4096, n_keep = 0, n_prompt_tokens = {pin}"
             ),
             format!(
-                "slot print_timing: id  0 | task {i} |        eval time =    2303.87 ms / {pout:>5} tokens (   83.78 ms per token,    11.94 tokens per second)"
+                "slot print_timing: id  0 | task {i} | prompt eval time = {prefill:>10.2} ms / {pin:>5} tokens (    1.00 ms per token,   100.00 tokens per second)"
+            ),
+            format!(
+                "slot print_timing: id  0 | task {i} |        eval time =    2303.87 ms / {pout:>5} tokens ( {per_token:>7.2} ms per token,    11.94 tokens per second)"
             ),
             format!(
                 "slot print_timing: id  0 | task {i} |       total time = {e2e:>10.2} ms / {} tokens",
@@ -79,17 +86,35 @@ fn metrics_over_http_equal_the_generated_truth() {
             llama.push_str(&cri(t + 1, &line));
         }
         llama_sum += e2e / 1e3;
+        llama_ttft += prefill / 1e3;
+        llama_tpot += per_token / 1e3;
+        // TensorRT-LLM: received and response started, by the server's monotonic clock.
+        let clock = 32_142.5 + i as f64 * 0.05;
+        let span = 0.001 * (1 + (i * 53) % 5000) as f64;
+        trt.push_str(&cri(
+            t,
+            &format!("[07/09/2025-23:07:49] [TRT-LLM] [I] Received request r-{i} at {clock:.9}"),
+        ));
+        trt.push_str(&cri(
+            t + 1,
+            &format!(
+                "[07/09/2025-23:07:50] [TRT-LLM] [I] Response started r-{i} at {:.9}",
+                clock + span
+            ),
+        ));
+        trt_sum += span;
         input += pin as u64;
         output += pout as u64;
     }
     // The writes end with a line each so that every last group closes without waiting.
     let last = START_NS + N * 50_000_000 + 200_000_000_000;
-    for text in [&mut vllm, &mut tgi, &mut llama] {
+    for text in [&mut vllm, &mut tgi, &mut llama, &mut trt] {
         text.push_str(&cri(last, "INFO 01-17 04:00:00 api_server.py:1] done"));
     }
     write(&logs, "vllm-0", &vllm);
     write(&logs, "tgi-0", &tgi);
     write(&logs, "llama-0", &llama);
+    write(&logs, "trt-0", &trt);
 
     let app = Running::start(&logs, &tmp.path().join("data"), &[]);
     let total = |m: &str, pod: &str| {
@@ -109,7 +134,7 @@ fn metrics_over_http_equal_the_generated_truth() {
     let mut metrics = String::new();
     for _ in 0..600 {
         metrics = app.get_text("/metrics").1;
-        if ["vllm-0", "tgi-0", "llama-0"]
+        if ["vllm-0", "tgi-0", "llama-0", "trt-0"]
             .iter()
             .all(|p| total(&metrics, p) >= N as f64)
         {
@@ -117,7 +142,7 @@ fn metrics_over_http_equal_the_generated_truth() {
         }
         std::thread::sleep(Duration::from_millis(100)); // polling the API is what a user does
     }
-    for pod in ["vllm-0", "tgi-0", "llama-0"] {
+    for pod in ["vllm-0", "tgi-0", "llama-0", "trt-0"] {
         assert_eq!(total(&metrics, pod), N as f64, "{pod}\n{metrics}");
     }
     assert_eq!(
@@ -133,6 +158,7 @@ fn metrics_over_http_equal_the_generated_truth() {
         ("vllm-0", vllm_sum),
         ("tgi-0", tgi_sum),
         ("llama-0", llama_sum),
+        ("trt-0", trt_sum),
     ] {
         let got = value(
             &metrics,
@@ -141,6 +167,35 @@ fn metrics_over_http_equal_the_generated_truth() {
         );
         println!("{pod}: duration sum {got:?} s, truth {sum:.3} s");
         assert!(close(got, sum), "{pod}: {got:?} vs {sum}");
+    }
+    for (family, pod, sum) in [
+        (
+            "gen_ai_server_time_to_first_token_seconds",
+            "llama-0",
+            llama_ttft,
+        ),
+        (
+            "gen_ai_server_time_to_first_token_seconds",
+            "trt-0",
+            trt_sum,
+        ),
+        (
+            "gen_ai_server_time_per_output_token_seconds",
+            "llama-0",
+            llama_tpot,
+        ),
+        (
+            "gen_ai_server_time_per_output_token_seconds",
+            "tgi-0",
+            N as f64 * 0.0148,
+        ),
+    ] {
+        let pod_label = format!("pod=\"{pod}\"");
+        let got = value(&metrics, &format!("{family}_sum{{"), &[&pod_label]);
+        println!("{pod}: {family} sum {got:?} s, truth {sum:.3} s");
+        assert!(close(got, sum), "{pod} {family}: {got:?} vs {sum}");
+        let count = value(&metrics, &format!("{family}_count{{"), &[&pod_label]);
+        assert_eq!(count, Some(N as f64), "{pod} {family}");
     }
     assert_eq!(
         value(

@@ -11,7 +11,7 @@ use std::sync::LazyLock;
 
 static TIMING: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(prompt eval|eval|total) time\s*=\s*([\d.]+) ms(?: /\s*(\d+) (?:tokens|runs))?(?:\s*\(\s*[\d.]+ ms per token,\s*([\d.]+) tokens per second\))?",
+        r"(prompt eval|eval|total) time\s*=\s*([\d.]+) ms(?: /\s*(\d+) (?:tokens|runs))?(?:\s*\(\s*([\d.]+) ms per token,\s*([\d.]+) tokens per second\))?",
     )
     .expect("valid regex")
 });
@@ -39,7 +39,8 @@ pub fn apply(text: &str, record: &mut Record) -> bool {
     {
         let ms: Option<f64> = c[2].parse().ok();
         let tokens: Option<i64> = c.get(3).and_then(|m| m.as_str().parse().ok());
-        let tps: Option<f64> = c.get(4).and_then(|m| m.as_str().parse().ok());
+        let per_token: Option<f64> = c.get(4).and_then(|m| m.as_str().parse().ok());
+        let tps: Option<f64> = c.get(5).and_then(|m| m.as_str().parse().ok());
         let a = &mut record.attributes;
         match &c[1] {
             "prompt eval" => {
@@ -59,6 +60,9 @@ pub fn apply(text: &str, record: &mut Record) -> bool {
                 }
                 if let Some(tps) = tps {
                     a.insert_f64(names::LLM_TOKENS_PER_S, tps);
+                }
+                if let Some(ms) = per_token {
+                    a.insert_f64(names::LLM_TPOT_MS, ms);
                 }
             }
             _ => {

@@ -11,4 +11,5 @@ pub mod ray;
 pub mod sglang;
 pub mod tgi;
 pub mod triton;
+pub mod trtllm;
 pub mod vllm;

@@ -1,7 +1,7 @@
 //! Triton (and TensorRT-LLM behind it): request ids and model names from the glog lines
 //! (`[request id: G-5e5fc60c] prepared: … model: pyannote_diarization, …`, `request id:
-//! Thread Num: 2, Iter: 0, Fourth, model: my_model`, `successfully loaded 'stamp_slice'`),
-//! and TensorRT-LLM's `Response started <id>`.
+//! Thread Num: 2, Iter: 0, Fourth, model: my_model`, `successfully loaded 'stamp_slice'`).
+//! TensorRT-LLM's own lines are `trtllm`'s.
 
 use super::fields::find;
 use model::{Record, names};
@@ -35,16 +35,6 @@ pub fn apply(text: &str, record: &mut Record) -> bool {
         record
             .attributes
             .insert(names::GEN_AI_REQUEST_MODEL, model.to_string());
-        any = true;
-    }
-    if let Some(id) = find!(text, "Response started ")
-        .map(|i| &text[i + "Response started ".len()..])
-        .and_then(|rest| rest.split(' ').next())
-        .filter(|id| !id.is_empty())
-    {
-        record
-            .attributes
-            .insert(names::LLM_REQUEST_ID, id.to_string());
         any = true;
     }
     any
