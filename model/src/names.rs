@@ -17,6 +17,13 @@ pub const K8S_CONTAINER_RESTART_COUNT: &str = "k8s.container.restart_count";
 pub const K8S_NODE_NAME: &str = "k8s.node.name";
 /// Container runtime id.
 pub const CONTAINER_ID: &str = "container.id";
+/// Prefix of a pod label in a resource (`k8s.pod.label.app`), as OpenTelemetry names it.
+pub const K8S_POD_LABEL_PREFIX: &str = "k8s.pod.label.";
+/// Prefix of a pod annotation in a resource (`k8s.pod.annotation.<key>`).
+pub const K8S_POD_ANNOTATION_PREFIX: &str = "k8s.pod.annotation.";
+/// The pod annotation (or label) that names the server a pod's containers run, overriding
+/// detection: `infersight.io/server: vllm`.
+pub const SERVER_ANNOTATION: &str = "infersight.io/server";
 
 /// The file a log record was read from (OpenTelemetry `log.file.path`).
 pub const LOG_FILE_PATH: &str = "log.file.path";
@@ -36,6 +43,9 @@ pub const LOG_PARTIAL: &str = "log.partial";
 pub const LOG_ANSI_STRIPPED: &str = "log.ansi_stripped";
 /// A process prefix such as vLLM's `(APIServer pid=3646)`.
 pub const LOG_PROCESS_TAG: &str = "log.process_tag";
+/// How many times Ray's log deduplication says the line occurred (`[repeated 3x across
+/// cluster]`: the line stands for itself and 3 more).
+pub const LOG_REPEATED: &str = "log.repeated";
 
 /// Which inference server wrote the line (vllm, tgi, sglang, …).
 pub const LLM_SERVER: &str = "llm.server";
@@ -89,6 +99,8 @@ pub const ERROR_TYPE: &str = "error.type";
 pub const EXCEPTION_TYPE: &str = "exception.type";
 /// The exception's message.
 pub const EXCEPTION_MESSAGE: &str = "exception.message";
+/// A grouped traceback, from its `Traceback (most recent call last):` line on.
+pub const EXCEPTION_STACKTRACE: &str = "exception.stacktrace";
 
 /// HTTP method of an access line.
 pub const HTTP_REQUEST_METHOD: &str = "http.request.method";

@@ -228,7 +228,27 @@ pub enum TransformConfig {
     InferenceLogs {
         /// Upstream components.
         inputs: Vec<String>,
+        /// Servers named by the user, first match wins; other containers are detected.
+        servers: Vec<ServerRule>,
     },
+}
+
+/// `[[transforms.<id>.servers]]`: the containers matching `containers` run `server`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerRule {
+    /// A glob over `<namespace>/<pod>/<container>` (`*` stops at `/`).
+    pub containers: String,
+    /// One of `processor::SERVERS`.
+    pub server: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InferenceLogsConfig {
+    inputs: Vec<String>,
+    #[serde(default)]
+    servers: Vec<ServerRule>,
 }
 
 /// A sink.
@@ -291,15 +311,9 @@ enum RawSource {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct InputsOnly {
-    inputs: Vec<String>,
-}
-
-#[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum RawTransform {
-    InferenceLogs(InputsOnly),
+    InferenceLogs(InferenceLogsConfig),
 }
 
 #[derive(Deserialize)]
@@ -392,7 +406,13 @@ impl PipelineConfig {
                 "a transform needs `type` = \"inference_logs\" and `inputs` = [\"<source>\"]";
             match typed::<RawTransform>(value, &key, hint, problems) {
                 Some(RawTransform::InferenceLogs(c)) => {
-                    transforms.insert(id, TransformConfig::InferenceLogs { inputs: c.inputs });
+                    transforms.insert(
+                        id,
+                        TransformConfig::InferenceLogs {
+                            inputs: c.inputs,
+                            servers: c.servers,
+                        },
+                    );
                 }
                 None => {
                     broken.insert(id);
@@ -444,7 +464,7 @@ impl PipelineConfig {
 
     /// The inputs of a transform or sink.
     pub fn inputs_of(&self, id: &str) -> &[String] {
-        if let Some(TransformConfig::InferenceLogs { inputs }) = self.transforms.get(id) {
+        if let Some(TransformConfig::InferenceLogs { inputs, .. }) = self.transforms.get(id) {
             return inputs;
         }
         match self.sinks.get(id) {
@@ -615,6 +635,25 @@ impl PipelineConfig {
                 "more than one index sink".into(),
                 "one data_dir holds one index; list every input in a single index sink",
             );
+        }
+        for (id, transform) in &self.transforms {
+            let TransformConfig::InferenceLogs { servers, .. } = transform;
+            for (i, rule) in servers.iter().enumerate() {
+                if let Err(e) = collector::files::check_pattern(&rule.containers) {
+                    p(
+                        format!("transforms.{id}.servers[{i}].containers"),
+                        e.to_string(),
+                        "globs name <namespace>/<pod>/<container>, e.g. \"llm-serving/vllm-*/*\"",
+                    );
+                }
+                if !processor::SERVERS.contains(&rule.server.as_str()) {
+                    p(
+                        format!("transforms.{id}.servers[{i}].server"),
+                        format!("`{}` is not a server Infersight knows", rule.server),
+                        &format!("use one of {}", processor::SERVERS.join(", ")),
+                    );
+                }
+            }
         }
         for (id, source) in &self.sources {
             let SourceConfig::Files(f) = source;

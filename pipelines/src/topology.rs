@@ -5,7 +5,9 @@
 //! it has (with the checkpoints) before it ends; only then does the API stop. A full channel
 //! slows the stage before it (backpressure); nothing is dropped on the way.
 
-use crate::config::{PipelineConfig, ReadFromConfig, SinkConfig, SourceConfig, TransformConfig};
+use crate::config::{
+    PipelineConfig, ReadFromConfig, ServerRule, SinkConfig, SourceConfig, TransformConfig,
+};
 use crate::self_metrics::PipelineMetrics;
 use anyhow::{Context, anyhow};
 use collector::Shutdown;
@@ -14,8 +16,8 @@ use collector::files::{
 };
 use indexer::{IndexSink, IndexStore, SinkOptions};
 use model::Batch;
-use processor::InferenceLogProcessor;
 use processor::metrics::LlmMetrics;
+use processor::{InferenceLogProcessor, ServerAssignment};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -142,12 +144,16 @@ pub async fn run(
             .remove(&id)
             .ok_or_else(|| anyhow!("no inbox for `{id}`"))?;
         match transform {
-            TransformConfig::InferenceLogs { .. } => {
+            TransformConfig::InferenceLogs { servers, .. } => {
                 let metrics = Arc::clone(&llm_metrics);
+                let mut processor = InferenceLogProcessor::new().with_metrics(metrics);
+                if !servers.is_empty() {
+                    processor = processor.with_assignment(server_assignment(&servers)?);
+                }
                 tasks.spawn(async move {
                     (
                         format!("transform `{id}`"),
-                        run_inference_logs(rx, out, metrics).await,
+                        run_inference_logs(rx, out, processor).await,
                     )
                 });
             }
@@ -311,12 +317,34 @@ fn fan_out(
     tx
 }
 
+/// The user's `servers` rules as the processor asks for them: the first rule whose glob
+/// matches `<namespace>/<pod>/<container>` names the server.
+fn server_assignment(rules: &[ServerRule]) -> anyhow::Result<ServerAssignment> {
+    let mut compiled = Vec::new();
+    for rule in rules {
+        let glob = collector::files::check_pattern(&rule.containers)?;
+        let server = processor::SERVERS
+            .iter()
+            .find(|s| **s == rule.server)
+            .ok_or_else(|| anyhow!("unknown server `{}`", rule.server))?;
+        compiled.push((glob.compile_matcher(), *server));
+    }
+    Ok(ServerAssignment(Box::new(
+        move |namespace, pod, container| {
+            let path = format!("{namespace}/{pod}/{container}");
+            compiled
+                .iter()
+                .find(|(glob, _)| glob.is_match(&path))
+                .map(|(_, server)| *server)
+        },
+    )))
+}
+
 async fn run_inference_logs(
     mut rx: mpsc::Receiver<Batch>,
     out: mpsc::Sender<Batch>,
-    metrics: Arc<LlmMetrics>,
+    mut processor: InferenceLogProcessor,
 ) -> anyhow::Result<()> {
-    let mut processor = InferenceLogProcessor::new().with_metrics(metrics);
     while let Some(mut batch) = rx.recv().await {
         processor.process_batch(&mut batch);
         if out.send(batch).await.is_err() {
@@ -351,4 +379,24 @@ async fn run_index_sink(mut sink: IndexSink, mut rx: mpsc::Receiver<Batch>) -> a
     let committed = tokio::task::block_in_place(|| sink.close())?;
     tracing::info!(records = committed, "index sink closed");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_matching_server_rule_names_the_server() {
+        let rule = |containers: &str, server: &str| ServerRule {
+            containers: containers.into(),
+            server: server.into(),
+        };
+        let assign =
+            server_assignment(&[rule("llm/ollama-*/*", "ollama"), rule("llm/*/*", "vllm")])
+                .unwrap();
+        assert_eq!((assign.0)("llm", "ollama-0", "server"), Some("ollama"));
+        assert_eq!((assign.0)("llm", "chat-7b", "server"), Some("vllm"));
+        assert_eq!((assign.0)("other", "chat-7b", "server"), None);
+        assert!(server_assignment(&[rule("*/*/*", "nope")]).is_err());
+    }
 }

@@ -1,6 +1,6 @@
 //! What went wrong, in a word: `error.type` (cuda_oom, nccl_error, engine_dead,
 //! context_overflow, traceback) and, for a grouped Python traceback, `exception.type` and
-//! `exception.message` from its final line. The incident view and the error-rate metrics key
+//! `exception.message` from its final line and `exception.stacktrace` (the traceback itself). The incident view and the error-rate metrics key
 //! on these, not on message text.
 
 use crate::parsers::fields::has;
@@ -65,7 +65,18 @@ pub fn classify(record: &mut Record) -> bool {
     let Some(kind) = kind else {
         return false;
     };
+    let stacktrace = traceback
+        .then(|| body.find(TRACEBACK_HEAD))
+        .flatten()
+        .map(|at| body[body[..at].rfind('\n').map_or(0, |nl| nl + 1)..].to_string());
     record.attributes.insert(names::ERROR_TYPE, kind);
+    if let Some(stacktrace) = stacktrace {
+        // The traceback alone, from its header line (with that line's logger prefix), so
+        // a search or the incident view can show it without the message before it.
+        record
+            .attributes
+            .insert(names::EXCEPTION_STACKTRACE, stacktrace);
+    }
     if let Some((ty, message)) = exception {
         record
             .attributes
@@ -138,6 +149,12 @@ mod tests {
             r.attributes.get_str(names::EXCEPTION_MESSAGE),
             Some("CUDA out of memory. Tried to allocate 2.00 GiB.")
         );
+        let stack = r.attributes.get_str(names::EXCEPTION_STACKTRACE).unwrap();
+        assert!(
+            stack.starts_with(&format!("{p} Traceback (most recent call last):\n")),
+            "{stack}"
+        );
+        assert!(stack.ends_with("Tried to allocate 2.00 GiB."));
     }
 
     #[test]

@@ -5,12 +5,15 @@
 //! parser per server under [`parsers`], error classification, request lifecycles
 //! ([`lifecycle`]), the LLM metrics registry ([`metrics`]), and the [`InferenceLogProcessor`]
 //! that applies them to records. Multi-line grouping happens before, in the source, where
-//! checkpoints can account for it. Later: detection per container, GPU enrichment.
+//! checkpoints can account for it. Which server a container runs is learned from its lines
+//! (a parser's, or a signature in [`detect`]) and remembered per container. Later: GPU
+//! enrichment.
 //!
 //! Must not know about: files, sockets, tokio, the index or HTTP. Everything here is pure
 //! functions and small state machines over [`model::Record`]s, so it can be tested line by
 //! line and run anywhere in a pipeline.
 
+pub mod detect;
 mod errors;
 pub mod lifecycle;
 pub mod metrics;
@@ -19,4 +22,4 @@ mod processor;
 pub mod severity;
 pub mod wrappers;
 
-pub use processor::{InferenceLogProcessor, SERVERS};
+pub use processor::{InferenceLogProcessor, SERVERS, ServerAssignment};

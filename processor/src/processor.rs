@@ -1,9 +1,12 @@
 //! Applies the parsers to the records of a batch.
 
+use crate::detect::server_signature;
 use crate::lifecycle::RequestTracker;
 use crate::metrics::LlmMetrics;
 use crate::parsers::{generic, http, llamacpp, lmdeploy, ray, sglang, tgi, triton, trtllm, vllm};
-use crate::wrappers::{split_process_tag, strip_ansi};
+use crate::wrappers::{
+    split_compose, split_journald, split_process_tag, split_ray_repeated, strip_ansi,
+};
 use crate::{errors, severity};
 use model::{Batch, Record, RecordKind, names};
 use std::borrow::Cow;
@@ -22,9 +25,32 @@ pub struct InferenceLogProcessor {
     /// The server each container was recognised as (pod uid → container → server), so its
     /// other lines say which server wrote them too. Nested so that a lookup, done for every
     /// line, borrows the names instead of building a key.
-    detected: HashMap<String, HashMap<String, String>>,
+    detected: HashMap<String, HashMap<String, Known>>,
     /// A server named by the user for every line (`parse --server`).
     forced: Option<String>,
+    /// The user's server per container (config), asked once per container.
+    assignment: Option<ServerAssignment>,
+}
+
+/// What is known of a container's server.
+#[derive(Debug)]
+struct Known {
+    server: Option<String>,
+    /// Named by the user (annotation, label or config): detection does not change it.
+    pinned: bool,
+}
+
+/// The user's choice of server for a container, by namespace, pod and container name (the
+/// `servers` globs of the pipeline config); `None` leaves it to detection.
+pub struct ServerAssignment(pub Box<AssignFn>);
+
+/// `(namespace, pod, container)` → the server the user named.
+pub type AssignFn = dyn Fn(&str, &str, &str) -> Option<&'static str> + Send;
+
+impl std::fmt::Debug for ServerAssignment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ServerAssignment")
+    }
 }
 
 /// Pods whose containers' servers are remembered; beyond this the memory starts over (a
@@ -46,6 +72,13 @@ impl InferenceLogProcessor {
     /// Says that every line comes from `server` (one of [`SERVERS`]) instead of detecting it.
     pub fn with_server(mut self, server: &str) -> Self {
         self.forced = Some(server.to_string());
+        self
+    }
+
+    /// Lets the user name containers' servers: asked once for each new container, after the
+    /// pod's `infersight.io/server` annotation or label, before detection.
+    pub fn with_assignment(mut self, assignment: ServerAssignment) -> Self {
+        self.assignment = Some(assignment);
         self
     }
 
@@ -79,15 +112,7 @@ impl InferenceLogProcessor {
             record.attributes.insert(names::LOG_ANSI_STRIPPED, true);
         }
         let body = std::mem::take(&mut record.body);
-        let text = match split_process_tag(&body) {
-            Some((tag, rest)) => {
-                record
-                    .attributes
-                    .insert(names::LOG_PROCESS_TAG, tag.to_string());
-                rest
-            }
-            None => body.as_str(),
-        };
+        let text = self.unwrap(&body, record);
         let mut recognised = false;
         if let Some(line) = vllm::split_prefix(text) {
             vllm::apply(&line, record);
@@ -107,6 +132,12 @@ impl InferenceLogProcessor {
             || lmdeploy::apply(text, record);
         recognised |= triton::apply(text, record);
         recognised |= generic::apply(text, record);
+        if record.attributes.get(names::LLM_SERVER).is_none()
+            && let Some(server) =
+                server_signature(text, record.attributes.get_str(names::LOG_PROCESS_TAG))
+        {
+            record.attributes.insert(names::LLM_SERVER, server);
+        }
         record.body = body;
         self.remember_server(record);
         if errors::classify(record) {
@@ -126,8 +157,32 @@ impl InferenceLogProcessor {
         }
     }
 
+    /// The server's own line inside `body`: journald, docker compose and process prefixes
+    /// (the innermost tag is kept as `log.process_tag`) and Ray's repeat suffix removed.
+    fn unwrap<'a>(&self, body: &'a str, record: &mut Record) -> &'a str {
+        let mut text = body;
+        let mut tag = None;
+        for split in [split_journald, split_compose, split_process_tag] {
+            if let Some((t, rest)) = split(text) {
+                tag = Some(t);
+                text = rest;
+            }
+        }
+        if let Some(tag) = tag {
+            record
+                .attributes
+                .insert(names::LOG_PROCESS_TAG, tag.to_string());
+        }
+        if let Some((rest, n)) = split_ray_repeated(text) {
+            record.attributes.insert(names::LOG_REPEATED, n);
+            text = rest;
+        }
+        text
+    }
+
     /// A line a parser attributed to a server teaches which server the container runs;
-    /// its lines that no parser claimed get that server too (or the forced one).
+    /// its lines that no parser claimed get that server too. A server the user named (`parse
+    /// --server`, the pod's annotation or label, the config) is every line's.
     fn remember_server(&mut self, record: &mut Record) {
         if let Some(server) = &self.forced {
             record.attributes.insert(names::LLM_SERVER, server.clone());
@@ -135,23 +190,82 @@ impl InferenceLogProcessor {
         }
         let uid = record.resource_str(names::K8S_POD_UID).unwrap_or("");
         let container = record.resource_str(names::K8S_CONTAINER_NAME).unwrap_or("");
-        let known = self.detected.get(uid).and_then(|c| c.get(container));
-        match record.attributes.get_str(names::LLM_SERVER) {
-            Some(server) if known.map(String::as_str) != Some(server) => {
+        let known = match self.detected.get(uid).and_then(|c| c.get(container)) {
+            Some(known) => known,
+            None => {
+                let known = self.first_sight(record);
                 if self.detected.len() >= MAX_DETECTED {
                     self.detected.clear();
                 }
                 self.detected
                     .entry(uid.to_string())
                     .or_default()
-                    .insert(container.to_string(), server.to_string());
+                    .entry(container.to_string())
+                    .or_insert(known)
             }
-            Some(_) => {}
-            None => {
-                if let Some(server) = known.cloned() {
-                    record.attributes.insert(names::LLM_SERVER, server);
-                }
+        };
+        let said = record.attributes.get_str(names::LLM_SERVER);
+        let known_server = known.server.as_deref();
+        let keep_known = known.pinned
+            // Ollama runs llama.cpp and Triton runs TensorRT-LLM: the engine's lines in
+            // such a container are the serving server's.
+            || matches!(
+                (known_server, said),
+                (Some("ollama"), Some("llamacpp")) | (Some("triton"), Some("trtllm"))
+            )
+            || said.is_none();
+        if keep_known {
+            if let Some(server) = known_server
+                && said != Some(server)
+            {
+                record
+                    .attributes
+                    .insert(names::LLM_SERVER, server.to_string());
             }
+        } else if let Some(server) = said
+            && known_server != Some(server)
+        {
+            let server = server.to_string();
+            if let Some(k) = self
+                .detected
+                .get_mut(uid)
+                .and_then(|c| c.get_mut(container))
+            {
+                k.server = Some(server);
+            }
+        }
+    }
+
+    /// What the user says of a container seen for the first time.
+    fn first_sight(&self, record: &Record) -> Known {
+        let by_pod = [
+            names::K8S_POD_ANNOTATION_PREFIX,
+            names::K8S_POD_LABEL_PREFIX,
+        ]
+        .iter()
+        .find_map(|prefix| {
+            let key = format!("{prefix}{}", names::SERVER_ANNOTATION);
+            record.resource_str(&key).map(str::to_string)
+        });
+        let by_config = || {
+            let a = self.assignment.as_ref()?;
+            let r = |k| record.resource_str(k).unwrap_or("");
+            (a.0)(
+                r(names::K8S_NAMESPACE_NAME),
+                r(names::K8S_POD_NAME),
+                r(names::K8S_CONTAINER_NAME),
+            )
+            .map(str::to_string)
+        };
+        match by_pod.or_else(by_config) {
+            Some(server) => Known {
+                server: Some(server),
+                pinned: true,
+            },
+            None => Known {
+                server: None,
+                pinned: false,
+            },
         }
     }
 
@@ -222,5 +336,57 @@ mod tests {
             None,
             "per container"
         );
+    }
+
+    #[test]
+    fn a_server_named_by_annotation_or_config_beats_detection() {
+        let pod = |uid: &str, extra: Option<(&'static str, &'static str)>| -> Arc<Attributes> {
+            let mut a: Attributes = [
+                (names::K8S_POD_UID, AttrValue::from(uid)),
+                (names::K8S_NAMESPACE_NAME, AttrValue::from("llm")),
+                (names::K8S_POD_NAME, AttrValue::from(uid)),
+                (names::K8S_CONTAINER_NAME, AttrValue::from("server")),
+            ]
+            .into_iter()
+            .collect();
+            if let Some((k, v)) = extra {
+                a.insert(k, v);
+            }
+            Arc::new(a)
+        };
+        let annotated = pod(
+            "a",
+            Some(("k8s.pod.annotation.infersight.io/server", "ollama")),
+        );
+        let configured = pod("ollama-1", None);
+        let detected = pod("b", None);
+        let mut p = InferenceLogProcessor::new().with_assignment(ServerAssignment(Box::new(
+            |_: &str, pod: &str, _: &str| pod.starts_with("ollama-").then_some("ollama"),
+        )));
+        let mut out = Vec::new();
+        let llama =
+            "slot print_timing: id  0 | task 7 | prompt eval time = 915.13 ms /    51 tokens";
+        for (resource, want) in [
+            (&annotated, "ollama"),
+            (&configured, "ollama"),
+            (&detected, "llamacpp"),
+        ] {
+            let mut r = line(resource, llama);
+            p.process(&mut r, &mut out);
+            assert_eq!(r.attributes.get_str(names::LLM_SERVER), Some(want));
+            let mut plain = line(resource, "loading weights");
+            p.process(&mut plain, &mut out);
+            assert_eq!(plain.attributes.get_str(names::LLM_SERVER), Some(want));
+        }
+        // Detected Ollama keeps its embedded llama.cpp's lines.
+        let c = pod("c", None);
+        let mut gin = line(
+            &c,
+            r#"[GIN] 2025/02/10 - 11:20:29 | 200 | 35.684791792s |       127.0.0.1 | POST     "/api/chat""#,
+        );
+        p.process(&mut gin, &mut out);
+        let mut timing = line(&c, llama);
+        p.process(&mut timing, &mut out);
+        assert_eq!(timing.attributes.get_str(names::LLM_SERVER), Some("ollama"));
     }
 }

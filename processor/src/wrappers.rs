@@ -1,6 +1,9 @@
 //! Text that wraps a server's own line: ANSI colour codes and process prefixes.
 
+use crate::parsers::fields::{find, has};
+use regex::Regex;
 use std::borrow::Cow;
+use std::sync::LazyLock;
 
 /// Removes ANSI escape sequences (CSI such as colour codes `ESC[0;36m`, OSC titles, and
 /// two-byte escapes). Returns the input unchanged, without copying, when it holds none.
@@ -59,6 +62,47 @@ pub fn split_process_tag(text: &str) -> Option<(&str, &str)> {
     Some((inner, text[inner_end + 1..].trim_start()))
 }
 
+/// Splits a journald prefix (`Dec 03 14:58:42 host ollama[937]: `, as `journalctl` prints
+/// it, month names in any locale) off a line: returns the `ident[pid]` and the rest.
+pub fn split_journald(text: &str) -> Option<(&str, &str)> {
+    static JOURNALD: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"^\S+ +\d{1,2} \d{2}:\d{2}:\d{2} \S+ ([^\s\[\]]+\[\d+\]): ")
+            .expect("valid regex")
+    });
+    let first = *text.as_bytes().first()?;
+    if !first.is_ascii_alphabetic() || !has!(text, "]: ") {
+        return None;
+    }
+    let c = JOURNALD.captures(text)?;
+    let tag = c.get(1)?.as_str();
+    Some((tag, &text[c.get(0)?.end()..]))
+}
+
+/// Splits a docker compose prefix (`litellm-1  | `) off a line: returns the service name and
+/// the rest. The name is one word of letters, digits, `_`, `.`, `-`, padded with spaces.
+pub fn split_compose(text: &str) -> Option<(&str, &str)> {
+    let bar = find!(&text.as_bytes()[..text.len().min(80)], " | ")?;
+    let name = text[..bar].trim_end();
+    let ok = !name.is_empty()
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    ok.then(|| (name, &text[bar + 3..]))
+}
+
+/// Splits Ray's deduplication suffix (` [repeated 2x across cluster]`) off a line: returns
+/// the line without it and the count.
+pub fn split_ray_repeated(text: &str) -> Option<(&str, i64)> {
+    let body = text.strip_suffix(" across cluster]")?;
+    let at = body.rfind(" [repeated ")?;
+    let n = body[at + " [repeated ".len()..]
+        .strip_suffix('x')?
+        .parse()
+        .ok()?;
+    Some((&text[..at], n))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,6 +118,29 @@ mod tests {
         assert_eq!(strip_ansi("a\u{1b}]0;title\u{7}b\u{1b}"), "ab");
         assert_eq!(strip_ansi("cut \u{1b}[0;3"), "cut ");
         assert_eq!(strip_ansi("\u{1b}é"), "é");
+    }
+
+    #[test]
+    fn splits_journald_compose_and_ray_wrappers() {
+        assert_eq!(
+            split_journald("janv. 20 23:15:37 jarvis-server ollama[1232]: [GIN] 2026/01/20"),
+            Some(("ollama[1232]", "[GIN] 2026/01/20"))
+        );
+        assert_eq!(split_journald("Dec 03 14:58:42 host: not journald"), None);
+        assert_eq!(
+            split_compose("litellm-1  | 22:09:18 - LiteLLM Proxy:DEBUG: x"),
+            Some(("litellm-1", "22:09:18 - LiteLLM Proxy:DEBUG: x"))
+        );
+        assert_eq!(
+            split_compose("slot      release: id  0 | task 7 | stop processing"),
+            None
+        );
+        assert_eq!(split_compose("[GIN] 2024/05/01 - 12:00:00 | 200 |"), None);
+        assert_eq!(
+            split_ray_repeated("Prefix cache hit rate: GPU: 12.55% [repeated 2x across cluster]"),
+            Some(("Prefix cache hit rate: GPU: 12.55%", 2))
+        );
+        assert_eq!(split_ray_repeated("x [repeated many across cluster]"), None);
     }
 
     #[test]

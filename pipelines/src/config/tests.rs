@@ -223,3 +223,40 @@ fn file_source_filters_and_multiline_settings_are_checked_at_their_keys() {
     assert!(f.multiline.enabled);
     assert_eq!(f.include, ["llm-*/*/*"]);
 }
+
+#[test]
+fn server_rules_are_checked_at_their_keys() {
+    let text = r#"
+        [sources.logs]
+        type = "files"
+        [transforms.llm]
+        type = "inference_logs"
+        inputs = ["logs"]
+        [[transforms.llm.servers]]
+        containers = "llm-serving/vllm-*/*"
+        server = "vllm"
+        [[transforms.llm.servers]]
+        containers = "llm-serving/[x/*"
+        server = "olama"
+        [sinks.index]
+        type = "index"
+        inputs = ["llm"]
+    "#;
+    let err = load(text).unwrap_err();
+    let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "transforms.llm.servers[1].containers",
+            "transforms.llm.servers[1].server",
+        ]
+    );
+    assert!(err.to_string().contains("use one of vllm, tgi"), "{err}");
+    let fixed = text
+        .replace("[x/*", "ollama-*/*")
+        .replace("olama", "ollama");
+    let config = load(&fixed).unwrap();
+    let TransformConfig::InferenceLogs { servers, .. } = &config.transforms["llm"];
+    assert_eq!(servers.len(), 2);
+    assert_eq!(servers[1].server, "ollama");
+}
