@@ -34,6 +34,8 @@ fn unknown_lines(n: usize) -> Vec<String> {
 }
 
 fn bench(c: &mut Criterion, name: &str, lines: &[String]) {
+    // One container's lines share its resource, as the file source sends them.
+    let resource = Arc::default();
     let records: Vec<Record> = lines
         .iter()
         .map(|l| {
@@ -41,7 +43,7 @@ fn bench(c: &mut Criterion, name: &str, lines: &[String]) {
                 RecordId(1),
                 Timestamp::now(),
                 Timestamp::now(),
-                Arc::default(),
+                Arc::clone(&resource),
                 l.clone(),
             )
         })

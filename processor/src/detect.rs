@@ -1,10 +1,20 @@
 //! Which server wrote a line that no parser took values from: the signatures that only one
 //! server's lines carry (Ollama's GIN access log and runner messages, LiteLLM's logger
-//! names, BentoML's service tags, Triton's glog source files). One such line teaches the
+//! name, BentoML's service tags, Triton's glog source files). One such line teaches the
 //! processor the container's server, so its plain lines (a traceback, a startup message)
 //! are attributed too.
 
 use crate::parsers::fields::has;
+
+/// Signatures that start with `[`, found by looking at each `[` of the line (few lines have
+/// many): this runs on every line of a container whose server is not known yet, including
+/// every line of containers that run no inference server at all.
+const BRACKETED: [(&[u8], &str); 4] = [
+    (b"[GIN", "ollama"),
+    (b"[api_server:", "bentoml"),
+    (b"[runner:", "bentoml"),
+    (b"[entry_service:", "bentoml"),
+];
 
 /// The server whose signature `text` carries, if any. `tag` is the process tag the line
 /// came with (journald's `ollama[937]`, compose's `litellm-1`).
@@ -16,19 +26,19 @@ pub fn server_signature(text: &str, tag: Option<&str>) -> Option<&'static str> {
             }
         }
     }
-    if has!(text, "[GIN") || has!(text, "llama runner") || has!(text, "source=sched.go") {
-        return Some("ollama");
+    let b = text.as_bytes();
+    for at in memchr::memchr_iter(b'[', b) {
+        if let Some((_, server)) = BRACKETED.iter().find(|(s, _)| b[at..].starts_with(s)) {
+            return Some(server);
+        }
     }
-    if has!(text, "LiteLLM") || has!(text, "litellm.") {
+    if has!(text, "LiteLLM") {
         return Some("litellm");
     }
-    if has!(text, "[api_server:") || has!(text, "[runner:") || has!(text, "[entry_service:") {
-        return Some("bentoml");
+    if has!(text, "llama runner") {
+        return Some("ollama");
     }
-    if has!(text, ".cc:") && triton_source(text) {
-        return Some("triton");
-    }
-    None
+    triton_source(text).then_some("triton")
 }
 
 /// Whether a glog line (`I1024 04:13:54.117054 169 server.cc:674] …`) comes from one of
@@ -48,7 +58,7 @@ fn triton_source(text: &str) -> bool {
     ];
     let b = text.as_bytes();
     let glog = b.len() > 5 && matches!(b[0], b'I' | b'W' | b'E' | b'F') && b[1].is_ascii_digit();
-    glog && FILES.iter().any(|f| text.contains(f))
+    glog && text.contains(".cc:") && FILES.iter().any(|f| text.contains(f))
 }
 
 #[cfg(test)]

@@ -25,7 +25,12 @@ pub struct InferenceLogProcessor {
     /// The server each container was recognised as (pod uid → container → server), so its
     /// other lines say which server wrote them too. Nested so that a lookup, done for every
     /// line, borrows the names instead of building a key.
-    detected: HashMap<String, HashMap<String, Known>>,
+    detected: HashMap<String, HashMap<String, usize>>,
+    /// What is known of each container, indexed from `detected`.
+    known: Vec<Known>,
+    /// The resource of the previous line and its container's index: a batch holds runs of
+    /// one container's lines (sharing one resource), which then need no lookup.
+    last: Option<(std::sync::Arc<model::Attributes>, usize)>,
     /// A server named by the user for every line (`parse --server`).
     forced: Option<String>,
     /// The user's server per container (config), asked once per container.
@@ -53,8 +58,8 @@ impl std::fmt::Debug for ServerAssignment {
     }
 }
 
-/// Pods whose containers' servers are remembered; beyond this the memory starts over (a
-/// node runs far fewer pods).
+/// Containers whose servers are remembered; beyond this the memory starts over (a node
+/// runs far fewer).
 const MAX_DETECTED: usize = 10_000;
 
 /// The servers the parsers know (the values of `llm.server`).
@@ -132,14 +137,8 @@ impl InferenceLogProcessor {
             || lmdeploy::apply(text, record);
         recognised |= triton::apply(text, record);
         recognised |= generic::apply(text, record);
-        if record.attributes.get(names::LLM_SERVER).is_none()
-            && let Some(server) =
-                server_signature(text, record.attributes.get_str(names::LOG_PROCESS_TAG))
-        {
-            record.attributes.insert(names::LLM_SERVER, server);
-        }
+        self.remember_server(record, text);
         record.body = body;
-        self.remember_server(record);
         if errors::classify(record) {
             record.attributes.insert(names::LLM_EVENT, "error");
             recognised = true;
@@ -183,29 +182,30 @@ impl InferenceLogProcessor {
     /// A line a parser attributed to a server teaches which server the container runs;
     /// its lines that no parser claimed get that server too. A server the user named (`parse
     /// --server`, the pod's annotation or label, the config) is every line's.
-    fn remember_server(&mut self, record: &mut Record) {
+    fn remember_server(&mut self, record: &mut Record, text: &str) {
         if let Some(server) = &self.forced {
             record.attributes.insert(names::LLM_SERVER, server.clone());
             return;
         }
-        let uid = record.resource_str(names::K8S_POD_UID).unwrap_or("");
-        let container = record.resource_str(names::K8S_CONTAINER_NAME).unwrap_or("");
-        let known = match self.detected.get(uid).and_then(|c| c.get(container)) {
-            Some(known) => known,
-            None => {
-                let known = self.first_sight(record);
-                if self.detected.len() >= MAX_DETECTED {
-                    self.detected.clear();
-                }
-                self.detected
-                    .entry(uid.to_string())
-                    .or_default()
-                    .entry(container.to_string())
-                    .or_insert(known)
+        let index = match &self.last {
+            Some((resource, index)) if std::sync::Arc::ptr_eq(resource, &record.resource) => *index,
+            _ => {
+                let index = self.container_index(record);
+                self.last = Some((std::sync::Arc::clone(&record.resource), index));
+                index
             }
         };
-        let said = record.attributes.get_str(names::LLM_SERVER);
+        let known = &self.known[index];
         let known_server = known.server.as_deref();
+        if known_server.is_none()
+            && record.attributes.get(names::LLM_SERVER).is_none()
+            && let Some(server) =
+                server_signature(text, record.attributes.get_str(names::LOG_PROCESS_TAG))
+        {
+            // Only while the container's server is unknown: a signature teaches it once.
+            record.attributes.insert(names::LLM_SERVER, server);
+        }
+        let said = record.attributes.get_str(names::LLM_SERVER);
         let keep_known = known.pinned
             // Ollama runs llama.cpp and Triton runs TensorRT-LLM: the engine's lines in
             // such a container are the serving server's.
@@ -225,15 +225,29 @@ impl InferenceLogProcessor {
         } else if let Some(server) = said
             && known_server != Some(server)
         {
-            let server = server.to_string();
-            if let Some(k) = self
-                .detected
-                .get_mut(uid)
-                .and_then(|c| c.get_mut(container))
-            {
-                k.server = Some(server);
-            }
+            self.known[index].server = Some(server.to_string());
         }
+    }
+
+    /// The index in `known` of the container that wrote `record`, added on first sight.
+    fn container_index(&mut self, record: &Record) -> usize {
+        let uid = record.resource_str(names::K8S_POD_UID).unwrap_or("");
+        let container = record.resource_str(names::K8S_CONTAINER_NAME).unwrap_or("");
+        if let Some(index) = self.detected.get(uid).and_then(|c| c.get(container)) {
+            return *index;
+        }
+        if self.known.len() >= MAX_DETECTED {
+            self.detected.clear();
+            self.known.clear();
+        }
+        let known = self.first_sight(record);
+        self.known.push(known);
+        let index = self.known.len() - 1;
+        self.detected
+            .entry(uid.to_string())
+            .or_default()
+            .insert(container.to_string(), index);
+        index
     }
 
     /// What the user says of a container seen for the first time.

@@ -1,6 +1,5 @@
 //! Text that wraps a server's own line: ANSI colour codes and process prefixes.
 
-use crate::parsers::fields::{find, has};
 use regex::Regex;
 use std::borrow::Cow;
 use std::sync::LazyLock;
@@ -69,8 +68,15 @@ pub fn split_journald(text: &str) -> Option<(&str, &str)> {
         Regex::new(r"^\S+ +\d{1,2} \d{2}:\d{2}:\d{2} \S+ ([^\s\[\]]+\[\d+\]): ")
             .expect("valid regex")
     });
-    let first = *text.as_bytes().first()?;
-    if !first.is_ascii_alphabetic() || !has!(text, "]: ") {
+    // Most lines are not journald's: look at the clock's fixed shape before the regex.
+    let b = text.as_bytes();
+    let month = b.iter().take(8).position(|&c| c == b' ')?;
+    let rest = &b[month..];
+    let day = rest.iter().position(|&c| c != b' ')?;
+    let clock = rest.get(day..)?;
+    let digits = clock.iter().take_while(|c| c.is_ascii_digit()).count();
+    let time = clock.get(digits + 1..digits + 9)?;
+    if !(1..=2).contains(&digits) || time[2] != b':' || time[5] != b':' {
         return None;
     }
     let c = JOURNALD.captures(text)?;
@@ -81,14 +87,19 @@ pub fn split_journald(text: &str) -> Option<(&str, &str)> {
 /// Splits a docker compose prefix (`litellm-1  | `) off a line: returns the service name and
 /// the rest. The name is one word of letters, digits, `_`, `.`, `-`, padded with spaces.
 pub fn split_compose(text: &str) -> Option<(&str, &str)> {
-    let bar = find!(&text.as_bytes()[..text.len().min(80)], " | ")?;
-    let name = text[..bar].trim_end();
-    let ok = !name.is_empty()
-        && name.as_bytes()[0].is_ascii_alphanumeric()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
-    ok.then(|| (name, &text[bar + 3..]))
+    let b = text.as_bytes();
+    if !b.first()?.is_ascii_alphanumeric() {
+        return None;
+    }
+    let name = b
+        .iter()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+        .count();
+    let pad = b[name..].iter().take_while(|&&c| c == b' ').count();
+    if pad == 0 || !b[name + pad..].starts_with(b"| ") {
+        return None;
+    }
+    Some((&text[..name], &text[name + pad + 2..]))
 }
 
 /// Splits Ray's deduplication suffix (` [repeated 2x across cluster]`) off a line: returns
