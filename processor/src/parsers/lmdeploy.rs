@@ -1,7 +1,9 @@
 //! LMDeploy's request lines: `session_id=242, history_tokens=0, input_tokens=19,
 //! max_new_tokens=512, …` and `prompt…, gen_config=EngineGenerationConfig(…,
 //! max_new_tokens=512, …), prompt_token_id=[1, 3148, …]` (the prompt's size is the length
-//! of that list).
+//! of that list). The session id is the request id (`session_id=242`, and TurboMind's
+//! `[ProcessInferRequests] Request for 242 received.`), so a search for it finds the
+//! request's lines; LMDeploy logs no end of a request, so no lifecycle is opened for it.
 
 use super::fields::value_after;
 use super::fields::{find, has};
@@ -9,10 +11,30 @@ use model::{Record, names};
 
 /// Sets token counts and limits; returns whether it set anything.
 pub fn apply(text: &str, record: &mut Record) -> bool {
+    if let Some(id) = find!(text, "Request for ")
+        .filter(|_| has!(text, "[ProcessInferRequests]"))
+        .map(|i| &text[i + "Request for ".len()..])
+        .and_then(|rest| rest.strip_suffix(" received."))
+        .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
+    {
+        record
+            .attributes
+            .insert(names::LLM_REQUEST_ID, id.to_string());
+        record.attributes.insert(names::LLM_SERVER, "lmdeploy");
+        return true;
+    }
     if !has!(text, "_tokens=") && !has!(text, "prompt_token_id=[") {
         return false;
     }
     let mut any = false;
+    if let Some(id) = value_after(text, "session_id=")
+        .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
+    {
+        record
+            .attributes
+            .insert(names::LLM_REQUEST_ID, id.to_string());
+        any = true;
+    }
     for (key, name) in [
         ("input_tokens=", names::GEN_AI_USAGE_INPUT_TOKENS),
         ("max_new_tokens=", names::GEN_AI_REQUEST_MAX_TOKENS),
@@ -38,4 +60,30 @@ pub fn apply(text: &str, record: &mut Record) -> bool {
         record.attributes.insert(names::LLM_SERVER, "lmdeploy");
     }
     any
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use model::{RecordId, Timestamp};
+    use std::sync::Arc;
+
+    #[test]
+    fn the_session_is_the_request_id() {
+        for text in [
+            "2024-06-17 04:42:39,358 - lmdeploy - INFO - session_id=242, history_tokens=0, input_tokens=19, max_new_tokens=512, seq_start=True",
+            "[TM][INFO] [ProcessInferRequests] Request for 242 received.",
+        ] {
+            let mut r = Record::log(
+                RecordId(1),
+                Timestamp::now(),
+                Timestamp::now(),
+                Arc::default(),
+                text.to_string(),
+            );
+            assert!(apply(text, &mut r));
+            assert_eq!(r.attributes.get_str(names::LLM_REQUEST_ID), Some("242"));
+            assert_eq!(r.attributes.get_str(names::LLM_EVENT), None, "no lifecycle");
+        }
+    }
 }
