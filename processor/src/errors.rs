@@ -4,7 +4,9 @@
 //! on these, not on message text.
 
 use crate::parsers::fields::has;
+use memchr::memmem::Finder;
 use model::{Record, Severity, names};
+use std::sync::LazyLock;
 
 /// Kinds recognised from the message, most specific first.
 const KINDS: [(&str, &[&str]); 4] = [
@@ -45,6 +47,15 @@ const KINDS: [(&str, &[&str]); 4] = [
     ),
 ];
 
+/// [`KINDS`] with each needle's searcher built once (`str::contains` builds one per call,
+/// and error lines are frequent in a crash loop).
+static FINDERS: LazyLock<Vec<(&str, Vec<Finder<'static>>)>> = LazyLock::new(|| {
+    KINDS
+        .iter()
+        .map(|(kind, needles)| (*kind, needles.iter().map(Finder::new).collect()))
+        .collect()
+});
+
 const TRACEBACK_HEAD: &str = "Traceback (most recent call last):";
 
 /// Classifies `record` (its body is the whole, possibly multi-line, message); returns
@@ -56,9 +67,9 @@ pub fn classify(record: &mut Record) -> bool {
     if !traceback && !severe {
         return false;
     }
-    let kind = KINDS
+    let kind = FINDERS
         .iter()
-        .find(|(_, needles)| needles.iter().any(|n| body.contains(n)))
+        .find(|(_, finders)| finders.iter().any(|f| f.find(body.as_bytes()).is_some()))
         .map(|(kind, _)| *kind)
         .or(traceback.then_some("traceback"));
     let exception = traceback.then(|| final_exception(body)).flatten();

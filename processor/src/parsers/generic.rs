@@ -41,7 +41,13 @@ pub fn apply(text: &str, record: &mut Record) -> bool {
     // logfmt: every `key=value` whose key starts a word, read in one pass over the `=`s
     // (a lookup per key name would search the line twenty times).
     let b = text.as_bytes();
-    let mut pairs: Vec<(&str, &str, bool)> = Vec::new();
+    if memchr::memchr(b'=', b).is_none() {
+        return false;
+    }
+    // On the stack: most lines with a `=` are not logfmt, and those that are have few keys
+    // (the first 16 are read).
+    let mut pairs: [(&str, &str, bool); 16] = [("", "", false); 16];
+    let mut n = 0;
     for eq in memchr::memchr_iter(b'=', b) {
         let start = b[..eq]
             .iter()
@@ -59,13 +65,15 @@ pub fn apply(text: &str, record: &mut Record) -> bool {
             },
             None => (&rest[..rest.find(' ').unwrap_or(rest.len())], false),
         };
-        if !value.is_empty() {
-            pairs.push((key, value, quoted));
+        if !value.is_empty() && n < pairs.len() {
+            pairs[n] = (key, value, quoted);
+            n += 1;
         }
     }
-    if pairs.is_empty() {
+    if n == 0 {
         return false;
     }
+    let pairs = &pairs[..n];
     read_fields(record, |key| {
         let (_, value, quoted) = pairs.iter().find(|(k, _, _)| *k == key)?;
         Some(match value.parse::<f64>() {
