@@ -12,6 +12,7 @@ mod error;
 mod schema;
 mod search;
 mod store;
+mod tokenizer;
 mod writer;
 
 pub use error::IndexError;

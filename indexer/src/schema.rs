@@ -1,30 +1,64 @@
 //! The tantivy schema derived from the record model, and record → document.
 
+use crate::tokenizer::LogTokenizer;
 use model::{AttrValue, Attributes, Record, names};
 use tantivy::schema::{
     FAST, Field, INDEXED, IndexRecordOption, JsonObjectOptions, STORED, STRING, Schema,
     TextFieldIndexing, TextOptions,
 };
-use tantivy::tokenizer::{LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer};
+use tantivy::tokenizer::{LowerCaser, RemoveLongFilter, TextAnalyzer};
 use tantivy::{Index, TantivyDocument};
 
-/// The tokenizer of `body`: split on anything not alphanumeric, lowercase, drop absurdly long
-/// tokens. `chatcmpl-a269fdcb` becomes `chatcmpl`, `a269fdcb`, so a query for the whole id
-/// is a phrase and a query for its hex part finds it too.
+/// The tokenizer of `body` ([`crate::tokenizer::LogTokenizer`], lowercased, absurdly long
+/// tokens dropped): `chatcmpl-a269fdcb` is one term and also `chatcmpl`, `a269fdcb`.
 pub(crate) const LOG_TOKENIZER: &str = "infersight_log";
 
-/// Fields of the record indexed for exact match (and as fast columns for later grouping).
-pub(crate) const EXACT_RESOURCE_FIELDS: [&str; 3] = [
+/// Resource fields indexed for exact match, and as fast columns for grouping.
+pub(crate) const EXACT_RESOURCE_FIELDS: [&str; 4] = [
     names::K8S_NAMESPACE_NAME,
     names::K8S_POD_NAME,
     names::K8S_CONTAINER_NAME,
+    names::K8S_NODE_NAME,
 ];
-pub(crate) const EXACT_ATTRIBUTE_FIELDS: [&str; 4] = [
+/// Attributes indexed for exact match, and as fast columns for grouping.
+pub(crate) const EXACT_ATTRIBUTE_FIELDS: [&str; 6] = [
     names::LLM_SERVER,
     names::LLM_EVENT,
     names::LLM_REQUEST_ID,
     names::GEN_AI_REQUEST_MODEL,
+    names::ERROR_TYPE,
+    names::EXCEPTION_TYPE,
 ];
+/// Numeric attributes, as f64 columns: ranges (`llm.e2e_ms:>5000`), percentiles, averages.
+pub(crate) const NUMERIC_ATTRIBUTE_FIELDS: [&str; 20] = [
+    names::LLM_E2E_MS,
+    names::LLM_QUEUE_MS,
+    names::LLM_VALIDATION_MS,
+    names::LLM_INFERENCE_MS,
+    names::LLM_PREFILL_MS,
+    names::LLM_DECODE_MS,
+    names::LLM_TTFT_MS,
+    names::LLM_TPOT_MS,
+    names::LLM_TOKENS_PER_S,
+    names::GEN_AI_USAGE_INPUT_TOKENS,
+    names::GEN_AI_USAGE_OUTPUT_TOKENS,
+    names::GEN_AI_REQUEST_MAX_TOKENS,
+    names::HTTP_RESPONSE_STATUS_CODE,
+    names::LLM_RUNNING,
+    names::LLM_WAITING,
+    names::LLM_KV_CACHE_PCT,
+    names::GPU_UTILIZATION_PCT,
+    names::GPU_MEMORY_USED_BYTES,
+    names::GPU_POWER_W,
+    names::GPU_TEMPERATURE_C,
+];
+/// Attributes not indexed in the JSON field: the ones with a field of their own, and the
+/// stack trace, which repeats the body.
+fn indexed_elsewhere(name: &str) -> bool {
+    EXACT_ATTRIBUTE_FIELDS.contains(&name)
+        || NUMERIC_ATTRIBUTE_FIELDS.contains(&name)
+        || name == names::EXCEPTION_STACKTRACE
+}
 
 /// The schema and its field handles.
 #[derive(Clone, Debug)]
@@ -38,6 +72,7 @@ pub struct IndexSchema {
     pub(crate) body: Field,
     pub(crate) resource_exact: Vec<(&'static str, Field)>,
     pub(crate) attribute_exact: Vec<(&'static str, Field)>,
+    pub(crate) attribute_numeric: Vec<(&'static str, Field)>,
     pub(crate) attributes: Field,
     pub(crate) record: Field,
 }
@@ -68,7 +103,11 @@ impl IndexSchema {
             .iter()
             .map(|&name| (name, b.add_text_field(name, STRING | FAST)))
             .collect();
-        // Every attribute, typed, under `attributes.<name>` (e.g. `attributes.llm.running:18`).
+        let attribute_numeric = NUMERIC_ATTRIBUTE_FIELDS
+            .iter()
+            .map(|&name| (name, b.add_f64_field(name, INDEXED | FAST)))
+            .collect();
+        // Every other attribute, typed, under `attributes.<name>` (e.g. `attributes.log.lines:12`).
         let attributes = b.add_json_field(
             "attributes",
             JsonObjectOptions::default()
@@ -87,6 +126,7 @@ impl IndexSchema {
             body,
             resource_exact,
             attribute_exact,
+            attribute_numeric,
             attributes,
             record,
         }
@@ -99,19 +139,19 @@ impl IndexSchema {
 
     /// Registers the tokenizers the schema names; needed on every opened index.
     pub(crate) fn register_tokenizers(index: &Index) {
-        let analyzer = TextAnalyzer::builder(SimpleTokenizer::default())
+        let analyzer = TextAnalyzer::builder(LogTokenizer::default())
             .filter(RemoveLongFilter::limit(128))
             .filter(LowerCaser)
             .build();
         index.tokenizers().register(LOG_TOKENIZER, analyzer);
     }
 
-    /// The document of `record`.
     /// The term that finds the document of record `id`.
     pub(crate) fn id_term(&self, id: model::RecordId) -> tantivy::Term {
         tantivy::Term::from_field_text(self.id, &id.to_string())
     }
 
+    /// The document of `record`.
     pub(crate) fn document(&self, record: &Record) -> TantivyDocument {
         let mut doc = TantivyDocument::new();
         doc.add_text(self.id, record.id.to_string());
@@ -134,7 +174,12 @@ impl IndexSchema {
                 doc.add_text(*field, v);
             }
         }
-        if !record.attributes.is_empty() {
+        for (name, field) in &self.attribute_numeric {
+            if let Some(v) = record.attributes.get(name).and_then(AttrValue::as_f64) {
+                doc.add_f64(*field, v);
+            }
+        }
+        if record.attributes.iter().any(|(k, _)| !indexed_elsewhere(k)) {
             doc.add_field_value(self.attributes, &json_object(&record.attributes));
         }
         doc.add_text(self.record, record.to_json());
@@ -152,6 +197,7 @@ fn json_object(attrs: &Attributes) -> tantivy::schema::OwnedValue {
     use tantivy::schema::OwnedValue;
     let entries = attrs
         .iter()
+        .filter(|(k, _)| !indexed_elsewhere(k))
         .map(|(k, v)| {
             let value = match v {
                 AttrValue::Str(s) => OwnedValue::Str(s.clone()),

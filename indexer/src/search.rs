@@ -4,18 +4,52 @@ use crate::{IndexError, IndexSchema};
 use model::{Record, RecordKind, Timestamp};
 use std::ops::Bound;
 use tantivy::collector::{Count, DocSetCollector, TopDocs};
-use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, QueryParser, RangeQuery, TermQuery};
+use tantivy::query::{
+    AllQuery, BooleanQuery, Occur, PhrasePrefixQuery, Query, QueryParser, RangeQuery, TermQuery,
+};
 use tantivy::schema::{IndexRecordOption, Value};
 use tantivy::{Index, IndexReader, Order, TantivyDocument, Term};
 
 /// The most hits one search returns; larger limits are capped (and the result says so).
 pub const MAX_LIMIT: usize = 1000;
 
+/// The shortest prefix a `word*` query may have, and how many terms it may expand to:
+/// a prefix query's cost is bounded by both.
+const MIN_PREFIX: usize = 3;
+const MAX_PREFIX_EXPANSIONS: u32 = 1000;
+
+/// Splits bare `word*` terms (no field, no quotes) off a query: tantivy's parser has no
+/// plain prefix syntax, and its phrase prefix would split an id at its dashes. Returns the
+/// rest of the query and the prefixes, which every hit must match.
+fn split_prefix_words(query: &str) -> (String, Vec<String>) {
+    let mut rest = Vec::new();
+    let mut prefixes = Vec::new();
+    let mut quoted = false;
+    for word in query.split(' ') {
+        let plain = !quoted
+            && word.len() > 1
+            && word.ends_with('*')
+            && !word[..word.len() - 1]
+                .contains(['*', ':', '"', '(', ')', '[', ']', '{', '}', '\\'])
+            && !word.starts_with(['-', '+']);
+        if word.matches('"').count() % 2 == 1 {
+            quoted = !quoted;
+        }
+        if plain {
+            prefixes.push(word[..word.len() - 1].to_string());
+        } else {
+            rest.push(word);
+        }
+    }
+    (rest.join(" "), prefixes)
+}
+
 /// What to search for.
 #[derive(Clone, Debug, Default)]
 pub struct SearchRequest {
     /// tantivy query syntax over `body` and the exact fields (`k8s.pod.name:vllm-0`,
-    /// `attributes.llm.running:18`); empty or `*` matches everything.
+    /// `llm.e2e_ms:>5000`, `attributes.log.lines:12`, `chatcmpl-a26*`); empty or `*` matches
+    /// everything.
     pub query: String,
     /// Earliest timestamp, inclusive.
     pub from: Option<Timestamp>,
@@ -117,8 +151,20 @@ impl LogSearcher {
     }
 
     fn build_query(&self, request: &SearchRequest) -> Result<Box<dyn Query>, IndexError> {
-        let text = request.query.trim();
+        let (text, prefixes) = split_prefix_words(request.query.trim());
+        let text = text.trim();
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        for prefix in prefixes {
+            if prefix.chars().count() < MIN_PREFIX {
+                return Err(IndexError::Query(format!(
+                    "`{prefix}*`: a prefix needs at least {MIN_PREFIX} characters"
+                )));
+            }
+            let term = Term::from_field_text(self.schema.body, &prefix.to_lowercase());
+            let mut q = PhrasePrefixQuery::new_with_offset(vec![(0, term)]);
+            q.set_max_expansions(MAX_PREFIX_EXPANSIONS);
+            clauses.push((Occur::Must, Box::new(q)));
+        }
         if !text.is_empty() && text != "*" {
             let mut parser = QueryParser::for_index(&self.index, vec![self.schema.body]);
             // People typing several words into a log search mean all of them.

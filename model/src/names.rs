@@ -127,3 +127,12 @@ pub const LLM_PROMPT_THROUGHPUT_TPS: &str = "llm.prompt_throughput_tps";
 pub const LLM_GEN_THROUGHPUT_TPS: &str = "llm.gen_throughput_tps";
 /// Index of the engine that logged a stats line (vLLM v1 `Engine 000:`).
 pub const LLM_ENGINE_INDEX: &str = "llm.engine_index";
+
+/// GPU utilisation, percent (0–100).
+pub const GPU_UTILIZATION_PCT: &str = "gpu.utilization_pct";
+/// GPU memory in use, bytes.
+pub const GPU_MEMORY_USED_BYTES: &str = "gpu.memory.used_bytes";
+/// GPU power draw, watts.
+pub const GPU_POWER_W: &str = "gpu.power_w";
+/// GPU temperature, °C.
+pub const GPU_TEMPERATURE_C: &str = "gpu.temperature_c";

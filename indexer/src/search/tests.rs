@@ -50,6 +50,7 @@ fn committed_records_are_found_newest_first_with_filters_and_time_ranges() {
     stats.kind = RecordKind::EngineStats;
     stats.attributes.insert(names::LLM_SERVER, "vllm");
     stats.attributes.insert(names::LLM_RUNNING, 18i64);
+    stats.attributes.insert(names::LOG_LINES, 12i64);
     sink.add(Batch::new(vec![
         record(
             1,
@@ -105,9 +106,35 @@ fn committed_records_are_found_newest_first_with_filters_and_time_ranges() {
         searcher.search(&request("llm.server:vllm")).unwrap().total,
         1
     );
+    for prefix in ["chatcmpl-a269*", "chatcmpl-A269* request", "a269fd*"] {
+        assert_eq!(
+            searcher.search(&request(prefix)).unwrap().total,
+            1,
+            "{prefix}"
+        );
+    }
+    assert!(
+        searcher.search(&request("ch*")).is_err(),
+        "too short a prefix"
+    );
+    for numeric in [
+        "llm.running:18",
+        "llm.running:>10",
+        "llm.running:[10 TO 20]",
+    ] {
+        assert_eq!(
+            searcher.search(&request(numeric)).unwrap().total,
+            1,
+            "{numeric}"
+        );
+    }
+    assert_eq!(
+        searcher.search(&request("llm.running:<10")).unwrap().total,
+        0
+    );
     assert_eq!(
         searcher
-            .search(&request("attributes.llm.running:18"))
+            .search(&request("attributes.log.lines:12"))
             .unwrap()
             .total,
         1
