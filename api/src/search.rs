@@ -1,10 +1,10 @@
-//! `GET /api/v1/search?q=&from=&to=&namespace=&pod=&container=&kind=&limit=`
+//! `GET /api/v1/search?q=&from=&to=&namespace=&pod=&container=&kind=&limit=&cursor=`
 
 use crate::{ApiError, ApiState};
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use indexer::{IndexError, MAX_LIMIT, SearchRequest};
+use indexer::{IndexError, MAX_LIMIT, SearchCursor, SearchRequest};
 use model::{Record, RecordKind, Timestamp};
 
 const DEFAULT_LIMIT: usize = 100;
@@ -57,7 +57,7 @@ pub(crate) async fn search(
     Ok(Json(SearchResponse {
         hits: results.hits,
         total: results.total,
-        next_cursor: None,
+        next_cursor: results.next.map(|c| c.to_string()),
         limit: results.limit,
         warnings,
     }))
@@ -95,11 +95,14 @@ fn to_request(p: SearchParams, now: Timestamp) -> Result<SearchRequest, ApiError
             })
         })
         .transpose()?;
-    if p.cursor.is_some_and(|c| !c.is_empty()) {
-        return Err(ApiError::bad_request(
-            "cursor: paging is not supported yet; narrow the time range instead",
-        ));
-    }
+    let after = p
+        .cursor
+        .filter(|c| !c.is_empty())
+        .map(|c| {
+            c.parse::<SearchCursor>()
+                .map_err(|e| ApiError::bad_request(format!("cursor: {e}")))
+        })
+        .transpose()?;
     let non_empty = |v: Option<String>| v.filter(|s| !s.is_empty());
     Ok(SearchRequest {
         query: p.q.unwrap_or_default(),
@@ -110,5 +113,6 @@ fn to_request(p: SearchParams, now: Timestamp) -> Result<SearchRequest, ApiError
         container: non_empty(p.container),
         kind,
         limit,
+        after,
     })
 }

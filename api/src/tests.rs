@@ -71,6 +71,11 @@ async fn search_returns_hits_newest_first_with_the_contract_shape() {
     assert_eq!(by_pod["total"], 2);
     let (_, future) = get(&app, "/api/v1/search?from=now%2B1h").await;
     assert_eq!(future["total"], 0);
+    let (_, first) = get(&app, "/api/v1/search?q=*&limit=1").await;
+    let cursor = first["next_cursor"].as_str().unwrap().to_string();
+    let (_, second) = get(&app, &format!("/api/v1/search?q=*&limit=1&cursor={cursor}")).await;
+    assert_eq!(second["total"], first["total"]);
+    assert_ne!(second["hits"][0]["id"], first["hits"][0]["id"]);
     let (_, capped) = get(&app, "/api/v1/search?limit=5000").await;
     assert_eq!(capped["limit"], indexer::MAX_LIMIT);
     assert!(capped["warnings"][0].as_str().unwrap().contains("5000"));

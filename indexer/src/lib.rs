@@ -8,6 +8,7 @@
 //! Must not know about: HTTP, the CLI, where records come from. Later: time-partitioned
 //! splits, retention, histograms and aggregations (issue 5).
 
+mod aggregate;
 mod error;
 mod schema;
 mod search;
@@ -15,8 +16,9 @@ mod store;
 mod tokenizer;
 mod writer;
 
+pub use aggregate::{GroupStats, HistogramBucket, MAX_BUCKETS, MAX_GROUPS};
 pub use error::IndexError;
 pub use schema::IndexSchema;
-pub use search::{LogSearcher, MAX_LIMIT, SearchRequest, SearchResults};
+pub use search::{LogSearcher, MAX_LIMIT, SearchCursor, SearchRequest, SearchResults};
 pub use store::IndexStore;
 pub use writer::{IndexSink, SinkOptions};

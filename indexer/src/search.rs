@@ -65,6 +65,38 @@ pub struct SearchRequest {
     pub kind: Option<RecordKind>,
     /// Most hits to return (capped at [`MAX_LIMIT`]).
     pub limit: usize,
+    /// Continue after the page that returned this cursor.
+    pub after: Option<SearchCursor>,
+}
+
+/// Where a page of newest-first hits ended: the last hit's timestamp and how many hits with
+/// exactly that timestamp were returned so far (many lines share a timestamp). Written as
+/// `<nanos>-<count>` in URLs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SearchCursor {
+    /// Timestamp of the last hit returned, ns since the epoch.
+    pub timestamp: i64,
+    /// Hits at exactly `timestamp` returned so far.
+    pub returned_at_timestamp: usize,
+}
+
+impl std::fmt::Display for SearchCursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.timestamp, self.returned_at_timestamp)
+    }
+}
+
+impl std::str::FromStr for SearchCursor {
+    type Err = IndexError;
+
+    fn from_str(s: &str) -> Result<Self, IndexError> {
+        let bad = || IndexError::Query(format!("cursor `{s}` is not one this server gave out"));
+        let (ts, n) = s.rsplit_once('-').ok_or_else(bad)?;
+        Ok(SearchCursor {
+            timestamp: ts.parse().map_err(|_| bad())?,
+            returned_at_timestamp: n.parse().map_err(|_| bad())?,
+        })
+    }
 }
 
 /// What a search found.
@@ -78,14 +110,16 @@ pub struct SearchResults {
     pub limit: usize,
     /// Whether the requested limit was above [`MAX_LIMIT`] and was lowered.
     pub limit_capped: bool,
+    /// The cursor of the next page, when there may be one.
+    pub next: Option<SearchCursor>,
 }
 
 /// Searches an index. Cheap to clone; each search sees the latest commit.
 #[derive(Clone)]
 pub struct LogSearcher {
-    index: Index,
-    schema: IndexSchema,
-    reader: IndexReader,
+    pub(crate) index: Index,
+    pub(crate) schema: IndexSchema,
+    pub(crate) reader: IndexReader,
 }
 
 impl LogSearcher {
@@ -102,11 +136,48 @@ impl LogSearcher {
         let limit = request.limit.min(MAX_LIMIT);
         let query = self.build_query(request)?;
         let searcher = self.reader.searcher();
-        let top =
-            TopDocs::with_limit(limit.max(1)).order_by_fast_field::<i64>("timestamp", Order::Desc);
-        let (top, total) = searcher.search(&*query, &(top, Count))?;
+        // A later page: the hits at or before the cursor's timestamp, less the ones at
+        // exactly that timestamp that were already returned (ties keep their order within
+        // one index state).
+        let (page_query, skip): (Box<dyn Query>, usize) = match request.after {
+            None => (query.box_clone(), 0),
+            Some(c) => (
+                Box::new(BooleanQuery::new(vec![
+                    (Occur::Must, query.box_clone()),
+                    (
+                        Occur::Must,
+                        Box::new(RangeQuery::new(
+                            Bound::Unbounded,
+                            Bound::Included(Term::from_field_i64(
+                                self.schema.timestamp,
+                                c.timestamp,
+                            )),
+                        )),
+                    ),
+                ])),
+                c.returned_at_timestamp,
+            ),
+        };
+        let top = TopDocs::with_limit((limit + skip).max(1))
+            .order_by_fast_field::<i64>("timestamp", Order::Desc);
+        let (top, total) = searcher.search(&*page_query, &(top, Count))?;
+        let total = match request.after {
+            None => total,
+            Some(_) => searcher.search(&*query, &Count)?,
+        };
+        let mut skipped = 0;
         let mut hits = Vec::with_capacity(top.len().min(limit));
-        for (_, address) in top.into_iter().take(limit) {
+        let mut last: Option<(i64, usize)> = None;
+        for (ts, address) in top {
+            // Every document has a timestamp; the column is optional by type only.
+            let ts = ts.unwrap_or(i64::MIN);
+            if skipped < skip && request.after.is_some_and(|c| c.timestamp == ts) {
+                skipped += 1;
+                continue;
+            }
+            if hits.len() == limit {
+                break;
+            }
             let doc: TantivyDocument = searcher.doc(address)?;
             let json = doc
                 .get_first(self.schema.record)
@@ -116,12 +187,27 @@ impl LogSearcher {
                 Ok(r) => hits.push(r),
                 Err(e) => tracing::warn!(error = %e, "skipping an unreadable stored record"),
             }
+            last = Some(match last {
+                Some((t, n)) if t == ts => (t, n + 1),
+                _ => (ts, 1),
+            });
         }
+        let next = match last {
+            Some((ts, n)) if hits.len() == limit && limit > 0 => Some(SearchCursor {
+                timestamp: ts,
+                returned_at_timestamp: n + match request.after {
+                    Some(c) if c.timestamp == ts => c.returned_at_timestamp,
+                    _ => 0,
+                },
+            }),
+            _ => None,
+        };
         Ok(SearchResults {
             hits,
             total,
             limit,
             limit_capped: request.limit > MAX_LIMIT,
+            next,
         })
     }
 
@@ -150,7 +236,10 @@ impl LogSearcher {
         Ok(addresses.len())
     }
 
-    fn build_query(&self, request: &SearchRequest) -> Result<Box<dyn Query>, IndexError> {
+    pub(crate) fn build_query(
+        &self,
+        request: &SearchRequest,
+    ) -> Result<Box<dyn Query>, IndexError> {
         let (text, prefixes) = split_prefix_words(request.query.trim());
         let text = text.trim();
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();

@@ -278,3 +278,115 @@ fn a_redelivered_record_replaces_the_committed_copy() {
     assert_eq!(all.total, 2, "{:?}", bodies(&all));
     assert_eq!(bodies(&all), ["kept", "first line\n  and its continuation"]);
 }
+
+#[test]
+fn histograms_and_percentiles_per_group_come_from_the_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = IndexStore::open_or_create(dir.path()).unwrap();
+    let mut sink = store.sink(SinkOptions::default()).unwrap();
+    let mut records = Vec::new();
+    for (n, (secs, model, e2e)) in [
+        (0, "llama3", 100.0),
+        (30, "llama3", 200.0),
+        (70, "llama3", 300.0),
+        (130, "qwen", 1000.0),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut r = record(n as u64, "vllm-0", secs, "request finished");
+        r.kind = RecordKind::Request;
+        r.attributes.insert(names::GEN_AI_REQUEST_MODEL, model);
+        r.attributes.insert_f64(names::LLM_E2E_MS, e2e);
+        records.push(r);
+    }
+    records.push(record(9, "vllm-0", 200, "no timing here"));
+    sink.add(Batch::new(records)).unwrap();
+    sink.commit().unwrap();
+    let searcher = store.searcher();
+
+    let minute = std::time::Duration::from_secs(60);
+    let buckets = searcher.histogram(&request("*"), minute).unwrap();
+    let mut want: std::collections::BTreeMap<i64, u64> = Default::default();
+    for secs in [0, 30, 70, 130, 200] {
+        let ts = record(0, "x", secs, "").timestamp.unix_nanos();
+        *want.entry(ts - ts.rem_euclid(60_000_000_000)).or_default() += 1;
+    }
+    let got: Vec<(i64, u64)> = buckets
+        .iter()
+        .map(|b| (b.start.unix_nanos(), b.count))
+        .collect();
+    assert_eq!(got, want.into_iter().collect::<Vec<_>>());
+    let mut window = request("*");
+    window.from = Some(Timestamp::from_unix_nanos(0));
+    window.to = Some(Timestamp::now());
+    assert!(
+        searcher
+            .histogram(&window, std::time::Duration::from_millis(1))
+            .is_err(),
+        "too many buckets"
+    );
+
+    let stats = searcher
+        .field_stats(
+            &request("*"),
+            names::LLM_E2E_MS,
+            Some(names::GEN_AI_REQUEST_MODEL),
+            &[50.0, 95.0],
+        )
+        .unwrap();
+    assert_eq!(stats.len(), 2);
+    let llama = stats
+        .iter()
+        .find(|s| s.group.as_deref() == Some("llama3"))
+        .unwrap();
+    assert_eq!(llama.count, 3);
+    assert_eq!(llama.avg, Some(200.0));
+    let p50 = llama.percentiles[0];
+    assert_eq!(p50.0, 50.0);
+    assert!((p50.1 - 200.0).abs() <= 2.0, "{p50:?}");
+    let all = searcher
+        .field_stats(&request("*"), names::LLM_E2E_MS, None, &[50.0])
+        .unwrap();
+    assert_eq!(all[0].count, 5);
+    assert_eq!(all[0].avg, Some(400.0));
+    assert!(
+        searcher
+            .field_stats(&request("*"), "body", None, &[50.0])
+            .is_err()
+    );
+}
+
+#[test]
+fn pages_follow_each_other_without_gaps_or_repeats_across_equal_timestamps() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = IndexStore::open_or_create(dir.path()).unwrap();
+    let mut sink = store.sink(SinkOptions::default()).unwrap();
+    // 25 records over 6 distinct seconds: runs of equal timestamps span page boundaries.
+    let records: Vec<Record> = (0..25)
+        .map(|n| record(n, "vllm-0", (n / 5) as i64, &format!("line {n}")))
+        .collect();
+    sink.add(Batch::new(records)).unwrap();
+    sink.commit().unwrap();
+    let searcher = store.searcher();
+    let mut seen = Vec::new();
+    let mut page = request("line");
+    page.limit = 7;
+    loop {
+        let r = searcher.search(&page).unwrap();
+        assert_eq!(r.total, 25, "the total is the query's, not the page's");
+        seen.extend(r.hits.iter().map(|h| (h.timestamp, h.body.clone())));
+        match r.next {
+            Some(next) => {
+                let text = next.to_string();
+                page.after = Some(text.parse().unwrap());
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 25);
+    let distinct: std::collections::BTreeSet<_> = seen.iter().map(|(_, b)| b.clone()).collect();
+    assert_eq!(distinct.len(), 25, "no repeats");
+    assert!(seen.windows(2).all(|w| w[0].0 >= w[1].0), "newest first");
+    assert!("12-x".parse::<SearchCursor>().is_err());
+}

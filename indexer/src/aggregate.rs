@@ -1,0 +1,254 @@
+//! Aggregations on the read path: a date histogram of matching records, and count, average
+//! and percentiles of a numeric field per group (the API's LLM summary: p95 of `llm.e2e_ms`
+//! by model). Both read columns only, never stored documents.
+
+use crate::schema::{EXACT_ATTRIBUTE_FIELDS, EXACT_RESOURCE_FIELDS, NUMERIC_ATTRIBUTE_FIELDS};
+use crate::{IndexError, LogSearcher, SearchRequest};
+use model::Timestamp;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tantivy::aggregation::agg_req::Aggregations;
+use tantivy::aggregation::{AggContextParams, AggregationCollector, AggregationLimitsGuard};
+use tantivy::collector::{Collector, SegmentCollector};
+use tantivy::columnar::Column;
+use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
+
+/// The most buckets a histogram may have; a finer interval is refused.
+pub const MAX_BUCKETS: u64 = 10_000;
+/// The most groups [`LogSearcher::field_stats`] returns (the largest first).
+pub const MAX_GROUPS: u32 = 100;
+
+/// One bar of a date histogram.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HistogramBucket {
+    /// Start of the bucket (a multiple of the interval since the epoch).
+    pub start: Timestamp,
+    /// Matching records in it.
+    pub count: u64,
+}
+
+/// Figures of a numeric field over one group of records.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupStats {
+    /// The group's value of the grouping field; `None` when not grouped.
+    pub group: Option<String>,
+    /// Records in the group (with or without the field).
+    pub count: u64,
+    /// Average of the field where set.
+    pub avg: Option<f64>,
+    /// (percent, value) for each asked percent, where the field is set. Estimated with a
+    /// DDSketch: within 1 % of the exact value.
+    pub percentiles: Vec<(f64, f64)>,
+}
+
+impl LogSearcher {
+    /// Counts the records matching `request` per `interval`, oldest bucket first; buckets
+    /// with no record are left out. `request.from`/`to` bound it; without them, the data
+    /// does (and [`MAX_BUCKETS`] applies to the span found).
+    pub fn histogram(
+        &self,
+        request: &SearchRequest,
+        interval: Duration,
+    ) -> Result<Vec<HistogramBucket>, IndexError> {
+        let step = i64::try_from(interval.as_nanos())
+            .unwrap_or(i64::MAX)
+            .max(1);
+        if let (Some(from), Some(to)) = (request.from, request.to) {
+            let span = (to.unix_nanos() - from.unix_nanos()).max(0) as u64;
+            if span / step as u64 > MAX_BUCKETS {
+                return Err(IndexError::Query(format!(
+                    "a {interval:?} interval makes more than {MAX_BUCKETS} buckets over this range; use a coarser one"
+                )));
+            }
+        }
+        let query = self.build_query(request)?;
+        let searcher = self.reader.searcher();
+        let counts = searcher.search(&*query, &TimeHistogram { step })?;
+        if counts.len() as u64 > MAX_BUCKETS {
+            return Err(IndexError::Query(format!(
+                "a {interval:?} interval makes more than {MAX_BUCKETS} buckets; use a coarser one or a time range"
+            )));
+        }
+        Ok(counts
+            .into_iter()
+            .map(|(bucket, count)| HistogramBucket {
+                start: Timestamp::from_unix_nanos(bucket.saturating_mul(step)),
+                count,
+            })
+            .collect())
+    }
+
+    /// Count, average and `percents` of the numeric `field` over the records matching
+    /// `request`, per value of `group_by` (an exact field such as `gen_ai.request.model`;
+    /// the [`MAX_GROUPS`] largest groups) or over all of them.
+    pub fn field_stats(
+        &self,
+        request: &SearchRequest,
+        field: &str,
+        group_by: Option<&str>,
+        percents: &[f64],
+    ) -> Result<Vec<GroupStats>, IndexError> {
+        if !NUMERIC_ATTRIBUTE_FIELDS.contains(&field) {
+            return Err(IndexError::Query(format!(
+                "`{field}` is not a numeric field; use one of {}",
+                NUMERIC_ATTRIBUTE_FIELDS.join(", ")
+            )));
+        }
+        let metrics = serde_json::json!({
+            "avg": { "avg": { "field": field } },
+            "pct": { "percentiles": { "field": field, "percents": percents, "keyed": false } },
+        });
+        let aggs = match group_by {
+            Some(group) => {
+                if !EXACT_ATTRIBUTE_FIELDS.contains(&group)
+                    && !EXACT_RESOURCE_FIELDS.contains(&group)
+                {
+                    return Err(IndexError::Query(format!(
+                        "cannot group by `{group}`; use one of {}, {}",
+                        EXACT_ATTRIBUTE_FIELDS.join(", "),
+                        EXACT_RESOURCE_FIELDS.join(", ")
+                    )));
+                }
+                serde_json::json!({ "groups": {
+                    "terms": { "field": group, "size": MAX_GROUPS },
+                    "aggs": metrics,
+                }})
+            }
+            None => metrics,
+        };
+        let aggs: Aggregations = serde_json::from_value(aggs)
+            .map_err(|e| IndexError::Query(format!("aggregation: {e}")))?;
+        let query = self.build_query(request)?;
+        let searcher = self.reader.searcher();
+        let context = AggContextParams::new(
+            AggregationLimitsGuard::default(),
+            self.index.tokenizers().clone(),
+        );
+        let collector = AggregationCollector::from_aggs(aggs, context);
+        let (results, total) = searcher.search(&*query, &(collector, tantivy::collector::Count))?;
+        let json = serde_json::to_value(results)
+            .map_err(|e| IndexError::Query(format!("aggregation result: {e}")))?;
+        let read = |group: Option<String>, count: u64, v: &serde_json::Value| GroupStats {
+            group,
+            count,
+            avg: v["avg"]["value"].as_f64(),
+            percentiles: v["pct"]["values"]
+                .as_array()
+                .map(|values| {
+                    values
+                        .iter()
+                        .filter_map(|p| Some((p["key"].as_f64()?, p["value"].as_f64()?)))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        };
+        Ok(match group_by {
+            None => vec![read(None, total as u64, &json)],
+            Some(_) => json["groups"]["buckets"]
+                .as_array()
+                .map(|buckets| {
+                    buckets
+                        .iter()
+                        .map(|b| {
+                            let key = match &b["key"] {
+                                serde_json::Value::String(s) => s.clone(),
+                                other => other.to_string(),
+                            };
+                            read(Some(key), b["doc_count"].as_u64().unwrap_or(0), b)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
+    }
+}
+
+/// Counts matching documents per `timestamp / step` from the timestamp column.
+struct TimeHistogram {
+    step: i64,
+}
+
+struct SegmentTimeHistogram {
+    column: Column<i64>,
+    step: i64,
+    counts: BTreeMap<i64, u64>,
+    /// The bucket being counted: a segment's documents are mostly in time order, so runs of
+    /// one bucket are counted without touching the map.
+    run: Option<(i64, u64)>,
+    values: Vec<Option<i64>>,
+}
+
+impl SegmentTimeHistogram {
+    fn add(&mut self, ts: i64) {
+        let bucket = ts.div_euclid(self.step);
+        match &mut self.run {
+            Some((b, n)) if *b == bucket => *n += 1,
+            run => {
+                if let Some((b, n)) = run.replace((bucket, 1)) {
+                    *self.counts.entry(b).or_insert(0) += n;
+                }
+            }
+        }
+    }
+}
+
+impl Collector for TimeHistogram {
+    type Fruit = BTreeMap<i64, u64>;
+    type Child = SegmentTimeHistogram;
+
+    fn for_segment(
+        &self,
+        _segment: SegmentOrdinal,
+        reader: &SegmentReader,
+    ) -> tantivy::Result<SegmentTimeHistogram> {
+        Ok(SegmentTimeHistogram {
+            column: reader.fast_fields().i64("timestamp")?,
+            step: self.step,
+            counts: BTreeMap::new(),
+            run: None,
+            values: Vec::new(),
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<BTreeMap<i64, u64>>) -> tantivy::Result<Self::Fruit> {
+        let mut all = BTreeMap::new();
+        for fruit in fruits {
+            for (k, v) in fruit {
+                *all.entry(k).or_insert(0) += v;
+            }
+        }
+        Ok(all)
+    }
+}
+
+impl SegmentCollector for SegmentTimeHistogram {
+    type Fruit = BTreeMap<i64, u64>;
+
+    fn collect(&mut self, doc: DocId, _score: Score) {
+        if let Some(ts) = self.column.first(doc) {
+            self.add(ts);
+        }
+    }
+
+    fn collect_block(&mut self, docs: &[DocId]) {
+        let mut values = std::mem::take(&mut self.values);
+        values.clear();
+        values.resize(docs.len(), None);
+        self.column.first_vals(docs, &mut values);
+        for ts in values.iter().flatten() {
+            self.add(*ts);
+        }
+        self.values = values;
+    }
+
+    fn harvest(mut self) -> Self::Fruit {
+        if let Some((b, n)) = self.run.take() {
+            *self.counts.entry(b).or_insert(0) += n;
+        }
+        self.counts
+    }
+}
