@@ -211,6 +211,56 @@ impl LogSearcher {
         })
     }
 
+    /// Every record about request `id`, oldest first (at most [`MAX_LIMIT`]): those whose
+    /// `llm.request_id` is the id or vLLM v1's engine form of it (`<id>-<suffix>`), and
+    /// every line that mentions the id whole (a router's access line, an error naming it),
+    /// from any container.
+    pub fn request_trace(&self, id: &str) -> Result<Vec<Record>, IndexError> {
+        let id = id.trim();
+        if id.is_empty() {
+            return Err(IndexError::Query("an empty request id".into()));
+        }
+        let request_id = self
+            .schema
+            .attribute_exact
+            .iter()
+            .find(|(n, _)| *n == model::names::LLM_REQUEST_ID)
+            .map(|(_, f)| *f)
+            .ok_or_else(|| IndexError::Query("no request id field".into()))?;
+        let mut suffixed = PhrasePrefixQuery::new_with_offset(vec![(
+            0,
+            Term::from_field_text(request_id, &format!("{id}-")),
+        )]);
+        suffixed.set_max_expansions(MAX_PREFIX_EXPANSIONS);
+        let term = |field, text: &str| -> Box<dyn Query> {
+            Box::new(TermQuery::new(
+                Term::from_field_text(field, text),
+                IndexRecordOption::Basic,
+            ))
+        };
+        let query = BooleanQuery::new(vec![
+            (Occur::Should, term(request_id, id)),
+            (Occur::Should, Box::new(suffixed)),
+            (Occur::Should, term(self.schema.body, &id.to_lowercase())),
+        ]);
+        let searcher = self.reader.searcher();
+        let top =
+            TopDocs::with_limit(MAX_LIMIT).order_by_fast_field::<i64>("timestamp", Order::Asc);
+        let mut records = Vec::new();
+        for (_, address) in searcher.search(&query, &top)? {
+            let doc: TantivyDocument = searcher.doc(address)?;
+            let json = doc
+                .get_first(self.schema.record)
+                .and_then(|v| v.as_str())
+                .unwrap_or_default();
+            match Record::from_json(json) {
+                Ok(r) => records.push(r),
+                Err(e) => tracing::warn!(error = %e, "skipping an unreadable stored record"),
+            }
+        }
+        Ok(records)
+    }
+
     /// Calls `visit` with every record matching `request` (its `limit` is ignored), in no
     /// particular order; returns how many matched. For exports and whole-index checks, not
     /// for interactive searches.

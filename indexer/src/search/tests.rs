@@ -390,3 +390,31 @@ fn pages_follow_each_other_without_gaps_or_repeats_across_equal_timestamps() {
     assert!(seen.windows(2).all(|w| w[0].0 >= w[1].0), "newest first");
     assert!("12-x".parse::<SearchCursor>().is_err());
 }
+
+#[test]
+fn a_request_trace_gathers_its_lines_from_every_container() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = IndexStore::open_or_create(dir.path()).unwrap();
+    let mut sink = store.sink(SinkOptions::default()).unwrap();
+    let id = "chatcmpl-a269fdcb7c6ce890";
+    let mut received = record(1, "vllm-0", 1, &format!("Received request {id}: params"));
+    received
+        .attributes
+        .insert(names::LLM_REQUEST_ID, id.to_string());
+    let mut finished = record(2, "vllm-0", 3, "Finished request (engine id)");
+    finished
+        .attributes
+        .insert(names::LLM_REQUEST_ID, format!("{id}-a8a65d16"));
+    let router = record(3, "router-0", 2, &format!("proxying {id} to vllm-0"));
+    let other = record(4, "vllm-0", 2, "Received request chatcmpl-a269fdcb7c6ce891");
+    sink.add(Batch::new(vec![finished, other, router, received]))
+        .unwrap();
+    sink.commit().unwrap();
+    let trace = store.searcher().request_trace(id).unwrap();
+    let pods: Vec<&str> = trace
+        .iter()
+        .map(|r| r.resource_str(names::K8S_POD_NAME).unwrap())
+        .collect();
+    assert_eq!(pods, ["vllm-0", "router-0", "vllm-0"], "oldest first");
+    assert!(store.searcher().request_trace(" ").is_err());
+}
