@@ -2,8 +2,10 @@
 
 use crate::tokenizer::LogTokenizer;
 use model::{AttrValue, Attributes, Record, names};
+use tantivy::Term;
+use tantivy::query::{BooleanQuery, Occur, Query, RangeQuery, TermQuery};
 use tantivy::schema::{
-    FAST, Field, INDEXED, IndexRecordOption, JsonObjectOptions, STORED, STRING, Schema,
+    FAST, Field, IndexRecordOption, JsonObjectOptions, NumericOptions, STORED, Schema,
     TextFieldIndexing, TextOptions,
 };
 use tantivy::tokenizer::{LowerCaser, RemoveLongFilter, TextAnalyzer};
@@ -64,7 +66,11 @@ fn indexed_elsewhere(name: &str) -> bool {
 #[derive(Clone, Debug)]
 pub struct IndexSchema {
     pub(crate) schema: Schema,
-    pub(crate) id: Field,
+    /// The record id's high and low 64 bits, as columns only: an indexed unique id per record
+    /// would be the largest term dictionary of the index, and the id is only looked up to
+    /// replace a redelivered record, next to its (indexed) timestamp.
+    pub(crate) id_hi: Field,
+    pub(crate) id_lo: Field,
     pub(crate) timestamp: Field,
     pub(crate) kind: Field,
     pub(crate) severity: Field,
@@ -81,44 +87,65 @@ impl IndexSchema {
     /// The schema of this version.
     pub fn new() -> Self {
         let mut b = Schema::builder();
-        let id = b.add_text_field("id", STRING);
+        // Hits are ordered by time, never scored: no field keeps fieldnorms (a byte per
+        // document and field).
+        let exact = || {
+            TextOptions::default().set_indexing_options(
+                TextFieldIndexing::default()
+                    .set_tokenizer("raw")
+                    .set_index_option(IndexRecordOption::Basic)
+                    .set_fieldnorms(false),
+            )
+        };
+        let id_hi = b.add_u64_field("id_hi", FAST);
+        let id_lo = b.add_u64_field("id_lo", FAST);
         // Nanoseconds since the epoch; the column newest-first sorting and time ranges use.
-        let timestamp = b.add_i64_field("timestamp", INDEXED | FAST);
-        let kind = b.add_text_field("kind", STRING | FAST);
-        let severity = b.add_text_field("severity_text", STRING | FAST);
-        let stream = b.add_text_field("stream", STRING);
+        let timestamp = b.add_i64_field(
+            "timestamp",
+            NumericOptions::default().set_indexed().set_fast(),
+        );
+        let kind = b.add_text_field("kind", exact() | FAST);
+        let severity = b.add_text_field("severity_text", exact() | FAST);
+        let stream = b.add_text_field("stream", exact());
         let body = b.add_text_field(
             "body",
             TextOptions::default().set_indexing_options(
                 TextFieldIndexing::default()
                     .set_tokenizer(LOG_TOKENIZER)
-                    .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+                    .set_index_option(IndexRecordOption::WithFreqsAndPositions)
+                    .set_fieldnorms(false),
             ),
         );
         let resource_exact = EXACT_RESOURCE_FIELDS
             .iter()
-            .map(|&name| (name, b.add_text_field(name, STRING | FAST)))
+            .map(|&name| (name, b.add_text_field(name, exact() | FAST)))
             .collect();
         let attribute_exact = EXACT_ATTRIBUTE_FIELDS
             .iter()
-            .map(|&name| (name, b.add_text_field(name, STRING | FAST)))
+            .map(|&name| (name, b.add_text_field(name, exact() | FAST)))
             .collect();
+        let numeric = NumericOptions::default().set_indexed().set_fast();
         let attribute_numeric = NUMERIC_ATTRIBUTE_FIELDS
             .iter()
-            .map(|&name| (name, b.add_f64_field(name, INDEXED | FAST)))
+            .map(|&name| (name, b.add_f64_field(name, numeric.clone())))
             .collect();
         // Every other attribute, typed, under `attributes.<name>` (e.g. `attributes.log.lines:12`).
         let attributes = b.add_json_field(
             "attributes",
             JsonObjectOptions::default()
                 .set_expand_dots_enabled()
-                .set_indexing_options(TextFieldIndexing::default().set_tokenizer("raw")),
+                .set_indexing_options(
+                    TextFieldIndexing::default()
+                        .set_tokenizer("raw")
+                        .set_fieldnorms(false),
+                ),
         );
         // The record's JSON form, returned as the hit.
         let record = b.add_text_field("record", STORED);
         IndexSchema {
             schema: b.build(),
-            id,
+            id_hi,
+            id_lo,
             timestamp,
             kind,
             severity,
@@ -146,15 +173,34 @@ impl IndexSchema {
         index.tokenizers().register(LOG_TOKENIZER, analyzer);
     }
 
-    /// The term that finds the document of record `id`.
-    pub(crate) fn id_term(&self, id: model::RecordId) -> tantivy::Term {
-        tantivy::Term::from_field_text(self.id, &id.to_string())
+    /// The query that finds the document of record `id` written at `timestamp`.
+    pub(crate) fn id_query(&self, id: model::RecordId, timestamp: i64) -> BooleanQuery {
+        use std::ops::Bound::Included;
+        let (hi, lo) = ((id.0 >> 64) as u64, id.0 as u64);
+        let exact_u64 = |field, v| -> Box<dyn Query> {
+            Box::new(RangeQuery::new(
+                Included(Term::from_field_u64(field, v)),
+                Included(Term::from_field_u64(field, v)),
+            ))
+        };
+        BooleanQuery::new(vec![
+            (
+                Occur::Must,
+                Box::new(TermQuery::new(
+                    Term::from_field_i64(self.timestamp, timestamp),
+                    IndexRecordOption::Basic,
+                )),
+            ),
+            (Occur::Must, exact_u64(self.id_hi, hi)),
+            (Occur::Must, exact_u64(self.id_lo, lo)),
+        ])
     }
 
     /// The document of `record`.
     pub(crate) fn document(&self, record: &Record) -> TantivyDocument {
         let mut doc = TantivyDocument::new();
-        doc.add_text(self.id, record.id.to_string());
+        doc.add_u64(self.id_hi, (record.id.0 >> 64) as u64);
+        doc.add_u64(self.id_lo, record.id.0 as u64);
         doc.add_i64(self.timestamp, record.timestamp.unix_nanos());
         doc.add_text(self.kind, record.kind.as_str());
         if let Some(sev) = record.severity {

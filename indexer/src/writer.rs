@@ -69,8 +69,20 @@ impl IndexSink {
     pub fn add(&mut self, batch: Batch) -> Result<(), IndexError> {
         // A delete is ordered before the adds that follow it, so a re-sent record replaces
         // the copy an earlier run committed and survives itself.
-        for id in &batch.redelivered {
-            self.writer.delete_term(self.schema.id_term(*id));
+        if !batch.redelivered.is_empty() {
+            // A record is found by its timestamp (indexed) and id (columns).
+            let when: std::collections::HashMap<_, _> = batch
+                .records
+                .iter()
+                .map(|r| (r.id, r.timestamp.unix_nanos()))
+                .collect();
+            for id in &batch.redelivered {
+                if let Some(ts) = when.get(id) {
+                    self.writer
+                        .delete_query(Box::new(self.schema.id_query(*id, *ts)))
+                        .map_err(IndexError::Tantivy)?;
+                }
+            }
         }
         for record in &batch.records {
             self.writer.add_document(self.schema.document(record))?;

@@ -1,0 +1,356 @@
+//! Indexing and query bench (issue 5): generates realistic records of 200 pods over 24 h,
+//! indexes them with one indexing thread, and times the queries the UI and API make.
+//!
+//! `cargo bench -p indexer --bench index` (1 M records by default);
+//! `BENCH_RECORDS=10000000 cargo bench -p indexer --bench index` for the issue's 10 M.
+//! `BENCH_DIR` keeps the data (raw CRI files and the index) in a given directory.
+//!
+//! Prints records/s and MB/s of indexing (raw CRI bytes), the index size as a fraction of
+//! the raw files, p50/p99 of each query over repeated runs, and `grep -rcF` over the raw
+//! files for the same term.
+
+use indexer::{IndexStore, SearchRequest, SinkOptions};
+use model::{
+    AttrValue, Attributes, Batch, Record, RecordId, RecordKind, Severity, Timestamp, names,
+};
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const PODS: usize = 200;
+const DAY_NS: i64 = 24 * 3600 * 1_000_000_000;
+const MODELS: [&str; 4] = [
+    "meta-llama/Llama-3.1-8B-Instruct",
+    "Qwen/Qwen2.5-72B-Instruct",
+    "mistralai/Mistral-7B-Instruct-v0.3",
+    "google/gemma-2-27b-it",
+];
+
+/// A small deterministic generator (xorshift), so runs are comparable.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn resources() -> Vec<Arc<Attributes>> {
+    (0..PODS)
+        .map(|p| {
+            let attrs: Attributes = [
+                (
+                    names::K8S_NAMESPACE_NAME,
+                    AttrValue::from(format!("llm-{}", p % 4)),
+                ),
+                (
+                    names::K8S_POD_NAME,
+                    AttrValue::from(format!("vllm-{p}-7d9f8c6b5-x{p:03}")),
+                ),
+                (
+                    names::K8S_POD_UID,
+                    AttrValue::from(format!("0b6c{p:04}-1f2e-4d3c-9a8b-7c6d5e4f3a2b")),
+                ),
+                (names::K8S_CONTAINER_NAME, AttrValue::from("vllm")),
+                (
+                    names::K8S_NODE_NAME,
+                    AttrValue::from(format!("gpu-node-{}", p / 8)),
+                ),
+            ]
+            .into_iter()
+            .collect();
+            Arc::new(attrs)
+        })
+        .collect()
+}
+
+/// Record `i` of `total`, spread evenly over 24 h ending at `end`; also its raw CRI line.
+fn record(
+    i: u64,
+    total: u64,
+    end: i64,
+    pods: &[Arc<Attributes>],
+    rng: &mut Rng,
+) -> (Record, String) {
+    let ts = end - DAY_NS + (i as i128 * DAY_NS as i128 / total as i128) as i64;
+    let pod = rng.below(PODS as u64) as usize;
+    let model = MODELS[pod % MODELS.len()];
+    let rid = format!("chatcmpl-{:016x}", i / 3);
+    let mut attrs = Attributes::new();
+    attrs.insert(names::LLM_SERVER, "vllm");
+    let mut kind = RecordKind::Log;
+    let mut severity = Severity::Info;
+    let body = match rng.below(100) {
+        0..=29 => {
+            attrs.insert(names::LLM_REQUEST_ID, rid.clone());
+            attrs.insert(names::LLM_EVENT, "request_received");
+            attrs.insert(names::GEN_AI_REQUEST_MODEL, model);
+            attrs.insert(names::GEN_AI_REQUEST_MAX_TOKENS, 512i64);
+            format!(
+                "INFO 11-27 20:41:07 [logger.py:49] Received request {rid}: params: SamplingParams(n=1, presence_penalty=0.0, temperature=0.7, top_p=0.95, max_tokens=512), prompt_token_ids: None, lora_request: None."
+            )
+        }
+        30..=49 => {
+            attrs.insert(names::HTTP_REQUEST_METHOD, "POST");
+            attrs.insert(names::URL_PATH, "/v1/chat/completions");
+            let status = if rng.below(100) == 0 { 500 } else { 200 };
+            attrs.insert(names::HTTP_RESPONSE_STATUS_CODE, status as i64);
+            format!(
+                "INFO:     10.42.{}.{}:{} - \"POST /v1/chat/completions HTTP/1.1\" {status} OK",
+                pod % 8,
+                rng.below(250),
+                30000 + rng.below(30000)
+            )
+        }
+        50..=59 => {
+            kind = RecordKind::EngineStats;
+            let (run, wait, kv) = (rng.below(64), rng.below(16), rng.below(1000) as f64 / 10.0);
+            attrs.insert(names::LLM_EVENT, "stats");
+            attrs.insert(names::LLM_RUNNING, run as i64);
+            attrs.insert(names::LLM_WAITING, wait as i64);
+            attrs.insert_f64(names::LLM_KV_CACHE_PCT, kv);
+            format!(
+                "INFO 11-27 20:41:07 [loggers.py:271] Engine 000: Avg prompt throughput: {}.{} tokens/s, Avg generation throughput: {}.{} tokens/s, Running: {run} reqs, Waiting: {wait} reqs, GPU KV cache usage: {kv}%, Prefix cache hit rate: 41.2%",
+                rng.below(3000),
+                rng.below(10),
+                rng.below(900),
+                rng.below(10)
+            )
+        }
+        60..=84 => {
+            kind = RecordKind::Request;
+            let e2e = 50.0 + rng.below(30_000) as f64 + rng.below(1000) as f64 / 1000.0;
+            attrs.insert(names::LLM_REQUEST_ID, rid.clone());
+            attrs.insert(names::LLM_EVENT, "request_finished");
+            attrs.insert(names::GEN_AI_REQUEST_MODEL, model);
+            attrs.insert_f64(names::LLM_E2E_MS, e2e);
+            attrs.insert(names::GEN_AI_USAGE_INPUT_TOKENS, 1 + rng.below(4000) as i64);
+            attrs.insert(
+                names::GEN_AI_USAGE_OUTPUT_TOKENS,
+                1 + rng.below(1000) as i64,
+            );
+            format!("request {rid} finished")
+        }
+        85..=96 => format!(
+            "INFO 11-27 20:41:07 [async_llm.py:{}] Finished request {rid}.",
+            200 + rng.below(300)
+        ),
+        97..=98 => {
+            severity = Severity::Warn;
+            format!(
+                "WARNING 11-27 20:41:07 [scheduler.py:1560] Sequence group {rid} is preempted by PreemptionMode.RECOMPUTE mode because there is not enough KV cache space. This can affect the end-to-end performance. Increase gpu_memory_utilization or tensor_parallel_size to provide more KV cache memory. total_num_cumulative_preemption={}",
+                rng.below(5000)
+            )
+        }
+        _ => {
+            severity = Severity::Error;
+            attrs.insert(names::ERROR_TYPE, "cuda_oom");
+            attrs.insert(names::EXCEPTION_TYPE, "torch.OutOfMemoryError");
+            format!(
+                "ERROR 11-27 20:41:07 [engine.py:160] torch.OutOfMemoryError: CUDA out of memory. Tried to allocate {}.00 MiB. GPU 0 has a total capacity of 79.19 GiB of which 3.06 MiB is free.",
+                rng.below(4096)
+            )
+        }
+    };
+    let raw = format!(
+        "{} stdout F {body}\n",
+        Timestamp::from_unix_nanos(ts).to_rfc3339()
+    );
+    let mut r = Record::log(
+        RecordId::from_source(b"bench", i),
+        Timestamp::from_unix_nanos(ts),
+        Timestamp::from_unix_nanos(ts),
+        Arc::clone(&pods[pod]),
+        body,
+    );
+    r.kind = kind;
+    r.severity = Some(severity);
+    r.attributes = attrs;
+    (r, raw)
+}
+
+fn percentiles(mut samples: Vec<Duration>) -> (Duration, Duration) {
+    samples.sort();
+    let at = |p: f64| samples[((samples.len() - 1) as f64 * p).round() as usize];
+    (at(0.5), at(0.99))
+}
+
+fn time(name: &str, runs: usize, mut f: impl FnMut() -> usize) {
+    let mut samples = Vec::with_capacity(runs);
+    let mut n = 0;
+    for _ in 0..runs {
+        let start = Instant::now();
+        n = f();
+        samples.push(start.elapsed());
+    }
+    let (p50, p99) = percentiles(samples);
+    println!(
+        "  {name:<44} p50 {:>8.2} ms  p99 {:>8.2} ms  ({n} results)",
+        p50.as_secs_f64() * 1e3,
+        p99.as_secs_f64() * 1e3
+    );
+}
+
+fn dir_bytes(path: &Path) -> u64 {
+    std::fs::read_dir(path)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; a filter argument is not used here.
+    let total: u64 = std::env::var("BENCH_RECORDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let keep = std::env::var_os("BENCH_DIR");
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let root = keep
+        .as_deref()
+        .map(Path::new)
+        .unwrap_or(tmp.path())
+        .to_path_buf();
+    let raw_dir = root.join("raw");
+    let index_dir = root.join("index");
+    std::fs::create_dir_all(&raw_dir).expect("raw dir");
+    let _ = std::fs::remove_dir_all(&index_dir);
+    let pods = resources();
+    let mut files: Vec<_> = (0..PODS)
+        .map(|p| {
+            std::io::BufWriter::new(
+                std::fs::File::create(raw_dir.join(format!("pod-{p}.log"))).expect("raw file"),
+            )
+        })
+        .collect();
+    let end = Timestamp::now().unix_nanos();
+    let store = IndexStore::open_or_create(&index_dir).expect("index");
+    let mut sink = store
+        .sink(SinkOptions {
+            commit_interval: Duration::from_secs(3600),
+            commit_docs: 1_000_000,
+            memory_budget_bytes: 256 << 20,
+        })
+        .expect("sink");
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut raw_bytes = 0u64;
+    let mut indexing = Duration::ZERO;
+    let mut i = 0;
+    println!("indexing {total} records of {PODS} pods over 24 h, one indexing thread");
+    while i < total {
+        let n = (total - i).min(20_000);
+        let mut records = Vec::with_capacity(n as usize);
+        for k in i..i + n {
+            let (r, raw) = record(k, total, end, &pods, &mut rng);
+            raw_bytes += raw.len() as u64;
+            let p = pods
+                .iter()
+                .position(|p| Arc::ptr_eq(p, &r.resource))
+                .unwrap_or(0);
+            files[p].write_all(raw.as_bytes()).expect("write raw");
+            records.push(r);
+        }
+        i += n;
+        let start = Instant::now();
+        sink.add(Batch::new(records)).expect("add");
+        if sink.commit_due() {
+            sink.commit().expect("commit");
+        }
+        indexing += start.elapsed();
+    }
+    let start = Instant::now();
+    sink.close().expect("close");
+    indexing += start.elapsed();
+    for f in &mut files {
+        f.flush().expect("flush raw");
+    }
+    let secs = indexing.as_secs_f64();
+    let index_bytes = dir_bytes(&index_dir);
+    println!(
+        "  indexed: {:.0} records/s, {:.1} MB/s of raw CRI text ({:.2} GB raw in {secs:.1} s)",
+        total as f64 / secs,
+        raw_bytes as f64 / 1e6 / secs,
+        raw_bytes as f64 / 1e9
+    );
+    println!(
+        "  index size: {:.1} MB = {:.2} of raw",
+        index_bytes as f64 / 1e6,
+        index_bytes as f64 / raw_bytes as f64
+    );
+
+    let store = IndexStore::open_existing(&index_dir).expect("reopen");
+    let searcher = store.searcher();
+    let last_15m = Timestamp::from_unix_nanos(end - 15 * 60 * 1_000_000_000);
+    let runs = 30;
+    let search = |query: &str, from: Option<Timestamp>| {
+        let request = SearchRequest {
+            query: query.into(),
+            from,
+            limit: 100,
+            ..Default::default()
+        };
+        searcher.search(&request).expect("search").total
+    };
+    time("term `preempted`, newest 100, 24 h", runs, || {
+        search("preempted", None)
+    });
+    time("term `preempted`, newest 100, last 15 min", runs, || {
+        search("preempted", Some(last_15m))
+    });
+    time("everything, newest 100, 24 h", runs, || search("*", None));
+    let id = format!("chatcmpl-{:016x}", total / 2 / 3);
+    time("request-id lookup (trace)", runs, || {
+        searcher.request_trace(&id).expect("trace").len()
+    });
+    time("histogram, 24 h in 1-minute buckets", runs, || {
+        searcher
+            .histogram(&SearchRequest::default(), Duration::from_secs(60))
+            .expect("histogram")
+            .len()
+    });
+    time("p95 of llm.e2e_ms by model, 24 h", runs, || {
+        let request = SearchRequest {
+            kind: Some(RecordKind::Request),
+            ..Default::default()
+        };
+        searcher
+            .field_stats(
+                &request,
+                names::LLM_E2E_MS,
+                Some(names::GEN_AI_REQUEST_MODEL),
+                &[95.0],
+            )
+            .expect("stats")
+            .len()
+    });
+    let start = Instant::now();
+    let grep = std::process::Command::new("grep")
+        .args(["-rcF", "preempted"])
+        .arg(&raw_dir)
+        .output()
+        .expect("grep");
+    let grep_time = start.elapsed();
+    let matches: u64 = String::from_utf8_lossy(&grep.stdout)
+        .lines()
+        .filter_map(|l| l.rsplit(':').next()?.parse::<u64>().ok())
+        .sum();
+    println!(
+        "  grep -rcF preempted over the raw files: {:.1} ms ({matches} lines)",
+        grep_time.as_secs_f64() * 1e3
+    );
+}
