@@ -109,11 +109,12 @@ fn main() {
             else {
                 continue;
             };
-            if i < probes && seen[i].is_none() {
-                if let Some(at) = times.get(i) {
-                    seen[i] = Some(now.duration_since(*at));
-                    found += 1;
-                }
+            if i < probes
+                && seen[i].is_none()
+                && let Some(at) = times.get(i)
+            {
+                seen[i] = Some(now.duration_since(*at));
+                found += 1;
             }
         }
         std::thread::sleep(Duration::from_millis(20));
