@@ -318,6 +318,10 @@ pub struct SearchArgs {
     /// Print each hit as its JSON record instead of a readable line.
     #[arg(long)]
     pub json: bool,
+    /// The query is a request id: print every record of that request, from every
+    /// container, oldest first.
+    #[arg(long)]
+    pub request: bool,
 }
 
 /// `infersight search`: the read path, directly on a data dir.
@@ -336,11 +340,33 @@ pub fn search(args: SearchArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     let store = IndexStore::open_existing(&args.data_dir.join("index"))?;
+    if args.request {
+        let trace = store.searcher().request_trace(&args.query)?;
+        print_hits(&trace, args.json)?;
+        eprintln!("{} records of request {}", trace.len(), args.query);
+        return Ok(());
+    }
     let results = store.searcher().search(&request)?;
+    print_hits(&results.hits, args.json)?;
+    let capped = if results.limit_capped {
+        " (limit capped)"
+    } else {
+        ""
+    };
+    eprintln!(
+        "{} of {} matching records{capped}",
+        results.hits.len(),
+        results.total
+    );
+    Ok(())
+}
+
+/// Prints records as JSON lines or as `time ns/pod/container severity body`.
+fn print_hits(hits: &[model::Record], json: bool) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    for hit in &results.hits {
-        if args.json {
+    for hit in hits {
+        if json {
             writeln!(out, "{}", hit.to_json())?;
         } else {
             let who = [
@@ -355,16 +381,6 @@ pub fn search(args: SearchArgs) -> anyhow::Result<()> {
         }
     }
     out.flush()?;
-    let capped = if results.limit_capped {
-        " (limit capped)"
-    } else {
-        ""
-    };
-    eprintln!(
-        "{} of {} matching records{capped}",
-        results.hits.len(),
-        results.total
-    );
     Ok(())
 }
 

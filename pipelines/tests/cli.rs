@@ -238,3 +238,66 @@ fn parse_makes_one_record_of_each_corpus_traceback_group() {
         );
     }
 }
+
+#[test]
+fn search_request_prints_a_requests_records_from_every_pod_oldest_first() {
+    use model::{AttrValue, Attributes, Batch, Record, RecordId, Timestamp, names};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let store = indexer::IndexStore::open_or_create(&dir.path().join("index")).unwrap();
+    let mut sink = store.sink(indexer::SinkOptions::default()).unwrap();
+    let line = |pod: &str, secs: i64, body: &str, id: Option<&str>| {
+        let resource: Attributes = [(names::K8S_POD_NAME, AttrValue::from(pod))]
+            .into_iter()
+            .collect();
+        let ts = Timestamp::from_unix_nanos(1_795_000_000_000_000_000 + secs * 1_000_000_000);
+        let mut r = Record::log(
+            RecordId::from_source(body.as_bytes(), 0),
+            ts,
+            ts,
+            Arc::new(resource),
+            body.to_string(),
+        );
+        if let Some(id) = id {
+            r.attributes.insert(names::LLM_REQUEST_ID, id.to_string());
+        }
+        r
+    };
+    sink.add(Batch::new(vec![
+        line("vllm-0", 5, "Finished request cmpl-7.", Some("cmpl-7")),
+        line("router-0", 1, "routing cmpl-7 to vllm-0", None),
+        line(
+            "vllm-0",
+            2,
+            "Received request cmpl-7: params",
+            Some("cmpl-7"),
+        ),
+        line(
+            "vllm-0",
+            3,
+            "Received request cmpl-8: params",
+            Some("cmpl-8"),
+        ),
+    ]))
+    .unwrap();
+    sink.close().unwrap();
+    let (code, out, err) = infersight(
+        &[
+            "search",
+            "cmpl-7",
+            "--request",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+        ],
+        "",
+    );
+    assert_eq!(code, 0, "{err}");
+    let bodies: Vec<&str> = out
+        .lines()
+        .map(|l| l.split_once(" - ").map_or(l, |(_, b)| b))
+        .collect();
+    assert_eq!(out.lines().count(), 3, "{out}");
+    assert!(out.lines().next().unwrap().contains("router-0"), "{out}");
+    assert!(bodies[2].ends_with("Finished request cmpl-7."), "{out}");
+    assert!(err.contains("3 records of request cmpl-7"), "{err}");
+}
