@@ -308,9 +308,15 @@ impl LogSearcher {
             let mut parser = QueryParser::for_index(&self.index, vec![self.schema.body]);
             // People typing several words into a log search mean all of them.
             parser.set_conjunction_by_default();
-            let q = parser
-                .parse_query(text)
-                .map_err(|e| IndexError::Query(format!("{e} in `{text}`")))?;
+            let q = parser.parse_query(text).map_err(|e| {
+                // The strict parser only says that the query is wrong; the lenient one says
+                // where.
+                let (_, errors) = parser.parse_query_lenient(text);
+                match errors.first() {
+                    Some(where_) => IndexError::Query(format!("{where_} in `{text}`")),
+                    None => IndexError::Query(format!("{e} in `{text}`")),
+                }
+            })?;
             clauses.push((Occur::Must, q));
         }
         if request.from.is_some() || request.to.is_some() {

@@ -182,7 +182,7 @@ fn a_query_syntax_error_names_the_query() {
         .search(&request("body:(unclosed"))
         .unwrap_err();
     assert!(
-        matches!(err, IndexError::Query(ref m) if m.contains("unclosed")),
+        matches!(err, IndexError::Query(ref m) if m.contains("unclosed") && m.contains("position")),
         "{err}"
     );
     let err = store
