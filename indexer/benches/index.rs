@@ -245,6 +245,7 @@ fn main() {
             commit_interval: Duration::from_secs(3600),
             commit_docs: 1_000_000,
             memory_budget_bytes: 256 << 20,
+            retention: None,
         })
         .expect("sink");
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);

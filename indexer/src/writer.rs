@@ -6,6 +6,9 @@ use model::{Batch, CheckpointSet, Finalizers};
 use std::time::{Duration, Instant};
 use tantivy::{IndexReader, IndexWriter};
 
+/// How often retention looks for records past it.
+const RETENTION_PASS: Duration = Duration::from_secs(60);
+
 /// Write-path settings.
 #[derive(Clone, Debug)]
 pub struct SinkOptions {
@@ -15,6 +18,9 @@ pub struct SinkOptions {
     pub commit_docs: usize,
     /// tantivy's indexing memory budget.
     pub memory_budget_bytes: usize,
+    /// Records older than this (by their timestamp) are deleted; `None` keeps everything.
+    /// Deleted records leave search at once; their space returns as segments merge.
+    pub retention: Option<Duration>,
 }
 
 impl Default for SinkOptions {
@@ -23,6 +29,7 @@ impl Default for SinkOptions {
             commit_interval: Duration::from_secs(1),
             commit_docs: 100_000,
             memory_budget_bytes: 64 * 1024 * 1024,
+            retention: None,
         }
     }
 }
@@ -41,6 +48,8 @@ pub struct IndexSink {
     last_commit: Instant,
     options: SinkOptions,
     docs_committed: u64,
+    /// When retention last deleted old records.
+    last_retention: Option<Instant>,
 }
 
 impl IndexSink {
@@ -62,6 +71,7 @@ impl IndexSink {
             last_commit: Instant::now(),
             options,
             docs_committed: 0,
+            last_retention: None,
         }
     }
 
@@ -122,6 +132,7 @@ impl IndexSink {
         if !self.has_pending() {
             return Ok(());
         }
+        self.apply_retention()?;
         let payload = serde_json::to_string(&CommitPayload {
             checkpoints: self.checkpoints.clone(),
         })
@@ -141,6 +152,34 @@ impl IndexSink {
         for f in self.pending_finalizers.drain(..) {
             f.deliver();
         }
+        Ok(())
+    }
+
+    /// Deletes records past the retention, at most once a minute (the delete rides on the
+    /// commit that follows).
+    fn apply_retention(&mut self) -> Result<(), IndexError> {
+        let Some(retention) = self.options.retention else {
+            return Ok(());
+        };
+        if self
+            .last_retention
+            .is_some_and(|t| t.elapsed() < RETENTION_PASS)
+        {
+            return Ok(());
+        }
+        self.last_retention = Some(Instant::now());
+        let cutoff = model::Timestamp::now()
+            .unix_nanos()
+            .saturating_sub(i64::try_from(retention.as_nanos()).unwrap_or(i64::MAX));
+        self.writer
+            .delete_query(Box::new(tantivy::query::RangeQuery::new(
+                std::ops::Bound::Unbounded,
+                std::ops::Bound::Excluded(tantivy::Term::from_field_i64(
+                    self.schema.timestamp,
+                    cutoff,
+                )),
+            )))?;
+        tracing::debug!(cutoff, "retention: older records deleted");
         Ok(())
     }
 

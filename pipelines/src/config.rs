@@ -273,6 +273,9 @@ pub struct IndexSinkConfig {
     /// tantivy's indexing memory budget in MiB.
     #[serde(default = "default_memory_budget_mb")]
     pub memory_budget_mb: usize,
+    /// Delete records older than this many hours; 0 keeps everything.
+    #[serde(default)]
+    pub retention_hours: u64,
 }
 
 fn default_commit_interval_ms() -> u64 {
@@ -740,6 +743,13 @@ impl PipelineConfig {
                     format!("sinks.{id}.memory_budget_mb"),
                     format!("{} is out of range", c.memory_budget_mb),
                     "use 16 to 4096 (default 64)",
+                );
+            }
+            if c.retention_hours > 876_000 {
+                p(
+                    format!("sinks.{id}.retention_hours"),
+                    format!("{} is out of range", c.retention_hours),
+                    "use 0 (keep everything) to 876000 (100 years), e.g. 168 for a week",
                 );
             }
         }

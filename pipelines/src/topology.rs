@@ -88,6 +88,8 @@ pub async fn run(
             commit_interval: Duration::from_millis(c.commit_interval_ms),
             commit_docs: c.commit_docs,
             memory_budget_bytes: c.memory_budget_mb * 1024 * 1024,
+            retention: (c.retention_hours > 0)
+                .then(|| Duration::from_secs(c.retention_hours * 3600)),
         };
         index_sinks.push((
             id.clone(),

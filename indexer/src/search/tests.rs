@@ -418,3 +418,31 @@ fn a_request_trace_gathers_its_lines_from_every_container() {
     assert_eq!(pods, ["vllm-0", "router-0", "vllm-0"], "oldest first");
     assert!(store.searcher().request_trace(" ").is_err());
 }
+
+#[test]
+fn retention_deletes_records_older_than_it_at_the_next_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = IndexStore::open_or_create(dir.path()).unwrap();
+    let mut sink = store
+        .sink(SinkOptions {
+            retention: Some(std::time::Duration::from_secs(3600)),
+            ..SinkOptions::default()
+        })
+        .unwrap();
+    let now = Timestamp::now().unix_nanos();
+    let at = |n: u64, ago_secs: i64, body: &str| {
+        let mut r = record(n, "vllm-0", 0, body);
+        r.timestamp = Timestamp::from_unix_nanos(now - ago_secs * 1_000_000_000);
+        r
+    };
+    sink.add(Batch::new(vec![
+        at(1, 2 * 3600, "two hours old"),
+        at(2, 60, "a minute old"),
+    ]))
+    .unwrap();
+    sink.commit().unwrap();
+    assert_eq!(
+        bodies(&store.searcher().search(&request("*")).unwrap()),
+        ["a minute old"]
+    );
+}
