@@ -3,10 +3,14 @@
 //! Owns: the index schema derived from the record model ([`IndexSchema`]), opening an index
 //! directory ([`IndexStore`]), the write path ([`IndexSink`]: add batches, commit documents
 //! together with source checkpoints, then acknowledge) and the read path ([`LogSearcher`]:
-//! query, time range, filters, newest first).
+//! query, time range, filters, newest first, a search-after cursor).
 //!
-//! Must not know about: HTTP, the CLI, where records come from. Later: time-partitioned
-//! splits, retention, histograms and aggregations (issue 5).
+//! The read path also answers request traces ([`LogSearcher::request_trace`]), date
+//! histograms and per-group percentiles ([`LogSearcher::histogram`],
+//! [`LogSearcher::field_stats`]) from columns; the write path applies retention by age.
+//!
+//! Must not know about: HTTP, the CLI, where records come from. Later (issue 5):
+//! time-partitioned splits, retention by size, quarantine of a damaged split.
 
 mod aggregate;
 mod error;
