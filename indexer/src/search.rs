@@ -178,15 +178,7 @@ impl LogSearcher {
             if hits.len() == limit {
                 break;
             }
-            let doc: TantivyDocument = searcher.doc(address)?;
-            let json = doc
-                .get_first(self.schema.record)
-                .and_then(|v| v.as_str())
-                .unwrap_or_default();
-            match Record::from_json(json) {
-                Ok(r) => hits.push(r),
-                Err(e) => tracing::warn!(error = %e, "skipping an unreadable stored record"),
-            }
+            hits.extend(self.stored_record(&searcher, address)?);
             last = Some(match last {
                 Some((t, n)) if t == ts => (t, n + 1),
                 _ => (ts, 1),
@@ -248,15 +240,7 @@ impl LogSearcher {
             TopDocs::with_limit(MAX_LIMIT).order_by_fast_field::<i64>("timestamp", Order::Asc);
         let mut records = Vec::new();
         for (_, address) in searcher.search(&query, &top)? {
-            let doc: TantivyDocument = searcher.doc(address)?;
-            let json = doc
-                .get_first(self.schema.record)
-                .and_then(|v| v.as_str())
-                .unwrap_or_default();
-            match Record::from_json(json) {
-                Ok(r) => records.push(r),
-                Err(e) => tracing::warn!(error = %e, "skipping an unreadable stored record"),
-            }
+            records.extend(self.stored_record(&searcher, address)?);
         }
         Ok(records)
     }
@@ -273,17 +257,32 @@ impl LogSearcher {
         let searcher = self.reader.searcher();
         let addresses = searcher.search(&*query, &DocSetCollector)?;
         for address in &addresses {
-            let doc: TantivyDocument = searcher.doc(*address)?;
-            let json = doc
-                .get_first(self.schema.record)
-                .and_then(|v| v.as_str())
-                .unwrap_or_default();
-            match Record::from_json(json) {
-                Ok(r) => visit(r),
-                Err(e) => tracing::warn!(error = %e, "skipping an unreadable stored record"),
+            if let Some(r) = self.stored_record(&searcher, *address)? {
+                visit(r);
             }
         }
         Ok(addresses.len())
+    }
+
+    /// The record stored for `address`; `None` (with a warning) when it cannot be read, so
+    /// one damaged document does not fail a whole search.
+    fn stored_record(
+        &self,
+        searcher: &tantivy::Searcher,
+        address: tantivy::DocAddress,
+    ) -> Result<Option<Record>, IndexError> {
+        let doc: TantivyDocument = searcher.doc(address)?;
+        let json = doc
+            .get_first(self.schema.record)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default();
+        Ok(match Record::from_json(json) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::warn!(error = %e, "skipping an unreadable stored record");
+                None
+            }
+        })
     }
 
     pub(crate) fn build_query(
