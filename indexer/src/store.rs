@@ -39,9 +39,59 @@ fn index_settings() -> tantivy::IndexSettings {
     }
 }
 
+/// Whether `e` says the index files are damaged (as opposed to a passing I/O or permission
+/// problem, which must not cost the user their index).
+fn is_damage(e: &tantivy::TantivyError) -> bool {
+    use tantivy::TantivyError as E;
+    use tantivy::directory::error::OpenReadError;
+    matches!(
+        e,
+        E::DataCorruption(_)
+            | E::OpenReadError(OpenReadError::FileDoesNotExist(_))
+            | E::OpenReadError(OpenReadError::IncompatibleIndex(_))
+            | E::IncompatibleIndex(_)
+            | E::SchemaError(_)
+    )
+}
+
+/// Where a damaged index at `path` is moved.
+fn quarantine_path(path: &Path) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let name = path
+        .file_name()
+        .map_or_else(|| "index".into(), |n| n.to_string_lossy().into_owned());
+    path.with_file_name(format!("{name}.quarantined-{nanos}"))
+}
+
 impl IndexStore {
-    /// Opens the index in `path`, creating the directory and the index if needed.
+    /// Opens the index in `path`, creating the directory and the index if needed. An index
+    /// that exists but cannot be opened (a damaged `meta.json`, a missing or truncated
+    /// segment file) is moved aside to `<path>.quarantined-<unix ns>` with a warning,
+    /// and a new one is created: the sources then start from the beginning of what is still
+    /// on disk, so nothing readable is lost, and the damaged files stay for inspection.
     pub fn open_or_create(path: &Path) -> Result<Self, IndexError> {
+        match Self::open_or_create_once(path) {
+            Err(IndexError::Tantivy(e)) if is_damage(&e) => {
+                let aside = quarantine_path(path);
+                tracing::warn!(
+                    index = %path.display(),
+                    moved_to = %aside.display(),
+                    error = %e,
+                    "the index cannot be opened; it is quarantined and a new one is started"
+                );
+                std::fs::rename(path, &aside).map_err(|reason| IndexError::Directory {
+                    path: path.to_path_buf(),
+                    reason,
+                })?;
+                Self::open_or_create_once(path)
+            }
+            other => other,
+        }
+    }
+
+    fn open_or_create_once(path: &Path) -> Result<Self, IndexError> {
         std::fs::create_dir_all(path).map_err(|reason| IndexError::Directory {
             path: path.to_path_buf(),
             reason,
