@@ -3,8 +3,9 @@
 //! Log lines are full of compound tokens: `chatcmpl-a269fdcb`, `10.42.0.7`,
 //! `async_llm.py`, `/v1/chat/completions`. A word is a run of letters and digits joined by
 //! `-`, `_`, `.` or `/`; each word is indexed as its alphanumeric parts (so `a269fdcb` finds
-//! the id) and, when it has several, also whole at the position of its first part (so the
-//! whole id is one exact term, and a prefix of it is a prefix of one term). Phrase queries
+//! the id) and, when it has several and is not a number, also whole at the position of its
+//! first part (so the whole id is one exact term, and a prefix of it is a prefix of one
+//! term). Phrase queries
 //! are tokenized the same way, so the whole token and its parts line up in both.
 
 use tantivy::tokenizer::{Token, TokenStream, Tokenizer};
@@ -85,7 +86,12 @@ impl LogTokenStream<'_> {
         }
         let parts = self.pending.len() - base;
         self.pending[base..].reverse();
-        if parts > 1 {
+        // Numbers (`0.95`, `10.42.0.7`, `2024-05-01`) are found by their parts as a phrase;
+        // a whole token for them would only grow the index.
+        let all_digits = text[start..end]
+            .bytes()
+            .all(|b| b.is_ascii_digit() || joins(b as char));
+        if parts > 1 && !all_digits {
             self.pending.push((start, end, position));
         }
         self.at = end;
@@ -157,6 +163,16 @@ mod tests {
                 ("chat".to_string(), 1),
                 ("x".to_string(), 2)
             ]
+        );
+        assert_eq!(
+            tokens("10.42.0.7"),
+            [
+                ("10".to_string(), 0),
+                ("42".to_string(), 1),
+                ("0".to_string(), 2),
+                ("7".to_string(), 3)
+            ],
+            "numbers only by parts"
         );
         assert!(tokens("").is_empty());
         assert!(tokens(" -- ").is_empty());
