@@ -1,5 +1,6 @@
 //! The read path: a query, a time range and filters in; the newest matching records out.
 
+use crate::schema::record_from_stored;
 use crate::{IndexError, IndexSchema};
 use model::{Record, RecordKind, Timestamp};
 use std::ops::Bound;
@@ -276,13 +277,20 @@ impl LogSearcher {
             .get_first(self.schema.record)
             .and_then(|v| v.as_str())
             .unwrap_or_default();
-        Ok(match Record::from_json(json) {
-            Ok(r) => Some(r),
-            Err(e) => {
-                tracing::warn!(error = %e, "skipping an unreadable stored record");
-                None
-            }
-        })
+        let columns = searcher.segment_reader(address.segment_ord).fast_fields();
+        let hi = columns.u64("id_hi")?.first(address.doc_id).unwrap_or(0);
+        let lo = columns.u64("id_lo")?.first(address.doc_id).unwrap_or(0);
+        let ts = columns.i64("timestamp")?.first(address.doc_id).unwrap_or(0);
+        let id = model::RecordId((u128::from(hi) << 64) | u128::from(lo));
+        Ok(
+            match record_from_stored(json, id, Timestamp::from_unix_nanos(ts)) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    tracing::warn!(error = %e, "skipping an unreadable stored record");
+                    None
+                }
+            },
+        )
     }
 
     pub(crate) fn build_query(

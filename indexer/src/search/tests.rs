@@ -506,3 +506,22 @@ fn a_damaged_index_is_quarantined_and_a_new_one_started() {
         .count();
     assert_eq!(aside, 2);
 }
+
+#[test]
+fn a_hit_is_the_record_that_was_indexed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = IndexStore::open_or_create(dir.path()).unwrap();
+    let mut sink = store.sink(SinkOptions::default()).unwrap();
+    let mut r = record(u64::MAX - 7, "vllm-0", 12, "Engine 000: Running: 3 reqs");
+    r.kind = RecordKind::EngineStats;
+    r.severity = Some(model::Severity::Warn);
+    r.observed_timestamp = Timestamp::from_unix_nanos(r.timestamp.unix_nanos() + 123);
+    r.attributes.insert(names::LLM_RUNNING, 3i64);
+    r.attributes.insert_f64(names::LLM_KV_CACHE_PCT, 57.9);
+    r.attributes.insert(names::LLM_REQUEST_ID, "chatcmpl-1");
+    sink.add(Batch::new(vec![r.clone()])).unwrap();
+    sink.commit().unwrap();
+    let hits = store.searcher().search(&request("*")).unwrap().hits;
+    assert_eq!(hits, [r.clone()]);
+    assert_eq!(store.searcher().request_trace("chatcmpl-1").unwrap(), [r]);
+}
