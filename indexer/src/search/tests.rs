@@ -525,3 +525,32 @@ fn a_hit_is_the_record_that_was_indexed() {
     assert_eq!(hits, [r.clone()]);
     assert_eq!(store.searcher().request_trace("chatcmpl-1").unwrap(), [r]);
 }
+
+#[test]
+fn the_newest_hits_are_found_however_far_apart_they_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = IndexStore::open_or_create(dir.path()).unwrap();
+    let mut sink = store.sink(SinkOptions::default()).unwrap();
+    // Hours apart, so that the first windows (15 min, 2 h, 24 h) hold too few of them.
+    let hours = [0i64, 1, 3, 30, 50];
+    let records: Vec<Record> = hours
+        .iter()
+        .enumerate()
+        .map(|(n, h)| record(n as u64, "vllm-0", -h * 3600, &format!("kv line {h}h")))
+        .collect();
+    sink.add(Batch::new(records)).unwrap();
+    sink.commit().unwrap();
+    let mut r = request("kv");
+    r.limit = 4;
+    let got = store.searcher().search(&r).unwrap();
+    assert_eq!(got.total, 5);
+    assert_eq!(
+        bodies(&got),
+        ["kv line 0h", "kv line 1h", "kv line 3h", "kv line 30h"]
+    );
+    r.after = got.next;
+    assert_eq!(
+        bodies(&store.searcher().search(&r).unwrap()),
+        ["kv line 50h"]
+    );
+}
