@@ -156,17 +156,9 @@ fn read_fields(record: &mut Record, get: impl Fn(&str) -> Option<Field>) -> bool
 #[cfg(test)]
 mod tests {
     use super::*;
-    use model::{RecordId, Timestamp};
-    use std::sync::Arc;
 
     fn parse(text: &str) -> Record {
-        let mut r = Record::log(
-            RecordId(1),
-            Timestamp::now(),
-            Timestamp::now(),
-            Arc::default(),
-            text.to_string(),
-        );
+        let mut r = crate::parsers::test_line(text);
         apply(text, &mut r);
         r
     }

@@ -65,8 +65,6 @@ pub fn apply(text: &str, record: &mut Record) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use model::{RecordId, Timestamp};
-    use std::sync::Arc;
 
     #[test]
     fn the_session_is_the_request_id() {
@@ -74,13 +72,7 @@ mod tests {
             "2024-06-17 04:42:39,358 - lmdeploy - INFO - session_id=242, history_tokens=0, input_tokens=19, max_new_tokens=512, seq_start=True",
             "[TM][INFO] [ProcessInferRequests] Request for 242 received.",
         ] {
-            let mut r = Record::log(
-                RecordId(1),
-                Timestamp::now(),
-                Timestamp::now(),
-                Arc::default(),
-                text.to_string(),
-            );
+            let mut r = crate::parsers::test_line(text);
             assert!(apply(text, &mut r));
             assert_eq!(r.attributes.get_str(names::LLM_REQUEST_ID), Some("242"));
             assert_eq!(r.attributes.get_str(names::LLM_EVENT), None, "no lifecycle");

@@ -13,3 +13,15 @@ pub mod tgi;
 pub mod triton;
 pub mod trtllm;
 pub mod vllm;
+
+/// A log record holding `text` alone, for the parsers' tests.
+#[cfg(test)]
+pub(crate) fn test_line(text: &str) -> model::Record {
+    model::Record::log(
+        model::RecordId(1),
+        model::Timestamp::now(),
+        model::Timestamp::now(),
+        std::sync::Arc::default(),
+        text.to_string(),
+    )
+}

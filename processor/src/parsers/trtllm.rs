@@ -105,17 +105,10 @@ fn stats(record: &mut Record) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use model::{AttrValue, RecordId, Timestamp};
-    use std::sync::Arc;
+    use model::AttrValue;
 
     fn parse(text: &str) -> Option<Record> {
-        let mut r = Record::log(
-            RecordId(1),
-            Timestamp::now(),
-            Timestamp::now(),
-            Arc::default(),
-            text.to_string(),
-        );
+        let mut r = crate::parsers::test_line(text);
         apply(text, &mut r).then_some(r)
     }
 
