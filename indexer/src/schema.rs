@@ -228,7 +228,8 @@ impl IndexSchema {
         if record.attributes.iter().any(|(k, _)| !indexed_elsewhere(k)) {
             doc.add_field_value(self.attributes, &json_object(&record.attributes));
         }
-        doc.add_text(self.record, stored_json(record));
+        // The id and timestamp are columns; storing them again would only cost space.
+        doc.add_text(self.record, record.to_content_json());
         doc
     }
 }
@@ -258,69 +259,4 @@ fn json_object(attrs: &Attributes) -> tantivy::schema::OwnedValue {
         })
         .collect();
     OwnedValue::Object(entries)
-}
-
-/// The stored form of a record: everything but what the columns hold exactly (the id, 16
-/// random bytes that no compressor shrinks, and the timestamp).
-fn stored_json(record: &Record) -> String {
-    struct Stored<'a>(&'a Record);
-    impl serde::Serialize for Stored<'_> {
-        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            use serde::ser::SerializeMap;
-            let r = self.0;
-            let mut m = s.serialize_map(None)?;
-            m.serialize_entry("observed_timestamp", &r.observed_timestamp)?;
-            m.serialize_entry("kind", &r.kind)?;
-            if let Some(sev) = r.severity {
-                m.serialize_entry("severity_text", &sev)?;
-            }
-            if let Some(stream) = r.stream {
-                m.serialize_entry("stream", &stream)?;
-            }
-            m.serialize_entry("body", &r.body)?;
-            m.serialize_entry("resource", &*r.resource)?;
-            m.serialize_entry("attributes", &r.attributes)?;
-            m.end()
-        }
-    }
-    // Our own types serialise to a string without failing (string keys, finite floats).
-    serde_json::to_string(&Stored(record)).unwrap_or_default()
-}
-
-/// The stored form, read back.
-#[derive(serde::Deserialize)]
-struct StoredWire {
-    observed_timestamp: model::Timestamp,
-    #[serde(default)]
-    kind: model::RecordKind,
-    #[serde(default)]
-    severity_text: Option<model::Severity>,
-    #[serde(default)]
-    stream: Option<model::Stream>,
-    #[serde(default)]
-    body: String,
-    #[serde(default)]
-    resource: Attributes,
-    #[serde(default)]
-    attributes: Attributes,
-}
-
-/// The record of a document: its stored form with `id` and `timestamp` from the columns.
-pub(crate) fn record_from_stored(
-    json: &str,
-    id: model::RecordId,
-    timestamp: model::Timestamp,
-) -> Result<Record, serde_json::Error> {
-    let w: StoredWire = serde_json::from_str(json)?;
-    Ok(Record {
-        id,
-        timestamp,
-        observed_timestamp: w.observed_timestamp,
-        kind: w.kind,
-        resource: std::sync::Arc::new(w.resource),
-        severity: w.severity_text,
-        stream: w.stream,
-        body: w.body,
-        attributes: w.attributes,
-    })
 }

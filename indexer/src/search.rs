@@ -1,6 +1,5 @@
 //! The read path: a query, a time range and filters in; the newest matching records out.
 
-use crate::schema::record_from_stored;
 use crate::{IndexError, IndexSchema};
 use model::{Record, RecordKind, Timestamp};
 use std::ops::Bound;
@@ -341,7 +340,7 @@ impl LogSearcher {
         let ts = columns.i64("timestamp")?.first(address.doc_id).unwrap_or(0);
         let id = model::RecordId((u128::from(hi) << 64) | u128::from(lo));
         Ok(
-            match record_from_stored(json, id, Timestamp::from_unix_nanos(ts)) {
+            match Record::from_content_json(json, id, Timestamp::from_unix_nanos(ts)) {
                 Ok(r) => Some(r),
                 Err(e) => {
                     tracing::warn!(error = %e, "skipping an unreadable stored record");

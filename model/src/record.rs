@@ -236,13 +236,34 @@ impl Record {
     pub fn from_json(json: &str) -> Result<Self, serde_json::Error> {
         serde_json::from_str(json)
     }
-}
 
-impl serde::Serialize for Record {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(None)?;
-        m.serialize_entry("id", &self.id)?;
-        m.serialize_entry("timestamp", &self.timestamp)?;
+    /// The JSON form without `id` and `timestamp`, for a store that keeps those apart (the
+    /// index holds them as columns; the id's 16 random bytes do not compress).
+    pub fn to_content_json(&self) -> String {
+        struct Content<'a>(&'a Record);
+        impl serde::Serialize for Content<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut m = s.serialize_map(None)?;
+                self.0.serialize_fields(&mut m)?;
+                m.end()
+            }
+        }
+        serde_json::to_string(&Content(self)).unwrap_or_default()
+    }
+
+    /// Reads a record from [`Record::to_content_json`]'s form and the `id` and `timestamp`
+    /// kept apart.
+    pub fn from_content_json(
+        json: &str,
+        id: RecordId,
+        timestamp: Timestamp,
+    ) -> Result<Self, serde_json::Error> {
+        let w: RecordWire = serde_json::from_str(json)?;
+        Ok(w.into_record(id, timestamp))
+    }
+
+    /// Every field but `id` and `timestamp`, in the order of the JSON form.
+    fn serialize_fields<M: SerializeMap>(&self, m: &mut M) -> Result<(), M::Error> {
         m.serialize_entry("observed_timestamp", &self.observed_timestamp)?;
         m.serialize_entry("kind", &self.kind)?;
         if let Some(sev) = self.severity {
@@ -254,17 +275,29 @@ impl serde::Serialize for Record {
         }
         m.serialize_entry("body", &self.body)?;
         m.serialize_entry("resource", &*self.resource)?;
-        m.serialize_entry("attributes", &self.attributes)?;
+        m.serialize_entry("attributes", &self.attributes)
+    }
+}
+
+impl serde::Serialize for Record {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("id", &self.id)?;
+        m.serialize_entry("timestamp", &self.timestamp)?;
+        self.serialize_fields(&mut m)?;
         m.end()
     }
 }
 
-/// The wire shape; `severity_number` is accepted but derived from `severity_text`.
+/// The wire shape; `severity_number` is accepted but derived from `severity_text`. `id` and
+/// `timestamp` are required of the JSON form and absent from the content form.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RecordWire {
-    id: RecordId,
-    timestamp: Timestamp,
+    #[serde(default)]
+    id: Option<RecordId>,
+    #[serde(default)]
+    timestamp: Option<Timestamp>,
     #[serde(default)]
     observed_timestamp: Option<Timestamp>,
     #[serde(default)]
@@ -286,18 +319,29 @@ struct RecordWire {
 
 impl<'de> serde::Deserialize<'de> for Record {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
         let w = RecordWire::deserialize(d)?;
-        Ok(Record {
-            id: w.id,
-            timestamp: w.timestamp,
-            observed_timestamp: w.observed_timestamp.unwrap_or(w.timestamp),
-            kind: w.kind,
-            resource: Arc::new(w.resource),
-            severity: w.severity_text,
-            stream: w.stream,
-            body: w.body,
-            attributes: w.attributes,
-        })
+        let id = w.id.ok_or_else(|| D::Error::missing_field("id"))?;
+        let timestamp = w
+            .timestamp
+            .ok_or_else(|| D::Error::missing_field("timestamp"))?;
+        Ok(w.into_record(id, timestamp))
+    }
+}
+
+impl RecordWire {
+    fn into_record(self, id: RecordId, timestamp: Timestamp) -> Record {
+        Record {
+            id,
+            timestamp,
+            observed_timestamp: self.observed_timestamp.unwrap_or(timestamp),
+            kind: self.kind,
+            resource: Arc::new(self.resource),
+            severity: self.severity_text,
+            stream: self.stream,
+            body: self.body,
+            attributes: self.attributes,
+        }
     }
 }
 
@@ -401,5 +445,18 @@ mod tests {
         assert_eq!(Severity::from_level_word("info"), Some(Severity::Info));
         assert_eq!(Severity::from_level_word("Engine"), None);
         assert_eq!(Severity::from_level_word("a-very-long-word"), None);
+    }
+
+    #[test]
+    fn the_content_form_leaves_id_and_timestamp_to_the_store() {
+        let r = sample();
+        let content = r.to_content_json();
+        assert!(!content.contains("\"id\"") && !content.contains("\"timestamp\""));
+        assert_eq!(
+            Record::from_content_json(&content, r.id, r.timestamp).unwrap(),
+            r
+        );
+        let err = Record::from_json(&content).unwrap_err();
+        assert!(err.to_string().contains("missing field `id`"), "{err}");
     }
 }
