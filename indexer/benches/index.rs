@@ -245,7 +245,7 @@ fn main() {
             commit_interval: Duration::from_secs(3600),
             commit_docs: 1_000_000,
             memory_budget_bytes: 256 << 20,
-            retention: None,
+            ..SinkOptions::default()
         })
         .expect("sink");
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
@@ -295,6 +295,7 @@ fn main() {
     );
 
     let store = IndexStore::open_existing(&index_dir).expect("reopen");
+    println!("  splits: {}", store.split_count());
     let searcher = store.searcher();
     let last_15m = Timestamp::from_unix_nanos(end - 15 * 60 * 1_000_000_000);
     let runs = 30;

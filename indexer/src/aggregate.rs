@@ -8,7 +8,10 @@ use model::Timestamp;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tantivy::aggregation::agg_req::Aggregations;
-use tantivy::aggregation::{AggContextParams, AggregationCollector, AggregationLimitsGuard};
+use tantivy::aggregation::intermediate_agg_result::IntermediateAggregationResults;
+use tantivy::aggregation::{
+    AggContextParams, AggregationLimitsGuard, DistributedAggregationCollector,
+};
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::Column;
 use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
@@ -62,8 +65,15 @@ impl LogSearcher {
             }
         }
         let query = self.build_query(request)?;
-        let searcher = self.reader.searcher();
-        let counts = searcher.search(&*query, &TimeHistogram { step })?;
+        let collector = TimeHistogram { step };
+        let mut per_split = Vec::new();
+        for split in self.splits.overlapping(
+            request.from.map(Timestamp::unix_nanos),
+            request.to.map(Timestamp::unix_nanos),
+        ) {
+            per_split.push(split.reader.searcher().search(&*query, &collector)?);
+        }
+        let counts = collector.merge_fruits(per_split)?;
         if counts.len() as u64 > MAX_BUCKETS {
             return Err(IndexError::Query(format!(
                 "a {interval:?} interval makes more than {MAX_BUCKETS} buckets; use a coarser one or a time range"
@@ -119,13 +129,31 @@ impl LogSearcher {
         let aggs: Aggregations = serde_json::from_value(aggs)
             .map_err(|e| IndexError::Query(format!("aggregation: {e}")))?;
         let query = self.build_query(request)?;
-        let searcher = self.reader.searcher();
-        let context = AggContextParams::new(
-            AggregationLimitsGuard::default(),
-            self.index.tokenizers().clone(),
-        );
-        let collector = AggregationCollector::from_aggs(aggs, context);
-        let (results, total) = searcher.search(&*query, &(collector, tantivy::collector::Count))?;
+        let context =
+            AggContextParams::new(AggregationLimitsGuard::default(), self.tokenizers.clone());
+        // Each split gives intermediate results (sketches, not percentiles), merged before
+        // the figures are computed, so the percentiles are those of all splits together.
+        let mut merged: Option<IntermediateAggregationResults> = None;
+        let mut total = 0;
+        for split in self.splits.overlapping(
+            request.from.map(Timestamp::unix_nanos),
+            request.to.map(Timestamp::unix_nanos),
+        ) {
+            let collector =
+                DistributedAggregationCollector::from_aggs(aggs.clone(), context.clone());
+            let (part, count) = split
+                .reader
+                .searcher()
+                .search(&*query, &(collector, tantivy::collector::Count))?;
+            total += count;
+            match &mut merged {
+                Some(m) => m.merge_fruits(part)?,
+                None => merged = Some(part),
+            }
+        }
+        let results = merged
+            .unwrap_or_default()
+            .into_final_result(aggs, AggregationLimitsGuard::default())?;
         let json = serde_json::to_value(results)
             .map_err(|e| IndexError::Query(format!("aggregation result: {e}")))?;
         let read = |group: Option<String>, count: u64, v: &serde_json::Value| GroupStats {

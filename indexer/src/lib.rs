@@ -9,13 +9,17 @@
 //! histograms and per-group percentiles ([`LogSearcher::histogram`],
 //! [`LogSearcher::field_stats`]) from columns; the write path applies retention by age.
 //!
-//! Must not know about: HTTP, the CLI, where records come from. Later (issue 5):
-//! time-partitioned splits, retention by size, quarantine of a damaged split.
+//! The index is a set of time-partitioned splits (one tantivy index each): a time range opens only the
+//! splits it overlaps; retention (by age and by bytes) drops whole splits; small splits are
+//! merged in the background; a split that cannot be opened is quarantined alone.
+//!
+//! Must not know about: HTTP, the CLI, where records come from.
 
 mod aggregate;
 mod error;
 mod schema;
 mod search;
+mod splits;
 mod store;
 mod tokenizer;
 mod writer;

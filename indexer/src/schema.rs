@@ -164,13 +164,25 @@ impl IndexSchema {
         &self.schema
     }
 
-    /// Registers the tokenizers the schema names; needed on every opened index.
-    pub(crate) fn register_tokenizers(index: &Index) {
-        let analyzer = TextAnalyzer::builder(LogTokenizer::default())
+    fn log_analyzer() -> TextAnalyzer {
+        TextAnalyzer::builder(LogTokenizer::default())
             .filter(RemoveLongFilter::limit(128))
             .filter(LowerCaser)
-            .build();
-        index.tokenizers().register(LOG_TOKENIZER, analyzer);
+            .build()
+    }
+
+    /// Registers the tokenizers the schema names; needed on every opened index.
+    pub(crate) fn register_tokenizers(index: &Index) {
+        index
+            .tokenizers()
+            .register(LOG_TOKENIZER, Self::log_analyzer());
+    }
+
+    /// tantivy's tokenizers and the schema's, for parsing queries over any split.
+    pub(crate) fn tokenizers() -> tantivy::tokenizer::TokenizerManager {
+        let manager = tantivy::tokenizer::TokenizerManager::default();
+        manager.register(LOG_TOKENIZER, Self::log_analyzer());
+        manager
     }
 
     /// The query that finds the document of record `id` written at `timestamp`.

@@ -1,14 +1,17 @@
 //! The read path: a query, a time range and filters in; the newest matching records out.
 
+use crate::splits::SplitSet;
 use crate::{IndexError, IndexSchema};
 use model::{Record, RecordKind, Timestamp};
 use std::ops::Bound;
+use std::sync::Arc;
 use tantivy::collector::{Count, DocSetCollector, TopDocs};
 use tantivy::query::{
     AllQuery, BooleanQuery, Occur, PhrasePrefixQuery, Query, QueryParser, RangeQuery, TermQuery,
 };
 use tantivy::schema::{IndexRecordOption, Value};
-use tantivy::{Index, IndexReader, Order, TantivyDocument, Term};
+use tantivy::tokenizer::TokenizerManager;
+use tantivy::{DocAddress, Order, TantivyDocument, Term};
 
 /// The most hits one search returns; larger limits are capped (and the result says so).
 pub const MAX_LIMIT: usize = 1000;
@@ -120,22 +123,30 @@ pub struct SearchResults {
     pub limit_capped: bool,
     /// The cursor of the next page, when there may be one.
     pub next: Option<SearchCursor>,
+    /// Splits whose time span overlaps the request's range (the others were not opened).
+    pub splits_searched: usize,
+    /// Of those, the splits whose hits were sorted (the rest were only counted: every
+    /// record in them is older than the page).
+    pub splits_sorted: usize,
 }
 
 /// Searches an index. Cheap to clone; each search sees the latest commit.
 #[derive(Clone)]
 pub struct LogSearcher {
-    pub(crate) index: Index,
+    pub(crate) splits: Arc<SplitSet>,
     pub(crate) schema: IndexSchema,
-    pub(crate) reader: IndexReader,
+    pub(crate) tokenizers: TokenizerManager,
 }
 
+/// A hit: its timestamp, the split (index into the searched snapshot) and the document.
+type Hit = (i64, usize, DocAddress);
+
 impl LogSearcher {
-    pub(crate) fn new(index: Index, schema: IndexSchema, reader: IndexReader) -> Self {
+    pub(crate) fn new(splits: Arc<SplitSet>) -> Self {
         LogSearcher {
-            index,
-            schema,
-            reader,
+            schema: splits.schema.clone(),
+            splits,
+            tokenizers: IndexSchema::tokenizers(),
         }
     }
 
@@ -143,7 +154,8 @@ impl LogSearcher {
     pub fn search(&self, request: &SearchRequest) -> Result<SearchResults, IndexError> {
         let limit = request.limit.min(MAX_LIMIT);
         let query = self.build_query(request)?;
-        let searcher = self.reader.searcher();
+        let from = request.from.map(Timestamp::unix_nanos);
+        let to = request.to.map(Timestamp::unix_nanos);
         // A later page: the hits at or before the cursor's timestamp, less the ones at
         // exactly that timestamp that were already returned (ties keep their order within
         // one index state).
@@ -166,58 +178,49 @@ impl LogSearcher {
                 c.returned_at_timestamp,
             ),
         };
+        let page_end = match (request.after, to) {
+            (Some(c), Some(t)) => Some(c.timestamp.min(t)),
+            (Some(c), None) => Some(c.timestamp),
+            (None, t) => t,
+        };
         let want = (limit + skip).max(1);
-        // The newest hits are looked for in growing windows back from the newest possible
-        // time: when a window holds enough of them, no older document can be among the
-        // newest, and the rest of the index is never sorted (listing the newest 100 of 2M
-        // records went from ~94 ms to ~6 ms). Windows that reach past `from` narrow nothing.
-        let top_end = match request.after {
-            Some(c) => Some(c.timestamp),
-            None => self.newest_timestamp(&searcher),
-        }
-        .map(|t| request.to.map_or(t, |to| t.min(to.unix_nanos())));
-        let windows: Vec<i64> = match top_end {
-            Some(end) => NEWEST_WINDOWS
-                .iter()
-                .map(|w| end.saturating_sub(*w))
-                .filter(|start| request.from.is_none_or(|f| *start > f.unix_nanos()))
-                .collect(),
-            None => Vec::new(),
-        };
-        let newest_first =
-            || TopDocs::with_limit(want).order_by_fast_field::<i64>("timestamp", Order::Desc);
-        let (top, total) = if windows.is_empty() && request.after.is_none() {
-            searcher.search(&*page_query, &(newest_first(), Count))?
-        } else {
-            let total = searcher.search(&*query, &Count)?;
-            let mut top = Vec::new();
-            for start in windows.into_iter().map(Some).chain([None]) {
-                let windowed: Box<dyn Query> = match start {
-                    Some(start) => Box::new(BooleanQuery::new(vec![
-                        (Occur::Must, page_query.box_clone()),
-                        (
-                            Occur::Must,
-                            Box::new(RangeQuery::new(
-                                Bound::Included(Term::from_field_i64(self.schema.timestamp, start)),
-                                Bound::Unbounded,
-                            )),
-                        ),
-                    ])),
-                    None => page_query.box_clone(),
-                };
-                top = searcher.search(&*windowed, &newest_first())?;
-                if top.len() >= want {
-                    break;
-                }
+        // Splits newest first: once `want` hits are newer than everything a split holds,
+        // it (and every split after it) is only counted, never sorted.
+        let splits = self.splits.overlapping(from, to);
+        let mut searchers = Vec::with_capacity(splits.len());
+        let mut top: Vec<Hit> = Vec::new();
+        let mut total = 0;
+        let mut splits_sorted = 0;
+        for (i, split) in splits.iter().enumerate() {
+            let searcher = split.reader.searcher();
+            let stats = split.stats();
+            let outranked =
+                top.len() >= want && stats.max_ts.is_none_or(|newest| newest < top[want - 1].0);
+            if outranked || !stats.overlaps(from, page_end) {
+                total += searcher.search(&*query, &Count)?;
+            } else {
+                let end = stats.max_ts.map(|t| page_end.map_or(t, |e| t.min(e)));
+                let (hits, count) = self.newest_in_split(
+                    &searcher,
+                    &*query,
+                    &*page_query,
+                    want,
+                    (stats.min_ts, end),
+                    request,
+                )?;
+                total += count;
+                splits_sorted += 1;
+                top.extend(hits.into_iter().map(|(ts, address)| (ts, i, address)));
+                // Stable: ties stay in split order, then in each split's order.
+                top.sort_by_key(|h| std::cmp::Reverse(h.0));
+                top.truncate(want);
             }
-            (top, total)
-        };
+            searchers.push(searcher);
+        }
         let mut skipped = 0;
         let mut hits = Vec::with_capacity(top.len().min(limit));
         let mut last: Option<(i64, usize)> = None;
-        for (ts, address) in top {
-            // Every document has a timestamp; the column is optional by type only.
-            let ts = ts.unwrap_or(i64::MIN);
+        for (ts, split, address) in top {
             if skipped < skip && request.after.is_some_and(|c| c.timestamp == ts) {
                 skipped += 1;
                 continue;
@@ -225,7 +228,7 @@ impl LogSearcher {
             if hits.len() == limit {
                 break;
             }
-            hits.extend(self.stored_record(&searcher, address)?);
+            hits.extend(self.stored_record(&searchers[split], address)?);
             last = Some(match last {
                 Some((t, n)) if t == ts => (t, n + 1),
                 _ => (ts, 1),
@@ -247,7 +250,72 @@ impl LogSearcher {
             limit,
             limit_capped: request.limit > MAX_LIMIT,
             next,
+            splits_searched: splits.len(),
+            splits_sorted,
         })
+    }
+
+    /// The newest `want` hits of `page_query` in one split whose records span `span` (ns;
+    /// the end already bounded by the page), and how many records match `query` there.
+    ///
+    /// The newest hits are looked for in growing windows back from the newest time: when a
+    /// window holds enough of them, no older document can be among the newest, and the
+    /// rest of the split is never sorted (listing the newest 100 of 2M records went from
+    /// ~94 ms to ~6 ms). Windows that reach past `from` or the split's oldest record
+    /// narrow nothing and are skipped.
+    fn newest_in_split(
+        &self,
+        searcher: &tantivy::Searcher,
+        query: &dyn Query,
+        page_query: &dyn Query,
+        want: usize,
+        span: (Option<i64>, Option<i64>),
+        request: &SearchRequest,
+    ) -> Result<(Vec<(i64, DocAddress)>, usize), IndexError> {
+        let (oldest, end) = span;
+        let windows: Vec<i64> = match end {
+            Some(end) => NEWEST_WINDOWS
+                .iter()
+                .map(|w| end.saturating_sub(*w))
+                .filter(|start| request.from.is_none_or(|f| *start > f.unix_nanos()))
+                .filter(|start| oldest.is_none_or(|o| *start > o))
+                .collect(),
+            None => Vec::new(),
+        };
+        let newest_first =
+            || TopDocs::with_limit(want).order_by_fast_field::<i64>("timestamp", Order::Desc);
+        // Every document has a timestamp; the column is optional by type only.
+        let plain = |top: Vec<(Option<i64>, DocAddress)>| {
+            top.into_iter()
+                .map(|(ts, address)| (ts.unwrap_or(i64::MIN), address))
+                .collect::<Vec<_>>()
+        };
+        if windows.is_empty() && request.after.is_none() {
+            let (top, count) = searcher.search(page_query, &(newest_first(), Count))?;
+            return Ok((plain(top), count));
+        }
+        let count = searcher.search(query, &Count)?;
+        let mut top = Vec::new();
+        for start in windows.into_iter().map(Some).chain([None]) {
+            let windowed: Box<dyn Query> = match start {
+                Some(start) => Box::new(BooleanQuery::new(vec![
+                    (Occur::Must, page_query.box_clone()),
+                    (
+                        Occur::Must,
+                        Box::new(RangeQuery::new(
+                            Bound::Included(Term::from_field_i64(self.schema.timestamp, start)),
+                            Bound::Unbounded,
+                        )),
+                    ),
+                ])),
+                None => page_query.box_clone(),
+            };
+            top = searcher.search(&*windowed, &newest_first())?;
+            if top.len() >= want {
+                break;
+            }
+        }
+        Ok((plain(top), count))
     }
 
     /// Every record about request `id`, oldest first (at most [`MAX_LIMIT`]): those whose
@@ -282,12 +350,22 @@ impl LogSearcher {
             (Occur::Should, Box::new(suffixed)),
             (Occur::Should, term(self.schema.body, &id.to_lowercase())),
         ]);
-        let searcher = self.reader.searcher();
-        let top =
+        let oldest_first =
             TopDocs::with_limit(MAX_LIMIT).order_by_fast_field::<i64>("timestamp", Order::Asc);
-        let mut records = Vec::new();
-        for (_, address) in searcher.search(&query, &top)? {
-            records.extend(self.stored_record(&searcher, address)?);
+        let mut searchers = Vec::new();
+        let mut found: Vec<Hit> = Vec::new();
+        for (i, split) in self.splits.overlapping(None, None).iter().enumerate() {
+            let searcher = split.reader.searcher();
+            for (ts, address) in searcher.search(&query, &oldest_first)? {
+                found.push((ts.unwrap_or(i64::MIN), i, address));
+            }
+            searchers.push(searcher);
+        }
+        found.sort_by_key(|h| h.0);
+        found.truncate(MAX_LIMIT);
+        let mut records = Vec::with_capacity(found.len());
+        for (_, split, address) in found {
+            records.extend(self.stored_record(&searchers[split], address)?);
         }
         Ok(records)
     }
@@ -301,25 +379,20 @@ impl LogSearcher {
         mut visit: impl FnMut(Record),
     ) -> Result<usize, IndexError> {
         let query = self.build_query(request)?;
-        let searcher = self.reader.searcher();
-        let addresses = searcher.search(&*query, &DocSetCollector)?;
-        for address in &addresses {
-            if let Some(r) = self.stored_record(&searcher, *address)? {
-                visit(r);
+        let from = request.from.map(Timestamp::unix_nanos);
+        let to = request.to.map(Timestamp::unix_nanos);
+        let mut matched = 0;
+        for split in self.splits.overlapping(from, to) {
+            let searcher = split.reader.searcher();
+            let addresses = searcher.search(&*query, &DocSetCollector)?;
+            for address in &addresses {
+                if let Some(r) = self.stored_record(&searcher, *address)? {
+                    visit(r);
+                }
             }
+            matched += addresses.len();
         }
-        Ok(addresses.len())
-    }
-
-    /// The newest timestamp in the index (the columns' maxima), if it holds anything.
-    fn newest_timestamp(&self, searcher: &tantivy::Searcher) -> Option<i64> {
-        searcher
-            .segment_readers()
-            .iter()
-            .filter(|r| r.num_docs() > 0)
-            .filter_map(|r| r.fast_fields().i64("timestamp").ok())
-            .map(|c| c.max_value())
-            .max()
+        Ok(matched)
     }
 
     /// The record stored for `address`; `None` (with a warning) when it cannot be read, so
@@ -369,7 +442,11 @@ impl LogSearcher {
             clauses.push((Occur::Must, Box::new(q)));
         }
         if !text.is_empty() && text != "*" {
-            let mut parser = QueryParser::for_index(&self.index, vec![self.schema.body]);
+            let mut parser = QueryParser::new(
+                self.schema.schema.clone(),
+                vec![self.schema.body],
+                self.tokenizers.clone(),
+            );
             // People typing several words into a log search mean all of them.
             parser.set_conjunction_by_default();
             let q = parser.parse_query(text).map_err(|e| {
@@ -435,4 +512,4 @@ impl LogSearcher {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -1,13 +1,24 @@
 //! The write path: batches in, commits (documents + checkpoints) out, then acknowledgements.
+//! Documents go to the active split; a full or old one is sealed and a new one started;
+//! small sealed splits are merged in the background and old ones dropped by retention.
 
-use crate::store::CommitPayload;
+use crate::splits::{CommitPayload, Split, SplitSet};
 use crate::{IndexError, IndexSchema};
 use model::{Batch, CheckpointSet, Finalizers};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
-use tantivy::{IndexReader, IndexWriter};
+use tantivy::IndexWriter;
 
-/// How often retention looks for records past it.
+/// How often retention by age looks for records past it.
 const RETENTION_PASS: Duration = Duration::from_secs(60);
+/// Adjacent sealed splits are merged once this many of them fit in one split together.
+const MERGE_FACTOR: usize = 4;
+/// How long [`IndexSink::close`] waits for a running merge; one left running is forgotten
+/// at the next open (its sources stay), so stopping never loses data.
+const CLOSE_WAIT: Duration = Duration::from_secs(10);
 
 /// Write-path settings.
 #[derive(Clone, Debug)]
@@ -19,8 +30,21 @@ pub struct SinkOptions {
     /// tantivy's indexing memory budget.
     pub memory_budget_bytes: usize,
     /// Records older than this (by their timestamp) are deleted; `None` keeps everything.
-    /// Deleted records leave search at once; their space returns as segments merge.
+    /// A sealed split goes whole once its newest record is past it; in the active split
+    /// the old records are deleted at the next commit.
     pub retention: Option<Duration>,
+    /// While all splits together take more bytes than this, the oldest sealed split is
+    /// dropped; `None` sets no bound.
+    pub retention_bytes: Option<u64>,
+    /// The active split is sealed, and a new one started, once it holds this many
+    /// documents (the unit of time pruning, merging and retention)...
+    pub split_docs: u64,
+    /// ...or once it has been written to for this long (so that a quiet cluster's data is
+    /// still partitioned by time).
+    pub split_age: Duration,
+    /// With more splits than this, any two adjacent sealed ones that fit together in one
+    /// split are merged (below it, [`MERGE_FACTOR`] of them).
+    pub max_splits: usize,
 }
 
 impl Default for SinkOptions {
@@ -30,7 +54,28 @@ impl Default for SinkOptions {
             commit_docs: 100_000,
             memory_budget_bytes: 64 * 1024 * 1024,
             retention: None,
+            retention_bytes: None,
+            split_docs: 2_000_000,
+            split_age: Duration::from_secs(3600),
+            max_splits: 64,
         }
+    }
+}
+
+/// Work done off the commit path.
+enum Job {
+    /// Let a sealed split's writer finish its segment merges, then mark the split sealed.
+    Seal(Box<IndexWriter>, Arc<Split>),
+    /// Merge these sealed splits into one.
+    Merge(Vec<Arc<Split>>),
+}
+
+/// Marks the split set as written to; released when the sink goes.
+struct SinkClaim(Arc<SplitSet>);
+
+impl Drop for SinkClaim {
+    fn drop(&mut self) {
+        self.0.sink_taken.store(false, Ordering::SeqCst);
     }
 }
 
@@ -38,66 +83,204 @@ impl Default for SinkOptions {
 /// [`IndexSink::commit`]; the checkpoints of every batch added before it are written in the
 /// same tantivy commit, so after a crash the index and the checkpoints agree.
 pub struct IndexSink {
-    writer: IndexWriter,
+    set: Arc<SplitSet>,
     schema: IndexSchema,
-    reader: IndexReader,
+    active: Arc<Split>,
+    writer: IndexWriter,
+    active_since: Instant,
+    commit_seq: u64,
     checkpoints: CheckpointSet,
     pending_finalizers: Vec<Finalizers>,
     pending_docs: usize,
+    pending_span: Option<(i64, i64)>,
     pending_checkpoints: bool,
     last_commit: Instant,
     options: SinkOptions,
     docs_committed: u64,
-    /// When retention last deleted old records.
+    /// When retention by age last ran.
     last_retention: Option<Instant>,
+    splits_dropped: u64,
+    jobs: mpsc::Sender<Job>,
+    progress: mpsc::Receiver<()>,
+    _claim: SinkClaim,
+}
+
+fn open_writer(set: &SplitSet, split: &Split, budget: usize) -> Result<IndexWriter, IndexError> {
+    split
+        .index
+        .writer_with_num_threads(1, budget)
+        .map_err(|e| match e {
+            tantivy::TantivyError::LockFailure(..) => IndexError::Locked(set.root.clone()),
+            other => IndexError::Tantivy(other),
+        })
+}
+
+/// Deletes what `query` matches from a sealed split, keeping its commit payload; `false`
+/// when a merge is reading the split (merges start only from the sink's thread, which
+/// calls this, so none can start meanwhile).
+fn delete_in_sealed(
+    split: &Split,
+    query: tantivy::query::BooleanQuery,
+) -> Result<bool, IndexError> {
+    if split.merging.load(Ordering::SeqCst) || !split.sealed.load(Ordering::SeqCst) {
+        return Ok(false);
+    }
+    let payload = serde_json::to_string(&split.payload())
+        .map_err(|e| IndexError::EncodeCheckpoints(e.to_string()))?;
+    let mut writer: IndexWriter = split
+        .index
+        .writer_with_num_threads(1, crate::splits::SMALL_WRITER_BUDGET)?;
+    writer.delete_query(Box::new(query))?;
+    let mut prepared = writer.prepare_commit()?;
+    prepared.set_payload(&payload);
+    prepared.commit()?;
+    writer.wait_merging_threads()?;
+    split.reader.reload()?;
+    split.refresh_stats();
+    Ok(true)
+}
+
+/// The background thread: seals and merges, one job at a time, telling `progress` after
+/// each; it ends (and `progress` disconnects) when the sink is gone and the queue is empty.
+fn maintenance(set: Arc<SplitSet>, jobs: mpsc::Receiver<Job>, progress: mpsc::Sender<()>) {
+    for job in jobs {
+        match job {
+            Job::Seal(writer, split) => {
+                if let Err(e) = writer.wait_merging_threads() {
+                    tracing::warn!(split = %split.dir.display(), error = %e, "sealing a split: its segment merges failed");
+                }
+                if let Err(e) = split.reader.reload() {
+                    tracing::warn!(split = %split.dir.display(), error = %e, "sealing a split: cannot reload it");
+                }
+                split.refresh_stats();
+                split.sealed.store(true, Ordering::SeqCst);
+            }
+            Job::Merge(sources) => {
+                let started = Instant::now();
+                match set.merge(&sources) {
+                    Ok(merged) => tracing::info!(
+                        splits = sources.len(),
+                        docs = merged.stats().docs,
+                        into = %merged.dir.display(),
+                        took_ms = started.elapsed().as_millis() as u64,
+                        "splits merged"
+                    ),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "a split merge failed; the splits stay as they are");
+                        for s in &sources {
+                            s.merging.store(false, Ordering::SeqCst);
+                        }
+                    }
+                }
+            }
+        }
+        let _ = progress.send(());
+    }
 }
 
 impl IndexSink {
-    pub(crate) fn new(
-        writer: IndexWriter,
-        schema: IndexSchema,
-        reader: IndexReader,
-        checkpoints: CheckpointSet,
-        options: SinkOptions,
-    ) -> Self {
-        IndexSink {
+    pub(crate) fn new(set: Arc<SplitSet>, options: SinkOptions) -> Result<Self, IndexError> {
+        if set.sink_taken.swap(true, Ordering::SeqCst) {
+            return Err(IndexError::Locked(set.root.clone()));
+        }
+        let claim = SinkClaim(set.clone());
+        // Writing resumes in the newest split while it has room, so restarts do not leave
+        // a trail of small splits.
+        let last = set.snapshot().iter().max_by_key(|s| s.id).cloned();
+        let active = match last {
+            Some(s) if s.stats().docs < options.split_docs => s,
+            _ => set.create_split()?,
+        };
+        active.sealed.store(false, Ordering::SeqCst);
+        let writer = open_writer(&set, &active, options.memory_budget_bytes)?;
+        let (jobs, queue) = mpsc::channel();
+        let (progress_tx, progress) = mpsc::channel();
+        let background = set.clone();
+        std::thread::Builder::new()
+            .name("index-maintenance".into())
+            .spawn(move || maintenance(background, queue, progress_tx))
+            .map_err(|e| IndexError::Directory {
+                path: set.root.clone(),
+                reason: e,
+            })?;
+        Ok(IndexSink {
+            schema: set.schema.clone(),
+            checkpoints: set.committed_checkpoints(),
+            commit_seq: set.last_commit_seq(),
+            set,
+            active,
             writer,
-            schema,
-            reader,
-            checkpoints,
+            active_since: Instant::now(),
             pending_finalizers: Vec::new(),
             pending_docs: 0,
+            pending_span: None,
             pending_checkpoints: false,
             last_commit: Instant::now(),
             options,
             docs_committed: 0,
             last_retention: None,
-        }
+            splits_dropped: 0,
+            jobs,
+            progress,
+            _claim: claim,
+        })
     }
 
     /// Adds a batch's records; they become durable and visible at the next commit.
     pub fn add(&mut self, batch: Batch) -> Result<(), IndexError> {
-        // A delete is ordered before the adds that follow it, so a re-sent record replaces
-        // the copy an earlier run committed and survives itself.
+        let mut skip = HashSet::new();
         if !batch.redelivered.is_empty() {
-            // A record is found by its timestamp (indexed) and id (columns).
-            let when: std::collections::HashMap<_, _> = batch
-                .records
+            let redelivered: HashSet<_> = batch.redelivered.iter().copied().collect();
+            let others: Vec<Arc<Split>> = self
+                .set
+                .snapshot()
                 .iter()
-                .map(|r| (r.id, r.timestamp.unix_nanos()))
+                .filter(|s| s.id != self.active.id)
+                .cloned()
                 .collect();
-            for id in &batch.redelivered {
-                if let Some(ts) = when.get(id) {
+            for record in batch.records.iter().filter(|r| redelivered.contains(&r.id)) {
+                let ts = record.timestamp.unix_nanos();
+                let query = self.schema.id_query(record.id, ts);
+                // The re-sent record replaces the copy an earlier run committed (a multiline
+                // group may have grown since). In the active split the delete is ordered
+                // before the adds that follow it; a sealed split is changed at once, unless
+                // a merge is reading it: then it keeps its copy and the new one is left out.
+                let mut held = false;
+                for split in others
+                    .iter()
+                    .filter(|s| s.stats().overlaps(Some(ts), Some(ts)))
+                {
+                    if split
+                        .reader
+                        .searcher()
+                        .search(&query, &tantivy::collector::Count)?
+                        > 0
+                    {
+                        held = !delete_in_sealed(split, query.clone())?;
+                        break;
+                    }
+                }
+                if held {
+                    skip.insert(record.id);
+                } else {
                     self.writer
-                        .delete_query(Box::new(self.schema.id_query(*id, *ts)))
+                        .delete_query(Box::new(query))
                         .map_err(IndexError::Tantivy)?;
                 }
             }
         }
         for record in &batch.records {
+            if skip.contains(&record.id) {
+                continue;
+            }
             self.writer.add_document(self.schema.document(record))?;
+            let ts = record.timestamp.unix_nanos();
+            self.pending_span = Some(match self.pending_span {
+                Some((lo, hi)) => (lo.min(ts), hi.max(ts)),
+                None => (ts, ts),
+            });
+            self.pending_docs += 1;
         }
-        self.pending_docs += batch.records.len();
         for c in &batch.checkpoints {
             self.checkpoints.update(c);
             self.pending_checkpoints = true;
@@ -132,60 +315,240 @@ impl IndexSink {
         if !self.has_pending() {
             return Ok(());
         }
-        self.apply_retention()?;
-        let payload = serde_json::to_string(&CommitPayload {
+        let cutoff = self.retention_cutoff();
+        if let Some(cutoff) = cutoff {
+            // Rides on this commit.
+            self.writer
+                .delete_query(Box::new(tantivy::query::RangeQuery::new(
+                    std::ops::Bound::Unbounded,
+                    std::ops::Bound::Excluded(tantivy::Term::from_field_i64(
+                        self.schema.timestamp,
+                        cutoff,
+                    )),
+                )))?;
+        }
+        let seq = self.commit_seq + 1;
+        let stats = self.active.stats();
+        let span = |a: Option<i64>, b: Option<i64>, f: fn(i64, i64) -> i64| match (a, b) {
+            (Some(a), Some(b)) => Some(f(a, b)),
+            (a, b) => a.or(b),
+        };
+        let payload = CommitPayload {
             checkpoints: self.checkpoints.clone(),
-        })
-        .map_err(|e| IndexError::EncodeCheckpoints(e.to_string()))?;
+            commit_seq: seq,
+            min_ts: span(stats.min_ts, self.pending_span.map(|s| s.0), i64::min),
+            max_ts: span(stats.max_ts, self.pending_span.map(|s| s.1), i64::max),
+            docs: stats.docs + self.pending_docs as u64,
+            replaces: Vec::new(),
+        };
+        let text = serde_json::to_string(&payload)
+            .map_err(|e| IndexError::EncodeCheckpoints(e.to_string()))?;
         let mut prepared = self.writer.prepare_commit()?;
-        prepared.set_payload(&payload);
+        prepared.set_payload(&text);
         if let Err(e) = prepared.commit() {
             // Dropping the finalizers unmarked tells the sources the batches did not land.
             self.pending_finalizers.clear();
             return Err(e.into());
         }
-        self.reader.reload()?;
+        self.commit_seq = seq;
+        self.active.set_payload(payload);
+        self.active.reader.reload()?;
+        self.active.refresh_stats();
         self.docs_committed += self.pending_docs as u64;
-        tracing::debug!(docs = self.pending_docs, "index commit");
+        tracing::debug!(
+            docs = self.pending_docs,
+            split = self.active.id,
+            "index commit"
+        );
         self.pending_docs = 0;
+        self.pending_span = None;
         self.pending_checkpoints = false;
         for f in self.pending_finalizers.drain(..) {
             f.deliver();
         }
+        // What follows keeps the split set in shape; the batches are durable already, so a
+        // failure here is reported and tried again at the next commit.
+        if let Err(e) = self.maintain(cutoff) {
+            tracing::warn!(error = %e, "index maintenance failed; retried at the next commit");
+        }
         Ok(())
     }
 
-    /// Deletes records past the retention, at most once a minute (the delete rides on the
-    /// commit that follows).
-    fn apply_retention(&mut self) -> Result<(), IndexError> {
-        let Some(retention) = self.options.retention else {
-            return Ok(());
-        };
+    /// The timestamp before which records are past retention, when a pass is due (at most
+    /// once a minute).
+    fn retention_cutoff(&mut self) -> Option<i64> {
+        let retention = self.options.retention?;
         if self
             .last_retention
             .is_some_and(|t| t.elapsed() < RETENTION_PASS)
         {
-            return Ok(());
+            return None;
         }
         self.last_retention = Some(Instant::now());
-        let cutoff = model::Timestamp::now()
-            .unix_nanos()
-            .saturating_sub(i64::try_from(retention.as_nanos()).unwrap_or(i64::MAX));
-        self.writer
-            .delete_query(Box::new(tantivy::query::RangeQuery::new(
-                std::ops::Bound::Unbounded,
-                std::ops::Bound::Excluded(tantivy::Term::from_field_i64(
-                    self.schema.timestamp,
-                    cutoff,
-                )),
-            )))?;
-        tracing::debug!(cutoff, "retention: older records deleted");
+        Some(
+            model::Timestamp::now()
+                .unix_nanos()
+                .saturating_sub(i64::try_from(retention.as_nanos()).unwrap_or(i64::MAX)),
+        )
+    }
+
+    /// Rolls the active split over when it is full or old, drops splits past retention,
+    /// and starts a merge when small sealed splits have piled up.
+    fn maintain(&mut self, cutoff: Option<i64>) -> Result<(), IndexError> {
+        let stats = self.active.stats();
+        if stats.docs >= self.options.split_docs
+            || (stats.docs > 0 && self.active_since.elapsed() >= self.options.split_age)
+        {
+            self.roll_over()?;
+        }
+        self.apply_retention(cutoff)?;
+        self.schedule_merge();
         Ok(())
+    }
+
+    fn roll_over(&mut self) -> Result<(), IndexError> {
+        let next = self.set.create_split()?;
+        next.sealed.store(false, Ordering::SeqCst);
+        let writer = open_writer(&self.set, &next, self.options.memory_budget_bytes)?;
+        let old_writer = std::mem::replace(&mut self.writer, writer);
+        let old = std::mem::replace(&mut self.active, next);
+        self.active_since = Instant::now();
+        tracing::debug!(sealed = old.id, active = self.active.id, "split rollover");
+        // Its writer may still be merging segments; the split is merged into others only
+        // after that.
+        let _ = self.jobs.send(Job::Seal(Box::new(old_writer), old));
+        Ok(())
+    }
+
+    /// The splits retention and merges may touch: sealed, not being merged, not active.
+    fn idle_splits(&self) -> Vec<Arc<Split>> {
+        self.set
+            .snapshot()
+            .iter()
+            .filter(|s| {
+                s.id != self.active.id
+                    && s.sealed.load(Ordering::SeqCst)
+                    && !s.merging.load(Ordering::SeqCst)
+            })
+            .cloned()
+            .collect()
+    }
+
+    fn apply_retention(&mut self, cutoff: Option<i64>) -> Result<(), IndexError> {
+        let mut idle = self.idle_splits();
+        if let Some(cutoff) = cutoff {
+            for split in idle
+                .iter()
+                .filter(|s| s.stats().max_ts.is_some_and(|t| t < cutoff))
+            {
+                tracing::info!(split = %split.dir.display(), docs = split.stats().docs, "retention: dropping a split past the age limit");
+                self.set.drop_split(split)?;
+                self.splits_dropped += 1;
+            }
+            idle.retain(|s| s.stats().max_ts.is_none_or(|t| t >= cutoff));
+        }
+        if let Some(limit) = self.options.retention_bytes {
+            let mut total: u64 = self.set.snapshot().iter().map(|s| s.stats().bytes).sum();
+            idle.sort_by_key(|s| std::cmp::Reverse(s.stats().max_ts));
+            while total > limit {
+                let Some(oldest) = idle.pop() else {
+                    tracing::warn!(
+                        bytes = total,
+                        limit,
+                        "the splits being written or merged alone exceed retention_bytes; lower split_docs"
+                    );
+                    break;
+                };
+                let stats = oldest.stats();
+                tracing::info!(split = %oldest.dir.display(), docs = stats.docs, bytes = stats.bytes, "retention: dropping the oldest split over the size limit");
+                self.set.drop_split(&oldest)?;
+                self.splits_dropped += 1;
+                total = total.saturating_sub(stats.bytes);
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts a merge of adjacent small sealed splits (by time), one merge at a time.
+    fn schedule_merge(&mut self) {
+        let all = self.set.snapshot();
+        if all.iter().any(|s| s.merging.load(Ordering::SeqCst)) {
+            return;
+        }
+        let crowded = all.len() > self.options.max_splits;
+        let mut idle = self.idle_splits();
+        idle.sort_by_key(|s| (s.stats().min_ts, s.id));
+        let wanted = |run: &[Arc<Split>]| run.len() >= MERGE_FACTOR || (crowded && run.len() >= 2);
+        let mut run: Vec<Arc<Split>> = Vec::new();
+        let mut docs = 0;
+        for split in idle {
+            let d = split.stats().docs;
+            if docs + d > self.options.split_docs {
+                if wanted(&run) {
+                    break;
+                }
+                run.clear();
+                docs = 0;
+            }
+            if d < self.options.split_docs {
+                docs += d;
+                run.push(split);
+            }
+        }
+        if !wanted(&run) {
+            return;
+        }
+        for s in &run {
+            s.merging.store(true, Ordering::SeqCst);
+        }
+        tracing::debug!(splits = run.len(), docs, "scheduling a split merge");
+        if let Err(mpsc::SendError(Job::Merge(run))) = self.jobs.send(Job::Merge(run)) {
+            for s in &run {
+                s.merging.store(false, Ordering::SeqCst);
+            }
+        }
     }
 
     /// Documents committed by this sink so far.
     pub fn docs_committed(&self) -> u64 {
         self.docs_committed
+    }
+
+    /// Splits dropped by retention so far.
+    pub fn splits_dropped(&self) -> u64 {
+        self.splits_dropped
+    }
+
+    /// Merges what the merge policy would merge, now, and waits until it is done (for
+    /// benches, tests and tools; the sink does the same in the background as it commits).
+    pub fn compact(&mut self) {
+        loop {
+            self.wait_for_merges();
+            self.schedule_merge();
+            if !self
+                .set
+                .snapshot()
+                .iter()
+                .any(|s| s.merging.load(Ordering::SeqCst))
+            {
+                return;
+            }
+        }
+    }
+
+    /// Waits until the splits sealed and merges started so far are done.
+    pub fn wait_for_merges(&self) {
+        let busy = || {
+            self.set.snapshot().iter().any(|s| {
+                s.merging.load(Ordering::SeqCst)
+                    || (s.id != self.active.id && !s.sealed.load(Ordering::SeqCst))
+            })
+        };
+        while busy() {
+            if self.progress.recv().is_err() {
+                break;
+            }
+        }
     }
 
     /// Commits what is pending and waits for background merges; call at shutdown.
@@ -194,6 +557,26 @@ impl IndexSink {
         self.commit()?;
         let committed = self.docs_committed;
         self.writer.wait_merging_threads()?;
+        self.active.reader.reload()?;
+        self.active.refresh_stats();
+        drop(self.jobs);
+        let deadline = Instant::now() + CLOSE_WAIT;
+        loop {
+            match self
+                .progress
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                Ok(()) => continue,
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    tracing::warn!(
+                        waited = ?CLOSE_WAIT,
+                        "a split merge is still running at shutdown; the next start forgets it"
+                    );
+                    break;
+                }
+            }
+        }
         Ok(committed)
     }
 }

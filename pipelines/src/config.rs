@@ -276,6 +276,23 @@ pub struct IndexSinkConfig {
     /// Delete records older than this many hours; 0 keeps everything.
     #[serde(default)]
     pub retention_hours: u64,
+    /// Drop the oldest splits while the index is larger than this many MiB; 0 sets no
+    /// bound.
+    #[serde(default)]
+    pub retention_mb: u64,
+    /// Seal the active split (and start a new one) at this many records...
+    #[serde(default = "default_split_docs")]
+    pub split_docs: u64,
+    /// ...or after this many minutes of writing to it.
+    #[serde(default = "default_split_minutes")]
+    pub split_minutes: u64,
+}
+
+fn default_split_docs() -> u64 {
+    2_000_000
+}
+fn default_split_minutes() -> u64 {
+    60
 }
 
 fn default_commit_interval_ms() -> u64 {
@@ -750,6 +767,20 @@ impl PipelineConfig {
                     format!("sinks.{id}.retention_hours"),
                     format!("{} is out of range", c.retention_hours),
                     "use 0 (keep everything) to 876000 (100 years), e.g. 168 for a week",
+                );
+            }
+            if !(1_000..=100_000_000).contains(&c.split_docs) {
+                p(
+                    format!("sinks.{id}.split_docs"),
+                    format!("{} is out of range", c.split_docs),
+                    "use 1000 to 100000000 (default 2000000)",
+                );
+            }
+            if !(1..=10_080).contains(&c.split_minutes) {
+                p(
+                    format!("sinks.{id}.split_minutes"),
+                    format!("{} is out of range", c.split_minutes),
+                    "use 1 to 10080 (a week; default 60)",
                 );
             }
         }

@@ -90,6 +90,10 @@ pub async fn run(
             memory_budget_bytes: c.memory_budget_mb * 1024 * 1024,
             retention: (c.retention_hours > 0)
                 .then(|| Duration::from_secs(c.retention_hours * 3600)),
+            retention_bytes: (c.retention_mb > 0).then(|| c.retention_mb.saturating_mul(1 << 20)),
+            split_docs: c.split_docs,
+            split_age: Duration::from_secs(c.split_minutes * 60),
+            ..SinkOptions::default()
         };
         index_sinks.push((
             id.clone(),

@@ -6,7 +6,7 @@ use model::{AttrValue, Attributes, Batch, BatchStatus, Checkpoint, Finalizers, R
 use std::sync::Arc;
 use std::sync::mpsc;
 
-fn record(n: u64, pod: &str, secs: i64, body: &str) -> Record {
+pub(crate) fn record(n: u64, pod: &str, secs: i64, body: &str) -> Record {
     let resource: Attributes = [
         (names::K8S_NAMESPACE_NAME, AttrValue::from("llm")),
         (names::K8S_POD_NAME, AttrValue::from(pod)),
@@ -24,7 +24,7 @@ fn record(n: u64, pod: &str, secs: i64, body: &str) -> Record {
     )
 }
 
-fn request(query: &str) -> SearchRequest {
+pub(crate) fn request(query: &str) -> SearchRequest {
     SearchRequest {
         query: query.into(),
         limit: 100,
@@ -32,7 +32,7 @@ fn request(query: &str) -> SearchRequest {
     }
 }
 
-fn bodies(r: &SearchResults) -> Vec<&str> {
+pub(crate) fn bodies(r: &SearchResults) -> Vec<&str> {
     r.hits.iter().map(|h| h.body.as_str()).collect()
 }
 
@@ -445,66 +445,6 @@ fn retention_deletes_records_older_than_it_at_the_next_commit() {
         bodies(&store.searcher().search(&request("*")).unwrap()),
         ["a minute old"]
     );
-}
-
-#[test]
-fn a_damaged_index_is_quarantined_and_a_new_one_started() {
-    let tmp = tempfile::tempdir().unwrap();
-    let path = tmp.path().join("index");
-    {
-        let store = IndexStore::open_or_create(&path).unwrap();
-        let mut sink = store.sink(SinkOptions::default()).unwrap();
-        sink.add(Batch::new(vec![record(
-            1,
-            "vllm-0",
-            1,
-            "before the damage",
-        )]))
-        .unwrap();
-        sink.close().unwrap();
-    }
-    // A segment file lost (a half-written copy, a disk error).
-    let victim = std::fs::read_dir(&path)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|e| e == "idx"))
-        .unwrap();
-    std::fs::remove_file(&victim).unwrap();
-
-    let store = IndexStore::open_or_create(&path).unwrap();
-    assert_eq!(store.searcher().search(&request("*")).unwrap().total, 0);
-    let aside: Vec<String> = std::fs::read_dir(tmp.path())
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("index.quarantined-"))
-        .collect();
-    assert_eq!(aside.len(), 1, "the damaged files are kept aside");
-    let mut sink = store.sink(SinkOptions::default()).unwrap();
-    sink.add(Batch::new(vec![record(2, "vllm-0", 2, "after")]))
-        .unwrap();
-    sink.commit().unwrap();
-    assert_eq!(
-        bodies(&store.searcher().search(&request("*")).unwrap()),
-        ["after"]
-    );
-    sink.close().unwrap();
-    drop(store);
-    // A half-written meta.json.
-    std::fs::write(path.join("meta.json"), "{\"index_settings\":").unwrap();
-    let store = IndexStore::open_or_create(&path).unwrap();
-    assert_eq!(store.searcher().search(&request("*")).unwrap().total, 0);
-    let aside = std::fs::read_dir(tmp.path())
-        .unwrap()
-        .flatten()
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .starts_with("index.quarantined-")
-        })
-        .count();
-    assert_eq!(aside, 2);
 }
 
 #[test]

@@ -1,0 +1,538 @@
+//! Time-partitioned splits: the index directory holds one tantivy index per split, each
+//! with the time span, document count and size it covers, so that a search over a time
+//! range opens only the splits it overlaps, retention drops whole splits, and a damaged
+//! split is set aside while the others stay searchable.
+//!
+//! Layout of an index directory:
+//!
+//! ```text
+//! <index>/.lock                     held by the process that writes (one per directory)
+//! <index>/splits/<id>/              one tantivy index; ids only grow
+//! <index>/splits/<id>.merging/      a merge in progress (removed at the next open)
+//! <index>/quarantine/<id>-<unix ns> a split that could not be opened, kept for inspection
+//! ```
+//!
+//! Each split's tantivy commit payload ([`CommitPayload`]) carries the source checkpoints
+//! as of that commit and a commit sequence number that grows across splits: the split with
+//! the highest number holds the checkpoints the sources resume from. The directory listing
+//! is the manifest; nothing else has to agree with it after a crash.
+
+use crate::{IndexError, IndexSchema};
+use model::CheckpointSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use tantivy::directory::MmapDirectory;
+use tantivy::{Index, IndexReader, ReloadPolicy};
+
+const SPLITS_DIR: &str = "splits";
+const QUARANTINE_DIR: &str = "quarantine";
+const MERGING_SUFFIX: &str = ".merging";
+const LOCK_FILE: &str = ".lock";
+/// tantivy's smallest writer budget; enough for a commit without documents.
+pub(crate) const SMALL_WRITER_BUDGET: usize = 15_000_000;
+
+/// What the indexer writes into each tantivy commit of a split next to the documents.
+#[derive(serde::Serialize, serde::Deserialize, Default, Clone, Debug)]
+pub(crate) struct CommitPayload {
+    /// The source checkpoints as of this commit.
+    pub(crate) checkpoints: CheckpointSet,
+    /// Grows with every commit of the directory, whatever the split.
+    #[serde(default)]
+    pub(crate) commit_seq: u64,
+    /// Oldest record timestamp in the split (ns), for tools reading the directory.
+    #[serde(default)]
+    pub(crate) min_ts: Option<i64>,
+    /// Newest record timestamp in the split (ns).
+    #[serde(default)]
+    pub(crate) max_ts: Option<i64>,
+    /// Documents in the split.
+    #[serde(default)]
+    pub(crate) docs: u64,
+    /// The splits a merge made this one from: found again at open (a crash between the
+    /// merge and their removal), they are removed, so no record is held twice.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) replaces: Vec<u64>,
+}
+
+/// Time span, documents and size of a split as its reader sees them.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct SplitStats {
+    pub(crate) min_ts: Option<i64>,
+    pub(crate) max_ts: Option<i64>,
+    pub(crate) docs: u64,
+    pub(crate) bytes: u64,
+}
+
+impl SplitStats {
+    /// Whether the split may hold records in `[from, to]` (ns, inclusive).
+    pub(crate) fn overlaps(&self, from: Option<i64>, to: Option<i64>) -> bool {
+        match (self.min_ts, self.max_ts) {
+            (Some(min), Some(max)) => {
+                self.docs > 0 && from.is_none_or(|f| max >= f) && to.is_none_or(|t| min <= t)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// One split: a tantivy index over a stretch of time.
+pub(crate) struct Split {
+    pub(crate) id: u64,
+    pub(crate) dir: PathBuf,
+    pub(crate) index: Index,
+    pub(crate) reader: IndexReader,
+    stats: RwLock<SplitStats>,
+    payload: RwLock<CommitPayload>,
+    /// No writer adds to it any more (merges take only sealed splits).
+    pub(crate) sealed: AtomicBool,
+    /// Part of a merge in progress (retention and other merges leave it alone).
+    pub(crate) merging: AtomicBool,
+}
+
+/// Stored records are compressed with zstd in 64 KiB blocks: log records repeat their
+/// resource, keys and most of their text, which zstd finds over a block (about half the
+/// size lz4 gives); reading a hit decompresses one block (tens of µs).
+fn index_settings() -> tantivy::IndexSettings {
+    tantivy::IndexSettings {
+        docstore_compression: tantivy::store::Compressor::Zstd(tantivy::store::ZstdCompressor {
+            compression_level: Some(3),
+        }),
+        docstore_blocksize: 64 * 1024,
+        ..Default::default()
+    }
+}
+
+/// Whether `e` says the index files are damaged (as opposed to a passing I/O or permission
+/// problem, which must not cost the user their data).
+fn is_damage(e: &IndexError) -> bool {
+    use tantivy::TantivyError as E;
+    use tantivy::directory::error::OpenReadError;
+    match e {
+        IndexError::BadPayload { .. } | IndexError::SchemaMismatch(_) => true,
+        IndexError::Tantivy(e) => matches!(
+            e,
+            E::DataCorruption(_)
+                | E::OpenReadError(OpenReadError::FileDoesNotExist(_))
+                | E::OpenReadError(OpenReadError::IncompatibleIndex(_))
+                | E::IncompatibleIndex(_)
+                | E::SchemaError(_)
+        ),
+        _ => false,
+    }
+}
+
+fn dir_error(path: &Path, reason: impl std::fmt::Display) -> IndexError {
+    IndexError::Directory {
+        path: path.to_path_buf(),
+        reason: std::io::Error::other(reason.to_string()),
+    }
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> IndexError + '_ {
+    move |reason| IndexError::Directory {
+        path: path.to_path_buf(),
+        reason,
+    }
+}
+
+fn split_dir_name(id: u64) -> String {
+    format!("{id:020}")
+}
+
+/// Bytes of the files directly in `dir` (a tantivy index has no subdirectories).
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| e.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn now_nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
+
+impl Split {
+    fn open(dir: &Path, id: u64, schema: &IndexSchema) -> Result<Split, IndexError> {
+        let directory = MmapDirectory::open(dir).map_err(|e| dir_error(dir, e))?;
+        let index = Index::open(directory)?;
+        Self::from_index(dir, id, index, schema)
+    }
+
+    fn create(dir: &Path, id: u64, schema: &IndexSchema) -> Result<Split, IndexError> {
+        std::fs::create_dir_all(dir).map_err(io_error(dir))?;
+        let directory = MmapDirectory::open(dir).map_err(|e| dir_error(dir, e))?;
+        let index = Index::create(directory, schema.schema.clone(), index_settings())?;
+        Self::from_index(dir, id, index, schema)
+    }
+
+    fn from_index(
+        dir: &Path,
+        id: u64,
+        index: Index,
+        schema: &IndexSchema,
+    ) -> Result<Split, IndexError> {
+        if index.schema() != schema.schema {
+            return Err(IndexError::SchemaMismatch(dir.to_path_buf()));
+        }
+        IndexSchema::register_tokenizers(&index);
+        // The sink reloads after each commit, so in-process readers see new documents at
+        // once; a separate process (offline search) opens a fresh reader anyway.
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        let payload = match index.load_metas()?.payload {
+            None => CommitPayload::default(),
+            Some(p) => serde_json::from_str(&p).map_err(|e| IndexError::BadPayload {
+                path: dir.to_path_buf(),
+                detail: e.to_string(),
+            })?,
+        };
+        let split = Split {
+            id,
+            dir: dir.to_path_buf(),
+            index,
+            reader,
+            stats: RwLock::default(),
+            payload: RwLock::new(payload),
+            sealed: AtomicBool::new(true),
+            merging: AtomicBool::new(false),
+        };
+        split.refresh_stats();
+        Ok(split)
+    }
+
+    /// Reads the time span and document count from the reader's columns, and the size
+    /// from the directory.
+    pub(crate) fn refresh_stats(&self) {
+        let searcher = self.reader.searcher();
+        let mut stats = SplitStats {
+            docs: searcher.num_docs(),
+            bytes: dir_bytes(&self.dir),
+            ..SplitStats::default()
+        };
+        for segment in searcher.segment_readers() {
+            if segment.num_docs() == 0 {
+                continue;
+            }
+            if let Ok(column) = segment.fast_fields().i64("timestamp") {
+                let (min, max) = (column.min_value(), column.max_value());
+                stats.min_ts = Some(stats.min_ts.map_or(min, |m| m.min(min)));
+                stats.max_ts = Some(stats.max_ts.map_or(max, |m| m.max(max)));
+            }
+        }
+        if let Ok(mut s) = self.stats.write() {
+            *s = stats;
+        }
+    }
+
+    /// The split's span, documents and size as of its last refresh.
+    pub(crate) fn stats(&self) -> SplitStats {
+        self.stats.read().map(|s| *s).unwrap_or_default()
+    }
+
+    /// The payload of the split's last commit.
+    pub(crate) fn payload(&self) -> CommitPayload {
+        self.payload.read().map(|p| p.clone()).unwrap_or_default()
+    }
+
+    /// Records the payload the sink has just committed.
+    pub(crate) fn set_payload(&self, payload: CommitPayload) {
+        if let Ok(mut p) = self.payload.write() {
+            *p = payload;
+        }
+    }
+}
+
+/// The splits of an index directory, shared by the sink, its background merges and every
+/// searcher. Searchers take a snapshot, so a split dropped or merged away under a running
+/// search stays readable until the search ends (its files are mapped).
+pub(crate) struct SplitSet {
+    pub(crate) root: PathBuf,
+    pub(crate) schema: IndexSchema,
+    splits: RwLock<Arc<Vec<Arc<Split>>>>,
+    next_id: AtomicU64,
+    /// Whether a sink writes to the set now (one at a time).
+    pub(crate) sink_taken: AtomicBool,
+    /// Held for as long as this process may write to the directory.
+    _lock: Option<std::fs::File>,
+}
+
+impl SplitSet {
+    /// Opens `root` for writing, creating it if needed: takes the directory's lock, finishes
+    /// or forgets what a crash interrupted (a merge), and quarantines splits that cannot
+    /// be opened.
+    pub(crate) fn open_writable(root: &Path) -> Result<SplitSet, IndexError> {
+        let splits_dir = root.join(SPLITS_DIR);
+        std::fs::create_dir_all(&splits_dir).map_err(io_error(&splits_dir))?;
+        let lock_path = root.join(LOCK_FILE);
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_error(&lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(IndexError::Locked(root.to_path_buf()));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io_error(&lock_path)(e)),
+        }
+        Self::adopt_unsplit_index(root)?;
+        let mut splits = Vec::new();
+        for (id, dir) in Self::list(&splits_dir)? {
+            if dir
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().ends_with(MERGING_SUFFIX))
+            {
+                tracing::info!(dir = %dir.display(), "removing an unfinished merge");
+                std::fs::remove_dir_all(&dir).map_err(io_error(&dir))?;
+                continue;
+            }
+            match Split::open(&dir, id, &IndexSchema::new()) {
+                Ok(split) => splits.push(Arc::new(split)),
+                Err(e) if is_damage(&e) => {
+                    let aside = root.join(QUARANTINE_DIR).join(format!(
+                        "{}-{}",
+                        split_dir_name(id),
+                        now_nanos()
+                    ));
+                    tracing::warn!(
+                        split = %dir.display(),
+                        moved_to = %aside.display(),
+                        error = %e,
+                        "a split cannot be opened; it is quarantined, the rest stays searchable"
+                    );
+                    let parent = root.join(QUARANTINE_DIR);
+                    std::fs::create_dir_all(&parent).map_err(io_error(&parent))?;
+                    std::fs::rename(&dir, &aside).map_err(io_error(&dir))?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let splits = Self::drop_replaced(splits, true);
+        Ok(Self::new(root, splits, Some(lock)))
+    }
+
+    /// Opens `root` for reading only (offline search while a pipeline may be writing):
+    /// changes nothing on disk; splits that cannot be opened are left out with a warning.
+    pub(crate) fn open_read_only(root: &Path) -> Result<SplitSet, IndexError> {
+        let splits_dir = root.join(SPLITS_DIR);
+        if !splits_dir.is_dir() {
+            return Err(IndexError::NoIndex(root.to_path_buf()));
+        }
+        let mut splits = Vec::new();
+        for (id, dir) in Self::list(&splits_dir)? {
+            if dir
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().ends_with(MERGING_SUFFIX))
+            {
+                continue;
+            }
+            match Split::open(&dir, id, &IndexSchema::new()) {
+                Ok(split) => splits.push(Arc::new(split)),
+                Err(e) => {
+                    tracing::warn!(split = %dir.display(), error = %e, "skipping a split that cannot be opened");
+                }
+            }
+        }
+        Ok(Self::new(root, Self::drop_replaced(splits, false), None))
+    }
+
+    fn new(root: &Path, splits: Vec<Arc<Split>>, lock: Option<std::fs::File>) -> SplitSet {
+        let next_id = splits.iter().map(|s| s.id + 1).max().unwrap_or(1);
+        SplitSet {
+            root: root.to_path_buf(),
+            schema: IndexSchema::new(),
+            splits: RwLock::new(Arc::new(splits)),
+            next_id: AtomicU64::new(next_id),
+            sink_taken: AtomicBool::new(false),
+            _lock: lock,
+        }
+    }
+
+    /// Split directories (finished or merging) with their ids, by id.
+    fn list(splits_dir: &Path) -> Result<Vec<(u64, PathBuf)>, IndexError> {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir(splits_dir).map_err(io_error(splits_dir))? {
+            let entry = entry.map_err(io_error(splits_dir))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let digits = name.strip_suffix(MERGING_SUFFIX).unwrap_or(&name);
+            match digits.parse::<u64>() {
+                Ok(id) if entry.path().is_dir() => found.push((id, entry.path())),
+                _ => tracing::debug!(name, "ignoring a foreign entry among the splits"),
+            }
+        }
+        found.sort();
+        Ok(found)
+    }
+
+    /// Leaves out (and, when `remove`, deletes) splits that a finished merge replaced.
+    fn drop_replaced(splits: Vec<Arc<Split>>, remove: bool) -> Vec<Arc<Split>> {
+        let replaced: std::collections::HashSet<u64> =
+            splits.iter().flat_map(|s| s.payload().replaces).collect();
+        splits
+            .into_iter()
+            .filter(|s| {
+                if !replaced.contains(&s.id) {
+                    return true;
+                }
+                if remove {
+                    tracing::info!(split = %s.dir.display(), "removing a split a merge replaced");
+                    if let Err(e) = std::fs::remove_dir_all(&s.dir) {
+                        tracing::warn!(split = %s.dir.display(), error = %e, "cannot remove a replaced split");
+                    }
+                }
+                false
+            })
+            .collect()
+    }
+
+    /// An index written before splits existed (its files directly in `root`) becomes the
+    /// first split, so upgrading keeps the data and the checkpoints.
+    fn adopt_unsplit_index(root: &Path) -> Result<(), IndexError> {
+        if !root.join("meta.json").is_file() {
+            return Ok(());
+        }
+        let target = root.join(SPLITS_DIR).join(split_dir_name(0));
+        std::fs::create_dir_all(&target).map_err(io_error(&target))?;
+        for entry in std::fs::read_dir(root).map_err(io_error(root))? {
+            let entry = entry.map_err(io_error(root))?;
+            let name = entry.file_name();
+            if name == SPLITS_DIR || name == QUARANTINE_DIR || name == LOCK_FILE {
+                continue;
+            }
+            std::fs::rename(entry.path(), target.join(&name)).map_err(io_error(root))?;
+        }
+        tracing::info!(split = %target.display(), "the index is now the first split of a split directory");
+        Ok(())
+    }
+
+    /// The splits now; a search works on one snapshot throughout.
+    pub(crate) fn snapshot(&self) -> Arc<Vec<Arc<Split>>> {
+        self.splits.read().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// The splits that may hold records in `[from, to]` (ns), newest first.
+    pub(crate) fn overlapping(&self, from: Option<i64>, to: Option<i64>) -> Vec<Arc<Split>> {
+        let mut found: Vec<(SplitStats, Arc<Split>)> = self
+            .snapshot()
+            .iter()
+            .map(|s| (s.stats(), s.clone()))
+            .filter(|(stats, _)| stats.overlaps(from, to))
+            .collect();
+        found.sort_by(|(a, x), (b, y)| b.max_ts.cmp(&a.max_ts).then(y.id.cmp(&x.id)));
+        found.into_iter().map(|(_, s)| s).collect()
+    }
+
+    /// The checkpoints of the directory's last commit, whichever split it went to.
+    pub(crate) fn committed_checkpoints(&self) -> CheckpointSet {
+        self.snapshot()
+            .iter()
+            .map(|s| s.payload())
+            .max_by_key(|p| p.commit_seq)
+            .map(|p| p.checkpoints)
+            .unwrap_or_default()
+    }
+
+    /// The highest commit sequence number so far.
+    pub(crate) fn last_commit_seq(&self) -> u64 {
+        self.snapshot()
+            .iter()
+            .map(|s| s.payload().commit_seq)
+            .max()
+            .unwrap_or(0)
+    }
+
+    fn take_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::SeqCst)
+    }
+
+    /// Creates an empty split and adds it to the set.
+    pub(crate) fn create_split(&self) -> Result<Arc<Split>, IndexError> {
+        let id = self.take_id();
+        let dir = self.root.join(SPLITS_DIR).join(split_dir_name(id));
+        let split = Arc::new(Split::create(&dir, id, &self.schema)?);
+        self.update(|splits| splits.push(split.clone()));
+        Ok(split)
+    }
+
+    fn update(&self, change: impl FnOnce(&mut Vec<Arc<Split>>)) {
+        if let Ok(mut guard) = self.splits.write() {
+            let mut next = guard.as_ref().clone();
+            change(&mut next);
+            *guard = Arc::new(next);
+        }
+    }
+
+    /// Removes `split` from searches and deletes its files.
+    pub(crate) fn drop_split(&self, split: &Split) -> Result<(), IndexError> {
+        self.update(|splits| splits.retain(|s| s.id != split.id));
+        std::fs::remove_dir_all(&split.dir).map_err(io_error(&split.dir))
+    }
+
+    /// Merges `sources` (sealed splits) into one new split, which replaces them in the set
+    /// and on disk. Crash-safe: the merge is written under a `.merging` name (forgotten at
+    /// the next open), renamed into place only when complete, and lists what it replaces.
+    pub(crate) fn merge(&self, sources: &[Arc<Split>]) -> Result<Arc<Split>, IndexError> {
+        let id = self.take_id();
+        let splits_dir = self.root.join(SPLITS_DIR);
+        let staging = splits_dir.join(format!("{}{MERGING_SUFFIX}", split_dir_name(id)));
+        std::fs::create_dir_all(&staging).map_err(io_error(&staging))?;
+        let directory = MmapDirectory::open(&staging).map_err(|e| dir_error(&staging, e))?;
+        let indices: Vec<Index> = sources.iter().map(|s| s.index.clone()).collect();
+        let merged = tantivy::indexer::merge_indices(&indices, directory)?;
+        IndexSchema::register_tokenizers(&merged);
+        let newest = sources
+            .iter()
+            .map(|s| s.payload())
+            .max_by_key(|p| p.commit_seq)
+            .unwrap_or_default();
+        let stats: Vec<SplitStats> = sources.iter().map(|s| s.stats()).collect();
+        let payload = CommitPayload {
+            checkpoints: newest.checkpoints,
+            commit_seq: newest.commit_seq,
+            min_ts: stats.iter().filter_map(|s| s.min_ts).min(),
+            max_ts: stats.iter().filter_map(|s| s.max_ts).max(),
+            docs: stats.iter().map(|s| s.docs).sum(),
+            replaces: sources.iter().map(|s| s.id).collect(),
+        };
+        let text = serde_json::to_string(&payload)
+            .map_err(|e| IndexError::EncodeCheckpoints(e.to_string()))?;
+        let mut writer: tantivy::IndexWriter =
+            merged.writer_with_num_threads(1, SMALL_WRITER_BUDGET)?;
+        let mut prepared = writer.prepare_commit()?;
+        prepared.set_payload(&text);
+        prepared.commit()?;
+        writer.wait_merging_threads()?;
+        drop(merged);
+        let dir = splits_dir.join(split_dir_name(id));
+        std::fs::rename(&staging, &dir).map_err(io_error(&staging))?;
+        let split = Arc::new(Split::open(&dir, id, &self.schema)?);
+        let replaced: Vec<u64> = sources.iter().map(|s| s.id).collect();
+        self.update(|splits| {
+            splits.retain(|s| !replaced.contains(&s.id));
+            splits.push(split.clone());
+        });
+        for source in sources {
+            if let Err(e) = std::fs::remove_dir_all(&source.dir) {
+                // The next open removes it: the merged split lists it as replaced.
+                tracing::warn!(split = %source.dir.display(), error = %e, "cannot remove a merged split");
+            }
+        }
+        Ok(split)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,435 @@
+//! Splits through the public write and read paths: rollover, time pruning, merges,
+//! retention, and what a crash or a damaged split leaves behind.
+
+use crate::search::tests::{bodies, record, request};
+use crate::{IndexStore, SearchRequest, SinkOptions};
+use model::{Batch, Checkpoint, Record, RecordKind, Timestamp, names};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The first record of the tests' clock (see `record`).
+const BASE_SECS: i64 = 1_795_000_000;
+
+fn at_secs(secs: i64) -> Timestamp {
+    Timestamp::from_unix_nanos((BASE_SECS + secs) * 1_000_000_000)
+}
+
+fn batch_with_checkpoint(records: Vec<Record>, position: u64) -> Batch {
+    Batch {
+        checkpoints: vec![Checkpoint {
+            source: "files".into(),
+            key: "/logs/p/0.log".into(),
+            position,
+            finished: false,
+        }],
+        ..Batch::new(records)
+    }
+}
+
+fn split_dirs(index: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(index.join("splits"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
+
+/// Distinct record ids among all records, and how many records there are.
+fn ids(store: &IndexStore) -> (usize, usize) {
+    let mut seen = HashSet::new();
+    let n = store
+        .searcher()
+        .scan(&SearchRequest::default(), |r| {
+            seen.insert(r.id);
+        })
+        .unwrap();
+    (seen.len(), n)
+}
+
+#[test]
+fn splits_roll_over_and_a_time_range_opens_only_the_splits_it_overlaps() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = IndexStore::open_or_create(dir.path()).unwrap();
+    let mut sink = store
+        .sink(SinkOptions {
+            split_docs: 100,
+            ..SinkOptions::default()
+        })
+        .unwrap();
+    // Five hours, 100 requests an hour, committed hourly: one split per hour.
+    for hour in 0..5i64 {
+        let records = (0..100i64)
+            .map(|i| {
+                let mut r = record(
+                    (hour * 100 + i) as u64,
+                    "vllm-0",
+                    hour * 3600 + i * 30,
+                    &format!("request {hour}-{i} finished"),
+                );
+                r.kind = RecordKind::Request;
+                r.attributes.insert(names::GEN_AI_REQUEST_MODEL, "llama3");
+                r.attributes
+                    .insert_f64(names::LLM_E2E_MS, (hour * 100 + i) as f64);
+                r
+            })
+            .collect();
+        sink.add(Batch::new(records)).unwrap();
+        sink.commit().unwrap();
+    }
+    sink.close().unwrap();
+    let searcher = store.searcher();
+
+    let hour_2 = searcher
+        .search(&SearchRequest {
+            from: Some(at_secs(2 * 3600)),
+            to: Some(at_secs(2 * 3600 + 3599)),
+            ..request("finished")
+        })
+        .unwrap();
+    assert_eq!(hour_2.total, 100);
+    assert_eq!(
+        hour_2.splits_searched, 1,
+        "only the split of hour 2 is opened"
+    );
+    assert!(hour_2.hits.iter().all(|r| r.body.starts_with("request 2-")));
+
+    let newest = searcher
+        .search(&SearchRequest {
+            limit: 10,
+            ..request("finished")
+        })
+        .unwrap();
+    assert_eq!(newest.total, 500);
+    assert_eq!(newest.splits_searched, 5);
+    assert_eq!(newest.splits_sorted, 1, "older splits are only counted");
+    assert_eq!(newest.hits[0].body, "request 4-99 finished");
+    // Paging crosses split boundaries without gaps or repeats.
+    let mut after = None;
+    let mut seen = Vec::new();
+    loop {
+        let page = searcher
+            .search(&SearchRequest {
+                limit: 70,
+                after,
+                ..request("finished")
+            })
+            .unwrap();
+        seen.extend(page.hits.iter().map(|r| r.body.clone()));
+        match page.next {
+            Some(c) => after = Some(c),
+            None => break,
+        }
+    }
+    let expected: Vec<String> = (0..5)
+        .rev()
+        .flat_map(|h| {
+            (0..100)
+                .rev()
+                .map(move |i| format!("request {h}-{i} finished"))
+        })
+        .collect();
+    assert_eq!(seen, expected);
+
+    let hourly = searcher
+        .histogram(&request("*"), Duration::from_secs(3600))
+        .unwrap();
+    assert_eq!(
+        hourly.iter().map(|b| b.count).collect::<Vec<_>>(),
+        [100; 5],
+        "{hourly:?}"
+    );
+    // Percentiles over all splits together, not per split.
+    let stats = searcher
+        .field_stats(
+            &request("*"),
+            names::LLM_E2E_MS,
+            Some(names::GEN_AI_REQUEST_MODEL),
+            &[50.0],
+        )
+        .unwrap();
+    assert_eq!(stats.len(), 1);
+    assert_eq!(stats[0].count, 500);
+    assert_eq!(stats[0].avg, Some(249.5));
+    let p50 = stats[0].percentiles[0].1;
+    assert!((p50 - 249.5).abs() < 5.0, "p50 {p50}");
+
+    // Another process sees the same.
+    let offline = IndexStore::open_existing(dir.path()).unwrap();
+    assert_eq!(offline.searcher().search(&request("*")).unwrap().total, 500);
+}
+
+#[test]
+fn small_splits_are_merged_and_nothing_is_lost_or_doubled() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = IndexStore::open_or_create(dir.path()).unwrap();
+    let mut sink = store
+        .sink(SinkOptions {
+            // Every commit seals its split: a quiet cluster's hourly splits, sped up.
+            split_age: Duration::ZERO,
+            ..SinkOptions::default()
+        })
+        .unwrap();
+    for c in 0..10u64 {
+        let records = (0..5)
+            .map(|i| record(c * 5 + i, "vllm-0", (c * 5 + i) as i64, "line"))
+            .collect();
+        sink.add(batch_with_checkpoint(records, c)).unwrap();
+        sink.commit().unwrap();
+    }
+    sink.compact();
+    assert_eq!(
+        store.split_count(),
+        2,
+        "the ten sealed splits fit in one; the active one is empty"
+    );
+    assert_eq!(ids(&store), (50, 50));
+    sink.close().unwrap();
+    drop(store);
+    let store = IndexStore::open_or_create(dir.path()).unwrap();
+    assert_eq!(ids(&store), (50, 50));
+    assert_eq!(
+        store
+            .committed_checkpoints()
+            .unwrap()
+            .position("files", "/logs/p/0.log"),
+        Some(9)
+    );
+}
+
+#[test]
+fn a_merge_cut_short_by_a_crash_neither_loses_nor_doubles_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let backup = tempfile::tempdir().unwrap();
+    let store = IndexStore::open_or_create(dir.path()).unwrap();
+    let mut sink = store
+        .sink(SinkOptions {
+            split_age: Duration::ZERO,
+            ..SinkOptions::default()
+        })
+        .unwrap();
+    for c in 0..4u64 {
+        let records = (0..5)
+            .map(|i| record(c * 5 + i, "vllm-0", (c * 5 + i) as i64, "line"))
+            .collect();
+        sink.add(batch_with_checkpoint(records, c)).unwrap();
+        sink.commit().unwrap();
+    }
+    sink.wait_for_merges();
+    let before = split_dirs(dir.path());
+    for d in &before {
+        copy_dir(d, &backup.path().join(d.file_name().unwrap()));
+    }
+    sink.compact();
+    sink.close().unwrap();
+    drop(store);
+    // The crash: the merged split is in place, its sources were not removed yet, and a
+    // later merge had only begun.
+    for d in &before {
+        copy_dir(&backup.path().join(d.file_name().unwrap()), d);
+    }
+    let unfinished = dir.path().join("splits/00000000000000000099.merging");
+    std::fs::create_dir_all(&unfinished).unwrap();
+    std::fs::write(unfinished.join("meta.json"), "{").unwrap();
+
+    let offline = IndexStore::open_existing(dir.path()).unwrap();
+    assert_eq!(
+        ids(&offline),
+        (20, 20),
+        "a reader skips the replaced splits"
+    );
+    drop(offline);
+    let store = IndexStore::open_or_create(dir.path()).unwrap();
+    assert_eq!(ids(&store), (20, 20));
+    assert_eq!(store.split_count(), 2, "merged + active");
+    assert!(!unfinished.exists());
+    assert_eq!(
+        split_dirs(dir.path()).len(),
+        2,
+        "replaced splits are removed"
+    );
+    assert_eq!(
+        store
+            .committed_checkpoints()
+            .unwrap()
+            .position("files", "/logs/p/0.log"),
+        Some(3)
+    );
+}
+
+#[test]
+fn a_damaged_split_is_quarantined_and_the_others_stay_searchable() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = SinkOptions {
+        split_docs: 2,
+        ..SinkOptions::default()
+    };
+    {
+        let store = IndexStore::open_or_create(dir.path()).unwrap();
+        let mut sink = store.sink(options.clone()).unwrap();
+        sink.add(batch_with_checkpoint(
+            vec![record(1, "p", 1, "a"), record(2, "p", 2, "b")],
+            1,
+        ))
+        .unwrap();
+        sink.commit().unwrap();
+        sink.add(batch_with_checkpoint(
+            vec![record(3, "p", 3, "c"), record(4, "p", 4, "d")],
+            2,
+        ))
+        .unwrap();
+        sink.close().unwrap();
+    }
+    let splits = split_dirs(dir.path());
+    assert_eq!(splits.len(), 3, "two full splits and an empty active one");
+    // The split of the last commit loses a segment file (a disk error, a bad copy).
+    let victim = std::fs::read_dir(&splits[1])
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "idx"))
+        .unwrap();
+    std::fs::remove_file(&victim).unwrap();
+
+    let store = IndexStore::open_or_create(dir.path()).unwrap();
+    assert_eq!(
+        bodies(&store.searcher().search(&request("*")).unwrap()),
+        ["b", "a"]
+    );
+    assert_eq!(
+        store
+            .committed_checkpoints()
+            .unwrap()
+            .position("files", "/logs/p/0.log"),
+        Some(1),
+        "the sources resume from the commit before, so c and d are read again"
+    );
+    let quarantined = std::fs::read_dir(dir.path().join("quarantine"))
+        .unwrap()
+        .count();
+    assert_eq!(quarantined, 1, "the damaged files are kept aside");
+    let mut sink = store.sink(options).unwrap();
+    sink.add(batch_with_checkpoint(
+        vec![record(3, "p", 3, "c"), record(4, "p", 4, "d")],
+        2,
+    ))
+    .unwrap();
+    sink.close().unwrap();
+    drop(store);
+    // A half-written meta.json in the first split.
+    std::fs::write(splits[0].join("meta.json"), "{\"index_settings\":").unwrap();
+    let store = IndexStore::open_or_create(dir.path()).unwrap();
+    assert_eq!(
+        bodies(&store.searcher().search(&request("*")).unwrap()),
+        ["d", "c"]
+    );
+}
+
+#[test]
+fn retention_drops_whole_splits_by_age_and_the_oldest_by_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = Timestamp::now().unix_nanos();
+    let days_ago = |n: u64, days: i64| {
+        let mut r = record(n, "vllm-0", 0, &format!("record {n}"));
+        r.timestamp = Timestamp::from_unix_nanos(now - days * 86_400_000_000_000);
+        r
+    };
+    {
+        let store = IndexStore::open_or_create(dir.path()).unwrap();
+        let mut sink = store
+            .sink(SinkOptions {
+                split_docs: 2,
+                ..SinkOptions::default()
+            })
+            .unwrap();
+        sink.add(Batch::new(vec![days_ago(1, 3), days_ago(2, 3)]))
+            .unwrap();
+        sink.close().unwrap();
+    }
+    let store = IndexStore::open_or_create(dir.path()).unwrap();
+    let mut sink = store
+        .sink(SinkOptions {
+            retention: Some(Duration::from_secs(86_400)),
+            ..SinkOptions::default()
+        })
+        .unwrap();
+    sink.add(Batch::new(vec![days_ago(3, 0)])).unwrap();
+    sink.commit().unwrap();
+    assert_eq!(sink.splits_dropped(), 1);
+    assert_eq!(
+        bodies(&store.searcher().search(&request("*")).unwrap()),
+        ["record 3"]
+    );
+    sink.close().unwrap();
+    drop(store);
+
+    // By size: every sealed split is over a one-byte budget; the active one stays.
+    let store = IndexStore::open_or_create(dir.path()).unwrap();
+    let mut sink = store
+        .sink(SinkOptions {
+            split_age: Duration::ZERO,
+            retention_bytes: Some(1),
+            ..SinkOptions::default()
+        })
+        .unwrap();
+    for n in 10..15 {
+        sink.add(Batch::new(vec![days_ago(n, 0)])).unwrap();
+        sink.commit().unwrap();
+        sink.wait_for_merges();
+    }
+    assert!(sink.splits_dropped() >= 4, "{}", sink.splits_dropped());
+    assert_eq!(
+        bodies(&store.searcher().search(&request("*")).unwrap()),
+        ["record 14"],
+        "only the newest split is left"
+    );
+    sink.close().unwrap();
+}
+
+#[test]
+fn a_redelivered_record_replaces_its_copy_in_a_sealed_split() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = IndexStore::open_or_create(dir.path()).unwrap();
+    let mut sink = store
+        .sink(SinkOptions {
+            split_docs: 2,
+            ..SinkOptions::default()
+        })
+        .unwrap();
+    sink.add(Batch::new(vec![
+        record(1, "p", 1, "first line"),
+        record(2, "p", 2, "kept"),
+    ]))
+    .unwrap();
+    sink.commit().unwrap();
+    sink.wait_for_merges();
+    assert_eq!(store.split_count(), 2, "the full split is sealed");
+    let again = record(1, "p", 1, "first line\n  and its continuation");
+    sink.add(Batch {
+        redelivered: vec![again.id],
+        ..Batch::new(vec![again])
+    })
+    .unwrap();
+    sink.commit().unwrap();
+    let all = store.searcher().search(&request("*")).unwrap();
+    assert_eq!(bodies(&all), ["kept", "first line\n  and its continuation"]);
+    sink.close().unwrap();
+}
+
+#[test]
+fn a_second_writer_on_one_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = IndexStore::open_or_create(dir.path()).unwrap();
+    let second = IndexStore::open_or_create(dir.path()).err().unwrap();
+    assert!(matches!(second, crate::IndexError::Locked(_)), "{second}");
+    assert!(second.to_string().contains("another infersight process"));
+}
