@@ -296,6 +296,13 @@ fn main() {
 
     let store = IndexStore::open_existing(&index_dir).expect("reopen");
     println!("  splits: {}", store.split_count());
+    let usage = store.space_usage().expect("space usage");
+    let parts: Vec<String> = usage
+        .iter()
+        .take(12)
+        .map(|(part, bytes)| format!("{part} {:.1} MB", *bytes as f64 / 1e6))
+        .collect();
+    println!("  largest parts: {}", parts.join(", "));
     let searcher = store.searcher();
     let last_15m = Timestamp::from_unix_nanos(end - 15 * 60 * 1_000_000_000);
     let runs = 30;

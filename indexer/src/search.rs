@@ -1,5 +1,6 @@
 //! The read path: a query, a time range and filters in; the newest matching records out.
 
+use crate::schema::NUMERIC_ATTRIBUTE_FIELDS;
 use crate::splits::SplitSet;
 use crate::{IndexError, IndexSchema};
 use model::{Record, RecordKind, Timestamp};
@@ -53,6 +54,39 @@ fn split_prefix_words(query: &str) -> (String, Vec<String>) {
         }
     }
     (rest.join(" "), prefixes)
+}
+
+/// Rewrites `field:number` on a numeric column (not indexed: columns only) into the
+/// one-value range `field:[number TO number]`, which tantivy answers from the column; the
+/// parser would refuse the term. Words in quotes are left alone.
+fn numeric_terms_as_ranges(query: &str) -> String {
+    let mut quoted = false;
+    let words: Vec<String> = query
+        .split(' ')
+        .map(|word| {
+            let was_quoted = quoted;
+            if word.matches('"').count() % 2 == 1 {
+                quoted = !quoted;
+            }
+            if was_quoted {
+                return word.to_string();
+            }
+            let (sign, rest) = match word.strip_prefix(['+', '-']) {
+                Some(rest) => (&word[..1], rest),
+                None => ("", word),
+            };
+            match rest.rsplit_once(':') {
+                Some((field, value))
+                    if NUMERIC_ATTRIBUTE_FIELDS.contains(&field)
+                        && value.parse::<f64>().is_ok_and(f64::is_finite) =>
+                {
+                    format!("{sign}{field}:[{value} TO {value}]")
+                }
+                _ => word.to_string(),
+            }
+        })
+        .collect();
+    words.join(" ")
 }
 
 /// What to search for.
@@ -411,9 +445,33 @@ impl LogSearcher {
         let hi = columns.u64("id_hi")?.first(address.doc_id).unwrap_or(0);
         let lo = columns.u64("id_lo")?.first(address.doc_id).unwrap_or(0);
         let ts = columns.i64("timestamp")?.first(address.doc_id).unwrap_or(0);
+        let observed = columns.i64("observed")?.first(address.doc_id).unwrap_or(ts);
         let id = model::RecordId((u128::from(hi) << 64) | u128::from(lo));
+        let mut resource_json = String::new();
+        if let Some(column) = columns.str("resource")?
+            && let Some(ord) = column.term_ords(address.doc_id).next()
+        {
+            column
+                .ord_to_str(ord, &mut resource_json)
+                .map_err(|e| IndexError::Tantivy(e.into()))?;
+        }
+        let resource = match serde_json::from_str::<model::Attributes>(&resource_json) {
+            Ok(r) => Arc::new(r),
+            Err(e) => {
+                tracing::warn!(error = %e, "a stored record's resource is unreadable");
+                Arc::default()
+            }
+        };
         Ok(
-            match Record::from_content_json(json, id, Timestamp::from_unix_nanos(ts)) {
+            match Record::from_content_json(
+                json,
+                model::KeptApart {
+                    id,
+                    timestamp: Timestamp::from_unix_nanos(ts),
+                    observed_timestamp: Timestamp::from_unix_nanos(observed),
+                    resource,
+                },
+            ) {
                 Ok(r) => Some(r),
                 Err(e) => {
                     tracing::warn!(error = %e, "skipping an unreadable stored record");
@@ -427,7 +485,7 @@ impl LogSearcher {
         &self,
         request: &SearchRequest,
     ) -> Result<Box<dyn Query>, IndexError> {
-        let (text, prefixes) = split_prefix_words(request.query.trim());
+        let (text, prefixes) = split_prefix_words(&numeric_terms_as_ranges(request.query.trim()));
         let text = text.trim();
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         for prefix in prefixes {

@@ -52,6 +52,43 @@ impl IndexStore {
         self.splits.snapshot().len()
     }
 
+    /// Where the index's bytes go, summed over splits: `(part, bytes)` with parts such as
+    /// `store`, `postings body`, `positions body`, `terms body`, `columns timestamp`, largest
+    /// first. For benchmarks and sizing, not for the hot path (it opens every file).
+    pub fn space_usage(&self) -> Result<Vec<(String, u64)>, IndexError> {
+        let mut parts: std::collections::BTreeMap<String, u64> = Default::default();
+        for split in self.splits.snapshot().iter() {
+            let usage =
+                split
+                    .reader
+                    .searcher()
+                    .space_usage()
+                    .map_err(|reason| IndexError::Directory {
+                        path: split.dir.clone(),
+                        reason,
+                    })?;
+            for segment in usage.segments() {
+                *parts.entry("store".into()).or_default() += segment.store().total().get_bytes();
+                for (kind, per_field) in [
+                    ("terms", segment.termdict()),
+                    ("postings", segment.postings()),
+                    ("positions", segment.positions()),
+                    ("columns", segment.fast_fields()),
+                    ("fieldnorms", segment.fieldnorms()),
+                ] {
+                    for field in per_field.fields() {
+                        *parts
+                            .entry(format!("{kind} {}", field.field_name()))
+                            .or_default() += field.total().get_bytes();
+                    }
+                }
+            }
+        }
+        let mut parts: Vec<(String, u64)> = parts.into_iter().filter(|(_, b)| *b > 0).collect();
+        parts.sort_by_key(|(_, b)| std::cmp::Reverse(*b));
+        Ok(parts)
+    }
+
     /// The write path. Only one sink may exist per index directory.
     pub fn sink(&self, options: SinkOptions) -> Result<IndexSink, IndexError> {
         if !self.writable {

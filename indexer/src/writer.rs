@@ -12,6 +12,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use tantivy::IndexWriter;
 
+/// Distinct resources whose JSON form the sink keeps (a node's containers, with room).
+const RESOURCE_CACHE: usize = 4096;
 /// How often retention by age looks for records past it.
 const RETENTION_PASS: Duration = Duration::from_secs(60);
 /// Adjacent sealed splits are merged once this many of them fit in one split together.
@@ -100,6 +102,9 @@ pub struct IndexSink {
     /// When retention by age last ran.
     last_retention: Option<Instant>,
     splits_dropped: u64,
+    /// Resources' JSON forms by the address of the shared resource (records of one
+    /// container share it), kept with the resource so that the address stays theirs.
+    resource_json: std::collections::HashMap<usize, (Arc<model::Attributes>, String)>,
     jobs: mpsc::Sender<Job>,
     progress: mpsc::Receiver<()>,
     _claim: SinkClaim,
@@ -176,6 +181,10 @@ fn maintenance(set: Arc<SplitSet>, jobs: mpsc::Receiver<Job>, progress: mpsc::Se
         }
         let _ = progress.send(());
     }
+    // The set (and with it, maybe, the directory's lock) goes before `progress` tells the
+    // sink's close that this thread is done.
+    drop(set);
+    drop(progress);
 }
 
 impl IndexSink {
@@ -220,6 +229,7 @@ impl IndexSink {
             docs_committed: 0,
             last_retention: None,
             splits_dropped: 0,
+            resource_json: Default::default(),
             jobs,
             progress,
             _claim: claim,
@@ -273,7 +283,17 @@ impl IndexSink {
             if skip.contains(&record.id) {
                 continue;
             }
-            self.writer.add_document(self.schema.document(record))?;
+            let key = Arc::as_ptr(&record.resource) as usize;
+            if !self.resource_json.contains_key(&key) {
+                if self.resource_json.len() >= RESOURCE_CACHE {
+                    self.resource_json.clear();
+                }
+                self.resource_json
+                    .insert(key, (record.resource.clone(), record.resource_json()));
+            }
+            let resource_json = self.resource_json.get(&key).map_or("", |(_, j)| j.as_str());
+            self.writer
+                .add_document(self.schema.document(record, resource_json))?;
             let ts = record.timestamp.unix_nanos();
             self.pending_span = Some(match self.pending_span {
                 Some((lo, hi)) => (lo.min(ts), hi.max(ts)),

@@ -237,34 +237,42 @@ impl Record {
         serde_json::from_str(json)
     }
 
-    /// The JSON form without `id` and `timestamp`, for a store that keeps those apart (the
-    /// index holds them as columns; the id's 16 random bytes do not compress).
+    /// The JSON form without the fields of [`KeptApart`], for a store that keeps those
+    /// apart (the index holds them as columns: the id's 16 random bytes do not compress,
+    /// timestamps compress as numbers in order and not as text, and a pod's resource is the
+    /// same for all its records).
     pub fn to_content_json(&self) -> String {
         struct Content<'a>(&'a Record);
         impl serde::Serialize for Content<'_> {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 let mut m = s.serialize_map(None)?;
-                self.0.serialize_fields(&mut m)?;
+                self.0.serialize_fields(&mut m, false)?;
                 m.end()
             }
         }
         serde_json::to_string(&Content(self)).unwrap_or_default()
     }
 
-    /// Reads a record from [`Record::to_content_json`]'s form and the `id` and `timestamp`
-    /// kept apart.
-    pub fn from_content_json(
-        json: &str,
-        id: RecordId,
-        timestamp: Timestamp,
-    ) -> Result<Self, serde_json::Error> {
-        let w: RecordWire = serde_json::from_str(json)?;
-        Ok(w.into_record(id, timestamp))
+    /// The resource's JSON form (an object), as [`Record::to_content_json`] leaves it out.
+    pub fn resource_json(&self) -> String {
+        serde_json::to_string(&*self.resource).unwrap_or_default()
     }
 
-    /// Every field but `id` and `timestamp`, in the order of the JSON form.
-    fn serialize_fields<M: SerializeMap>(&self, m: &mut M) -> Result<(), M::Error> {
-        m.serialize_entry("observed_timestamp", &self.observed_timestamp)?;
+    /// Reads a record from [`Record::to_content_json`]'s form and the fields kept apart.
+    pub fn from_content_json(json: &str, apart: KeptApart) -> Result<Self, serde_json::Error> {
+        let w: RecordWire = serde_json::from_str(json)?;
+        let mut r = w.into_record(apart.id, apart.timestamp);
+        r.observed_timestamp = apart.observed_timestamp;
+        r.resource = apart.resource;
+        Ok(r)
+    }
+
+    /// Every field but `id` and `timestamp` (and `observed_timestamp` and `resource` unless
+    /// `whole`), in the order of the JSON form.
+    fn serialize_fields<M: SerializeMap>(&self, m: &mut M, whole: bool) -> Result<(), M::Error> {
+        if whole {
+            m.serialize_entry("observed_timestamp", &self.observed_timestamp)?;
+        }
         m.serialize_entry("kind", &self.kind)?;
         if let Some(sev) = self.severity {
             m.serialize_entry("severity_text", &sev)?;
@@ -274,7 +282,9 @@ impl Record {
             m.serialize_entry("stream", &stream)?;
         }
         m.serialize_entry("body", &self.body)?;
-        m.serialize_entry("resource", &*self.resource)?;
+        if whole {
+            m.serialize_entry("resource", &*self.resource)?;
+        }
         m.serialize_entry("attributes", &self.attributes)
     }
 }
@@ -284,9 +294,22 @@ impl serde::Serialize for Record {
         let mut m = s.serialize_map(None)?;
         m.serialize_entry("id", &self.id)?;
         m.serialize_entry("timestamp", &self.timestamp)?;
-        self.serialize_fields(&mut m)?;
+        self.serialize_fields(&mut m, true)?;
         m.end()
     }
+}
+
+/// The fields [`Record::to_content_json`] leaves to the store.
+#[derive(Clone, Debug)]
+pub struct KeptApart {
+    /// The record's id.
+    pub id: RecordId,
+    /// When the line was written.
+    pub timestamp: Timestamp,
+    /// When the collector read it.
+    pub observed_timestamp: Timestamp,
+    /// Where it comes from.
+    pub resource: Arc<Attributes>,
 }
 
 /// The wire shape; `severity_number` is accepted but derived from `severity_text`. `id` and
@@ -448,14 +471,19 @@ mod tests {
     }
 
     #[test]
-    fn the_content_form_leaves_id_and_timestamp_to_the_store() {
+    fn the_content_form_leaves_ids_timestamps_and_resource_to_the_store() {
         let r = sample();
         let content = r.to_content_json();
         assert!(!content.contains("\"id\"") && !content.contains("\"timestamp\""));
-        assert_eq!(
-            Record::from_content_json(&content, r.id, r.timestamp).unwrap(),
-            r
-        );
+        assert!(!content.contains("\"resource\"") && !content.contains("observed"));
+        let resource: Attributes = serde_json::from_str(&r.resource_json()).unwrap();
+        let apart = KeptApart {
+            id: r.id,
+            timestamp: r.timestamp,
+            observed_timestamp: r.observed_timestamp,
+            resource: Arc::new(resource),
+        };
+        assert_eq!(Record::from_content_json(&content, apart).unwrap(), r);
         let err = Record::from_json(&content).unwrap_err();
         assert!(err.to_string().contains("missing field `id`"), "{err}");
     }
