@@ -28,5 +28,5 @@ pub use aggregate::{GroupStats, HistogramBucket, MAX_BUCKETS, MAX_GROUPS};
 pub use error::IndexError;
 pub use schema::IndexSchema;
 pub use search::{LogSearcher, MAX_LIMIT, SearchCursor, SearchRequest, SearchResults};
-pub use store::IndexStore;
+pub use store::{IndexStats, IndexStore};
 pub use writer::{IndexSink, SinkOptions};

@@ -254,6 +254,18 @@ impl Split {
     }
 }
 
+/// Counters of the write path and the split set's upkeep, for `/metrics`.
+#[derive(Default, Debug)]
+pub(crate) struct IndexCounters {
+    pub(crate) commits: AtomicU64,
+    pub(crate) records_committed: AtomicU64,
+    pub(crate) commit_failures: AtomicU64,
+    pub(crate) merges: AtomicU64,
+    pub(crate) merge_failures: AtomicU64,
+    pub(crate) splits_dropped: AtomicU64,
+    pub(crate) splits_quarantined: AtomicU64,
+}
+
 /// The splits of an index directory, shared by the sink, its background merges and every
 /// searcher. Searchers take a snapshot, so a split dropped or merged away under a running
 /// search stays readable until the search ends (its files are mapped).
@@ -264,6 +276,8 @@ pub(crate) struct SplitSet {
     next_id: AtomicU64,
     /// Whether a sink writes to the set now (one at a time).
     pub(crate) sink_taken: AtomicBool,
+    /// What happened to the set since it was opened.
+    pub(crate) counters: IndexCounters,
     /// Held for as long as this process may write to the directory.
     _lock: Option<std::fs::File>,
 }
@@ -291,6 +305,7 @@ impl SplitSet {
         }
         Self::adopt_unsplit_index(root)?;
         let mut splits = Vec::new();
+        let mut quarantined = 0;
         for (id, dir) in Self::list(&splits_dir)? {
             if dir
                 .file_name()
@@ -317,12 +332,17 @@ impl SplitSet {
                     let parent = root.join(QUARANTINE_DIR);
                     std::fs::create_dir_all(&parent).map_err(io_error(&parent))?;
                     std::fs::rename(&dir, &aside).map_err(io_error(&dir))?;
+                    quarantined += 1;
                 }
                 Err(e) => return Err(e),
             }
         }
         let splits = Self::drop_replaced(splits, true);
-        Ok(Self::new(root, splits, Some(lock)))
+        let set = Self::new(root, splits, Some(lock));
+        set.counters
+            .splits_quarantined
+            .store(quarantined, Ordering::Relaxed);
+        Ok(set)
     }
 
     /// Opens `root` for reading only (offline search while a pipeline may be writing):
@@ -358,6 +378,7 @@ impl SplitSet {
             splits: RwLock::new(Arc::new(splits)),
             next_id: AtomicU64::new(next_id),
             sink_taken: AtomicBool::new(false),
+            counters: IndexCounters::default(),
             _lock: lock,
         }
     }
@@ -479,6 +500,7 @@ impl SplitSet {
     /// Removes `split` from searches and deletes its files.
     pub(crate) fn drop_split(&self, split: &Split) -> Result<(), IndexError> {
         self.update(|splits| splits.retain(|s| s.id != split.id));
+        self.counters.splits_dropped.fetch_add(1, Ordering::Relaxed);
         std::fs::remove_dir_all(&split.dir).map_err(io_error(&split.dir))
     }
 

@@ -6,6 +6,31 @@ use model::CheckpointSet;
 use std::path::Path;
 use std::sync::Arc;
 
+/// The index's size and the write path's counters (see [`IndexStore::stats`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IndexStats {
+    /// Splits now.
+    pub splits: u64,
+    /// Records searchable now.
+    pub records: u64,
+    /// Bytes on disk now.
+    pub bytes: u64,
+    /// Commits since the index was opened.
+    pub commits: u64,
+    /// Records committed since the index was opened.
+    pub records_committed: u64,
+    /// Commits that failed (their batches were not acknowledged).
+    pub commit_failures: u64,
+    /// Merges of small splits done.
+    pub merges: u64,
+    /// Merges that failed (the splits stay as they were).
+    pub merge_failures: u64,
+    /// Splits dropped by retention.
+    pub splits_dropped: u64,
+    /// Splits quarantined at open because they could not be read.
+    pub splits_quarantined: u64,
+}
+
 /// An open index directory (a set of time-partitioned splits): the one place the sink and
 /// searchers of a process share.
 #[derive(Clone)]
@@ -50,6 +75,25 @@ impl IndexStore {
     /// How many splits the index has now.
     pub fn split_count(&self) -> usize {
         self.splits.snapshot().len()
+    }
+
+    /// The index's size and what its write path did since it was opened.
+    pub fn stats(&self) -> IndexStats {
+        let splits = self.splits.snapshot();
+        let c = &self.splits.counters;
+        let n = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        IndexStats {
+            splits: splits.len() as u64,
+            records: splits.iter().map(|s| s.stats().docs).sum(),
+            bytes: splits.iter().map(|s| s.stats().bytes).sum(),
+            commits: n(&c.commits),
+            records_committed: n(&c.records_committed),
+            commit_failures: n(&c.commit_failures),
+            merges: n(&c.merges),
+            merge_failures: n(&c.merge_failures),
+            splits_dropped: n(&c.splits_dropped),
+            splits_quarantined: n(&c.splits_quarantined),
+        }
     }
 
     /// Where the index's bytes go, summed over splits: `(part, bytes)` with parts such as

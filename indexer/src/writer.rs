@@ -101,7 +101,6 @@ pub struct IndexSink {
     docs_committed: u64,
     /// When retention by age last ran.
     last_retention: Option<Instant>,
-    splits_dropped: u64,
     /// Resources' JSON forms by the address of the shared resource (records of one
     /// container share it), kept with the resource so that the address stays theirs.
     resource_json: std::collections::HashMap<usize, (Arc<model::Attributes>, String)>,
@@ -163,14 +162,18 @@ fn maintenance(set: Arc<SplitSet>, jobs: mpsc::Receiver<Job>, progress: mpsc::Se
             Job::Merge(sources) => {
                 let started = Instant::now();
                 match set.merge(&sources) {
-                    Ok(merged) => tracing::info!(
+                    Ok(merged) => {
+                        set.counters.merges.fetch_add(1, Ordering::Relaxed);
+                        tracing::info!(
                         splits = sources.len(),
                         docs = merged.stats().docs,
                         into = %merged.dir.display(),
                         took_ms = started.elapsed().as_millis() as u64,
                         "splits merged"
-                    ),
+                        )
+                    }
                     Err(e) => {
+                        set.counters.merge_failures.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(error = %e, "a split merge failed; the splits stay as they are");
                         for s in &sources {
                             s.merging.store(false, Ordering::SeqCst);
@@ -228,7 +231,6 @@ impl IndexSink {
             options,
             docs_committed: 0,
             last_retention: None,
-            splits_dropped: 0,
             resource_json: Default::default(),
             jobs,
             progress,
@@ -368,6 +370,8 @@ impl IndexSink {
         if let Err(e) = prepared.commit() {
             // Dropping the finalizers unmarked tells the sources the batches did not land.
             self.pending_finalizers.clear();
+            let counters = &self.set.counters;
+            counters.commit_failures.fetch_add(1, Ordering::Relaxed);
             return Err(e.into());
         }
         self.commit_seq = seq;
@@ -375,6 +379,11 @@ impl IndexSink {
         self.active.reader.reload()?;
         self.active.refresh_stats();
         self.docs_committed += self.pending_docs as u64;
+        let counters = &self.set.counters;
+        counters.commits.fetch_add(1, Ordering::Relaxed);
+        counters
+            .records_committed
+            .fetch_add(self.pending_docs as u64, Ordering::Relaxed);
         tracing::debug!(
             docs = self.pending_docs,
             split = self.active.id,
@@ -463,7 +472,6 @@ impl IndexSink {
             {
                 tracing::info!(split = %split.dir.display(), docs = split.stats().docs, "retention: dropping a split past the age limit");
                 self.set.drop_split(split)?;
-                self.splits_dropped += 1;
             }
             idle.retain(|s| s.stats().max_ts.is_none_or(|t| t >= cutoff));
         }
@@ -482,7 +490,6 @@ impl IndexSink {
                 let stats = oldest.stats();
                 tracing::info!(split = %oldest.dir.display(), docs = stats.docs, bytes = stats.bytes, "retention: dropping the oldest split over the size limit");
                 self.set.drop_split(&oldest)?;
-                self.splits_dropped += 1;
                 total = total.saturating_sub(stats.bytes);
             }
         }
@@ -536,7 +543,7 @@ impl IndexSink {
 
     /// Splits dropped by retention so far.
     pub fn splits_dropped(&self) -> u64 {
-        self.splits_dropped
+        self.set.counters.splits_dropped.load(Ordering::Relaxed)
     }
 
     /// Merges what the merge policy would merge, now, and waits until it is done (for

@@ -1,26 +1,99 @@
 //! Infersight's own counters on `/metrics`: what each source read, merged, cut, sent and
-//! got acknowledged. This is the one place that knows both the sources' counters and the
+//! got acknowledged, and the index's size and upkeep. This is the one place that knows both the sources' counters and the
 //! API's exposition types.
 
 use api::{MetricFamily, MetricKind, MetricsBackend, Sample};
 use collector::files::FileSourceMetrics;
+use indexer::{IndexStats, IndexStore};
 use processor::metrics::{Histogram, Labels, LlmMetrics, Series};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 
-/// The `files` sources' counters, by source id, and the LLM metrics the processors derive.
+/// The `files` sources' counters, by source id, the LLM metrics the processors derive, and
+/// the index's size and upkeep.
 pub struct PipelineMetrics {
     files: Vec<(String, Arc<FileSourceMetrics>)>,
     llm: Arc<LlmMetrics>,
+    index: Option<IndexStore>,
 }
 
 impl PipelineMetrics {
-    /// Exposes the counters of these `files` sources and `llm`.
-    pub fn new(files: Vec<(String, Arc<FileSourceMetrics>)>, llm: Arc<LlmMetrics>) -> Self {
-        PipelineMetrics { files, llm }
+    /// Exposes the counters of these `files` sources, `llm` and the index.
+    pub fn new(
+        files: Vec<(String, Arc<FileSourceMetrics>)>,
+        llm: Arc<LlmMetrics>,
+        index: Option<IndexStore>,
+    ) -> Self {
+        PipelineMetrics { files, llm, index }
     }
 }
+
+type IndexField = fn(&IndexStats) -> u64;
+
+/// `(name, help, kind, field)` of every index metric.
+const INDEX: &[(&str, &str, MetricKind, IndexField)] = &[
+    (
+        "infersight_index_splits",
+        "Splits (time-partitioned tantivy indexes) in the index.",
+        MetricKind::Gauge,
+        |s| s.splits,
+    ),
+    (
+        "infersight_index_records",
+        "Records searchable in the index.",
+        MetricKind::Gauge,
+        |s| s.records,
+    ),
+    (
+        "infersight_index_bytes",
+        "Bytes the index takes on disk.",
+        MetricKind::Gauge,
+        |s| s.bytes,
+    ),
+    (
+        "infersight_index_commits_total",
+        "Index commits (records made durable and searchable, batches acknowledged).",
+        MetricKind::Counter,
+        |s| s.commits,
+    ),
+    (
+        "infersight_index_records_committed_total",
+        "Records committed to the index.",
+        MetricKind::Counter,
+        |s| s.records_committed,
+    ),
+    (
+        "infersight_index_commit_failures_total",
+        "Index commits that failed (their batches are read again; should stay 0).",
+        MetricKind::Counter,
+        |s| s.commit_failures,
+    ),
+    (
+        "infersight_index_merges_total",
+        "Merges of small splits.",
+        MetricKind::Counter,
+        |s| s.merges,
+    ),
+    (
+        "infersight_index_merge_failures_total",
+        "Split merges that failed (the splits stay as they were).",
+        MetricKind::Counter,
+        |s| s.merge_failures,
+    ),
+    (
+        "infersight_index_splits_dropped_total",
+        "Splits dropped by retention (age or size).",
+        MetricKind::Counter,
+        |s| s.splits_dropped,
+    ),
+    (
+        "infersight_index_splits_quarantined_total",
+        "Splits that could not be opened and were moved to quarantine/ (should stay 0).",
+        MetricKind::Counter,
+        |s| s.splits_quarantined,
+    ),
+];
 
 type Field = fn(&FileSourceMetrics) -> &AtomicU64;
 
@@ -115,6 +188,15 @@ const FILES: &[(&str, &str, MetricKind, Field)] = &[
 impl MetricsBackend for PipelineMetrics {
     fn families(&self) -> Vec<MetricFamily> {
         let mut families = self.file_families();
+        if let Some(index) = &self.index {
+            let stats = index.stats();
+            families.extend(INDEX.iter().map(|(name, help, kind, field)| MetricFamily {
+                name,
+                help,
+                kind: *kind,
+                samples: vec![Sample::new(vec![], field(&stats) as f64)],
+            }));
+        }
         families.extend(llm_families(&self.llm));
         families
     }

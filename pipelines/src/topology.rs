@@ -194,6 +194,7 @@ pub async fn run(
                 metrics: Arc::new(PipelineMetrics::new(
                     source_metrics.clone(),
                     Arc::clone(&llm_metrics),
+                    Some(store.clone()),
                 )),
             });
             api_task = Some(tokio::spawn(api::serve(listener, router, async {

@@ -99,6 +99,19 @@ fn lines_written_to_pod_logs_are_searchable_over_http_and_survive_a_restart_once
     assert!(value("infersight_files_records_delivered_total") >= 3.0);
     assert_eq!(value("infersight_files_lost_total"), 0.0);
     assert!(metrics.contains("# TYPE infersight_files_lines_read_total counter"));
+    // The index's size and upkeep.
+    let index = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in\n{metrics}"))
+    };
+    assert_eq!(index("infersight_index_splits"), 1.0);
+    assert!(index("infersight_index_records") >= 4.0);
+    assert!(index("infersight_index_bytes") > 0.0);
+    assert!(index("infersight_index_commits_total") >= 1.0);
+    assert_eq!(index("infersight_index_splits_quarantined_total"), 0.0);
     // And the LLM metrics derived from the lines: TGI's request, vLLM's engine load.
     let series = |name: &str, needles: &[&str]| -> Option<f64> {
         metrics
