@@ -110,13 +110,16 @@ impl LogSearcher {
         });
         let aggs = match group_by {
             Some(group) => {
-                if !EXACT_ATTRIBUTE_FIELDS.contains(&group)
-                    && !EXACT_RESOURCE_FIELDS.contains(&group)
-                {
+                let groupable: Vec<&str> = EXACT_RESOURCE_FIELDS
+                    .iter()
+                    .chain(&EXACT_ATTRIBUTE_FIELDS)
+                    .copied()
+                    .filter(|f| *f != model::names::LLM_REQUEST_ID)
+                    .collect();
+                if !groupable.contains(&group) {
                     return Err(IndexError::Query(format!(
-                        "cannot group by `{group}`; use one of {}, {}",
-                        EXACT_ATTRIBUTE_FIELDS.join(", "),
-                        EXACT_RESOURCE_FIELDS.join(", ")
+                        "cannot group by `{group}`; use one of {}",
+                        groupable.join(", ")
                     )));
                 }
                 serde_json::json!({ "groups": {

@@ -8,10 +8,10 @@ use tantivy::schema::{
     FAST, Field, IndexRecordOption, JsonObjectOptions, NumericOptions, STORED, Schema,
     TextFieldIndexing, TextOptions,
 };
-use tantivy::tokenizer::{LowerCaser, RemoveLongFilter, TextAnalyzer};
+use tantivy::tokenizer::TextAnalyzer;
 use tantivy::{Index, TantivyDocument};
 
-/// The tokenizer of `body` ([`crate::tokenizer::LogTokenizer`], lowercased, absurdly long
+/// The tokenizer of `body` ([`crate::tokenizer::LogTokenizer`]: lowercased, absurdly long
 /// tokens dropped): `chatcmpl-a269fdcb` is one term and also `chatcmpl`, `a269fdcb`.
 pub(crate) const LOG_TOKENIZER: &str = "infersight_log";
 
@@ -22,7 +22,8 @@ pub(crate) const EXACT_RESOURCE_FIELDS: [&str; 4] = [
     names::K8S_CONTAINER_NAME,
     names::K8S_NODE_NAME,
 ];
-/// Attributes indexed for exact match, and as fast columns for grouping.
+/// Attributes indexed for exact match, and (but for the request id) as fast columns for
+/// grouping.
 pub(crate) const EXACT_ATTRIBUTE_FIELDS: [&str; 6] = [
     names::LLM_SERVER,
     names::LLM_EVENT,
@@ -127,9 +128,14 @@ impl IndexSchema {
             .iter()
             .map(|&name| (name, b.add_text_field(name, exact() | FAST)))
             .collect();
+        // A request id is looked up, never grouped by: no column (nearly every value is new,
+        // so it would be a dictionary as large as the records).
         let attribute_exact = EXACT_ATTRIBUTE_FIELDS
             .iter()
-            .map(|&name| (name, b.add_text_field(name, exact() | FAST)))
+            .map(|&name| match name {
+                names::LLM_REQUEST_ID => (name, b.add_text_field(name, exact())),
+                _ => (name, b.add_text_field(name, exact() | FAST)),
+            })
             .collect();
         // Columns only, like the timestamp: ranges and aggregations read the column, and an
         // exact value is asked as a one-value range (see `search::numeric_terms_as_ranges`).
@@ -177,10 +183,7 @@ impl IndexSchema {
     }
 
     fn log_analyzer() -> TextAnalyzer {
-        TextAnalyzer::builder(LogTokenizer::default())
-            .filter(RemoveLongFilter::limit(128))
-            .filter(LowerCaser)
-            .build()
+        TextAnalyzer::from(LogTokenizer::default())
     }
 
     /// Registers the tokenizers the schema names; needed on every opened index.
