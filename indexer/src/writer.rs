@@ -464,7 +464,16 @@ impl IndexSink {
     }
 
     fn apply_retention(&mut self, cutoff: Option<i64>) -> Result<(), IndexError> {
+        // The split of the last commit holds the checkpoints the sources resume from (the
+        // active one may not have committed yet): retention leaves it alone.
+        let checkpointed = self
+            .set
+            .snapshot()
+            .iter()
+            .max_by_key(|s| s.payload().commit_seq)
+            .map(|s| s.id);
         let mut idle = self.idle_splits();
+        idle.retain(|s| Some(s.id) != checkpointed);
         if let Some(cutoff) = cutoff {
             for split in idle
                 .iter()

@@ -18,7 +18,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-const RECORDS: u64 = 240_000;
+const RECORDS: u64 = 160_000;
 const KILLS: usize = 5;
 const BATCH: u64 = 2_000;
 const SOURCE: &str = "generator";
