@@ -5,14 +5,18 @@
 //! trait ([`SearchBackend`]), and shape the answer.
 //!
 //! Must not know about: how records are collected or parsed, or how the pipeline is wired.
-//! Later: histogram, request traces, incidents, LLM summary, tail, the web UI.
+//! Later: incidents, tail, the web UI.
 
 mod backend;
 mod error;
+mod histogram;
+mod llm;
 mod metrics;
+mod params;
+mod requests;
 mod search;
 
-pub use backend::SearchBackend;
+pub use backend::{LocalIndex, SearchBackend};
 pub use error::ApiError;
 pub use metrics::{MetricFamily, MetricKind, MetricsBackend, NoMetrics, Sample, render};
 
@@ -34,7 +38,14 @@ pub struct ApiState {
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/api/v1/search", get(search::search))
+        .route("/api/v1/histogram", get(histogram::histogram))
+        .route(
+            "/api/v1/requests/{request_id}",
+            get(requests::request_trace),
+        )
+        .route("/api/v1/llm/summary", get(llm::summary))
         .route("/metrics", get(metrics::metrics))
         .fallback(not_found)
         .with_state(state)
@@ -53,6 +64,21 @@ pub async fn serve(
 
 async fn healthz() -> axum::Json<serde_json::Value> {
     axum::Json(serde_json::json!({"status": "ok"}))
+}
+
+/// Ready when the index answers: its size and counters.
+async fn readyz(
+    axum::extract::State(state): axum::extract::State<ApiState>,
+) -> axum::Json<serde_json::Value> {
+    let index = state.search.index_stats().map(|s| {
+        serde_json::json!({
+            "splits": s.splits,
+            "records": s.records,
+            "bytes": s.bytes,
+            "commits": s.commits,
+        })
+    });
+    axum::Json(serde_json::json!({"status": "ready", "index": index}))
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {

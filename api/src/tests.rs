@@ -4,14 +4,11 @@ use super::*;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use indexer::{IndexStore, SinkOptions};
-use model::{AttrValue, Attributes, Batch, Record, RecordId, Timestamp, names};
+use model::{AttrValue, Attributes, Batch, Record, RecordId, RecordKind, Timestamp, names};
 use serde_json::Value;
 use tower::ServiceExt;
 
 fn app_with(lines: &[(&str, &str)]) -> (tempfile::TempDir, Router) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = IndexStore::open_or_create(dir.path()).unwrap();
-    let mut sink = store.sink(SinkOptions::default()).unwrap();
     let now = Timestamp::now();
     let records = lines
         .iter()
@@ -30,10 +27,17 @@ fn app_with(lines: &[(&str, &str)]) -> (tempfile::TempDir, Router) {
             )
         })
         .collect();
+    app_with_records(records)
+}
+
+fn app_with_records(records: Vec<Record>) -> (tempfile::TempDir, Router) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = IndexStore::open_or_create(dir.path()).unwrap();
+    let mut sink = store.sink(SinkOptions::default()).unwrap();
     sink.add(Batch::new(records)).unwrap();
     sink.commit().unwrap();
     let state = ApiState {
-        search: Arc::new(store.searcher()),
+        search: Arc::new(crate::LocalIndex::new(store.clone())),
         metrics: Arc::new(crate::NoMetrics),
     };
     (dir, router(state))
@@ -114,4 +118,182 @@ async fn healthz_answers() {
         (status, body["status"].as_str()),
         (StatusCode::OK, Some("ok"))
     );
+}
+
+/// A record of `pod` (container `server`) `secs_ago` seconds ago.
+fn at(n: u64, pod: &str, secs_ago: i64, kind: RecordKind, body: &str) -> Record {
+    let resource: Attributes = [
+        (names::K8S_NAMESPACE_NAME, AttrValue::from("llm")),
+        (names::K8S_POD_NAME, AttrValue::from(pod)),
+        (names::K8S_CONTAINER_NAME, AttrValue::from("server")),
+    ]
+    .into_iter()
+    .collect();
+    let ts = Timestamp::now().saturating_add_nanos(-secs_ago * 1_000_000_000);
+    let mut r = Record::log(
+        RecordId::from_source(b"api", n),
+        ts,
+        ts,
+        Arc::new(resource),
+        body.to_string(),
+    );
+    r.kind = kind;
+    r
+}
+
+/// Two models' requests (one failed), engine stats, and a router line, in the last minutes.
+fn llm_records() -> Vec<Record> {
+    let mut records = Vec::new();
+    for (i, (model, e2e, ttft, out, event)) in [
+        ("llama3", 100.0, 20.0, 50, "request_finished"),
+        ("llama3", 200.0, 40.0, 100, "request_finished"),
+        ("llama3", 900.0, 80.0, 10, "request_aborted"),
+        ("qwen", 1000.0, 300.0, 30, "request_finished"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = format!("chatcmpl-{i:04}");
+        let mut r = at(
+            i as u64,
+            "vllm-0",
+            60 + i as i64,
+            RecordKind::Request,
+            &format!("request {id} {event}"),
+        );
+        r.attributes.insert(names::LLM_REQUEST_ID, id.clone());
+        r.attributes.insert(names::LLM_EVENT, event);
+        r.attributes.insert(names::LLM_SERVER, "vllm");
+        r.attributes.insert(names::GEN_AI_REQUEST_MODEL, model);
+        r.attributes.insert_f64(names::LLM_E2E_MS, e2e);
+        r.attributes.insert_f64(names::LLM_TTFT_MS, ttft);
+        r.attributes
+            .insert(names::GEN_AI_USAGE_OUTPUT_TOKENS, out as i64);
+        records.push(r);
+        let mut received = at(
+            100 + i as u64,
+            "vllm-0",
+            62 + i as i64,
+            RecordKind::Log,
+            &format!("Received request {id}: prompt: 'hi'"),
+        );
+        received
+            .attributes
+            .insert(names::LLM_REQUEST_ID, id.clone());
+        records.push(received);
+        records.push(at(
+            200 + i as u64,
+            "router-0",
+            63 + i as i64,
+            RecordKind::Log,
+            &format!("proxying {id} to vllm-0"),
+        ));
+    }
+    for (i, running) in [4i64, 8].into_iter().enumerate() {
+        let mut r = at(
+            300 + i as u64,
+            "vllm-0",
+            30 + i as i64,
+            RecordKind::EngineStats,
+            "Running: n reqs",
+        );
+        r.attributes.insert(names::GEN_AI_REQUEST_MODEL, "llama3");
+        r.attributes.insert(names::LLM_RUNNING, running);
+        records.push(r);
+    }
+    records
+}
+
+#[tokio::test]
+async fn a_request_trace_gathers_the_lifecycle_timings_and_every_container() {
+    let (_dir, app) = app_with_records(llm_records());
+    let (status, body) = get(&app, "/api/v1/requests/chatcmpl-0001").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["request_id"], "chatcmpl-0001");
+    assert_eq!(body["summary"]["model"], "llama3");
+    assert_eq!(body["summary"]["outcome"], "request_finished");
+    assert_eq!(body["summary"]["figures"]["e2e_ms"], 200.0);
+    assert_eq!(body["summary"]["figures"]["output_tokens"], 100.0);
+    assert_eq!(body["lifecycle"].as_array().unwrap().len(), 1);
+    assert_eq!(body["lines"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        body["containers"],
+        serde_json::json!(["llm/router-0/server", "llm/vllm-0/server"])
+    );
+    let (status, body) = get(&app, "/api/v1/requests/chatcmpl-9999").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("chatcmpl-9999"));
+}
+
+#[tokio::test]
+async fn the_histogram_counts_per_interval_with_the_search_filters() {
+    let (_dir, app) = app_with_records(llm_records());
+    let (status, body) = get(&app, "/api/v1/histogram?q=*&from=now-10m&interval=1m").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["interval"], "1m");
+    assert_eq!(body["interval_ms"], 60_000);
+    assert_eq!(body["total"], 14);
+    let counted: u64 = body["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(counted, 14);
+    let (_, routers) = get(&app, "/api/v1/histogram?pod=router-0&from=now-10m").await;
+    assert_eq!(routers["total"], 4);
+    assert_eq!(routers["interval"], "5s", "10 minutes in at most 120 bars");
+    for (uri, needle) in [
+        ("/api/v1/histogram?interval=5x", "interval"),
+        ("/api/v1/histogram?interval=0s", "above zero"),
+        ("/api/v1/histogram?from=now-30d&interval=1s", "buckets"),
+    ] {
+        let (status, body) = get(&app, uri).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {body}");
+        assert!(
+            body["detail"].as_str().unwrap().contains(needle),
+            "{uri}: {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_llm_summary_gives_rates_percentiles_errors_and_load_per_model() {
+    let (_dir, app) = app_with_records(llm_records());
+    let (status, body) = get(&app, "/api/v1/llm/summary?from=now-10m").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["group_by"], "model");
+    let groups = body["groups"].as_array().unwrap();
+    let llama = groups.iter().find(|g| g["group"] == "llama3").unwrap();
+    assert_eq!(llama["requests"], 3);
+    assert_eq!(llama["errors"], 1);
+    assert!((llama["error_rate"].as_f64().unwrap() - 1.0 / 3.0).abs() < 1e-9);
+    assert!((llama["rps"].as_f64().unwrap() - 3.0 / 600.0).abs() < 1e-6);
+    assert!((llama["latency_ms"]["avg"].as_f64().unwrap() - 400.0).abs() < 1e-9);
+    let p50 = llama["latency_ms"]["p50"].as_f64().unwrap();
+    assert!((p50 - 200.0).abs() < 5.0, "p50 {p50}");
+    assert!((llama["ttft_ms"]["avg"].as_f64().unwrap() - 140.0 / 3.0).abs() < 1e-9);
+    assert!((llama["output_tokens_per_s"].as_f64().unwrap() - 160.0 / 600.0).abs() < 1e-9);
+    assert_eq!(llama["running_avg"], 6.0);
+    let qwen = groups.iter().find(|g| g["group"] == "qwen").unwrap();
+    assert_eq!(
+        (qwen["requests"].as_u64(), qwen["errors"].as_u64()),
+        (Some(1), Some(0))
+    );
+    let (_, by_pod) = get(&app, "/api/v1/llm/summary?from=now-10m&group_by=pod").await;
+    assert_eq!(by_pod["groups"][0]["group"], "vllm-0");
+    assert_eq!(by_pod["groups"][0]["requests"], 4);
+    let (status, body) = get(&app, "/api/v1/llm/summary?group_by=color").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["detail"].as_str().unwrap().contains("model, pod"));
+}
+
+#[tokio::test]
+async fn readyz_reports_the_index() {
+    let (_dir, app) = app_with(&[("p", "x"), ("p", "y")]);
+    let (status, body) = get(&app, "/readyz").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["status"], "ready");
+    assert_eq!(body["index"]["records"], 2);
+    assert_eq!(body["index"]["splits"], 1);
 }

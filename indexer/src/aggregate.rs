@@ -39,6 +39,8 @@ pub struct GroupStats {
     pub count: u64,
     /// Average of the field where set.
     pub avg: Option<f64>,
+    /// Sum of the field where set (0 when nowhere).
+    pub sum: f64,
     /// (percent, value) for each asked percent, where the field is set. Estimated with a
     /// DDSketch: within 1 % of the exact value.
     pub percentiles: Vec<(f64, f64)>,
@@ -106,6 +108,7 @@ impl LogSearcher {
         }
         let metrics = serde_json::json!({
             "avg": { "avg": { "field": field } },
+            "sum": { "sum": { "field": field } },
             "pct": { "percentiles": { "field": field, "percents": percents, "keyed": false } },
         });
         let aggs = match group_by {
@@ -163,6 +166,7 @@ impl LogSearcher {
             group,
             count,
             avg: v["avg"]["value"].as_f64(),
+            sum: v["sum"]["value"].as_f64().unwrap_or(0.0),
             percentiles: v["pct"]["values"]
                 .as_array()
                 .map(|values| {

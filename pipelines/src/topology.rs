@@ -190,7 +190,7 @@ pub async fn run(
                 .clone()
                 .ok_or_else(|| anyhow!("the API needs an index"))?;
             let router = api::router(api::ApiState {
-                search: Arc::new(store.searcher()),
+                search: Arc::new(api::LocalIndex::new(store.clone())),
                 metrics: Arc::new(PipelineMetrics::new(
                     source_metrics.clone(),
                     Arc::clone(&llm_metrics),

@@ -342,6 +342,7 @@ fn histograms_and_percentiles_per_group_come_from_the_columns() {
         .unwrap();
     assert_eq!(llama.count, 3);
     assert_eq!(llama.avg, Some(200.0));
+    assert_eq!(llama.sum, 600.0);
     let p50 = llama.percentiles[0];
     assert_eq!(p50.0, 50.0);
     assert!((p50.1 - 200.0).abs() <= 2.0, "{p50:?}");

@@ -1,0 +1,199 @@
+//! `GET /api/v1/llm/summary?from=&to=&group_by=model|pod|namespace|server`: the figures an
+//! SRE looks at first, per model (or pod, namespace, server) over a time range, all read
+//! from the index's columns.
+
+use crate::params::{Filters, blocking, time};
+use crate::{ApiError, ApiState, SearchBackend};
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use indexer::{GroupStats, IndexError, SearchRequest};
+use model::{RecordKind, Timestamp, names};
+use std::collections::BTreeMap;
+
+/// Without `from`, the summary covers this many seconds before `to`.
+const DEFAULT_RANGE_S: i64 = 3600;
+const PERCENTS: [f64; 3] = [50.0, 95.0, 99.0];
+/// A request failed when it was aborted, left incomplete, or answered 5xx.
+const FAILED: &str = "(llm.event:request_aborted OR llm.event:request_incomplete OR http.response.status_code:>=500)";
+
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct SummaryParams {
+    #[serde(flatten)]
+    filters: Filters,
+    group_by: Option<String>,
+}
+
+#[derive(serde::Serialize)]
+pub(crate) struct SummaryResponse {
+    from: Timestamp,
+    to: Timestamp,
+    group_by: &'static str,
+    groups: Vec<GroupSummary>,
+}
+
+/// Percentiles and average of a timing, in ms.
+#[derive(serde::Serialize, Default, Clone, Copy)]
+pub(crate) struct Spread {
+    p50: Option<f64>,
+    p95: Option<f64>,
+    p99: Option<f64>,
+    avg: Option<f64>,
+}
+
+#[derive(serde::Serialize, Default)]
+pub(crate) struct GroupSummary {
+    group: String,
+    requests: u64,
+    rps: f64,
+    errors: u64,
+    error_rate: Option<f64>,
+    latency_ms: Spread,
+    ttft_ms: Spread,
+    queue_ms: Spread,
+    output_tokens_per_s: f64,
+    running_avg: Option<f64>,
+    waiting_avg: Option<f64>,
+    kv_cache_pct_avg: Option<f64>,
+    gpu_utilization_pct_avg: Option<f64>,
+    gpu_memory_used_bytes_avg: Option<f64>,
+}
+
+fn spread(s: &GroupStats) -> Spread {
+    let at = |p: f64| {
+        s.percentiles
+            .iter()
+            .find(|(q, _)| (*q - p).abs() < 1e-9)
+            .map(|(_, v)| *v)
+    };
+    Spread {
+        p50: at(50.0),
+        p95: at(95.0),
+        p99: at(99.0),
+        avg: s.avg,
+    }
+}
+
+/// The figures per group, computed with one pass per figure over the columns.
+fn summarise(
+    backend: &dyn SearchBackend,
+    base: &SearchRequest,
+    group: &'static str,
+    range_s: f64,
+) -> Result<Vec<GroupSummary>, IndexError> {
+    let of_kind = |kind: RecordKind, extra: Option<&str>| {
+        let mut r = base.clone();
+        r.kind = Some(kind);
+        if let Some(extra) = extra {
+            r.query = match r.query.trim() {
+                "" | "*" => extra.to_string(),
+                q => format!("({q}) AND {extra}"),
+            };
+        }
+        r
+    };
+    let requests = of_kind(RecordKind::Request, None);
+    let key = |g: &GroupStats| g.group.clone().unwrap_or_else(|| "all".into());
+    let mut groups: BTreeMap<String, GroupSummary> = BTreeMap::new();
+    let stats = |r: &SearchRequest, field: &str, percents: &[f64]| {
+        backend.field_stats(r, field, Some(group), percents)
+    };
+    for g in stats(&requests, names::LLM_E2E_MS, &PERCENTS)? {
+        let s = groups.entry(key(&g)).or_default();
+        s.requests = g.count;
+        s.rps = g.count as f64 / range_s;
+        s.latency_ms = spread(&g);
+    }
+    for g in stats(&requests, names::LLM_TTFT_MS, &PERCENTS)? {
+        groups.entry(key(&g)).or_default().ttft_ms = spread(&g);
+    }
+    for g in stats(&requests, names::LLM_QUEUE_MS, &PERCENTS)? {
+        groups.entry(key(&g)).or_default().queue_ms = spread(&g);
+    }
+    for g in stats(&requests, names::GEN_AI_USAGE_OUTPUT_TOKENS, &[50.0])? {
+        groups.entry(key(&g)).or_default().output_tokens_per_s = g.sum / range_s;
+    }
+    for g in stats(
+        &of_kind(RecordKind::Request, Some(FAILED)),
+        names::LLM_E2E_MS,
+        &[50.0],
+    )? {
+        groups.entry(key(&g)).or_default().errors = g.count;
+    }
+    let engine = of_kind(RecordKind::EngineStats, None);
+    for g in stats(&engine, names::LLM_RUNNING, &[50.0])? {
+        groups.entry(key(&g)).or_default().running_avg = g.avg;
+    }
+    for g in stats(&engine, names::LLM_WAITING, &[50.0])? {
+        groups.entry(key(&g)).or_default().waiting_avg = g.avg;
+    }
+    for g in stats(&engine, names::LLM_KV_CACHE_PCT, &[50.0])? {
+        groups.entry(key(&g)).or_default().kv_cache_pct_avg = g.avg;
+    }
+    // GPU figures ride on whatever records carry them (snapshots, enriched requests).
+    let mut any = base.clone();
+    any.kind = None;
+    for g in stats(&any, names::GPU_UTILIZATION_PCT, &[50.0])? {
+        if g.avg.is_some() {
+            groups.entry(key(&g)).or_default().gpu_utilization_pct_avg = g.avg;
+        }
+    }
+    for g in stats(&any, names::GPU_MEMORY_USED_BYTES, &[50.0])? {
+        if g.avg.is_some() {
+            groups.entry(key(&g)).or_default().gpu_memory_used_bytes_avg = g.avg;
+        }
+    }
+    Ok(groups
+        .into_iter()
+        .map(|(name, mut s)| {
+            s.group = name;
+            s.error_rate = (s.requests > 0).then(|| s.errors as f64 / s.requests as f64);
+            s
+        })
+        .collect())
+}
+
+pub(crate) async fn summary(
+    State(state): State<ApiState>,
+    params: Result<Query<SummaryParams>, QueryRejection>,
+) -> Result<Json<SummaryResponse>, ApiError> {
+    let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    if params
+        .filters
+        .kind
+        .as_deref()
+        .is_some_and(|k| !k.is_empty())
+    {
+        return Err(ApiError::bad_request(
+            "kind: the summary picks the kinds itself; leave it out",
+        ));
+    }
+    let (group_by, group) = match params.group_by.as_deref().unwrap_or("model") {
+        "" | "model" => ("model", names::GEN_AI_REQUEST_MODEL),
+        "pod" => ("pod", names::K8S_POD_NAME),
+        "namespace" => ("namespace", names::K8S_NAMESPACE_NAME),
+        "server" => ("server", names::LLM_SERVER),
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "group_by: `{other}` is not one of model, pod, namespace, server"
+            )));
+        }
+    };
+    let now = Timestamp::now();
+    let mut base = params.filters.to_request(now)?;
+    let to = base.to.unwrap_or(now);
+    let from = match time("from", params.filters.from.as_deref(), now)? {
+        Some(f) => f,
+        None => to.saturating_add_nanos(-DEFAULT_RANGE_S * 1_000_000_000),
+    };
+    base.from = Some(from);
+    base.to = Some(to);
+    let range_s = ((to.unix_nanos() - from.unix_nanos()) as f64 / 1e9).max(1.0);
+    let groups = blocking(&state, move |b| summarise(b, &base, group, range_s)).await?;
+    Ok(Json(SummaryResponse {
+        from,
+        to,
+        group_by,
+        groups,
+    }))
+}

@@ -1,0 +1,125 @@
+//! `GET /api/v1/requests/{request_id}`: one request across containers.
+
+use crate::params::blocking;
+use crate::{ApiError, ApiState};
+use axum::Json;
+use axum::extract::{Path, State};
+use model::{AttrValue, Record, RecordKind, Timestamp, names};
+use std::collections::BTreeMap;
+
+/// Timings and token counts a request record may carry, under the names the response uses.
+const FIGURES: [(&str, &str); 11] = [
+    ("e2e_ms", names::LLM_E2E_MS),
+    ("queue_ms", names::LLM_QUEUE_MS),
+    ("validation_ms", names::LLM_VALIDATION_MS),
+    ("inference_ms", names::LLM_INFERENCE_MS),
+    ("prefill_ms", names::LLM_PREFILL_MS),
+    ("decode_ms", names::LLM_DECODE_MS),
+    ("ttft_ms", names::LLM_TTFT_MS),
+    ("tpot_ms", names::LLM_TPOT_MS),
+    ("tokens_per_s", names::LLM_TOKENS_PER_S),
+    ("input_tokens", names::GEN_AI_USAGE_INPUT_TOKENS),
+    ("output_tokens", names::GEN_AI_USAGE_OUTPUT_TOKENS),
+];
+
+#[derive(serde::Serialize)]
+pub(crate) struct RequestTrace {
+    request_id: String,
+    /// What the request records say, merged: model, server, outcome, timings, tokens.
+    summary: Summary,
+    /// The `kind=request` records (one per lifecycle the processor closed).
+    lifecycle: Vec<Record>,
+    /// Every record about the request, oldest first, from every container.
+    lines: Vec<Record>,
+    /// `namespace/pod/container` of every container that logged about it.
+    containers: Vec<String>,
+    /// The GPU snapshot nearest the request's end (when GPU snapshots are collected).
+    gpu: Option<serde_json::Value>,
+}
+
+#[derive(serde::Serialize, Default)]
+pub(crate) struct Summary {
+    first_seen: Option<Timestamp>,
+    last_seen: Option<Timestamp>,
+    model: Option<String>,
+    server: Option<String>,
+    outcome: Option<String>,
+    http_status: Option<i64>,
+    figures: BTreeMap<&'static str, f64>,
+}
+
+fn container_of(r: &Record) -> String {
+    let part = |key| r.resource_str(key).unwrap_or("-");
+    format!(
+        "{}/{}/{}",
+        part(names::K8S_NAMESPACE_NAME),
+        part(names::K8S_POD_NAME),
+        part(names::K8S_CONTAINER_NAME)
+    )
+}
+
+fn summarise(lines: &[Record]) -> Summary {
+    let mut s = Summary {
+        first_seen: lines.first().map(|r| r.timestamp),
+        last_seen: lines.last().map(|r| r.timestamp),
+        ..Summary::default()
+    };
+    // Request records first (the processor's view), then lines, for what they lack.
+    let ordered = lines
+        .iter()
+        .filter(|r| r.kind == RecordKind::Request)
+        .chain(lines.iter().filter(|r| r.kind != RecordKind::Request));
+    for r in ordered {
+        let text = |key| r.attributes.get_str(key).map(str::to_string);
+        s.model = s.model.take().or_else(|| text(names::GEN_AI_REQUEST_MODEL));
+        s.server = s.server.take().or_else(|| text(names::LLM_SERVER));
+        if r.kind == RecordKind::Request {
+            s.outcome = s.outcome.take().or_else(|| text(names::LLM_EVENT));
+        }
+        if s.http_status.is_none()
+            && let Some(AttrValue::Int(code)) = r.attributes.get(names::HTTP_RESPONSE_STATUS_CODE)
+        {
+            s.http_status = Some(*code);
+        }
+        for (name, key) in FIGURES {
+            if let Some(v) = r.attributes.get(key).and_then(AttrValue::as_f64) {
+                s.figures.entry(name).or_insert(v);
+            }
+        }
+    }
+    s
+}
+
+pub(crate) async fn request_trace(
+    State(state): State<ApiState>,
+    Path(request_id): Path<String>,
+) -> Result<Json<RequestTrace>, ApiError> {
+    let id = request_id.trim().to_string();
+    if id.is_empty() || id.len() > 256 {
+        return Err(ApiError::bad_request(
+            "request_id: give the id the server logged (1 to 256 characters)",
+        ));
+    }
+    let asked = id.clone();
+    let lines = blocking(&state, move |b| b.request_trace(&asked)).await?;
+    if lines.is_empty() {
+        return Err(ApiError::not_found(format!(
+            "no record mentions request `{id}` (check the id, or widen retention)"
+        )));
+    }
+    let mut containers: Vec<String> = lines.iter().map(container_of).collect();
+    containers.sort();
+    containers.dedup();
+    Ok(Json(RequestTrace {
+        request_id: id,
+        summary: summarise(&lines),
+        lifecycle: lines
+            .iter()
+            .filter(|r| r.kind == RecordKind::Request)
+            .cloned()
+            .collect(),
+        containers,
+        lines,
+        gpu: None,
+    }))
+}
