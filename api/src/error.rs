@@ -22,6 +22,15 @@ impl ApiError {
         }
     }
 
+    /// 401: no token, or not the right one.
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            error: "unauthorized",
+            detail: detail.into(),
+        }
+    }
+
     /// 404.
     pub fn not_found(detail: impl Into<String>) -> Self {
         ApiError {
@@ -45,10 +54,17 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
+        let mut response = (
             self.status,
             Json(serde_json::json!({"error": self.error, "detail": self.detail})),
         )
-            .into_response()
+            .into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
     }
 }

@@ -7,6 +7,7 @@
 //! Must not know about: how records are collected or parsed, or how the pipeline is wired.
 //! Later: incidents, tail, the web UI.
 
+mod auth;
 mod backend;
 mod error;
 mod histogram;
@@ -32,13 +33,13 @@ pub struct ApiState {
     pub search: Arc<dyn SearchBackend>,
     /// What `/metrics` exposes.
     pub metrics: Arc<dyn MetricsBackend>,
+    /// The bearer token `/api` and `/metrics` require; `None` lets everyone in.
+    pub token: Option<Arc<str>>,
 }
 
 /// The router of every endpoint.
 pub fn router(state: ApiState) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+    let protected = Router::new()
         .route("/api/v1/search", get(search::search))
         .route("/api/v1/histogram", get(histogram::histogram))
         .route(
@@ -47,6 +48,14 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/api/v1/llm/summary", get(llm::summary))
         .route("/metrics", get(metrics::metrics))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .merge(protected)
         .fallback(not_found)
         .with_state(state)
 }

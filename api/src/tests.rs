@@ -38,6 +38,7 @@ fn app_with_records(records: Vec<Record>) -> (tempfile::TempDir, Router) {
     sink.commit().unwrap();
     let state = ApiState {
         search: Arc::new(crate::LocalIndex::new(store.clone())),
+        token: None,
         metrics: Arc::new(crate::NoMetrics),
     };
     (dir, router(state))
@@ -296,4 +297,38 @@ async fn readyz_reports_the_index() {
     assert_eq!(body["status"], "ready");
     assert_eq!(body["index"]["records"], 2);
     assert_eq!(body["index"]["splits"], 1);
+}
+
+#[tokio::test]
+async fn with_a_token_the_api_and_metrics_need_it_and_probes_do_not() {
+    let (dir, _) = app_with(&[("p", "x")]);
+    let store = IndexStore::open_existing(dir.path()).unwrap();
+    let app = router(ApiState {
+        search: Arc::new(crate::LocalIndex::new(store)),
+        metrics: Arc::new(crate::NoMetrics),
+        token: Some(Arc::from("0123456789abcdef")),
+    });
+    let call = |uri: &str, token: Option<&str>| {
+        let mut request = Request::get(uri);
+        if let Some(t) = token {
+            request = request.header("authorization", format!("Bearer {t}"));
+        }
+        app.clone().oneshot(request.body(Body::empty()).unwrap())
+    };
+    for uri in ["/api/v1/search?q=x", "/metrics", "/api/v1/llm/summary"] {
+        let none = call(uri, None).await.unwrap();
+        assert_eq!(none.status(), StatusCode::UNAUTHORIZED, "{uri}");
+        assert_eq!(none.headers()["www-authenticate"], "Bearer");
+        let wrong = call(uri, Some("0123456789abcdeX")).await.unwrap();
+        assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED, "{uri}");
+        let right = call(uri, Some("0123456789abcdef")).await.unwrap();
+        assert_eq!(right.status(), StatusCode::OK, "{uri}");
+    }
+    for uri in ["/healthz", "/readyz"] {
+        assert_eq!(
+            call(uri, None).await.unwrap().status(),
+            StatusCode::OK,
+            "{uri}"
+        );
+    }
 }

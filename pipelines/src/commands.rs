@@ -41,6 +41,12 @@ pub struct OverrideArgs {
     /// API address, IP:PORT [default: 127.0.0.1:8470].
     #[arg(long)]
     pub listen: Option<String>,
+    /// Bearer token the API requires [default: $INFERSIGHT_API_TOKEN, else none].
+    #[arg(long)]
+    pub api_token: Option<String>,
+    /// Serve the API beyond loopback without a token.
+    #[arg(long)]
+    pub insecure_no_auth: bool,
 }
 
 impl From<OverrideArgs> for Overrides {
@@ -49,6 +55,11 @@ impl From<OverrideArgs> for Overrides {
             logs_dir: a.logs_dir,
             data_dir: a.data_dir,
             listen: a.listen,
+            api_token: a
+                .api_token
+                .or_else(|| std::env::var("INFERSIGHT_API_TOKEN").ok())
+                .filter(|t| !t.is_empty()),
+            insecure_no_auth: a.insecure_no_auth,
         }
     }
 }

@@ -70,6 +70,10 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     /// `--listen`.
     pub listen: Option<String>,
+    /// `--api-token` (or `INFERSIGHT_API_TOKEN`).
+    pub api_token: Option<String>,
+    /// `--insecure-no-auth`.
+    pub insecure_no_auth: bool,
 }
 
 /// A checked pipeline config.
@@ -94,6 +98,23 @@ pub struct ApiConfig {
     /// HOST:PORT to listen on.
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// The bearer token every `/api` and `/metrics` request must carry; none means no
+    /// authentication, which is refused beyond loopback unless `insecure_no_auth`.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// Serve beyond loopback without a token (every log to anyone who can reach the port).
+    #[serde(default)]
+    pub insecure_no_auth: bool,
+}
+
+impl ApiConfig {
+    fn at(listen: &str) -> Self {
+        ApiConfig {
+            listen: listen.to_string(),
+            token: None,
+            insecure_no_auth: false,
+        }
+    }
 }
 
 fn default_listen() -> String {
@@ -399,7 +420,7 @@ impl PipelineConfig {
             }
         };
         let api = raw.api.and_then(|v| {
-            typed::<ApiConfig>(v, "api", "[api] takes `listen = \"HOST:PORT\"`", problems)
+            typed::<ApiConfig>(v, "api", "[api] takes `listen = \"HOST:PORT\"`, `token = \"…\"` and `insecure_no_auth = true|false`", problems)
         });
         let mut sources = BTreeMap::new();
         for (id, value) in raw.sources {
@@ -470,9 +491,13 @@ impl PipelineConfig {
             self.data_dir = d.clone();
         }
         if let Some(l) = &o.listen {
-            self.api
-                .get_or_insert_with(|| ApiConfig { listen: l.clone() })
-                .listen = l.clone();
+            self.api.get_or_insert_with(|| ApiConfig::at(l)).listen = l.clone();
+        }
+        if let Some(api) = &mut self.api {
+            if o.api_token.is_some() {
+                api.token = o.api_token.clone();
+            }
+            api.insecure_no_auth |= o.insecure_no_auth;
         }
         if let Some(dir) = &o.logs_dir {
             for source in self.sources.values_mut() {
@@ -628,6 +653,28 @@ impl PipelineConfig {
                     "api.listen".into(),
                     format!("`{}` is not an IP:PORT address", api.listen),
                     "e.g. 127.0.0.1:8470 (loopback) or 0.0.0.0:8470 (all interfaces)",
+                );
+            }
+            if let Ok(addr) = api.listen.parse::<SocketAddr>()
+                && !addr.ip().is_loopback()
+                && api.token.is_none()
+                && !api.insecure_no_auth
+            {
+                p(
+                    "api.token".into(),
+                    format!(
+                        "the API would serve every log on {addr}, beyond this machine, to anyone"
+                    ),
+                    "set --api-token (or INFERSIGHT_API_TOKEN, or api.token), or pass --insecure-no-auth if the network is yours",
+                );
+            }
+            if let Some(token) = &api.token
+                && (token.len() < 16 || token.chars().any(char::is_whitespace))
+            {
+                p(
+                    "api.token".into(),
+                    "the token is shorter than 16 characters or has spaces".into(),
+                    "use a long random token, e.g. the output of `openssl rand -hex 32`",
                 );
             }
             if !self

@@ -191,6 +191,11 @@ pub async fn run(
                 .ok_or_else(|| anyhow!("the API needs an index"))?;
             let router = api::router(api::ApiState {
                 search: Arc::new(api::LocalIndex::new(store.clone())),
+                token: config
+                    .api
+                    .as_ref()
+                    .and_then(|a| a.token.as_deref())
+                    .map(Arc::from),
                 metrics: Arc::new(PipelineMetrics::new(
                     source_metrics.clone(),
                     Arc::clone(&llm_metrics),

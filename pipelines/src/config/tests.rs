@@ -19,6 +19,7 @@ fn the_local_preset_is_valid_and_flags_override_it() {
         logs_dir: Some("/tmp/pods".into()),
         data_dir: Some("/tmp/data".into()),
         listen: Some("127.0.0.1:9999".into()),
+        ..Overrides::default()
     };
     let c = PipelineConfig::load("preset local", preset("local").unwrap(), &overrides).unwrap();
     assert_eq!(c.data_dir, PathBuf::from("/tmp/data"));
@@ -43,8 +44,12 @@ fn the_local_preset_is_valid_and_flags_override_it() {
 #[test]
 fn agent_and_aggregator_presets_are_refused_until_kafka_exists() {
     for name in ["agent", "aggregator"] {
-        let err =
-            PipelineConfig::load(name, preset(name).unwrap(), &Overrides::default()).unwrap_err();
+        // The aggregator serves beyond loopback: with a token, Kafka is all that is missing.
+        let overrides = Overrides {
+            api_token: Some("0123456789abcdef0123".into()),
+            ..Overrides::default()
+        };
+        let err = PipelineConfig::load(name, preset(name).unwrap(), &overrides).unwrap_err();
         assert!(
             err.problems
                 .iter()
@@ -259,4 +264,37 @@ fn server_rules_are_checked_at_their_keys() {
     let TransformConfig::InferenceLogs { servers, .. } = &config.transforms["llm"];
     assert_eq!(servers.len(), 2);
     assert_eq!(servers[1].server, "ollama");
+}
+
+#[test]
+fn an_api_beyond_loopback_needs_a_token_or_an_explicit_opt_out() {
+    let local = preset("local").unwrap();
+    let with = |listen: &str, token: Option<&str>, insecure: bool| {
+        PipelineConfig::load(
+            "preset local",
+            local,
+            &Overrides {
+                listen: Some(listen.into()),
+                api_token: token.map(str::to_string),
+                insecure_no_auth: insecure,
+                ..Overrides::default()
+            },
+        )
+    };
+    let refused = with("0.0.0.0:8470", None, false).unwrap_err();
+    let text = refused.to_string();
+    assert!(
+        text.contains("api.token") && text.contains("--insecure-no-auth"),
+        "{text}"
+    );
+    assert!(
+        with("127.0.0.1:8470", None, false).is_ok(),
+        "loopback needs no token"
+    );
+    assert!(with("0.0.0.0:8470", None, true).is_ok());
+    let token = "0123456789abcdef0123";
+    let c = with("0.0.0.0:8470", Some(token), false).unwrap();
+    assert_eq!(c.api.unwrap().token.as_deref(), Some(token));
+    let short = with("0.0.0.0:8470", Some("secret"), false).unwrap_err();
+    assert!(short.to_string().contains("16 characters"), "{short}");
 }

@@ -49,6 +49,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         logs_dir: Some(logs_dir.clone()),
         data_dir: Some(data_dir),
         listen: Some(args.listen.clone()),
+        ..Overrides::default()
     };
     let config = load_config(None, Some(Preset::Local), overrides)?;
     let shutdown = Shutdown::new();
