@@ -4,6 +4,15 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+/// The JSON body of every error.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorBody {
+    /// `bad_request`, `unauthorized`, `not_found`, `internal`.
+    error: String,
+    /// What went wrong and how to fix it.
+    detail: String,
+}
+
 /// An error answer.
 #[derive(Debug)]
 pub struct ApiError {

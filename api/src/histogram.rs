@@ -23,18 +23,26 @@ pub(crate) struct HistogramParams {
     interval: Option<String>,
 }
 
-#[derive(serde::Serialize)]
+/// Counts per time bucket.
+#[derive(serde::Serialize, utoipa::ToSchema)]
 pub(crate) struct HistogramResponse {
+    #[schema(value_type = String, format = DateTime)]
     from: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
     to: Timestamp,
+    /// The bucket width, e.g. `1m`.
     interval: String,
     interval_ms: u64,
+    /// Matching records in all buckets.
     total: u64,
+    /// Non-empty buckets, oldest first.
     buckets: Vec<Bucket>,
 }
 
-#[derive(serde::Serialize)]
+/// One bar.
+#[derive(serde::Serialize, utoipa::ToSchema)]
 pub(crate) struct Bucket {
+    #[schema(value_type = String, format = DateTime)]
     start: Timestamp,
     count: u64,
 }
@@ -77,6 +85,19 @@ fn label(interval: Duration) -> String {
     }
 }
 
+/// How many records match per time bucket (default range: the last hour).
+#[utoipa::path(get, path = "/api/v1/histogram", tag = "search",
+    params(
+        Filters,
+        ("interval" = Option<String>, Query, pattern = r"^([1-9][0-9]{0,8}(ms|s|m|h|d)?)?$", description = "Bucket width: `30s`, `5m`, `1h`, `1d` or ms; default: ~120 bars over the range."),
+    ),
+    responses(
+        (status = 200, description = "Buckets", body = HistogramResponse),
+        (status = 400, description = "A mistake in the request", body = crate::error::ErrorBody),
+        (status = 401, description = "Missing or wrong token", body = crate::error::ErrorBody),
+    ),
+    security((), ("bearer" = [])),
+)]
 pub(crate) async fn histogram(
     State(state): State<ApiState>,
     params: Result<Query<HistogramParams>, QueryRejection>,

@@ -13,6 +13,7 @@ mod error;
 mod histogram;
 mod llm;
 mod metrics;
+mod openapi;
 mod params;
 mod requests;
 mod search;
@@ -55,6 +56,7 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/api/v1/openapi.json", get(openapi::document))
         .merge(protected)
         .fallback(not_found)
         .with_state(state)
@@ -71,11 +73,16 @@ pub async fn serve(
         .await
 }
 
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", tag = "health",
+    responses((status = 200, description = "`{\"status\":\"ok\"}`", body = Object)))]
 async fn healthz() -> axum::Json<serde_json::Value> {
     axum::Json(serde_json::json!({"status": "ok"}))
 }
 
 /// Ready when the index answers: its size and counters.
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses((status = 200, description = "`{\"status\":\"ready\", \"index\":{…}}`", body = Object)))]
 async fn readyz(
     axum::extract::State(state): axum::extract::State<ApiState>,
 ) -> axum::Json<serde_json::Value> {

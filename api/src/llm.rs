@@ -24,16 +24,19 @@ pub(crate) struct SummaryParams {
     group_by: Option<String>,
 }
 
-#[derive(serde::Serialize)]
+/// The figures per group over the range.
+#[derive(serde::Serialize, utoipa::ToSchema)]
 pub(crate) struct SummaryResponse {
+    #[schema(value_type = String, format = DateTime)]
     from: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
     to: Timestamp,
     group_by: &'static str,
     groups: Vec<GroupSummary>,
 }
 
 /// Percentiles and average of a timing, in ms.
-#[derive(serde::Serialize, Default, Clone, Copy)]
+#[derive(serde::Serialize, Default, Clone, Copy, utoipa::ToSchema)]
 pub(crate) struct Spread {
     p50: Option<f64>,
     p95: Option<f64>,
@@ -41,7 +44,8 @@ pub(crate) struct Spread {
     avg: Option<f64>,
 }
 
-#[derive(serde::Serialize, Default)]
+/// One model's (pod's, namespace's, server's) figures.
+#[derive(serde::Serialize, Default, utoipa::ToSchema)]
 pub(crate) struct GroupSummary {
     group: String,
     requests: u64,
@@ -153,6 +157,20 @@ fn summarise(
         .collect())
 }
 
+/// Requests per second, latency/TTFT/queue percentiles, error rate, tokens/s, engine load
+/// and GPU figures per group (default range: the last hour).
+#[utoipa::path(get, path = "/api/v1/llm/summary", tag = "llm",
+    params(
+        Filters,
+        ("group_by" = Option<String>, Query, pattern = r"^(|model|pod|namespace|server)$", description = "model (default), pod, namespace or server."),
+    ),
+    responses(
+        (status = 200, description = "Figures per group", body = SummaryResponse),
+        (status = 400, description = "A mistake in the request", body = crate::error::ErrorBody),
+        (status = 401, description = "Missing or wrong token", body = crate::error::ErrorBody),
+    ),
+    security((), ("bearer" = [])),
+)]
 pub(crate) async fn summary(
     State(state): State<ApiState>,
     params: Result<Query<SummaryParams>, QueryRejection>,

@@ -68,6 +68,14 @@ impl MetricsBackend for NoMetrics {
     }
 }
 
+/// Infersight's own counters and the LLM metrics, in the Prometheus text format.
+#[utoipa::path(get, path = "/metrics", tag = "metrics",
+    responses(
+        (status = 200, description = "Prometheus text format 0.0.4", body = String, content_type = "text/plain"),
+        (status = 401, description = "Missing or wrong token", body = crate::error::ErrorBody),
+    ),
+    security((), ("bearer" = [])),
+)]
 pub(crate) async fn metrics(State(state): State<crate::ApiState>) -> Response {
     let body = render(&state.metrics.families());
     (

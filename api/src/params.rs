@@ -8,14 +8,30 @@ use std::sync::Arc;
 
 /// `q`, `from`, `to`, `namespace`, `pod`, `container`, `kind`: all text, so that every
 /// mistake gets our JSON error, not axum's.
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct Filters {
+    /// Query: words, phrases, `field:value`, numeric ranges (`llm.e2e_ms:>5000`), `id*`
+    /// prefixes, `AND`/`OR`/`-`; empty or `*` matches everything.
     pub(crate) q: Option<String>,
+    /// Earliest time: RFC 3339 or relative (`now-15m`).
+    #[param(
+        pattern = r"^(|now([+-][0-9]{1,9}[smhdw])?|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2}))$"
+    )]
     pub(crate) from: Option<String>,
+    /// Latest time: RFC 3339 or relative (`now`).
+    #[param(
+        pattern = r"^(|now([+-][0-9]{1,9}[smhdw])?|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2}))$"
+    )]
     pub(crate) to: Option<String>,
+    /// Only this Kubernetes namespace.
     pub(crate) namespace: Option<String>,
+    /// Only this pod.
     pub(crate) pod: Option<String>,
+    /// Only this container.
     pub(crate) container: Option<String>,
+    /// Only this kind of record.
+    #[param(pattern = r"^(|log|k8s_event|k8s_object|gpu|request|engine_stats)$")]
     pub(crate) kind: Option<String>,
 }
 

@@ -22,29 +22,39 @@ const FIGURES: [(&str, &str); 11] = [
     ("output_tokens", names::GEN_AI_USAGE_OUTPUT_TOKENS),
 ];
 
-#[derive(serde::Serialize)]
+/// One request across containers.
+#[derive(serde::Serialize, utoipa::ToSchema)]
 pub(crate) struct RequestTrace {
     request_id: String,
     /// What the request records say, merged: model, server, outcome, timings, tokens.
     summary: Summary,
     /// The `kind=request` records (one per lifecycle the processor closed).
+    #[schema(value_type = Vec<Object>)]
     lifecycle: Vec<Record>,
     /// Every record about the request, oldest first, from every container.
+    #[schema(value_type = Vec<Object>)]
     lines: Vec<Record>,
     /// `namespace/pod/container` of every container that logged about it.
     containers: Vec<String>,
     /// The GPU snapshot nearest the request's end (when GPU snapshots are collected).
+    #[schema(value_type = Option<Object>)]
     gpu: Option<serde_json::Value>,
 }
 
-#[derive(serde::Serialize, Default)]
+/// The request's figures, merged from its records.
+#[derive(serde::Serialize, Default, utoipa::ToSchema)]
 pub(crate) struct Summary {
+    #[schema(value_type = Option<String>, format = DateTime)]
     first_seen: Option<Timestamp>,
+    #[schema(value_type = Option<String>, format = DateTime)]
     last_seen: Option<Timestamp>,
     model: Option<String>,
     server: Option<String>,
+    /// `request_finished`, `request_aborted`, …
     outcome: Option<String>,
     http_status: Option<i64>,
+    /// `e2e_ms`, `queue_ms`, `ttft_ms`, `tpot_ms`, `input_tokens`, `output_tokens`, …
+    #[schema(value_type = std::collections::HashMap<String, f64>)]
     figures: BTreeMap<&'static str, f64>,
 }
 
@@ -90,6 +100,18 @@ fn summarise(lines: &[Record]) -> Summary {
     s
 }
 
+/// Everything about one request: its lifecycle, timings, tokens, and every line that
+/// mentions it, from every container.
+#[utoipa::path(get, path = "/api/v1/requests/{request_id}", tag = "requests",
+    params(("request_id" = String, Path, description = "The id the server logged, e.g. `chatcmpl-…`.")),
+    responses(
+        (status = 200, description = "The request", body = RequestTrace),
+        (status = 400, description = "A mistake in the request", body = crate::error::ErrorBody),
+        (status = 401, description = "Missing or wrong token", body = crate::error::ErrorBody),
+        (status = 404, description = "No record mentions it", body = crate::error::ErrorBody),
+    ),
+    security((), ("bearer" = [])),
+)]
 pub(crate) async fn request_trace(
     State(state): State<ApiState>,
     Path(request_id): Path<String>,

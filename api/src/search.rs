@@ -19,16 +19,37 @@ pub(crate) struct SearchParams {
     cursor: Option<String>,
 }
 
-#[derive(serde::Serialize)]
+/// A page of hits, newest first.
+#[derive(serde::Serialize, utoipa::ToSchema)]
 pub(crate) struct SearchResponse {
+    /// Records in DESIGN.md §3's JSON form.
+    #[schema(value_type = Vec<Object>)]
     hits: Vec<Record>,
+    /// Records matching in all.
     total: usize,
+    /// Pass as `cursor` for the next page; null on the last.
     next_cursor: Option<String>,
+    /// The limit applied.
     limit: usize,
+    /// What was changed in the request (a capped limit).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     warnings: Vec<String>,
 }
 
+/// Records matching a query, newest first.
+#[utoipa::path(get, path = "/api/v1/search", tag = "search",
+    params(
+        Filters,
+        ("limit" = Option<u32>, Query, description = "Hits per page (default 100; above 1000 is capped, with a warning)."),
+        ("cursor" = Option<String>, Query, description = "The `next_cursor` of the previous page."),
+    ),
+    responses(
+        (status = 200, description = "Hits", body = SearchResponse),
+        (status = 400, description = "A mistake in the request", body = crate::error::ErrorBody),
+        (status = 401, description = "Missing or wrong token", body = crate::error::ErrorBody),
+    ),
+    security((), ("bearer" = [])),
+)]
 pub(crate) async fn search(
     State(state): State<ApiState>,
     params: Result<Query<SearchParams>, QueryRejection>,

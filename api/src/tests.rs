@@ -332,3 +332,131 @@ async fn with_a_token_the_api_and_metrics_need_it_and_probes_do_not() {
         );
     }
 }
+
+/// Checks `value` against `schema` (the subset of JSON Schema utoipa writes: `$ref`, `type`
+/// with `null`, `properties`, `required`, `items`, `oneOf`, `additionalProperties`);
+/// returns what does not fit, with its path.
+fn schema_violations(doc: &Value, schema: &Value, value: &Value, path: &str) -> Vec<String> {
+    if let Some(reference) = schema["$ref"].as_str() {
+        let name = reference.trim_start_matches("#/components/schemas/");
+        return schema_violations(doc, &doc["components"]["schemas"][name], value, path);
+    }
+    if let Some(options) = schema["oneOf"].as_array() {
+        return match options
+            .iter()
+            .any(|o| schema_violations(doc, o, value, path).is_empty())
+        {
+            true => vec![],
+            false => vec![format!("{path}: fits none of oneOf")],
+        };
+    }
+    let types: Vec<&str> = match &schema["type"] {
+        Value::String(t) => vec![t.as_str()],
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => vec![],
+    };
+    let fits = |t: &str| match t {
+        "null" => value.is_null(),
+        "string" => value.is_string(),
+        "integer" => value.is_i64() || value.is_u64(),
+        "number" => value.is_number(),
+        "boolean" => value.is_boolean(),
+        "array" => value.is_array(),
+        "object" => value.is_object(),
+        _ => true,
+    };
+    if !types.is_empty() && !types.iter().any(|t| fits(t)) {
+        return vec![format!("{path}: {value} is not {types:?}")];
+    }
+    let mut found = Vec::new();
+    if let (Some(object), Some(properties)) = (value.as_object(), schema["properties"].as_object())
+    {
+        for name in schema["required"].as_array().into_iter().flatten() {
+            let name = name.as_str().unwrap_or_default();
+            if !object.contains_key(name) {
+                found.push(format!("{path}.{name}: required but missing"));
+            }
+        }
+        for (name, v) in object {
+            match properties.get(name) {
+                Some(s) => found.extend(schema_violations(doc, s, v, &format!("{path}.{name}"))),
+                None if schema["additionalProperties"] == Value::Bool(false) => {
+                    found.push(format!("{path}.{name}: not in the schema"))
+                }
+                None => {}
+            }
+        }
+    }
+    if let (Some(items), Some(schema)) = (value.as_array(), schema.get("items")) {
+        for (i, item) in items.iter().enumerate() {
+            found.extend(schema_violations(
+                doc,
+                schema,
+                item,
+                &format!("{path}[{i}]"),
+            ));
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn the_openapi_document_covers_every_endpoint_and_real_answers_fit_it() {
+    let (_dir, app) = app_with_records(llm_records());
+    let (status, doc) = get(&app, "/api/v1/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3."),
+        "{}",
+        doc["openapi"]
+    );
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    for (uri, path, code) in [
+        ("/api/v1/search?q=*&limit=2", "/api/v1/search", "200"),
+        ("/api/v1/search?limit=x", "/api/v1/search", "400"),
+        ("/api/v1/histogram?from=now-10m", "/api/v1/histogram", "200"),
+        (
+            "/api/v1/requests/chatcmpl-0002",
+            "/api/v1/requests/{request_id}",
+            "200",
+        ),
+        (
+            "/api/v1/requests/nope",
+            "/api/v1/requests/{request_id}",
+            "404",
+        ),
+        (
+            "/api/v1/llm/summary?from=now-10m",
+            "/api/v1/llm/summary",
+            "200",
+        ),
+        ("/healthz", "/healthz", "200"),
+        ("/readyz", "/readyz", "200"),
+    ] {
+        let operation = &doc["paths"][path]["get"];
+        assert!(operation.is_object(), "{path} is not documented");
+        let (status, body) = get(&app, uri).await;
+        assert_eq!(status.as_str(), code, "{uri}: {body}");
+        let schema = &operation["responses"][code]["content"]["application/json"]["schema"];
+        assert!(schema.is_object(), "{path} documents no {code} body");
+        let violations = schema_violations(&doc, schema, &body, "$");
+        assert!(violations.is_empty(), "{uri}: {violations:#?}");
+    }
+    assert!(doc["paths"]["/metrics"]["get"].is_object());
+    // The check can fail: a page without hits and with a text total does not fit.
+    let search = &doc["paths"]["/api/v1/search"]["get"]["responses"]["200"]["content"]["application/json"]
+        ["schema"];
+    let wrong = serde_json::json!({"total": "many", "limit": 1, "next_cursor": null});
+    let violations = schema_violations(&doc, search, &wrong, "$");
+    assert!(
+        violations.iter().any(|v| v.contains("$.hits")),
+        "{violations:?}"
+    );
+    assert!(
+        violations.iter().any(|v| v.contains("$.total")),
+        "{violations:?}"
+    );
+}
