@@ -40,6 +40,24 @@ impl ApiError {
         }
     }
 
+    /// 429: a limit on clients was reached.
+    pub fn too_many(detail: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            error: "too_many_requests",
+            detail: detail.into(),
+        }
+    }
+
+    /// 503: this server cannot answer that now.
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            error: "unavailable",
+            detail: detail.into(),
+        }
+    }
+
     /// 404.
     pub fn not_found(detail: impl Into<String>) -> Self {
         ApiError {

@@ -17,10 +17,12 @@ mod openapi;
 mod params;
 mod requests;
 mod search;
+mod tail;
 
 pub use backend::{LocalIndex, SearchBackend};
 pub use error::ApiError;
 pub use metrics::{MetricFamily, MetricKind, MetricsBackend, NoMetrics, Sample, render};
+pub use tail::{LiveTail, MAX_TAIL_CLIENTS};
 
 use axum::Router;
 use axum::routing::get;
@@ -36,6 +38,8 @@ pub struct ApiState {
     pub metrics: Arc<dyn MetricsBackend>,
     /// The bearer token `/api` and `/metrics` require; `None` lets everyone in.
     pub token: Option<Arc<str>>,
+    /// Where the pipeline publishes records for live tail; `None` without a pipeline.
+    pub live: Option<Arc<LiveTail>>,
 }
 
 /// The router of every endpoint.
@@ -48,6 +52,7 @@ pub fn router(state: ApiState) -> Router {
             get(requests::request_trace),
         )
         .route("/api/v1/llm/summary", get(llm::summary))
+        .route("/api/v1/tail", get(tail::tail))
         .route("/metrics", get(metrics::metrics))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

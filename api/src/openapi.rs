@@ -29,6 +29,7 @@ impl utoipa::Modify for BearerScheme {
         crate::histogram::histogram,
         crate::requests::request_trace,
         crate::llm::summary,
+        crate::tail::tail,
         crate::metrics::metrics,
         crate::healthz,
         crate::readyz,

@@ -39,6 +39,7 @@ fn app_with_records(records: Vec<Record>) -> (tempfile::TempDir, Router) {
     let state = ApiState {
         search: Arc::new(crate::LocalIndex::new(store.clone())),
         token: None,
+        live: None,
         metrics: Arc::new(crate::NoMetrics),
     };
     (dir, router(state))
@@ -307,6 +308,7 @@ async fn with_a_token_the_api_and_metrics_need_it_and_probes_do_not() {
         search: Arc::new(crate::LocalIndex::new(store)),
         metrics: Arc::new(crate::NoMetrics),
         token: Some(Arc::from("0123456789abcdef")),
+        live: None,
     });
     let call = |uri: &str, token: Option<&str>| {
         let mut request = Request::get(uri);

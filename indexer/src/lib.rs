@@ -17,6 +17,7 @@
 
 mod aggregate;
 mod error;
+mod live;
 mod schema;
 mod search;
 mod splits;
@@ -26,6 +27,7 @@ mod writer;
 
 pub use aggregate::{GroupStats, HistogramBucket, MAX_BUCKETS, MAX_GROUPS};
 pub use error::IndexError;
+pub use live::LiveFilter;
 pub use schema::IndexSchema;
 pub use search::{LogSearcher, MAX_LIMIT, SearchCursor, SearchRequest, SearchResults};
 pub use store::{IndexStats, IndexStore};

@@ -485,88 +485,93 @@ impl LogSearcher {
         &self,
         request: &SearchRequest,
     ) -> Result<Box<dyn Query>, IndexError> {
-        let (text, prefixes) = split_prefix_words(&numeric_terms_as_ranges(request.query.trim()));
-        let text = text.trim();
-        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-        for prefix in prefixes {
-            if prefix.chars().count() < MIN_PREFIX {
-                return Err(IndexError::Query(format!(
-                    "`{prefix}*`: a prefix needs at least {MIN_PREFIX} characters"
-                )));
-            }
-            let term = Term::from_field_text(self.schema.body, &prefix.to_lowercase());
-            let mut q = PhrasePrefixQuery::new_with_offset(vec![(0, term)]);
-            q.set_max_expansions(MAX_PREFIX_EXPANSIONS);
-            clauses.push((Occur::Must, Box::new(q)));
-        }
-        if !text.is_empty() && text != "*" {
-            let mut parser = QueryParser::new(
-                self.schema.schema.clone(),
-                vec![self.schema.body],
-                self.tokenizers.clone(),
-            );
-            // People typing several words into a log search mean all of them.
-            parser.set_conjunction_by_default();
-            let q = parser.parse_query(text).map_err(|e| {
-                // The strict parser only says that the query is wrong; the lenient one says
-                // where.
-                let (_, errors) = parser.parse_query_lenient(text);
-                match errors.first() {
-                    Some(where_) => IndexError::Query(format!("{where_} in `{text}`")),
-                    None => IndexError::Query(format!("{e} in `{text}`")),
-                }
-            })?;
-            clauses.push((Occur::Must, q));
-        }
-        if request.from.is_some() || request.to.is_some() {
-            let bound = |t: Option<Timestamp>| match t {
-                Some(t) => {
-                    Bound::Included(Term::from_field_i64(self.schema.timestamp, t.unix_nanos()))
-                }
-                None => Bound::Unbounded,
-            };
-            clauses.push((
-                Occur::Must,
-                Box::new(RangeQuery::new(bound(request.from), bound(request.to))),
-            ));
-        }
-        let exact = |field, value: &str| -> (Occur, Box<dyn Query>) {
-            (
-                Occur::Must,
-                Box::new(TermQuery::new(
-                    Term::from_field_text(field, value),
-                    IndexRecordOption::Basic,
-                )),
-            )
-        };
-        let resource_field = |name: &str| {
-            self.schema
-                .resource_exact
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, f)| *f)
-        };
-        for (name, value) in [
-            (model::names::K8S_NAMESPACE_NAME, &request.namespace),
-            (model::names::K8S_POD_NAME, &request.pod),
-            (model::names::K8S_CONTAINER_NAME, &request.container),
-        ] {
-            if let (Some(field), Some(v)) = (resource_field(name), value) {
-                clauses.push(exact(field, v));
-            }
-        }
-        if let Some(kind) = request.kind {
-            clauses.push(exact(self.schema.kind, kind.as_str()));
-        }
-        Ok(match clauses.len() {
-            0 => Box::new(AllQuery),
-            1 => clauses
-                .pop()
-                .map(|(_, q)| q)
-                .unwrap_or_else(|| Box::new(AllQuery)),
-            _ => Box::new(BooleanQuery::new(clauses)),
-        })
+        build_query(&self.schema, &self.tokenizers, request)
     }
+}
+
+/// The tantivy query of `request`: its query text (with bare `word*` prefixes and numeric
+/// `field:number` terms rewritten), time range and filters.
+pub(crate) fn build_query(
+    schema: &IndexSchema,
+    tokenizers: &TokenizerManager,
+    request: &SearchRequest,
+) -> Result<Box<dyn Query>, IndexError> {
+    let (text, prefixes) = split_prefix_words(&numeric_terms_as_ranges(request.query.trim()));
+    let text = text.trim();
+    let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+    for prefix in prefixes {
+        if prefix.chars().count() < MIN_PREFIX {
+            return Err(IndexError::Query(format!(
+                "`{prefix}*`: a prefix needs at least {MIN_PREFIX} characters"
+            )));
+        }
+        let term = Term::from_field_text(schema.body, &prefix.to_lowercase());
+        let mut q = PhrasePrefixQuery::new_with_offset(vec![(0, term)]);
+        q.set_max_expansions(MAX_PREFIX_EXPANSIONS);
+        clauses.push((Occur::Must, Box::new(q)));
+    }
+    if !text.is_empty() && text != "*" {
+        let mut parser =
+            QueryParser::new(schema.schema.clone(), vec![schema.body], tokenizers.clone());
+        // People typing several words into a log search mean all of them.
+        parser.set_conjunction_by_default();
+        let q = parser.parse_query(text).map_err(|e| {
+            // The strict parser only says that the query is wrong; the lenient one says
+            // where.
+            let (_, errors) = parser.parse_query_lenient(text);
+            match errors.first() {
+                Some(where_) => IndexError::Query(format!("{where_} in `{text}`")),
+                None => IndexError::Query(format!("{e} in `{text}`")),
+            }
+        })?;
+        clauses.push((Occur::Must, q));
+    }
+    if request.from.is_some() || request.to.is_some() {
+        let bound = |t: Option<Timestamp>| match t {
+            Some(t) => Bound::Included(Term::from_field_i64(schema.timestamp, t.unix_nanos())),
+            None => Bound::Unbounded,
+        };
+        clauses.push((
+            Occur::Must,
+            Box::new(RangeQuery::new(bound(request.from), bound(request.to))),
+        ));
+    }
+    let exact = |field, value: &str| -> (Occur, Box<dyn Query>) {
+        (
+            Occur::Must,
+            Box::new(TermQuery::new(
+                Term::from_field_text(field, value),
+                IndexRecordOption::Basic,
+            )),
+        )
+    };
+    let resource_field = |name: &str| {
+        schema
+            .resource_exact
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, f)| *f)
+    };
+    for (name, value) in [
+        (model::names::K8S_NAMESPACE_NAME, &request.namespace),
+        (model::names::K8S_POD_NAME, &request.pod),
+        (model::names::K8S_CONTAINER_NAME, &request.container),
+    ] {
+        if let (Some(field), Some(v)) = (resource_field(name), value) {
+            clauses.push(exact(field, v));
+        }
+    }
+    if let Some(kind) = request.kind {
+        clauses.push(exact(schema.kind, kind.as_str()));
+    }
+    Ok(match clauses.len() {
+        0 => Box::new(AllQuery),
+        1 => clauses
+            .pop()
+            .map(|(_, q)| q)
+            .unwrap_or_else(|| Box::new(AllQuery)),
+        _ => Box::new(BooleanQuery::new(clauses)),
+    })
 }
 
 #[cfg(test)]

@@ -135,12 +135,14 @@ pub async fn run(
     let mut receivers: BTreeMap<String, mpsc::Receiver<Batch>> =
         inboxes.into_iter().map(|(id, (_, rx))| (id, rx)).collect();
 
+    let live = Arc::new(api::LiveTail::default());
     for (id, sink) in index_sinks {
         let rx = receivers
             .remove(&id)
             .ok_or_else(|| anyhow!("no inbox for `{id}`"))?;
+        let live = live.clone();
         tasks.spawn(async move {
-            let result = run_index_sink(sink, rx).await;
+            let result = run_index_sink(sink, rx, live).await;
             (format!("sink `{id}`"), result)
         });
     }
@@ -196,6 +198,7 @@ pub async fn run(
                     .as_ref()
                     .and_then(|a| a.token.as_deref())
                     .map(Arc::from),
+                live: Some(live.clone()),
                 metrics: Arc::new(PipelineMetrics::new(
                     source_metrics.clone(),
                     Arc::clone(&llm_metrics),
@@ -368,7 +371,11 @@ async fn run_inference_logs(
     Ok(())
 }
 
-async fn run_index_sink(mut sink: IndexSink, mut rx: mpsc::Receiver<Batch>) -> anyhow::Result<()> {
+async fn run_index_sink(
+    mut sink: IndexSink,
+    mut rx: mpsc::Receiver<Batch>,
+    live: Arc<api::LiveTail>,
+) -> anyhow::Result<()> {
     // tantivy blocks (adding documents, committing); block_in_place keeps the runtime's
     // other tasks moving on the other workers meanwhile.
     loop {
@@ -376,6 +383,7 @@ async fn run_index_sink(mut sink: IndexSink, mut rx: mpsc::Receiver<Batch>) -> a
         tokio::select! {
             batch = rx.recv() => match batch {
                 Some(batch) => {
+                    live.publish(&batch.records);
                     tokio::task::block_in_place(|| sink.add(batch))?;
                     if sink.commit_due() {
                         tokio::task::block_in_place(|| sink.commit())?;

@@ -266,3 +266,95 @@ pub fn run_cli(args: &[&str], stdin: &str) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// A Server-Sent Events stream read over plain HTTP/1.1 (chunked), for tail tests.
+pub struct EventStream {
+    reader: BufReader<std::net::TcpStream>,
+    decoded: String,
+}
+
+impl EventStream {
+    /// Opens `GET path_and_query` on `base_url` (`http://IP:PORT`) and reads the headers;
+    /// panics unless the answer is 200.
+    pub fn open(base_url: &str, path_and_query: &str) -> EventStream {
+        let host = base_url.trim_start_matches("http://");
+        let mut stream = std::net::TcpStream::connect(host).expect("connect to the API");
+        write!(
+            stream,
+            "GET {path_and_query} HTTP/1.1\r\nHost: {host}\r\nAccept: text/event-stream\r\n\r\n"
+        )
+        .expect("send the request");
+        let mut reader = BufReader::new(stream);
+        let mut status = String::new();
+        reader.read_line(&mut status).expect("status line");
+        assert!(status.contains(" 200 "), "tail answered {status}");
+        loop {
+            let mut header = String::new();
+            reader.read_line(&mut header).expect("header");
+            if header == "\r\n" || header.is_empty() {
+                break;
+            }
+        }
+        EventStream {
+            reader,
+            decoded: String::new(),
+        }
+    }
+
+    /// The next event as (event name, data), waiting at most `timeout` for it.
+    pub fn next(&mut self, timeout: Duration) -> Option<(String, String)> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(end) = self.decoded.find("\n\n") {
+                let block: String = self.decoded.drain(..end + 2).collect();
+                let mut name = String::from("message");
+                let mut data = String::new();
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("event:") {
+                        name = v.trim().to_string();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.trim_start());
+                    }
+                }
+                if block.lines().all(|l| l.starts_with(':') || l.is_empty()) {
+                    continue; // a keep-alive comment
+                }
+                return Some((name, data));
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            self.reader
+                .get_ref()
+                .set_read_timeout(Some(left))
+                .expect("read timeout");
+            // One chunk: its size in hex, the bytes, CRLF.
+            let mut size = String::new();
+            match self.reader.read_line(&mut size) {
+                Ok(0) => return None,
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+            let mut chunk = vec![0; n + 2];
+            if std::io::Read::read_exact(&mut self.reader, &mut chunk).is_err() {
+                return None;
+            }
+            self.decoded
+                .push_str(&String::from_utf8_lossy(&chunk[..n]).replace("\r\n", "\n"));
+        }
+    }
+
+    /// Waits for an event named `name` whose data contains `needle`, skipping others.
+    pub fn wait_for(&mut self, name: &str, needle: &str, timeout: Duration) -> Option<String> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let (event, data) = self.next(left)?;
+            if event == name && data.contains(needle) {
+                return Some(data);
+            }
+        }
+    }
+}

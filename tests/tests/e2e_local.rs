@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 use std::time::Duration;
-use tests::{Running, append_cri, run_cli, shared_dir};
+use tests::{EventStream, Running, append_cri, run_cli, shared_dir};
 
 const SETTLE: Duration = Duration::from_secs(30);
 
@@ -71,6 +71,36 @@ fn lines_written_to_pod_logs_are_searchable_over_http_and_survive_a_restart_once
         "{attrs}"
     );
 
+    // Live tail: a matching line appended now arrives as an event, before its commit;
+    // others do not.
+    let mut tail = EventStream::open(
+        &app.base_url,
+        "/api/v1/tail?q=%22tail%20probe%22&pod=vllm-0",
+    );
+    assert!(tail.next(SETTLE).is_some_and(|(name, _)| name == "ready"));
+    let written = std::time::Instant::now();
+    append_cri(
+        &logs,
+        "llm-serving",
+        "vllm-0",
+        "vllm",
+        &[
+            ("stdout", "not for the tail"),
+            ("stdout", "a tail probe line"),
+        ],
+    );
+    let event = tail
+        .wait_for("record", "tail probe", SETTLE)
+        .expect("the tail shows the new line");
+    println!(
+        "tail: the line arrived {:?} after it was written",
+        written.elapsed()
+    );
+    let record: Value = serde_json::from_str(&event).unwrap();
+    assert_eq!(record["body"], "a tail probe line");
+    assert_eq!(record["resource"]["k8s.pod.name"], "vllm-0");
+    drop(tail);
+
     // A line appended while running shows up too.
     append_cri(
         &logs,
@@ -94,7 +124,7 @@ fn lines_written_to_pod_logs_are_searchable_over_http_and_survive_a_restart_once
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| panic!("no {name} in\n{metrics}"))
     };
-    assert_eq!(value("infersight_files_lines_read_total"), 4.0);
+    assert_eq!(value("infersight_files_lines_read_total"), 6.0);
     assert_eq!(value("infersight_files_watched"), 2.0);
     assert!(value("infersight_files_records_delivered_total") >= 3.0);
     assert_eq!(value("infersight_files_lost_total"), 0.0);
@@ -108,7 +138,7 @@ fn lines_written_to_pod_logs_are_searchable_over_http_and_survive_a_restart_once
             .unwrap_or_else(|| panic!("no {name} in\n{metrics}"))
     };
     assert_eq!(index("infersight_index_splits"), 1.0);
-    assert!(index("infersight_index_records") >= 4.0);
+    assert!(index("infersight_index_records") >= 6.0);
     assert!(index("infersight_index_bytes") > 0.0);
     assert!(index("infersight_index_commits_total") >= 1.0);
     assert_eq!(index("infersight_index_splits_quarantined_total"), 0.0);
@@ -182,7 +212,7 @@ fn lines_written_to_pod_logs_are_searchable_over_http_and_survive_a_restart_once
     let (_, everything) = again.get("/api/v1/search?q=*");
     assert_eq!(
         total(&everything),
-        6,
+        8,
         "each line exactly once after the restart: {everything}"
     );
     let (_, requests) = again.get("/api/v1/search?q=*&kind=request");

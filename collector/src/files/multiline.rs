@@ -21,6 +21,10 @@ use model::{AttrValue, Record, RecordId, Stream, Timestamp, names};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// How much later than its runtime timestamp a line of the same write may be read (a poll
+/// interval and some): an ordinary message idle this long past the join window is done.
+pub(crate) const MESSAGE_ARRIVAL_SLACK: Duration = Duration::from_millis(200);
+
 /// Settings of multi-line grouping.
 #[derive(Clone, Debug)]
 pub struct MultilineConfig {
@@ -230,13 +234,21 @@ impl LineGrouper {
         *slot = Some(OpenGroup::start(line, tail_key));
     }
 
-    /// Emits groups that got no line for the timeout.
+    /// Emits groups that got no line for the timeout; an ordinary message sooner: only a
+    /// line the runtime stamped within `window` of its last line can still join it, and
+    /// such a line arrives within [`MESSAGE_ARRIVAL_SLACK`] more (the same write, or the
+    /// next read). Most lines are such messages: holding them the whole timeout made every
+    /// line wait a second before search and tail saw it.
     pub(crate) fn flush_idle(&mut self, config: &MultilineConfig, out: &mut Emitted) {
+        let message_idle = config.timeout.min(config.window + MESSAGE_ARRIVAL_SLACK);
         for slot in &mut self.open {
-            if slot
-                .as_ref()
-                .is_some_and(|g| g.last_arrival.elapsed() >= config.timeout)
-                && let Some(group) = slot.take()
+            if slot.as_ref().is_some_and(|g| {
+                let idle = match g.shape {
+                    Shape::Message { .. } => message_idle,
+                    _ => config.timeout,
+                };
+                g.last_arrival.elapsed() >= idle
+            }) && let Some(group) = slot.take()
             {
                 group.finish(out, None);
             }
