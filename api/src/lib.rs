@@ -11,6 +11,7 @@ mod auth;
 mod backend;
 mod error;
 mod histogram;
+mod incidents;
 mod llm;
 mod metrics;
 mod openapi;
@@ -53,6 +54,7 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/api/v1/llm/summary", get(llm::summary))
         .route("/api/v1/tail", get(tail::tail))
+        .route("/api/v1/incidents", get(incidents::incidents))
         .route("/metrics", get(metrics::metrics))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

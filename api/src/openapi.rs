@@ -30,6 +30,7 @@ impl utoipa::Modify for BearerScheme {
         crate::requests::request_trace,
         crate::llm::summary,
         crate::tail::tail,
+        crate::incidents::incidents,
         crate::metrics::metrics,
         crate::healthz,
         crate::readyz,

@@ -435,6 +435,7 @@ async fn the_openapi_document_covers_every_endpoint_and_real_answers_fit_it() {
             "/api/v1/llm/summary",
             "200",
         ),
+        ("/api/v1/incidents?from=now-1h", "/api/v1/incidents", "200"),
         ("/healthz", "/healthz", "200"),
         ("/readyz", "/readyz", "200"),
     ] {
@@ -448,6 +449,7 @@ async fn the_openapi_document_covers_every_endpoint_and_real_answers_fit_it() {
         assert!(violations.is_empty(), "{uri}: {violations:#?}");
     }
     assert!(doc["paths"]["/metrics"]["get"].is_object());
+    assert!(doc["paths"]["/api/v1/tail"]["get"].is_object());
     // The check can fail: a page without hits and with a text total does not fit.
     let search = &doc["paths"]["/api/v1/search"]["get"]["responses"]["200"]["content"]["application/json"]
         ["schema"];
@@ -461,4 +463,150 @@ async fn the_openapi_document_covers_every_endpoint_and_real_answers_fit_it() {
         violations.iter().any(|v| v.contains("$.total")),
         "{violations:?}"
     );
+}
+
+/// A vLLM pod that ran out of GPU memory, was OOMKilled and restarted in a loop, and a TGI
+/// pod with an unrelated traceback later.
+fn crash_records() -> Vec<Record> {
+    let mut records = Vec::new();
+    let container = |r: &mut Record, c: &str| {
+        let mut resource = (*r.resource).clone();
+        resource.insert(names::K8S_CONTAINER_NAME, c);
+        r.resource = Arc::new(resource);
+    };
+    for i in 0..5 {
+        let mut r = at(
+            i,
+            "vllm-0",
+            300 - i as i64 * 20,
+            RecordKind::Log,
+            &format!("serving line {i}"),
+        );
+        container(&mut r, "vllm");
+        records.push(r);
+    }
+    let mut oom = at(
+        10,
+        "vllm-0",
+        190,
+        RecordKind::Log,
+        "Traceback (most recent call last):\n  File \"x.py\"\ntorch.OutOfMemoryError: CUDA out of memory. Tried to allocate 20.00 MiB",
+    );
+    container(&mut oom, "vllm");
+    oom.attributes.insert(names::ERROR_TYPE, "cuda_oom");
+    oom.attributes
+        .insert(names::EXCEPTION_TYPE, "torch.OutOfMemoryError");
+    oom.attributes.insert(
+        names::EXCEPTION_MESSAGE,
+        "CUDA out of memory. Tried to allocate 20.00 MiB",
+    );
+    records.push(oom);
+    for (n, secs, reason, kind, body) in [
+        (
+            20,
+            180,
+            "OOMKilling",
+            "Warning",
+            "Memory cgroup out of memory: Killed process 4242 (python3)",
+        ),
+        (
+            21,
+            170,
+            "BackOff",
+            "Warning",
+            "Back-off restarting failed container vllm",
+        ),
+        (
+            22,
+            160,
+            "BackOff",
+            "Warning",
+            "Back-off restarting failed container vllm",
+        ),
+        (
+            23,
+            100,
+            "Pulled",
+            "Normal",
+            "Container image already present on machine",
+        ),
+    ] {
+        let mut e = at(n, "vllm-0", secs, RecordKind::K8sEvent, body);
+        e.resource = Arc::new(
+            [
+                (names::K8S_NAMESPACE_NAME, AttrValue::from("llm")),
+                (names::K8S_POD_NAME, AttrValue::from("vllm-0")),
+            ]
+            .into_iter()
+            .collect(),
+        );
+        e.attributes.insert(names::K8S_EVENT_REASON, reason);
+        e.attributes.insert(names::K8S_EVENT_TYPE, kind);
+        records.push(e);
+    }
+    let mut traceback = at(
+        30,
+        "tgi-0",
+        50,
+        RecordKind::Log,
+        "Traceback (most recent call last):\nKeyError: 'x'",
+    );
+    traceback.attributes.insert(names::ERROR_TYPE, "traceback");
+    records.push(traceback);
+    records.push(at(31, "tgi-0", 40, RecordKind::Log, "request served"));
+    records
+}
+
+#[tokio::test]
+async fn incidents_group_a_crash_with_its_events_and_last_lines() {
+    let (_dir, app) = app_with_records(crash_records());
+    let (status, body) = get(&app, "/api/v1/incidents?from=now-1h").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let incidents = body["incidents"].as_array().unwrap();
+    assert_eq!(incidents.len(), 2, "{body:#}");
+    let (tgi, vllm) = (&incidents[0], &incidents[1]);
+    assert_eq!(tgi["pod"], "tgi-0", "newest first");
+    assert_eq!(tgi["kind"], "traceback");
+    assert!(
+        tgi["summary"].as_str().unwrap().contains("KeyError"),
+        "{tgi}"
+    );
+    assert_eq!(vllm["pod"], "vllm-0");
+    assert_eq!(vllm["container"], "vllm");
+    assert_eq!(vllm["kind"], "oom_killed", "the worst of what happened");
+    let summary = vllm["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("1× OOMKilling") && summary.contains("2× BackOff"),
+        "{summary}"
+    );
+    let bodies = |key: &str| -> Vec<String> {
+        vllm[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["body"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        bodies("triggers").len(),
+        4,
+        "the CUDA OOM, the OOMKilling, two BackOffs"
+    );
+    assert!(bodies("triggers")[0].contains("CUDA out of memory"));
+    assert_eq!(
+        bodies("events").len(),
+        4,
+        "every event of the pod around it, Normal too"
+    );
+    assert_eq!(
+        bodies("last_lines"),
+        (0..5)
+            .map(|i| format!("serving line {i}"))
+            .collect::<Vec<_>>(),
+        "the container's lines before it, oldest first"
+    );
+    let (_, one_pod) = get(&app, "/api/v1/incidents?from=now-1h&pod=tgi-0").await;
+    assert_eq!(one_pod["incidents"].as_array().unwrap().len(), 1);
+    let (status, _) = get(&app, "/api/v1/incidents?q=oops").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
 }

@@ -102,6 +102,11 @@ pub const EXCEPTION_MESSAGE: &str = "exception.message";
 /// A grouped traceback, from its `Traceback (most recent call last):` line on.
 pub const EXCEPTION_STACKTRACE: &str = "exception.stacktrace";
 
+/// `k8s.event.reason` of a `k8s_event` record: `OOMKilling`, `BackOff`, `FailedScheduling`, …
+pub const K8S_EVENT_REASON: &str = "k8s.event.reason";
+/// `k8s.event.type` of a `k8s_event` record: `Normal` or `Warning`.
+pub const K8S_EVENT_TYPE: &str = "k8s.event.type";
+
 /// HTTP method of an access line.
 pub const HTTP_REQUEST_METHOD: &str = "http.request.method";
 /// Path of an access line.
