@@ -1,11 +1,11 @@
 //! Infersight's HTTP API (axum).
 //!
-//! Owns: the router, request parsing (relative times, limits, filters), JSON errors, and
-//! serving with graceful shutdown. Handlers stay thin: they parse, call a backend through a
-//! trait ([`SearchBackend`]), and shape the answer.
+//! Owns: the router, request parsing (relative times, limits, filters), JSON errors, the
+//! bearer token, the OpenAPI document, live tail, the embedded web UI, and serving with
+//! graceful shutdown. Handlers stay thin: they parse, call a backend through a trait
+//! ([`SearchBackend`]), and shape the answer.
 //!
 //! Must not know about: how records are collected or parsed, or how the pipeline is wired.
-//! Later: incidents, tail, the web UI.
 
 mod auth;
 mod backend;
@@ -19,6 +19,7 @@ mod params;
 mod requests;
 mod search;
 mod tail;
+mod ui;
 
 pub use backend::{LocalIndex, SearchBackend};
 pub use error::ApiError;
@@ -64,6 +65,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/api/v1/openapi.json", get(openapi::document))
+        .route("/", get(ui::index))
+        .route("/ui/{file}", get(ui::file))
         .merge(protected)
         .fallback(not_found)
         .with_state(state)

@@ -20,6 +20,9 @@ use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
 pub const MAX_BUCKETS: u64 = 10_000;
 /// The most groups [`LogSearcher::field_stats`] returns (the largest first).
 pub const MAX_GROUPS: u32 = 100;
+/// The group of records without the grouping field (requests of a server that logs no
+/// model name), so that grouping never drops records.
+pub const MISSING_GROUP: &str = "(none)";
 
 /// One bar of a date histogram.
 #[derive(Clone, Debug, PartialEq)]
@@ -126,7 +129,7 @@ impl LogSearcher {
                     )));
                 }
                 serde_json::json!({ "groups": {
-                    "terms": { "field": group, "size": MAX_GROUPS },
+                    "terms": { "field": group, "size": MAX_GROUPS, "missing": MISSING_GROUP },
                     "aggs": metrics,
                 }})
             }

@@ -25,7 +25,7 @@ mod store;
 mod tokenizer;
 mod writer;
 
-pub use aggregate::{GroupStats, HistogramBucket, MAX_BUCKETS, MAX_GROUPS};
+pub use aggregate::{GroupStats, HistogramBucket, MAX_BUCKETS, MAX_GROUPS, MISSING_GROUP};
 pub use error::IndexError;
 pub use live::LiveFilter;
 pub use schema::IndexSchema;

@@ -335,7 +335,16 @@ fn histograms_and_percentiles_per_group_come_from_the_columns() {
             &[50.0, 95.0],
         )
         .unwrap();
-    assert_eq!(stats.len(), 2);
+    assert_eq!(
+        stats.len(),
+        3,
+        "llama3, qwen, and the record without a model"
+    );
+    let unknown = stats
+        .iter()
+        .find(|s| s.group.as_deref() == Some(crate::MISSING_GROUP))
+        .unwrap();
+    assert_eq!((unknown.count, unknown.avg), (1, None));
     let llama = stats
         .iter()
         .find(|s| s.group.as_deref() == Some("llama3"))

@@ -1,0 +1,438 @@
+// Infersight's web UI: search, request traces, incidents and the LLM dashboard over the
+// JSON API of the same server. No framework and no network beyond this server: the state
+// of each page lives in the URL's hash, so every view can be shared as a link.
+"use strict";
+
+const page = document.getElementById("page");
+const RANGES = ["15m", "1h", "6h", "24h", "7d"];
+
+// ---- API ------------------------------------------------------------------------------
+
+function token() { return sessionStorage.getItem("infersight-token") || ""; }
+
+function headers() {
+  const t = token();
+  return t ? { Authorization: "Bearer " + t } : {};
+}
+
+function askForToken() {
+  const form = document.getElementById("token-form");
+  form.hidden = false;
+  form.onsubmit = (e) => {
+    e.preventDefault();
+    sessionStorage.setItem("infersight-token", document.getElementById("token").value.trim());
+    form.hidden = true;
+    route();
+  };
+}
+
+async function api(path, params) {
+  const query = new URLSearchParams();
+  for (const [k, v] of Object.entries(params || {})) {
+    if (v !== undefined && v !== null && v !== "") query.set(k, v);
+  }
+  const url = path + (query.toString() ? "?" + query : "");
+  const response = await fetch(url, { headers: headers() });
+  const body = await response.json().catch(() => ({}));
+  if (response.status === 401) askForToken();
+  if (!response.ok) throw new Error(body.detail || body.error || response.statusText);
+  return body;
+}
+
+// ---- helpers --------------------------------------------------------------------------
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "class") node.className = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else if (v !== undefined && v !== null && v !== false) node.setAttribute(k, v);
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined) continue;
+    node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return node;
+}
+
+function escapeHtml(s) {
+  return s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+}
+
+// Milliseconds since the epoch of an RFC 3339 time with up to nine fraction digits.
+function ms(t) { return Date.parse(String(t).replace(/(\.\d{3})\d+/, "$1")); }
+
+function shortTime(t) {
+  const d = new Date(ms(t));
+  return d.toISOString().replace("T", " ").replace("Z", "").slice(5, 23);
+}
+
+function fmt(v, digits = 1) {
+  if (v === null || v === undefined || Number.isNaN(v)) return "–";
+  if (Math.abs(v) >= 1e9) return (v / 1e9).toFixed(1) + "G";
+  if (Math.abs(v) >= 1e6) return (v / 1e6).toFixed(1) + "M";
+  return Number(v).toFixed(digits);
+}
+
+// Words of a query worth highlighting: plain terms and phrases, not fields or operators.
+function highlightWords(q) {
+  const words = [];
+  for (const m of (q || "").matchAll(/"([^"]+)"|(\S+)/g)) {
+    const w = m[1] || m[2];
+    if (!w || /^(AND|OR|NOT)$/.test(w) || w.includes(":") || w === "*" || w.startsWith("-")) continue;
+    words.push(w.replace(/\*$/, "").replace(/^\+/, ""));
+  }
+  return words.filter((w) => w.length > 1);
+}
+
+function highlighted(text, words) {
+  let html = escapeHtml(text);
+  for (const w of words) {
+    const re = new RegExp("(" + escapeHtml(w).replace(/[.*+?^${}()|[\]\\]/g, "\\$&") + ")", "gi");
+    html = html.replace(re, "<mark>$1</mark>");
+  }
+  const span = document.createElement("span");
+  span.innerHTML = html;
+  return span;
+}
+
+function source(r) {
+  const res = r.resource || {};
+  return [res["k8s.namespace.name"], res["k8s.pod.name"], res["k8s.container.name"]].filter(Boolean).join("/");
+}
+
+function hashParams() {
+  const [path, query] = location.hash.slice(1).split("?");
+  return { path: path || "/search", params: new URLSearchParams(query || "") };
+}
+
+function setHash(path, params) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v) q.set(k, v);
+  const next = "#" + path + (q.toString() ? "?" + q : "");
+  if (location.hash !== next) location.hash = next; else route();
+}
+
+// A histogram answer as bars over its whole range, empty buckets as zeros.
+function filled(h) {
+  const step = h.interval_ms;
+  const first = Math.floor(ms(h.from) / step) * step;
+  const at = new Map(h.buckets.map((b) => [ms(b.start), b.count]));
+  const xs = [];
+  const counts = [];
+  for (let x = first; x <= ms(h.to) && xs.length < 2000; x += step) {
+    xs.push(x);
+    counts.push(at.get(x) || 0);
+  }
+  return { xs, counts };
+}
+
+// uPlot chart of `series` ([{label, values}]) over `xs` (ms), bars when `bars`.
+function chart(container, title, xs, series, bars) {
+  const box = el("div", { class: "chart" }, el("h4", {}, title));
+  container.append(box);
+  const colors = ["#4fa3ff", "#ff6b6b", "#5ccf8a", "#e0b84f", "#c38cff", "#4fd6d6"];
+  const width = Math.max(380, box.clientWidth - 20);
+  const opts = {
+    width, height: 200,
+    scales: { x: { time: true } },
+    axes: [{ stroke: "#8a96a3", grid: { stroke: "#2a333d" } }, { stroke: "#8a96a3", grid: { stroke: "#2a333d" }, size: 64 }],
+    series: [{}].concat(series.map((s, i) => ({
+      label: s.label, stroke: colors[i % colors.length], width: 2,
+      fill: bars ? colors[i % colors.length] + "88" : undefined,
+      paths: bars && uPlot.paths && uPlot.paths.bars ? uPlot.paths.bars({ size: [0.8, 40] }) : undefined,
+      points: { show: !bars },
+    }))),
+  };
+  const data = [xs.map((x) => x / 1000)].concat(series.map((s) => s.values));
+  box.dataset.points = String(xs.length);
+  new uPlot(opts, data, box);
+  return box;
+}
+
+// ---- search ---------------------------------------------------------------------------
+
+let tailAbort = null;
+
+function searchRequest(p) {
+  let q = p.get("q") || "";
+  const extra = [];
+  if (p.get("server")) extra.push("llm.server:" + p.get("server"));
+  if (p.get("severity")) extra.push("severity_text:" + p.get("severity"));
+  if (extra.length) q = (q.trim() && q.trim() !== "*" ? "(" + q + ") AND " : "") + extra.join(" AND ");
+  const range = p.get("range") || (p.get("from") ? "" : "1h");
+  return {
+    q, namespace: p.get("namespace"), pod: p.get("pod"), container: p.get("container"), kind: p.get("kind"),
+    from: range ? "now-" + range : p.get("from"), to: range ? "" : p.get("to"),
+  };
+}
+
+async function renderSearch(p) {
+  const field = (name, placeholder, cls) =>
+    el("input", { id: name, name, placeholder, value: p.get(name) || "", class: cls || "small" });
+  const range = el("select", { id: "range", name: "range" },
+    RANGES.map((r) => el("option", { value: r, selected: (p.get("range") || (p.get("from") ? "" : "1h")) === r }, "last " + r)),
+    el("option", { value: "", selected: !!p.get("from") && !p.get("range") }, "from/to"));
+  const form = el("form", { class: "query", id: "search-form" },
+    field("q", "chatcmpl-a269fdcb, \"CUDA out of memory\", llm.e2e_ms:>5000 …", ""),
+    range, field("from", "from: 2026-11-27T20:00:00Z"), field("to", "to: now"),
+    field("namespace", "namespace"), field("pod", "pod"), field("container", "container"),
+    field("server", "server (vllm…)"), field("severity", "severity (ERROR…)"),
+    el("button", { type: "submit" }, "Search"),
+    el("label", {}, el("input", { type: "checkbox", id: "live", checked: p.get("live") === "1" }), " live tail"));
+  form.onsubmit = (e) => {
+    e.preventDefault();
+    const v = (id) => document.getElementById(id).value.trim();
+    setHash("/search", {
+      q: v("q"), range: v("range"), from: v("range") ? "" : v("from"), to: v("range") ? "" : v("to"),
+      namespace: v("namespace"), pod: v("pod"), container: v("container"), server: v("server"),
+      severity: v("severity"), live: document.getElementById("live").checked ? "1" : "",
+    });
+  };
+  const help = el("details", { class: "help" }, el("summary", {}, "query syntax"),
+    el("div", {}, "Words must all match (", el("code", {}, "kv cache"), "); ids whole or by part (",
+      el("code", {}, "chatcmpl-a269fdcb"), ", ", el("code", {}, "a269fdcb"), "); prefixes of 3+ characters (",
+      el("code", {}, "chatcmpl-a26*"), "); phrases in quotes; ", el("code", {}, "AND OR -"), "; fields (",
+      el("code", {}, "k8s.pod.name:vllm-0"), ", ", el("code", {}, "error.type:cuda_oom"), ", ",
+      el("code", {}, "llm.request_id:…"), "); numeric ranges (", el("code", {}, "llm.e2e_ms:>5000"), ", ",
+      el("code", {}, "http.response.status_code:[500 TO 599]"), ")."));
+  const status = el("div", { class: "status", id: "status" });
+  const hist = el("div", { id: "histogram" });
+  const results = el("table", { id: "results" });
+  const more = el("button", { id: "more", hidden: true }, "More");
+  const context = el("div", { id: "context" });
+  page.replaceChildren(form, help, status, hist, results, more, context);
+
+  const request = searchRequest(p);
+  const words = highlightWords(p.get("q"));
+  const row = (r) => {
+    const sev = r.severity_text || "";
+    const rid = r.attributes && r.attributes["llm.request_id"];
+    return el("tr", { class: "hit" },
+      el("td", { class: "time" }, shortTime(r.timestamp)),
+      el("td", { class: "src" }, source(r), el("br"), el("span", { class: "muted" }, r.kind)),
+      el("td", { class: "sev-" + sev }, sev),
+      el("td", { class: "body" }, highlighted(r.body || "", words),
+        rid ? el("div", {}, el("a", { class: "trace-link", href: "#/request/" + encodeURIComponent(rid) }, "trace " + rid)) : null),
+      el("td", {}, el("button", { class: "context-button", onclick: () => showContext(r, context) }, "context")));
+  };
+  try {
+    const [page1, buckets] = await Promise.all([
+      api("/api/v1/search", { ...request, limit: 100 }),
+      api("/api/v1/histogram", request),
+    ]);
+    status.textContent = page1.total + " records" + (page1.warnings ? " — " + page1.warnings.join("; ") : "");
+    const bars = filled(buckets);
+    chart(hist, "matches per " + buckets.interval, bars.xs, [{ label: "records", values: bars.counts }], true);
+    results.replaceChildren(el("tr", {}, el("th", {}, "time"), el("th", {}, "source"), el("th", {}, "level"), el("th", {}, "message"), el("th", {})),
+      ...page1.hits.map(row));
+    let cursor = page1.next_cursor;
+    more.hidden = !cursor;
+    more.onclick = async () => {
+      const next = await api("/api/v1/search", { ...request, limit: 100, cursor });
+      results.append(...next.hits.map(row));
+      cursor = next.next_cursor;
+      more.hidden = !cursor;
+    };
+  } catch (e) {
+    status.replaceChildren(el("div", { class: "error" }, e.message));
+  }
+  if (p.get("live") === "1") startTail(request, results, row, status);
+}
+
+async function showContext(r, box) {
+  const res = r.resource || {};
+  const base = { namespace: res["k8s.namespace.name"], pod: res["k8s.pod.name"], container: res["k8s.container.name"] };
+  const t = ms(r.timestamp);
+  const iso = (x) => new Date(x).toISOString();
+  try {
+    const [before, after] = await Promise.all([
+      api("/api/v1/search", { ...base, to: r.timestamp, limit: 11 }),
+      api("/api/v1/search", { ...base, from: r.timestamp, to: iso(t + 5 * 60 * 1000), limit: 1000 }),
+    ]);
+    const older = before.hits.filter((h) => h.id !== r.id).reverse().slice(-10);
+    const newer = after.hits.filter((h) => h.id !== r.id).reverse().slice(0, 10);
+    const line = (h, self) => el("tr", { class: self ? "self" : "" }, el("td", { class: "time" }, shortTime(h.timestamp)),
+      el("td", { class: "body" }, self ? el("mark", {}, h.body) : h.body));
+    box.replaceChildren(el("h3", {}, "Context in " + source(r)),
+      el("table", { class: "context" }, older.map((h) => line(h)), line(r, true), newer.map((h) => line(h))));
+    box.scrollIntoView();
+  } catch (e) {
+    box.replaceChildren(el("div", { class: "error" }, e.message));
+  }
+}
+
+// Live tail over fetch (an EventSource cannot send the token), newest on top.
+async function startTail(request, results, row, status) {
+  const controller = new AbortController();
+  tailAbort = controller;
+  const query = new URLSearchParams();
+  for (const k of ["q", "namespace", "pod", "container", "kind"]) if (request[k]) query.set(k, request[k]);
+  try {
+    const response = await fetch("/api/v1/tail?" + query, { headers: headers(), signal: controller.signal });
+    if (!response.ok) throw new Error((await response.json()).detail);
+    status.append(el("span", { id: "tail-state" }, " · live"));
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += decoder.decode(value, { stream: true });
+      let end;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const event = (block.match(/^event: ?(.*)$/m) || [])[1];
+        const data = (block.match(/^data: ?(.*)$/m) || [])[1];
+        if (event === "record" && data) {
+          const header = results.querySelector("tr");
+          const r = row(JSON.parse(data));
+          r.classList.add("live");
+          header ? header.after(r) : results.append(r);
+        }
+      }
+    }
+  } catch (e) {
+    if (e.name !== "AbortError") status.append(el("div", { class: "error" }, "live tail: " + e.message));
+  }
+}
+
+// ---- request trace --------------------------------------------------------------------
+
+async function renderRequest(id) {
+  page.replaceChildren(el("div", { class: "status" }, "loading request " + id + " …"));
+  try {
+    const t = await api("/api/v1/requests/" + encodeURIComponent(id));
+    const s = t.summary;
+    const figures = Object.entries(s.figures || {}).map(([k, v]) => el("tr", {}, el("td", {}, k), el("td", {}, fmt(v, 2))));
+    const start = ms(s.first_seen);
+    const timeline = t.lines.map((r) => el("tr", {},
+      el("td", { class: "offset" }, "+" + (ms(r.timestamp) - start) + " ms"),
+      el("td", { class: "src" }, source(r), el("br"), el("span", { class: "muted" }, r.kind)),
+      el("td", { class: "body" }, r.body)));
+    page.replaceChildren(
+      el("h2", { id: "request-title" }, "Request " + t.request_id),
+      el("div", { class: "grid" },
+        el("div", { class: "card" }, el("h3", {}, "Summary"),
+          el("table", { class: "figures", id: "request-summary" },
+            el("tr", {}, el("td", {}, "model"), el("td", {}, s.model || "–")),
+            el("tr", {}, el("td", {}, "server"), el("td", {}, s.server || "–")),
+            el("tr", {}, el("td", {}, "outcome"), el("td", {}, s.outcome || "–")),
+            el("tr", {}, el("td", {}, "HTTP status"), el("td", {}, s.http_status || "–")),
+            el("tr", {}, el("td", {}, "first seen"), el("td", {}, s.first_seen)),
+            el("tr", {}, el("td", {}, "last seen"), el("td", {}, s.last_seen)),
+            figures)),
+        el("div", { class: "card" }, el("h3", {}, "Containers"), el("ul", {}, t.containers.map((c) => el("li", {}, c))),
+          el("h3", {}, "GPU"), el("div", { class: "muted" }, t.gpu ? JSON.stringify(t.gpu.attributes || t.gpu) : "no GPU snapshot near the request"))),
+      el("h3", {}, "Timeline across containers"),
+      el("table", { class: "timeline", id: "timeline" }, timeline));
+  } catch (e) {
+    page.replaceChildren(el("div", { class: "error" }, e.message));
+  }
+}
+
+// ---- incidents ------------------------------------------------------------------------
+
+async function renderIncidents(p) {
+  const range = p.get("range") || "24h";
+  const select = el("select", { id: "range", onchange: (e) => setHash("/incidents", { range: e.target.value }) },
+    RANGES.map((r) => el("option", { value: r, selected: r === range }, "last " + r)));
+  page.replaceChildren(el("form", { class: "query" }, select), el("div", { class: "status" }, "loading …"));
+  try {
+    const body = await api("/api/v1/incidents", { from: "now-" + range });
+    const lines = (records) => el("table", {}, records.map((r) => el("tr", {},
+      el("td", { class: "time" }, shortTime(r.timestamp)), el("td", { class: "src" }, source(r)), el("td", { class: "body" }, r.body))));
+    const cards = body.incidents.map((i) => el("div", { class: "card incident", "data-id": i.id },
+      el("h3", {}, el("span", { class: "badge " + i.kind }, i.kind), " ", i.pod || "?", " ",
+        el("span", { class: "muted" }, shortTime(i.time))),
+      el("div", { class: "summary" }, i.summary),
+      el("details", { class: "incident-details", open: p.get("open") === i.id },
+        el("summary", {}, "what happened: " + i.triggers.length + " triggers, " + i.events.length + " events, last " + i.last_lines.length + " lines"),
+        el("h4", {}, "Triggers"), lines(i.triggers),
+        el("h4", {}, "Kubernetes events"), lines(i.events),
+        el("h4", {}, "Last lines of " + (i.container || "the container") + " before it"), lines(i.last_lines))));
+    page.replaceChildren(el("form", { class: "query" }, select),
+      el("div", { class: "status" }, body.incidents.length + " incidents" + (body.truncated ? " (the oldest may be missing)" : "")),
+      cards.length ? el("div", { id: "incidents" }, cards) : el("div", { class: "muted" }, "no crash or failure in this range"));
+  } catch (e) {
+    page.append(el("div", { class: "error" }, e.message));
+  }
+}
+
+// ---- LLM dashboard --------------------------------------------------------------------
+
+const FAILED = "(llm.event:request_aborted OR llm.event:request_incomplete OR http.response.status_code:>=500)";
+
+async function renderDashboard(p) {
+  const range = p.get("range") || "1h";
+  // By pod unless asked: many servers log no model name with a request.
+  const groupBy = p.get("group_by") || "pod";
+  const go = (changes) => setHash("/dashboard", { range, group_by: groupBy, ...changes });
+  const controls = el("form", { class: "query" },
+    el("select", { id: "range", onchange: (e) => go({ range: e.target.value }) },
+      RANGES.map((r) => el("option", { value: r, selected: r === range }, "last " + r))),
+    el("select", { id: "group_by", onchange: (e) => go({ group_by: e.target.value }) },
+      ["model", "pod", "namespace", "server"].map((g) => el("option", { value: g, selected: g === groupBy }, "by " + g))));
+  const table = el("table", { id: "summary" });
+  const charts = el("div", { class: "grid", id: "charts" });
+  page.replaceChildren(controls, table, charts);
+  const from = "now-" + range;
+  try {
+    const [summary, requests, errors] = await Promise.all([
+      api("/api/v1/llm/summary", { from, group_by: groupBy }),
+      api("/api/v1/histogram", { from, kind: "request" }),
+      api("/api/v1/histogram", { from, kind: "request", q: FAILED }),
+    ]);
+    const cols = ["group", "requests", "rps", "error rate", "p50 ms", "p95 ms", "p99 ms", "TTFT p95", "queue p95",
+      "tokens/s", "running", "KV %", "GPU util %", "GPU mem"];
+    table.replaceChildren(el("tr", {}, cols.map((c) => el("th", {}, c))),
+      ...summary.groups.map((g) => el("tr", { class: "group" },
+        el("td", {}, g.group), el("td", {}, g.requests), el("td", {}, fmt(g.rps, 3)),
+        el("td", {}, g.error_rate === null ? "–" : fmt(100 * g.error_rate) + "%"),
+        el("td", {}, fmt(g.latency_ms.p50, 0)), el("td", {}, fmt(g.latency_ms.p95, 0)), el("td", {}, fmt(g.latency_ms.p99, 0)),
+        el("td", {}, fmt(g.ttft_ms.p95, 0)), el("td", {}, fmt(g.queue_ms.p95, 0)),
+        el("td", {}, fmt(g.output_tokens_per_s)), el("td", {}, fmt(g.running_avg)), el("td", {}, fmt(g.kv_cache_pct_avg)),
+        el("td", {}, fmt(g.gpu_utilization_pct_avg)), el("td", {}, fmt(g.gpu_memory_used_bytes_avg)))));
+    const step = requests.interval_ms / 1000;
+    const all = filled(requests);
+    const failed = filled(errors);
+    chart(charts, "requests/s (per " + requests.interval + ")", all.xs,
+      [{ label: "requests/s", values: all.counts.map((c) => c / step) }], true);
+    chart(charts, "failed requests/s", failed.xs,
+      [{ label: "failed/s", values: failed.counts.map((c) => c / step) }], true);
+    // Latency, TTFT and load over the range: the summary of each of 12 slices.
+    const end = Date.now();
+    const span = { "15m": 9e5, "1h": 36e5, "6h": 216e5, "24h": 864e5, "7d": 6048e5 }[range];
+    const slices = [...Array(12).keys()].map((i) => [end - span + (i * span) / 12, end - span + ((i + 1) * span) / 12]);
+    const parts = await Promise.all(slices.map(([a, b]) => api("/api/v1/llm/summary", {
+      from: new Date(a).toISOString(), to: new Date(b).toISOString(), group_by: groupBy })));
+    const groups = [...new Set(parts.flatMap((s) => s.groups.map((g) => g.group)))];
+    const sliceXs = slices.map(([a, b]) => (a + b) / 2);
+    const seriesOf = (pick) => groups.map((name) => ({
+      label: name, values: parts.map((s) => { const g = s.groups.find((x) => x.group === name); return g ? pick(g) : null; }) }));
+    chart(charts, "p95 latency (ms)", sliceXs, seriesOf((g) => g.latency_ms.p95));
+    chart(charts, "p95 time to first token (ms)", sliceXs, seriesOf((g) => g.ttft_ms.p95));
+    chart(charts, "output tokens/s", sliceXs, seriesOf((g) => g.output_tokens_per_s));
+    chart(charts, "running requests (avg)", sliceXs, seriesOf((g) => g.running_avg));
+    chart(charts, "GPU utilization % (avg)", sliceXs, seriesOf((g) => g.gpu_utilization_pct_avg));
+  } catch (e) {
+    page.append(el("div", { class: "error" }, e.message));
+  }
+}
+
+// ---- routing --------------------------------------------------------------------------
+
+function route() {
+  if (tailAbort) { tailAbort.abort(); tailAbort = null; }
+  const { path, params } = hashParams();
+  const name = path.split("/")[1] || "search";
+  for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.page === name);
+  if (name === "request") return renderRequest(decodeURIComponent(path.split("/").slice(2).join("/")));
+  if (name === "incidents") return renderIncidents(params);
+  if (name === "dashboard") return renderDashboard(params);
+  return renderSearch(params);
+}
+
+window.addEventListener("hashchange", route);
+route();
