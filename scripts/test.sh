@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
 # Runs every test of Infersight on a fresh machine.
 #
-# It installs and starts what the tests need first; today that is nothing outside cargo.
-# Later issues add their peers here, each skipped when already present: a Kafka-protocol
-# broker (tansu) for the Kafka tests, Debian's chromium for the UI tests.
+# It installs and starts what the tests need first, each skipped when already present:
+# Debian's chromium and chromedriver for the UI tests (tests/tests/ui_browser.rs). A later
+# issue adds a Kafka-protocol broker (tansu) for the Kafka tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ ! -f ../shared/corpus/lines.jsonl ]; then
   echo "scripts/test.sh: ../shared/corpus/lines.jsonl is missing; the tests read the shared corpus and fixtures next to this repository" >&2
   exit 1
+fi
+
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  echo "scripts/test.sh: installing chromium and chromium-driver for the UI tests" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
 
 # The black-box tests (tests/) drive target/debug/infersight; build it explicitly so they

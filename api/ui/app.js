@@ -146,6 +146,7 @@ function chart(container, title, xs, series, bars) {
   };
   const data = [xs.map((x) => x / 1000)].concat(series.map((s) => s.values));
   box.dataset.points = String(xs.length);
+  box.dataset.nonzero = String(series.some((s) => s.values.some((v) => v !== null && v > 0)));
   new uPlot(opts, data, box);
   return box;
 }

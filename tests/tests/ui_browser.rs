@@ -1,0 +1,283 @@
+//! The web UI in real headless Chromium (through chromedriver's WebDriver protocol), against
+//! the real binary running the demo (live simulated vLLM, TGI and llama.cpp pods, with a
+//! CUDA out-of-memory crash): search for a request id and open its trace; open an incident;
+//! the dashboard renders non-empty charts. A screenshot of each page is saved under
+//! `target/ui-screenshots/` for review.
+
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tests::Running;
+
+const SETTLE: Duration = Duration::from_secs(60);
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// chromedriver and one browser session; both end when this is dropped.
+struct Browser {
+    driver: Child,
+    url: String,
+    agent: ureq::Agent,
+}
+
+impl Browser {
+    fn start() -> Browser {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver (scripts/test.sh installs Debian's chromium-driver)");
+        let agent = ureq::Agent::new_with_config(
+            ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(Duration::from_secs(60)))
+                .build(),
+        );
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + SETTLE;
+        while agent
+            .get(&format!("{base}/status"))
+            .call()
+            .map_or(true, |r| r.status() != 200)
+        {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let mut browser = Browser {
+            driver,
+            url: base,
+            agent,
+        };
+        let session = browser.call(
+            "POST",
+            "/session",
+            json!({"capabilities": {"alwaysMatch": {
+                "browserName": "chrome",
+                "goog:chromeOptions": {
+                    "binary": "/usr/bin/chromium",
+                    "args": ["--headless", "--no-sandbox", "--disable-gpu",
+                             "--disable-background-networking", "--disable-component-update",
+                             "--disable-dev-shm-usage", "--window-size=1400,1000"]
+                }
+            }}}),
+        );
+        let id = session["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session: {session}"))
+            .to_string();
+        browser.url = format!("{}/session/{id}", browser.url);
+        // Finding an element waits for it (the pages fetch their data after loading).
+        browser.call("POST", "/timeouts", json!({"implicit": 20_000}));
+        browser
+    }
+
+    fn call(&self, method: &str, path: &str, body: Value) -> Value {
+        let url = format!("{}{path}", self.url);
+        let response = match method {
+            "GET" => self.agent.get(&url).call(),
+            _ => self
+                .agent
+                .post(&url)
+                .header("content-type", "application/json")
+                .send(body.to_string()),
+        };
+        let mut response = response.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let text = response
+            .body_mut()
+            .with_config()
+            .limit(64 << 20)
+            .read_to_string()
+            .expect("a WebDriver answer");
+        let value: Value = serde_json::from_str(&text).expect("WebDriver JSON");
+        let value = value["value"].clone();
+        if value.get("error").is_some() {
+            panic!("{method} {path}: {value}");
+        }
+        value
+    }
+
+    fn open(&self, url: &str) {
+        self.call("POST", "/url", json!({ "url": url }));
+    }
+
+    fn find(&self, css: &str) -> String {
+        let found = self.call(
+            "POST",
+            "/element",
+            json!({"using": "css selector", "value": css}),
+        );
+        found[ELEMENT].as_str().expect("an element id").to_string()
+    }
+
+    fn find_all(&self, css: &str) -> Vec<String> {
+        let found = self.call(
+            "POST",
+            "/elements",
+            json!({"using": "css selector", "value": css}),
+        );
+        found
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e[ELEMENT].as_str().map(str::to_string))
+            .collect()
+    }
+
+    fn text(&self, element: &str) -> String {
+        self.call("GET", &format!("/element/{element}/text"), Value::Null)
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    fn click(&self, element: &str) {
+        self.call("POST", &format!("/element/{element}/click"), json!({}));
+    }
+
+    fn type_into(&self, element: &str, text: &str) {
+        self.call("POST", &format!("/element/{element}/clear"), json!({}));
+        self.call(
+            "POST",
+            &format!("/element/{element}/value"),
+            json!({ "text": text }),
+        );
+    }
+
+    fn script(&self, body: &str) -> Value {
+        self.call("POST", "/execute/sync", json!({"script": body, "args": []}))
+    }
+
+    /// Waits until `script` returns true.
+    fn wait_until(&self, what: &str, script: &str) {
+        let deadline = Instant::now() + SETTLE;
+        while self.script(script) != Value::Bool(true) {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn screenshot(&self, name: &str) -> PathBuf {
+        let png = self.call("GET", "/screenshot", Value::Null);
+        let bytes = decode_base64(png.as_str().expect("base64 PNG"));
+        let dir = screenshot_dir();
+        std::fs::create_dir_all(&dir).expect("screenshot dir");
+        let path = dir.join(format!("{name}.png"));
+        std::fs::write(&path, &bytes).expect("write the screenshot");
+        assert!(bytes.starts_with(b"\x89PNG"), "{name}: not a PNG");
+        println!("screenshot: {}", path.display());
+        path
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.agent.delete(&self.url).call();
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+/// Standard base64 (a screenshot's PNG): small enough not to need a crate.
+fn decode_base64(text: &str) -> Vec<u8> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    };
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0);
+    for v in text.bytes().filter_map(value) {
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    out
+}
+
+/// `target/ui-screenshots` of this workspace.
+fn screenshot_dir() -> PathBuf {
+    tests::binary()
+        .parent()
+        .and_then(|p| p.parent())
+        .map(|target| target.join("ui-screenshots"))
+        .expect("the target directory")
+}
+
+#[test]
+fn the_ui_finds_a_request_explains_a_crash_and_charts_the_llm_figures() {
+    let (demo, _) = Running::spawn(&["demo".into(), "--listen".into(), "127.0.0.1:0".into()]);
+    // The demo's first requests and its CUDA OOM crash, through the API.
+    let request = demo.wait_for(
+        "/api/v1/search?q=%22Received%20request%22%20chatcmpl*&limit=1",
+        SETTLE,
+        |b| b["total"].as_u64().unwrap_or(0) > 0,
+    );
+    let id = request["hits"][0]["attributes"]["llm.request_id"]
+        .as_str()
+        .expect("a vLLM request id")
+        .to_string();
+    demo.wait_for("/api/v1/incidents", SETTLE, |b| {
+        b["incidents"].as_array().is_some_and(|i| !i.is_empty())
+    });
+
+    let browser = Browser::start();
+    // Search for the request id, then open its trace.
+    browser.open(&format!("{}/#/search", demo.base_url));
+    let q = browser.find("#q");
+    browser.type_into(q.as_str(), &id);
+    browser.click(&browser.find("#search-form button[type=submit]"));
+    let link = browser.find(&format!("a.trace-link[href='#/request/{id}']"));
+    browser.wait_until(
+        "hits with the id highlighted",
+        "return document.querySelectorAll('#results tr.hit mark').length > 0",
+    );
+    browser.screenshot("search");
+    browser.click(&link);
+    let title = browser.find("#request-title");
+    assert!(browser.text(&title).contains(&id));
+    browser.wait_until(
+        "the timeline",
+        "return document.querySelectorAll('#timeline tr').length >= 1",
+    );
+    let summary = browser.text(&browser.find("#request-summary"));
+    assert!(summary.contains("vllm"), "{summary}");
+    browser.screenshot("request");
+
+    // Open the incident of the crash.
+    browser.open(&format!("{}/#/incidents?range=24h", demo.base_url));
+    let incident = browser.find(".incident");
+    let text = browser.text(&incident);
+    assert!(
+        text.contains("cuda_oom") && text.contains("CUDA out of memory"),
+        "{text}"
+    );
+    browser.click(&browser.find(".incident details summary"));
+    browser.wait_until(
+        "the incident's triggers",
+        "return document.querySelector('.incident details').open",
+    );
+    assert!(browser.text(&incident).contains("Triggers"));
+    browser.screenshot("incidents");
+
+    // The dashboard: a row per pod with requests, and charts with data.
+    browser.open(&format!("{}/#/dashboard?range=15m", demo.base_url));
+    browser.find("#summary tr.group");
+    browser.wait_until(
+        "charts with data",
+        "return document.querySelectorAll('.chart canvas').length >= 6 && document.querySelectorAll('.chart[data-nonzero=true]').length >= 3",
+    );
+    let rows = browser.find_all("#summary tr.group");
+    assert!(rows.len() >= 3, "a row per pod");
+    browser.screenshot("dashboard");
+}
