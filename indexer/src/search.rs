@@ -4,11 +4,10 @@ use crate::schema::NUMERIC_ATTRIBUTE_FIELDS;
 use crate::splits::SplitSet;
 use crate::{IndexError, IndexSchema};
 use model::{Record, RecordKind, Timestamp};
-use std::ops::Bound;
 use std::sync::Arc;
 use tantivy::collector::{Count, DocSetCollector, TopDocs};
 use tantivy::query::{
-    AllQuery, BooleanQuery, Occur, PhrasePrefixQuery, Query, QueryParser, RangeQuery, TermQuery,
+    AllQuery, BooleanQuery, Occur, PhrasePrefixQuery, Query, QueryParser, TermQuery,
 };
 use tantivy::schema::{IndexRecordOption, Value};
 use tantivy::tokenizer::TokenizerManager;
@@ -200,13 +199,7 @@ impl LogSearcher {
                     (Occur::Must, query.box_clone()),
                     (
                         Occur::Must,
-                        Box::new(RangeQuery::new(
-                            Bound::Unbounded,
-                            Bound::Included(Term::from_field_i64(
-                                self.schema.timestamp,
-                                c.timestamp,
-                            )),
-                        )),
+                        Box::new(self.schema.time_range(None, Some(c.timestamp))),
                     ),
                 ])),
                 c.returned_at_timestamp,
@@ -336,10 +329,7 @@ impl LogSearcher {
                     (Occur::Must, page_query.box_clone()),
                     (
                         Occur::Must,
-                        Box::new(RangeQuery::new(
-                            Bound::Included(Term::from_field_i64(self.schema.timestamp, start)),
-                            Bound::Unbounded,
-                        )),
+                        Box::new(self.schema.time_range(Some(start), None)),
                     ),
                 ])),
                 None => page_query.box_clone(),
@@ -527,13 +517,12 @@ pub(crate) fn build_query(
         clauses.push((Occur::Must, q));
     }
     if request.from.is_some() || request.to.is_some() {
-        let bound = |t: Option<Timestamp>| match t {
-            Some(t) => Bound::Included(Term::from_field_i64(schema.timestamp, t.unix_nanos())),
-            None => Bound::Unbounded,
-        };
         clauses.push((
             Occur::Must,
-            Box::new(RangeQuery::new(bound(request.from), bound(request.to))),
+            Box::new(schema.time_range(
+                request.from.map(Timestamp::unix_nanos),
+                request.to.map(Timestamp::unix_nanos),
+            )),
         ));
     }
     let exact = |field, value: &str| -> (Occur, Box<dyn Query>) {
