@@ -36,9 +36,53 @@ pub(crate) struct RequestTrace {
     lines: Vec<Record>,
     /// `namespace/pod/container` of every container that logged about it.
     containers: Vec<String>,
-    /// The GPU snapshot nearest the request's end (when GPU snapshots are collected).
+    /// The GPU snapshot (`kind=gpu` record) of the serving pod nearest the request's end:
+    /// the last at or before it, else the first after it, within [`GPU_WINDOW_NS`].
     #[schema(value_type = Option<Object>)]
-    gpu: Option<serde_json::Value>,
+    gpu: Option<Record>,
+}
+
+/// How far from a request's end a GPU snapshot still describes it.
+const GPU_WINDOW_NS: i64 = 10 * 60 * 1_000_000_000;
+
+/// The serving pod's GPU snapshot nearest `end`.
+fn nearest_gpu(
+    backend: &dyn crate::SearchBackend,
+    lines: &[Record],
+    end: Timestamp,
+) -> Result<Option<Record>, indexer::IndexError> {
+    // The pod that served it: the one whose records carry the server's name (a router's
+    // access line carries none), the request record's first.
+    let serving = lines
+        .iter()
+        .filter(|r| r.kind == RecordKind::Request)
+        .chain(
+            lines
+                .iter()
+                .filter(|r| r.attributes.get_str(names::LLM_SERVER).is_some()),
+        )
+        .next();
+    let Some(pod) = serving.and_then(|r| r.resource_str(names::K8S_POD_NAME)) else {
+        return Ok(None);
+    };
+    let around = |from: i64, to: i64, limit: usize| indexer::SearchRequest {
+        kind: Some(RecordKind::Gpu),
+        pod: Some(pod.to_string()),
+        namespace: serving
+            .and_then(|r| r.resource_str(names::K8S_NAMESPACE_NAME))
+            .map(str::to_string),
+        from: Some(Timestamp::from_unix_nanos(from)),
+        to: Some(Timestamp::from_unix_nanos(to)),
+        limit,
+        ..indexer::SearchRequest::default()
+    };
+    let end = end.unix_nanos();
+    let before = backend.search(&around(end - GPU_WINDOW_NS, end, 1))?;
+    if let Some(r) = before.hits.into_iter().next() {
+        return Ok(Some(r));
+    }
+    let after = backend.search(&around(end, end + GPU_WINDOW_NS, indexer::MAX_LIMIT))?;
+    Ok(after.hits.into_iter().last())
 }
 
 /// The request's figures, merged from its records.
@@ -123,7 +167,15 @@ pub(crate) async fn request_trace(
         ));
     }
     let asked = id.clone();
-    let lines = blocking(&state, move |b| b.request_trace(&asked)).await?;
+    let (lines, gpu) = blocking(&state, move |b| {
+        let lines = b.request_trace(&asked)?;
+        let gpu = match lines.last() {
+            Some(last) => nearest_gpu(b, &lines, last.timestamp)?,
+            None => None,
+        };
+        Ok((lines, gpu))
+    })
+    .await?;
     if lines.is_empty() {
         return Err(ApiError::not_found(format!(
             "no record mentions request `{id}` (check the id, or widen retention)"
@@ -142,6 +194,6 @@ pub(crate) async fn request_trace(
             .collect(),
         containers,
         lines,
-        gpu: None,
+        gpu,
     }))
 }

@@ -191,6 +191,9 @@ fn llm_records() -> Vec<Record> {
             &format!("proxying {id} to vllm-0"),
         ));
     }
+    let mut gpu = at(400, "vllm-0", 61, RecordKind::Gpu, "GPU 0: 87% busy");
+    gpu.attributes.insert_f64(names::GPU_UTILIZATION_PCT, 87.0);
+    records.push(gpu);
     for (i, running) in [4i64, 8].into_iter().enumerate() {
         let mut r = at(
             300 + i as u64,
@@ -222,6 +225,11 @@ async fn a_request_trace_gathers_the_lifecycle_timings_and_every_container() {
         body["containers"],
         serde_json::json!(["llm/router-0/server", "llm/vllm-0/server"])
     );
+    assert_eq!(
+        body["gpu"]["attributes"]["gpu.utilization_pct"], 87.0,
+        "the serving pod's GPU snapshot nearest the end: {}",
+        body["gpu"]
+    );
     let (status, body) = get(&app, "/api/v1/requests/chatcmpl-9999").await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     assert!(body["detail"].as_str().unwrap().contains("chatcmpl-9999"));
@@ -234,14 +242,14 @@ async fn the_histogram_counts_per_interval_with_the_search_filters() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["interval"], "1m");
     assert_eq!(body["interval_ms"], 60_000);
-    assert_eq!(body["total"], 14);
+    assert_eq!(body["total"], 15);
     let counted: u64 = body["buckets"]
         .as_array()
         .unwrap()
         .iter()
         .map(|b| b["count"].as_u64().unwrap())
         .sum();
-    assert_eq!(counted, 14);
+    assert_eq!(counted, 15);
     let (_, routers) = get(&app, "/api/v1/histogram?pod=router-0&from=now-10m").await;
     assert_eq!(routers["total"], 4);
     assert_eq!(routers["interval"], "5s", "10 minutes in at most 120 bars");

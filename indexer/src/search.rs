@@ -6,6 +6,7 @@ use crate::{IndexError, IndexSchema};
 use model::{Record, RecordKind, Timestamp};
 use std::sync::Arc;
 use tantivy::collector::{Count, DocSetCollector, TopDocs};
+use tantivy::columnar::{Column, StrColumn};
 use tantivy::query::{
     AllQuery, BooleanQuery, Occur, PhrasePrefixQuery, Query, QueryParser, TermQuery,
 };
@@ -244,6 +245,7 @@ impl LogSearcher {
             }
             searchers.push(searcher);
         }
+        let mut reader = HitReader::new(&self.schema);
         let mut skipped = 0;
         let mut hits = Vec::with_capacity(top.len().min(limit));
         let mut last: Option<(i64, usize)> = None;
@@ -255,7 +257,7 @@ impl LogSearcher {
             if hits.len() == limit {
                 break;
             }
-            hits.extend(self.stored_record(&searchers[split], address)?);
+            hits.extend(reader.read(split, &searchers[split], address)?);
             last = Some(match last {
                 Some((t, n)) if t == ts => (t, n + 1),
                 _ => (ts, 1),
@@ -387,9 +389,10 @@ impl LogSearcher {
         }
         found.sort_by_key(|h| h.0);
         found.truncate(MAX_LIMIT);
+        let mut reader = HitReader::new(&self.schema);
         let mut records = Vec::with_capacity(found.len());
         for (_, split, address) in found {
-            records.extend(self.stored_record(&searchers[split], address)?);
+            records.extend(reader.read(split, &searchers[split], address)?);
         }
         Ok(records)
     }
@@ -409,8 +412,9 @@ impl LogSearcher {
         for split in self.splits.overlapping(from, to) {
             let searcher = split.reader.searcher();
             let addresses = searcher.search(&*query, &DocSetCollector)?;
+            let mut reader = HitReader::new(&self.schema);
             for address in &addresses {
-                if let Some(r) = self.stored_record(&searcher, *address)? {
+                if let Some(r) = reader.read(0, &searcher, *address)? {
                     visit(r);
                 }
             }
@@ -419,38 +423,96 @@ impl LogSearcher {
         Ok(matched)
     }
 
-    /// The record stored for `address`; `None` (with a warning) when it cannot be read, so
-    /// one damaged document does not fail a whole search.
-    fn stored_record(
+    pub(crate) fn build_query(
         &self,
+        request: &SearchRequest,
+    ) -> Result<Box<dyn Query>, IndexError> {
+        build_query(&self.schema, &self.tokenizers, request)
+    }
+}
+
+/// Reads stored records of one search, opening each segment's columns once: opening a
+/// column parses its block index, and doing it for every hit was most of a search's time.
+struct HitReader<'a> {
+    schema: &'a IndexSchema,
+    segments: std::collections::HashMap<(usize, u32), SegmentColumns>,
+}
+
+struct SegmentColumns {
+    id_hi: Column<u64>,
+    id_lo: Column<u64>,
+    timestamp: Column<i64>,
+    observed: Column<i64>,
+    resource: Option<StrColumn>,
+    /// Parsed resources by their ordinal in the column (a pod's records share one).
+    resources: std::collections::HashMap<u64, Arc<model::Attributes>>,
+}
+
+impl<'a> HitReader<'a> {
+    fn new(schema: &'a IndexSchema) -> Self {
+        HitReader {
+            schema,
+            segments: Default::default(),
+        }
+    }
+
+    /// The record stored for `address` in split `split` (an index into the searched
+    /// snapshot); `None` (with a warning) when it cannot be read, so one damaged document
+    /// does not fail a whole search.
+    fn read(
+        &mut self,
+        split: usize,
         searcher: &tantivy::Searcher,
-        address: tantivy::DocAddress,
+        address: DocAddress,
     ) -> Result<Option<Record>, IndexError> {
         let doc: TantivyDocument = searcher.doc(address)?;
         let json = doc
             .get_first(self.schema.record)
             .and_then(|v| v.as_str())
             .unwrap_or_default();
-        let columns = searcher.segment_reader(address.segment_ord).fast_fields();
-        let hi = columns.u64("id_hi")?.first(address.doc_id).unwrap_or(0);
-        let lo = columns.u64("id_lo")?.first(address.doc_id).unwrap_or(0);
-        let ts = columns.i64("timestamp")?.first(address.doc_id).unwrap_or(0);
-        let observed = columns.i64("observed")?.first(address.doc_id).unwrap_or(ts);
-        let id = model::RecordId((u128::from(hi) << 64) | u128::from(lo));
-        let mut resource_json = String::new();
-        if let Some(column) = columns.str("resource")?
-            && let Some(ord) = column.term_ords(address.doc_id).next()
-        {
-            column
-                .ord_to_str(ord, &mut resource_json)
-                .map_err(|e| IndexError::Tantivy(e.into()))?;
-        }
-        let resource = match serde_json::from_str::<model::Attributes>(&resource_json) {
-            Ok(r) => Arc::new(r),
-            Err(e) => {
-                tracing::warn!(error = %e, "a stored record's resource is unreadable");
-                Arc::default()
+        let c = match self.segments.entry((split, address.segment_ord)) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let columns = searcher.segment_reader(address.segment_ord).fast_fields();
+                e.insert(SegmentColumns {
+                    id_hi: columns.u64("id_hi")?,
+                    id_lo: columns.u64("id_lo")?,
+                    timestamp: columns.i64("timestamp")?,
+                    observed: columns.i64("observed")?,
+                    resource: columns.str("resource")?,
+                    resources: Default::default(),
+                })
             }
+        };
+        let doc_id = address.doc_id;
+        let hi = c.id_hi.first(doc_id).unwrap_or(0);
+        let lo = c.id_lo.first(doc_id).unwrap_or(0);
+        let ts = c.timestamp.first(doc_id).unwrap_or(0);
+        let observed = c.observed.first(doc_id).unwrap_or(ts);
+        let id = model::RecordId((u128::from(hi) << 64) | u128::from(lo));
+        let resource = match c
+            .resource
+            .as_ref()
+            .and_then(|col| Some((col, col.term_ords(doc_id).next()?)))
+        {
+            Some((col, ord)) => match c.resources.get(&ord) {
+                Some(r) => r.clone(),
+                None => {
+                    let mut text = String::new();
+                    col.ord_to_str(ord, &mut text)
+                        .map_err(|e| IndexError::Tantivy(e.into()))?;
+                    let parsed = match serde_json::from_str::<model::Attributes>(&text) {
+                        Ok(r) => Arc::new(r),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "a stored record's resource is unreadable");
+                            Arc::default()
+                        }
+                    };
+                    c.resources.insert(ord, parsed.clone());
+                    parsed
+                }
+            },
+            None => Arc::default(),
         };
         Ok(
             match Record::from_content_json(
@@ -469,13 +531,6 @@ impl LogSearcher {
                 }
             },
         )
-    }
-
-    pub(crate) fn build_query(
-        &self,
-        request: &SearchRequest,
-    ) -> Result<Box<dyn Query>, IndexError> {
-        build_query(&self.schema, &self.tokenizers, request)
     }
 }
 

@@ -504,3 +504,68 @@ fn the_newest_hits_are_found_however_far_apart_they_are() {
         ["kv line 50h"]
     );
 }
+
+#[test]
+fn time_ranges_are_exact_at_minute_edges() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = IndexStore::open_or_create(dir.path()).unwrap();
+    let mut sink = store.sink(SinkOptions::default()).unwrap();
+    let minute = 60_000_000_000i64;
+    let base = 1_795_000_020 * 1_000_000_000 / minute * minute;
+    let offsets: Vec<i64> = vec![
+        -1,
+        0,
+        1,
+        minute / 2,
+        minute - 1,
+        minute,
+        2 * minute + 7,
+        3 * minute - 1,
+        3 * minute,
+        5 * minute + 1,
+    ];
+    let records: Vec<Record> = offsets
+        .iter()
+        .enumerate()
+        .map(|(i, off)| {
+            let mut r = record(i as u64, "p", 0, &format!("at {off}"));
+            r.timestamp = Timestamp::from_unix_nanos(base + off);
+            r
+        })
+        .collect();
+    sink.add(Batch::new(records)).unwrap();
+    sink.commit().unwrap();
+    let searcher = store.searcher();
+    let bounds: Vec<Option<i64>> = std::iter::once(None)
+        .chain(
+            [
+                -1,
+                0,
+                1,
+                minute - 1,
+                minute,
+                2 * minute + 7,
+                3 * minute,
+                9 * minute,
+            ]
+            .map(Some),
+        )
+        .collect();
+    for from in &bounds {
+        for to in &bounds {
+            let want = offsets
+                .iter()
+                .filter(|o| from.is_none_or(|f| **o >= f) && to.is_none_or(|t| **o <= t))
+                .count();
+            let got = searcher
+                .search(&SearchRequest {
+                    from: from.map(|f| Timestamp::from_unix_nanos(base + f)),
+                    to: to.map(|t| Timestamp::from_unix_nanos(base + t)),
+                    ..request("*")
+                })
+                .unwrap()
+                .total;
+            assert_eq!(got, want, "from {from:?} to {to:?}");
+        }
+    }
+}
