@@ -18,8 +18,11 @@ use tantivy::{DocAddress, Order, TantivyDocument, Term};
 pub const MAX_LIMIT: usize = 1000;
 
 /// The windows (ns back from the newest time) in which the newest hits are looked for
-/// first; the whole index comes last.
-const NEWEST_WINDOWS: [i64; 3] = [
+/// first; the whole range comes last. A window is tried only where it is at most half of
+/// the range it narrows (a window as wide as the range only repeats the work).
+const NEWEST_WINDOWS: [i64; 5] = [
+    60 * 1_000_000_000,
+    5 * 60 * 1_000_000_000,
     15 * 60 * 1_000_000_000,
     2 * 3600 * 1_000_000_000,
     24 * 3600 * 1_000_000_000,
@@ -303,12 +306,18 @@ impl LogSearcher {
     ) -> Result<(Vec<(i64, DocAddress)>, usize), IndexError> {
         let (oldest, end) = span;
         let windows: Vec<i64> = match end {
-            Some(end) => NEWEST_WINDOWS
-                .iter()
-                .map(|w| end.saturating_sub(*w))
-                .filter(|start| request.from.is_none_or(|f| *start > f.unix_nanos()))
-                .filter(|start| oldest.is_none_or(|o| *start > o))
-                .collect(),
+            Some(end) => {
+                // The oldest time a hit can have: the range's start or the split's oldest.
+                let floor = match (request.from.map(Timestamp::unix_nanos), oldest) {
+                    (Some(f), Some(o)) => Some(f.max(o)),
+                    (f, o) => f.or(o),
+                };
+                NEWEST_WINDOWS
+                    .iter()
+                    .filter(|w| floor.is_none_or(|f| **w <= end.saturating_sub(f) / 2))
+                    .map(|w| end.saturating_sub(*w))
+                    .collect()
+            }
             None => Vec::new(),
         };
         let newest_first =
