@@ -44,6 +44,25 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// A sink whose every commit seals its split (a quiet cluster's hourly splits, sped up),
+/// after `commits` commits of 5 records each, checkpointed at the commit's number.
+fn sink_of_small_splits(store: &IndexStore, commits: u64) -> crate::IndexSink {
+    let mut sink = store
+        .sink(SinkOptions {
+            split_age: Duration::ZERO,
+            ..SinkOptions::default()
+        })
+        .unwrap();
+    for c in 0..commits {
+        let records = (0..5)
+            .map(|i| record(c * 5 + i, "vllm-0", (c * 5 + i) as i64, "line"))
+            .collect();
+        sink.add(batch_with_checkpoint(records, c)).unwrap();
+        sink.commit().unwrap();
+    }
+    sink
+}
+
 /// Distinct record ids among all records, and how many records there are.
 fn ids(store: &IndexStore) -> (usize, usize) {
     let mut seen = HashSet::new();
@@ -172,20 +191,7 @@ fn splits_roll_over_and_a_time_range_opens_only_the_splits_it_overlaps() {
 fn small_splits_are_merged_and_nothing_is_lost_or_doubled() {
     let dir = tempfile::tempdir().unwrap();
     let store = IndexStore::open_or_create(dir.path()).unwrap();
-    let mut sink = store
-        .sink(SinkOptions {
-            // Every commit seals its split: a quiet cluster's hourly splits, sped up.
-            split_age: Duration::ZERO,
-            ..SinkOptions::default()
-        })
-        .unwrap();
-    for c in 0..10u64 {
-        let records = (0..5)
-            .map(|i| record(c * 5 + i, "vllm-0", (c * 5 + i) as i64, "line"))
-            .collect();
-        sink.add(batch_with_checkpoint(records, c)).unwrap();
-        sink.commit().unwrap();
-    }
+    let mut sink = sink_of_small_splits(&store, 10);
     sink.compact();
     // How the ten fall into merges depends on when each was sealed; what is left is fewer
     // than four small sealed splits (a merge takes four) and the empty active one.
@@ -210,19 +216,7 @@ fn a_merge_cut_short_by_a_crash_neither_loses_nor_doubles_records() {
     let dir = tempfile::tempdir().unwrap();
     let backup = tempfile::tempdir().unwrap();
     let store = IndexStore::open_or_create(dir.path()).unwrap();
-    let mut sink = store
-        .sink(SinkOptions {
-            split_age: Duration::ZERO,
-            ..SinkOptions::default()
-        })
-        .unwrap();
-    for c in 0..4u64 {
-        let records = (0..5)
-            .map(|i| record(c * 5 + i, "vllm-0", (c * 5 + i) as i64, "line"))
-            .collect();
-        sink.add(batch_with_checkpoint(records, c)).unwrap();
-        sink.commit().unwrap();
-    }
+    let mut sink = sink_of_small_splits(&store, 4);
     sink.wait_for_merges();
     let before = split_dirs(dir.path());
     for d in &before {
