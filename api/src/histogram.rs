@@ -103,14 +103,9 @@ pub(crate) async fn histogram(
     params: Result<Query<HistogramParams>, QueryRejection>,
 ) -> Result<Json<HistogramResponse>, ApiError> {
     let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let now = Timestamp::now();
-    let mut request = params.filters.to_request(now)?;
-    let to = request.to.unwrap_or(now);
-    let from = request
-        .from
-        .unwrap_or_else(|| to.saturating_add_nanos(-(DEFAULT_RANGE.as_nanos() as i64)));
-    request.from = Some(from);
-    request.to = Some(to);
+    let (request, from, to) = params
+        .filters
+        .to_bounded_request(Timestamp::now(), DEFAULT_RANGE)?;
     let span_s = ((to.unix_nanos() - from.unix_nanos()).max(0) / 1_000_000_000) as u64;
     let interval = match params.interval.as_deref().filter(|s| !s.trim().is_empty()) {
         Some(text) => parse_interval(text)?,

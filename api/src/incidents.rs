@@ -345,14 +345,10 @@ pub(crate) async fn incidents(
             "incidents are found by their own query: give only from, to, namespace, pod, container",
         ));
     }
-    let now = Timestamp::now();
-    let mut base = filters.to_request(now)?;
-    let to = base.to.unwrap_or(now);
-    let from = base
-        .from
-        .unwrap_or_else(|| to.saturating_add_nanos(-DEFAULT_RANGE));
-    base.from = Some(from);
-    base.to = Some(to);
+    let (base, from, to) = filters.to_bounded_request(
+        Timestamp::now(),
+        std::time::Duration::from_nanos(DEFAULT_RANGE as u64),
+    )?;
     let (incidents, truncated) = blocking(&state, move |b| find_incidents(b, &base)).await?;
     Ok(Json(IncidentsResponse {
         from,

@@ -2,7 +2,7 @@
 //! SRE looks at first, per model (or pod, namespace, server) over a time range, all read
 //! from the index's columns.
 
-use crate::params::{Filters, blocking, time};
+use crate::params::{Filters, blocking};
 use crate::{ApiError, ApiState, SearchBackend};
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
@@ -11,8 +11,8 @@ use indexer::{GroupStats, IndexError, SearchRequest};
 use model::{RecordKind, Timestamp, names};
 use std::collections::BTreeMap;
 
-/// Without `from`, the summary covers this many seconds before `to`.
-const DEFAULT_RANGE_S: i64 = 3600;
+/// Without `from`, the summary covers this long before `to`.
+const DEFAULT_RANGE: std::time::Duration = std::time::Duration::from_secs(3600);
 const PERCENTS: [f64; 3] = [50.0, 95.0, 99.0];
 /// A request failed when it was aborted, left incomplete, or answered 5xx.
 const FAILED: &str = "(llm.event:request_aborted OR llm.event:request_incomplete OR http.response.status_code:>=500)";
@@ -197,15 +197,9 @@ pub(crate) async fn summary(
             )));
         }
     };
-    let now = Timestamp::now();
-    let mut base = params.filters.to_request(now)?;
-    let to = base.to.unwrap_or(now);
-    let from = match time("from", params.filters.from.as_deref(), now)? {
-        Some(f) => f,
-        None => to.saturating_add_nanos(-DEFAULT_RANGE_S * 1_000_000_000),
-    };
-    base.from = Some(from);
-    base.to = Some(to);
+    let (base, from, to) = params
+        .filters
+        .to_bounded_request(Timestamp::now(), DEFAULT_RANGE)?;
     let range_s = ((to.unix_nanos() - from.unix_nanos()) as f64 / 1e9).max(1.0);
     let groups = blocking(&state, move |b| summarise(b, &base, group, range_s)).await?;
     Ok(Json(SummaryResponse {

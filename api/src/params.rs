@@ -85,6 +85,26 @@ impl Filters {
     }
 }
 
+impl Filters {
+    /// The search these filters ask for over a closed range: `to` defaults to now, `from`
+    /// to `default_range` before `to`. Returns the request and its `from` and `to`.
+    pub(crate) fn to_bounded_request(
+        &self,
+        now: Timestamp,
+        default_range: std::time::Duration,
+    ) -> Result<(SearchRequest, Timestamp, Timestamp), ApiError> {
+        let mut request = self.to_request(now)?;
+        let to = request.to.unwrap_or(now);
+        let back = i64::try_from(default_range.as_nanos()).unwrap_or(i64::MAX);
+        let from = request
+            .from
+            .unwrap_or_else(|| to.saturating_add_nanos(-back));
+        request.from = Some(from);
+        request.to = Some(to);
+        Ok((request, from, to))
+    }
+}
+
 /// Runs `call` against the backend on the blocking pool; a query mistake is a 400, any
 /// other index failure a 500.
 pub(crate) async fn blocking<T: Send + 'static>(
