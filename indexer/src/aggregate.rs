@@ -240,7 +240,7 @@ impl Collector for TimeHistogram {
         reader: &SegmentReader,
     ) -> tantivy::Result<SegmentTimeHistogram> {
         Ok(SegmentTimeHistogram {
-            column: reader.fast_fields().i64("timestamp")?,
+            column: reader.fast_fields().i64(crate::schema::TIMESTAMP)?,
             step: self.step,
             counts: BTreeMap::new(),
             run: None,

@@ -22,6 +22,7 @@ mod schema;
 mod search;
 mod splits;
 mod store;
+mod time_range;
 mod tokenizer;
 mod writer;
 

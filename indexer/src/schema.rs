@@ -1,9 +1,11 @@
 //! The tantivy schema derived from the record model, and record → document.
 
+use crate::time_range::TimeRange;
 use crate::tokenizer::LogTokenizer;
 use model::{AttrValue, Attributes, Record, names};
 use tantivy::Term;
-use tantivy::query::{BooleanQuery, Occur, Query, RangeQuery, TermQuery};
+use tantivy::query::doc_predicate_query::DocPredicateQuery;
+use tantivy::query::{BooleanQuery, Occur, Query, RangeQuery};
 use tantivy::schema::{
     FAST, Field, IndexRecordOption, JsonObjectOptions, NumericOptions, STORED, Schema,
     TextFieldIndexing, TextOptions,
@@ -14,6 +16,9 @@ use tantivy::{Index, TantivyDocument};
 /// The tokenizer of `body` ([`crate::tokenizer::LogTokenizer`]: lowercased, absurdly long
 /// tokens dropped): `chatcmpl-a269fdcb` is one term and also `chatcmpl`, `a269fdcb`.
 pub(crate) const LOG_TOKENIZER: &str = "infersight_log";
+
+/// The timestamp column (ns since the epoch).
+pub(crate) const TIMESTAMP: &str = "timestamp";
 
 /// Resource fields indexed for exact match, and as fast columns for grouping.
 pub(crate) const EXACT_RESOURCE_FIELDS: [&str; 4] = [
@@ -73,7 +78,6 @@ pub struct IndexSchema {
     pub(crate) id_hi: Field,
     pub(crate) id_lo: Field,
     pub(crate) timestamp: Field,
-    pub(crate) minute: Field,
     pub(crate) observed: Field,
     pub(crate) kind: Field,
     pub(crate) severity: Field,
@@ -109,11 +113,10 @@ impl IndexSchema {
         // Nanoseconds since the epoch; the column newest-first sorting and time ranges use.
         // Not indexed: tantivy answers ranges on a fast field from the column anyway, and a
         // term per distinct nanosecond was the index's largest dictionary.
-        let timestamp = b.add_i64_field("timestamp", FAST);
-        // The minute of the timestamp, indexed only: a time range is first the postings of
-        // its minutes (a handful of terms), and only then the exact column check; a column
-        // range alone scans the whole split's column (it was most of a 15-minute search).
-        let minute = b.add_i64_field("minute", NumericOptions::default().set_indexed());
+        let timestamp = b.add_i64_field(TIMESTAMP, FAST);
+        // No longer written (time ranges use the timestamp column's time blocks, see
+        // `crate::time_range`); kept so that indexes written with it keep their field ids.
+        b.add_i64_field("minute", NumericOptions::default().set_indexed());
         // When the collector read the record: close to `timestamp` and in order, which a
         // column packs into a few bits (as text in the stored record it took ~8 bytes).
         let observed = b.add_i64_field("observed", FAST);
@@ -168,7 +171,6 @@ impl IndexSchema {
             id_hi,
             id_lo,
             timestamp,
-            minute,
             observed,
             kind,
             severity,
@@ -206,56 +208,10 @@ impl IndexSchema {
         manager
     }
 
-    /// Records with a timestamp in `[from, to]` (ns, inclusive). The minutes wholly inside
-    /// are postings only; only the first and last minute are checked against the timestamp
-    /// column (checking every record of a 15-minute range was most of a search's time).
-    pub(crate) fn time_range(&self, from: Option<i64>, to: Option<i64>) -> BooleanQuery {
-        use std::ops::Bound::{self, Included, Unbounded};
-        let term = |field, t: i64| Term::from_field_i64(field, t);
-        let minutes = |lo: Bound<Term>, hi: Bound<Term>| -> Box<dyn Query> {
-            Box::new(RangeQuery::new(lo, hi))
-        };
-        let exact = |lo: Option<i64>, hi: Option<i64>| -> Box<dyn Query> {
-            let bound = |t: Option<i64>| t.map_or(Unbounded, |t| Included(term(self.timestamp, t)));
-            Box::new(RangeQuery::new(bound(lo), bound(hi)))
-        };
-        // A term's postings lead the intersection (their cost is their length), so the
-        // column is only read at the minute's records.
-        let edge = |minute: i64, lo: Option<i64>, hi: Option<i64>| -> (Occur, Box<dyn Query>) {
-            (
-                Occur::Should,
-                Box::new(BooleanQuery::new(vec![
-                    (
-                        Occur::Must,
-                        Box::new(TermQuery::new(
-                            term(self.minute, minute),
-                            tantivy::schema::IndexRecordOption::Basic,
-                        )),
-                    ),
-                    (Occur::Must, exact(lo, hi)),
-                ])),
-            )
-        };
-        let (first, last) = (from.map(minute_of), to.map(minute_of));
-        // One minute (or none: `from` after `to`, so the exact check matches nothing).
-        if let (Some(f), Some(l)) = (first, last)
-            && f >= l
-        {
-            return BooleanQuery::new(vec![edge(f, from, to)]);
-        }
-        let mut clauses = Vec::new();
-        let inner_lo = first.map_or(Unbounded, |f| Included(term(self.minute, f + 1)));
-        let inner_hi = last.map_or(Unbounded, |l| Included(term(self.minute, l - 1)));
-        if !matches!((first, last), (Some(f), Some(l)) if f + 1 > l - 1) {
-            clauses.push((Occur::Should, minutes(inner_lo, inner_hi)));
-        }
-        if let Some(f) = first {
-            clauses.push(edge(f, from, None));
-        }
-        if let Some(l) = last {
-            clauses.push(edge(l, None, to));
-        }
-        BooleanQuery::new(clauses)
+    /// Records with a timestamp in `[from, to]` (ns, inclusive), from the timestamp column
+    /// through each segment's time blocks ([`crate::time_range`]).
+    pub(crate) fn time_range(&self, from: Option<i64>, to: Option<i64>) -> DocPredicateQuery {
+        TimeRange::query(TIMESTAMP, from, to)
     }
 
     /// The query that finds the document of record `id` written at `timestamp`.
@@ -287,7 +243,6 @@ impl IndexSchema {
         doc.add_u64(self.id_hi, (record.id.0 >> 64) as u64);
         doc.add_u64(self.id_lo, record.id.0 as u64);
         doc.add_i64(self.timestamp, record.timestamp.unix_nanos());
-        doc.add_i64(self.minute, minute_of(record.timestamp.unix_nanos()));
         doc.add_i64(self.observed, record.observed_timestamp.unix_nanos());
         doc.add_text(self.kind, record.kind.as_str());
         if let Some(sev) = record.severity {
@@ -321,11 +276,6 @@ impl IndexSchema {
         doc.add_text(self.record, record.to_content_json());
         doc
     }
-}
-
-/// The minute (since the epoch) of a timestamp in ns.
-fn minute_of(nanos: i64) -> i64 {
-    nanos.div_euclid(60_000_000_000)
 }
 
 impl Default for IndexSchema {

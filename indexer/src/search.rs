@@ -5,10 +5,10 @@ use crate::splits::SplitSet;
 use crate::{IndexError, IndexSchema};
 use model::{Record, RecordKind, Timestamp};
 use std::sync::Arc;
-use tantivy::collector::{Count, DocSetCollector, TopDocs};
+use tantivy::collector::{Collector, Count, DocSetCollector, TopDocs};
 use tantivy::columnar::{Column, StrColumn};
 use tantivy::query::{
-    AllQuery, BooleanQuery, Occur, PhrasePrefixQuery, Query, QueryParser, TermQuery,
+    AllQuery, BooleanQuery, EnableScoring, Occur, PhrasePrefixQuery, Query, QueryParser, TermQuery,
 };
 use tantivy::schema::{IndexRecordOption, Value};
 use tantivy::tokenizer::TokenizerManager;
@@ -228,7 +228,7 @@ impl LogSearcher {
             let outranked =
                 top.len() >= want && stats.max_ts.is_none_or(|newest| newest < top[want - 1].0);
             if outranked || !stats.overlaps(from, page_end) {
-                total += searcher.search(&*query, &Count)?;
+                total += search_within(&searcher, &*query, &Count, (from, to))?;
             } else {
                 let end = stats.max_ts.map(|t| page_end.map_or(t, |e| t.min(e)));
                 let (hits, count) = self.newest_in_split(
@@ -320,19 +320,24 @@ impl LogSearcher {
             }
             None => Vec::new(),
         };
-        let newest_first =
-            || TopDocs::with_limit(want).order_by_fast_field::<i64>("timestamp", Order::Desc);
+        let newest_first = || {
+            TopDocs::with_limit(want)
+                .order_by_fast_field::<i64>(crate::schema::TIMESTAMP, Order::Desc)
+        };
         // Every document has a timestamp; the column is optional by type only.
         let plain = |top: Vec<(Option<i64>, DocAddress)>| {
             top.into_iter()
                 .map(|(ts, address)| (ts.unwrap_or(i64::MIN), address))
                 .collect::<Vec<_>>()
         };
+        let from = request.from.map(Timestamp::unix_nanos);
+        let to = request.to.map(Timestamp::unix_nanos);
         if windows.is_empty() && request.after.is_none() {
-            let (top, count) = searcher.search(page_query, &(newest_first(), Count))?;
+            let (top, count) =
+                search_within(searcher, page_query, &(newest_first(), Count), (from, to))?;
             return Ok((plain(top), count));
         }
-        let count = searcher.search(query, &Count)?;
+        let count = search_within(searcher, query, &Count, (from, to))?;
         let mut top = Vec::new();
         for start in windows.into_iter().map(Some).chain([None]) {
             let windowed: Box<dyn Query> = match start {
@@ -345,7 +350,7 @@ impl LogSearcher {
                 ])),
                 None => page_query.box_clone(),
             };
-            top = searcher.search(&*windowed, &newest_first())?;
+            top = search_within(searcher, &*windowed, &newest_first(), (start.or(from), end))?;
             if top.len() >= want {
                 break;
             }
@@ -385,8 +390,8 @@ impl LogSearcher {
             (Occur::Should, Box::new(suffixed)),
             (Occur::Should, term(self.schema.body, &id.to_lowercase())),
         ]);
-        let oldest_first =
-            TopDocs::with_limit(MAX_LIMIT).order_by_fast_field::<i64>("timestamp", Order::Asc);
+        let oldest_first = TopDocs::with_limit(MAX_LIMIT)
+            .order_by_fast_field::<i64>(crate::schema::TIMESTAMP, Order::Asc);
         let mut searchers = Vec::new();
         let mut found: Vec<Hit> = Vec::new();
         for (i, split) in self.splits.overlapping(None, None).iter().enumerate() {
@@ -440,6 +445,36 @@ impl LogSearcher {
     }
 }
 
+/// `searcher.search(query, collector)` over only the segments that hold records in `span`
+/// (ns, inclusive, either end open), for a `query` that matches nothing outside it: the
+/// others would only be opened (their columns parsed) to find nothing, and in a split of
+/// many segments that was much of a 15-minute search.
+fn search_within<C: Collector>(
+    searcher: &tantivy::Searcher,
+    query: &dyn Query,
+    collector: &C,
+    span: (Option<i64>, Option<i64>),
+) -> Result<C::Fruit, IndexError> {
+    let scoring = if collector.requires_scoring() {
+        EnableScoring::enabled_from_searcher(searcher)
+    } else {
+        EnableScoring::disabled_from_searcher(searcher)
+    };
+    let weight = query.weight(scoring)?;
+    let (from, to) = (span.0.unwrap_or(i64::MIN), span.1.unwrap_or(i64::MAX));
+    let mut fruits = Vec::new();
+    for (ord, segment) in searcher.segment_readers().iter().enumerate() {
+        if span != (None, None) {
+            match crate::time_range::segment_span(segment, crate::schema::TIMESTAMP)? {
+                Some((lo, hi)) if hi >= from && lo <= to => {}
+                _ => continue,
+            }
+        }
+        fruits.push(collector.collect_segment(&*weight, ord as u32, segment)?);
+    }
+    Ok(collector.merge_fruits(fruits)?)
+}
+
 /// Reads stored records of one search, opening each segment's columns once: opening a
 /// column parses its block index, and doing it for every hit was most of a search's time.
 struct HitReader<'a> {
@@ -486,7 +521,7 @@ impl<'a> HitReader<'a> {
                 e.insert(SegmentColumns {
                     id_hi: columns.u64("id_hi")?,
                     id_lo: columns.u64("id_lo")?,
-                    timestamp: columns.i64("timestamp")?,
+                    timestamp: columns.i64(crate::schema::TIMESTAMP)?,
                     observed: columns.i64("observed")?,
                     resource: columns.str("resource")?,
                     resources: Default::default(),

@@ -225,7 +225,7 @@ impl Split {
             if segment.num_docs() == 0 {
                 continue;
             }
-            if let Ok(column) = segment.fast_fields().i64("timestamp") {
+            if let Ok(column) = segment.fast_fields().i64(crate::schema::TIMESTAMP) {
                 let (min, max) = (column.min_value(), column.max_value());
                 stats.min_ts = Some(stats.min_ts.map_or(min, |m| m.min(min)));
                 stats.max_ts = Some(stats.max_ts.map_or(max, |m| m.max(max)));
