@@ -242,6 +242,15 @@ fn main() {
             )
         })
         .collect();
+    let sources: Vec<Vec<u8>> = (0..PODS)
+        .map(|p| {
+            raw_dir
+                .join(format!("pod-{p}.log"))
+                .into_os_string()
+                .into_encoded_bytes()
+        })
+        .collect();
+    let mut offsets = vec![0u64; PODS];
     let end = Timestamp::now().unix_nanos();
     let store = IndexStore::open_or_create(&index_dir).expect("index");
     let mut sink = store
@@ -266,12 +275,15 @@ fn main() {
             let n = (chunk_end - i).min(BATCH);
             let mut records = Vec::with_capacity(n as usize);
             for k in i..i + n {
-                let (r, raw) = record(k, total, end, &pods, &mut rng);
+                let (mut r, raw) = record(k, total, end, &pods, &mut rng);
                 raw_bytes += raw.len() as u64;
                 let p = pods
                     .iter()
                     .position(|p| Arc::ptr_eq(p, &r.resource))
                     .unwrap_or(0);
+                // As the collector names a line: its file and byte offset.
+                r.id = RecordId::from_source(&sources[p], offsets[p]);
+                offsets[p] += raw.len() as u64;
                 files[p].write_all(raw.as_bytes()).expect("write raw");
                 records.push(r);
             }

@@ -4,8 +4,8 @@ use crate::time_range::TimeRange;
 use crate::tokenizer::LogTokenizer;
 use model::{AttrValue, Attributes, Record, names};
 use tantivy::Term;
-use tantivy::query::doc_predicate_query::DocPredicateQuery;
-use tantivy::query::{BooleanQuery, Occur, Query, RangeQuery};
+use tantivy::query::doc_predicate_query::{DocPredicateQuery, FunctionPredicate};
+use tantivy::query::{BooleanQuery, Occur, RangeQuery};
 use tantivy::schema::{
     FAST, Field, IndexRecordOption, JsonObjectOptions, NumericOptions, STORED, Schema,
     TextFieldIndexing, TextOptions,
@@ -19,6 +19,11 @@ pub(crate) const LOG_TOKENIZER: &str = "infersight_log";
 
 /// The timestamp column (ns since the epoch).
 pub(crate) const TIMESTAMP: &str = "timestamp";
+
+/// The column of the record id's source half (8 bytes, big-endian).
+pub(crate) const ID_SOURCE: &str = "id_source";
+/// The column of the record id's position half.
+pub(crate) const ID_POSITION: &str = "id_position";
 
 /// Resource fields indexed for exact match, and as fast columns for grouping.
 pub(crate) const EXACT_RESOURCE_FIELDS: [&str; 4] = [
@@ -72,11 +77,14 @@ fn indexed_elsewhere(name: &str) -> bool {
 #[derive(Clone, Debug)]
 pub struct IndexSchema {
     pub(crate) schema: Schema,
-    /// The record id's high and low 64 bits, as columns only: an indexed unique id per record
-    /// would be the largest term dictionary of the index, and the id is only looked up to
-    /// replace a redelivered record, next to its timestamp.
-    pub(crate) id_hi: Field,
-    pub(crate) id_lo: Field,
+    /// The record id's source half, as a column only: a dictionary column stores each
+    /// source once per segment and a small ordinal per record. (An indexed unique id per
+    /// record would be the largest term dictionary of the index, and the id is only looked
+    /// up to replace a redelivered record, next to its timestamp.)
+    pub(crate) id_source: Field,
+    /// The record id's position half, as a column only: positions of the few sources of a
+    /// segment pack into a few bytes.
+    pub(crate) id_position: Field,
     pub(crate) timestamp: Field,
     pub(crate) observed: Field,
     pub(crate) kind: Field,
@@ -108,15 +116,12 @@ impl IndexSchema {
                     .set_fieldnorms(false),
             )
         };
-        let id_hi = b.add_u64_field("id_hi", FAST);
-        let id_lo = b.add_u64_field("id_lo", FAST);
+        let id_source = b.add_bytes_field(ID_SOURCE, FAST);
+        let id_position = b.add_u64_field(ID_POSITION, FAST);
         // Nanoseconds since the epoch; the column newest-first sorting and time ranges use.
         // Not indexed: tantivy answers ranges on a fast field from the column anyway, and a
         // term per distinct nanosecond was the index's largest dictionary.
         let timestamp = b.add_i64_field(TIMESTAMP, FAST);
-        // No longer written (time ranges use the timestamp column's time blocks, see
-        // `crate::time_range`); kept so that indexes written with it keep their field ids.
-        b.add_i64_field("minute", NumericOptions::default().set_indexed());
         // When the collector read the record: close to `timestamp` and in order, which a
         // column packs into a few bits (as text in the stored record it took ~8 bytes).
         let observed = b.add_i64_field("observed", FAST);
@@ -168,8 +173,8 @@ impl IndexSchema {
         let record = b.add_text_field("record", STORED);
         IndexSchema {
             schema: b.build(),
-            id_hi,
-            id_lo,
+            id_source,
+            id_position,
             timestamp,
             observed,
             kind,
@@ -214,34 +219,45 @@ impl IndexSchema {
         TimeRange::query(TIMESTAMP, from, to)
     }
 
-    /// The query that finds the document of record `id` written at `timestamp`.
+    /// The query that finds the document of record `id` written at `timestamp`: the
+    /// timestamp narrows it to a block or two, where the id's columns are compared.
     pub(crate) fn id_query(&self, id: model::RecordId, timestamp: i64) -> BooleanQuery {
         use std::ops::Bound::Included;
-        let (hi, lo) = ((id.0 >> 64) as u64, id.0 as u64);
-        let exact_u64 = |field, v| -> Box<dyn Query> {
-            Box::new(RangeQuery::new(
-                Included(Term::from_field_u64(field, v)),
-                Included(Term::from_field_u64(field, v)),
-            ))
-        };
+        let position = Term::from_field_u64(self.id_position, id.position());
+        let source = id.source().to_be_bytes();
+        let same_source = FunctionPredicate::from(move |segment: &tantivy::SegmentReader| {
+            // The source's ordinal in this segment's dictionary, if it wrote there at all.
+            let column = segment.fast_fields().bytes(ID_SOURCE)?;
+            let wanted = match &column {
+                Some(c) => c.dictionary().term_ord(source)?,
+                None => None,
+            };
+            Ok(move |doc| match (&column, wanted) {
+                (Some(c), Some(ord)) => c.term_ords(doc).next() == Some(ord),
+                _ => false,
+            })
+        });
         BooleanQuery::new(vec![
             (
                 Occur::Must,
+                Box::new(self.time_range(Some(timestamp), Some(timestamp))),
+            ),
+            (
+                Occur::Must,
                 Box::new(RangeQuery::new(
-                    Included(Term::from_field_i64(self.timestamp, timestamp)),
-                    Included(Term::from_field_i64(self.timestamp, timestamp)),
+                    Included(position.clone()),
+                    Included(position),
                 )),
             ),
-            (Occur::Must, exact_u64(self.id_hi, hi)),
-            (Occur::Must, exact_u64(self.id_lo, lo)),
+            (Occur::Must, Box::new(DocPredicateQuery::from(same_source))),
         ])
     }
 
     /// The document of `record`, whose resource's JSON form is `resource_json`.
     pub(crate) fn document(&self, record: &Record, resource_json: &str) -> TantivyDocument {
         let mut doc = TantivyDocument::new();
-        doc.add_u64(self.id_hi, (record.id.0 >> 64) as u64);
-        doc.add_u64(self.id_lo, record.id.0 as u64);
+        doc.add_bytes(self.id_source, &record.id.source().to_be_bytes());
+        doc.add_u64(self.id_position, record.id.position());
         doc.add_i64(self.timestamp, record.timestamp.unix_nanos());
         doc.add_i64(self.observed, record.observed_timestamp.unix_nanos());
         doc.add_text(self.kind, record.kind.as_str());

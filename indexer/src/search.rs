@@ -483,8 +483,8 @@ struct HitReader<'a> {
 }
 
 struct SegmentColumns {
-    id_hi: Column<u64>,
-    id_lo: Column<u64>,
+    id_source: Option<tantivy::columnar::BytesColumn>,
+    id_position: Column<u64>,
     timestamp: Column<i64>,
     observed: Column<i64>,
     resource: Option<StrColumn>,
@@ -519,8 +519,8 @@ impl<'a> HitReader<'a> {
             std::collections::hash_map::Entry::Vacant(e) => {
                 let columns = searcher.segment_reader(address.segment_ord).fast_fields();
                 e.insert(SegmentColumns {
-                    id_hi: columns.u64("id_hi")?,
-                    id_lo: columns.u64("id_lo")?,
+                    id_source: columns.bytes(crate::schema::ID_SOURCE)?,
+                    id_position: columns.u64(crate::schema::ID_POSITION)?,
                     timestamp: columns.i64(crate::schema::TIMESTAMP)?,
                     observed: columns.i64("observed")?,
                     resource: columns.str("resource")?,
@@ -529,11 +529,18 @@ impl<'a> HitReader<'a> {
             }
         };
         let doc_id = address.doc_id;
-        let hi = c.id_hi.first(doc_id).unwrap_or(0);
-        let lo = c.id_lo.first(doc_id).unwrap_or(0);
+        let mut source = Vec::with_capacity(8);
+        if let Some(col) = &c.id_source
+            && let Some(ord) = col.term_ords(doc_id).next()
+        {
+            col.ord_to_bytes(ord, &mut source)
+                .map_err(|e| IndexError::Tantivy(e.into()))?;
+        }
+        let source = <[u8; 8]>::try_from(source.as_slice()).map_or(0, u64::from_be_bytes);
+        let position = c.id_position.first(doc_id).unwrap_or(0);
         let ts = c.timestamp.first(doc_id).unwrap_or(0);
         let observed = c.observed.first(doc_id).unwrap_or(ts);
-        let id = model::RecordId((u128::from(hi) << 64) | u128::from(lo));
+        let id = model::RecordId::from_parts(source, position);
         let resource = match c
             .resource
             .as_ref()
