@@ -216,7 +216,7 @@ impl IndexSchema {
     /// Records with a timestamp in `[from, to]` (ns, inclusive), from the timestamp column
     /// through each segment's time blocks ([`crate::time_range`]).
     pub(crate) fn time_range(&self, from: Option<i64>, to: Option<i64>) -> DocPredicateQuery {
-        TimeRange::query(TIMESTAMP, from, to)
+        TimeRange::query(from, to)
     }
 
     /// The query that finds the document of record `id` written at `timestamp`: the

@@ -465,7 +465,7 @@ fn search_within<C: Collector>(
     let mut fruits = Vec::new();
     for (ord, segment) in searcher.segment_readers().iter().enumerate() {
         if span != (None, None) {
-            match crate::time_range::segment_span(segment, crate::schema::TIMESTAMP)? {
+            match crate::time_range::segment_span(segment)? {
                 Some((lo, hi)) if hi >= from && lo <= to => {}
                 _ => continue,
             }

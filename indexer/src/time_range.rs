@@ -9,6 +9,7 @@
 //! bitset of the whole segment per query: under 50 concurrent 15-minute searches those two
 //! were half of the server's time.
 
+use crate::schema::TIMESTAMP;
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::{Arc, LazyLock, Mutex};
@@ -62,14 +63,13 @@ impl TimeBlocks {
 static BLOCKS: LazyLock<Mutex<HashMap<SegmentId, Arc<TimeBlocks>>>> =
     LazyLock::new(Default::default);
 
-/// The time blocks of the segment `reader` reads, of column `field`; `None` when the
-/// segment has no such column.
-fn blocks_of(reader: &SegmentReader, field: &str) -> tantivy::Result<Option<Arc<TimeBlocks>>> {
+/// The time blocks of the segment `reader` reads; `None` when it has no timestamp column.
+fn blocks_of(reader: &SegmentReader) -> tantivy::Result<Option<Arc<TimeBlocks>>> {
     let id = reader.segment_id();
     if let Some(blocks) = BLOCKS.lock().unwrap_or_else(|e| e.into_inner()).get(&id) {
         return Ok(Some(blocks.clone()));
     }
-    let Some(column) = reader.fast_fields().column_opt::<i64>(field)? else {
+    let Some(column) = reader.fast_fields().column_opt::<i64>(TIMESTAMP)? else {
         return Ok(None);
     };
     // Worked out outside the lock: two searches meeting a new segment at once both compute
@@ -83,28 +83,23 @@ fn blocks_of(reader: &SegmentReader, field: &str) -> tantivy::Result<Option<Arc<
     Ok(Some(blocks))
 }
 
-/// The least and greatest timestamp (ns) in column `field` of the segment `reader` reads;
-/// `None` when it has none. Known without reading the column once the segment has been met.
-pub(crate) fn segment_span(
-    reader: &SegmentReader,
-    field: &str,
-) -> tantivy::Result<Option<(i64, i64)>> {
-    Ok(blocks_of(reader, field)?.and_then(|b| b.span))
+/// The least and greatest timestamp (ns) of the segment `reader` reads; `None` when it has
+/// none. Known without reading the column once the segment has been met.
+pub(crate) fn segment_span(reader: &SegmentReader) -> tantivy::Result<Option<(i64, i64)>> {
+    Ok(blocks_of(reader)?.and_then(|b| b.span))
 }
 
-/// Documents whose `field` (an i64 column, ns) lies in `[from, to]`, either end open.
-#[derive(Clone, Debug)]
+/// Documents whose timestamp (ns) lies in `[from, to]`, either end open.
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct TimeRange {
-    field: String,
     from: i64,
     to: i64,
 }
 
 impl TimeRange {
-    /// The query for `[from, to]` (inclusive) over column `field`.
-    pub(crate) fn query(field: &str, from: Option<i64>, to: Option<i64>) -> DocPredicateQuery {
+    /// The query for `[from, to]` (inclusive).
+    pub(crate) fn query(from: Option<i64>, to: Option<i64>) -> DocPredicateQuery {
         TimeRange {
-            field: field.to_string(),
             from: from.unwrap_or(i64::MIN),
             to: to.unwrap_or(i64::MAX),
         }
@@ -123,7 +118,7 @@ impl DocPredicate for TimeRange {
         &self,
         reader: &SegmentReader,
     ) -> tantivy::Result<ConstOrVariableSegmentPredicate<InRange>> {
-        let Some(blocks) = blocks_of(reader, &self.field)? else {
+        let Some(blocks) = blocks_of(reader)? else {
             return Ok(ConstOrVariableSegmentPredicate::Const(false));
         };
         let mut ranges: Vec<Range<DocId>> = Vec::new();
@@ -154,12 +149,12 @@ impl DocPredicate for TimeRange {
             return Ok(ConstOrVariableSegmentPredicate::Const(false));
         }
         // Opened only here: a segment wholly inside or outside the range never reads it.
-        let Some(column) = reader.fast_fields().column_opt::<i64>(&self.field)? else {
+        let Some(column) = reader.fast_fields().column_opt::<i64>(TIMESTAMP)? else {
             return Ok(ConstOrVariableSegmentPredicate::Const(false));
         };
         Ok(ConstOrVariableSegmentPredicate::Variable {
             predicate: InRange {
-                range: self.clone(),
+                range: *self,
                 column,
                 inside,
             },
