@@ -1,6 +1,6 @@
 //! Infersight's sources: they turn the outside world into [`model::Record`]s.
 //!
-//! Owns: one module per source (`files` now; `kube`, `gpu`, `scrape`, `kafka` later), each
+//! Owns: one module per source (`files`, `kube`; `gpu`, `scrape`, `kafka` later), each
 //! with its discovery, decoding and checkpointing, and the [`Shutdown`] signal sources obey.
 //!
 //! Must not know about: what inference servers print (that is `processor`), how records are
@@ -9,6 +9,7 @@
 //! and sends [`model::Batch`]es; it never interprets the message.
 
 pub mod files;
+pub mod kube;
 mod shutdown;
 
 pub use shutdown::Shutdown;

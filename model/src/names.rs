@@ -106,6 +106,27 @@ pub const EXCEPTION_STACKTRACE: &str = "exception.stacktrace";
 pub const K8S_EVENT_REASON: &str = "k8s.event.reason";
 /// `k8s.event.type` of a `k8s_event` record: `Normal` or `Warning`.
 pub const K8S_EVENT_TYPE: &str = "k8s.event.type";
+/// `k8s.event.uid` of a `k8s_event` record: the Event object's uid.
+pub const K8S_EVENT_UID: &str = "k8s.event.uid";
+/// `k8s.event.count` of a `k8s_event` record: how often it happened (`count`, or the
+/// series' count).
+pub const K8S_EVENT_COUNT: &str = "k8s.event.count";
+/// `k8s.event.reporting_component` of a `k8s_event` record: `kubelet`, `default-scheduler`, …
+pub const K8S_EVENT_REPORTING_COMPONENT: &str = "k8s.event.reporting_component";
+/// The kind of the object a `k8s_event` or `k8s_object` record is about (`Pod`, `Node`, …).
+pub const K8S_OBJECT_KIND: &str = "k8s.object.kind";
+/// The name of that object.
+pub const K8S_OBJECT_NAME: &str = "k8s.object.name";
+/// The uid of that object.
+pub const K8S_OBJECT_UID: &str = "k8s.object.uid";
+/// A pod's phase: `Pending`, `Running`, `Succeeded`, `Failed`, `Unknown`.
+pub const K8S_POD_PHASE: &str = "k8s.pod.phase";
+/// Why a container's last run ended (`OOMKilled`, `Error`, `Completed`).
+pub const K8S_CONTAINER_LAST_TERMINATED_REASON: &str = "k8s.container.last_terminated_reason";
+/// The exit code of a container's last run (137 after an OOM kill).
+pub const K8S_CONTAINER_LAST_TERMINATED_EXIT_CODE: &str = "k8s.container.last_terminated_exit_code";
+/// Why a container waits (`CrashLoopBackOff`, `ImagePullBackOff`, `ContainerCreating`).
+pub const K8S_CONTAINER_WAITING_REASON: &str = "k8s.container.waiting_reason";
 
 /// HTTP method of an access line.
 pub const HTTP_REQUEST_METHOD: &str = "http.request.method";

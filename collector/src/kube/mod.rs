@@ -1,0 +1,77 @@
+//! The Kubernetes source: watches the API server with `kube`'s watcher (list, then watch
+//! from the list's resourceVersion, relist on 410 Expired, back off on errors) and turns
+//! what it sees into records: `k8s_event` for Events ([`EventRecorder`]), `k8s_object` for
+//! pod changes ([`PodTracker`]).
+//!
+//! Never reads meaning into an event's message: reason, type and the object it is about
+//! say what happened; the message is the record's body, for people.
+
+mod events;
+mod pods;
+mod source;
+
+pub use events::EventRecorder;
+pub use pods::PodTracker;
+pub use source::{KubeError, KubeSource, KubeSourceConfig, KubeSourceMetrics};
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use model::{Attributes, Timestamp, names};
+
+/// A Kubernetes timestamp as ours (ns since the epoch, saturating far outside ±292 years).
+fn k8s_time(t: k8s_openapi::jiff::Timestamp) -> Timestamp {
+    let nanos = t.as_nanosecond();
+    Timestamp::from_unix_nanos(nanos.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64)
+}
+
+/// The resource of a record about the object `o` refers to: its namespace, and its name as
+/// a pod's or a node's.
+fn object_ref_resource(o: &ObjectReference) -> Attributes {
+    let mut a = Attributes::new();
+    if let Some(ns) = &o.namespace {
+        a.insert(names::K8S_NAMESPACE_NAME, ns.clone());
+    }
+    match (o.kind.as_deref(), &o.name) {
+        (Some("Pod"), Some(name)) => {
+            a.insert(names::K8S_POD_NAME, name.clone());
+            if let Some(uid) = &o.uid {
+                a.insert(names::K8S_POD_UID, uid.clone());
+            }
+        }
+        (Some("Node"), Some(name)) => {
+            a.insert(names::K8S_NODE_NAME, name.clone());
+        }
+        _ => {}
+    }
+    a
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use k8s_openapi::api::core::v1::{Event, Pod};
+
+    fn fixture(name: &str) -> Vec<serde_json::Value> {
+        let path = format!(
+            "{}/../../shared/fixtures/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    /// The fixture's core/v1 events (the events.k8s.io/v1 one is left out).
+    pub(crate) fn fixture_events() -> Vec<Event> {
+        fixture("k8s-events.json")
+            .into_iter()
+            .filter(|v| v["apiVersion"] == "v1")
+            .map(|v| serde_json::from_value(v).expect("a core/v1 Event"))
+            .collect()
+    }
+
+    /// The fixture's pods: a healthy vLLM pod, then one in CrashLoopBackOff after OOMKilled.
+    pub(crate) fn fixture_pods() -> Vec<Pod> {
+        fixture("k8s-pods.json")
+            .into_iter()
+            .map(|v| serde_json::from_value(v).expect("a Pod"))
+            .collect()
+    }
+}

@@ -1,0 +1,330 @@
+//! Pods → `k8s_object` records when something an SRE cares about changes: the phase, a
+//! container restart (with why its last run ended: `OOMKilled`, exit code 137), a container
+//! starting to wait (`CrashLoopBackOff`, `ImagePullBackOff`) or running again.
+//!
+//! [`PodTracker`] keeps the last state seen per pod uid and reports only differences, so a
+//! relist (after a dropped watch or 410 Expired) that resends unchanged pods reports
+//! nothing. A record's id is the pod, the aspect and the object's resourceVersion, so a
+//! tracker that forgot (a restart) names a resent change the same.
+
+use super::k8s_time;
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use model::{AttrValue, Attributes, Record, RecordId, RecordKind, Severity, Timestamp, names};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// What is remembered of one container.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct ContainerView {
+    restarts: i32,
+    waiting: Option<String>,
+}
+
+/// What is remembered of one pod.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct PodView {
+    phase: Option<String>,
+    containers: BTreeMap<String, ContainerView>,
+}
+
+impl PodView {
+    fn of(pod: &Pod) -> Self {
+        let status = pod.status.as_ref();
+        PodView {
+            phase: status.and_then(|s| s.phase.clone()),
+            containers: status
+                .and_then(|s| s.container_statuses.as_ref())
+                .into_iter()
+                .flatten()
+                .map(|c| {
+                    (
+                        c.name.clone(),
+                        ContainerView {
+                            restarts: c.restart_count,
+                            waiting: waiting_reason(c),
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
+fn waiting_reason(c: &ContainerStatus) -> Option<String> {
+    c.state
+        .as_ref()
+        .and_then(|s| s.waiting.as_ref())
+        .and_then(|w| w.reason.clone())
+}
+
+/// Turns watched pods into records of what changed.
+#[derive(Debug, Default)]
+pub struct PodTracker {
+    pods: HashMap<String, PodView>,
+}
+
+impl PodTracker {
+    /// Records of what changed in `pod` since it was last seen; for a pod not seen before,
+    /// its phase and any container that has restarted or waits.
+    pub fn applied(&mut self, pod: &Pod) -> Vec<Record> {
+        let Some(uid) = pod.metadata.uid.clone() else {
+            return Vec::new();
+        };
+        let now = PodView::of(pod);
+        let before = self.pods.get(&uid);
+        if before == Some(&now) {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        let base = pod_resource(pod);
+        let version = resource_version(pod);
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        if before.map(|b| &b.phase) != Some(&now.phase)
+            && let Some(phase) = &now.phase
+        {
+            let mut r = object_record(
+                &uid,
+                "phase",
+                version,
+                Timestamp::now(),
+                base.clone(),
+                format!("pod {name} is {phase}"),
+            );
+            r.severity = Some(match phase.as_str() {
+                "Failed" | "Unknown" => Severity::Error,
+                _ => Severity::Info,
+            });
+            r.attributes.insert(names::K8S_POD_PHASE, phase.clone());
+            out.push(r);
+        }
+        let statuses = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref());
+        for c in statuses.into_iter().flatten() {
+            let seen = before.and_then(|b| b.containers.get(&c.name));
+            let current = &now.containers[&c.name];
+            let mut resource = base.clone();
+            resource.insert(names::K8S_CONTAINER_NAME, c.name.clone());
+            if current.restarts > seen.map_or(0, |s| s.restarts) {
+                out.push(restart_record(&uid, version, &name, c, resource.clone()));
+            }
+            if current.waiting != seen.and_then(|s| s.waiting.clone())
+                && (seen.is_some() || current.waiting.is_some())
+            {
+                out.push(waiting_record(&uid, version, &name, c, resource));
+            }
+        }
+        for r in &mut out {
+            if let Some(phase) = &now.phase {
+                r.attributes.insert(names::K8S_POD_PHASE, phase.clone());
+            }
+        }
+        self.pods.insert(uid, now);
+        out
+    }
+
+    /// Forgets a deleted pod.
+    pub fn deleted(&mut self, pod: &Pod) {
+        if let Some(uid) = &pod.metadata.uid {
+            self.pods.remove(uid);
+        }
+    }
+
+    /// Pods remembered.
+    pub fn len(&self) -> usize {
+        self.pods.len()
+    }
+
+    /// Whether no pod is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.pods.is_empty()
+    }
+}
+
+/// The object's resourceVersion as a number (etcd's revision; an opaque string to clients,
+/// hashed when it is not a number).
+fn resource_version(pod: &Pod) -> u64 {
+    let rv = pod.metadata.resource_version.as_deref().unwrap_or("");
+    rv.parse()
+        .unwrap_or_else(|_| xxhash_rust::xxh3::xxh3_64(rv.as_bytes()))
+}
+
+fn pod_resource(pod: &Pod) -> Attributes {
+    let mut a = Attributes::new();
+    if let Some(ns) = &pod.metadata.namespace {
+        a.insert(names::K8S_NAMESPACE_NAME, ns.clone());
+    }
+    if let Some(name) = &pod.metadata.name {
+        a.insert(names::K8S_POD_NAME, name.clone());
+    }
+    if let Some(uid) = &pod.metadata.uid {
+        a.insert(names::K8S_POD_UID, uid.clone());
+    }
+    if let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) {
+        a.insert(names::K8S_NODE_NAME, node);
+    }
+    a
+}
+
+fn object_record(
+    uid: &str,
+    aspect: &str,
+    version: u64,
+    timestamp: Timestamp,
+    resource: Attributes,
+    body: String,
+) -> Record {
+    let mut r = Record::log(
+        RecordId::from_source(format!("k8s-pod/{uid}/{aspect}").as_bytes(), version),
+        timestamp,
+        Timestamp::now(),
+        Arc::new(resource),
+        body,
+    );
+    r.kind = RecordKind::K8sObject;
+    r.attributes.insert(names::K8S_OBJECT_KIND, "Pod");
+    r.attributes.insert(names::K8S_OBJECT_UID, uid.to_string());
+    r
+}
+
+fn restart_record(
+    uid: &str,
+    version: u64,
+    pod: &str,
+    c: &ContainerStatus,
+    resource: Attributes,
+) -> Record {
+    let terminated = c.last_state.as_ref().and_then(|s| s.terminated.as_ref());
+    let reason = terminated.and_then(|t| t.reason.clone());
+    let exit_code = terminated.map(|t| t.exit_code);
+    let when = terminated
+        .and_then(|t| t.finished_at.as_ref())
+        .map_or_else(Timestamp::now, |t| k8s_time(t.0));
+    let mut body = format!(
+        "container {} of pod {pod} restarted ({} restarts)",
+        c.name, c.restart_count
+    );
+    match (&reason, exit_code) {
+        (Some(reason), Some(code)) => body.push_str(&format!(": {reason}, exit code {code}")),
+        (Some(reason), None) => body.push_str(&format!(": {reason}")),
+        (None, Some(code)) => body.push_str(&format!(": exit code {code}")),
+        (None, None) => {}
+    }
+    let mut r = object_record(
+        uid,
+        &format!("restart/{}", c.name),
+        version,
+        when,
+        resource,
+        body,
+    );
+    let a = &mut r.attributes;
+    a.insert(names::K8S_OBJECT_NAME, pod.to_string());
+    a.insert(
+        names::K8S_CONTAINER_RESTART_COUNT,
+        AttrValue::Int(i64::from(c.restart_count)),
+    );
+    if let Some(code) = exit_code {
+        a.insert(
+            names::K8S_CONTAINER_LAST_TERMINATED_EXIT_CODE,
+            AttrValue::Int(i64::from(code)),
+        );
+    }
+    r.severity = Some(match reason.as_deref() {
+        Some("Completed") => Severity::Warn,
+        _ => Severity::Error,
+    });
+    if let Some(reason) = reason {
+        if reason == "OOMKilled" {
+            a.insert(names::ERROR_TYPE, "oom_killed");
+        }
+        a.insert(names::K8S_CONTAINER_LAST_TERMINATED_REASON, reason);
+    }
+    r
+}
+
+fn waiting_record(
+    uid: &str,
+    version: u64,
+    pod: &str,
+    c: &ContainerStatus,
+    resource: Attributes,
+) -> Record {
+    let waiting = waiting_reason(c);
+    let body = match &waiting {
+        Some(reason) => format!("container {} of pod {pod} is waiting: {reason}", c.name),
+        None => format!("container {} of pod {pod} is no longer waiting", c.name),
+    };
+    let mut r = object_record(
+        uid,
+        &format!("waiting/{}", c.name),
+        version,
+        Timestamp::now(),
+        resource,
+        body,
+    );
+    r.attributes.insert(names::K8S_OBJECT_NAME, pod.to_string());
+    r.attributes.insert(
+        names::K8S_CONTAINER_RESTART_COUNT,
+        AttrValue::Int(i64::from(c.restart_count)),
+    );
+    r.severity = Some(match waiting.as_deref() {
+        Some("CrashLoopBackOff" | "ImagePullBackOff" | "ErrImagePull" | "CreateContainerError") => {
+            Severity::Warn
+        }
+        _ => Severity::Info,
+    });
+    if let Some(reason) = waiting {
+        r.attributes
+            .insert(names::K8S_CONTAINER_WAITING_REASON, reason);
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kube::tests::fixture_pods;
+
+    #[test]
+    fn a_crash_looping_pod_reports_its_oom_kill_and_back_off_once() {
+        let pods = fixture_pods();
+        let (healthy, crashing) = (&pods[0], &pods[1]);
+        let mut tracker = PodTracker::default();
+        let first = tracker.applied(healthy);
+        assert_eq!(first.len(), 1, "a healthy pod: its phase only: {first:?}");
+        assert_eq!(
+            first[0].attributes.get_str(names::K8S_POD_PHASE),
+            Some("Running")
+        );
+        assert!(tracker.applied(healthy).is_empty(), "resent unchanged");
+
+        let records = tracker.applied(crashing);
+        let restart = records
+            .iter()
+            .find(|r| r.attributes.get_str(names::ERROR_TYPE) == Some("oom_killed"))
+            .unwrap_or_else(|| panic!("an OOM kill among {records:?}"));
+        assert_eq!(
+            restart
+                .attributes
+                .get_str(names::K8S_CONTAINER_LAST_TERMINATED_REASON),
+            Some("OOMKilled")
+        );
+        assert!(restart.body.contains("OOMKilled"), "{}", restart.body);
+        assert_eq!(restart.severity, Some(Severity::Error));
+        assert!(
+            records.iter().any(
+                |r| r.attributes.get_str(names::K8S_CONTAINER_WAITING_REASON)
+                    == Some("CrashLoopBackOff")
+            ),
+            "{records:?}"
+        );
+        assert!(tracker.applied(crashing).is_empty(), "a relist resends it");
+        let again = PodTracker::default().applied(crashing);
+        assert!(
+            again.iter().any(|r| r.id == restart.id),
+            "a tracker that forgot names the same change the same"
+        );
+    }
+}

@@ -1,0 +1,193 @@
+//! Connecting to the API server and running the watches.
+
+use super::{EventRecorder, PodTracker};
+use crate::Shutdown;
+use ::kube::runtime::WatchStreamExt;
+use ::kube::runtime::watcher::{self, Event as Change};
+use ::kube::{Api, Client};
+use futures_util::StreamExt;
+use k8s_openapi::api::core::v1::{Event, Pod};
+use model::{Batch, Record};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use tokio::sync::mpsc;
+
+/// Why the Kubernetes source cannot start or had to stop.
+#[derive(Debug, thiserror::Error)]
+pub enum KubeError {
+    /// `--kube-api` is not a URL.
+    #[error(
+        "the Kubernetes API URL `{url}` is not valid: {reason} (give e.g. https://10.0.0.1:6443)"
+    )]
+    BadUrl {
+        /// What was given.
+        url: String,
+        /// Why it is not a URL.
+        reason: String,
+    },
+    /// No in-cluster service account and no kubeconfig.
+    #[error(
+        "no Kubernetes configuration: {0} (run in a pod with a service account, set KUBECONFIG, or give --kube-api)"
+    )]
+    NoConfig(String),
+    /// The client could not be built from the configuration.
+    #[error("cannot build a Kubernetes client: {0}")]
+    Client(#[from] ::kube::Error),
+}
+
+/// Where and what to watch.
+#[derive(Clone, Debug, Default)]
+pub struct KubeSourceConfig {
+    /// The API server's URL; `None` infers it (in-cluster service account, else kubeconfig).
+    pub api_url: Option<String>,
+    /// Only this node's pods (a node agent); `None` watches every pod (an aggregator).
+    pub node_name: Option<String>,
+}
+
+/// What the source did, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct KubeSourceMetrics {
+    /// `k8s_event` records sent.
+    pub events: AtomicU64,
+    /// `k8s_object` records sent.
+    pub object_changes: AtomicU64,
+    /// Watch errors (a dropped connection, an HTTP error, an object that would not
+    /// decode); the watcher backs off and carries on after each.
+    pub watch_errors: AtomicU64,
+    /// Full relists (the first list, and each after 410 Expired).
+    pub relists: AtomicU64,
+}
+
+/// Watches Events and Pods and sends what changed as records.
+pub struct KubeSource {
+    client: Client,
+    config: KubeSourceConfig,
+    metrics: Arc<KubeSourceMetrics>,
+}
+
+/// One item of the merged watch streams (boxed: a pod is a couple of kilobytes).
+enum Watched {
+    Event(Box<Result<Change<Event>, watcher::Error>>),
+    Pod(Box<Result<Change<Pod>, watcher::Error>>),
+}
+
+impl KubeSource {
+    /// Connects as `config` says; nothing is requested until [`KubeSource::run`].
+    pub async fn connect(config: KubeSourceConfig) -> Result<Self, KubeError> {
+        let kube_config = match &config.api_url {
+            Some(url) => {
+                let uri = url
+                    .parse()
+                    .map_err(|e: http::uri::InvalidUri| KubeError::BadUrl {
+                        url: url.clone(),
+                        reason: e.to_string(),
+                    })?;
+                ::kube::Config::new(uri)
+            }
+            None => ::kube::Config::infer()
+                .await
+                .map_err(|e| KubeError::NoConfig(e.to_string()))?,
+        };
+        Ok(Self::with_client(Client::try_from(kube_config)?, config))
+    }
+
+    /// A source over an existing client.
+    pub fn with_client(client: Client, config: KubeSourceConfig) -> Self {
+        KubeSource {
+            client,
+            config,
+            metrics: Arc::default(),
+        }
+    }
+
+    /// Its counters.
+    pub fn metrics(&self) -> Arc<KubeSourceMetrics> {
+        self.metrics.clone()
+    }
+
+    /// Watches until `shutdown` or until `out` is closed. Errors of the API server (it went
+    /// away, answered 500, sent something malformed) are counted and logged, and the
+    /// watcher retries with backoff: they never stop the source.
+    pub async fn run(self, out: mpsc::Sender<Batch>, shutdown: Shutdown) {
+        let events = watcher::watcher(
+            Api::<Event>::all(self.client.clone()),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .map(|item| Watched::Event(Box::new(item)));
+        let pod_config = match &self.config.node_name {
+            Some(node) => watcher::Config::default().fields(&format!("spec.nodeName={node}")),
+            None => watcher::Config::default(),
+        };
+        let pods = watcher::watcher(Api::<Pod>::all(self.client.clone()), pod_config)
+            .default_backoff()
+            .map(|item| Watched::Pod(Box::new(item)));
+        let mut merged = std::pin::pin!(futures_util::stream::select(events, pods));
+        let mut recorder = EventRecorder::default();
+        let mut tracker = PodTracker::default();
+        loop {
+            let item = tokio::select! {
+                _ = shutdown.triggered() => break,
+                item = merged.next() => item,
+            };
+            let Some(item) = item else { break };
+            let records = self.records_of(item, &mut recorder, &mut tracker);
+            if records.is_empty() {
+                continue;
+            }
+            if out.send(Batch::new(records)).await.is_err() {
+                break;
+            }
+        }
+    }
+
+    fn records_of(
+        &self,
+        item: Watched,
+        recorder: &mut EventRecorder,
+        tracker: &mut PodTracker,
+    ) -> Vec<Record> {
+        let m = &self.metrics;
+        let (records, counter) = match item {
+            Watched::Event(item) => match *item {
+                Ok(Change::Apply(e) | Change::InitApply(e)) => {
+                    (recorder.applied(&e).into_iter().collect(), &m.events)
+                }
+                Ok(Change::Delete(e)) => {
+                    recorder.deleted(&e);
+                    return Vec::new();
+                }
+                Ok(change) => return self.listing(&change),
+                Err(e) => return self.failed(&e),
+            },
+            Watched::Pod(item) => match *item {
+                Ok(Change::Apply(p) | Change::InitApply(p)) => {
+                    (tracker.applied(&p), &m.object_changes)
+                }
+                Ok(Change::Delete(p)) => {
+                    tracker.deleted(&p);
+                    return Vec::new();
+                }
+                Ok(change) => return self.listing(&change),
+                Err(e) => return self.failed(&e),
+            },
+        };
+        counter.fetch_add(records.len() as u64, Relaxed);
+        records
+    }
+
+    /// The start or end of a (re)list: counted, nothing to record.
+    fn listing<K>(&self, change: &Change<K>) -> Vec<Record> {
+        if matches!(change, Change::Init) {
+            self.metrics.relists.fetch_add(1, Relaxed);
+        }
+        Vec::new()
+    }
+
+    /// A failed watch: counted and logged; the watcher backs off and retries.
+    fn failed(&self, e: &watcher::Error) -> Vec<Record> {
+        self.metrics.watch_errors.fetch_add(1, Relaxed);
+        tracing::warn!(error = %e, "Kubernetes watch failed; retrying with backoff");
+        Vec::new()
+    }
+}
