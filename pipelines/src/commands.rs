@@ -47,6 +47,10 @@ pub struct OverrideArgs {
     /// Serve the API beyond loopback without a token.
     #[arg(long)]
     pub insecure_no_auth: bool,
+    /// The Kubernetes API server's URL [default: in-cluster service account, else
+    /// kubeconfig, else no Kubernetes source].
+    #[arg(long)]
+    pub kube_api: Option<String>,
 }
 
 impl From<OverrideArgs> for Overrides {
@@ -60,6 +64,7 @@ impl From<OverrideArgs> for Overrides {
                 .or_else(|| std::env::var("INFERSIGHT_API_TOKEN").ok())
                 .filter(|t| !t.is_empty()),
             insecure_no_auth: a.insecure_no_auth,
+            kube_api: a.kube_api,
         }
     }
 }

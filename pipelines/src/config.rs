@@ -74,6 +74,8 @@ pub struct Overrides {
     pub api_token: Option<String>,
     /// `--insecure-no-auth`.
     pub insecure_no_auth: bool,
+    /// `--kube-api`: the API server of every `kube` source.
+    pub kube_api: Option<String>,
 }
 
 /// A checked pipeline config.
@@ -126,6 +128,22 @@ fn default_listen() -> String {
 pub enum SourceConfig {
     /// Container log files.
     Files(FilesSourceConfig),
+    /// The Kubernetes API: events and pod changes.
+    Kube(KubeSourceConfig),
+}
+
+/// `type = "kube"`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubeSourceConfig {
+    /// The API server's URL; without it, the in-cluster service account or kubeconfig, and
+    /// no Kubernetes source when there is neither.
+    #[serde(default)]
+    pub api_url: Option<String>,
+    /// Watch only this node's pods (a node agent: the downward API's `spec.nodeName`);
+    /// all pods without it.
+    #[serde(default)]
+    pub node_name: Option<String>,
 }
 
 /// `type = "files"`.
@@ -345,7 +363,7 @@ struct RawConfig {
 #[serde(tag = "type", rename_all = "snake_case")]
 enum RawSource {
     Files(Box<FilesSourceConfig>),
-    Kube(serde::de::IgnoredAny),
+    Kube(KubeSourceConfig),
     Gpu(serde::de::IgnoredAny),
     Scrape(serde::de::IgnoredAny),
     Kafka(serde::de::IgnoredAny),
@@ -368,7 +386,6 @@ enum RawSink {
 /// brings them.
 fn not_built_yet(kind: &str) -> &'static str {
     match kind {
-        "kube" => "the Kubernetes source arrives with the Kubernetes issue",
         "gpu" | "scrape" => "GPU and Prometheus sources arrive with the GPU issue",
         _ => "Kafka arrives with the Kafka issue; use the `local` preset meanwhile",
     }
@@ -425,12 +442,15 @@ impl PipelineConfig {
         let mut sources = BTreeMap::new();
         for (id, value) in raw.sources {
             let key = format!("sources.{id}");
-            let hint = "a source needs `type` = \"files\" (kube, gpu, scrape and kafka come later)";
+            let hint =
+                "a source needs `type` = \"files\" or \"kube\" (gpu, scrape and kafka come later)";
             match typed::<RawSource>(value, &key, hint, problems) {
                 Some(RawSource::Files(c)) => {
                     sources.insert(id.clone(), SourceConfig::Files(*c));
                 }
-                Some(RawSource::Kube(_)) => unbuilt(&key, "kube", problems),
+                Some(RawSource::Kube(c)) => {
+                    sources.insert(id.clone(), SourceConfig::Kube(c));
+                }
                 Some(RawSource::Gpu(_)) => unbuilt(&key, "gpu", problems),
                 Some(RawSource::Scrape(_)) => unbuilt(&key, "scrape", problems),
                 Some(RawSource::Kafka(_)) => unbuilt(&key, "kafka", problems),
@@ -499,10 +519,18 @@ impl PipelineConfig {
             }
             api.insecure_no_auth |= o.insecure_no_auth;
         }
-        if let Some(dir) = &o.logs_dir {
-            for source in self.sources.values_mut() {
-                let SourceConfig::Files(f) = source;
-                f.logs_dir = dir.clone();
+        for source in self.sources.values_mut() {
+            match source {
+                SourceConfig::Files(f) => {
+                    if let Some(dir) = &o.logs_dir {
+                        f.logs_dir = dir.clone();
+                    }
+                }
+                SourceConfig::Kube(k) => {
+                    if o.kube_api.is_some() {
+                        k.api_url = o.kube_api.clone();
+                    }
+                }
             }
         }
     }
@@ -723,7 +751,21 @@ impl PipelineConfig {
             }
         }
         for (id, source) in &self.sources {
-            let SourceConfig::Files(f) = source;
+            let f = match source {
+                SourceConfig::Files(f) => f,
+                SourceConfig::Kube(k) => {
+                    if let Some(url) = &k.api_url
+                        && !(url.starts_with("http://") || url.starts_with("https://"))
+                    {
+                        p(
+                            format!("sources.{id}.api_url"),
+                            format!("`{url}` is not an http(s) URL"),
+                            "give the API server's URL, e.g. https://10.0.0.1:6443",
+                        );
+                    }
+                    continue;
+                }
+            };
             if f.logs_dir.as_os_str().is_empty() {
                 p(
                     format!("sources.{id}.logs_dir"),

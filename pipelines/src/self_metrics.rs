@@ -4,6 +4,7 @@
 
 use api::{MetricFamily, MetricKind, MetricsBackend, Sample};
 use collector::files::FileSourceMetrics;
+use collector::kube::KubeSourceMetrics;
 use indexer::{IndexStats, IndexStore};
 use processor::metrics::{Histogram, Labels, LlmMetrics, Series};
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use std::sync::atomic::Ordering::Relaxed;
 /// the index's size and upkeep.
 pub struct PipelineMetrics {
     files: Vec<(String, Arc<FileSourceMetrics>)>,
+    kube: Vec<(String, Arc<KubeSourceMetrics>)>,
     llm: Arc<LlmMetrics>,
     index: Option<IndexStore>,
 }
@@ -25,7 +27,18 @@ impl PipelineMetrics {
         llm: Arc<LlmMetrics>,
         index: Option<IndexStore>,
     ) -> Self {
-        PipelineMetrics { files, llm, index }
+        PipelineMetrics {
+            files,
+            kube: Vec::new(),
+            llm,
+            index,
+        }
+    }
+
+    /// Exposes the counters of these `kube` sources too.
+    pub fn with_kube(mut self, kube: Vec<(String, Arc<KubeSourceMetrics>)>) -> Self {
+        self.kube = kube;
+        self
     }
 }
 
@@ -95,10 +108,39 @@ const INDEX: &[(&str, &str, MetricKind, IndexField)] = &[
     ),
 ];
 
-type Field = fn(&FileSourceMetrics) -> &AtomicU64;
+/// `(name, help, kind, field)` of a per-source counter.
+type SourceMetric<M> = (&'static str, &'static str, MetricKind, fn(&M) -> &AtomicU64);
 
-/// `(name, help, kind, field)` of every `files` source metric.
-const FILES: &[(&str, &str, MetricKind, Field)] = &[
+/// Every `kube` source metric.
+const KUBE: &[SourceMetric<KubeSourceMetrics>] = &[
+    (
+        "infersight_kube_events_total",
+        "Kubernetes event occurrences recorded (each once, through repeats and relists).",
+        MetricKind::Counter,
+        |m| &m.events,
+    ),
+    (
+        "infersight_kube_object_changes_total",
+        "Pod changes recorded (phase, restarts, waiting reasons).",
+        MetricKind::Counter,
+        |m| &m.object_changes,
+    ),
+    (
+        "infersight_kube_watch_errors_total",
+        "Failed watches or undecodable objects (retried with backoff).",
+        MetricKind::Counter,
+        |m| &m.watch_errors,
+    ),
+    (
+        "infersight_kube_relists_total",
+        "Full lists (the first of each watch, and each after 410 Expired).",
+        MetricKind::Counter,
+        |m| &m.relists,
+    ),
+];
+
+/// Every `files` source metric.
+const FILES: &[SourceMetric<FileSourceMetrics>] = &[
     (
         "infersight_files_watched",
         "Log files being tailed.",
@@ -187,7 +229,8 @@ const FILES: &[(&str, &str, MetricKind, Field)] = &[
 
 impl MetricsBackend for PipelineMetrics {
     fn families(&self) -> Vec<MetricFamily> {
-        let mut families = self.file_families();
+        let mut families = per_source(FILES, &self.files);
+        families.extend(per_source(KUBE, &self.kube));
         if let Some(index) = &self.index {
             let stats = index.stats();
             families.extend(INDEX.iter().map(|(name, help, kind, field)| MetricFamily {
@@ -202,24 +245,22 @@ impl MetricsBackend for PipelineMetrics {
     }
 }
 
-impl PipelineMetrics {
-    fn file_families(&self) -> Vec<MetricFamily> {
-        FILES
-            .iter()
-            .map(|(name, help, kind, field)| MetricFamily {
-                name,
-                help,
-                kind: *kind,
-                samples: self
-                    .files
-                    .iter()
-                    .map(|(id, m)| {
-                        Sample::new(vec![("source", id.clone())], field(m).load(Relaxed) as f64)
-                    })
-                    .collect(),
-            })
-            .collect()
-    }
+/// One family per metric of `table`, one sample per source.
+fn per_source<M>(table: &[SourceMetric<M>], sources: &[(String, Arc<M>)]) -> Vec<MetricFamily> {
+    table
+        .iter()
+        .map(|(name, help, kind, field)| MetricFamily {
+            name,
+            help,
+            kind: *kind,
+            samples: sources
+                .iter()
+                .map(|(id, m)| {
+                    Sample::new(vec![("source", id.clone())], field(m).load(Relaxed) as f64)
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 /// `(name, help, attribute)` of the engine gauges (the latest stats line per label set).

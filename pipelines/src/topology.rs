@@ -14,6 +14,7 @@ use collector::Shutdown;
 use collector::files::{
     ContainerFilter, FileSource, FileSourceConfig, FileSourceMetrics, MultilineConfig, ReadFrom,
 };
+use collector::kube::{KubeError, KubeSource, KubeSourceConfig};
 use indexer::{IndexSink, IndexStore, SinkOptions};
 use model::Batch;
 use processor::metrics::LlmMetrics;
@@ -52,8 +53,15 @@ pub async fn run(
         None => Default::default(),
     };
     let mut file_sources = Vec::new();
+    let mut kube_configs = Vec::new();
     for (id, source) in &config.sources {
-        let SourceConfig::Files(f) = source;
+        let f = match source {
+            SourceConfig::Files(f) => f,
+            SourceConfig::Kube(k) => {
+                kube_configs.push((id.clone(), k.clone()));
+                continue;
+            }
+        };
         let mut fc = FileSourceConfig::new(f.logs_dir.clone());
         fc.poll_interval = Duration::from_millis(f.poll_interval_ms);
         fc.max_line_bytes = f.max_line_bytes;
@@ -106,6 +114,14 @@ pub async fn run(
         Some(api) => Some(bind(&api.listen).await?),
         None => None,
     };
+    // Last: whether there is a cluster to watch is news, not a mistake, and must not come
+    // before the message about one.
+    let mut kube_sources = Vec::new();
+    for (id, k) in &kube_configs {
+        if let Some(source) = kube_source(id, k).await? {
+            kube_sources.push((id.clone(), source));
+        }
+    }
 
     let mut inboxes: BTreeMap<String, (mpsc::Sender<Batch>, mpsc::Receiver<Batch>)> =
         BTreeMap::new();
@@ -127,6 +143,15 @@ pub async fn run(
     for (id, source) in file_sources {
         source_metrics.push((id.clone(), source.metrics()));
         source_outputs.push((id.clone(), source, output(&id, &mut tasks)));
+    }
+    let mut kube_metrics = Vec::new();
+    for (id, source) in kube_sources {
+        kube_metrics.push((id.clone(), source.metrics()));
+        let (out, shutdown) = (output(&id, &mut tasks), shutdown.clone());
+        tasks.spawn(async move {
+            source.run(out, shutdown).await;
+            (format!("source `{id}`"), Ok(()))
+        });
     }
     let mut transform_outputs = Vec::new();
     for (id, transform) in &config.transforms {
@@ -199,11 +224,14 @@ pub async fn run(
                     .and_then(|a| a.token.as_deref())
                     .map(Arc::from),
                 live: Some(live.clone()),
-                metrics: Arc::new(PipelineMetrics::new(
-                    source_metrics.clone(),
-                    Arc::clone(&llm_metrics),
-                    Some(store.clone()),
-                )),
+                metrics: Arc::new(
+                    PipelineMetrics::new(
+                        source_metrics.clone(),
+                        Arc::clone(&llm_metrics),
+                        Some(store.clone()),
+                    )
+                    .with_kube(kube_metrics),
+                ),
             });
             api_task = Some(tokio::spawn(api::serve(listener, router, async {
                 let _ = api_stopped.await;
@@ -399,6 +427,26 @@ async fn run_index_sink(
     let committed = tokio::task::block_in_place(|| sink.close())?;
     tracing::info!(records = committed, "index sink closed");
     Ok(())
+}
+
+/// The `kube` source `id` as configured; `None` (and a note in the log) when it names no API
+/// server and neither a service account nor a kubeconfig says where one is.
+async fn kube_source(
+    id: &str,
+    config: &crate::config::KubeSourceConfig,
+) -> anyhow::Result<Option<KubeSource>> {
+    let wanted = KubeSourceConfig {
+        api_url: config.api_url.clone(),
+        node_name: config.node_name.clone(),
+    };
+    match KubeSource::connect(wanted).await {
+        Ok(source) => Ok(Some(source)),
+        Err(KubeError::NoConfig(why)) if config.api_url.is_none() => {
+            tracing::info!(source = %id, "no Kubernetes source: {why}");
+            Ok(None)
+        }
+        Err(e) => Err(e).with_context(|| format!("source `{id}`")),
+    }
 }
 
 #[cfg(test)]

@@ -4,6 +4,8 @@
 //! The binary is the one `cargo test --workspace` builds (`target/<profile>/infersight`,
 //! next to this test's own executable); `INFERSIGHT_BIN` points elsewhere.
 
+pub mod fake_kube;
+
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};

@@ -24,14 +24,18 @@ fn the_local_preset_is_valid_and_flags_override_it() {
     let c = PipelineConfig::load("preset local", preset("local").unwrap(), &overrides).unwrap();
     assert_eq!(c.data_dir, PathBuf::from("/tmp/data"));
     assert_eq!(c.api.as_ref().unwrap().listen, "127.0.0.1:9999");
-    let SourceConfig::Files(f) = &c.sources["pod_logs"];
+    let SourceConfig::Files(f) = &c.sources["pod_logs"] else {
+        panic!("a files source")
+    };
     assert_eq!(f.logs_dir, PathBuf::from("/tmp/pods"));
     assert_eq!(f.poll_interval_ms, 250);
     assert_eq!(f.read_from, ReadFromConfig::Beginning);
     let end =
         load("[sources.s]\ntype='files'\nread_from='end'\n[sinks.i]\ntype='index'\ninputs=['s']")
             .unwrap();
-    let SourceConfig::Files(f) = &end.sources["s"];
+    let SourceConfig::Files(f) = &end.sources["s"] else {
+        panic!("a files source")
+    };
     assert_eq!(f.read_from, ReadFromConfig::End);
     let bad = load(
         "[sources.s]\ntype='files'\nread_from='middle'\n[sinks.i]\ntype='index'\ninputs=['s']",
@@ -179,11 +183,41 @@ fn graph_mistakes_are_found() {
 
 #[test]
 fn unbuilt_component_types_say_when_they_come() {
-    let err =
-        load("[sources.k]\ntype = 'kube'\n[sinks.i]\ntype='index'\ninputs=['k']").unwrap_err();
+    let err = load("[sources.g]\ntype = 'gpu'\n[sinks.i]\ntype='index'\ninputs=['g']").unwrap_err();
     assert_eq!(err.problems.len(), 1, "{err}");
-    assert_eq!(err.problems[0].key, "sources.k.type");
-    assert!(err.problems[0].hint.contains("Kubernetes issue"));
+    assert_eq!(err.problems[0].key, "sources.g.type");
+    assert!(err.problems[0].hint.contains("GPU issue"));
+}
+
+#[test]
+fn kube_sources_take_an_api_url_and_a_node_and_the_flag_overrides_the_url() {
+    let text = "[sources.k]\ntype = 'kube'\napi_url = 'https://10.0.0.1:6443'\nnode_name = 'gpu-1'\n[sinks.i]\ntype='index'\ninputs=['k']";
+    let config = load(text).unwrap();
+    let SourceConfig::Kube(k) = &config.sources["k"] else {
+        panic!("a kube source")
+    };
+    assert_eq!(k.api_url.as_deref(), Some("https://10.0.0.1:6443"));
+    assert_eq!(k.node_name.as_deref(), Some("gpu-1"));
+    let overrides = Overrides {
+        kube_api: Some("http://127.0.0.1:8001".into()),
+        ..Overrides::default()
+    };
+    let config = PipelineConfig::load("t.toml", text, &overrides).unwrap();
+    let SourceConfig::Kube(k) = &config.sources["k"] else {
+        panic!("a kube source")
+    };
+    assert_eq!(k.api_url.as_deref(), Some("http://127.0.0.1:8001"));
+
+    let err = load("[sources.k]\ntype = 'kube'\napi_url = '10.0.0.1:6443'\nnamespace = 'x'\n[sinks.i]\ntype='index'\ninputs=['k']").unwrap_err();
+    let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
+    assert!(keys.iter().any(|k| k.starts_with("sources.k")), "{err}");
+    assert!(
+        err.to_string().contains("namespace"),
+        "unknown key named: {err}"
+    );
+    let err = load("[sources.k]\ntype = 'kube'\napi_url = '10.0.0.1:6443'\n[sinks.i]\ntype='index'\ninputs=['k']").unwrap_err();
+    assert_eq!(err.problems[0].key, "sources.k.api_url", "{err}");
+    assert!(err.problems[0].hint.contains("https://"), "{err}");
 }
 
 #[test]
@@ -223,7 +257,9 @@ fn file_source_filters_and_multiline_settings_are_checked_at_their_keys() {
         .replace("max_lines = 1", "max_lines = 50")
         .replace("{json", "json");
     let config = load(&fixed).unwrap();
-    let SourceConfig::Files(f) = &config.sources["logs"];
+    let SourceConfig::Files(f) = &config.sources["logs"] else {
+        panic!("a files source")
+    };
     assert_eq!((f.multiline.max_lines, f.multiline.window_ms), (50, 50));
     assert!(f.multiline.enabled);
     assert_eq!(f.include, ["llm-*/*/*"]);

@@ -1,191 +1,17 @@
 //! The Kubernetes source against a loopback API server that speaks the list/watch wire
-//! format (`../shared/fixtures/watch-stream-samples.md`): a real `kube::Client`, scripted
-//! answers. Scenario: events listed then watched, a repeat, a malformed object, a bookmark,
-//! 410 Expired inside the watch stream (relist), and a pod going Running → OOMKilled and
-//! CrashLoopBackOff → Running, with a dropped watch and a 500 on the way.
+//! format: a real `kube::Client`, scripted answers ([`tests::fake_kube`]). Scenario: events
+//! listed then watched, a repeat, a malformed object, a bookmark, 410 Expired inside the
+//! watch stream (relist), and a pod going Running → OOMKilled and CrashLoopBackOff →
+//! Running, with a dropped watch and a 500 on the way.
 
 use collector::Shutdown;
 use collector::kube::{KubeSource, KubeSourceConfig};
 use model::{Record, RecordKind, names};
 use serde_json::{Value, json};
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::collections::{HashSet, VecDeque};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, mpsc};
-
-fn fixture(name: &str) -> Vec<Value> {
-    let path = format!(
-        "{}/../../shared/fixtures/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-/// One scripted answer.
-enum Answer {
-    /// A list: 200 with this body.
-    List(Value),
-    /// A watch: 200, these lines, then the connection is closed (`close`) or held open.
-    Watch { lines: Vec<String>, close: bool },
-    /// An HTTP error with a Status body.
-    Status(u16),
-}
-
-/// A loopback API server: per path prefix, answers in order; once they run out, a watch is
-/// held open with nothing to say and a list repeats the last one.
-#[derive(Default)]
-struct Script {
-    answers: HashMap<&'static str, VecDeque<Answer>>,
-    last_list: HashMap<&'static str, Value>,
-    /// Requests seen, as `LIST /api/v1/pods` or `WATCH /api/v1/pods`.
-    seen: Vec<String>,
-}
-
-struct FakeApi {
-    url: String,
-    script: Arc<Mutex<Script>>,
-    requested: Arc<Notify>,
-}
-
-impl FakeApi {
-    async fn start(script: Script) -> FakeApi {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let script = Arc::new(Mutex::new(script));
-        let requested = Arc::new(Notify::new());
-        let (s, n) = (script.clone(), requested.clone());
-        tokio::spawn(async move {
-            while let Ok((conn, _)) = listener.accept().await {
-                tokio::spawn(serve(conn, s.clone(), n.clone()));
-            }
-        });
-        FakeApi {
-            url,
-            script,
-            requested,
-        }
-    }
-
-    fn seen(&self, request: &str) -> usize {
-        let script = self.script.lock().unwrap();
-        script.seen.iter().filter(|r| *r == request).count()
-    }
-
-    /// Waits until `request` has been seen `times` times.
-    async fn wait_for(&self, request: &str, times: usize) {
-        loop {
-            let notified = self.requested.notified();
-            if self.seen(request) >= times {
-                return;
-            }
-            notified.await;
-        }
-    }
-}
-
-async fn serve(mut conn: TcpStream, script: Arc<Mutex<Script>>, requested: Arc<Notify>) {
-    let mut head = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        match conn.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => head.extend_from_slice(&buf[..n]),
-        }
-    }
-    let head = String::from_utf8_lossy(&head).to_string();
-    let target = head.split_whitespace().nth(1).unwrap_or("/").to_string();
-    let path = target.split('?').next().unwrap_or("").to_string();
-    let watch = target.contains("watch=true");
-    let key: &'static str = match path.as_str() {
-        "/api/v1/events" => "/api/v1/events",
-        "/api/v1/pods" => "/api/v1/pods",
-        _ => "other",
-    };
-    let answer = {
-        let mut s = script.lock().unwrap();
-        s.seen
-            .push(format!("{} {path}", if watch { "WATCH" } else { "LIST" }));
-        let next = s.answers.get_mut(key).and_then(|q| {
-            // A list request takes the next list; a watch the next watch or error.
-            let at = q.iter().position(|a| match a {
-                Answer::List(_) => !watch,
-                Answer::Watch { .. } | Answer::Status(_) => watch,
-            })?;
-            q.remove(at)
-        });
-        match next {
-            Some(Answer::List(body)) => {
-                s.last_list.insert(key, body.clone());
-                Answer::List(body)
-            }
-            Some(other) => other,
-            None if watch => Answer::Watch {
-                lines: Vec::new(),
-                close: false,
-            },
-            None => Answer::List(s.last_list.get(key).cloned().unwrap_or(json!({}))),
-        }
-    };
-    requested.notify_waiters();
-    let response = |status: &str, body: &str| {
-        format!(
-            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-    };
-    match answer {
-        Answer::List(body) => {
-            let _ = conn
-                .write_all(response("200 OK", &body.to_string()).as_bytes())
-                .await;
-        }
-        Answer::Status(code) => {
-            let body = json!({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",
-                "message":"scripted failure","reason":"InternalError","code":code});
-            let _ = conn
-                .write_all(
-                    response(&format!("{code} Internal Server Error"), &body.to_string())
-                        .as_bytes(),
-                )
-                .await;
-        }
-        Answer::Watch { lines, close } => {
-            // Close-delimited: the body is every line until the connection ends.
-            let mut out = String::from(
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n",
-            );
-            for line in lines {
-                out.push_str(&line);
-                out.push('\n');
-            }
-            if conn.write_all(out.as_bytes()).await.is_err() {
-                return;
-            }
-            let _ = conn.flush().await;
-            if !close {
-                // Held open with nothing to say, until the client hangs up.
-                let _ = conn.read(&mut buf).await;
-            }
-        }
-    }
-}
-
-fn list(kind: &str, rv: &str, items: Vec<Value>) -> Value {
-    json!({"kind": kind, "apiVersion": "v1", "metadata": {"resourceVersion": rv, "continue": ""},
-        "items": items})
-}
-
-fn line(kind: &str, object: &Value) -> String {
-    json!({"type": kind, "object": object}).to_string()
-}
-
-fn with_version(mut object: Value, rv: u64) -> Value {
-    object["metadata"]["resourceVersion"] = json!(rv.to_string());
-    object
-}
+use tests::fake_kube::{Answer, FakeApi, Script, fixture, line, list, with_version};
+use tokio::sync::mpsc;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_and_pod_changes_are_recorded_once_through_relists_drops_and_errors() {
@@ -352,5 +178,84 @@ async fn events_and_pod_changes_are_recorded_once_through_relists_drops_and_erro
             .load(std::sync::atomic::Ordering::Relaxed)
             >= 2,
         "the malformed object and the 500 are counted"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_with_kube_api_turns_an_oom_kill_into_an_incident_and_indexes_the_events() {
+    let now = format!("{}Z", &tests::cri_now()[..19]);
+    let pod = fixture("k8s-pods.json")[0].clone();
+    let (name, namespace, uid) = (
+        pod["metadata"]["name"].clone(),
+        pod["metadata"]["namespace"].clone(),
+        pod["metadata"]["uid"].clone(),
+    );
+    let mut oom_killed = with_version(pod.clone(), 919_400);
+    let status = &mut oom_killed["status"]["containerStatuses"][0];
+    status["restartCount"] = json!(1);
+    status["state"] = json!({"waiting": {"reason": "CrashLoopBackOff"}});
+    status["lastState"] = json!({"terminated": {"exitCode": 137, "reason": "OOMKilled",
+        "startedAt": now, "finishedAt": now}});
+    let mut back_off = fixture("k8s-events.json")
+        .into_iter()
+        .find(|e| e["reason"] == "BackOff" && e["apiVersion"] == "v1")
+        .expect("a BackOff event");
+    back_off["involvedObject"] =
+        json!({"kind": "Pod", "name": name, "namespace": namespace, "uid": uid});
+    back_off["metadata"]["namespace"] = namespace.clone();
+    back_off["lastTimestamp"] = json!(now);
+
+    let mut script = Script::default();
+    script.answers.insert(
+        "/api/v1/events",
+        VecDeque::from([Answer::List(list("EventList", "5", vec![back_off]))]),
+    );
+    script.answers.insert(
+        "/api/v1/pods",
+        VecDeque::from([
+            Answer::List(list("PodList", "919377", vec![pod])),
+            Answer::Watch {
+                lines: vec![line("MODIFIED", &oom_killed)],
+                close: false,
+            },
+        ]),
+    );
+    let api = FakeApi::start(script).await;
+    let url = api.url.clone();
+    let checked = tokio::task::spawn_blocking(move || {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let logs = dir.path().join("pods");
+        std::fs::create_dir_all(&logs).expect("logs dir");
+        let running = tests::Running::start(&logs, &dir.path().join("data"), &["--kube-api", &url]);
+        let incidents = running.wait_for("/api/v1/incidents", Duration::from_secs(60), |b| {
+            b["incidents"]
+                .as_array()
+                .is_some_and(|all| all.iter().any(|i| i["kind"] == "oom_killed"))
+        });
+        let events = running.wait_for(
+            "/api/v1/search?kind=k8s_event&q=*",
+            Duration::from_secs(60),
+            |b| b["total"] == 1,
+        );
+        let (_, metrics) = running.get_text("/metrics");
+        (incidents, events, metrics)
+    });
+    let (incidents, events, metrics) = tokio::time::timeout(Duration::from_secs(120), checked)
+        .await
+        .expect("a guard, not a wait")
+        .expect("the checks ran");
+    let incident = incidents["incidents"]
+        .as_array()
+        .and_then(|all| all.iter().find(|i| i["kind"] == "oom_killed"))
+        .expect("the OOM kill is an incident")
+        .clone();
+    assert_eq!(incident["pod"], name, "{incident}");
+    assert_eq!(
+        events["hits"][0]["attributes"][names::K8S_EVENT_REASON],
+        "BackOff"
+    );
+    assert!(
+        metrics.contains("infersight_kube_events_total{source=\"cluster\"} 1"),
+        "{metrics}"
     );
 }

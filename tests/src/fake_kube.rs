@@ -1,0 +1,192 @@
+//! A loopback Kubernetes API server that speaks the list/watch wire format
+//! (`../shared/fixtures/watch-stream-samples.md`) from a script, for pointing a real
+//! `kube::Client` (the `kube` source, or `infersight run --kube-api`) at.
+
+use serde_json::{Value, json};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+
+/// A fixture file of `../shared/fixtures/` (a JSON array).
+pub fn fixture(name: &str) -> Vec<Value> {
+    let path = crate::shared_dir().join("fixtures").join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// One scripted answer.
+pub enum Answer {
+    /// A list: 200 with this body.
+    List(Value),
+    /// A watch: 200, these lines, then the connection is closed (`close`) or held open.
+    Watch {
+        /// The lines.
+        lines: Vec<String>,
+        /// Whether the connection is closed after them.
+        close: bool,
+    },
+    /// An HTTP error with a Status body.
+    Status(u16),
+}
+
+/// A loopback API server: per path prefix, answers in order; once they run out, a watch is
+/// held open with nothing to say and a list repeats the last one.
+#[derive(Default)]
+pub struct Script {
+    /// Answers by path (`/api/v1/events`, `/api/v1/pods`), in order.
+    pub answers: HashMap<&'static str, VecDeque<Answer>>,
+    last_list: HashMap<&'static str, Value>,
+    /// Requests seen, as `LIST /api/v1/pods` or `WATCH /api/v1/pods`.
+    pub seen: Vec<String>,
+}
+
+pub struct FakeApi {
+    /// `http://IP:PORT`.
+    pub url: String,
+    script: Arc<Mutex<Script>>,
+    requested: Arc<Notify>,
+}
+
+impl FakeApi {
+    /// Serves `script` on a loopback port (from inside a tokio runtime).
+    pub async fn start(script: Script) -> FakeApi {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let script = Arc::new(Mutex::new(script));
+        let requested = Arc::new(Notify::new());
+        let (s, n) = (script.clone(), requested.clone());
+        tokio::spawn(async move {
+            while let Ok((conn, _)) = listener.accept().await {
+                tokio::spawn(serve(conn, s.clone(), n.clone()));
+            }
+        });
+        FakeApi {
+            url,
+            script,
+            requested,
+        }
+    }
+
+    /// How often `request` (`LIST /api/v1/pods`, `WATCH /api/v1/events`) was made.
+    pub fn seen(&self, request: &str) -> usize {
+        let script = self.script.lock().unwrap();
+        script.seen.iter().filter(|r| *r == request).count()
+    }
+
+    /// Waits until `request` has been seen `times` times.
+    pub async fn wait_for(&self, request: &str, times: usize) {
+        loop {
+            let notified = self.requested.notified();
+            if self.seen(request) >= times {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+async fn serve(mut conn: TcpStream, script: Arc<Mutex<Script>>, requested: Arc<Notify>) {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match conn.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    let head = String::from_utf8_lossy(&head).to_string();
+    let target = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+    let path = target.split('?').next().unwrap_or("").to_string();
+    let watch = target.contains("watch=true");
+    let key: &'static str = match path.as_str() {
+        "/api/v1/events" => "/api/v1/events",
+        "/api/v1/pods" => "/api/v1/pods",
+        _ => "other",
+    };
+    let answer = {
+        let mut s = script.lock().unwrap();
+        s.seen
+            .push(format!("{} {path}", if watch { "WATCH" } else { "LIST" }));
+        let next = s.answers.get_mut(key).and_then(|q| {
+            // A list request takes the next list; a watch the next watch or error.
+            let at = q.iter().position(|a| match a {
+                Answer::List(_) => !watch,
+                Answer::Watch { .. } | Answer::Status(_) => watch,
+            })?;
+            q.remove(at)
+        });
+        match next {
+            Some(Answer::List(body)) => {
+                s.last_list.insert(key, body.clone());
+                Answer::List(body)
+            }
+            Some(other) => other,
+            None if watch => Answer::Watch {
+                lines: Vec::new(),
+                close: false,
+            },
+            None => Answer::List(s.last_list.get(key).cloned().unwrap_or(json!({}))),
+        }
+    };
+    requested.notify_waiters();
+    let response = |status: &str, body: &str| {
+        format!(
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    match answer {
+        Answer::List(body) => {
+            let _ = conn
+                .write_all(response("200 OK", &body.to_string()).as_bytes())
+                .await;
+        }
+        Answer::Status(code) => {
+            let body = json!({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",
+                "message":"scripted failure","reason":"InternalError","code":code});
+            let _ = conn
+                .write_all(
+                    response(&format!("{code} Internal Server Error"), &body.to_string())
+                        .as_bytes(),
+                )
+                .await;
+        }
+        Answer::Watch { lines, close } => {
+            // Close-delimited: the body is every line until the connection ends.
+            let mut out = String::from(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n",
+            );
+            for line in lines {
+                out.push_str(&line);
+                out.push('\n');
+            }
+            if conn.write_all(out.as_bytes()).await.is_err() {
+                return;
+            }
+            let _ = conn.flush().await;
+            if !close {
+                // Held open with nothing to say, until the client hangs up.
+                let _ = conn.read(&mut buf).await;
+            }
+        }
+    }
+}
+
+/// A list answer's body.
+pub fn list(kind: &str, rv: &str, items: Vec<Value>) -> Value {
+    json!({"kind": kind, "apiVersion": "v1", "metadata": {"resourceVersion": rv, "continue": ""},
+        "items": items})
+}
+
+/// One watch event line.
+pub fn line(kind: &str, object: &Value) -> String {
+    json!({"type": kind, "object": object}).to_string()
+}
+
+/// `object` at resourceVersion `rv`.
+pub fn with_version(mut object: Value, rv: u64) -> Value {
+    object["metadata"]["resourceVersion"] = json!(rv.to_string());
+    object
+}
