@@ -69,6 +69,12 @@ impl FakeApi {
         }
     }
 
+    /// Adds `answer` to those of `path` (for a scenario's next act).
+    pub fn push(&self, path: &'static str, answer: Answer) {
+        let mut script = self.script.lock().unwrap();
+        script.answers.entry(path).or_default().push_back(answer);
+    }
+
     /// How often `request` (`LIST /api/v1/pods`, `WATCH /api/v1/events`) was made.
     pub fn seen(&self, request: &str) -> usize {
         let script = self.script.lock().unwrap();

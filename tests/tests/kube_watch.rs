@@ -204,6 +204,7 @@ async fn run_with_kube_api_turns_an_oom_kill_into_an_incident_and_indexes_the_ev
         json!({"kind": "Pod", "name": name, "namespace": namespace, "uid": uid});
     back_off["metadata"]["namespace"] = namespace.clone();
     back_off["lastTimestamp"] = json!(now);
+    let back_off_again = back_off.clone();
 
     let mut script = Script::default();
     script.answers.insert(
@@ -222,11 +223,12 @@ async fn run_with_kube_api_turns_an_oom_kill_into_an_incident_and_indexes_the_ev
     );
     let api = FakeApi::start(script).await;
     let url = api.url.clone();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (logs, data) = (dir.path().join("pods"), dir.path().join("data"));
+    std::fs::create_dir_all(&logs).expect("logs dir");
+    let (l, d, u) = (logs.clone(), data.clone(), url.clone());
     let checked = tokio::task::spawn_blocking(move || {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let logs = dir.path().join("pods");
-        std::fs::create_dir_all(&logs).expect("logs dir");
-        let running = tests::Running::start(&logs, &dir.path().join("data"), &["--kube-api", &url]);
+        let running = tests::Running::start(&l, &d, &["--kube-api", &u]);
         let incidents = running.wait_for("/api/v1/incidents", Duration::from_secs(60), |b| {
             b["incidents"]
                 .as_array()
@@ -237,13 +239,21 @@ async fn run_with_kube_api_turns_an_oom_kill_into_an_incident_and_indexes_the_ev
             Duration::from_secs(60),
             |b| b["total"] == 1,
         );
+        let objects = running.wait_for(
+            "/api/v1/search?kind=k8s_object&q=*",
+            Duration::from_secs(60),
+            |b| b["total"] == 3,
+        );
         let (_, metrics) = running.get_text("/metrics");
-        (incidents, events, metrics)
+        let (status, _) = running.terminate(Duration::from_secs(30));
+        assert!(status.success(), "a clean stop");
+        (incidents, events, objects, metrics)
     });
-    let (incidents, events, metrics) = tokio::time::timeout(Duration::from_secs(120), checked)
-        .await
-        .expect("a guard, not a wait")
-        .expect("the checks ran");
+    let (incidents, events, objects, metrics) =
+        tokio::time::timeout(Duration::from_secs(120), checked)
+            .await
+            .expect("a guard, not a wait")
+            .expect("the checks ran");
     let incident = incidents["incidents"]
         .as_array()
         .and_then(|all| all.iter().find(|i| i["kind"] == "oom_killed"))
@@ -258,4 +268,57 @@ async fn run_with_kube_api_turns_an_oom_kill_into_an_incident_and_indexes_the_ev
         metrics.contains("infersight_kube_events_total{source=\"cluster\"} 1"),
         "{metrics}"
     );
+    let bodies: Vec<&str> = objects["hits"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|h| h["body"].as_str())
+        .collect();
+    assert!(bodies.iter().any(|b| b.contains("OOMKilled")), "{bodies:?}");
+
+    // A restart relists everything the first run indexed, plus one new event: the index
+    // ends with each once. The phase record, made again from the same pod, replaces its
+    // copy (its observed time says which run wrote it).
+    let mut scheduled = fixture("k8s-events.json")
+        .into_iter()
+        .find(|e| e["reason"] == "Scheduled")
+        .expect("a Scheduled event");
+    scheduled["lastTimestamp"] = json!(now);
+    let first_run_ended = tests::cri_now();
+    api.push(
+        "/api/v1/events",
+        Answer::List(list("EventList", "6", vec![back_off_again, scheduled])),
+    );
+    let restarted = tokio::task::spawn_blocking(move || {
+        let running = tests::Running::start(&logs, &data, &["--kube-api", &url]);
+        let events = running.wait_for(
+            "/api/v1/search?kind=k8s_event&q=*",
+            Duration::from_secs(60),
+            |b| b["total"].as_u64() >= Some(2),
+        );
+        let objects = running.wait_for(
+            "/api/v1/search?kind=k8s_object&q=*",
+            Duration::from_secs(60),
+            |b| {
+                b["hits"].as_array().into_iter().flatten().any(|h| {
+                    h["attributes"][names::K8S_POD_PHASE].is_string()
+                        && h["body"]
+                            .as_str()
+                            .is_some_and(|b| b.ends_with("is Running"))
+                        && h["observed_timestamp"]
+                            .as_str()
+                            .is_some_and(|t| t > first_run_ended.as_str())
+                })
+            },
+        );
+        let events_now = running.get("/api/v1/search?kind=k8s_event&q=*").1;
+        drop(events);
+        (events_now, objects)
+    });
+    let (events, objects) = tokio::time::timeout(Duration::from_secs(120), restarted)
+        .await
+        .expect("a guard, not a wait")
+        .expect("the checks ran");
+    assert_eq!(events["total"], 2, "each event once: {events}");
+    assert_eq!(objects["total"], 3, "each pod change once: {objects}");
 }

@@ -78,6 +78,7 @@ impl PodTracker {
         let mut out = Vec::new();
         let base = pod_resource(pod);
         let version = resource_version(pod);
+        let changed_at = status_time(pod);
         let name = pod.metadata.name.clone().unwrap_or_default();
         if before.map(|b| &b.phase) != Some(&now.phase)
             && let Some(phase) = &now.phase
@@ -86,7 +87,7 @@ impl PodTracker {
                 &uid,
                 "phase",
                 version,
-                Timestamp::now(),
+                changed_at,
                 base.clone(),
                 format!("pod {name} is {phase}"),
             );
@@ -107,12 +108,21 @@ impl PodTracker {
             let mut resource = base.clone();
             resource.insert(names::K8S_CONTAINER_NAME, c.name.clone());
             if current.restarts > seen.map_or(0, |s| s.restarts) {
-                out.push(restart_record(&uid, version, &name, c, resource.clone()));
+                out.push(restart_record(
+                    &uid,
+                    version,
+                    &name,
+                    c,
+                    resource.clone(),
+                    changed_at,
+                ));
             }
             if current.waiting != seen.and_then(|s| s.waiting.clone())
                 && (seen.is_some() || current.waiting.is_some())
             {
-                out.push(waiting_record(&uid, version, &name, c, resource));
+                out.push(waiting_record(
+                    &uid, version, &name, c, resource, changed_at,
+                ));
             }
         }
         for r in &mut out {
@@ -140,6 +150,44 @@ impl PodTracker {
     pub fn is_empty(&self) -> bool {
         self.pods.is_empty()
     }
+}
+
+/// When the pod's status last changed, as far as the object says: the latest condition
+/// transition, container start or finish, or pod start. Taken from the object rather than
+/// the clock so that a record made again from the same object (a relist after a restart)
+/// is the same record, which the index then keeps once.
+fn status_time(pod: &Pod) -> Timestamp {
+    let Some(status) = pod.status.as_ref() else {
+        return pod
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map_or_else(Timestamp::now, |t| k8s_time(t.0));
+    };
+    let conditions = status
+        .conditions
+        .iter()
+        .flatten()
+        .filter_map(|c| c.last_transition_time.as_ref());
+    let containers = status.container_statuses.iter().flatten().flat_map(|c| {
+        [c.state.as_ref(), c.last_state.as_ref()]
+            .into_iter()
+            .flatten()
+            .flat_map(|s| {
+                [
+                    s.running.as_ref().and_then(|r| r.started_at.as_ref()),
+                    s.terminated.as_ref().and_then(|t| t.finished_at.as_ref()),
+                ]
+            })
+            .flatten()
+    });
+    conditions
+        .chain(containers)
+        .chain(status.start_time.as_ref())
+        .chain(pod.metadata.creation_timestamp.as_ref())
+        .map(|t| k8s_time(t.0))
+        .max()
+        .unwrap_or_else(Timestamp::now)
 }
 
 /// The object's resourceVersion as a number (etcd's revision; an opaque string to clients,
@@ -194,13 +242,14 @@ fn restart_record(
     pod: &str,
     c: &ContainerStatus,
     resource: Attributes,
+    changed_at: Timestamp,
 ) -> Record {
     let terminated = c.last_state.as_ref().and_then(|s| s.terminated.as_ref());
     let reason = terminated.and_then(|t| t.reason.clone());
     let exit_code = terminated.map(|t| t.exit_code);
     let when = terminated
         .and_then(|t| t.finished_at.as_ref())
-        .map_or_else(Timestamp::now, |t| k8s_time(t.0));
+        .map_or(changed_at, |t| k8s_time(t.0));
     let mut body = format!(
         "container {} of pod {pod} restarted ({} restarts)",
         c.name, c.restart_count
@@ -250,6 +299,7 @@ fn waiting_record(
     pod: &str,
     c: &ContainerStatus,
     resource: Attributes,
+    changed_at: Timestamp,
 ) -> Record {
     let waiting = waiting_reason(c);
     let body = match &waiting {
@@ -260,7 +310,7 @@ fn waiting_record(
         uid,
         &format!("waiting/{}", c.name),
         version,
-        Timestamp::now(),
+        changed_at,
         resource,
         body,
     );

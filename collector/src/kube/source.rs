@@ -131,11 +131,18 @@ impl KubeSource {
                 item = merged.next() => item,
             };
             let Some(item) = item else { break };
-            let records = self.records_of(item, &mut recorder, &mut tracker);
+            let (records, listed) = self.records_of(item, &mut recorder, &mut tracker);
             if records.is_empty() {
                 continue;
             }
-            if out.send(Batch::new(records)).await.is_err() {
+            let mut batch = Batch::new(records);
+            if listed {
+                // What a (re)list shows may be what an earlier run already indexed (this
+                // run remembers nothing of it): the sink replaces its copy instead of
+                // keeping two. Ids and timestamps come from the objects, so they match.
+                batch.redelivered = batch.records.iter().map(|r| r.id).collect();
+            }
+            if out.send(batch).await.is_err() {
                 break;
             }
         }
@@ -146,34 +153,36 @@ impl KubeSource {
         item: Watched,
         recorder: &mut EventRecorder,
         tracker: &mut PodTracker,
-    ) -> Vec<Record> {
+    ) -> (Vec<Record>, bool) {
         let m = &self.metrics;
-        let (records, counter) = match item {
+        let (records, counter, listed) = match item {
             Watched::Event(item) => match *item {
-                Ok(Change::Apply(e) | Change::InitApply(e)) => {
-                    (recorder.applied(&e).into_iter().collect(), &m.events)
+                Ok(Change::Apply(e)) => {
+                    (recorder.applied(&e).into_iter().collect(), &m.events, false)
+                }
+                Ok(Change::InitApply(e)) => {
+                    (recorder.applied(&e).into_iter().collect(), &m.events, true)
                 }
                 Ok(Change::Delete(e)) => {
                     recorder.deleted(&e);
-                    return Vec::new();
+                    return (Vec::new(), false);
                 }
-                Ok(change) => return self.listing(&change),
-                Err(e) => return self.failed(&e),
+                Ok(change) => return (self.listing(&change), false),
+                Err(e) => return (self.failed(&e), false),
             },
             Watched::Pod(item) => match *item {
-                Ok(Change::Apply(p) | Change::InitApply(p)) => {
-                    (tracker.applied(&p), &m.object_changes)
-                }
+                Ok(Change::Apply(p)) => (tracker.applied(&p), &m.object_changes, false),
+                Ok(Change::InitApply(p)) => (tracker.applied(&p), &m.object_changes, true),
                 Ok(Change::Delete(p)) => {
                     tracker.deleted(&p);
-                    return Vec::new();
+                    return (Vec::new(), false);
                 }
-                Ok(change) => return self.listing(&change),
-                Err(e) => return self.failed(&e),
+                Ok(change) => return (self.listing(&change), false),
+                Err(e) => return (self.failed(&e), false),
             },
         };
         counter.fetch_add(records.len() as u64, Relaxed);
-        records
+        (records, listed)
     }
 
     /// The start or end of a (re)list: counted, nothing to record.

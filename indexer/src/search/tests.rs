@@ -633,3 +633,29 @@ fn time_ranges_are_exact_across_time_blocks_segments_and_late_records() {
         );
     }
 }
+
+#[test]
+fn a_record_redelivered_after_a_restart_replaces_the_copy_the_last_run_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = IndexStore::open_or_create(dir.path()).unwrap();
+        let mut sink = store.sink(SinkOptions::default()).unwrap();
+        sink.add(Batch::new(vec![
+            record(1, "p", 1, "once"),
+            record(2, "p", 2, "kept"),
+        ]))
+        .unwrap();
+        sink.close().unwrap();
+    }
+    let store = IndexStore::open_or_create(dir.path()).unwrap();
+    let mut sink = store.sink(SinkOptions::default()).unwrap();
+    let again = record(1, "p", 1, "once");
+    sink.add(Batch {
+        redelivered: vec![again.id],
+        ..Batch::new(vec![again])
+    })
+    .unwrap();
+    sink.close().unwrap();
+    let all = store.searcher().search(&request("*")).unwrap();
+    assert_eq!(bodies(&all), ["kept", "once"]);
+}
