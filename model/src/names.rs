@@ -127,6 +127,12 @@ pub const K8S_CONTAINER_LAST_TERMINATED_REASON: &str = "k8s.container.last_termi
 pub const K8S_CONTAINER_LAST_TERMINATED_EXIT_CODE: &str = "k8s.container.last_terminated_exit_code";
 /// Why a container waits (`CrashLoopBackOff`, `ImagePullBackOff`, `ContainerCreating`).
 pub const K8S_CONTAINER_WAITING_REASON: &str = "k8s.container.waiting_reason";
+/// Replicas a workload wants (an autoscaler: what it asks for).
+pub const K8S_REPLICAS_DESIRED: &str = "k8s.replicas.desired";
+/// Replicas ready (an autoscaler: what its target has).
+pub const K8S_REPLICAS_READY: &str = "k8s.replicas.ready";
+/// Replicas available (an autoscaler: its ceiling).
+pub const K8S_REPLICAS_AVAILABLE: &str = "k8s.replicas.available";
 
 /// HTTP method of an access line.
 pub const HTTP_REQUEST_METHOD: &str = "http.request.method";

@@ -4,7 +4,7 @@
 
 use api::{MetricFamily, MetricKind, MetricsBackend, Sample};
 use collector::files::FileSourceMetrics;
-use collector::kube::KubeSourceMetrics;
+use collector::kube::{KubeSourceMetrics, Replicas, WorkloadTable};
 use indexer::{IndexStats, IndexStore};
 use processor::metrics::{Histogram, Labels, LlmMetrics, Series};
 use std::sync::Arc;
@@ -16,6 +16,7 @@ use std::sync::atomic::Ordering::Relaxed;
 pub struct PipelineMetrics {
     files: Vec<(String, Arc<FileSourceMetrics>)>,
     kube: Vec<(String, Arc<KubeSourceMetrics>)>,
+    workloads: Vec<Arc<WorkloadTable>>,
     llm: Arc<LlmMetrics>,
     index: Option<IndexStore>,
 }
@@ -30,14 +31,21 @@ impl PipelineMetrics {
         PipelineMetrics {
             files,
             kube: Vec::new(),
+            workloads: Vec::new(),
             llm,
             index,
         }
     }
 
-    /// Exposes the counters of these `kube` sources too.
-    pub fn with_kube(mut self, kube: Vec<(String, Arc<KubeSourceMetrics>)>) -> Self {
+    /// Exposes the counters of these `kube` sources too, and the replica counts of the
+    /// workloads they watch.
+    pub fn with_kube(
+        mut self,
+        kube: Vec<(String, Arc<KubeSourceMetrics>)>,
+        workloads: Vec<Arc<WorkloadTable>>,
+    ) -> Self {
         self.kube = kube;
+        self.workloads = workloads;
         self
     }
 }
@@ -231,6 +239,7 @@ impl MetricsBackend for PipelineMetrics {
     fn families(&self) -> Vec<MetricFamily> {
         let mut families = per_source(FILES, &self.files);
         families.extend(per_source(KUBE, &self.kube));
+        families.extend(workload_families(&self.workloads));
         if let Some(index) = &self.index {
             let stats = index.stats();
             families.extend(INDEX.iter().map(|(name, help, kind, field)| MetricFamily {
@@ -243,6 +252,53 @@ impl MetricsBackend for PipelineMetrics {
         families.extend(llm_families(&self.llm));
         families
     }
+}
+
+/// `(name, help, count)` of a workload replica gauge.
+type ReplicaGauge = (&'static str, &'static str, fn(&Replicas) -> i64);
+
+/// The workload replica gauges.
+const REPLICAS: [ReplicaGauge; 3] = [
+    (
+        "k8s_workload_replicas_desired",
+        "Replicas a Deployment or StatefulSet wants (an autoscaler: what it asks for).",
+        |r| r.desired,
+    ),
+    (
+        "k8s_workload_replicas_ready",
+        "Replicas ready (an autoscaler: what its target has).",
+        |r| r.ready,
+    ),
+    (
+        "k8s_workload_replicas_available",
+        "Replicas available (an autoscaler: its ceiling, maxReplicas).",
+        |r| r.available,
+    ),
+];
+
+fn workload_families(tables: &[Arc<WorkloadTable>]) -> Vec<MetricFamily> {
+    let rows: Vec<_> = tables.iter().flat_map(|t| t.snapshot()).collect();
+    REPLICAS
+        .iter()
+        .map(|(name, help, count)| MetricFamily {
+            name,
+            help,
+            kind: MetricKind::Gauge,
+            samples: rows
+                .iter()
+                .map(|((kind, namespace, workload), replicas)| {
+                    Sample::new(
+                        vec![
+                            ("namespace", namespace.clone()),
+                            ("kind", kind.to_string()),
+                            ("name", workload.clone()),
+                        ],
+                        count(replicas) as f64,
+                    )
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 /// One family per metric of `table`, one sample per source.

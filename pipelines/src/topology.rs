@@ -145,8 +145,10 @@ pub async fn run(
         source_outputs.push((id.clone(), source, output(&id, &mut tasks)));
     }
     let mut kube_metrics = Vec::new();
+    let mut workloads = Vec::new();
     for (id, source) in kube_sources {
         kube_metrics.push((id.clone(), source.metrics()));
+        workloads.push(source.workloads());
         let (out, shutdown) = (output(&id, &mut tasks), shutdown.clone());
         tasks.spawn(async move {
             source.run(out, shutdown).await;
@@ -230,7 +232,7 @@ pub async fn run(
                         Arc::clone(&llm_metrics),
                         Some(store.clone()),
                     )
-                    .with_kube(kube_metrics),
+                    .with_kube(kube_metrics, workloads),
                 ),
             });
             api_task = Some(tokio::spawn(api::serve(listener, router, async {

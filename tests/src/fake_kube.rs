@@ -31,11 +31,12 @@ pub enum Answer {
     Status(u16),
 }
 
-/// A loopback API server: per path prefix, answers in order; once they run out, a watch is
-/// held open with nothing to say and a list repeats the last one.
+/// A loopback API server: per path, answers in order; once they run out, a watch is held
+/// open with nothing to say and a list repeats the last one (an empty one for a path the
+/// script never answered).
 #[derive(Default)]
 pub struct Script {
-    /// Answers by path (`/api/v1/events`, `/api/v1/pods`), in order.
+    /// Answers by path (`/api/v1/events`, `/apis/apps/v1/deployments`), in order.
     pub answers: HashMap<&'static str, VecDeque<Answer>>,
     last_list: HashMap<&'static str, Value>,
     /// Requests seen, as `LIST /api/v1/pods` or `WATCH /api/v1/pods`.
@@ -106,13 +107,14 @@ async fn serve(mut conn: TcpStream, script: Arc<Mutex<Script>>, requested: Arc<N
     let target = head.split_whitespace().nth(1).unwrap_or("/").to_string();
     let path = target.split('?').next().unwrap_or("").to_string();
     let watch = target.contains("watch=true");
-    let key: &'static str = match path.as_str() {
-        "/api/v1/events" => "/api/v1/events",
-        "/api/v1/pods" => "/api/v1/pods",
-        _ => "other",
-    };
     let answer = {
         let mut s = script.lock().unwrap();
+        let key: &'static str = s
+            .answers
+            .keys()
+            .find(|k| **k == path)
+            .copied()
+            .unwrap_or("other");
         s.seen
             .push(format!("{} {path}", if watch { "WATCH" } else { "LIST" }));
         let next = s.answers.get_mut(key).and_then(|q| {
@@ -133,7 +135,13 @@ async fn serve(mut conn: TcpStream, script: Arc<Mutex<Script>>, requested: Arc<N
                 lines: Vec::new(),
                 close: false,
             },
-            None => Answer::List(s.last_list.get(key).cloned().unwrap_or(json!({}))),
+            // Kinds the script says nothing of (workloads) exist and are empty.
+            None => Answer::List(
+                s.last_list
+                    .get(key)
+                    .cloned()
+                    .unwrap_or_else(|| list("List", "1", Vec::new())),
+            ),
         }
     };
     requested.notify_waiters();

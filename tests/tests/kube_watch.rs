@@ -221,6 +221,23 @@ async fn run_with_kube_api_turns_an_oom_kill_into_an_incident_and_indexes_the_ev
             },
         ]),
     );
+    let deployment = |rv: &str, desired: i64, ready: i64| {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "vllm-mistral-7b", "namespace": namespace, "uid": "d-1",
+                "resourceVersion": rv, "creationTimestamp": now},
+            "spec": {"replicas": desired, "selector": {}, "template": {}},
+            "status": {"readyReplicas": ready, "availableReplicas": ready}})
+    };
+    script.answers.insert(
+        "/apis/apps/v1/deployments",
+        VecDeque::from([
+            Answer::List(list("DeploymentList", "7", vec![deployment("7", 2, 2)])),
+            Answer::Watch {
+                lines: vec![line("MODIFIED", &deployment("8", 3, 2))],
+                close: false,
+            },
+        ]),
+    );
     let api = FakeApi::start(script).await;
     let url = api.url.clone();
     let dir = tempfile::tempdir().expect("temp dir");
@@ -242,7 +259,7 @@ async fn run_with_kube_api_turns_an_oom_kill_into_an_incident_and_indexes_the_ev
         let objects = running.wait_for(
             "/api/v1/search?kind=k8s_object&q=*",
             Duration::from_secs(60),
-            |b| b["total"] == 3,
+            |b| b["total"] == 5,
         );
         let (_, metrics) = running.get_text("/metrics");
         let (status, _) = running.terminate(Duration::from_secs(30));
@@ -275,6 +292,16 @@ async fn run_with_kube_api_turns_an_oom_kill_into_an_incident_and_indexes_the_ev
         .filter_map(|h| h["body"].as_str())
         .collect();
     assert!(bodies.iter().any(|b| b.contains("OOMKilled")), "{bodies:?}");
+    assert!(
+        bodies
+            .iter()
+            .any(|b| b.contains("3 desired, 2 ready") && b.contains("was 2 desired")),
+        "a scale-up that is not ready yet: {bodies:?}"
+    );
+    let desired = format!(
+        "k8s_workload_replicas_desired{{namespace={namespace},kind=\"Deployment\",name=\"vllm-mistral-7b\"}} 3"
+    );
+    assert!(metrics.contains(&desired), "{desired} in {metrics}");
 
     // A restart relists everything the first run indexed, plus one new event: the index
     // ends with each once. The phase record, made again from the same pod, replaces its
@@ -320,5 +347,8 @@ async fn run_with_kube_api_turns_an_oom_kill_into_an_incident_and_indexes_the_ev
         .expect("a guard, not a wait")
         .expect("the checks ran");
     assert_eq!(events["total"], 2, "each event once: {events}");
-    assert_eq!(objects["total"], 3, "each pod change once: {objects}");
+    assert_eq!(
+        objects["total"], 5,
+        "each pod and workload change once: {objects}"
+    );
 }

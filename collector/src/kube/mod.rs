@@ -1,7 +1,8 @@
 //! The Kubernetes source: watches the API server with `kube`'s watcher (list, then watch
 //! from the list's resourceVersion, relist on 410 Expired, back off on errors) and turns
 //! what it sees into records: `k8s_event` for Events ([`EventRecorder`]), `k8s_object` for
-//! pod changes ([`PodTracker`]).
+//! pod changes ([`PodTracker`]) and workload replica changes ([`WorkloadTracker`], which
+//! also keeps the replica counts `/metrics` shows).
 //!
 //! Never reads meaning into an event's message: reason, type and the object it is about
 //! say what happened; the message is the record's body, for people.
@@ -9,10 +10,12 @@
 mod events;
 mod pods;
 mod source;
+mod workloads;
 
 pub use events::EventRecorder;
 pub use pods::PodTracker;
 pub use source::{KubeError, KubeSource, KubeSourceConfig, KubeSourceMetrics};
+pub use workloads::{Replicas, Workload, WorkloadTable, WorkloadTracker, WorkloadView};
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use model::{Attributes, Timestamp, names};

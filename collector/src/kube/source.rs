@@ -1,11 +1,13 @@
 //! Connecting to the API server and running the watches.
 
-use super::{EventRecorder, PodTracker};
+use super::{EventRecorder, PodTracker, Workload, WorkloadTable, WorkloadTracker, WorkloadView};
 use crate::Shutdown;
 use ::kube::runtime::WatchStreamExt;
 use ::kube::runtime::watcher::{self, Event as Change};
 use ::kube::{Api, Client};
 use futures_util::StreamExt;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Event, Pod};
 use model::{Batch, Record};
 use std::sync::Arc;
@@ -63,12 +65,25 @@ pub struct KubeSource {
     client: Client,
     config: KubeSourceConfig,
     metrics: Arc<KubeSourceMetrics>,
+    workloads: WorkloadTracker,
 }
 
 /// One item of the merged watch streams (boxed: a pod is a couple of kilobytes).
 enum Watched {
     Event(Box<Result<Change<Event>, watcher::Error>>),
     Pod(Box<Result<Change<Pod>, watcher::Error>>),
+    Workload(Box<Result<Change<Option<WorkloadView>>, watcher::Error>>),
+}
+
+/// A workload watch's item as the tracker's view of it.
+fn workload_item<K: Workload>(item: Result<Change<K>, watcher::Error>) -> Watched {
+    Watched::Workload(Box::new(item.map(|change| match change {
+        Change::Apply(k) => Change::Apply(k.view()),
+        Change::InitApply(k) => Change::InitApply(k.view()),
+        Change::Delete(k) => Change::Delete(k.view()),
+        Change::Init => Change::Init,
+        Change::InitDone => Change::InitDone,
+    })))
 }
 
 impl KubeSource {
@@ -97,6 +112,7 @@ impl KubeSource {
             client,
             config,
             metrics: Arc::default(),
+            workloads: WorkloadTracker::default(),
         }
     }
 
@@ -105,10 +121,15 @@ impl KubeSource {
         self.metrics.clone()
     }
 
+    /// The replica counts of the workloads it watches.
+    pub fn workloads(&self) -> Arc<WorkloadTable> {
+        self.workloads.table()
+    }
+
     /// Watches until `shutdown` or until `out` is closed. Errors of the API server (it went
     /// away, answered 500, sent something malformed) are counted and logged, and the
     /// watcher retries with backoff: they never stop the source.
-    pub async fn run(self, out: mpsc::Sender<Batch>, shutdown: Shutdown) {
+    pub async fn run(mut self, out: mpsc::Sender<Batch>, shutdown: Shutdown) {
         let events = watcher::watcher(
             Api::<Event>::all(self.client.clone()),
             watcher::Config::default(),
@@ -122,7 +143,31 @@ impl KubeSource {
         let pods = watcher::watcher(Api::<Pod>::all(self.client.clone()), pod_config)
             .default_backoff()
             .map(|item| Watched::Pod(Box::new(item)));
-        let mut merged = std::pin::pin!(futures_util::stream::select(events, pods));
+        let deployments = watcher::watcher(
+            Api::<Deployment>::all(self.client.clone()),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .map(workload_item);
+        let stateful_sets = watcher::watcher(
+            Api::<StatefulSet>::all(self.client.clone()),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .map(workload_item);
+        let autoscalers = watcher::watcher(
+            Api::<HorizontalPodAutoscaler>::all(self.client.clone()),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .map(workload_item);
+        let mut merged = std::pin::pin!(futures_util::stream::select_all([
+            events.boxed(),
+            pods.boxed(),
+            deployments.boxed(),
+            stateful_sets.boxed(),
+            autoscalers.boxed(),
+        ]));
         let mut recorder = EventRecorder::default();
         let mut tracker = PodTracker::default();
         loop {
@@ -149,7 +194,7 @@ impl KubeSource {
     }
 
     fn records_of(
-        &self,
+        &mut self,
         item: Watched,
         recorder: &mut EventRecorder,
         tracker: &mut PodTracker,
@@ -175,6 +220,24 @@ impl KubeSource {
                 Ok(Change::InitApply(p)) => (tracker.applied(&p), &m.object_changes, true),
                 Ok(Change::Delete(p)) => {
                     tracker.deleted(&p);
+                    return (Vec::new(), false);
+                }
+                Ok(change) => return (self.listing(&change), false),
+                Err(e) => return (self.failed(&e), false),
+            },
+            Watched::Workload(item) => match *item {
+                Ok(Change::Apply(Some(w))) => (
+                    self.workloads.applied(w).into_iter().collect(),
+                    &m.object_changes,
+                    false,
+                ),
+                Ok(Change::InitApply(Some(w))) => (
+                    self.workloads.applied(w).into_iter().collect(),
+                    &m.object_changes,
+                    true,
+                ),
+                Ok(Change::Delete(Some(w))) => {
+                    self.workloads.deleted(w);
                     return (Vec::new(), false);
                 }
                 Ok(change) => return (self.listing(&change), false),

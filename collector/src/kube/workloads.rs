@@ -1,0 +1,290 @@
+//! Deployments, StatefulSets and HorizontalPodAutoscalers → `k8s_object` records when their
+//! replica counts change, and a live table of those counts (the "number of replicas" on
+//! `/metrics`): a scale-up that never became ready, an HPA that wants more than it has.
+
+use super::k8s_time;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use model::{Attributes, Record, RecordId, RecordKind, Severity, Timestamp, names};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+/// Replica counts of one workload. For an HPA: `desired` is what it asks for, `ready` what
+/// its target has (`currentReplicas`), `available` its ceiling (`maxReplicas`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Replicas {
+    /// Wanted.
+    pub desired: i64,
+    /// Ready (or current, for an HPA).
+    pub ready: i64,
+    /// Available (or the ceiling, for an HPA).
+    pub available: i64,
+}
+
+/// One workload as the tracker sees it, whatever its kind.
+#[derive(Clone, Debug)]
+pub struct WorkloadView {
+    kind: &'static str,
+    uid: String,
+    namespace: String,
+    name: String,
+    version: u64,
+    changed_at: Timestamp,
+    replicas: Replicas,
+}
+
+/// A workload kind the tracker understands.
+pub trait Workload {
+    /// `Deployment`, `StatefulSet`, `HorizontalPodAutoscaler`.
+    const KIND: &'static str;
+    /// Its replica counts.
+    fn replicas(&self) -> Replicas;
+    /// Its metadata.
+    fn meta(&self) -> &ObjectMeta;
+
+    /// The view the tracker keeps; `None` without a uid (which no API server sends).
+    fn view(&self) -> Option<WorkloadView> {
+        let meta = self.meta();
+        Some(WorkloadView {
+            kind: Self::KIND,
+            uid: meta.uid.clone()?,
+            namespace: meta.namespace.clone().unwrap_or_default(),
+            name: meta.name.clone().unwrap_or_default(),
+            version: meta
+                .resource_version
+                .as_deref()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+            changed_at: last_written(meta),
+            replicas: self.replicas(),
+        })
+    }
+}
+
+fn count(v: Option<i32>) -> i64 {
+    i64::from(v.unwrap_or(0))
+}
+
+impl Workload for Deployment {
+    const KIND: &'static str = "Deployment";
+    fn replicas(&self) -> Replicas {
+        let status = self.status.as_ref();
+        Replicas {
+            desired: count(self.spec.as_ref().and_then(|s| s.replicas).or(Some(1))),
+            ready: count(status.and_then(|s| s.ready_replicas)),
+            available: count(status.and_then(|s| s.available_replicas)),
+        }
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+}
+
+impl Workload for StatefulSet {
+    const KIND: &'static str = "StatefulSet";
+    fn replicas(&self) -> Replicas {
+        let status = self.status.as_ref();
+        Replicas {
+            desired: count(self.spec.as_ref().and_then(|s| s.replicas).or(Some(1))),
+            ready: count(status.and_then(|s| s.ready_replicas)),
+            available: count(status.and_then(|s| s.available_replicas)),
+        }
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+}
+
+impl Workload for HorizontalPodAutoscaler {
+    const KIND: &'static str = "HorizontalPodAutoscaler";
+    fn replicas(&self) -> Replicas {
+        let status = self.status.as_ref();
+        Replicas {
+            desired: count(status.map(|s| s.desired_replicas)),
+            ready: count(status.and_then(|s| s.current_replicas)),
+            available: count(self.spec.as_ref().map(|s| s.max_replicas)),
+        }
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+}
+
+/// When the object was last written, as far as it says (its managed fields' times, else
+/// its creation): taken from the object so that a record made again from the same version
+/// (a relist after a restart) is the same record.
+fn last_written(meta: &ObjectMeta) -> Timestamp {
+    meta.managed_fields
+        .iter()
+        .flatten()
+        .filter_map(|f| f.time.as_ref())
+        .chain(meta.creation_timestamp.as_ref())
+        .map(|t| k8s_time(t.0))
+        .max()
+        .unwrap_or_else(Timestamp::now)
+}
+
+/// Replica counts of every workload seen, by (kind, namespace, name): what `/metrics`
+/// shows.
+#[derive(Debug, Default)]
+pub struct WorkloadTable(Mutex<BTreeMap<(&'static str, String, String), Replicas>>);
+
+impl WorkloadTable {
+    /// A copy of the table.
+    pub fn snapshot(&self) -> Vec<((&'static str, String, String), Replicas)> {
+        let table = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        table.iter().map(|(k, v)| (k.clone(), *v)).collect()
+    }
+}
+
+/// Turns watched workloads into records of replica changes, and keeps the table current.
+#[derive(Debug, Default)]
+pub struct WorkloadTracker {
+    seen: HashMap<String, (&'static str, String, String, Replicas)>,
+    table: Arc<WorkloadTable>,
+}
+
+impl WorkloadTracker {
+    /// The table it keeps.
+    pub fn table(&self) -> Arc<WorkloadTable> {
+        self.table.clone()
+    }
+
+    /// The record of a change in `w`'s replicas (or of `w` itself, the first time).
+    pub fn applied(&mut self, w: WorkloadView) -> Option<Record> {
+        let key = (w.kind, w.namespace.clone(), w.name.clone());
+        self.table
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, w.replicas);
+        let before = self.seen.get(&w.uid).map(|s| s.3);
+        if before == Some(w.replicas) {
+            return None;
+        }
+        self.seen.insert(
+            w.uid.clone(),
+            (w.kind, w.namespace.clone(), w.name.clone(), w.replicas),
+        );
+        Some(record(&w, before))
+    }
+
+    /// Forgets a deleted workload (and takes it off the table).
+    pub fn deleted(&mut self, w: WorkloadView) {
+        self.seen.remove(&w.uid);
+        self.table
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(w.kind, w.namespace, w.name));
+    }
+}
+
+fn record(w: &WorkloadView, before: Option<Replicas>) -> Record {
+    let mut resource = Attributes::new();
+    resource.insert(names::K8S_NAMESPACE_NAME, w.namespace.clone());
+    let r = w.replicas;
+    let mut body = match w.kind {
+        "HorizontalPodAutoscaler" => format!(
+            "autoscaler {}: wants {} replicas, has {} (at most {})",
+            w.name, r.desired, r.ready, r.available
+        ),
+        kind => format!(
+            "{} {}: {} desired, {} ready, {} available",
+            kind.to_lowercase(),
+            w.name,
+            r.desired,
+            r.ready,
+            r.available
+        ),
+    };
+    if let Some(b) = before {
+        body.push_str(&format!(" (was {} desired, {} ready)", b.desired, b.ready));
+    }
+    let mut record = Record::log(
+        RecordId::from_source(format!("k8s-workload/{}", w.uid).as_bytes(), w.version),
+        w.changed_at,
+        Timestamp::now(),
+        Arc::new(resource),
+        body,
+    );
+    record.kind = RecordKind::K8sObject;
+    // Fewer ready than wanted is how a failed rollout or a pod that cannot be scheduled
+    // shows at the workload (and, for an autoscaler, a scale-up not yet served).
+    record.severity = Some(if r.ready < r.desired {
+        Severity::Warn
+    } else {
+        Severity::Info
+    });
+    let a = &mut record.attributes;
+    a.insert(names::K8S_OBJECT_KIND, w.kind);
+    a.insert(names::K8S_OBJECT_NAME, w.name.clone());
+    a.insert(names::K8S_OBJECT_UID, w.uid.clone());
+    a.insert(names::K8S_REPLICAS_DESIRED, r.desired);
+    a.insert(names::K8S_REPLICAS_READY, r.ready);
+    a.insert(names::K8S_REPLICAS_AVAILABLE, r.available);
+    record
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deployment(rv: &str, desired: i32, ready: i32) -> Deployment {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "vllm-mistral-7b", "namespace": "llm-serving",
+                "uid": "d-1", "resourceVersion": rv,
+                "creationTimestamp": "2025-03-04T09:00:00Z",
+                "managedFields": [{"manager": "kube-controller-manager", "operation": "Update",
+                    "subresource": "status", "time": format!("2025-03-04T10:0{rv}:00Z")}]},
+            "spec": {"replicas": desired, "selector": {}, "template": {}},
+            "status": {"readyReplicas": ready, "availableReplicas": ready}
+        }))
+        .expect("a Deployment")
+    }
+
+    #[test]
+    fn replica_changes_are_records_and_the_table_follows() {
+        let mut tracker = WorkloadTracker::default();
+        let first = tracker
+            .applied(deployment("1", 2, 2).view().unwrap())
+            .expect("first sight");
+        assert_eq!(first.severity, Some(Severity::Info));
+        assert!(
+            tracker
+                .applied(deployment("1", 2, 2).view().unwrap())
+                .is_none(),
+            "a relist resends it"
+        );
+        let scaled = tracker
+            .applied(deployment("2", 4, 2).view().unwrap())
+            .expect("a scale-up");
+        assert_eq!(scaled.severity, Some(Severity::Warn), "{}", scaled.body);
+        assert!(scaled.body.contains("was 2 desired"), "{}", scaled.body);
+        assert_eq!(
+            scaled
+                .attributes
+                .get(names::K8S_REPLICAS_DESIRED)
+                .and_then(|v| v.as_f64()),
+            Some(4.0)
+        );
+        assert_eq!(
+            scaled.timestamp,
+            Timestamp::parse_rfc3339("2025-03-04T10:02:00Z").unwrap()
+        );
+        let table = tracker.table().snapshot();
+        assert_eq!(table.len(), 1);
+        assert_eq!(
+            table[0].1,
+            Replicas {
+                desired: 4,
+                ready: 2,
+                available: 2
+            }
+        );
+        tracker.deleted(deployment("3", 4, 2).view().unwrap());
+        assert!(tracker.table().snapshot().is_empty());
+    }
+}
