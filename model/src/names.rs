@@ -17,6 +17,22 @@ pub const K8S_CONTAINER_RESTART_COUNT: &str = "k8s.container.restart_count";
 pub const K8S_NODE_NAME: &str = "k8s.node.name";
 /// Container runtime id.
 pub const CONTAINER_ID: &str = "container.id";
+/// The container's image (`vllm/vllm-openai:v0.8.5`), from the pod spec.
+pub const CONTAINER_IMAGE_NAME: &str = "container.image.name";
+/// GPUs (`nvidia.com/gpu`) the container requests.
+pub const K8S_CONTAINER_GPU_REQUEST: &str = "k8s.container.gpu.request";
+/// GPUs (`nvidia.com/gpu`) the container is limited to.
+pub const K8S_CONTAINER_GPU_LIMIT: &str = "k8s.container.gpu.limit";
+/// The Deployment that runs the pod (through its ReplicaSet).
+pub const K8S_DEPLOYMENT_NAME: &str = "k8s.deployment.name";
+/// The ReplicaSet that runs the pod, when no Deployment owns it.
+pub const K8S_REPLICASET_NAME: &str = "k8s.replicaset.name";
+/// The StatefulSet that runs the pod.
+pub const K8S_STATEFULSET_NAME: &str = "k8s.statefulset.name";
+/// The DaemonSet that runs the pod.
+pub const K8S_DAEMONSET_NAME: &str = "k8s.daemonset.name";
+/// The Job that runs the pod.
+pub const K8S_JOB_NAME: &str = "k8s.job.name";
 /// Prefix of a pod label in a resource (`k8s.pod.label.app`), as OpenTelemetry names it.
 pub const K8S_POD_LABEL_PREFIX: &str = "k8s.pod.label.";
 /// Prefix of a pod annotation in a resource (`k8s.pod.annotation.<key>`).

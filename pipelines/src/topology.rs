@@ -16,10 +16,10 @@ use collector::files::{
 };
 use collector::kube::{KubeError, KubeSource, KubeSourceConfig};
 use indexer::{IndexSink, IndexStore, SinkOptions};
-use model::Batch;
+use model::{Attributes, Batch, Record, RecordKind};
 use processor::metrics::LlmMetrics;
 use processor::{InferenceLogProcessor, ServerAssignment};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -146,6 +146,8 @@ pub async fn run(
     }
     let mut kube_metrics = Vec::new();
     let mut workloads = Vec::new();
+    // Log records are enriched from the first Kubernetes source's pods.
+    let pod_metadata = kube_sources.first().map(|(_, s)| s.pod_metadata());
     for (id, source) in kube_sources {
         kube_metrics.push((id.clone(), source.metrics()));
         workloads.push(source.workloads());
@@ -185,10 +187,11 @@ pub async fn run(
                 if !servers.is_empty() {
                     processor = processor.with_assignment(server_assignment(&servers)?);
                 }
+                let enricher = pod_metadata.clone().map(PodEnricher::new);
                 tasks.spawn(async move {
                     (
                         format!("transform `{id}`"),
-                        run_inference_logs(rx, out, processor).await,
+                        run_inference_logs(rx, out, processor, enricher).await,
                     )
                 });
             }
@@ -389,8 +392,13 @@ async fn run_inference_logs(
     mut rx: mpsc::Receiver<Batch>,
     out: mpsc::Sender<Batch>,
     mut processor: InferenceLogProcessor,
+    mut enricher: Option<PodEnricher>,
 ) -> anyhow::Result<()> {
     while let Some(mut batch) = rx.recv().await {
+        // First: the pod's annotations can name the server the processor then parses for.
+        if let Some(enricher) = &mut enricher {
+            enricher.enrich(&mut batch.records);
+        }
         processor.process_batch(&mut batch);
         if out.send(batch).await.is_err() {
             return Err(anyhow!("its output closed"));
@@ -448,6 +456,55 @@ async fn kube_source(
             Ok(None)
         }
         Err(e) => Err(e).with_context(|| format!("source `{id}`")),
+    }
+}
+
+/// Adds what the Kubernetes source knows of a log record's pod to its resource. A pod's
+/// records share one resource, so the enriched one is made once per resource and pod
+/// version, not per record.
+struct PodEnricher {
+    pods: Arc<collector::kube::PodMetadata>,
+    /// By the address of the resource a source gave (kept alive here, so the address is
+    /// not reused): the pod version it was enriched at, and the result.
+    made: HashMap<usize, (Arc<Attributes>, u64, Arc<Attributes>)>,
+}
+
+impl PodEnricher {
+    /// Resources kept; past this the cache starts over (pods come and go).
+    const CACHED: usize = 4096;
+
+    fn new(pods: Arc<collector::kube::PodMetadata>) -> Self {
+        PodEnricher {
+            pods,
+            made: HashMap::new(),
+        }
+    }
+
+    fn enrich(&mut self, records: &mut [Record]) {
+        for r in records.iter_mut().filter(|r| r.kind == RecordKind::Log) {
+            let Some(version) = r
+                .resource
+                .get_str(model::names::K8S_POD_UID)
+                .and_then(|uid| self.pods.version(uid))
+            else {
+                continue;
+            };
+            let key = Arc::as_ptr(&r.resource) as usize;
+            match self.made.get(&key) {
+                Some((_, v, enriched)) if *v == version => r.resource = enriched.clone(),
+                _ => {
+                    let Some(enriched) = self.pods.enrich(&r.resource) else {
+                        continue;
+                    };
+                    if self.made.len() >= Self::CACHED {
+                        self.made.clear();
+                    }
+                    let enriched = Arc::new(enriched);
+                    let original = std::mem::replace(&mut r.resource, enriched.clone());
+                    self.made.insert(key, (original, version, enriched));
+                }
+            }
+        }
     }
 }
 

@@ -244,12 +244,34 @@ async fn run_with_kube_api_turns_an_oom_kill_into_an_incident_and_indexes_the_ev
     let (logs, data) = (dir.path().join("pods"), dir.path().join("data"));
     std::fs::create_dir_all(&logs).expect("logs dir");
     let (l, d, u) = (logs.clone(), data.clone(), url.clone());
+    let (name2, namespace2, uid2) = (name.clone(), namespace.clone(), uid.clone());
     let checked = tokio::task::spawn_blocking(move || {
         let running = tests::Running::start(&l, &d, &["--kube-api", &u]);
         let incidents = running.wait_for("/api/v1/incidents", Duration::from_secs(60), |b| {
             b["incidents"]
                 .as_array()
                 .is_some_and(|all| all.iter().any(|i| i["kind"] == "oom_killed"))
+        });
+        // The pod is known by now: its log lines carry its workload, image and GPUs.
+        let pod_dir = l
+            .join(format!(
+                "{}_{}_{}",
+                namespace2.as_str().unwrap_or_default(),
+                name2.as_str().unwrap_or_default(),
+                uid2.as_str().unwrap_or_default()
+            ))
+            .join("vllm");
+        std::fs::create_dir_all(&pod_dir).expect("pod log dir");
+        std::fs::write(
+            pod_dir.join("0.log"),
+            format!(
+                "{} stdout F INFO 03-04 09:14:20 [api_server.py:1090] Starting vLLM API server on http://0.0.0.0:8000\n",
+                tests::cri_now()
+            ),
+        )
+        .expect("a log line");
+        let line = running.wait_for("/api/v1/search?q=Starting", Duration::from_secs(60), |b| {
+            b["total"] == 1
         });
         let events = running.wait_for(
             "/api/v1/search?kind=k8s_event&q=*",
@@ -264,13 +286,25 @@ async fn run_with_kube_api_turns_an_oom_kill_into_an_incident_and_indexes_the_ev
         let (_, metrics) = running.get_text("/metrics");
         let (status, _) = running.terminate(Duration::from_secs(30));
         assert!(status.success(), "a clean stop");
-        (incidents, events, objects, metrics)
+        (incidents, events, objects, metrics, line)
     });
-    let (incidents, events, objects, metrics) =
+    let (incidents, events, objects, metrics, line) =
         tokio::time::timeout(Duration::from_secs(120), checked)
             .await
             .expect("a guard, not a wait")
             .expect("the checks ran");
+    let resource = &line["hits"][0]["resource"];
+    assert_eq!(
+        resource[names::K8S_DEPLOYMENT_NAME],
+        "vllm-mistral-7b",
+        "{resource}"
+    );
+    assert_eq!(
+        resource[names::CONTAINER_IMAGE_NAME],
+        "vllm/vllm-openai:v0.8.5"
+    );
+    assert_eq!(resource[names::K8S_CONTAINER_GPU_LIMIT], 1);
+    assert_eq!(resource["k8s.pod.label.app"], "mistral-7b");
     let incident = incidents["incidents"]
         .as_array()
         .and_then(|all| all.iter().find(|i| i["kind"] == "oom_killed"))

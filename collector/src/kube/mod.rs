@@ -8,11 +8,13 @@
 //! say what happened; the message is the record's body, for people.
 
 mod events;
+mod metadata;
 mod pods;
 mod source;
 mod workloads;
 
 pub use events::EventRecorder;
+pub use metadata::{DELETED_POD_GRACE, PodMetadata};
 pub use pods::PodTracker;
 pub use source::{KubeError, KubeSource, KubeSourceConfig, KubeSourceMetrics};
 pub use workloads::{Replicas, Workload, WorkloadTable, WorkloadTracker, WorkloadView};

@@ -1,6 +1,8 @@
 //! Connecting to the API server and running the watches.
 
-use super::{EventRecorder, PodTracker, Workload, WorkloadTable, WorkloadTracker, WorkloadView};
+use super::{
+    EventRecorder, PodMetadata, PodTracker, Workload, WorkloadTable, WorkloadTracker, WorkloadView,
+};
 use crate::Shutdown;
 use ::kube::runtime::WatchStreamExt;
 use ::kube::runtime::watcher::{self, Event as Change};
@@ -66,6 +68,7 @@ pub struct KubeSource {
     config: KubeSourceConfig,
     metrics: Arc<KubeSourceMetrics>,
     workloads: WorkloadTracker,
+    pod_metadata: Arc<PodMetadata>,
 }
 
 /// One item of the merged watch streams (boxed: a pod is a couple of kilobytes).
@@ -113,12 +116,18 @@ impl KubeSource {
             config,
             metrics: Arc::default(),
             workloads: WorkloadTracker::default(),
+            pod_metadata: Arc::default(),
         }
     }
 
     /// Its counters.
     pub fn metrics(&self) -> Arc<KubeSourceMetrics> {
         self.metrics.clone()
+    }
+
+    /// The metadata of the pods it watches, for enriching their log records.
+    pub fn pod_metadata(&self) -> Arc<PodMetadata> {
+        self.pod_metadata.clone()
     }
 
     /// The replica counts of the workloads it watches.
@@ -216,9 +225,16 @@ impl KubeSource {
                 Err(e) => return (self.failed(&e), false),
             },
             Watched::Pod(item) => match *item {
-                Ok(Change::Apply(p)) => (tracker.applied(&p), &m.object_changes, false),
-                Ok(Change::InitApply(p)) => (tracker.applied(&p), &m.object_changes, true),
+                Ok(Change::Apply(p)) => {
+                    self.pod_metadata.update(&p);
+                    (tracker.applied(&p), &m.object_changes, false)
+                }
+                Ok(Change::InitApply(p)) => {
+                    self.pod_metadata.update(&p);
+                    (tracker.applied(&p), &m.object_changes, true)
+                }
                 Ok(Change::Delete(p)) => {
+                    self.pod_metadata.deleted(&p);
                     tracker.deleted(&p);
                     return (Vec::new(), false);
                 }

@@ -1,0 +1,222 @@
+//! Pod metadata for log records: what the log file's path cannot say (labels, the owning
+//! workload, the container's image and GPU request, `infersight.io/*` annotations such as
+//! the server a pod runs), from the pods the source watches.
+//!
+//! A deleted pod's metadata is kept for [`DELETED_POD_GRACE`]: its last log lines are
+//! usually read after the API server has forgotten it.
+
+use k8s_openapi::api::core::v1::Pod;
+use model::{AttrValue, Attributes, names};
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+/// How long a deleted pod's metadata is kept for its last lines.
+pub const DELETED_POD_GRACE: Duration = Duration::from_secs(600);
+
+/// The GPU resource name of NVIDIA's device plugin.
+const NVIDIA_GPU: &str = "nvidia.com/gpu";
+
+/// What is added to one pod's records: attributes for every container, and per container.
+#[derive(Debug, Default)]
+struct PodInfo {
+    /// Bumped on every change, so that callers can cache what they built from it.
+    version: u64,
+    common: Vec<(String, AttrValue)>,
+    containers: HashMap<String, Vec<(String, AttrValue)>>,
+    deleted: Option<Instant>,
+}
+
+/// Metadata of the pods seen, by pod uid. Shared between the Kubernetes source (which fills
+/// it) and whatever enriches log records.
+#[derive(Debug, Default)]
+pub struct PodMetadata {
+    pods: RwLock<HashMap<String, PodInfo>>,
+}
+
+impl PodMetadata {
+    /// Takes in the current state of `pod`.
+    pub fn update(&self, pod: &Pod) {
+        let Some(uid) = pod.metadata.uid.clone() else {
+            return;
+        };
+        let mut pods = self.pods.write().unwrap_or_else(|e| e.into_inner());
+        let version = pods.get(&uid).map_or(0, |p| p.version + 1);
+        pods.insert(uid, info_of(pod, version));
+    }
+
+    /// Marks `pod` deleted: its metadata stays for [`DELETED_POD_GRACE`], then goes.
+    pub fn deleted(&self, pod: &Pod) {
+        let now = Instant::now();
+        let mut pods = self.pods.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(info) = pod.metadata.uid.as_ref().and_then(|uid| pods.get_mut(uid)) {
+            info.deleted = Some(now);
+        }
+        pods.retain(|_, p| p.deleted.is_none_or(|at| now - at < DELETED_POD_GRACE));
+    }
+
+    /// The version of what is known of pod `uid` (changes whenever it does); `None` for a
+    /// pod never seen.
+    pub fn version(&self, uid: &str) -> Option<u64> {
+        let pods = self.pods.read().unwrap_or_else(|e| e.into_inner());
+        pods.get(uid).map(|p| p.version)
+    }
+
+    /// `resource` (a log record's: pod uid and container name) with what is known of its
+    /// pod added; attributes it already has are kept. `None` for a pod never seen.
+    pub fn enrich(&self, resource: &Attributes) -> Option<Attributes> {
+        let uid = resource.get_str(names::K8S_POD_UID)?;
+        let pods = self.pods.read().unwrap_or_else(|e| e.into_inner());
+        let info = pods.get(uid)?;
+        let container = resource
+            .get_str(names::K8S_CONTAINER_NAME)
+            .and_then(|c| info.containers.get(c));
+        let mut out = resource.clone();
+        for (k, v) in info.common.iter().chain(container.into_iter().flatten()) {
+            if out.get(k).is_none() {
+                out.insert(k.clone(), v.clone());
+            }
+        }
+        Some(out)
+    }
+}
+
+fn info_of(pod: &Pod, version: u64) -> PodInfo {
+    let meta = &pod.metadata;
+    let mut common: Vec<(String, AttrValue)> = Vec::new();
+    for (k, v) in meta.labels.iter().flatten() {
+        common.push((
+            format!("{}{k}", names::K8S_POD_LABEL_PREFIX),
+            v.clone().into(),
+        ));
+    }
+    // Only Infersight's own annotations: others can be large (kubectl's last applied
+    // configuration) and say nothing about the logs.
+    for (k, v) in meta.annotations.iter().flatten() {
+        if k.starts_with("infersight.io/") {
+            common.push((
+                format!("{}{k}", names::K8S_POD_ANNOTATION_PREFIX),
+                v.clone().into(),
+            ));
+        }
+    }
+    if let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) {
+        common.push((names::K8S_NODE_NAME.into(), node.into()));
+    }
+    if let Some((kind, name)) = owner_workload(pod) {
+        common.push((kind.into(), name.into()));
+    }
+    let mut containers = HashMap::new();
+    for c in pod.spec.iter().flat_map(|s| &s.containers) {
+        let mut attrs: Vec<(String, AttrValue)> = Vec::new();
+        if let Some(image) = &c.image {
+            attrs.push((names::CONTAINER_IMAGE_NAME.into(), image.clone().into()));
+        }
+        let resources = c.resources.as_ref();
+        for (key, quantities) in [
+            (
+                names::K8S_CONTAINER_GPU_REQUEST,
+                resources.and_then(|r| r.requests.as_ref()),
+            ),
+            (
+                names::K8S_CONTAINER_GPU_LIMIT,
+                resources.and_then(|r| r.limits.as_ref()),
+            ),
+        ] {
+            if let Some(n) = quantities
+                .and_then(|q| q.get(NVIDIA_GPU))
+                .and_then(|q| q.0.parse::<i64>().ok())
+            {
+                attrs.push((key.into(), AttrValue::Int(n)));
+            }
+        }
+        containers.insert(c.name.clone(), attrs);
+    }
+    PodInfo {
+        version,
+        common,
+        containers,
+        deleted: None,
+    }
+}
+
+/// The workload that runs the pod, as `(attribute, name)`: a ReplicaSet made by a
+/// Deployment is named `<deployment>-<pod-template-hash>`, so the Deployment is that name
+/// less the hash the pod carries as a label.
+fn owner_workload(pod: &Pod) -> Option<(&'static str, String)> {
+    let owner = pod
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true))?;
+    Some(match owner.kind.as_str() {
+        "ReplicaSet" => {
+            let hash = pod
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("pod-template-hash"));
+            match hash.and_then(|h| owner.name.strip_suffix(&format!("-{h}"))) {
+                Some(deployment) => (names::K8S_DEPLOYMENT_NAME, deployment.to_string()),
+                None => (names::K8S_REPLICASET_NAME, owner.name.clone()),
+            }
+        }
+        "StatefulSet" => (names::K8S_STATEFULSET_NAME, owner.name.clone()),
+        "DaemonSet" => (names::K8S_DAEMONSET_NAME, owner.name.clone()),
+        "Job" => (names::K8S_JOB_NAME, owner.name.clone()),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kube::tests::fixture_pods;
+
+    #[test]
+    fn log_records_get_the_pods_labels_workload_image_and_gpus() {
+        let pod = &fixture_pods()[0];
+        let meta = PodMetadata::default();
+        let uid = pod.metadata.uid.clone().unwrap();
+        let resource: Attributes = [
+            (names::K8S_POD_UID, AttrValue::from(uid.as_str())),
+            (names::K8S_CONTAINER_NAME, AttrValue::from("vllm")),
+        ]
+        .into_iter()
+        .collect();
+        assert!(meta.enrich(&resource).is_none(), "an unknown pod");
+        meta.update(pod);
+        let enriched = meta.enrich(&resource).expect("a known pod");
+        assert_eq!(
+            enriched.get_str(names::K8S_DEPLOYMENT_NAME),
+            Some("vllm-mistral-7b")
+        );
+        assert!(
+            enriched
+                .get_str(names::CONTAINER_IMAGE_NAME)
+                .is_some_and(|i| i.contains("vllm")),
+            "{enriched:?}"
+        );
+        assert_eq!(
+            enriched
+                .get(names::K8S_CONTAINER_GPU_LIMIT)
+                .and_then(|v| v.as_f64()),
+            Some(1.0)
+        );
+        assert!(
+            enriched
+                .iter()
+                .any(|(k, _)| k.starts_with(names::K8S_POD_LABEL_PREFIX)),
+            "{enriched:?}"
+        );
+        let v = meta.version(&uid);
+        meta.update(pod);
+        assert_ne!(meta.version(&uid), v, "a change is a new version");
+        meta.deleted(pod);
+        assert!(
+            meta.enrich(&resource).is_some(),
+            "kept for the last lines after deletion"
+        );
+    }
+}
