@@ -4,7 +4,7 @@
 
 use api::{MetricFamily, MetricKind, MetricsBackend, Sample};
 use collector::files::FileSourceMetrics;
-use collector::kube::{KubeSourceMetrics, Replicas, WorkloadTable};
+use collector::kube::{KubeSourceMetrics, KubeState, Replicas};
 use indexer::{IndexStats, IndexStore};
 use processor::metrics::{Histogram, Labels, LlmMetrics, Series};
 use std::sync::Arc;
@@ -15,8 +15,7 @@ use std::sync::atomic::Ordering::Relaxed;
 /// the index's size and upkeep.
 pub struct PipelineMetrics {
     files: Vec<(String, Arc<FileSourceMetrics>)>,
-    kube: Vec<(String, Arc<KubeSourceMetrics>)>,
-    workloads: Vec<Arc<WorkloadTable>>,
+    kube: Vec<(String, KubeState)>,
     llm: Arc<LlmMetrics>,
     index: Option<IndexStore>,
 }
@@ -31,21 +30,15 @@ impl PipelineMetrics {
         PipelineMetrics {
             files,
             kube: Vec::new(),
-            workloads: Vec::new(),
             llm,
             index,
         }
     }
 
-    /// Exposes the counters of these `kube` sources too, and the replica counts of the
+    /// Exposes the counters of these `kube` sources too, and the status of the pods and
     /// workloads they watch.
-    pub fn with_kube(
-        mut self,
-        kube: Vec<(String, Arc<KubeSourceMetrics>)>,
-        workloads: Vec<Arc<WorkloadTable>>,
-    ) -> Self {
+    pub fn with_kube(mut self, kube: Vec<(String, KubeState)>) -> Self {
         self.kube = kube;
-        self.workloads = workloads;
         self
     }
 }
@@ -238,8 +231,14 @@ const FILES: &[SourceMetric<FileSourceMetrics>] = &[
 impl MetricsBackend for PipelineMetrics {
     fn families(&self) -> Vec<MetricFamily> {
         let mut families = per_source(FILES, &self.files);
-        families.extend(per_source(KUBE, &self.kube));
-        families.extend(workload_families(&self.workloads));
+        let counters: Vec<(String, Arc<KubeSourceMetrics>)> = self
+            .kube
+            .iter()
+            .map(|(id, k)| (id.clone(), k.metrics.clone()))
+            .collect();
+        families.extend(per_source(KUBE, &counters));
+        families.extend(workload_families(&self.kube));
+        families.extend(pod_families(&self.kube));
         if let Some(index) = &self.index {
             let stats = index.stats();
             families.extend(INDEX.iter().map(|(name, help, kind, field)| MetricFamily {
@@ -276,8 +275,11 @@ const REPLICAS: [ReplicaGauge; 3] = [
     ),
 ];
 
-fn workload_families(tables: &[Arc<WorkloadTable>]) -> Vec<MetricFamily> {
-    let rows: Vec<_> = tables.iter().flat_map(|t| t.snapshot()).collect();
+fn workload_families(kube: &[(String, KubeState)]) -> Vec<MetricFamily> {
+    let rows: Vec<_> = kube
+        .iter()
+        .flat_map(|(_, k)| k.workloads.snapshot())
+        .collect();
     REPLICAS
         .iter()
         .map(|(name, help, count)| MetricFamily {
@@ -299,6 +301,51 @@ fn workload_families(tables: &[Arc<WorkloadTable>]) -> Vec<MetricFamily> {
                 .collect(),
         })
         .collect()
+}
+
+/// Pod phase, container restarts and waiting reasons, as kube-state-metrics shows them.
+fn pod_families(kube: &[(String, KubeState)]) -> Vec<MetricFamily> {
+    let rows: Vec<_> = kube.iter().flat_map(|(_, k)| k.pods.snapshot()).collect();
+    let pod = |ns: &str, name: &str| vec![("namespace", ns.to_string()), ("pod", name.to_string())];
+    let mut phase = Vec::new();
+    let mut restarts = Vec::new();
+    let mut waiting = Vec::new();
+    for ((ns, name), row) in &rows {
+        if let Some(p) = &row.phase {
+            let mut labels = pod(ns, name);
+            labels.push(("phase", p.clone()));
+            phase.push(Sample::new(labels, 1.0));
+        }
+        for (container, count, reason) in &row.containers {
+            let mut labels = pod(ns, name);
+            labels.push(("container", container.clone()));
+            restarts.push(Sample::new(labels.clone(), *count as f64));
+            if let Some(reason) = reason {
+                labels.push(("reason", reason.clone()));
+                waiting.push(Sample::new(labels, 1.0));
+            }
+        }
+    }
+    vec![
+        MetricFamily {
+            name: "k8s_pod_phase",
+            help: "1 for each pod's current phase (Pending, Running, Succeeded, Failed, Unknown).",
+            kind: MetricKind::Gauge,
+            samples: phase,
+        },
+        MetricFamily {
+            name: "k8s_container_restarts",
+            help: "How many times each container has restarted.",
+            kind: MetricKind::Gauge,
+            samples: restarts,
+        },
+        MetricFamily {
+            name: "k8s_container_waiting",
+            help: "1 for each container that waits, with why (CrashLoopBackOff, ImagePullBackOff, ...).",
+            kind: MetricKind::Gauge,
+            samples: waiting,
+        },
+    ]
 }
 
 /// One family per metric of `table`, one sample per source.

@@ -144,13 +144,11 @@ pub async fn run(
         source_metrics.push((id.clone(), source.metrics()));
         source_outputs.push((id.clone(), source, output(&id, &mut tasks)));
     }
-    let mut kube_metrics = Vec::new();
-    let mut workloads = Vec::new();
+    let mut kube_states = Vec::new();
     // Log records are enriched from the first Kubernetes source's pods.
     let pod_metadata = kube_sources.first().map(|(_, s)| s.pod_metadata());
     for (id, source) in kube_sources {
-        kube_metrics.push((id.clone(), source.metrics()));
-        workloads.push(source.workloads());
+        kube_states.push((id.clone(), source.state()));
         let (out, shutdown) = (output(&id, &mut tasks), shutdown.clone());
         tasks.spawn(async move {
             source.run(out, shutdown).await;
@@ -235,7 +233,7 @@ pub async fn run(
                         Arc::clone(&llm_metrics),
                         Some(store.clone()),
                     )
-                    .with_kube(kube_metrics, workloads),
+                    .with_kube(kube_states),
                 ),
             });
             api_task = Some(tokio::spawn(api::serve(listener, router, async {

@@ -97,7 +97,7 @@ async fn events_and_pod_changes_are_recorded_once_through_relists_drops_and_erro
     })
     .await
     .expect("client");
-    let metrics = source.metrics();
+    let metrics = source.state().metrics;
     let (tx, mut rx) = mpsc::channel(64);
     let shutdown = Shutdown::new();
     let running = tokio::spawn(source.run(tx, shutdown.clone()));
@@ -332,6 +332,15 @@ async fn run_with_kube_api_turns_an_oom_kill_into_an_incident_and_indexes_the_ev
             .any(|b| b.contains("3 desired, 2 ready") && b.contains("was 2 desired")),
         "a scale-up that is not ready yet: {bodies:?}"
     );
+    for sample in [
+        format!("k8s_container_restarts{{namespace={namespace},pod={name},container=\"vllm\"}} 1"),
+        format!(
+            "k8s_container_waiting{{namespace={namespace},pod={name},container=\"vllm\",reason=\"CrashLoopBackOff\"}} 1"
+        ),
+        format!("k8s_pod_phase{{namespace={namespace},pod={name},phase=\"Running\"}} 1"),
+    ] {
+        assert!(metrics.contains(&sample), "{sample} in {metrics}");
+    }
     let desired = format!(
         "k8s_workload_replicas_desired{{namespace={namespace},kind=\"Deployment\",name=\"vllm-mistral-7b\"}} 3"
     );

@@ -15,8 +15,8 @@ mod workloads;
 
 pub use events::EventRecorder;
 pub use metadata::{DELETED_POD_GRACE, PodMetadata};
-pub use pods::PodTracker;
-pub use source::{KubeError, KubeSource, KubeSourceConfig, KubeSourceMetrics};
+pub use pods::{PodStatusRow, PodTable, PodTracker};
+pub use source::{KubeError, KubeSource, KubeSourceConfig, KubeSourceMetrics, KubeState};
 pub use workloads::{Replicas, Workload, WorkloadTable, WorkloadTracker, WorkloadView};
 
 use k8s_openapi::api::core::v1::ObjectReference;

@@ -11,7 +11,7 @@ use super::k8s_time;
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use model::{AttrValue, Attributes, Record, RecordId, RecordKind, Severity, Timestamp, names};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// What is remembered of one container.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -61,6 +61,52 @@ fn waiting_reason(c: &ContainerStatus) -> Option<String> {
 #[derive(Debug, Default)]
 pub struct PodTracker {
     pods: HashMap<String, PodView>,
+    table: Arc<PodTable>,
+}
+
+/// One pod's status as `/metrics` shows it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PodStatusRow {
+    /// `Running`, `Pending`, …
+    pub phase: Option<String>,
+    /// Per container: its restarts and why it waits, if it does.
+    pub containers: Vec<(String, i64, Option<String>)>,
+}
+
+/// The status of every pod seen, by (namespace, pod name).
+#[derive(Debug, Default)]
+pub struct PodTable(Mutex<BTreeMap<(String, String), PodStatusRow>>);
+
+impl PodTable {
+    /// A copy of the table.
+    pub fn snapshot(&self) -> Vec<((String, String), PodStatusRow)> {
+        let table = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        table.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    fn set(&self, pod: &Pod, view: Option<&PodView>) {
+        let key = (
+            pod.metadata.namespace.clone().unwrap_or_default(),
+            pod.metadata.name.clone().unwrap_or_default(),
+        );
+        let mut table = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match view {
+            Some(v) => {
+                let row = PodStatusRow {
+                    phase: v.phase.clone(),
+                    containers: v
+                        .containers
+                        .iter()
+                        .map(|(name, c)| (name.clone(), i64::from(c.restarts), c.waiting.clone()))
+                        .collect(),
+                };
+                table.insert(key, row);
+            }
+            None => {
+                table.remove(&key);
+            }
+        }
+    }
 }
 
 impl PodTracker {
@@ -130,6 +176,7 @@ impl PodTracker {
                 r.attributes.insert(names::K8S_POD_PHASE, phase.clone());
             }
         }
+        self.table.set(pod, Some(&now));
         self.pods.insert(uid, now);
         out
     }
@@ -138,12 +185,18 @@ impl PodTracker {
     pub fn deleted(&mut self, pod: &Pod) {
         if let Some(uid) = &pod.metadata.uid {
             self.pods.remove(uid);
+            self.table.set(pod, None);
         }
     }
 
     /// Pods remembered.
     pub fn len(&self) -> usize {
         self.pods.len()
+    }
+
+    /// The status table it keeps.
+    pub fn table(&self) -> Arc<PodTable> {
+        self.table.clone()
     }
 
     /// Whether no pod is remembered.

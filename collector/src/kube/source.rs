@@ -1,7 +1,8 @@
 //! Connecting to the API server and running the watches.
 
 use super::{
-    EventRecorder, PodMetadata, PodTracker, Workload, WorkloadTable, WorkloadTracker, WorkloadView,
+    EventRecorder, PodMetadata, PodTable, PodTracker, Workload, WorkloadTable, WorkloadTracker,
+    WorkloadView,
 };
 use crate::Shutdown;
 use ::kube::runtime::WatchStreamExt;
@@ -62,12 +63,24 @@ pub struct KubeSourceMetrics {
     pub relists: AtomicU64,
 }
 
-/// Watches Events and Pods and sends what changed as records.
+/// What a running source shows of itself and the cluster, for `/metrics`.
+#[derive(Clone, Debug)]
+pub struct KubeState {
+    /// Its counters.
+    pub metrics: Arc<KubeSourceMetrics>,
+    /// The pods' status.
+    pub pods: Arc<PodTable>,
+    /// The workloads' replica counts.
+    pub workloads: Arc<WorkloadTable>,
+}
+
+/// Watches Events, Pods and workloads and sends what changed as records.
 pub struct KubeSource {
     client: Client,
     config: KubeSourceConfig,
     metrics: Arc<KubeSourceMetrics>,
     workloads: WorkloadTracker,
+    pods: PodTracker,
     pod_metadata: Arc<PodMetadata>,
 }
 
@@ -116,13 +129,9 @@ impl KubeSource {
             config,
             metrics: Arc::default(),
             workloads: WorkloadTracker::default(),
+            pods: PodTracker::default(),
             pod_metadata: Arc::default(),
         }
-    }
-
-    /// Its counters.
-    pub fn metrics(&self) -> Arc<KubeSourceMetrics> {
-        self.metrics.clone()
     }
 
     /// The metadata of the pods it watches, for enriching their log records.
@@ -130,9 +139,13 @@ impl KubeSource {
         self.pod_metadata.clone()
     }
 
-    /// The replica counts of the workloads it watches.
-    pub fn workloads(&self) -> Arc<WorkloadTable> {
-        self.workloads.table()
+    /// Its counters and the tables it keeps of the cluster.
+    pub fn state(&self) -> KubeState {
+        KubeState {
+            metrics: self.metrics.clone(),
+            pods: self.pods.table(),
+            workloads: self.workloads.table(),
+        }
     }
 
     /// Watches until `shutdown` or until `out` is closed. Errors of the API server (it went
@@ -178,14 +191,13 @@ impl KubeSource {
             autoscalers.boxed(),
         ]));
         let mut recorder = EventRecorder::default();
-        let mut tracker = PodTracker::default();
         loop {
             let item = tokio::select! {
                 _ = shutdown.triggered() => break,
                 item = merged.next() => item,
             };
             let Some(item) = item else { break };
-            let (records, listed) = self.records_of(item, &mut recorder, &mut tracker);
+            let (records, listed) = self.records_of(item, &mut recorder);
             if records.is_empty() {
                 continue;
             }
@@ -202,12 +214,7 @@ impl KubeSource {
         }
     }
 
-    fn records_of(
-        &mut self,
-        item: Watched,
-        recorder: &mut EventRecorder,
-        tracker: &mut PodTracker,
-    ) -> (Vec<Record>, bool) {
+    fn records_of(&mut self, item: Watched, recorder: &mut EventRecorder) -> (Vec<Record>, bool) {
         let m = &self.metrics;
         let (records, counter, listed) = match item {
             Watched::Event(item) => match *item {
@@ -227,15 +234,15 @@ impl KubeSource {
             Watched::Pod(item) => match *item {
                 Ok(Change::Apply(p)) => {
                     self.pod_metadata.update(&p);
-                    (tracker.applied(&p), &m.object_changes, false)
+                    (self.pods.applied(&p), &m.object_changes, false)
                 }
                 Ok(Change::InitApply(p)) => {
                     self.pod_metadata.update(&p);
-                    (tracker.applied(&p), &m.object_changes, true)
+                    (self.pods.applied(&p), &m.object_changes, true)
                 }
                 Ok(Change::Delete(p)) => {
                     self.pod_metadata.deleted(&p);
-                    tracker.deleted(&p);
+                    self.pods.deleted(&p);
                     return (Vec::new(), false);
                 }
                 Ok(change) => return (self.listing(&change), false),
