@@ -51,6 +51,10 @@ pub struct OverrideArgs {
     /// kubeconfig, else no Kubernetes source].
     #[arg(long)]
     pub kube_api: Option<String>,
+    /// Watch only this node's pods (a node agent; in a DaemonSet, `$(NODE_NAME)` from the
+    /// downward API) [default: every pod].
+    #[arg(long)]
+    pub kube_node: Option<String>,
 }
 
 impl From<OverrideArgs> for Overrides {
@@ -65,6 +69,7 @@ impl From<OverrideArgs> for Overrides {
                 .filter(|t| !t.is_empty()),
             insecure_no_auth: a.insecure_no_auth,
             kube_api: a.kube_api,
+            kube_node: a.kube_node.filter(|n| !n.is_empty()),
         }
     }
 }

@@ -76,6 +76,8 @@ pub struct Overrides {
     pub insecure_no_auth: bool,
     /// `--kube-api`: the API server of every `kube` source.
     pub kube_api: Option<String>,
+    /// `--kube-node`: the node whose pods every `kube` source watches.
+    pub kube_node: Option<String>,
 }
 
 /// A checked pipeline config.
@@ -529,6 +531,9 @@ impl PipelineConfig {
                 SourceConfig::Kube(k) => {
                     if o.kube_api.is_some() {
                         k.api_url = o.kube_api.clone();
+                    }
+                    if o.kube_node.is_some() {
+                        k.node_name = o.kube_node.clone();
                     }
                 }
             }

@@ -200,6 +200,7 @@ fn kube_sources_take_an_api_url_and_a_node_and_the_flag_overrides_the_url() {
     assert_eq!(k.node_name.as_deref(), Some("gpu-1"));
     let overrides = Overrides {
         kube_api: Some("http://127.0.0.1:8001".into()),
+        kube_node: Some("gpu-7".into()),
         ..Overrides::default()
     };
     let config = PipelineConfig::load("t.toml", text, &overrides).unwrap();
@@ -207,6 +208,7 @@ fn kube_sources_take_an_api_url_and_a_node_and_the_flag_overrides_the_url() {
         panic!("a kube source")
     };
     assert_eq!(k.api_url.as_deref(), Some("http://127.0.0.1:8001"));
+    assert_eq!(k.node_name.as_deref(), Some("gpu-7"));
 
     let err = load("[sources.k]\ntype = 'kube'\napi_url = '10.0.0.1:6443'\nnamespace = 'x'\n[sinks.i]\ntype='index'\ninputs=['k']").unwrap_err();
     let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();

@@ -1,0 +1,172 @@
+//! `deploy/kubernetes/`: every manifest is a real Kubernetes object (it parses into the
+//! k8s-openapi type of its kind and nothing in it is left over: a misspelt field would be
+//! silently ignored by the API server), the role only reads what the source watches, the
+//! agent reads pod logs read-only and knows its node, and the config it mounts is valid.
+
+use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use std::path::Path;
+
+/// Where `original` has something `typed` (its round trip through the type) lacks or says
+/// otherwise.
+fn differences(original: &Value, typed: &Value, at: &str, out: &mut Vec<String>) {
+    match (original, typed) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in a {
+                match b.get(k) {
+                    Some(w) => differences(v, w, &format!("{at}.{k}"), out),
+                    None => out.push(format!("{at}.{k} is not a field of the type")),
+                }
+            }
+        }
+        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
+            for (i, (v, w)) in a.iter().zip(b).enumerate() {
+                differences(v, w, &format!("{at}[{i}]"), out);
+            }
+        }
+        (a, b) if a == b => {}
+        (a, b) => out.push(format!("{at}: {a} became {b}")),
+    }
+}
+
+fn typed<T: DeserializeOwned + Serialize>(doc: &Value, file: &str) -> T {
+    let object: T = serde_json::from_value(doc.clone())
+        .unwrap_or_else(|e| panic!("{file}: {} does not parse: {e}", doc["kind"]));
+    let mut problems = Vec::new();
+    differences(
+        doc,
+        &serde_json::to_value(&object).unwrap(),
+        "",
+        &mut problems,
+    );
+    assert!(problems.is_empty(), "{file}: {problems:#?}");
+    object
+}
+
+fn manifests() -> Vec<(String, Value)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/kubernetes");
+    let mut all = Vec::new();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    for path in files {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let docs: Vec<Value> = serde_saphyr::from_multiple(&text)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        all.extend(docs.into_iter().map(|d| (name.clone(), d)));
+    }
+    all
+}
+
+#[test]
+fn every_manifest_is_a_kubernetes_object_and_the_agent_reads_only_what_it_needs() {
+    let docs = manifests();
+    let mut kinds = Vec::new();
+    let mut daemon_set = None;
+    let mut config = None;
+    for (file, doc) in &docs {
+        let kind = doc["kind"].as_str().unwrap_or_default().to_string();
+        match kind.as_str() {
+            "Namespace" => drop(typed::<Namespace>(doc, file)),
+            "ServiceAccount" => drop(typed::<ServiceAccount>(doc, file)),
+            "Secret" => drop(typed::<Secret>(doc, file)),
+            "Service" => drop(typed::<Service>(doc, file)),
+            "StatefulSet" => drop(typed::<StatefulSet>(doc, file)),
+            "ClusterRoleBinding" => drop(typed::<ClusterRoleBinding>(doc, file)),
+            "ClusterRole" => {
+                let role: ClusterRole = typed(doc, file);
+                let rules = role.rules.unwrap_or_default();
+                for rule in &rules {
+                    for verb in &rule.verbs {
+                        assert!(
+                            ["get", "list", "watch"].contains(&verb.as_str()),
+                            "{file}: the role may only read, not `{verb}`"
+                        );
+                    }
+                }
+                let granted: Vec<&str> = rules
+                    .iter()
+                    .flat_map(|r| r.resources.iter().flatten().map(String::as_str))
+                    .collect();
+                for watched in [
+                    "pods",
+                    "events",
+                    "deployments",
+                    "statefulsets",
+                    "horizontalpodautoscalers",
+                ] {
+                    assert!(granted.contains(&watched), "{file}: {watched} is watched");
+                }
+            }
+            "DaemonSet" => daemon_set = Some(typed::<DaemonSet>(doc, file)),
+            "ConfigMap" => config = Some(typed::<ConfigMap>(doc, file)),
+            other => panic!("{file}: a {other} the test does not know"),
+        }
+        kinds.push(kind);
+    }
+    for needed in [
+        "ServiceAccount",
+        "ClusterRole",
+        "DaemonSet",
+        "StatefulSet",
+        "Service",
+        "ConfigMap",
+    ] {
+        assert!(
+            kinds.iter().any(|k| k == needed),
+            "a {needed} among {kinds:?}"
+        );
+    }
+
+    let agent = daemon_set.expect("the agent DaemonSet");
+    let pod = agent.spec.unwrap().template.spec.unwrap();
+    let container = &pod.containers[0];
+    let logs = container
+        .volume_mounts
+        .iter()
+        .flatten()
+        .find(|m| m.mount_path == "/var/log/pods")
+        .expect("pod logs mounted");
+    assert_eq!(
+        logs.read_only,
+        Some(true),
+        "pod logs are read, never written"
+    );
+    let node = container
+        .env
+        .iter()
+        .flatten()
+        .find(|e| e.name == "NODE_NAME")
+        .and_then(|e| e.value_from.as_ref())
+        .and_then(|v| v.field_ref.as_ref())
+        .map(|f| f.field_path.as_str());
+    assert_eq!(
+        node,
+        Some("spec.nodeName"),
+        "the node from the downward API"
+    );
+    let args = container.args.clone().unwrap_or_default();
+    assert!(
+        args.iter().any(|a| a == "--kube-node=$(NODE_NAME)"),
+        "{args:?}"
+    );
+
+    // The mounted config is one `infersight validate` accepts.
+    let toml = config
+        .and_then(|c| c.data)
+        .and_then(|d| d.get("infersight.toml").cloned())
+        .expect("the config file in the ConfigMap");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("infersight.toml");
+    std::fs::write(&file, toml).unwrap();
+    let (code, stdout, stderr) = tests::run_cli(&["validate", "--config", file.to_str().unwrap()], "");
+    assert_eq!(code, 0, "{stdout}{stderr}");
+}
