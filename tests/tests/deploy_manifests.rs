@@ -167,6 +167,7 @@ fn every_manifest_is_a_kubernetes_object_and_the_agent_reads_only_what_it_needs(
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("infersight.toml");
     std::fs::write(&file, toml).unwrap();
-    let (code, stdout, stderr) = tests::run_cli(&["validate", "--config", file.to_str().unwrap()], "");
+    let (code, stdout, stderr) =
+        tests::run_cli(&["validate", "--config", file.to_str().unwrap()], "");
     assert_eq!(code, 0, "{stdout}{stderr}");
 }
