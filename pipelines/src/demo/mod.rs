@@ -51,7 +51,11 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         listen: Some(args.listen.clone()),
         ..Overrides::default()
     };
-    let config = load_config(None, Some(Preset::Local), overrides)?;
+    let mut config = load_config(None, Some(Preset::Local), overrides)?;
+    // The cluster is simulated: a kubeconfig on this machine must not mix a real one in.
+    config
+        .sources
+        .retain(|_, s| !matches!(s, crate::config::SourceConfig::Kube(_)));
     let shutdown = Shutdown::new();
     let writer = {
         let shutdown = shutdown.clone();
