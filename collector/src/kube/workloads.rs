@@ -34,18 +34,15 @@ pub struct WorkloadView {
     replicas: Replicas,
 }
 
-/// A workload kind the tracker understands.
-pub trait Workload {
-    /// `Deployment`, `StatefulSet`, `HorizontalPodAutoscaler`.
-    const KIND: &'static str;
+/// A workload kind the tracker understands: its kind and metadata are k8s-openapi's; only
+/// where it keeps its replica counts is its own.
+pub trait Workload: k8s_openapi::Resource + k8s_openapi::Metadata<Ty = ObjectMeta> {
     /// Its replica counts.
     fn replicas(&self) -> Replicas;
-    /// Its metadata.
-    fn meta(&self) -> &ObjectMeta;
 
     /// The view the tracker keeps; `None` without a uid (which no API server sends).
     fn view(&self) -> Option<WorkloadView> {
-        let meta = self.meta();
+        let meta = self.metadata();
         Some(WorkloadView {
             kind: Self::KIND,
             uid: meta.uid.clone()?,
@@ -66,38 +63,26 @@ fn count(v: Option<i32>) -> i64 {
     i64::from(v.unwrap_or(0))
 }
 
-impl Workload for Deployment {
-    const KIND: &'static str = "Deployment";
-    fn replicas(&self) -> Replicas {
-        let status = self.status.as_ref();
-        Replicas {
-            desired: count(self.spec.as_ref().and_then(|s| s.replicas).or(Some(1))),
-            ready: count(status.and_then(|s| s.ready_replicas)),
-            available: count(status.and_then(|s| s.available_replicas)),
+/// Deployments and StatefulSets keep their counts in fields of the same names (k8s-openapi
+/// gives them no common trait to say so).
+macro_rules! spec_and_status_replicas {
+    ($($kind:ty),*) => {$(
+        impl Workload for $kind {
+            fn replicas(&self) -> Replicas {
+                let status = self.status.as_ref();
+                Replicas {
+                    desired: count(self.spec.as_ref().and_then(|s| s.replicas).or(Some(1))),
+                    ready: count(status.and_then(|s| s.ready_replicas)),
+                    available: count(status.and_then(|s| s.available_replicas)),
+                }
+            }
         }
-    }
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
+    )*};
 }
 
-impl Workload for StatefulSet {
-    const KIND: &'static str = "StatefulSet";
-    fn replicas(&self) -> Replicas {
-        let status = self.status.as_ref();
-        Replicas {
-            desired: count(self.spec.as_ref().and_then(|s| s.replicas).or(Some(1))),
-            ready: count(status.and_then(|s| s.ready_replicas)),
-            available: count(status.and_then(|s| s.available_replicas)),
-        }
-    }
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-}
+spec_and_status_replicas!(Deployment, StatefulSet);
 
 impl Workload for HorizontalPodAutoscaler {
-    const KIND: &'static str = "HorizontalPodAutoscaler";
     fn replicas(&self) -> Replicas {
         let status = self.status.as_ref();
         Replicas {
@@ -105,9 +90,6 @@ impl Workload for HorizontalPodAutoscaler {
             ready: count(status.and_then(|s| s.current_replicas)),
             available: count(self.spec.as_ref().map(|s| s.max_replicas)),
         }
-    }
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
     }
 }
 
