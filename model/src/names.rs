@@ -149,6 +149,22 @@ pub const K8S_REPLICAS_DESIRED: &str = "k8s.replicas.desired";
 pub const K8S_REPLICAS_READY: &str = "k8s.replicas.ready";
 /// Replicas available (an autoscaler: its ceiling).
 pub const K8S_REPLICAS_AVAILABLE: &str = "k8s.replicas.available";
+/// Whether a node is Ready (`True`, `False`, `Unknown`: its Ready condition's status).
+pub const K8S_NODE_READY: &str = "k8s.node.ready";
+/// A node's conditions that report a problem (`MemoryPressure,DiskPressure`), and
+/// `Unschedulable` when it is cordoned; absent when there are none.
+pub const K8S_NODE_PROBLEMS: &str = "k8s.node.problems";
+/// GPUs (`nvidia.com/gpu`) a node offers to pods.
+pub const K8S_NODE_GPU_ALLOCATABLE: &str = "k8s.node.gpu.allocatable";
+/// GPUs a node has.
+pub const K8S_NODE_GPU_CAPACITY: &str = "k8s.node.gpu.capacity";
+/// GPUs a namespace's quota allows to be requested (`requests.nvidia.com/gpu` hard).
+pub const K8S_QUOTA_GPU_HARD: &str = "k8s.resourcequota.gpu.hard";
+/// GPUs requested against a namespace's quota.
+pub const K8S_QUOTA_GPU_USED: &str = "k8s.resourcequota.gpu.used";
+/// A quota's resources that are used up (`requests.nvidia.com/gpu,pods`): new pods that
+/// need them are refused.
+pub const K8S_QUOTA_EXHAUSTED: &str = "k8s.resourcequota.exhausted";
 
 /// HTTP method of an access line.
 pub const HTTP_REQUEST_METHOD: &str = "http.request.method";

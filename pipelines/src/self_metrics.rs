@@ -239,6 +239,7 @@ impl MetricsBackend for PipelineMetrics {
         families.extend(per_source(KUBE, &counters));
         families.extend(workload_families(&self.kube));
         families.extend(pod_families(&self.kube));
+        families.extend(capacity_families(&self.kube));
         if let Some(index) = &self.index {
             let stats = index.stats();
             families.extend(INDEX.iter().map(|(name, help, kind, field)| MetricFamily {
@@ -310,17 +311,25 @@ fn pod_families(kube: &[(String, KubeState)]) -> Vec<MetricFamily> {
     let mut phase = Vec::new();
     let mut restarts = Vec::new();
     let mut waiting = Vec::new();
+    let (mut requests, mut limits) = (Vec::new(), Vec::new());
     for ((ns, name), row) in &rows {
         if let Some(p) = &row.phase {
             let mut labels = pod(ns, name);
             labels.push(("phase", p.clone()));
             phase.push(Sample::new(labels, 1.0));
         }
-        for (container, count, reason) in &row.containers {
+        for (container, c) in &row.containers {
             let mut labels = pod(ns, name);
             labels.push(("container", container.clone()));
-            restarts.push(Sample::new(labels.clone(), *count as f64));
-            if let Some(reason) = reason {
+            restarts.push(Sample::new(labels.clone(), f64::from(c.restarts)));
+            for (out, figures) in [(&mut requests, &c.requests), (&mut limits, &c.limits)] {
+                for (resource, value) in figures {
+                    let mut labels = labels.clone();
+                    labels.push(("resource", resource.clone()));
+                    out.push(Sample::new(labels, *value));
+                }
+            }
+            if let Some(reason) = &c.waiting {
                 labels.push(("reason", reason.clone()));
                 waiting.push(Sample::new(labels, 1.0));
             }
@@ -344,6 +353,81 @@ fn pod_families(kube: &[(String, KubeState)]) -> Vec<MetricFamily> {
             help: "1 for each container that waits, with why (CrashLoopBackOff, ImagePullBackOff, ...).",
             kind: MetricKind::Gauge,
             samples: waiting,
+        },
+        MetricFamily {
+            name: "k8s_container_resource_requests",
+            help: "What each container requests, per resource (nvidia.com/gpu in devices, cpu in cores, memory in bytes).",
+            kind: MetricKind::Gauge,
+            samples: requests,
+        },
+        MetricFamily {
+            name: "k8s_container_resource_limits",
+            help: "Each container's limits, per resource, in the same units.",
+            kind: MetricKind::Gauge,
+            samples: limits,
+        },
+    ]
+}
+
+/// Nodes' GPUs and conditions, and quotas' hard limits and use.
+fn capacity_families(kube: &[(String, KubeState)]) -> Vec<MetricFamily> {
+    let (mut allocatable, mut capacity, mut conditions) = (Vec::new(), Vec::new(), Vec::new());
+    for (node, row) in kube.iter().flat_map(|(_, k)| k.nodes.snapshot()) {
+        let labels = vec![("node", node.clone())];
+        allocatable.push(Sample::new(labels.clone(), row.gpu_allocatable));
+        capacity.push(Sample::new(labels.clone(), row.gpu_capacity));
+        for (condition, status) in &row.conditions {
+            let mut labels = labels.clone();
+            labels.push(("condition", condition.clone()));
+            labels.push(("status", status.clone()));
+            conditions.push(Sample::new(labels, 1.0));
+        }
+        let mut labels = labels;
+        labels.push(("condition", "Unschedulable".into()));
+        labels.push((
+            "status",
+            if row.unschedulable { "True" } else { "False" }.into(),
+        ));
+        conditions.push(Sample::new(labels, 1.0));
+    }
+    let mut quota = Vec::new();
+    for ((namespace, name), row) in kube.iter().flat_map(|(_, k)| k.quotas.snapshot()) {
+        for (resource, used) in &row {
+            for (kind, value) in [("hard", used.hard), ("used", used.used)] {
+                let labels = vec![
+                    ("namespace", namespace.clone()),
+                    ("resourcequota", name.clone()),
+                    ("resource", resource.clone()),
+                    ("type", kind.to_string()),
+                ];
+                quota.push(Sample::new(labels, value));
+            }
+        }
+    }
+    vec![
+        MetricFamily {
+            name: "k8s_node_gpu_allocatable",
+            help: "GPUs (nvidia.com/gpu) each node offers to pods; fewer than its capacity when the device plugin finds one unhealthy.",
+            kind: MetricKind::Gauge,
+            samples: allocatable,
+        },
+        MetricFamily {
+            name: "k8s_node_gpu_capacity",
+            help: "GPUs each node has.",
+            kind: MetricKind::Gauge,
+            samples: capacity,
+        },
+        MetricFamily {
+            name: "k8s_node_condition",
+            help: "1 for each node condition's current status (Ready, MemoryPressure, ..., and Unschedulable when cordoned).",
+            kind: MetricKind::Gauge,
+            samples: conditions,
+        },
+        MetricFamily {
+            name: "k8s_resourcequota",
+            help: "Each quota's hard limit and use per resource (requests.nvidia.com/gpu in devices, memory in bytes, cpu in cores).",
+            kind: MetricKind::Gauge,
+            samples: quota,
         },
     ]
 }

@@ -5,6 +5,7 @@
 //! A deleted pod's metadata is kept for [`DELETED_POD_GRACE`]: its last log lines are
 //! usually read after the API server has forgotten it.
 
+use super::{NVIDIA_GPU, quantity};
 use k8s_openapi::api::core::v1::Pod;
 use model::{AttrValue, Attributes, names};
 use std::collections::HashMap;
@@ -13,9 +14,6 @@ use std::time::{Duration, Instant};
 
 /// How long a deleted pod's metadata is kept for its last lines.
 pub const DELETED_POD_GRACE: Duration = Duration::from_secs(600);
-
-/// The GPU resource name of NVIDIA's device plugin.
-const NVIDIA_GPU: &str = "nvidia.com/gpu";
 
 /// What is added to one pod's records: attributes for every container, and per container.
 #[derive(Debug, Default)]
@@ -125,7 +123,8 @@ fn info_of(pod: &Pod, version: u64) -> PodInfo {
         ] {
             if let Some(n) = quantities
                 .and_then(|q| q.get(NVIDIA_GPU))
-                .and_then(|q| q.0.parse::<i64>().ok())
+                .and_then(quantity::value)
+                .map(|n| n as i64)
             {
                 attrs.push((key.into(), AttrValue::Int(n)));
             }

@@ -1,31 +1,68 @@
 //! The Kubernetes source: watches the API server with `kube`'s watcher (list, then watch
 //! from the list's resourceVersion, relist on 410 Expired, back off on errors) and turns
 //! what it sees into records: `k8s_event` for Events ([`EventRecorder`]), `k8s_object` for
-//! pod changes ([`PodTracker`]) and workload replica changes ([`WorkloadTracker`], which
-//! also keeps the replica counts `/metrics` shows).
+//! pod changes ([`PodTracker`]), workload replica changes ([`WorkloadTracker`]), node
+//! GPUs and conditions ([`NodeTracker`]) and quota use ([`QuotaTracker`]); each tracker
+//! also keeps the table of current state that `/metrics` shows.
 //!
 //! Never reads meaning into an event's message: reason, type and the object it is about
 //! say what happened; the message is the record's body, for people.
 
 mod events;
 mod metadata;
+mod nodes;
 mod pods;
+mod quantity;
+mod quotas;
 mod source;
+mod table;
 mod workloads;
 
 pub use events::EventRecorder;
 pub use metadata::{DELETED_POD_GRACE, PodMetadata};
-pub use pods::{PodStatusRow, PodTable, PodTracker};
-pub use source::{KubeError, KubeSource, KubeSourceConfig, KubeSourceMetrics, KubeState};
+pub use nodes::{NodeRow, NodeTable, NodeTracker};
+pub use pods::{ContainerRow, PodStatusRow, PodTable, PodTracker};
+pub use quotas::{QuotaRow, QuotaTable, QuotaTracker, QuotaUse};
+pub use source::{
+    KubeError, KubeSource, KubeSourceConfig, KubeSourceMetrics, KubeState, WATCHED_RESOURCES,
+};
+pub use table::{ChangeTracker, StateTable};
 pub use workloads::{Replicas, Workload, WorkloadTable, WorkloadTracker, WorkloadView};
 
 use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use model::{Attributes, Timestamp, names};
+
+/// The extended resource NVIDIA's device plugin offers GPUs as.
+const NVIDIA_GPU: &str = "nvidia.com/gpu";
 
 /// A Kubernetes timestamp as ours (ns since the epoch, saturating far outside ±292 years).
 fn k8s_time(t: k8s_openapi::jiff::Timestamp) -> Timestamp {
     let nanos = t.as_nanosecond();
     Timestamp::from_unix_nanos(nanos.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64)
+}
+
+/// When the object was last written, as far as it says (its managed fields' times, else
+/// its creation): taken from the object so that a record made again from the same version
+/// (a relist after a restart) is the same record.
+fn last_written(meta: &ObjectMeta) -> Timestamp {
+    meta.managed_fields
+        .iter()
+        .flatten()
+        .filter_map(|f| f.time.as_ref())
+        .chain(meta.creation_timestamp.as_ref())
+        .map(|t| k8s_time(t.0))
+        .max()
+        .unwrap_or_else(Timestamp::now)
+}
+
+/// The object's resourceVersion as a number, which tells one version's records from
+/// another's: etcd revisions are numbers; anything else (the API promises nothing) is
+/// hashed, which still tells versions apart.
+fn resource_version(meta: &ObjectMeta) -> u64 {
+    let rv = meta.resource_version.as_deref().unwrap_or("");
+    rv.parse()
+        .unwrap_or_else(|_| xxhash_rust::xxh3::xxh3_64(rv.as_bytes()))
 }
 
 /// The resource of a record about the object `o` refers to: its namespace, and its name as

@@ -7,47 +7,82 @@
 //! nothing. A record's id is the pod, the aspect and the object's resourceVersion, so a
 //! tracker that forgot (a restart) names a resent change the same.
 
-use super::k8s_time;
-use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use super::quantity;
+use super::table::{Change, ChangeTracker, StateTable};
+use super::{k8s_time, resource_version};
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod, ResourceRequirements};
 use model::{AttrValue, Attributes, Record, RecordId, RecordKind, Severity, Timestamp, names};
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
-/// What is remembered of one container.
+/// What is known of one container: from its status, and what its spec asks for.
 #[derive(Clone, Debug, Default, PartialEq)]
-struct ContainerView {
-    restarts: i32,
-    waiting: Option<String>,
+pub struct ContainerRow {
+    /// How often it restarted.
+    pub restarts: i32,
+    /// Why it waits, if it does (`CrashLoopBackOff`).
+    pub waiting: Option<String>,
+    /// Resources it requests (`nvidia.com/gpu`, `cpu` in cores, `memory` in bytes).
+    pub requests: BTreeMap<String, f64>,
+    /// Its resource limits, in the same units.
+    pub limits: BTreeMap<String, f64>,
 }
 
-/// What is remembered of one pod.
+/// What is known of one pod: its phase and its containers.
 #[derive(Clone, Debug, Default, PartialEq)]
-struct PodView {
-    phase: Option<String>,
-    containers: BTreeMap<String, ContainerView>,
+pub struct PodStatusRow {
+    /// `Running`, `Pending`, …
+    pub phase: Option<String>,
+    /// Its containers by name.
+    pub containers: BTreeMap<String, ContainerRow>,
 }
 
-impl PodView {
+/// The status of every pod seen, by (namespace, pod name).
+pub type PodTable = StateTable<(String, String), PodStatusRow>;
+
+impl PodStatusRow {
     fn of(pod: &Pod) -> Self {
         let status = pod.status.as_ref();
-        PodView {
+        let mut containers: BTreeMap<String, ContainerRow> = BTreeMap::new();
+        for c in pod.spec.iter().flat_map(|s| &s.containers) {
+            let (requests, limits) = resources(c.resources.as_ref());
+            containers.insert(
+                c.name.clone(),
+                ContainerRow {
+                    requests,
+                    limits,
+                    ..ContainerRow::default()
+                },
+            );
+        }
+        for c in status
+            .and_then(|s| s.container_statuses.as_ref())
+            .into_iter()
+            .flatten()
+        {
+            let row = containers.entry(c.name.clone()).or_default();
+            row.restarts = c.restart_count;
+            row.waiting = waiting_reason(c);
+        }
+        PodStatusRow {
             phase: status.and_then(|s| s.phase.clone()),
-            containers: status
-                .and_then(|s| s.container_statuses.as_ref())
-                .into_iter()
-                .flatten()
-                .map(|c| {
-                    (
-                        c.name.clone(),
-                        ContainerView {
-                            restarts: c.restart_count,
-                            waiting: waiting_reason(c),
-                        },
-                    )
-                })
-                .collect(),
+            containers,
         }
     }
+}
+
+/// A container's requests and limits, as numbers.
+fn resources(r: Option<&ResourceRequirements>) -> (BTreeMap<String, f64>, BTreeMap<String, f64>) {
+    let numbers = |q: Option<&BTreeMap<String, _>>| {
+        q.into_iter()
+            .flatten()
+            .filter_map(|(k, v)| Some((k.clone(), quantity::value(v)?)))
+            .collect()
+    };
+    (
+        numbers(r.and_then(|r| r.requests.as_ref())),
+        numbers(r.and_then(|r| r.limits.as_ref())),
+    )
 }
 
 fn waiting_reason(c: &ContainerStatus) -> Option<String> {
@@ -60,53 +95,14 @@ fn waiting_reason(c: &ContainerStatus) -> Option<String> {
 /// Turns watched pods into records of what changed.
 #[derive(Debug, Default)]
 pub struct PodTracker {
-    pods: HashMap<String, PodView>,
-    table: Arc<PodTable>,
+    pods: ChangeTracker<(String, String), PodStatusRow>,
 }
 
-/// One pod's status as `/metrics` shows it.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct PodStatusRow {
-    /// `Running`, `Pending`, …
-    pub phase: Option<String>,
-    /// Per container: its restarts and why it waits, if it does.
-    pub containers: Vec<(String, i64, Option<String>)>,
-}
-
-/// The status of every pod seen, by (namespace, pod name).
-#[derive(Debug, Default)]
-pub struct PodTable(Mutex<BTreeMap<(String, String), PodStatusRow>>);
-
-impl PodTable {
-    /// A copy of the table.
-    pub fn snapshot(&self) -> Vec<((String, String), PodStatusRow)> {
-        let table = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        table.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
-    }
-
-    fn set(&self, pod: &Pod, view: Option<&PodView>) {
-        let key = (
-            pod.metadata.namespace.clone().unwrap_or_default(),
-            pod.metadata.name.clone().unwrap_or_default(),
-        );
-        let mut table = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        match view {
-            Some(v) => {
-                let row = PodStatusRow {
-                    phase: v.phase.clone(),
-                    containers: v
-                        .containers
-                        .iter()
-                        .map(|(name, c)| (name.clone(), i64::from(c.restarts), c.waiting.clone()))
-                        .collect(),
-                };
-                table.insert(key, row);
-            }
-            None => {
-                table.remove(&key);
-            }
-        }
-    }
+fn key(pod: &Pod) -> (String, String) {
+    (
+        pod.metadata.namespace.clone().unwrap_or_default(),
+        pod.metadata.name.clone().unwrap_or_default(),
+    )
 }
 
 impl PodTracker {
@@ -116,14 +112,16 @@ impl PodTracker {
         let Some(uid) = pod.metadata.uid.clone() else {
             return Vec::new();
         };
-        let now = PodView::of(pod);
-        let before = self.pods.get(&uid);
-        if before == Some(&now) {
-            return Vec::new();
-        }
+        let now = PodStatusRow::of(pod);
+        let before = match self.pods.applied(&uid, key(pod), now.clone()) {
+            Change::Unchanged => return Vec::new(),
+            Change::New => None,
+            Change::From(b) => Some(b),
+        };
+        let before = before.as_ref();
         let mut out = Vec::new();
         let base = pod_resource(pod);
-        let version = resource_version(pod);
+        let version = resource_version(&pod.metadata);
         let changed_at = status_time(pod);
         let name = pod.metadata.name.clone().unwrap_or_default();
         if before.map(|b| &b.phase) != Some(&now.phase)
@@ -176,16 +174,13 @@ impl PodTracker {
                 r.attributes.insert(names::K8S_POD_PHASE, phase.clone());
             }
         }
-        self.table.set(pod, Some(&now));
-        self.pods.insert(uid, now);
         out
     }
 
     /// Forgets a deleted pod.
     pub fn deleted(&mut self, pod: &Pod) {
         if let Some(uid) = &pod.metadata.uid {
-            self.pods.remove(uid);
-            self.table.set(pod, None);
+            self.pods.deleted(uid, key(pod));
         }
     }
 
@@ -196,7 +191,7 @@ impl PodTracker {
 
     /// The status table it keeps.
     pub fn table(&self) -> Arc<PodTable> {
-        self.table.clone()
+        self.pods.table()
     }
 
     /// Whether no pod is remembered.
@@ -245,12 +240,6 @@ fn status_time(pod: &Pod) -> Timestamp {
 
 /// The object's resourceVersion as a number (etcd's revision; an opaque string to clients,
 /// hashed when it is not a number).
-fn resource_version(pod: &Pod) -> u64 {
-    let rv = pod.metadata.resource_version.as_deref().unwrap_or("");
-    rv.parse()
-        .unwrap_or_else(|_| xxhash_rust::xxh3::xxh3_64(rv.as_bytes()))
-}
-
 fn pod_resource(pod: &Pod) -> Attributes {
     let mut a = Attributes::new();
     if let Some(ns) = &pod.metadata.namespace {

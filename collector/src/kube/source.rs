@@ -1,8 +1,8 @@
 //! Connecting to the API server and running the watches.
 
 use super::{
-    EventRecorder, PodMetadata, PodTable, PodTracker, Workload, WorkloadTable, WorkloadTracker,
-    WorkloadView,
+    EventRecorder, NodeTable, NodeTracker, PodMetadata, PodTable, PodTracker, QuotaTable,
+    QuotaTracker, Workload, WorkloadTable, WorkloadTracker, WorkloadView,
 };
 use crate::Shutdown;
 use ::kube::runtime::WatchStreamExt;
@@ -11,7 +11,7 @@ use ::kube::{Api, Client};
 use futures_util::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{Event, Pod};
+use k8s_openapi::api::core::v1::{Event, Node, Pod, ResourceQuota};
 use model::{Batch, Record};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -72,16 +72,39 @@ pub struct KubeState {
     pub pods: Arc<PodTable>,
     /// The workloads' replica counts.
     pub workloads: Arc<WorkloadTable>,
+    /// The nodes' GPUs and conditions.
+    pub nodes: Arc<NodeTable>,
+    /// The quotas' hard limits and use.
+    pub quotas: Arc<QuotaTable>,
 }
 
-/// Watches Events, Pods and workloads and sends what changed as records.
+/// Watches Events, Pods, workloads, Nodes and ResourceQuotas and sends what changed as
+/// records.
 pub struct KubeSource {
     client: Client,
     config: KubeSourceConfig,
     metrics: Arc<KubeSourceMetrics>,
     workloads: WorkloadTracker,
     pods: PodTracker,
+    nodes: NodeTracker,
+    quotas: QuotaTracker,
     pod_metadata: Arc<PodMetadata>,
+}
+
+/// What the source watches, as (API group, resource): what its ClusterRole must grant
+/// get/list/watch on, and nothing more.
+pub const WATCHED_RESOURCES: [(&str, &str); 7] = [
+    resource::<Event>(),
+    resource::<Pod>(),
+    resource::<Deployment>(),
+    resource::<StatefulSet>(),
+    resource::<HorizontalPodAutoscaler>(),
+    resource::<Node>(),
+    resource::<ResourceQuota>(),
+];
+
+const fn resource<K: k8s_openapi::Resource>() -> (&'static str, &'static str) {
+    (K::GROUP, K::URL_PATH_SEGMENT)
 }
 
 /// One item of the merged watch streams (boxed: a pod is a couple of kilobytes).
@@ -89,6 +112,18 @@ enum Watched {
     Event(Box<Result<Change<Event>, watcher::Error>>),
     Pod(Box<Result<Change<Pod>, watcher::Error>>),
     Workload(Box<Result<Change<Option<WorkloadView>>, watcher::Error>>),
+    Node(Box<Result<Change<Node>, watcher::Error>>),
+    Quota(Box<Result<Change<ResourceQuota>, watcher::Error>>),
+}
+
+/// What a watch item asks of a tracker.
+enum Step<K> {
+    /// Note this object; `true` when it comes from a (re)list.
+    Applied(K, bool),
+    /// Forget it.
+    Deleted(K),
+    /// Nothing to record (the start or end of a list, an error).
+    Nothing,
 }
 
 /// A workload watch's item as the tracker's view of it.
@@ -130,6 +165,8 @@ impl KubeSource {
             metrics: Arc::default(),
             workloads: WorkloadTracker::default(),
             pods: PodTracker::default(),
+            nodes: NodeTracker::default(),
+            quotas: QuotaTracker::default(),
             pod_metadata: Arc::default(),
         }
     }
@@ -145,51 +182,59 @@ impl KubeSource {
             metrics: self.metrics.clone(),
             pods: self.pods.table(),
             workloads: self.workloads.table(),
+            nodes: self.nodes.table(),
+            quotas: self.quotas.table(),
         }
+    }
+
+    /// A watch of every `K` `config` selects, retrying with kube's default backoff.
+    fn watch<K>(
+        &self,
+        config: watcher::Config,
+    ) -> impl futures_util::Stream<Item = Result<Change<K>, watcher::Error>> + Send + 'static
+    where
+        K: ::kube::Resource<DynamicType = ()>
+            + Clone
+            + std::fmt::Debug
+            + serde::de::DeserializeOwned
+            + Send
+            + 'static,
+    {
+        watcher::watcher(Api::<K>::all(self.client.clone()), config).default_backoff()
     }
 
     /// Watches until `shutdown` or until `out` is closed. Errors of the API server (it went
     /// away, answered 500, sent something malformed) are counted and logged, and the
-    /// watcher retries with backoff: they never stop the source.
+    /// watcher retries with backoff: they never stop the source. Each kind is its own
+    /// watch, so one that is slow or failing holds up none of the others.
     pub async fn run(mut self, out: mpsc::Sender<Batch>, shutdown: Shutdown) {
-        let events = watcher::watcher(
-            Api::<Event>::all(self.client.clone()),
-            watcher::Config::default(),
-        )
-        .default_backoff()
-        .map(|item| Watched::Event(Box::new(item)));
-        let pod_config = match &self.config.node_name {
-            Some(node) => watcher::Config::default().fields(&format!("spec.nodeName={node}")),
-            None => watcher::Config::default(),
+        let all = watcher::Config::default;
+        // A node agent cares about its own node and the pods on it; an aggregator about all.
+        let (pods, nodes) = match &self.config.node_name {
+            Some(node) => (
+                all().fields(&format!("spec.nodeName={node}")),
+                all().fields(&format!("metadata.name={node}")),
+            ),
+            None => (all(), all()),
         };
-        let pods = watcher::watcher(Api::<Pod>::all(self.client.clone()), pod_config)
-            .default_backoff()
-            .map(|item| Watched::Pod(Box::new(item)));
-        let deployments = watcher::watcher(
-            Api::<Deployment>::all(self.client.clone()),
-            watcher::Config::default(),
-        )
-        .default_backoff()
-        .map(workload_item);
-        let stateful_sets = watcher::watcher(
-            Api::<StatefulSet>::all(self.client.clone()),
-            watcher::Config::default(),
-        )
-        .default_backoff()
-        .map(workload_item);
-        let autoscalers = watcher::watcher(
-            Api::<HorizontalPodAutoscaler>::all(self.client.clone()),
-            watcher::Config::default(),
-        )
-        .default_backoff()
-        .map(workload_item);
-        let mut merged = std::pin::pin!(futures_util::stream::select_all([
-            events.boxed(),
-            pods.boxed(),
-            deployments.boxed(),
-            stateful_sets.boxed(),
-            autoscalers.boxed(),
-        ]));
+        let streams = [
+            self.watch(all())
+                .map(|i| Watched::Event(Box::new(i)))
+                .boxed(),
+            self.watch(pods).map(|i| Watched::Pod(Box::new(i))).boxed(),
+            self.watch::<Deployment>(all()).map(workload_item).boxed(),
+            self.watch::<StatefulSet>(all()).map(workload_item).boxed(),
+            self.watch::<HorizontalPodAutoscaler>(all())
+                .map(workload_item)
+                .boxed(),
+            self.watch(nodes)
+                .map(|i| Watched::Node(Box::new(i)))
+                .boxed(),
+            self.watch(all())
+                .map(|i| Watched::Quota(Box::new(i)))
+                .boxed(),
+        ];
+        let mut merged = std::pin::pin!(futures_util::stream::select_all(streams));
         let mut recorder = EventRecorder::default();
         loop {
             let item = tokio::select! {
@@ -215,74 +260,91 @@ impl KubeSource {
     }
 
     fn records_of(&mut self, item: Watched, recorder: &mut EventRecorder) -> (Vec<Record>, bool) {
-        let m = &self.metrics;
-        let (records, counter, listed) = match item {
-            Watched::Event(item) => match *item {
-                Ok(Change::Apply(e)) => {
-                    (recorder.applied(&e).into_iter().collect(), &m.events, false)
+        let mut is_event = false;
+        let (records, listed): (Vec<Record>, bool) = match item {
+            Watched::Event(item) => {
+                is_event = true;
+                match self.step(*item) {
+                    Step::Applied(e, listed) => {
+                        (recorder.applied(&e).into_iter().collect(), listed)
+                    }
+                    Step::Deleted(e) => {
+                        recorder.deleted(&e);
+                        (Vec::new(), false)
+                    }
+                    Step::Nothing => (Vec::new(), false),
                 }
-                Ok(Change::InitApply(e)) => {
-                    (recorder.applied(&e).into_iter().collect(), &m.events, true)
-                }
-                Ok(Change::Delete(e)) => {
-                    recorder.deleted(&e);
-                    return (Vec::new(), false);
-                }
-                Ok(change) => return (self.listing(&change), false),
-                Err(e) => return (self.failed(&e), false),
-            },
-            Watched::Pod(item) => match *item {
-                Ok(Change::Apply(p)) => {
+            }
+            Watched::Pod(item) => match self.step(*item) {
+                Step::Applied(p, listed) => {
                     self.pod_metadata.update(&p);
-                    (self.pods.applied(&p), &m.object_changes, false)
+                    (self.pods.applied(&p), listed)
                 }
-                Ok(Change::InitApply(p)) => {
-                    self.pod_metadata.update(&p);
-                    (self.pods.applied(&p), &m.object_changes, true)
-                }
-                Ok(Change::Delete(p)) => {
+                Step::Deleted(p) => {
                     self.pod_metadata.deleted(&p);
                     self.pods.deleted(&p);
-                    return (Vec::new(), false);
+                    (Vec::new(), false)
                 }
-                Ok(change) => return (self.listing(&change), false),
-                Err(e) => return (self.failed(&e), false),
+                Step::Nothing => (Vec::new(), false),
             },
-            Watched::Workload(item) => match *item {
-                Ok(Change::Apply(Some(w))) => (
-                    self.workloads.applied(w).into_iter().collect(),
-                    &m.object_changes,
-                    false,
-                ),
-                Ok(Change::InitApply(Some(w))) => (
-                    self.workloads.applied(w).into_iter().collect(),
-                    &m.object_changes,
-                    true,
-                ),
-                Ok(Change::Delete(Some(w))) => {
+            Watched::Workload(item) => match self.step(*item) {
+                Step::Applied(Some(w), listed) => {
+                    (self.workloads.applied(w).into_iter().collect(), listed)
+                }
+                Step::Deleted(Some(w)) => {
                     self.workloads.deleted(w);
-                    return (Vec::new(), false);
+                    (Vec::new(), false)
                 }
-                Ok(change) => return (self.listing(&change), false),
-                Err(e) => return (self.failed(&e), false),
+                _ => (Vec::new(), false),
             },
+            Watched::Node(item) => match self.step(*item) {
+                Step::Applied(n, listed) => (self.nodes.applied(&n).into_iter().collect(), listed),
+                Step::Deleted(n) => {
+                    self.nodes.deleted(&n);
+                    (Vec::new(), false)
+                }
+                Step::Nothing => (Vec::new(), false),
+            },
+            Watched::Quota(item) => match self.step(*item) {
+                Step::Applied(q, listed) => (self.quotas.applied(&q).into_iter().collect(), listed),
+                Step::Deleted(q) => {
+                    self.quotas.deleted(&q);
+                    (Vec::new(), false)
+                }
+                Step::Nothing => (Vec::new(), false),
+            },
+        };
+        let m = &self.metrics;
+        let counter = if is_event {
+            &m.events
+        } else {
+            &m.object_changes
         };
         counter.fetch_add(records.len() as u64, Relaxed);
         (records, listed)
     }
 
-    /// The start or end of a (re)list: counted, nothing to record.
-    fn listing<K>(&self, change: &Change<K>) -> Vec<Record> {
-        if matches!(change, Change::Init) {
-            self.metrics.relists.fetch_add(1, Relaxed);
+    /// What a watch item asks for; the start of a (re)list and errors are counted here.
+    fn step<K>(&self, item: Result<Change<K>, watcher::Error>) -> Step<K> {
+        match item {
+            Ok(Change::Apply(k)) => Step::Applied(k, false),
+            Ok(Change::InitApply(k)) => Step::Applied(k, true),
+            Ok(Change::Delete(k)) => Step::Deleted(k),
+            Ok(Change::Init) => {
+                self.metrics.relists.fetch_add(1, Relaxed);
+                Step::Nothing
+            }
+            Ok(Change::InitDone) => Step::Nothing,
+            Err(e) => {
+                self.failed(&e);
+                Step::Nothing
+            }
         }
-        Vec::new()
     }
 
     /// A failed watch: counted and logged; the watcher backs off and retries.
-    fn failed(&self, e: &watcher::Error) -> Vec<Record> {
+    fn failed(&self, e: &watcher::Error) {
         self.metrics.watch_errors.fetch_add(1, Relaxed);
         tracing::warn!(error = %e, "Kubernetes watch failed; retrying with backoff");
-        Vec::new()
     }
 }

@@ -2,13 +2,13 @@
 //! replica counts change, and a live table of those counts (the "number of replicas" on
 //! `/metrics`): a scale-up that never became ready, an HPA that wants more than it has.
 
-use super::k8s_time;
+use super::table::{Change, ChangeTracker, StateTable};
+use super::{last_written, resource_version};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use model::{Attributes, Record, RecordId, RecordKind, Severity, Timestamp, names};
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// Replica counts of one workload. For an HPA: `desired` is what it asks for, `ready` what
 /// its target has (`currentReplicas`), `available` its ceiling (`maxReplicas`).
@@ -48,11 +48,7 @@ pub trait Workload: k8s_openapi::Resource + k8s_openapi::Metadata<Ty = ObjectMet
             uid: meta.uid.clone()?,
             namespace: meta.namespace.clone().unwrap_or_default(),
             name: meta.name.clone().unwrap_or_default(),
-            version: meta
-                .resource_version
-                .as_deref()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0),
+            version: resource_version(meta),
             changed_at: last_written(meta),
             replicas: self.replicas(),
         })
@@ -93,73 +89,33 @@ impl Workload for HorizontalPodAutoscaler {
     }
 }
 
-/// When the object was last written, as far as it says (its managed fields' times, else
-/// its creation): taken from the object so that a record made again from the same version
-/// (a relist after a restart) is the same record.
-fn last_written(meta: &ObjectMeta) -> Timestamp {
-    meta.managed_fields
-        .iter()
-        .flatten()
-        .filter_map(|f| f.time.as_ref())
-        .chain(meta.creation_timestamp.as_ref())
-        .map(|t| k8s_time(t.0))
-        .max()
-        .unwrap_or_else(Timestamp::now)
-}
-
 /// Replica counts of every workload seen, by (kind, namespace, name): what `/metrics`
 /// shows.
-#[derive(Debug, Default)]
-pub struct WorkloadTable(Mutex<BTreeMap<(&'static str, String, String), Replicas>>);
-
-impl WorkloadTable {
-    /// A copy of the table.
-    pub fn snapshot(&self) -> Vec<((&'static str, String, String), Replicas)> {
-        let table = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        table.iter().map(|(k, v)| (k.clone(), *v)).collect()
-    }
-}
+pub type WorkloadTable = StateTable<(&'static str, String, String), Replicas>;
 
 /// Turns watched workloads into records of replica changes, and keeps the table current.
 #[derive(Debug, Default)]
-pub struct WorkloadTracker {
-    seen: HashMap<String, (&'static str, String, String, Replicas)>,
-    table: Arc<WorkloadTable>,
-}
+pub struct WorkloadTracker(ChangeTracker<(&'static str, String, String), Replicas>);
 
 impl WorkloadTracker {
     /// The table it keeps.
     pub fn table(&self) -> Arc<WorkloadTable> {
-        self.table.clone()
+        self.0.table()
     }
 
     /// The record of a change in `w`'s replicas (or of `w` itself, the first time).
     pub fn applied(&mut self, w: WorkloadView) -> Option<Record> {
         let key = (w.kind, w.namespace.clone(), w.name.clone());
-        self.table
-            .0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key, w.replicas);
-        let before = self.seen.get(&w.uid).map(|s| s.3);
-        if before == Some(w.replicas) {
-            return None;
+        match self.0.applied(&w.uid, key, w.replicas) {
+            Change::Unchanged => None,
+            Change::New => Some(record(&w, None)),
+            Change::From(before) => Some(record(&w, Some(before))),
         }
-        self.seen.insert(
-            w.uid.clone(),
-            (w.kind, w.namespace.clone(), w.name.clone(), w.replicas),
-        );
-        Some(record(&w, before))
     }
 
     /// Forgets a deleted workload (and takes it off the table).
     pub fn deleted(&mut self, w: WorkloadView) {
-        self.seen.remove(&w.uid);
-        self.table
-            .0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&(w.kind, w.namespace, w.name));
+        self.0.deleted(&w.uid, (w.kind, w.namespace, w.name));
     }
 }
 
