@@ -29,6 +29,26 @@ pub enum Answer {
     },
     /// An HTTP error with a Status body.
     Status(u16),
+    /// A slow server: nothing until `release` is notified, then `answer` a few bytes at a
+    /// time (so lines arrive split across reads).
+    Slow {
+        /// What is answered in the end.
+        answer: Box<Answer>,
+        /// Notified when the answer may start.
+        release: Arc<Notify>,
+        /// How many bytes go in each write.
+        chunk: usize,
+    },
+}
+
+impl Answer {
+    fn is_watch(&self) -> bool {
+        match self {
+            Answer::List(_) => false,
+            Answer::Watch { .. } | Answer::Status(_) => true,
+            Answer::Slow { answer, .. } => answer.is_watch(),
+        }
+    }
 }
 
 /// A loopback API server: per path, answers in order; once they run out, a watch is held
@@ -41,6 +61,8 @@ pub struct Script {
     last_list: HashMap<&'static str, Value>,
     /// Requests seen, as `LIST /api/v1/pods` or `WATCH /api/v1/pods`.
     pub seen: Vec<String>,
+    /// The targets (path and query) of the requests seen, in order.
+    pub targets: Vec<String>,
 }
 
 pub struct FakeApi {
@@ -82,6 +104,17 @@ impl FakeApi {
         script.seen.iter().filter(|r| *r == request).count()
     }
 
+    /// The targets (path and query) of the requests made to `path`.
+    pub fn targets(&self, path: &str) -> Vec<String> {
+        let script = self.script.lock().unwrap();
+        script
+            .targets
+            .iter()
+            .filter(|t| t.split('?').next() == Some(path))
+            .cloned()
+            .collect()
+    }
+
     /// Waits until `request` has been seen `times` times.
     pub async fn wait_for(&self, request: &str, times: usize) {
         loop {
@@ -117,12 +150,10 @@ async fn serve(mut conn: TcpStream, script: Arc<Mutex<Script>>, requested: Arc<N
             .unwrap_or("other");
         s.seen
             .push(format!("{} {path}", if watch { "WATCH" } else { "LIST" }));
+        s.targets.push(target.clone());
         let next = s.answers.get_mut(key).and_then(|q| {
             // A list request takes the next list; a watch the next watch or error.
-            let at = q.iter().position(|a| match a {
-                Answer::List(_) => !watch,
-                Answer::Watch { .. } | Answer::Status(_) => watch,
-            })?;
+            let at = q.iter().position(|a| a.is_watch() == watch)?;
             q.remove(at)
         });
         match next {
@@ -145,27 +176,49 @@ async fn serve(mut conn: TcpStream, script: Arc<Mutex<Script>>, requested: Arc<N
         }
     };
     requested.notify_waiters();
-    let response = |status: &str, body: &str| {
+    let (answer, chunk) = match answer {
+        Answer::Slow {
+            answer,
+            release,
+            chunk,
+        } => {
+            release.notified().await;
+            (*answer, chunk.max(1))
+        }
+        other => (other, usize::MAX),
+    };
+    let (bytes, hold_open) = response(answer);
+    for piece in bytes.chunks(chunk.min(bytes.len().max(1))) {
+        if conn.write_all(piece).await.is_err() {
+            return;
+        }
+        let _ = conn.flush().await;
+        if chunk != usize::MAX {
+            // Slowness is the point here: each piece is its own read at the client.
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+    }
+    if hold_open {
+        // Held open with nothing to say, until the client hangs up.
+        let _ = conn.read(&mut buf).await;
+    }
+}
+
+/// The bytes of an answer, and whether the connection is then held open.
+fn response(answer: Answer) -> (Vec<u8>, bool) {
+    let http = |status: &str, body: &str| {
         format!(
             "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         )
     };
     match answer {
-        Answer::List(body) => {
-            let _ = conn
-                .write_all(response("200 OK", &body.to_string()).as_bytes())
-                .await;
-        }
+        Answer::List(body) => (http("200 OK", &body.to_string()).into_bytes(), false),
         Answer::Status(code) => {
             let body = json!({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",
                 "message":"scripted failure","reason":"InternalError","code":code});
-            let _ = conn
-                .write_all(
-                    response(&format!("{code} Internal Server Error"), &body.to_string())
-                        .as_bytes(),
-                )
-                .await;
+            let status = format!("{code} Internal Server Error");
+            (http(&status, &body.to_string()).into_bytes(), false)
         }
         Answer::Watch { lines, close } => {
             // Close-delimited: the body is every line until the connection ends.
@@ -176,15 +229,10 @@ async fn serve(mut conn: TcpStream, script: Arc<Mutex<Script>>, requested: Arc<N
                 out.push_str(&line);
                 out.push('\n');
             }
-            if conn.write_all(out.as_bytes()).await.is_err() {
-                return;
-            }
-            let _ = conn.flush().await;
-            if !close {
-                // Held open with nothing to say, until the client hangs up.
-                let _ = conn.read(&mut buf).await;
-            }
+            (out.into_bytes(), !close)
         }
+        // Not nested in practice; answered as what it wraps.
+        Answer::Slow { answer, .. } => response(*answer),
     }
 }
 

@@ -92,18 +92,27 @@ fn every_manifest_is_a_kubernetes_object_and_the_agent_reads_only_what_it_needs(
                         );
                     }
                 }
-                let granted: Vec<&str> = rules
+                let granted: Vec<(&str, &str)> = rules
                     .iter()
-                    .flat_map(|r| r.resources.iter().flatten().map(String::as_str))
+                    .flat_map(|r| {
+                        let resources = r.resources.iter().flatten();
+                        r.api_groups.iter().flatten().flat_map(move |g| {
+                            resources.clone().map(move |res| (g.as_str(), res.as_str()))
+                        })
+                    })
                     .collect();
-                for watched in [
-                    "pods",
-                    "events",
-                    "deployments",
-                    "statefulsets",
-                    "horizontalpodautoscalers",
-                ] {
-                    assert!(granted.contains(&watched), "{file}: {watched} is watched");
+                let watched = collector::kube::WATCHED_RESOURCES;
+                for needed in watched {
+                    assert!(
+                        granted.contains(&needed),
+                        "{file}: the source watches {needed:?}; grant get/list/watch on it"
+                    );
+                }
+                for extra in &granted {
+                    assert!(
+                        watched.contains(extra),
+                        "{file}: {extra:?} is granted but nothing watches it (least privilege)"
+                    );
                 }
             }
             "DaemonSet" => daemon_set = Some(typed::<DaemonSet>(doc, file)),

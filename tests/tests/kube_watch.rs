@@ -238,6 +238,22 @@ async fn run_with_kube_api_turns_an_oom_kill_into_an_incident_and_indexes_the_ev
             },
         ]),
     );
+    script.answers.insert(
+        "/api/v1/nodes",
+        VecDeque::from([Answer::List(list(
+            "NodeList",
+            "9",
+            vec![gpu_node(9, 7, false, &now)],
+        ))]),
+    );
+    script.answers.insert(
+        "/api/v1/resourcequotas",
+        VecDeque::from([Answer::List(list(
+            "ResourceQuotaList",
+            "9",
+            vec![gpu_quota(9, 8)],
+        ))]),
+    );
     let api = FakeApi::start(script).await;
     let url = api.url.clone();
     let dir = tempfile::tempdir().expect("temp dir");
@@ -281,7 +297,7 @@ async fn run_with_kube_api_turns_an_oom_kill_into_an_incident_and_indexes_the_ev
         let objects = running.wait_for(
             "/api/v1/search?kind=k8s_object&q=*",
             Duration::from_secs(60),
-            |b| b["total"] == 5,
+            |b| b["total"] == 7,
         );
         let (_, metrics) = running.get_text("/metrics");
         let (status, _) = running.terminate(Duration::from_secs(30));
@@ -338,6 +354,15 @@ async fn run_with_kube_api_turns_an_oom_kill_into_an_incident_and_indexes_the_ev
             "k8s_container_waiting{{namespace={namespace},pod={name},container=\"vllm\",reason=\"CrashLoopBackOff\"}} 1"
         ),
         format!("k8s_pod_phase{{namespace={namespace},pod={name},phase=\"Running\"}} 1"),
+        format!(
+            "k8s_container_resource_limits{{namespace={namespace},pod={name},container=\"vllm\",resource=\"nvidia.com/gpu\"}} 1"
+        ),
+        "k8s_node_gpu_allocatable{node=\"gpu-node-3\"} 7".to_string(),
+        "k8s_node_gpu_capacity{node=\"gpu-node-3\"} 8".to_string(),
+        "k8s_node_condition{node=\"gpu-node-3\",condition=\"Ready\",status=\"True\"} 1"
+            .to_string(),
+        "k8s_resourcequota{namespace=\"llm-serving\",resourcequota=\"gpu-quota\",resource=\"requests.nvidia.com/gpu\",type=\"used\"} 8"
+            .to_string(),
     ] {
         assert!(metrics.contains(&sample), "{sample} in {metrics}");
     }
@@ -391,7 +416,227 @@ async fn run_with_kube_api_turns_an_oom_kill_into_an_incident_and_indexes_the_ev
         .expect("the checks ran");
     assert_eq!(events["total"], 2, "each event once: {events}");
     assert_eq!(
-        objects["total"], 5,
-        "each pod and workload change once: {objects}"
+        objects["total"], 7,
+        "each pod, workload, node and quota change once: {objects}"
+    );
+}
+
+/// A GPU node at resourceVersion `rv`: Ready, `allocatable` of its 8 GPUs offered, under
+/// memory pressure or not, its kubelet last heard at `heartbeat`.
+fn gpu_node(rv: u64, allocatable: u32, memory_pressure: bool, heartbeat: &str) -> Value {
+    let condition = |kind: &str, status: &str| {
+        json!({"type": kind, "status": status, "lastHeartbeatTime": heartbeat,
+            "lastTransitionTime": "2025-03-01T00:00:00Z", "reason": format!("Kubelet{kind}")})
+    };
+    json!({"apiVersion": "v1", "kind": "Node",
+    "metadata": {"name": "gpu-node-3", "uid": "6f1c2a50-node-3",
+        "resourceVersion": rv.to_string(), "creationTimestamp": "2025-03-01T00:00:00Z",
+        "labels": {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}},
+    "spec": {"podCIDR": "10.244.3.0/24"},
+    "status": {
+        "capacity": {"cpu": "96", "memory": "1056Gi", "nvidia.com/gpu": "8", "pods": "110"},
+        "allocatable": {"cpu": "95500m", "memory": "1040Gi",
+            "nvidia.com/gpu": allocatable.to_string(), "pods": "110"},
+        "conditions": [
+            condition("MemoryPressure", if memory_pressure { "True" } else { "False" }),
+            condition("DiskPressure", "False"),
+            condition("Ready", "True"),
+        ]}})
+}
+
+/// The `llm-serving` namespace's GPU quota at resourceVersion `rv`, `used` of 8 GPUs taken.
+fn gpu_quota(rv: u64, used: u32) -> Value {
+    json!({"apiVersion": "v1", "kind": "ResourceQuota",
+        "metadata": {"name": "gpu-quota", "namespace": "llm-serving", "uid": "0d9e-quota",
+            "resourceVersion": rv.to_string(), "creationTimestamp": "2025-03-01T00:00:00Z"},
+        "spec": {"hard": {"requests.nvidia.com/gpu": "8", "limits.memory": "1Ti"}},
+        "status": {
+            "hard": {"requests.nvidia.com/gpu": "8", "limits.memory": "1Ti"},
+            "used": {"requests.nvidia.com/gpu": used.to_string(), "limits.memory": "384Gi"}}})
+}
+
+/// Receives batches until `done` holds of everything received.
+async fn receive_until(
+    rx: &mut mpsc::Receiver<model::Batch>,
+    records: &mut Vec<Record>,
+    done: impl Fn(&[Record]) -> bool,
+) {
+    while !done(records) {
+        let batch = rx.recv().await.expect("the source runs");
+        records.extend(batch.records);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_server_holds_up_no_other_watch_and_lines_split_across_reads_arrive_whole() {
+    let events: Vec<Value> = fixture("k8s-events.json")
+        .into_iter()
+        .filter(|e| e["apiVersion"] == "v1")
+        .collect();
+    let (listed, watched) = events.split_at(events.len() / 2);
+    // The events' list hangs until the test lets it go; everything after it trickles in.
+    let release = std::sync::Arc::new(tokio::sync::Notify::new());
+    let at_once = || {
+        let go = std::sync::Arc::new(tokio::sync::Notify::new());
+        go.notify_one();
+        go
+    };
+    let slow =
+        |answer: Answer, release: std::sync::Arc<tokio::sync::Notify>, chunk: usize| Answer::Slow {
+            answer: Box::new(answer),
+            release,
+            chunk,
+        };
+    let mut script = Script::default();
+    script.answers.insert(
+        "/api/v1/events",
+        VecDeque::from([
+            slow(
+                Answer::List(list("EventList", "100", listed.to_vec())),
+                release.clone(),
+                512,
+            ),
+            slow(
+                Answer::Watch {
+                    lines: watched.iter().map(|e| line("ADDED", e)).collect(),
+                    close: false,
+                },
+                at_once(),
+                64,
+            ),
+        ]),
+    );
+    script.answers.insert(
+        "/api/v1/nodes",
+        VecDeque::from([
+            Answer::List(list(
+                "NodeList",
+                "10",
+                vec![gpu_node(10, 8, false, "2025-03-04T10:00:00Z")],
+            )),
+            slow(
+                Answer::Watch {
+                    lines: vec![
+                        // A heartbeat: nothing that matters changed.
+                        line("MODIFIED", &gpu_node(11, 8, false, "2025-03-04T10:05:00Z")),
+                        // A GPU failed its health check, and memory ran short.
+                        line("MODIFIED", &gpu_node(12, 7, true, "2025-03-04T10:06:00Z")),
+                    ],
+                    close: false,
+                },
+                at_once(),
+                7,
+            ),
+        ]),
+    );
+    script.answers.insert(
+        "/api/v1/resourcequotas",
+        VecDeque::from([
+            Answer::List(list("ResourceQuotaList", "20", vec![gpu_quota(20, 6)])),
+            slow(
+                Answer::Watch {
+                    lines: vec![line("MODIFIED", &gpu_quota(21, 8))],
+                    close: false,
+                },
+                at_once(),
+                7,
+            ),
+        ]),
+    );
+    let api = FakeApi::start(script).await;
+    let source = KubeSource::connect(KubeSourceConfig {
+        api_url: Some(api.url.clone()),
+        node_name: Some("gpu-node-3".into()),
+    })
+    .await
+    .expect("client");
+    let state = source.state();
+    let (tx, mut rx) = mpsc::channel(64);
+    let shutdown = Shutdown::new();
+    let running = tokio::spawn(source.run(tx, shutdown.clone()));
+
+    let of_kind = |records: &[Record], kind: &str| -> Vec<Record> {
+        records
+            .iter()
+            .filter(|r| {
+                r.kind == RecordKind::K8sObject
+                    && r.attributes.get_str(names::K8S_OBJECT_KIND) == Some(kind)
+            })
+            .cloned()
+            .collect()
+    };
+    let mut records = Vec::new();
+    let scenario = async {
+        // While the events' list hangs, the node's and the quota's changes come through.
+        receive_until(&mut rx, &mut records, |r| {
+            of_kind(r, "Node").len() == 2 && of_kind(r, "ResourceQuota").len() == 2
+        })
+        .await;
+        assert!(
+            !records.iter().any(|r| r.kind == RecordKind::K8sEvent),
+            "the events' list has not been answered yet"
+        );
+        let node_lists = api.targets("/api/v1/nodes");
+        assert!(
+            node_lists
+                .iter()
+                .all(|t| t.contains("fieldSelector=metadata.name%3Dgpu-node-3")),
+            "a node agent watches its own node only: {node_lists:?}"
+        );
+        release.notify_one();
+        receive_until(&mut rx, &mut records, |r| {
+            r.iter().filter(|r| r.kind == RecordKind::K8sEvent).count() >= events.len()
+        })
+        .await;
+    };
+    tokio::time::timeout(Duration::from_secs(60), scenario)
+        .await
+        .expect("the scenario finishes (a guard, not a wait)");
+    shutdown.trigger();
+    running.await.expect("the source stops");
+
+    let event_ids: HashSet<_> = records
+        .iter()
+        .filter(|r| r.kind == RecordKind::K8sEvent)
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(event_ids.len(), events.len(), "each event once, whole");
+    let nodes = of_kind(&records, "Node");
+    let pressure = nodes.last().expect("two node records");
+    assert_eq!(
+        pressure.attributes.get_str(names::K8S_NODE_PROBLEMS),
+        Some("MemoryPressure"),
+        "{}",
+        pressure.body
+    );
+    assert_eq!(
+        pressure
+            .attributes
+            .get(names::K8S_NODE_GPU_ALLOCATABLE)
+            .and_then(|v| v.as_f64()),
+        Some(7.0)
+    );
+    let quotas = of_kind(&records, "ResourceQuota");
+    assert_eq!(
+        quotas[1].attributes.get_str(names::K8S_QUOTA_EXHAUSTED),
+        Some("requests.nvidia.com/gpu"),
+        "{}",
+        quotas[1].body
+    );
+    let node_table = state.nodes.snapshot();
+    assert_eq!(node_table.len(), 1);
+    assert_eq!(node_table[0].1.gpu_allocatable, 7.0);
+    let quota_table = state.quotas.snapshot();
+    assert_eq!(quota_table[0].1["requests.nvidia.com/gpu"].used, 8.0);
+    let m = &state.metrics;
+    assert_eq!(
+        m.watch_errors.load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "slowness is not an error, and no line was cut"
+    );
+    assert_eq!(
+        m.relists.load(std::sync::atomic::Ordering::Relaxed),
+        collector::kube::WATCHED_RESOURCES.len() as u64,
+        "one list per kind, none again"
     );
 }
