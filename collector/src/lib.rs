@@ -1,7 +1,8 @@
 //! Infersight's sources: they turn the outside world into [`model::Record`]s.
 //!
-//! Owns: one module per source (`files`, `kube`; `gpu`, `scrape`, `kafka` later), each
-//! with its discovery, decoding and checkpointing, and the [`Shutdown`] signal sources obey.
+//! Owns: one module per source (`files`, `kube`, `gpu`, `scrape`; `kafka` later), each
+//! with its discovery, decoding and checkpointing, the tables of current state some of
+//! them keep for `/metrics` ([`table`]), and the [`Shutdown`] signal sources obey.
 //!
 //! Must not know about: what inference servers print (that is `processor`), how records are
 //! stored or served (`indexer`, `api`), or how a pipeline is configured (`pipelines`). A
@@ -9,7 +10,10 @@
 //! and sends [`model::Batch`]es; it never interprets the message.
 
 pub mod files;
+pub mod gpu;
 pub mod kube;
+pub mod scrape;
 mod shutdown;
+pub mod table;
 
 pub use shutdown::Shutdown;

@@ -15,7 +15,6 @@ mod pods;
 mod quantity;
 mod quotas;
 mod source;
-mod table;
 mod workloads;
 
 pub use events::EventRecorder;
@@ -26,7 +25,6 @@ pub use quotas::{QuotaRow, QuotaTable, QuotaTracker, QuotaUse};
 pub use source::{
     KubeError, KubeSource, KubeSourceConfig, KubeSourceMetrics, KubeState, WATCHED_RESOURCES,
 };
-pub use table::{ChangeTracker, StateTable};
 pub use workloads::{Replicas, Workload, WorkloadTable, WorkloadTracker, WorkloadView};
 
 use k8s_openapi::api::core::v1::ObjectReference;

@@ -4,8 +4,8 @@
 //! same for `/metrics`. Heartbeats, which rewrite a node every few minutes, change none of
 //! this and so record nothing.
 
-use super::table::{Change, ChangeTracker, StateTable};
 use super::{NVIDIA_GPU, last_written, quantity, resource_version};
+use crate::table::{Change, ChangeTracker, StateTable};
 use k8s_openapi::api::core::v1::Node;
 use model::{AttrValue, Attributes, Record, RecordId, RecordKind, Severity, Timestamp, names};
 use std::sync::Arc;

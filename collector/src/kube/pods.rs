@@ -8,8 +8,8 @@
 //! tracker that forgot (a restart) names a resent change the same.
 
 use super::quantity;
-use super::table::{Change, ChangeTracker, StateTable};
 use super::{k8s_time, resource_version};
+use crate::table::{Change, ChangeTracker, StateTable};
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod, ResourceRequirements};
 use model::{AttrValue, Attributes, Record, RecordId, RecordKind, Severity, Timestamp, names};
 use std::collections::BTreeMap;

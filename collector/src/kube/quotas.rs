@@ -2,8 +2,8 @@
 //! (a pod that cannot start because `requests.nvidia.com/gpu` is used up shows here before
 //! anywhere else), and a table of hard and used per resource for `/metrics`.
 
-use super::table::{Change, ChangeTracker, StateTable};
 use super::{NVIDIA_GPU, last_written, quantity, resource_version};
+use crate::table::{Change, ChangeTracker, StateTable};
 use k8s_openapi::api::core::v1::ResourceQuota;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use model::{AttrValue, Attributes, Record, RecordId, RecordKind, Severity, Timestamp, names};

@@ -2,8 +2,8 @@
 //! replica counts change, and a live table of those counts (the "number of replicas" on
 //! `/metrics`): a scale-up that never became ready, an HPA that wants more than it has.
 
-use super::table::{Change, ChangeTracker, StateTable};
 use super::{last_written, resource_version};
+use crate::table::{Change, ChangeTracker, StateTable};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;

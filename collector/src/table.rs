@@ -22,7 +22,7 @@ impl<K: Ord + Clone, S: Clone> StateTable<K, S> {
         table.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 
-    pub(super) fn set(&self, key: K, state: Option<S>) {
+    pub(crate) fn set(&self, key: K, state: Option<S>) {
         let mut table = self.0.lock().unwrap_or_else(|e| e.into_inner());
         match state {
             Some(s) => table.insert(key, s),
