@@ -192,6 +192,27 @@ pub const LLM_GEN_THROUGHPUT_TPS: &str = "llm.gen_throughput_tps";
 /// Index of the engine that logged a stats line (vLLM v1 `Engine 000:`).
 pub const LLM_ENGINE_INDEX: &str = "llm.engine_index";
 
+/// A GPU's uuid (`GPU-c4529c8d-…`; a MIG device's `MIG-…`); on a record about several
+/// GPUs, their uuids joined by commas.
+pub const GPU_UUID: &str = "gpu.uuid";
+/// A GPU's index on its node (`nvidia-smi`'s order).
+pub const GPU_INDEX: &str = "gpu.index";
+/// A GPU's product name (`NVIDIA H100 80GB HBM3`).
+pub const GPU_MODEL: &str = "gpu.model";
+/// How many GPUs a record's figures cover (a pod with several: utilisation averaged,
+/// memory and power summed, temperature the hottest).
+pub const GPU_COUNT: &str = "gpu.count";
+/// Where GPU figures came from: `nvml` or `dcgm`.
+pub const GPU_SOURCE: &str = "gpu.source";
+/// GPU memory bandwidth utilisation, percent (0–100).
+pub const GPU_MEMORY_UTILIZATION_PCT: &str = "gpu.memory.utilization_pct";
+/// GPU memory in all, bytes.
+pub const GPU_MEMORY_TOTAL_BYTES: &str = "gpu.memory.total_bytes";
+/// Milliseconds between a record and the GPU snapshot its `gpu.*` figures come from
+/// (positive: the snapshot is later).
+pub const GPU_SNAPSHOT_OFFSET_MS: &str = "gpu.snapshot_offset_ms";
+/// The URL a scraped record's figures were read from.
+pub const SCRAPE_URL: &str = "scrape.url";
 /// GPU utilisation, percent (0–100).
 pub const GPU_UTILIZATION_PCT: &str = "gpu.utilization_pct";
 /// GPU memory in use, bytes.

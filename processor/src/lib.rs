@@ -6,8 +6,9 @@
 //! ([`lifecycle`]), the LLM metrics registry ([`metrics`]), and the [`InferenceLogProcessor`]
 //! that applies them to records. Multi-line grouping happens before, in the source, where
 //! checkpoints can account for it. Which server a container runs is learned from its lines
-//! (a parser's, or a signature in [`detect`]) and remembered per container. Later: GPU
-//! enrichment.
+//! (a parser's, or a signature in [`detect`]) and remembered per container. Requests and
+//! engine stats get their pod's GPU figures from the `gpu` records passing by
+//! ([`gpu_join`]).
 //!
 //! Must not know about: files, sockets, tokio, the index or HTTP. Everything here is pure
 //! functions and small state machines over [`model::Record`]s, so it can be tested line by
@@ -15,6 +16,7 @@
 
 pub mod detect;
 mod errors;
+pub mod gpu_join;
 pub mod lifecycle;
 pub mod metrics;
 pub mod parsers;

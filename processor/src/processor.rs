@@ -1,6 +1,7 @@
 //! Applies the parsers to the records of a batch.
 
 use crate::detect::server_signature;
+use crate::gpu_join::GpuJoin;
 use crate::lifecycle::RequestTracker;
 use crate::metrics::LlmMetrics;
 use crate::parsers::{generic, http, llamacpp, lmdeploy, ray, sglang, tgi, triton, trtllm, vllm};
@@ -35,6 +36,8 @@ pub struct InferenceLogProcessor {
     forced: Option<String>,
     /// The user's server per container (config), asked once per container.
     assignment: Option<ServerAssignment>,
+    /// GPU snapshots seen, for requests and engine stats of the same pods.
+    gpu: Option<GpuJoin>,
 }
 
 /// What is known of a container's server.
@@ -94,6 +97,18 @@ impl InferenceLogProcessor {
         self
     }
 
+    /// Gives requests and engine stats their pod's GPU figures from the `gpu` records that
+    /// pass through, nearest in time within `max_gap`.
+    pub fn with_gpu_join(mut self, max_gap: std::time::Duration) -> Self {
+        self.gpu = Some(GpuJoin::new(max_gap));
+        self
+    }
+
+    /// (records given GPU figures, records of a pod with GPUs but no snapshot near enough).
+    pub fn gpu_join_counts(&self) -> (u64, u64) {
+        self.gpu.as_ref().map_or((0, 0), GpuJoin::counts)
+    }
+
     /// Processes every record of `batch` in place; records derived along the way (finished
     /// requests, later) are appended after them.
     pub fn process_batch(&mut self, batch: &mut Batch) {
@@ -107,8 +122,25 @@ impl InferenceLogProcessor {
     /// Processes one record: removes wrappers from the body and sets what its server's line
     /// says. Records that are not container log lines pass through untouched.
     pub fn process(&mut self, record: &mut Record, emitted: &mut Vec<Record>) {
-        if record.kind != RecordKind::Log {
-            return;
+        match record.kind {
+            RecordKind::Log => {}
+            RecordKind::Gpu => {
+                if let Some(join) = &mut self.gpu {
+                    join.observe(record);
+                }
+                return;
+            }
+            // Scraped from a server's /metrics: already typed, only joined and counted.
+            RecordKind::EngineStats => {
+                if let Some(join) = &mut self.gpu {
+                    join.enrich(record);
+                }
+                if let Some(metrics) = &self.metrics {
+                    metrics.observe(record);
+                }
+                return;
+            }
+            _ => return,
         }
         self.lines_seen += 1;
         if let Cow::Owned(clean) = strip_ansi(&record.body) {
@@ -148,6 +180,14 @@ impl InferenceLogProcessor {
         }
         let before = emitted.len();
         self.requests.observe(record, emitted);
+        if let Some(join) = &mut self.gpu {
+            if record.kind != RecordKind::Log {
+                join.enrich(record);
+            }
+            for derived in &mut emitted[before..] {
+                join.enrich(derived);
+            }
+        }
         if let Some(metrics) = &self.metrics {
             metrics.observe(record);
             for derived in &emitted[before..] {
