@@ -18,12 +18,14 @@ mod openapi;
 mod params;
 mod requests;
 mod search;
+mod status;
 mod tail;
 mod ui;
 
 pub use backend::{LocalIndex, SearchBackend};
 pub use error::ApiError;
 pub use metrics::{MetricFamily, MetricKind, MetricsBackend, NoMetrics, Sample, render};
+pub use status::{NoStatus, SourceState, SourceStatus, StatusBackend};
 pub use tail::{LiveTail, MAX_TAIL_CLIENTS};
 
 use axum::Router;
@@ -38,6 +40,8 @@ pub struct ApiState {
     pub search: Arc<dyn SearchBackend>,
     /// What `/metrics` exposes.
     pub metrics: Arc<dyn MetricsBackend>,
+    /// What `/api/v1/status` says of the sources.
+    pub status: Arc<dyn StatusBackend>,
     /// The bearer token `/api` and `/metrics` require; `None` lets everyone in.
     pub token: Option<Arc<str>>,
     /// Where the pipeline publishes records for live tail; `None` without a pipeline.
@@ -56,6 +60,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/llm/summary", get(llm::summary))
         .route("/api/v1/tail", get(tail::tail))
         .route("/api/v1/incidents", get(incidents::incidents))
+        .route("/api/v1/status", get(status::status))
         .route("/metrics", get(metrics::metrics))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

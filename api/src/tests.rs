@@ -41,6 +41,7 @@ fn app_with_records(records: Vec<Record>) -> (tempfile::TempDir, Router) {
         token: None,
         live: None,
         metrics: Arc::new(crate::NoMetrics),
+        status: Arc::new(crate::NoStatus),
     };
     (dir, router(state))
 }
@@ -315,6 +316,7 @@ async fn with_a_token_the_api_and_metrics_need_it_and_probes_do_not() {
     let app = router(ApiState {
         search: Arc::new(crate::LocalIndex::new(store)),
         metrics: Arc::new(crate::NoMetrics),
+        status: Arc::new(crate::NoStatus),
         token: Some(Arc::from("0123456789abcdef")),
         live: None,
     });

@@ -55,6 +55,10 @@ pub struct OverrideArgs {
     /// downward API) [default: every pod].
     #[arg(long)]
     pub kube_node: Option<String>,
+    /// A Prometheus endpoint to read (dcgm-exporter, or a vLLM/SGLang/TGI `/metrics`);
+    /// repeat for more.
+    #[arg(long, value_name = "URL")]
+    pub scrape: Vec<String>,
 }
 
 impl From<OverrideArgs> for Overrides {
@@ -70,6 +74,7 @@ impl From<OverrideArgs> for Overrides {
             insecure_no_auth: a.insecure_no_auth,
             kube_api: a.kube_api,
             kube_node: a.kube_node.filter(|n| !n.is_empty()),
+            scrape: a.scrape,
         }
     }
 }
@@ -423,4 +428,52 @@ pub fn validate(file: &Path) -> anyhow::Result<()> {
 
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
+}
+
+/// `infersight gpu-check`: the NVML source alone.
+#[derive(Args, Debug)]
+pub struct GpuCheckArgs {
+    /// How long to sample.
+    #[arg(long, default_value_t = 15)]
+    pub seconds: u64,
+    /// Between snapshots, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub interval_ms: u64,
+}
+
+/// Samples every GPU through NVML for a while and prints each snapshot as one JSON line
+/// (with how long it took), to hold up against `nvidia-smi`. Fails, saying why, where NVML
+/// is unavailable.
+pub fn gpu_check(args: GpuCheckArgs) -> anyhow::Result<()> {
+    use collector::gpu::{ContainerPods, NvmlSampler};
+    let sampler = match NvmlSampler::init(ContainerPods::default()) {
+        Ok(s) => s,
+        Err(reason) => {
+            println!(
+                "{}",
+                serde_json::json!({"nvml": "unavailable", "reason": reason})
+            );
+            bail!("NVML is unavailable here: {reason}");
+        }
+    };
+    let gpus = sampler.device_count().map_err(|e| anyhow!(e))?;
+    println!("{}", serde_json::json!({"nvml": "available", "gpus": gpus}));
+    let interval = std::time::Duration::from_millis(args.interval_ms.max(10));
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(args.seconds);
+    let mut out = std::io::stdout().lock();
+    while std::time::Instant::now() < end {
+        let started = std::time::Instant::now();
+        let (readings, failed) = sampler.sample();
+        let took = started.elapsed();
+        let line = serde_json::json!({
+            "at": Timestamp::now().to_rfc3339(),
+            "sample_ms": took.as_secs_f64() * 1e3,
+            "devices_failed": failed,
+            "gpus": readings,
+        });
+        writeln!(out, "{line}")?;
+        out.flush()?;
+        std::thread::sleep(interval.saturating_sub(took));
+    }
+    Ok(())
 }

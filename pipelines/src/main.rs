@@ -30,6 +30,8 @@ enum Command {
     Parse(commands::ParseArgs),
     /// Search an index directory offline.
     Search(commands::SearchArgs),
+    /// Sample the node's GPUs through NVML alone and print each snapshot as JSON.
+    GpuCheck(commands::GpuCheckArgs),
     /// Check a config file and report every problem.
     Validate {
         /// The config file.
@@ -47,6 +49,7 @@ fn main() -> ExitCode {
         Command::Parse(args) => commands::parse(args),
         Command::Search(args) => commands::search(args),
         Command::Validate { config } => commands::validate(&config),
+        Command::GpuCheck(args) => commands::gpu_check(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

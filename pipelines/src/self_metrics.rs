@@ -2,9 +2,11 @@
 //! got acknowledged, and the index's size and upkeep. This is the one place that knows both the sources' counters and the
 //! API's exposition types.
 
-use api::{MetricFamily, MetricKind, MetricsBackend, Sample};
+use api::{MetricFamily, MetricKind, MetricsBackend, Sample, SourceState, SourceStatus};
 use collector::files::FileSourceMetrics;
+use collector::gpu::{GpuTable, NvmlMetrics, NvmlStatus};
 use collector::kube::{KubeSourceMetrics, KubeState, Replicas};
+use collector::scrape::{EngineHistogram, ScrapeMetrics, ScrapeState};
 use indexer::{IndexStats, IndexStore};
 use processor::metrics::{Histogram, Labels, LlmMetrics, Series};
 use std::sync::Arc;
@@ -16,6 +18,8 @@ use std::sync::atomic::Ordering::Relaxed;
 pub struct PipelineMetrics {
     files: Vec<(String, Arc<FileSourceMetrics>)>,
     kube: Vec<(String, KubeState)>,
+    nvml: Vec<(String, Arc<NvmlMetrics>, Arc<GpuTable>)>,
+    scrape: Vec<(String, ScrapeState)>,
     llm: Arc<LlmMetrics>,
     index: Option<IndexStore>,
 }
@@ -30,6 +34,8 @@ impl PipelineMetrics {
         PipelineMetrics {
             files,
             kube: Vec::new(),
+            nvml: Vec::new(),
+            scrape: Vec::new(),
             llm,
             index,
         }
@@ -39,6 +45,18 @@ impl PipelineMetrics {
     /// workloads they watch.
     pub fn with_kube(mut self, kube: Vec<(String, KubeState)>) -> Self {
         self.kube = kube;
+        self
+    }
+
+    /// Exposes the counters of these `gpu` and `scrape` sources too, the GPUs they read,
+    /// and the servers' scraped latency histograms.
+    pub fn with_gpus(
+        mut self,
+        nvml: Vec<(String, Arc<NvmlMetrics>, Arc<GpuTable>)>,
+        scrape: Vec<(String, ScrapeState)>,
+    ) -> Self {
+        self.nvml = nvml;
+        self.scrape = scrape;
         self
     }
 }
@@ -240,6 +258,14 @@ impl MetricsBackend for PipelineMetrics {
         families.extend(workload_families(&self.kube));
         families.extend(pod_families(&self.kube));
         families.extend(capacity_families(&self.kube));
+        families.extend(self.source_health_families());
+        families.extend(gpu_families(
+            self.nvml
+                .iter()
+                .map(|(_, _, t)| t)
+                .chain(self.scrape.iter().map(|(_, s)| &s.gpus)),
+        ));
+        families.extend(engine_histogram_families(&self.scrape));
         if let Some(index) = &self.index {
             let stats = index.stats();
             families.extend(INDEX.iter().map(|(name, help, kind, field)| MetricFamily {
@@ -430,6 +456,273 @@ fn capacity_families(kube: &[(String, KubeState)]) -> Vec<MetricFamily> {
             samples: quota,
         },
     ]
+}
+
+/// Every `scrape` source metric.
+const SCRAPE: &[SourceMetric<ScrapeMetrics>] = &[
+    (
+        "infersight_scrape_total",
+        "Scrapes that returned an exposition.",
+        MetricKind::Counter,
+        |m| &m.scrapes,
+    ),
+    (
+        "infersight_scrape_failures_total",
+        "Scrapes that failed: target down, timeout, HTTP error, or not an exposition (retried next interval).",
+        MetricKind::Counter,
+        |m| &m.failures,
+    ),
+    (
+        "infersight_scrape_records_total",
+        "gpu and engine_stats records made from scrapes.",
+        MetricKind::Counter,
+        |m| &m.records,
+    ),
+];
+
+/// Every `gpu` source metric.
+const NVML: &[SourceMetric<NvmlMetrics>] = &[
+    (
+        "infersight_gpu_snapshots_total",
+        "NVML snapshots taken.",
+        MetricKind::Counter,
+        |m| &m.snapshots,
+    ),
+    (
+        "infersight_gpu_device_errors_total",
+        "GPUs that did not answer an NVML sample (their last reading stands).",
+        MetricKind::Counter,
+        |m| &m.device_errors,
+    ),
+];
+
+impl PipelineMetrics {
+    /// The GPU and scrape sources' counters, whether NVML is available, and how many
+    /// scrape targets fail now.
+    fn source_health_families(&self) -> Vec<MetricFamily> {
+        let nvml: Vec<(String, Arc<NvmlMetrics>)> = self
+            .nvml
+            .iter()
+            .map(|(id, m, _)| (id.clone(), m.clone()))
+            .collect();
+        let scrape: Vec<(String, Arc<ScrapeMetrics>)> = self
+            .scrape
+            .iter()
+            .map(|(id, s)| (id.clone(), s.metrics.clone()))
+            .collect();
+        let mut families = per_source(NVML, &nvml);
+        families.extend(per_source(SCRAPE, &scrape));
+        families.push(MetricFamily {
+            name: "infersight_gpu_nvml_available",
+            help: "1 when NVML is loaded and sees GPUs, 0 when it is unavailable here (no driver library or no GPU; the log says why once).",
+            kind: MetricKind::Gauge,
+            samples: nvml
+                .iter()
+                .filter_map(|(id, m)| {
+                    let up = match m.status() {
+                        NvmlStatus::Starting => return None,
+                        NvmlStatus::Available { .. } => 1.0,
+                        NvmlStatus::Unavailable { .. } => 0.0,
+                    };
+                    Some(Sample::new(vec![("source", id.clone())], up))
+                })
+                .collect(),
+        });
+        families.push(MetricFamily {
+            name: "infersight_scrape_targets_failing",
+            help: "Scrape targets whose last scrape failed.",
+            kind: MetricKind::Gauge,
+            samples: scrape
+                .iter()
+                .map(|(id, m)| Sample::new(vec![("source", id.clone())], m.failing().len() as f64))
+                .collect(),
+        });
+        families
+    }
+}
+
+impl api::StatusBackend for PipelineMetrics {
+    fn sources(&self) -> Vec<SourceStatus> {
+        let status = |id: &str, kind: &str, state, detail: String| SourceStatus {
+            id: id.to_string(),
+            kind: kind.to_string(),
+            state,
+            detail,
+        };
+        let mut out = Vec::new();
+        for (id, m) in &self.files {
+            let detail = format!(
+                "{} files tailed, {} lines read",
+                m.files_watched.load(Relaxed),
+                m.lines_read.load(Relaxed)
+            );
+            out.push(status(id, "files", SourceState::Ok, detail));
+        }
+        for (id, k) in &self.kube {
+            let m = &k.metrics;
+            let detail = format!(
+                "{} events, {} object changes, {} watch errors (retried)",
+                m.events.load(Relaxed),
+                m.object_changes.load(Relaxed),
+                m.watch_errors.load(Relaxed)
+            );
+            out.push(status(id, "kube", SourceState::Ok, detail));
+        }
+        for (id, m, _) in &self.nvml {
+            let (state, detail) = match m.status() {
+                NvmlStatus::Starting => (SourceState::Starting, "loading NVML".to_string()),
+                NvmlStatus::Available { gpus } => (
+                    SourceState::Ok,
+                    format!("{gpus} GPUs, {} snapshots", m.snapshots.load(Relaxed)),
+                ),
+                NvmlStatus::Unavailable { reason } => (
+                    SourceState::Unavailable,
+                    format!("NVML is unavailable: {reason}"),
+                ),
+            };
+            out.push(status(id, "gpu", state, detail));
+        }
+        for (id, s) in &self.scrape {
+            let failing = s.metrics.failing();
+            let (state, detail) = if failing.is_empty() {
+                (
+                    SourceState::Ok,
+                    format!("{} scrapes", s.metrics.scrapes.load(Relaxed)),
+                )
+            } else {
+                let why: Vec<String> = failing.iter().map(|(u, e)| format!("{u}: {e}")).collect();
+                (SourceState::Failing, why.join("; "))
+            };
+            out.push(status(id, "scrape", state, detail));
+        }
+        out
+    }
+}
+
+/// Each GPU's latest figures, labelled with its node, index, uuid, model and the pod it
+/// serves.
+fn gpu_families<'a>(tables: impl Iterator<Item = &'a Arc<GpuTable>>) -> Vec<MetricFamily> {
+    type Figure = fn(&collector::gpu::GpuReading) -> Option<f64>;
+    const FIGURES: [(&str, &str, Figure); 5] = [
+        (
+            "gpu_utilization_percent",
+            "Percent of the last sample period a kernel ran on the GPU.",
+            |r| r.utilization_pct,
+        ),
+        ("gpu_memory_used_bytes", "GPU memory in use.", |r| {
+            r.memory_used_bytes
+        }),
+        ("gpu_memory_total_bytes", "GPU memory in all.", |r| {
+            r.memory_total_bytes
+        }),
+        ("gpu_power_watts", "GPU power draw.", |r| r.power_w),
+        ("gpu_temperature_celsius", "GPU temperature.", |r| {
+            r.temperature_c
+        }),
+    ];
+    let readings: Vec<_> = tables.flat_map(|t| t.snapshot()).collect();
+    FIGURES
+        .iter()
+        .map(|(name, help, figure)| MetricFamily {
+            name,
+            help,
+            kind: MetricKind::Gauge,
+            samples: readings
+                .iter()
+                .filter_map(|(_, (_, r))| {
+                    let pod = r.pod.as_ref();
+                    let labels = vec![
+                        ("node", r.node.clone().unwrap_or_default()),
+                        ("gpu", r.index.to_string()),
+                        ("uuid", r.uuid.clone()),
+                        ("model", r.model.clone()),
+                        (
+                            "namespace",
+                            pod.map(|p| p.namespace.clone()).unwrap_or_default(),
+                        ),
+                        ("pod", pod.map(|p| p.name.clone()).unwrap_or_default()),
+                        (
+                            "container",
+                            pod.and_then(|p| p.container.clone()).unwrap_or_default(),
+                        ),
+                    ];
+                    Some(Sample::new(labels, figure(r)?))
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// The servers' own latency histograms as scraped, per namespace, pod, model and server.
+fn engine_histogram_families(scrape: &[(String, ScrapeState)]) -> Vec<MetricFamily> {
+    let rows: Vec<_> = scrape
+        .iter()
+        .flat_map(|(_, s)| s.engines.snapshot())
+        .collect();
+    [
+        (
+            EngineHistogram::Ttft,
+            "Time to first token as the server measures it (scraped from its /metrics).",
+        ),
+        (
+            EngineHistogram::InterToken,
+            "Time between output tokens as the server measures it (scraped).",
+        ),
+        (
+            EngineHistogram::Queue,
+            "Time requests waited in the server's queue (scraped).",
+        ),
+        (
+            EngineHistogram::E2e,
+            "End-to-end request latency as the server measures it (scraped).",
+        ),
+    ]
+    .into_iter()
+    .map(|(which, help)| {
+        let mut samples = Vec::new();
+        for ((namespace, pod, model, server, w), h) in &rows {
+            if *w != which {
+                continue;
+            }
+            let labels = vec![
+                ("namespace", namespace.clone()),
+                ("pod", pod.clone()),
+                ("model", model.clone()),
+                ("server", server.to_string()),
+            ];
+            for (bound, count) in &h.buckets {
+                let mut l = labels.clone();
+                let le = if bound.is_infinite() {
+                    "+Inf".to_string()
+                } else {
+                    bound.to_string()
+                };
+                l.push(("le", le));
+                samples.push(Sample {
+                    suffix: "_bucket",
+                    labels: l,
+                    value: *count,
+                });
+            }
+            samples.push(Sample {
+                suffix: "_sum",
+                labels: labels.clone(),
+                value: h.sum,
+            });
+            samples.push(Sample {
+                suffix: "_count",
+                labels,
+                value: h.count,
+            });
+        }
+        MetricFamily {
+            name: which.metric(),
+            help,
+            kind: MetricKind::Histogram,
+            samples,
+        }
+    })
+    .collect()
 }
 
 /// One family per metric of `table`, one sample per source.

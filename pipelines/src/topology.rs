@@ -6,7 +6,8 @@
 //! slows the stage before it (backpressure); nothing is dropped on the way.
 
 use crate::config::{
-    PipelineConfig, ReadFromConfig, ServerRule, SinkConfig, SourceConfig, TransformConfig,
+    PipelineConfig, ReadFromConfig, ScrapeTargetConfig, ServerRule, SinkConfig, SourceConfig,
+    TransformConfig,
 };
 use crate::self_metrics::PipelineMetrics;
 use anyhow::{Context, anyhow};
@@ -14,7 +15,9 @@ use collector::Shutdown;
 use collector::files::{
     ContainerFilter, FileSource, FileSourceConfig, FileSourceMetrics, MultilineConfig, ReadFrom,
 };
+use collector::gpu::{ContainerPods, NvmlSource};
 use collector::kube::{KubeError, KubeSource, KubeSourceConfig};
+use collector::scrape::{ScrapeConfig, ScrapeSource, ScrapeTarget};
 use indexer::{IndexSink, IndexStore, SinkOptions};
 use model::{Attributes, Batch, Record, RecordKind};
 use processor::metrics::LlmMetrics;
@@ -54,11 +57,44 @@ pub async fn run(
     };
     let mut file_sources = Vec::new();
     let mut kube_configs = Vec::new();
+    let mut nvml_sources = Vec::new();
+    let mut scrape_sources = Vec::new();
+    // The GPU join looks this far from a record: two snapshot intervals of the slowest
+    // GPU source (past that, a snapshot says nothing about the record's moment).
+    let mut snapshot_interval = Duration::ZERO;
     for (id, source) in &config.sources {
         let f = match source {
             SourceConfig::Files(f) => f,
             SourceConfig::Kube(k) => {
                 kube_configs.push((id.clone(), k.clone()));
+                continue;
+            }
+            SourceConfig::Gpu(g) => {
+                let interval = Duration::from_millis(g.interval_ms);
+                snapshot_interval = snapshot_interval.max(interval);
+                let pods = ContainerPods::new(&g.proc_root, &g.containers_dir);
+                nvml_sources.push((
+                    id.clone(),
+                    NvmlSource::new(interval, g.node_name.clone(), pods),
+                ));
+                continue;
+            }
+            SourceConfig::Scrape(c) => {
+                if c.targets.is_empty() {
+                    tracing::debug!(source = %id, "no scrape targets; the source is off");
+                    continue;
+                }
+                let interval = Duration::from_millis(c.interval_ms);
+                snapshot_interval = snapshot_interval.max(interval);
+                let targets = c.targets.iter().map(scrape_target).collect();
+                scrape_sources.push((
+                    id.clone(),
+                    ScrapeSource::new(ScrapeConfig {
+                        targets,
+                        interval,
+                        timeout: Duration::from_millis(c.timeout_ms),
+                    }),
+                ));
                 continue;
             }
         };
@@ -155,6 +191,33 @@ pub async fn run(
             (format!("source `{id}`"), Ok(()))
         });
     }
+    let mut nvml_states = Vec::new();
+    for (id, source) in nvml_sources {
+        nvml_states.push((id.clone(), source.metrics(), source.table()));
+        let (out, shutdown) = (output(&id, &mut tasks), shutdown.clone());
+        // NVML calls block: the source has a thread of its own.
+        let thread = std::thread::Builder::new()
+            .name(format!("source-{id}"))
+            .spawn(move || source.run(out, shutdown))
+            .context("cannot start a GPU source thread")?;
+        tasks.spawn(async move {
+            let joined = tokio::task::spawn_blocking(move || thread.join()).await;
+            let result = match joined {
+                Ok(Ok(())) => Ok(()),
+                _ => Err(anyhow!("the GPU source thread panicked")),
+            };
+            (format!("source `{id}`"), result)
+        });
+    }
+    let mut scrape_states = Vec::new();
+    for (id, source) in scrape_sources {
+        scrape_states.push((id.clone(), source.state()));
+        let (out, shutdown) = (output(&id, &mut tasks), shutdown.clone());
+        tasks.spawn(async move {
+            source.run(out, shutdown).await;
+            (format!("source `{id}`"), Ok(()))
+        });
+    }
     let mut transform_outputs = Vec::new();
     for (id, transform) in &config.transforms {
         transform_outputs.push((id.clone(), transform.clone(), output(id, &mut tasks)));
@@ -182,6 +245,9 @@ pub async fn run(
             TransformConfig::InferenceLogs { servers, .. } => {
                 let metrics = Arc::clone(&llm_metrics);
                 let mut processor = InferenceLogProcessor::new().with_metrics(metrics);
+                if !snapshot_interval.is_zero() {
+                    processor = processor.with_gpu_join(snapshot_interval * 2);
+                }
                 if !servers.is_empty() {
                     processor = processor.with_assignment(server_assignment(&servers)?);
                 }
@@ -219,6 +285,16 @@ pub async fn run(
             let store = store
                 .clone()
                 .ok_or_else(|| anyhow!("the API needs an index"))?;
+            // One object knows every source: it answers /metrics and /api/v1/status.
+            let pipeline_metrics = Arc::new(
+                PipelineMetrics::new(
+                    source_metrics.clone(),
+                    Arc::clone(&llm_metrics),
+                    Some(store.clone()),
+                )
+                .with_kube(kube_states)
+                .with_gpus(nvml_states, scrape_states),
+            );
             let router = api::router(api::ApiState {
                 search: Arc::new(api::LocalIndex::new(store.clone())),
                 token: config
@@ -227,14 +303,8 @@ pub async fn run(
                     .and_then(|a| a.token.as_deref())
                     .map(Arc::from),
                 live: Some(live.clone()),
-                metrics: Arc::new(
-                    PipelineMetrics::new(
-                        source_metrics.clone(),
-                        Arc::clone(&llm_metrics),
-                        Some(store.clone()),
-                    )
-                    .with_kube(kube_states),
-                ),
+                metrics: pipeline_metrics.clone(),
+                status: pipeline_metrics,
             });
             api_task = Some(tokio::spawn(api::serve(listener, router, async {
                 let _ = api_stopped.await;
@@ -435,6 +505,33 @@ async fn run_index_sink(
     let committed = tokio::task::block_in_place(|| sink.close())?;
     tracing::info!(records = committed, "index sink closed");
     Ok(())
+}
+
+/// A scrape target as the source takes it: its pod, where the config names one, goes on
+/// its records.
+fn scrape_target(t: &ScrapeTargetConfig) -> ScrapeTarget {
+    let mut resource = Attributes::new();
+    if let ScrapeTargetConfig::Pod {
+        namespace,
+        pod,
+        container,
+        ..
+    } = t
+    {
+        for (key, value) in [
+            (model::names::K8S_NAMESPACE_NAME, namespace),
+            (model::names::K8S_POD_NAME, pod),
+            (model::names::K8S_CONTAINER_NAME, container),
+        ] {
+            if let Some(v) = value {
+                resource.insert(key, v.clone());
+            }
+        }
+    }
+    ScrapeTarget {
+        url: t.url().to_string(),
+        resource,
+    }
 }
 
 /// The `kube` source `id` as configured; `None` (and a note in the log) when it names no API

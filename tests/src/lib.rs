@@ -5,6 +5,7 @@
 //! next to this test's own executable); `INFERSIGHT_BIN` points elsewhere.
 
 pub mod fake_kube;
+pub mod fake_prom;
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};

@@ -183,10 +183,65 @@ fn graph_mistakes_are_found() {
 
 #[test]
 fn unbuilt_component_types_say_when_they_come() {
-    let err = load("[sources.g]\ntype = 'gpu'\n[sinks.i]\ntype='index'\ninputs=['g']").unwrap_err();
+    let err =
+        load("[sources.k]\ntype = 'kafka'\n[sinks.i]\ntype='index'\ninputs=['k']").unwrap_err();
     assert_eq!(err.problems.len(), 1, "{err}");
-    assert_eq!(err.problems[0].key, "sources.g.type");
-    assert!(err.problems[0].hint.contains("GPU issue"));
+    assert_eq!(err.problems[0].key, "sources.k.type");
+    assert!(err.problems[0].hint.contains("Kafka issue"));
+}
+
+#[test]
+fn gpu_and_scrape_sources_take_targets_and_the_flags_add_to_them() {
+    let text = r#"
+[sources.g]
+type = "gpu"
+interval_ms = 2000
+[sources.m]
+type = "scrape"
+targets = ["http://10.0.0.7:9400/metrics", { url = "http://10.0.0.8:8000/metrics", namespace = "llm", pod = "vllm-0" }]
+[sinks.i]
+type = "index"
+inputs = ["g", "m"]
+"#;
+    let overrides = Overrides {
+        scrape: vec!["http://127.0.0.1:9000/metrics".into()],
+        kube_node: Some("gpu-node-1".into()),
+        ..Overrides::default()
+    };
+    let config = PipelineConfig::load("test.toml", text, &overrides).unwrap();
+    let SourceConfig::Gpu(g) = &config.sources["g"] else {
+        panic!("a gpu source")
+    };
+    assert_eq!(g.interval_ms, 2000);
+    assert_eq!(g.node_name.as_deref(), Some("gpu-node-1"));
+    let SourceConfig::Scrape(m) = &config.sources["m"] else {
+        panic!("a scrape source")
+    };
+    let urls: Vec<&str> = m.targets.iter().map(|t| t.url()).collect();
+    assert_eq!(
+        urls,
+        [
+            "http://10.0.0.7:9400/metrics",
+            "http://10.0.0.8:8000/metrics",
+            "http://127.0.0.1:9000/metrics"
+        ]
+    );
+    assert!(matches!(
+        &m.targets[1],
+        ScrapeTargetConfig::Pod { pod: Some(p), .. } if p == "vllm-0"
+    ));
+}
+
+#[test]
+fn a_scrape_target_that_is_not_an_http_url_is_named_with_its_index() {
+    let err = load("[sources.m]\ntype='scrape'\ntargets=['http://ok:1/metrics', 'https://x/metrics', 'dcgm:9400']\n[sinks.i]\ntype='index'\ninputs=['m']").unwrap_err();
+    let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["sources.m.targets[1]", "sources.m.targets[2]"],
+        "{err}"
+    );
+    assert!(err.to_string().contains("9400/metrics"), "the fix: {err}");
 }
 
 #[test]

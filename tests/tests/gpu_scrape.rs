@@ -1,0 +1,270 @@
+//! GPU snapshots and engine metrics through the real binary: a dcgm-exporter (the shared
+//! fixture) and a vLLM `/metrics` served on loopback, scraped by `infersight run`; a vLLM
+//! pod's requests get the figures of the GPU dcgm-exporter assigns to it; `/metrics` shows
+//! per-pod GPU figures and the server's TTFT histogram; a scrape that answers garbage is
+//! counted and the next one is read; without a GPU, NVML says so once.
+
+use serde_json::Value;
+use std::time::Duration;
+use tests::Running;
+use tests::fake_prom::FakeProm;
+
+const NAMESPACE: &str = "llm-serving";
+const POD: &str = "vllm-llama3-8b-6d8485c99f-vfdkm";
+
+/// A vLLM exposition: `count` first tokens so far, `sum` seconds in all, `fast` of them
+/// under 0.1 s and `medium` under 0.5 s (cumulative), and token counters.
+fn vllm_metrics(count: u32, sum: f64, fast: u32, medium: u32, tokens: u32) -> String {
+    let labels = r#"engine="0",model_name="llama""#;
+    format!(
+        r#"# HELP vllm:num_requests_running Number of requests in model execution batches.
+# TYPE vllm:num_requests_running gauge
+vllm:num_requests_running{{{labels}}} 3.0
+# HELP vllm:num_requests_waiting Number of requests waiting to be processed.
+# TYPE vllm:num_requests_waiting gauge
+vllm:num_requests_waiting{{{labels}}} 1.0
+# HELP vllm:kv_cache_usage_perc KV-cache usage. 1 means 100 percent usage.
+# TYPE vllm:kv_cache_usage_perc gauge
+vllm:kv_cache_usage_perc{{{labels}}} 0.42
+# HELP vllm:generation_tokens_total Number of generation tokens processed.
+# TYPE vllm:generation_tokens_total counter
+vllm:generation_tokens_total{{{labels}}} {tokens}.0
+# HELP vllm:time_to_first_token_seconds Histogram of time to first token in seconds.
+# TYPE vllm:time_to_first_token_seconds histogram
+vllm:time_to_first_token_seconds_bucket{{{labels},le="0.1"}} {fast}.0
+vllm:time_to_first_token_seconds_bucket{{{labels},le="0.5"}} {medium}.0
+vllm:time_to_first_token_seconds_bucket{{{labels},le="+Inf"}} {count}.0
+vllm:time_to_first_token_seconds_count{{{labels}}} {count}.0
+vllm:time_to_first_token_seconds_sum{{{labels}}} {sum}
+"#
+    )
+}
+
+/// The value of the series of `name` whose line contains every one of `needles`.
+fn value(metrics: &str, name: &str, needles: &[&str]) -> Option<f64> {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(name) && needles.iter().all(|n| l.contains(n)))
+        .find_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse().ok()))
+}
+
+fn num(hit: &Value, key: &str) -> Option<f64> {
+    hit["attributes"][key].as_f64()
+}
+
+#[test]
+fn dcgm_and_vllm_scrapes_become_gpu_figures_on_requests_and_metrics() {
+    let dcgm = std::fs::read_to_string(tests::shared_dir().join("fixtures/dcgm-sample.prom"))
+        .expect("the dcgm fixture");
+    let prom = FakeProm::start(vec![
+        ("/metrics", vec![dcgm]),
+        (
+            "/vllm",
+            vec![
+                vllm_metrics(5, 1.25, 3, 4, 2000),
+                // A proxy in the way: not an exposition. Counted; the next scrape is read.
+                "<html><body>502 Bad Gateway</body></html>\n".to_string(),
+                vllm_metrics(9, 1.65, 6, 8, 2600),
+            ],
+        ),
+    ]);
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let (logs, data) = (tmp.path().join("pods"), tmp.path().join("data"));
+    std::fs::create_dir_all(&logs).expect("logs dir");
+    let config = tmp.path().join("infersight.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+data_dir = "{data}"
+[api]
+listen = "127.0.0.1:0"
+[sources.pod_logs]
+type = "files"
+logs_dir = "{logs}"
+[sources.gpu]
+type = "gpu"
+interval_ms = 500
+[sources.metrics]
+type = "scrape"
+interval_ms = 500
+targets = [
+  "{url}/metrics",
+  {{ url = "{url}/vllm", namespace = "{NAMESPACE}", pod = "{POD}", container = "vllm" }},
+]
+[transforms.parse]
+type = "inference_logs"
+inputs = ["pod_logs", "gpu", "metrics"]
+[sinks.index]
+type = "index"
+inputs = ["parse"]
+"#,
+            data = data.display(),
+            logs = logs.display(),
+            url = prom.url,
+        ),
+    )
+    .expect("the config");
+    let (running, _) = Running::spawn(&["run".into(), "--config".into(), config.into()]);
+    let wait = Duration::from_secs(60);
+
+    // GPU 0 serves the vLLM pod (dcgm-exporter's labels say so).
+    let gpus = running.wait_for(
+        &format!("/api/v1/search?kind=gpu&pod={POD}&q=*"),
+        wait,
+        |b| b["total"].as_u64() >= Some(1),
+    );
+    let gpu = &gpus["hits"][0];
+    assert_eq!(num(gpu, "gpu.utilization_pct"), Some(87.0), "{gpu}");
+    assert_eq!(
+        num(gpu, "gpu.memory.used_bytes"),
+        Some(73802.0 * 1024.0 * 1024.0)
+    );
+    assert_eq!(gpu["resource"]["k8s.node.name"], "gpu-node-1");
+
+    // Its requests, logged after a snapshot exists, carry that GPU's figures.
+    tests::append_cri(
+        &logs,
+        NAMESPACE,
+        POD,
+        "vllm",
+        &[
+            (
+                "stdout",
+                "INFO 01-17 03:11:25 async_llm_engine.py:436] Received request cmpl-7: prompt: None, sampling_params: SamplingParams(n=1, max_tokens=64).",
+            ),
+            (
+                "stdout",
+                "INFO 01-17 03:11:26 async_llm_engine.py:134] Finished request cmpl-7.",
+            ),
+        ],
+    );
+    let requests = running.wait_for("/api/v1/search?kind=request&q=*", wait, |b| {
+        b["total"].as_u64() >= Some(1)
+    });
+    let request = &requests["hits"][0];
+    assert_eq!(num(request, "gpu.utilization_pct"), Some(87.0), "{request}");
+    assert_eq!(num(request, "gpu.count"), Some(1.0));
+    assert_eq!(
+        request["attributes"]["gpu.uuid"],
+        "GPU-c4529c8d-69c4-b61d-e0bc-7b2460096005"
+    );
+
+    // The server's own TTFT: the mean of the 4 first tokens between the good scrapes
+    // (0.4 s over 4), across the one that failed.
+    let stats = running.wait_for(
+        "/api/v1/search?kind=engine_stats&q=*&limit=100",
+        wait,
+        |b| {
+            b["hits"]
+                .as_array()
+                .is_some_and(|hits| hits.iter().any(|h| num(h, "llm.ttft_ms").is_some()))
+        },
+    );
+    let with_ttft = stats["hits"]
+        .as_array()
+        .and_then(|hits| hits.iter().find(|h| num(h, "llm.ttft_ms").is_some()))
+        .expect("a stats record with a TTFT")
+        .clone();
+    let ttft = num(&with_ttft, "llm.ttft_ms").unwrap_or_default();
+    assert!((ttft - 100.0).abs() < 1e-6, "{with_ttft}");
+    assert_eq!(with_ttft["attributes"]["llm.ttft_source"], "scraped");
+    assert_eq!(num(&with_ttft, "llm.kv_cache_pct"), Some(42.0));
+    assert_eq!(with_ttft["resource"]["k8s.pod.name"], POD);
+    assert_eq!(
+        num(&with_ttft, "gpu.utilization_pct"),
+        Some(87.0),
+        "joined too"
+    );
+
+    let (_, metrics) = running.get_text("/metrics");
+    let pod = format!("pod=\"{POD}\"");
+    assert_eq!(
+        value(
+            &metrics,
+            "gpu_utilization_percent",
+            &["gpu=\"0\"", &pod, "node=\"gpu-node-1\""]
+        ),
+        Some(87.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        value(
+            &metrics,
+            "gpu_memory_total_bytes",
+            &["gpu=\"1\"", "pod=\"\""]
+        ),
+        Some((81004.0 + 1.0) * 1024.0 * 1024.0)
+    );
+    assert_eq!(
+        value(
+            &metrics,
+            "llm_engine_time_to_first_token_seconds_bucket",
+            &[&pod, "model=\"llama\"", "server=\"vllm\"", "le=\"0.1\""]
+        ),
+        Some(6.0)
+    );
+    assert_eq!(
+        value(
+            &metrics,
+            "llm_engine_time_to_first_token_seconds_count",
+            &[&pod]
+        ),
+        Some(9.0)
+    );
+    assert_eq!(
+        value(&metrics, "llm_engine_running_requests", &[&pod]),
+        Some(3.0),
+        "scraped gauges feed the engine metrics"
+    );
+    assert_eq!(
+        value(
+            &metrics,
+            "infersight_scrape_failures_total",
+            &["source=\"metrics\""]
+        ),
+        Some(1.0)
+    );
+    assert!(prom.served("/vllm") >= 3);
+    let stderr = running.stderr();
+    assert_eq!(
+        stderr
+            .matches("not a Prometheus exposition: line 1")
+            .count(),
+        1,
+        "said once: {stderr}"
+    );
+    let (_, status) = running.get("/api/v1/status");
+    let source = |id: &str| {
+        status["sources"]
+            .as_array()
+            .and_then(|all| all.iter().find(|s| s["id"] == id))
+            .cloned()
+            .unwrap_or_else(|| panic!("{id} in {status}"))
+    };
+    assert_eq!(source("metrics")["state"], "ok", "recovered: {status}");
+    assert_eq!(source("pod_logs")["kind"], "files");
+    if !std::path::Path::new("/dev/nvidiactl").exists() {
+        let gpu = source("gpu");
+        assert_eq!(gpu["state"], "unavailable", "{status}");
+        assert!(
+            gpu["detail"].as_str().is_some_and(|d| d.contains("NVML")),
+            "says why: {gpu}"
+        );
+        assert_eq!(
+            value(
+                &metrics,
+                "infersight_gpu_nvml_available",
+                &["source=\"gpu\""]
+            ),
+            Some(0.0)
+        );
+        assert_eq!(
+            stderr.matches("NVML is unavailable").count(),
+            1,
+            "said once: {stderr}"
+        );
+    }
+    let (status, _) = running.terminate(Duration::from_secs(30));
+    assert!(status.success());
+}
