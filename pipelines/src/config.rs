@@ -181,6 +181,10 @@ pub struct ScrapeSourceConfig {
     /// For one scrape, in milliseconds.
     #[serde(default = "default_scrape_timeout_ms")]
     pub timeout_ms: u64,
+    /// Also scrape running pods annotated `prometheus.io/scrape: "true"` (their
+    /// `prometheus.io/port` and `prometheus.io/path`), as the first `kube` source sees them.
+    #[serde(default = "yes")]
+    pub discover: bool,
 }
 
 fn default_scrape_timeout_ms() -> u64 {

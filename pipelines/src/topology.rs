@@ -80,10 +80,6 @@ pub async fn run(
                 continue;
             }
             SourceConfig::Scrape(c) => {
-                if c.targets.is_empty() {
-                    tracing::debug!(source = %id, "no scrape targets; the source is off");
-                    continue;
-                }
                 let interval = Duration::from_millis(c.interval_ms);
                 snapshot_interval = snapshot_interval.max(interval);
                 let targets = c.targets.iter().map(scrape_target).collect();
@@ -94,6 +90,8 @@ pub async fn run(
                         interval,
                         timeout: Duration::from_millis(c.timeout_ms),
                     }),
+                    c.discover,
+                    c.targets.is_empty(),
                 ));
                 continue;
             }
@@ -210,7 +208,15 @@ pub async fn run(
         });
     }
     let mut scrape_states = Vec::new();
-    for (id, source) in scrape_sources {
+    for (id, mut source, discover, no_targets) in scrape_sources {
+        match (&pod_metadata, discover) {
+            (Some(pods), true) => source = source.with_discovery(pods.clone()),
+            _ if no_targets => {
+                tracing::info!(source = %id, "no scrape targets and no pods to discover them from; the source is off");
+                continue;
+            }
+            _ => {}
+        }
         scrape_states.push((id.clone(), source.state()));
         let (out, shutdown) = (output(&id, &mut tasks), shutdown.clone());
         tasks.spawn(async move {

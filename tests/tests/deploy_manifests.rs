@@ -149,6 +149,22 @@ fn every_manifest_is_a_kubernetes_object_and_the_agent_reads_only_what_it_needs(
         Some(true),
         "pod logs are read, never written"
     );
+    for mount in container.volume_mounts.iter().flatten() {
+        assert!(
+            mount.read_only == Some(true) || mount.mount_path == "/var/lib/infersight",
+            "only the agent's own state is written: {}",
+            mount.mount_path
+        );
+    }
+    let proc_mounted = container
+        .volume_mounts
+        .iter()
+        .flatten()
+        .any(|m| m.mount_path == "/host/proc");
+    assert!(
+        proc_mounted,
+        "GPU processes are traced through the host's /proc"
+    );
     let node = container
         .env
         .iter()
@@ -179,4 +195,9 @@ fn every_manifest_is_a_kubernetes_object_and_the_agent_reads_only_what_it_needs(
     let (code, stdout, stderr) =
         tests::run_cli(&["validate", "--config", file.to_str().unwrap()], "");
     assert_eq!(code, 0, "{stdout}{stderr}");
+    let config = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        config.contains("proc_root = \"/host/proc\""),
+        "the gpu source reads the mounted /proc: {config}"
+    );
 }

@@ -268,3 +268,72 @@ inputs = ["parse"]
     let (status, _) = running.terminate(Duration::from_secs(30));
     assert!(status.success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_annotated_for_scraping_is_found_through_the_kube_source_and_scraped() {
+    use std::collections::VecDeque;
+    use tests::fake_kube::{Answer, FakeApi, Script, fixture, list};
+    let prom = FakeProm::start(vec![("/stats", vec![vllm_metrics(5, 1.25, 3, 4, 2000)])]);
+    let port = prom.url.rsplit(':').next().expect("a port").to_string();
+    let mut pod = fixture("k8s-pods.json")[0].clone();
+    let name = pod["metadata"]["name"]
+        .as_str()
+        .expect("a name")
+        .to_string();
+    pod["metadata"]["annotations"]["prometheus.io/scrape"] = "true".into();
+    pod["metadata"]["annotations"]["prometheus.io/port"] = port.into();
+    pod["metadata"]["annotations"]["prometheus.io/path"] = "/stats".into();
+    pod["status"]["podIP"] = "127.0.0.1".into();
+    let mut script = Script::default();
+    script.answers.insert(
+        "/api/v1/pods",
+        VecDeque::from([Answer::List(list("PodList", "5", vec![pod]))]),
+    );
+    let api = FakeApi::start(script).await;
+    let url = api.url.clone();
+    let checked = tokio::task::spawn_blocking(move || {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(tmp.path().join("pods")).expect("logs dir");
+        let running = Running::start(
+            &tmp.path().join("pods"),
+            &tmp.path().join("data"),
+            &["--kube-api", &url],
+        );
+        let stats = running.wait_for(
+            &format!("/api/v1/search?kind=engine_stats&pod={name}&q=*"),
+            Duration::from_secs(60),
+            |b| b["total"].as_u64() >= Some(1),
+        );
+        let (_, metrics) = running.get_text("/metrics");
+        let (_, status) = running.get("/api/v1/status");
+        drop(tmp);
+        (stats, metrics, status, name)
+    });
+    let (stats, metrics, status, name) = tokio::time::timeout(Duration::from_secs(120), checked)
+        .await
+        .expect("a guard, not a wait")
+        .expect("the checks ran");
+    let hit = &stats["hits"][0];
+    assert_eq!(num(hit, "llm.running"), Some(3.0), "{hit}");
+    assert_eq!(
+        hit["resource"]["k8s.namespace.name"], "llm-serving",
+        "{hit}"
+    );
+    // The annotation's port is not one a container declares: no container is named.
+    assert!(hit["resource"]["k8s.container.name"].is_null(), "{hit}");
+    assert!(
+        hit["attributes"]["scrape.url"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("http://127.0.0.1:") && u.ends_with("/stats"))
+    );
+    assert_eq!(
+        value(
+            &metrics,
+            "llm_engine_time_to_first_token_seconds_count",
+            &[&format!("pod=\"{name}\"")]
+        ),
+        Some(5.0),
+        "{metrics}"
+    );
+    assert!(status.to_string().contains("\"scrape\""), "{status}");
+}

@@ -23,6 +23,23 @@ struct PodInfo {
     common: Vec<(String, AttrValue)>,
     containers: HashMap<String, Vec<(String, AttrValue)>>,
     deleted: Option<Instant>,
+    /// Where it asks to be scraped, if it does.
+    metrics: Option<AnnotatedEndpoint>,
+}
+
+/// A pod's metrics endpoint as its `prometheus.io/scrape`, `prometheus.io/port` and
+/// `prometheus.io/path` annotations give it (the convention Prometheus' own Kubernetes
+/// examples and most Helm charts follow).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AnnotatedEndpoint {
+    /// `http://<pod IP>:<port><path>`.
+    pub url: String,
+    /// The pod's namespace.
+    pub namespace: String,
+    /// The pod's name.
+    pub pod: String,
+    /// The container that declares the port, where one does.
+    pub container: Option<String>,
 }
 
 /// Metadata of the pods seen, by pod uid. Shared between the Kubernetes source (which fills
@@ -58,6 +75,18 @@ impl PodMetadata {
     pub fn version(&self, uid: &str) -> Option<u64> {
         let pods = self.pods.read().unwrap_or_else(|e| e.into_inner());
         pods.get(uid).map(|p| p.version)
+    }
+
+    /// The metrics endpoints of running pods that ask to be scraped.
+    pub fn annotated_endpoints(&self) -> Vec<AnnotatedEndpoint> {
+        let pods = self.pods.read().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<AnnotatedEndpoint> = pods
+            .values()
+            .filter(|p| p.deleted.is_none())
+            .filter_map(|p| p.metrics.clone())
+            .collect();
+        out.sort_by(|a, b| a.url.cmp(&b.url));
+        out
     }
 
     /// `resource` (a log record's: pod uid and container name) with what is known of its
@@ -136,7 +165,62 @@ fn info_of(pod: &Pod, version: u64) -> PodInfo {
         common,
         containers,
         deleted: None,
+        metrics: annotated_endpoint(pod),
     }
+}
+
+/// Where `pod` asks to be scraped: only a running pod with an IP whose
+/// `prometheus.io/scrape` is `"true"`; the port is `prometheus.io/port`, else the first
+/// container port it declares; the path `prometheus.io/path`, else `/metrics`.
+fn annotated_endpoint(pod: &Pod) -> Option<AnnotatedEndpoint> {
+    let annotations = pod.metadata.annotations.as_ref()?;
+    if annotations.get("prometheus.io/scrape").map(String::as_str) != Some("true") {
+        return None;
+    }
+    let status = pod.status.as_ref()?;
+    if status.phase.as_deref() != Some("Running") {
+        return None;
+    }
+    let ip = status.pod_ip.as_deref().filter(|ip| !ip.is_empty())?;
+    let containers = pod.spec.iter().flat_map(|s| &s.containers);
+    let declared = containers.flat_map(|c| {
+        c.ports
+            .iter()
+            .flatten()
+            .map(move |p| (c.name.clone(), p.container_port))
+    });
+    let (container, port) = match annotations.get("prometheus.io/port") {
+        Some(port) => {
+            let port: i32 = port.trim().parse().ok()?;
+            let container = declared.filter(|(_, p)| *p == port).map(|(c, _)| c).next();
+            (container, port)
+        }
+        None => {
+            let (c, p) = declared.into_iter().next()?;
+            (Some(c), p)
+        }
+    };
+    let path = annotations
+        .get("prometheus.io/path")
+        .map(String::as_str)
+        .unwrap_or("/metrics");
+    let path = if path.starts_with('/') {
+        path.to_string()
+    } else {
+        format!("/{path}")
+    };
+    // An IPv6 pod IP needs brackets in a URL.
+    let host = if ip.contains(':') {
+        format!("[{ip}]")
+    } else {
+        ip.to_string()
+    };
+    Some(AnnotatedEndpoint {
+        url: format!("http://{host}:{port}{path}"),
+        namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+        pod: pod.metadata.name.clone().unwrap_or_default(),
+        container,
+    })
 }
 
 /// The workload that runs the pod, as `(attribute, name)`: a ReplicaSet made by a
@@ -217,5 +301,31 @@ mod tests {
             meta.enrich(&resource).is_some(),
             "kept for the last lines after deletion"
         );
+    }
+
+    #[test]
+    fn a_running_pod_that_asks_to_be_scraped_is_an_endpoint() {
+        let mut pod = crate::kube::tests::fixture_pods()[0].clone();
+        let meta = PodMetadata::default();
+        meta.update(&pod);
+        assert!(meta.annotated_endpoints().is_empty(), "it does not ask");
+        let annotations = pod
+            .metadata
+            .annotations
+            .get_or_insert_with(Default::default);
+        annotations.insert("prometheus.io/scrape".into(), "true".into());
+        annotations.insert("prometheus.io/port".into(), "8000".into());
+        pod.status.as_mut().unwrap().pod_ip = Some("10.244.1.17".into());
+        meta.update(&pod);
+        let endpoints = meta.annotated_endpoints();
+        assert_eq!(endpoints.len(), 1);
+        assert_eq!(endpoints[0].url, "http://10.244.1.17:8000/metrics");
+        assert_eq!(
+            endpoints[0].namespace,
+            pod.metadata.namespace.clone().unwrap()
+        );
+        pod.status.as_mut().unwrap().phase = Some("Failed".into());
+        meta.update(&pod);
+        assert!(meta.annotated_endpoints().is_empty(), "not running");
     }
 }

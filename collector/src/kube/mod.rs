@@ -18,7 +18,7 @@ mod source;
 mod workloads;
 
 pub use events::EventRecorder;
-pub use metadata::{DELETED_POD_GRACE, PodMetadata};
+pub use metadata::{AnnotatedEndpoint, DELETED_POD_GRACE, PodMetadata};
 pub use nodes::{NodeRow, NodeTable, NodeTracker};
 pub use pods::{ContainerRow, PodStatusRow, PodTable, PodTracker};
 pub use quotas::{QuotaRow, QuotaTable, QuotaTracker, QuotaUse};

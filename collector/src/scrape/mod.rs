@@ -17,6 +17,7 @@ pub use engine::{EngineFigures, EngineHistogram, EngineMemory};
 
 use crate::Shutdown;
 use crate::gpu::{GpuTable, note};
+use crate::kube::PodMetadata;
 use crate::table::StateTable;
 use exposition::HistogramSeries;
 use http_body_util::{BodyExt, Limited};
@@ -24,7 +25,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use model::{Attributes, Batch, Record, RecordId, RecordKind, Timestamp, names};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -122,6 +123,8 @@ pub struct ScrapeSource {
     config: ScrapeConfig,
     state: ScrapeState,
     client: Client<HttpConnector, String>,
+    /// The pods to find annotated endpoints among, when discovery is on.
+    discovery: Option<Arc<PodMetadata>>,
 }
 
 impl ScrapeSource {
@@ -137,7 +140,40 @@ impl ScrapeSource {
                 engines: Arc::default(),
             },
             client: Client::builder(TokioExecutor::new()).build(connector),
+            discovery: None,
         }
+    }
+
+    /// Scrapes, as well, every running pod of `pods` that asks to be scraped
+    /// (`prometheus.io/scrape: "true"`), looked up again before each round.
+    pub fn with_discovery(mut self, pods: Arc<PodMetadata>) -> Self {
+        self.discovery = Some(pods);
+        self
+    }
+
+    /// This round's targets: the configured ones, then the discovered ones not among them.
+    fn targets(&self) -> Vec<ScrapeTarget> {
+        let mut targets = self.config.targets.clone();
+        for e in self
+            .discovery
+            .iter()
+            .flat_map(|pods| pods.annotated_endpoints())
+        {
+            if targets.iter().any(|t| t.url == e.url) {
+                continue;
+            }
+            let mut resource = Attributes::new();
+            resource.insert(names::K8S_NAMESPACE_NAME, e.namespace);
+            resource.insert(names::K8S_POD_NAME, e.pod);
+            if let Some(c) = e.container {
+                resource.insert(names::K8S_CONTAINER_NAME, c);
+            }
+            targets.push(ScrapeTarget {
+                url: e.url,
+                resource,
+            });
+        }
+        targets
     }
 
     /// Its counters and tables.
@@ -147,12 +183,8 @@ impl ScrapeSource {
 
     /// Scrapes until `shutdown` or until `out` is closed.
     pub async fn run(self, out: mpsc::Sender<Batch>, shutdown: Shutdown) {
-        let mut memories: Vec<EngineMemory> = self
-            .config
-            .targets
-            .iter()
-            .map(|_| EngineMemory::default())
-            .collect();
+        // By URL: discovered targets come and go.
+        let mut memories: HashMap<String, EngineMemory> = HashMap::new();
         let mut tick = tokio::time::interval(self.config.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -160,23 +192,25 @@ impl ScrapeSource {
                 _ = shutdown.triggered() => return,
                 _ = tick.tick() => {}
             }
-            let fetched = futures_util::future::join_all(
-                self.config.targets.iter().map(|t| self.fetch(&t.url)),
-            )
-            .await;
+            let targets = self.targets();
+            memories.retain(|url, _| targets.iter().any(|t| &t.url == url));
+            // A discovered target that went away is no longer failing.
+            self.state
+                .metrics
+                .failing
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|url, _| targets.iter().any(|t| &t.url == url));
+            let fetched =
+                futures_util::future::join_all(targets.iter().map(|t| self.fetch(&t.url))).await;
             let at = Timestamp::now();
             let mut records = Vec::new();
-            for ((target, memory), result) in self
-                .config
-                .targets
-                .iter()
-                .zip(memories.iter_mut())
-                .zip(fetched)
-            {
+            for (target, result) in targets.iter().zip(fetched) {
                 match result {
                     Ok(e) => {
                         self.recovered(&target.url);
                         self.state.metrics.scrapes.fetch_add(1, Relaxed);
+                        let memory = memories.entry(target.url.clone()).or_default();
                         records.extend(self.records_of(target, &e, memory, at));
                     }
                     Err(e) => self.failed(&target.url, &e),
