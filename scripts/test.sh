@@ -2,8 +2,10 @@
 # Runs every test of Infersight on a fresh machine.
 #
 # It installs and starts what the tests need first, each skipped when already present:
-# Debian's chromium and chromedriver for the UI tests (tests/tests/ui_browser.rs). A later
-# issue adds a Kafka-protocol broker (tansu) for the Kafka tests.
+# Debian's chromium and chromedriver for the UI tests (tests/tests/ui_browser.rs), and
+# tansu, a Kafka-protocol broker, for the Kafka tests (tests/tests/kafka_scale_out.rs; the
+# tests start it on loopback themselves). tansu is built from crates.io once (about 15
+# minutes on 2 cores) and then found in ~/.cargo/bin.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +18,12 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
   echo "scripts/test.sh: installing chromium and chromium-driver for the UI tests" >&2
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+
+tansu="${TANSU_BIN:-${CARGO_HOME:-$HOME/.cargo}/bin/tansu}"
+if [ ! -x "$tansu" ]; then
+  echo "scripts/test.sh: building tansu (a Kafka-protocol broker) for the Kafka tests; once" >&2
+  cargo install tansu --version 0.6.0 --features dynostore,libsql
 fi
 
 # The black-box tests (tests/) drive target/debug/infersight; build it explicitly so they

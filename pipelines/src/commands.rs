@@ -59,6 +59,12 @@ pub struct OverrideArgs {
     /// repeat for more.
     #[arg(long, value_name = "URL")]
     pub scrape: Vec<String>,
+    /// Kafka brokers, HOST:PORT,… (the agent's sink and the aggregator's source).
+    #[arg(long)]
+    pub kafka_brokers: Option<String>,
+    /// The Kafka topic of the records [default: infersight-records].
+    #[arg(long)]
+    pub kafka_topic: Option<String>,
 }
 
 impl From<OverrideArgs> for Overrides {
@@ -75,6 +81,8 @@ impl From<OverrideArgs> for Overrides {
             kube_api: a.kube_api,
             kube_node: a.kube_node.filter(|n| !n.is_empty()),
             scrape: a.scrape,
+            kafka_brokers: a.kafka_brokers,
+            kafka_topic: a.kafka_topic,
         }
     }
 }
@@ -125,8 +133,10 @@ pub fn load_config(
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let config = load_config(args.config.as_deref(), args.preset, args.overrides.into())?;
     run_pipeline(config, Shutdown::new(), |ready| {
-        if let Some(addr) = ready.api_addr {
-            println!("infersight: listening on http://{addr}");
+        match ready.api_addr {
+            Some(addr) => println!("infersight: listening on http://{addr}"),
+            // An agent serves no API; it still says when it runs.
+            None => println!("infersight: running"),
         }
     })
 }

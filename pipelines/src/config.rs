@@ -80,6 +80,10 @@ pub struct Overrides {
     pub kube_node: Option<String>,
     /// `--scrape`: endpoints every `scrape` source reads as well.
     pub scrape: Vec<String>,
+    /// `--kafka-brokers`: the brokers of every Kafka source and sink.
+    pub kafka_brokers: Option<String>,
+    /// `--kafka-topic`: the topic of every Kafka source and sink.
+    pub kafka_topic: Option<String>,
 }
 
 /// A checked pipeline config.
@@ -138,6 +142,52 @@ pub enum SourceConfig {
     Gpu(GpuSourceConfig),
     /// Prometheus endpoints: dcgm-exporter, inference servers' `/metrics`.
     Scrape(ScrapeSourceConfig),
+    /// A Kafka topic, consumed in a group.
+    Kafka(KafkaSourceConfig),
+}
+
+/// `type = "kafka"` (source).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSourceConfig {
+    /// `HOST:PORT,…` (`--kafka-brokers` sets it too).
+    pub brokers: String,
+    /// The topic (`--kafka-topic` sets it too).
+    pub topic: String,
+    /// The consumer group every aggregator of one deployment shares.
+    #[serde(default = "default_kafka_group")]
+    pub group: String,
+    /// `record` (what Infersight's Kafka sink writes) or `raw` (log lines of other
+    /// shippers: plain text, or JSON with `log`/`message` and `kubernetes`).
+    #[serde(default)]
+    pub format: KafkaFormatConfig,
+}
+
+fn default_kafka_group() -> String {
+    "infersight-aggregators".into()
+}
+
+/// `format` of a Kafka source.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum KafkaFormatConfig {
+    /// Infersight records.
+    #[default]
+    Record,
+    /// Other shippers' lines.
+    Raw,
+}
+
+/// `type = "kafka"` (sink).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSinkConfig {
+    /// Upstream components.
+    pub inputs: Vec<String>,
+    /// `HOST:PORT,…` (`--kafka-brokers` sets it too).
+    pub brokers: String,
+    /// The topic (`--kafka-topic` sets it too).
+    pub topic: String,
 }
 
 /// `type = "gpu"`.
@@ -360,6 +410,11 @@ pub enum TransformConfig {
         /// Servers named by the user, first match wins; other containers are detected.
         servers: Vec<ServerRule>,
     },
+    /// Count the LLM metrics of records parsed upstream (an aggregator behind agents).
+    LlmMetrics {
+        /// Upstream components.
+        inputs: Vec<String>,
+    },
 }
 
 /// `[[transforms.<id>.servers]]`: the containers matching `containers` run `server`.
@@ -385,6 +440,8 @@ struct InferenceLogsConfig {
 pub enum SinkConfig {
     /// The tantivy index under `data_dir`.
     Index(IndexSinkConfig),
+    /// A Kafka topic.
+    Kafka(KafkaSinkConfig),
 }
 
 /// `type = "index"`.
@@ -456,26 +513,28 @@ enum RawSource {
     Kube(KubeSourceConfig),
     Gpu(GpuSourceConfig),
     Scrape(ScrapeSourceConfig),
-    Kafka(serde::de::IgnoredAny),
+    Kafka(KafkaSourceConfig),
 }
 
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum RawTransform {
     InferenceLogs(InferenceLogsConfig),
+    LlmMetrics(LlmMetricsConfig),
+}
+
+/// `type = "llm_metrics"`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LlmMetricsConfig {
+    inputs: Vec<String>,
 }
 
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum RawSink {
     Index(IndexSinkConfig),
-    Kafka(serde::de::IgnoredAny),
-}
-
-/// Component types that are part of the design but not built yet, with the issue that
-/// brings them.
-fn not_built_yet(_kind: &str) -> &'static str {
-    "Kafka arrives with the Kafka issue; use the `local` preset meanwhile"
+    Kafka(KafkaSinkConfig),
 }
 
 impl PipelineConfig {
@@ -543,7 +602,9 @@ impl PipelineConfig {
                 Some(RawSource::Scrape(c)) => {
                     sources.insert(id.clone(), SourceConfig::Scrape(c));
                 }
-                Some(RawSource::Kafka(_)) => unbuilt(&key, "kafka", problems),
+                Some(RawSource::Kafka(c)) => {
+                    sources.insert(id.clone(), SourceConfig::Kafka(c));
+                }
                 None => {}
             }
             if !sources.contains_key(&id) {
@@ -553,8 +614,7 @@ impl PipelineConfig {
         let mut transforms = BTreeMap::new();
         for (id, value) in raw.transforms {
             let key = format!("transforms.{id}");
-            let hint =
-                "a transform needs `type` = \"inference_logs\" and `inputs` = [\"<source>\"]";
+            let hint = "a transform needs `type` = \"inference_logs\" or \"llm_metrics\" and `inputs` = [\"<source>\"]";
             match typed::<RawTransform>(value, &key, hint, problems) {
                 Some(RawTransform::InferenceLogs(c)) => {
                     transforms.insert(
@@ -565,6 +625,9 @@ impl PipelineConfig {
                         },
                     );
                 }
+                Some(RawTransform::LlmMetrics(c)) => {
+                    transforms.insert(id, TransformConfig::LlmMetrics { inputs: c.inputs });
+                }
                 None => {
                     broken.insert(id);
                 }
@@ -573,12 +636,14 @@ impl PipelineConfig {
         let mut sinks = BTreeMap::new();
         for (id, value) in raw.sinks {
             let key = format!("sinks.{id}");
-            let hint = "a sink needs `type` = \"index\" and `inputs` = [\"<source or transform>\"]";
+            let hint = "a sink needs `type` = \"index\" or \"kafka\" and `inputs` = [\"<source or transform>\"]";
             match typed::<RawSink>(value, &key, hint, problems) {
                 Some(RawSink::Index(c)) => {
                     sinks.insert(id.clone(), SinkConfig::Index(c));
                 }
-                Some(RawSink::Kafka(_)) => unbuilt(&key, "kafka", problems),
+                Some(RawSink::Kafka(c)) => {
+                    sinks.insert(id.clone(), SinkConfig::Kafka(c));
+                }
                 None => {}
             }
             if !sinks.contains_key(&id) {
@@ -633,17 +698,38 @@ impl PipelineConfig {
                     c.targets
                         .extend(o.scrape.iter().cloned().map(ScrapeTargetConfig::Url));
                 }
+                SourceConfig::Kafka(k) => {
+                    if let Some(b) = &o.kafka_brokers {
+                        k.brokers = b.clone();
+                    }
+                    if let Some(t) = &o.kafka_topic {
+                        k.topic = t.clone();
+                    }
+                }
+            }
+        }
+        for sink in self.sinks.values_mut() {
+            if let SinkConfig::Kafka(k) = sink {
+                if let Some(b) = &o.kafka_brokers {
+                    k.brokers = b.clone();
+                }
+                if let Some(t) = &o.kafka_topic {
+                    k.topic = t.clone();
+                }
             }
         }
     }
 
     /// The inputs of a transform or sink.
     pub fn inputs_of(&self, id: &str) -> &[String] {
-        if let Some(TransformConfig::InferenceLogs { inputs, .. }) = self.transforms.get(id) {
-            return inputs;
+        match self.transforms.get(id) {
+            Some(TransformConfig::InferenceLogs { inputs, .. })
+            | Some(TransformConfig::LlmMetrics { inputs }) => return inputs,
+            None => {}
         }
         match self.sinks.get(id) {
             Some(SinkConfig::Index(c)) => &c.inputs,
+            Some(SinkConfig::Kafka(c)) => &c.inputs,
             None => &[],
         }
     }
@@ -834,7 +920,9 @@ impl PipelineConfig {
             );
         }
         for (id, transform) in &self.transforms {
-            let TransformConfig::InferenceLogs { servers, .. } = transform;
+            let TransformConfig::InferenceLogs { servers, .. } = transform else {
+                continue;
+            };
             for (i, rule) in servers.iter().enumerate() {
                 if let Err(e) = collector::files::check_pattern(&rule.containers) {
                     p(
@@ -865,6 +953,10 @@ impl PipelineConfig {
                             "give the API server's URL, e.g. https://10.0.0.1:6443",
                         );
                     }
+                    continue;
+                }
+                SourceConfig::Kafka(k) => {
+                    check_kafka(&format!("sources.{id}"), &k.brokers, &k.topic, &mut p);
                     continue;
                 }
                 SourceConfig::Gpu(g) => {
@@ -967,7 +1059,13 @@ impl PipelineConfig {
             }
         }
         for (id, sink) in &self.sinks {
-            let SinkConfig::Index(c) = sink;
+            let c = match sink {
+                SinkConfig::Index(c) => c,
+                SinkConfig::Kafka(k) => {
+                    check_kafka(&format!("sinks.{id}"), &k.brokers, &k.topic, &mut p);
+                    continue;
+                }
+            };
             if !(10..=600_000).contains(&c.commit_interval_ms) {
                 p(
                     format!("sinks.{id}.commit_interval_ms"),
@@ -1043,12 +1141,27 @@ impl PipelineConfig {
     }
 }
 
-fn unbuilt(key: &str, kind: &str, problems: &mut Vec<Problem>) {
-    problems.push(Problem {
-        key: format!("{key}.type"),
-        message: format!("`{kind}` is not built yet"),
-        hint: not_built_yet(kind).to_string(),
+/// A broker list of `HOST:PORT` entries and a topic Kafka accepts.
+fn check_kafka(key: &str, brokers: &str, topic: &str, p: &mut impl FnMut(String, String, &str)) {
+    let bad = brokers.split(',').map(str::trim).find(|b| {
+        b.rsplit_once(':')
+            .is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err())
     });
+    if let Some(b) = bad {
+        p(
+            format!("{key}.brokers"),
+            format!("`{b}` is not HOST:PORT"),
+            "list the brokers as HOST:PORT,HOST:PORT (or give --kafka-brokers)",
+        );
+    }
+    let legal = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if topic.is_empty() || topic.len() > 249 || !topic.chars().all(legal) {
+        p(
+            format!("{key}.topic"),
+            format!("`{topic}` is not a Kafka topic name"),
+            "use letters, digits, `.`, `_` and `-` (at most 249)",
+        );
+    }
 }
 
 /// Deserialises one table, turning a failure into a problem at the exact key.

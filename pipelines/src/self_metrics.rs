@@ -5,6 +5,7 @@
 use api::{MetricFamily, MetricKind, MetricsBackend, Sample, SourceState, SourceStatus};
 use collector::files::FileSourceMetrics;
 use collector::gpu::{GpuTable, NvmlMetrics, NvmlStatus};
+use collector::kafka::{KafkaSinkMetrics, KafkaSourceMetrics};
 use collector::kube::{KubeSourceMetrics, KubeState, Replicas};
 use collector::scrape::{EngineHistogram, ScrapeMetrics, ScrapeState};
 use indexer::{IndexStats, IndexStore};
@@ -20,6 +21,8 @@ pub struct PipelineMetrics {
     kube: Vec<(String, KubeState)>,
     nvml: Vec<(String, Arc<NvmlMetrics>, Arc<GpuTable>)>,
     scrape: Vec<(String, ScrapeState)>,
+    kafka_sources: Vec<(String, Arc<KafkaSourceMetrics>)>,
+    kafka_sinks: Vec<(String, Arc<KafkaSinkMetrics>)>,
     llm: Arc<LlmMetrics>,
     index: Option<IndexStore>,
 }
@@ -36,6 +39,8 @@ impl PipelineMetrics {
             kube: Vec::new(),
             nvml: Vec::new(),
             scrape: Vec::new(),
+            kafka_sources: Vec::new(),
+            kafka_sinks: Vec::new(),
             llm,
             index,
         }
@@ -45,6 +50,17 @@ impl PipelineMetrics {
     /// workloads they watch.
     pub fn with_kube(mut self, kube: Vec<(String, KubeState)>) -> Self {
         self.kube = kube;
+        self
+    }
+
+    /// Exposes the counters of these Kafka sources and sinks too.
+    pub fn with_kafka(
+        mut self,
+        sources: Vec<(String, Arc<KafkaSourceMetrics>)>,
+        sinks: Vec<(String, Arc<KafkaSinkMetrics>)>,
+    ) -> Self {
+        self.kafka_sources = sources;
+        self.kafka_sinks = sinks;
         self
     }
 
@@ -259,6 +275,8 @@ impl MetricsBackend for PipelineMetrics {
         families.extend(pod_families(&self.kube));
         families.extend(capacity_families(&self.kube));
         families.extend(self.source_health_families());
+        families.extend(per_source(KAFKA_SOURCE, &self.kafka_sources));
+        families.extend(per_source(KAFKA_SINK, &self.kafka_sinks));
         families.extend(gpu_families(
             self.nvml
                 .iter()
@@ -457,6 +475,80 @@ fn capacity_families(kube: &[(String, KubeState)]) -> Vec<MetricFamily> {
         },
     ]
 }
+
+/// Every Kafka source metric.
+const KAFKA_SOURCE: &[SourceMetric<KafkaSourceMetrics>] = &[
+    (
+        "infersight_kafka_messages_total",
+        "Kafka messages consumed.",
+        MetricKind::Counter,
+        |m| &m.messages,
+    ),
+    (
+        "infersight_kafka_bytes_total",
+        "Bytes of Kafka messages consumed.",
+        MetricKind::Counter,
+        |m| &m.bytes,
+    ),
+    (
+        "infersight_kafka_malformed_total",
+        "Kafka messages that were not records (counted and skipped).",
+        MetricKind::Counter,
+        |m| &m.malformed,
+    ),
+    (
+        "infersight_kafka_already_indexed_total",
+        "Kafka messages skipped because the index already holds them (a replay).",
+        MetricKind::Counter,
+        |m| &m.already_indexed,
+    ),
+    (
+        "infersight_kafka_commits_total",
+        "Offset commits to the consumer group.",
+        MetricKind::Counter,
+        |m| &m.commits,
+    ),
+    (
+        "infersight_kafka_commit_failures_total",
+        "Offset commits that failed (retried with the next).",
+        MetricKind::Counter,
+        |m| &m.commit_failures,
+    ),
+    (
+        "infersight_kafka_partitions_assigned",
+        "Partitions this aggregator owns now.",
+        MetricKind::Gauge,
+        |m| &m.partitions,
+    ),
+    (
+        "infersight_kafka_rebalances_total",
+        "Partitions taken away in a rebalance.",
+        MetricKind::Counter,
+        |m| &m.rebalances,
+    ),
+];
+
+/// Every Kafka sink metric.
+const KAFKA_SINK: &[SourceMetric<KafkaSinkMetrics>] = &[
+    (
+        "infersight_kafka_records_acked_total",
+        "Records the broker acknowledged.",
+        MetricKind::Counter,
+        |m| &m.records_acked,
+    ),
+    (
+        "infersight_kafka_bytes_acked_total",
+        "Bytes of the messages the broker acknowledged.",
+        MetricKind::Counter,
+        |m| &m.bytes_acked,
+    ),
+    (
+        "infersight_kafka_resent_total",
+        "Messages the producer failed to deliver and sent again.",
+        MetricKind::Counter,
+        |m| &m.resent,
+    ),
+];
 
 /// Every `scrape` source metric.
 const SCRAPE: &[SourceMetric<ScrapeMetrics>] = &[

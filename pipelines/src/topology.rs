@@ -6,16 +6,18 @@
 //! slows the stage before it (backpressure); nothing is dropped on the way.
 
 use crate::config::{
-    PipelineConfig, ReadFromConfig, ScrapeTargetConfig, ServerRule, SinkConfig, SourceConfig,
-    TransformConfig,
+    KafkaFormatConfig, PipelineConfig, ReadFromConfig, ScrapeTargetConfig, ServerRule, SinkConfig,
+    SourceConfig, TransformConfig,
 };
 use crate::self_metrics::PipelineMetrics;
 use anyhow::{Context, anyhow};
 use collector::Shutdown;
+use collector::checkpoint_file::CheckpointFile;
 use collector::files::{
     ContainerFilter, FileSource, FileSourceConfig, FileSourceMetrics, MultilineConfig, ReadFrom,
 };
 use collector::gpu::{ContainerPods, NvmlSource};
+use collector::kafka::{KafkaOptions, KafkaSink, KafkaSource, MessageFormat};
 use collector::kube::{KubeError, KubeSource, KubeSourceConfig};
 use collector::scrape::{ScrapeConfig, ScrapeSource, ScrapeTarget};
 use indexer::{IndexSink, IndexStore, SinkOptions};
@@ -51,10 +53,25 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     // Everything that can fail on a user mistake happens before anything starts.
     let store = open_index(&config)?;
+    // Without an index (a node agent publishing to Kafka), checkpoints live in a file of
+    // their own, which the Kafka sink keeps once the broker has the records.
+    let mut checkpoint_file = None;
     let resume = match &store {
         Some(s) => s.committed_checkpoints()?,
-        None => Default::default(),
+        None => {
+            std::fs::create_dir_all(&config.data_dir).with_context(|| {
+                format!(
+                    "cannot create the data directory {}",
+                    config.data_dir.display()
+                )
+            })?;
+            let file = CheckpointFile::open(config.data_dir.join("checkpoints.json"))?;
+            let set = file.set().clone();
+            checkpoint_file = Some(file);
+            set
+        }
     };
+    let mut kafka_sources = Vec::new();
     let mut file_sources = Vec::new();
     let mut kube_configs = Vec::new();
     let mut nvml_sources = Vec::new();
@@ -67,6 +84,20 @@ pub async fn run(
             SourceConfig::Files(f) => f,
             SourceConfig::Kube(k) => {
                 kube_configs.push((id.clone(), k.clone()));
+                continue;
+            }
+            SourceConfig::Kafka(k) => {
+                let options = KafkaOptions {
+                    brokers: k.brokers.clone(),
+                    topic: k.topic.clone(),
+                };
+                let format = match k.format {
+                    KafkaFormatConfig::Record => MessageFormat::Record,
+                    KafkaFormatConfig::Raw => MessageFormat::Raw,
+                };
+                let source = KafkaSource::new(id, &options, &k.group, format, &resume)
+                    .with_context(|| format!("source `{id}`"))?;
+                kafka_sources.push((id.clone(), source));
                 continue;
             }
             SourceConfig::Gpu(g) => {
@@ -121,8 +152,24 @@ pub async fn run(
         file_sources.push((id.clone(), source));
     }
     let mut index_sinks = Vec::new();
+    let mut kafka_sinks = Vec::new();
     for (id, sink) in &config.sinks {
-        let SinkConfig::Index(c) = sink;
+        let c = match sink {
+            SinkConfig::Index(c) => c,
+            SinkConfig::Kafka(k) => {
+                let options = KafkaOptions {
+                    brokers: k.brokers.clone(),
+                    topic: k.topic.clone(),
+                };
+                let mut sink =
+                    KafkaSink::new(&options, id).with_context(|| format!("sink `{id}`"))?;
+                if let Some(file) = checkpoint_file.take() {
+                    sink = sink.with_checkpoints(file);
+                }
+                kafka_sinks.push((id.clone(), sink));
+                continue;
+            }
+        };
         let store = store
             .as_ref()
             .ok_or_else(|| anyhow!("sink `{id}` has no index"))?;
@@ -224,6 +271,24 @@ pub async fn run(
             (format!("source `{id}`"), Ok(()))
         });
     }
+    let mut kafka_source_metrics = Vec::new();
+    for (id, source) in kafka_sources {
+        kafka_source_metrics.push((id.clone(), source.metrics()));
+        let (out, shutdown) = (output(&id, &mut tasks), shutdown.clone());
+        // librdkafka's consumer and its rebalance callbacks block: a thread of its own.
+        let thread = std::thread::Builder::new()
+            .name(format!("source-{id}"))
+            .spawn(move || source.run(out, shutdown))
+            .context("cannot start a Kafka source thread")?;
+        tasks.spawn(async move {
+            let joined = tokio::task::spawn_blocking(move || thread.join()).await;
+            let result = match joined {
+                Ok(Ok(())) => Ok(()),
+                _ => Err(anyhow!("the Kafka source thread panicked")),
+            };
+            (format!("source `{id}`"), result)
+        });
+    }
     let mut transform_outputs = Vec::new();
     for (id, transform) in &config.transforms {
         transform_outputs.push((id.clone(), transform.clone(), output(id, &mut tasks)));
@@ -239,6 +304,26 @@ pub async fn run(
         let live = live.clone();
         tasks.spawn(async move {
             let result = run_index_sink(sink, rx, live).await;
+            (format!("sink `{id}`"), result)
+        });
+    }
+    let mut kafka_sink_metrics = Vec::new();
+    for (id, mut sink) in kafka_sinks {
+        kafka_sink_metrics.push((id.clone(), sink.metrics()));
+        let rx = receivers
+            .remove(&id)
+            .ok_or_else(|| anyhow!("no inbox for `{id}`"))?;
+        let shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            let mut rx = rx;
+            while let Some(batch) = rx.recv().await {
+                if !sink.send(batch, &shutdown).await {
+                    break;
+                }
+            }
+            let closed =
+                tokio::task::spawn_blocking(move || sink.close(Duration::from_secs(10))).await;
+            let result = closed.map_err(|_| anyhow!("the Kafka producer panicked closing"));
             (format!("sink `{id}`"), result)
         });
     }
@@ -263,6 +348,23 @@ pub async fn run(
                         format!("transform `{id}`"),
                         run_inference_logs(rx, out, processor, enricher).await,
                     )
+                });
+            }
+            TransformConfig::LlmMetrics { .. } => {
+                let metrics = Arc::clone(&llm_metrics);
+                tasks.spawn(async move {
+                    let mut rx = rx;
+                    let mut result = Ok(());
+                    while let Some(batch) = rx.recv().await {
+                        for r in &batch.records {
+                            metrics.observe(r);
+                        }
+                        if out.send(batch).await.is_err() {
+                            result = Err(anyhow!("its output closed"));
+                            break;
+                        }
+                    }
+                    (format!("transform `{id}`"), result)
                 });
             }
         }
@@ -299,7 +401,8 @@ pub async fn run(
                     Some(store.clone()),
                 )
                 .with_kube(kube_states)
-                .with_gpus(nvml_states, scrape_states),
+                .with_gpus(nvml_states, scrape_states)
+                .with_kafka(kafka_source_metrics, kafka_sink_metrics),
             );
             let router = api::router(api::ApiState {
                 search: Arc::new(api::LocalIndex::new(store.clone())),

@@ -6,6 +6,7 @@
 
 pub mod fake_kube;
 pub mod fake_prom;
+pub mod tansu;
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
@@ -93,7 +94,8 @@ impl Running {
         Running::spawn(&args).0
     }
 
-    /// Starts the binary with `args` and waits until it prints `… listening on http://…`.
+    /// Starts the binary with `args` and waits until it prints `… listening on http://…`
+    /// (or, without an API, `infersight: running`; `base_url` is empty then).
     /// Also returns everything it printed on stdout up to then.
     pub fn spawn(args: &[std::ffi::OsString]) -> (Running, Vec<String>) {
         let mut child = Command::new(binary())
@@ -131,6 +133,9 @@ impl Running {
                 printed.push(line.clone());
                 if let Some((_, url)) = line.split_once("listening on ") {
                     let _ = tx.send((url.trim().to_string(), printed.clone()));
+                } else if line.trim() == "infersight: running" {
+                    // No API (an agent): no address to talk to.
+                    let _ = tx.send((String::new(), printed.clone()));
                 }
             }
         });

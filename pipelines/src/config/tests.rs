@@ -46,22 +46,23 @@ fn the_local_preset_is_valid_and_flags_override_it() {
 }
 
 #[test]
-fn agent_and_aggregator_presets_are_refused_until_kafka_exists() {
-    for name in ["agent", "aggregator"] {
-        // The aggregator serves beyond loopback: with a token, Kafka is all that is missing.
-        let overrides = Overrides {
-            api_token: Some("0123456789abcdef0123".into()),
-            ..Overrides::default()
-        };
-        let err = PipelineConfig::load(name, preset(name).unwrap(), &overrides).unwrap_err();
-        assert!(
-            err.problems
-                .iter()
-                .all(|p| p.message.contains("not built yet")),
-            "{err}"
-        );
-        assert!(err.to_string().contains("Kafka issue"), "{err}");
-    }
+fn agent_and_aggregator_presets_load_and_meet_in_one_topic() {
+    let overrides = Overrides {
+        api_token: Some("0123456789abcdef0123".into()),
+        ..Overrides::default()
+    };
+    let agent = PipelineConfig::load("agent", preset("agent").unwrap(), &overrides).unwrap();
+    let aggregator =
+        PipelineConfig::load("aggregator", preset("aggregator").unwrap(), &overrides).unwrap();
+    let Some(SinkConfig::Kafka(out)) = agent.sinks.values().next() else {
+        panic!("the agent publishes to Kafka")
+    };
+    let Some(SourceConfig::Kafka(input)) = aggregator.sources.values().next() else {
+        panic!("the aggregator consumes Kafka")
+    };
+    assert_eq!(out.topic, input.topic);
+    assert!(agent.api.is_none(), "an agent has no index to serve");
+    assert!(aggregator.api.is_some());
 }
 
 #[test]
@@ -182,12 +183,29 @@ fn graph_mistakes_are_found() {
 }
 
 #[test]
-fn unbuilt_component_types_say_when_they_come() {
-    let err =
-        load("[sources.k]\ntype = 'kafka'\n[sinks.i]\ntype='index'\ninputs=['k']").unwrap_err();
-    assert_eq!(err.problems.len(), 1, "{err}");
-    assert_eq!(err.problems[0].key, "sources.k.type");
-    assert!(err.problems[0].hint.contains("Kafka issue"));
+fn kafka_sources_and_sinks_name_a_bad_broker_list_or_topic_and_the_flags_override_them() {
+    let text = "[sources.k]\ntype = 'kafka'\nbrokers = 'b1:9092,b2'\ntopic = 'bad topic'\n[sinks.i]\ntype='index'\ninputs=['k']";
+    let keys: Vec<String> = load(text)
+        .unwrap_err()
+        .problems
+        .into_iter()
+        .map(|p| p.key)
+        .collect();
+    assert_eq!(keys, ["sources.k.brokers", "sources.k.topic"]);
+    let overrides = Overrides {
+        kafka_brokers: Some("127.0.0.1:9092".into()),
+        kafka_topic: Some("records".into()),
+        ..Overrides::default()
+    };
+    let text = "[sources.a]\ntype='files'\n[sinks.k]\ntype = 'kafka'\ninputs = ['a']\nbrokers = 'x'\ntopic = 'y'";
+    let config = PipelineConfig::load("agent.toml", text, &overrides).unwrap();
+    let SinkConfig::Kafka(k) = &config.sinks["k"] else {
+        panic!("a kafka sink")
+    };
+    assert_eq!(
+        (k.brokers.as_str(), k.topic.as_str()),
+        ("127.0.0.1:9092", "records")
+    );
 }
 
 #[test]
@@ -354,7 +372,9 @@ fn server_rules_are_checked_at_their_keys() {
         .replace("[x/*", "ollama-*/*")
         .replace("olama", "ollama");
     let config = load(&fixed).unwrap();
-    let TransformConfig::InferenceLogs { servers, .. } = &config.transforms["llm"];
+    let TransformConfig::InferenceLogs { servers, .. } = &config.transforms["llm"] else {
+        panic!("an inference_logs transform")
+    };
     assert_eq!(servers.len(), 2);
     assert_eq!(servers[1].server, "ollama");
 }

@@ -1,0 +1,73 @@
+//! Kafka between node agents and aggregators (DESIGN.md §1), with librdkafka (bundled, 2.x):
+//! the [`KafkaSink`] publishes records (idempotent, `acks=all`, keyed by pod so one
+//! container's records stay in order) and acknowledges a batch only once the broker has;
+//! the [`KafkaSource`] consumes a topic in a consumer group and commits an offset only once
+//! every sink has made its records durable, so a crash replays, and the index's stored
+//! offsets and record ids keep the replay from doubling anything.
+//!
+//! The sink lives here with the source rather than in a sink crate of its own: both are
+//! Kafka I/O and share the client settings and the message form.
+
+mod sink;
+mod source;
+
+pub use sink::{KafkaSink, KafkaSinkMetrics};
+pub use source::{KafkaSource, KafkaSourceMetrics, MessageFormat};
+
+use model::{Record, names};
+use rdkafka::ClientConfig;
+
+/// Where the brokers are and which topic.
+#[derive(Clone, Debug)]
+pub struct KafkaOptions {
+    /// `HOST:PORT,…`.
+    pub brokers: String,
+    /// The topic.
+    pub topic: String,
+}
+
+/// Why Kafka could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaError {
+    /// librdkafka refused the settings (a malformed broker list, say).
+    #[error("cannot set up the Kafka client for {brokers}: {reason}")]
+    Client {
+        /// The brokers given.
+        brokers: String,
+        /// librdkafka's words.
+        reason: String,
+    },
+}
+
+/// Settings both ends share.
+fn client_config(options: &KafkaOptions, client_id: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &options.brokers)
+        .set("client.id", client_id)
+        // A broker that went away is retried for as long as it takes; the sources wait
+        // (backpressure) meanwhile.
+        .set("reconnect.backoff.max.ms", "2000");
+    // librdkafka's own tracing (`cgrp,topic,fetch`, …) for looking into a broker's
+    // behaviour; it logs through ours.
+    if let Ok(contexts) = std::env::var("INFERSIGHT_KAFKA_DEBUG") {
+        c.set("debug", contexts);
+    }
+    c
+}
+
+/// The key of a record's message: its pod (uid, else namespace/name), so that one
+/// container's records land in one partition, in order; records of no pod (a node's
+/// event) go by their own id.
+pub fn message_key(record: &Record) -> String {
+    let r = &record.resource;
+    if let Some(uid) = r.get_str(names::K8S_POD_UID) {
+        return uid.to_string();
+    }
+    match (
+        r.get_str(names::K8S_NAMESPACE_NAME),
+        r.get_str(names::K8S_POD_NAME),
+    ) {
+        (Some(ns), Some(pod)) => format!("{ns}/{pod}"),
+        _ => record.id.to_string(),
+    }
+}

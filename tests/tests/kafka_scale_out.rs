@@ -1,0 +1,177 @@
+//! Issue 9's end-to-end check with a real Kafka-protocol broker (tansu) on loopback: one
+//! agent tails generated pods' logs into a 4-partition topic; two aggregators consume it in
+//! one group. Mid-stream one aggregator is stopped and started again on its data (a
+//! rebalance each way), and the broker is restarted once. At the end the two indexes
+//! together hold every line exactly once.
+
+use serde_json::Value;
+use std::ffi::OsString;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use tests::Running;
+use tests::tansu::Broker;
+
+const TOPIC: &str = "records";
+const PODS: usize = 6;
+
+fn aggregator(broker: &Broker, data: &Path) -> Running {
+    let args: Vec<OsString> = vec![
+        "run".into(),
+        "--preset".into(),
+        "aggregator".into(),
+        "--data-dir".into(),
+        data.into(),
+        "--listen".into(),
+        "127.0.0.1:0".into(),
+        "--kafka-brokers".into(),
+        broker.addr.clone().into(),
+        "--kafka-topic".into(),
+        TOPIC.into(),
+    ];
+    Running::spawn(&args).0
+}
+
+fn write_lines(logs: &Path, from: usize, to: usize) {
+    for p in 0..PODS {
+        let lines: Vec<String> = (from..to)
+            .map(|i| format!("INFO kafkatest pod {p} line {i}"))
+            .collect();
+        let lines: Vec<(&str, &str)> = lines.iter().map(|l| ("stdout", l.as_str())).collect();
+        tests::append_cri(logs, "ks", &format!("pod-{p}"), "server", &lines);
+    }
+}
+
+/// Lines of `pod` in `running`'s index.
+fn count(running: &Running, pod: usize) -> u64 {
+    let (status, body): (u16, Value) = running.get(&format!(
+        "/api/v1/search?q=kafkatest&namespace=ks&pod=pod-{pod}&from=now-1h&limit=1"
+    ));
+    assert_eq!(status, 200, "{body}");
+    body["total"].as_u64().unwrap_or(0)
+}
+
+/// Whether `running` owns `partitions` partitions of the topic now.
+fn owns(running: &Running, partitions: u32) -> bool {
+    let (_, metrics) = running.get_text("/metrics");
+    metrics.contains(&format!(
+        "infersight_kafka_partitions_assigned{{source=\"kafka\"}} {partitions}"
+    ))
+}
+
+fn total(running: &Running) -> u64 {
+    (0..PODS).map(|p| count(running, p)).sum()
+}
+
+/// Polls until `done` holds (observing the indexes through their API is the event).
+fn wait_until(what: &str, timeout: Duration, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn two_aggregators_behind_kafka_index_every_line_once_through_a_restart_of_each_and_of_the_broker()
+{
+    let tmp = tempfile::tempdir().expect("temp dir");
+    // KEEP_KAFKA_TEST=1 keeps the directories (the broker's log among them) for a look.
+    let (_cleanup, tmp_path) = if std::env::var_os("KEEP_KAFKA_TEST").is_some() {
+        (None, tmp.keep())
+    } else {
+        let path = tmp.path().to_path_buf();
+        (Some(tmp), path)
+    };
+    let logs = tmp_path.join("pods");
+    std::fs::create_dir_all(&logs).expect("logs dir");
+    let broker_dir = tmp_path.join("broker");
+    std::fs::create_dir_all(&broker_dir).expect("broker dir");
+    let mut broker = Broker::start(&broker_dir);
+    broker.create_topic(TOPIC, 4);
+    let (data_a, data_b) = (tmp_path.join("a"), tmp_path.join("b"));
+    // B joins first and leads the group; A is the one that dies.
+    let b = aggregator(&broker, &data_b);
+    wait_until("B to own the partitions", Duration::from_secs(60), || {
+        owns(&b, 4)
+    });
+    let a = aggregator(&broker, &data_a);
+    wait_until("A to get its share", Duration::from_secs(60), || {
+        owns(&a, 2)
+    });
+
+    const FIRST: usize = 3000;
+    write_lines(&logs, 0, FIRST);
+    let agent_args: Vec<OsString> = vec![
+        "run".into(),
+        "--preset".into(),
+        "agent".into(),
+        "--logs-dir".into(),
+        logs.clone().into(),
+        "--data-dir".into(),
+        tmp_path.join("agent").into(),
+        "--kafka-brokers".into(),
+        broker.addr.clone().into(),
+        "--kafka-topic".into(),
+        TOPIC.into(),
+    ];
+    let (agent, _) = Running::spawn(&agent_args);
+
+    // Mid-stream: A has indexed some, not all, and is stopped.
+    let wait = Duration::from_secs(120);
+    wait_until("aggregator A to index something", wait, || total(&a) > 0);
+    // Stopped, not SIGKILLed: tansu 0.6 expires a member that stops heartbeating but never
+    // hands its partitions to the others (its JoinGroup answers keep the dead member's
+    // generation and assignment), so a killed member's partitions would stall forever.
+    // A stop leaves the group (LeaveGroup), which tansu handles; crash safety of the
+    // offsets is the index's (messages below its stored offsets are skipped).
+    let (status, stderr) = a.terminate(Duration::from_secs(30));
+    assert!(status.success(), "A drains: {stderr}");
+    write_lines(&logs, FIRST, FIRST + 1000);
+    // B takes A's partitions over (after A's session times out) and reads on.
+    wait_until("B to own every partition", wait, || owns(&b, 4));
+    broker.restart();
+    write_lines(&logs, FIRST + 1000, FIRST + 2000);
+    let a = aggregator(&broker, &data_a);
+
+    // Messages that are not records: counted and skipped, never a crash loop.
+    broker.produce_raw(TOPIC, &[b"not json", b"{\"id\":42}", &[0xff, 0xfe, 0x00]]);
+    let expected = (PODS * (FIRST + 2000)) as u64;
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        let (in_a, in_b) = (total(&a), total(&b));
+        if in_a + in_b >= expected {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{in_a} + {in_b} of {expected} lines indexed\nA:\n{}\nB:\n{}",
+            a.stderr(),
+            b.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Let anything doubled arrive before counting: the agent and both aggregators idle.
+    std::thread::sleep(Duration::from_secs(3));
+    for p in 0..PODS {
+        assert_eq!(
+            count(&a, p) + count(&b, p),
+            (FIRST + 2000) as u64,
+            "pod-{p}: every line once across both indexes"
+        );
+    }
+    let malformed: f64 = [&a, &b]
+        .iter()
+        .map(|r| {
+            let (_, metrics) = r.get_text("/metrics");
+            metrics
+                .lines()
+                .find(|l| l.starts_with("infersight_kafka_malformed_total{"))
+                .and_then(|l| l.rsplit_once(' '))
+                .and_then(|(_, v)| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        })
+        .sum();
+    assert_eq!(malformed, 3.0, "each malformed message counted once");
+    let (status, stderr) = agent.terminate(Duration::from_secs(30));
+    assert!(status.success(), "the agent drains: {stderr}");
+}
