@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Throughput through Kafka on loopback (issue 9): agent → broker → aggregator → index.
+# Writes N realistic vLLM CRI lines for 20 pods, starts tansu (in memory), a 4-partition
+# topic, one aggregator and one agent (release builds), and times from the agent's start
+# until the aggregator's index counts every line. Prints records/s, MB/s of raw log and
+# of Kafka messages, each process's peak RSS, and where the CPU went.
+# Usage: scripts/bench-kafka.sh [LINES]   (default 500000)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+lines=${1:-500000}
+tansu="${TANSU_BIN:-${CARGO_HOME:-$HOME/.cargo}/bin/tansu}"
+work=$(mktemp -d /tmp/infersight-kafka-bench-XXXXXX)
+pids=()
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
+cargo build --release --bin infersight -q
+bytes=$(python3 scripts/gen-pod-logs.py "$work/pods" "$lines")
+kport=$((20000 + RANDOM % 20000)); aport=$((kport + 1))
+broker="127.0.0.1:$kport"
+(cd "$work" && RUST_LOG=error exec "$tansu" broker --listener-url "tcp://$broker" \
+  --advertised-listener-url "tcp://$broker" --storage-engine memory://tansu/ >/dev/null 2>&1) &
+pids+=($!)
+until (exec 3<>"/dev/tcp/127.0.0.1/$kport") 2>/dev/null; do sleep 0.1; done
+"$tansu" topic create records --partitions 4 --broker "tcp://$broker" >/dev/null
+/usr/bin/time -f "%M %U %S" -o "$work/rss-aggregator" target/release/infersight run --preset aggregator \
+  --data-dir "$work/agg" --listen "127.0.0.1:$aport" --kafka-brokers "$broker" \
+  --kafka-topic records >/dev/null 2>"$work/aggregator.log" &
+pids+=($!)
+until curl -sf "http://127.0.0.1:$aport/healthz" >/dev/null; do sleep 0.1; done
+start=$(date +%s.%N)
+/usr/bin/time -f "%M %U %S" -o "$work/rss-agent" target/release/infersight run --preset agent \
+  --logs-dir "$work/pods" --data-dir "$work/agent" --kafka-brokers "$broker" \
+  --kafka-topic records >/dev/null 2>"$work/agent.log" &
+agent=$!
+pids+=($agent)
+count() {
+  curl -s "http://127.0.0.1:$aport/api/v1/search?q=*&limit=1$1" \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin).get("total",0))' 2>/dev/null || echo 0
+}
+total=0
+until [ "$total" -ge "$lines" ]; do
+  sleep 0.2
+  total=$(( $(count "") - $(count "&kind=request") ))
+done
+end=$(date +%s.%N)
+kafka_bytes=$(curl -s "http://127.0.0.1:$aport/metrics" | awk '/^infersight_kafka_bytes_total/ {print $2}')
+# TERM the binaries under /usr/bin/time, which then writes their peak RSS.
+pkill -TERM -P "$agent" || true; wait "$agent" || true
+pkill -TERM -P "${pids[1]}" || true; wait "${pids[1]}" || true
+tansu_cpu=0
+python3 - "$start" "$end" "$lines" "$bytes" "${kafka_bytes:-0}" "$tansu_cpu" $(cat "$work/rss-agent") $(cat "$work/rss-aggregator") <<'PY'
+import sys
+start, end, lines, raw, kafka, tansu, rss_agent, u1, s1, rss_agg, u2, s2 = map(float, sys.argv[1:])
+s = end - start
+print(f"{int(lines)} lines through Kafka in {s:.2f} s: {lines/s:,.0f} records/s; "
+      f"{raw/1e6/s:.1f} MB/s of raw log, {kafka/1e6/s:.1f} MB/s of Kafka messages "
+      f"({kafka/lines:.0f} B each); peak RSS agent {rss_agent/1024:.0f} MiB, aggregator {rss_agg/1024:.0f} MiB; "
+      f"CPU seconds: agent {u1+s1:.1f}, aggregator {u2+s2:.1f}, of {2*s:.1f} on 2 cores (the rest: the broker, this script)")
+PY
