@@ -156,7 +156,9 @@ fn two_aggregators_behind_kafka_index_every_line_once_through_a_restart_of_each_
         assert_eq!(
             count(&a, p) + count(&b, p),
             (FIRST + 2000) as u64,
-            "pod-{p}: every line once across both indexes"
+            "pod-{p}: every line once across both indexes (A {}, B {})",
+            count(&a, p),
+            count(&b, p)
         );
     }
     let malformed: f64 = [&a, &b]

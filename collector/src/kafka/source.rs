@@ -120,12 +120,14 @@ impl ConsumerContext for SourceContext {
                 .map(|(s, _)| s)
                 .unwrap_or_else(|e| e.into_inner().0);
         }
+        // Everything durable, synchronously: an asynchronous commit from an acknowledgement
+        // may still be on its way, and the next owner must not fetch the offsets before it.
         let mut commit = TopicPartitionList::new();
         for p in &revoked {
-            if let Some(next) = state.uncommitted.remove(p) {
+            state.uncommitted.remove(p);
+            if let Some(next) = state.durable.remove(p) {
                 let _ = commit.add_partition_offset(&self.topic, *p, Offset::Offset(next));
             }
-            state.durable.remove(p);
         }
         drop(state);
         if commit.count() > 0 {
@@ -245,9 +247,11 @@ impl KafkaSource {
                 break;
             }
         }
-        // What became durable by now is committed; the rest is read again by whoever
-        // owns the partitions next.
-        let deadline = Instant::now() + Duration::from_secs(5);
+        // Closing the output lets the stages after it drain; what they make durable by the
+        // deadline is committed (the pipeline's own drain bound is 30 s), the rest is read
+        // again by whoever owns the partitions next.
+        drop(out);
+        let deadline = Instant::now() + Duration::from_secs(25);
         while Instant::now() < deadline && self.progress.lock().in_flight.values().any(|n| *n > 0) {
             let state = self.progress.lock();
             let _ = self
@@ -255,7 +259,23 @@ impl KafkaSource {
                 .changed
                 .wait_timeout(state, Duration::from_millis(100));
         }
-        self.commit(CommitMode::Sync);
+        // Everything durable, synchronously, before the consumer leaves the group (the
+        // acknowledgements' asynchronous commits may still be on their way).
+        let durable: Vec<(i32, i64)> = {
+            let mut state = self.progress.lock();
+            state.uncommitted.clear();
+            state.durable.iter().map(|(p, o)| (*p, *o)).collect()
+        };
+        if !durable.is_empty() {
+            let mut list = TopicPartitionList::new();
+            for (p, o) in &durable {
+                let _ = list.add_partition_offset(&self.topic, *p, Offset::Offset(*o));
+            }
+            if let Err(e) = self.consumer.commit(&list, CommitMode::Sync) {
+                self.metrics.commit_failures.fetch_add(1, Relaxed);
+                tracing::warn!(error = %e, "cannot commit the offsets at shutdown; the next owner reads those batches again");
+            }
+        }
     }
 
     /// Up to [`BATCH_MESSAGES`] messages, or what came within [`BATCH_WAIT`], as a batch.
