@@ -241,18 +241,7 @@ pub async fn run(
         nvml_states.push((id.clone(), source.metrics(), source.table()));
         let (out, shutdown) = (output(&id, &mut tasks), shutdown.clone());
         // NVML calls block: the source has a thread of its own.
-        let thread = std::thread::Builder::new()
-            .name(format!("source-{id}"))
-            .spawn(move || source.run(out, shutdown))
-            .context("cannot start a GPU source thread")?;
-        tasks.spawn(async move {
-            let joined = tokio::task::spawn_blocking(move || thread.join()).await;
-            let result = match joined {
-                Ok(Ok(())) => Ok(()),
-                _ => Err(anyhow!("the GPU source thread panicked")),
-            };
-            (format!("source `{id}`"), result)
-        });
+        spawn_source_thread(&mut tasks, id, move || source.run(out, shutdown))?;
     }
     let mut scrape_states = Vec::new();
     for (id, mut source, discover, no_targets) in scrape_sources {
@@ -276,18 +265,7 @@ pub async fn run(
         kafka_source_metrics.push((id.clone(), source.metrics()));
         let (out, shutdown) = (output(&id, &mut tasks), shutdown.clone());
         // librdkafka's consumer and its rebalance callbacks block: a thread of its own.
-        let thread = std::thread::Builder::new()
-            .name(format!("source-{id}"))
-            .spawn(move || source.run(out, shutdown))
-            .context("cannot start a Kafka source thread")?;
-        tasks.spawn(async move {
-            let joined = tokio::task::spawn_blocking(move || thread.join()).await;
-            let result = match joined {
-                Ok(Ok(())) => Ok(()),
-                _ => Err(anyhow!("the Kafka source thread panicked")),
-            };
-            (format!("source `{id}`"), result)
-        });
+        spawn_source_thread(&mut tasks, id, move || source.run(out, shutdown))?;
     }
     let mut transform_outputs = Vec::new();
     for (id, transform) in &config.transforms {
@@ -371,18 +349,7 @@ pub async fn run(
     }
     for (id, source, out) in source_outputs {
         let shutdown = shutdown.clone();
-        let thread = std::thread::Builder::new()
-            .name(format!("source-{id}"))
-            .spawn(move || source.run(out, shutdown))
-            .context("cannot start a source thread")?;
-        tasks.spawn(async move {
-            let joined = tokio::task::spawn_blocking(move || thread.join()).await;
-            let result = match joined {
-                Ok(Ok(())) => Ok(()),
-                _ => Err(anyhow!("the source thread panicked")),
-            };
-            (format!("source `{id}`"), result)
-        });
+        spawn_source_thread(&mut tasks, id, move || source.run(out, shutdown))?;
     }
 
     let (api_stop, api_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -446,6 +413,28 @@ pub async fn run(
         );
     }
     result
+}
+
+/// Runs a blocking source (`run`) on a thread of its own, named after it, and a task that
+/// reports its end to the supervisor like any other component's.
+fn spawn_source_thread(
+    tasks: &mut JoinSet<(String, anyhow::Result<()>)>,
+    id: String,
+    run: impl FnOnce() + Send + 'static,
+) -> anyhow::Result<()> {
+    let thread = std::thread::Builder::new()
+        .name(format!("source-{id}"))
+        .spawn(run)
+        .with_context(|| format!("cannot start the thread of source `{id}`"))?;
+    tasks.spawn(async move {
+        let joined = tokio::task::spawn_blocking(move || thread.join()).await;
+        let result = match joined {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(anyhow!("the thread of source `{id}` panicked")),
+        };
+        (format!("source `{id}`"), result)
+    });
+    Ok(())
 }
 
 /// Waits for every component; a failure stops the rest. Bounded once a stop was asked for.

@@ -94,10 +94,11 @@ pub struct ScrapeMetrics {
 impl ScrapeMetrics {
     /// Targets failing now, with why.
     pub fn failing(&self) -> BTreeMap<String, String> {
-        self.failing
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.failing_now().clone()
+    }
+
+    fn failing_now(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, String>> {
+        self.failing.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -197,9 +198,7 @@ impl ScrapeSource {
             // A discovered target that went away is no longer failing.
             self.state
                 .metrics
-                .failing
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
+                .failing_now()
                 .retain(|url, _| targets.iter().any(|t| &t.url == url));
             let fetched =
                 futures_util::future::join_all(targets.iter().map(|t| self.fetch(&t.url))).await;
@@ -297,12 +296,7 @@ impl ScrapeSource {
     fn failed(&self, url: &str, e: &ScrapeError) {
         self.state.metrics.failures.fetch_add(1, Relaxed);
         let message = e.to_string();
-        let mut failing = self
-            .state
-            .metrics
-            .failing
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut failing = self.state.metrics.failing_now();
         // Said once per new reason, not every interval.
         if failing.get(url) != Some(&message) {
             tracing::warn!(%url, error = %message, "scrape failed; trying again next interval");
@@ -311,12 +305,7 @@ impl ScrapeSource {
     }
 
     fn recovered(&self, url: &str) {
-        let mut failing = self
-            .state
-            .metrics
-            .failing
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut failing = self.state.metrics.failing_now();
         if failing.remove(url).is_some() {
             tracing::info!(%url, "scrape works again");
         }
