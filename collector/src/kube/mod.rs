@@ -29,7 +29,8 @@ pub use workloads::{Replicas, Workload, WorkloadTable, WorkloadTracker, Workload
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use model::{Attributes, Timestamp, names};
+use model::{Attributes, Record, RecordId, RecordKind, Timestamp, names};
+use std::sync::Arc;
 
 /// The extended resource NVIDIA's device plugin offers GPUs as.
 const NVIDIA_GPU: &str = "nvidia.com/gpu";
@@ -61,6 +62,45 @@ fn resource_version(meta: &ObjectMeta) -> u64 {
     let rv = meta.resource_version.as_deref().unwrap_or("");
     rv.parse()
         .unwrap_or_else(|_| xxhash_rust::xxh3::xxh3_64(rv.as_bytes()))
+}
+
+/// What a `k8s_object` record is about.
+struct Object<'a> {
+    /// `Pod`, `Deployment`, `Node`, …
+    kind: &'static str,
+    uid: &'a str,
+    /// Left out where the resource names it already (a pod's).
+    name: Option<&'a str>,
+}
+
+impl Object<'_> {
+    /// A `k8s_object` record about it. `source` and `version` make its id, so a change
+    /// recorded again from the same object version (a relist after a restart) is the same
+    /// record.
+    fn record(
+        &self,
+        source: &str,
+        version: u64,
+        at: Timestamp,
+        resource: Attributes,
+        body: String,
+    ) -> Record {
+        let mut r = Record::log(
+            RecordId::from_source(source.as_bytes(), version),
+            at,
+            Timestamp::now(),
+            Arc::new(resource),
+            body,
+        );
+        r.kind = RecordKind::K8sObject;
+        let a = &mut r.attributes;
+        a.insert(names::K8S_OBJECT_KIND, self.kind);
+        if let Some(name) = self.name {
+            a.insert(names::K8S_OBJECT_NAME, name.to_string());
+        }
+        a.insert(names::K8S_OBJECT_UID, self.uid.to_string());
+        r
+    }
 }
 
 /// The resource of a record about the object `o` refers to: its namespace, and its name as

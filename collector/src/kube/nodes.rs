@@ -4,10 +4,10 @@
 //! same for `/metrics`. Heartbeats, which rewrite a node every few minutes, change none of
 //! this and so record nothing.
 
-use super::{NVIDIA_GPU, last_written, quantity, resource_version};
+use super::{NVIDIA_GPU, Object, last_written, quantity, resource_version};
 use crate::table::{Change, ChangeTracker, StateTable};
 use k8s_openapi::api::core::v1::Node;
-use model::{AttrValue, Attributes, Record, RecordId, RecordKind, Severity, Timestamp, names};
+use model::{AttrValue, Attributes, Record, Severity, names};
 use std::sync::Arc;
 
 /// What is known of one node.
@@ -118,17 +118,18 @@ impl NodeTracker {
         }
         let mut resource = Attributes::new();
         resource.insert(names::K8S_NODE_NAME, name.clone());
-        let mut record = Record::log(
-            RecordId::from_source(
-                format!("k8s-node/{uid}").as_bytes(),
-                resource_version(&node.metadata),
-            ),
+        let object = Object {
+            kind: "Node",
+            uid,
+            name: Some(&name),
+        };
+        let mut record = object.record(
+            &format!("k8s-node/{uid}"),
+            resource_version(&node.metadata),
             last_written(&node.metadata),
-            Timestamp::now(),
-            Arc::new(resource),
+            resource,
             body,
         );
-        record.kind = RecordKind::K8sObject;
         let problems = now.problems();
         let lost_gpus = before
             .as_ref()
@@ -141,9 +142,6 @@ impl NodeTracker {
             Severity::Info
         });
         let a = &mut record.attributes;
-        a.insert(names::K8S_OBJECT_KIND, "Node");
-        a.insert(names::K8S_OBJECT_NAME, name);
-        a.insert(names::K8S_OBJECT_UID, uid);
         a.insert(names::K8S_NODE_READY, now.ready());
         if !problems.is_empty() {
             a.insert(names::K8S_NODE_PROBLEMS, problems.join(","));

@@ -8,10 +8,10 @@
 //! tracker that forgot (a restart) names a resent change the same.
 
 use super::quantity;
-use super::{k8s_time, resource_version};
+use super::{Object, k8s_time, resource_version};
 use crate::table::{Change, ChangeTracker, StateTable};
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod, ResourceRequirements};
-use model::{AttrValue, Attributes, Record, RecordId, RecordKind, Severity, Timestamp, names};
+use model::{AttrValue, Attributes, Record, Severity, Timestamp, names};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -265,17 +265,18 @@ fn object_record(
     resource: Attributes,
     body: String,
 ) -> Record {
-    let mut r = Record::log(
-        RecordId::from_source(format!("k8s-pod/{uid}/{aspect}").as_bytes(), version),
+    let pod = Object {
+        kind: "Pod",
+        uid,
+        name: None,
+    };
+    pod.record(
+        &format!("k8s-pod/{uid}/{aspect}"),
+        version,
         timestamp,
-        Timestamp::now(),
-        Arc::new(resource),
+        resource,
         body,
-    );
-    r.kind = RecordKind::K8sObject;
-    r.attributes.insert(names::K8S_OBJECT_KIND, "Pod");
-    r.attributes.insert(names::K8S_OBJECT_UID, uid.to_string());
-    r
+    )
 }
 
 fn restart_record(

@@ -2,11 +2,11 @@
 //! (a pod that cannot start because `requests.nvidia.com/gpu` is used up shows here before
 //! anywhere else), and a table of hard and used per resource for `/metrics`.
 
-use super::{NVIDIA_GPU, last_written, quantity, resource_version};
+use super::{NVIDIA_GPU, Object, last_written, quantity, resource_version};
 use crate::table::{Change, ChangeTracker, StateTable};
 use k8s_openapi::api::core::v1::ResourceQuota;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use model::{AttrValue, Attributes, Record, RecordId, RecordKind, Severity, Timestamp, names};
+use model::{AttrValue, Attributes, Record, Severity, names};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -92,26 +92,24 @@ impl QuotaTracker {
         }
         let mut resource = Attributes::new();
         resource.insert(names::K8S_NAMESPACE_NAME, namespace);
-        let mut record = Record::log(
-            RecordId::from_source(
-                format!("k8s-quota/{uid}").as_bytes(),
-                resource_version(meta),
-            ),
+        let object = Object {
+            kind: "ResourceQuota",
+            uid,
+            name: Some(&name),
+        };
+        let mut record = object.record(
+            &format!("k8s-quota/{uid}"),
+            resource_version(meta),
             last_written(meta),
-            Timestamp::now(),
-            Arc::new(resource),
+            resource,
             body,
         );
-        record.kind = RecordKind::K8sObject;
         record.severity = Some(if exhausted.is_empty() {
             Severity::Info
         } else {
             Severity::Warn
         });
         let a = &mut record.attributes;
-        a.insert(names::K8S_OBJECT_KIND, "ResourceQuota");
-        a.insert(names::K8S_OBJECT_NAME, name);
-        a.insert(names::K8S_OBJECT_UID, uid);
         if let Some(gpu) = now.get(&format!("requests.{NVIDIA_GPU}")) {
             a.insert(names::K8S_QUOTA_GPU_HARD, AttrValue::Float(gpu.hard));
             a.insert(names::K8S_QUOTA_GPU_USED, AttrValue::Float(gpu.used));

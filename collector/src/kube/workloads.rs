@@ -2,12 +2,12 @@
 //! replica counts change, and a live table of those counts (the "number of replicas" on
 //! `/metrics`): a scale-up that never became ready, an HPA that wants more than it has.
 
-use super::{last_written, resource_version};
+use super::{Object, last_written, resource_version};
 use crate::table::{Change, ChangeTracker, StateTable};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use model::{Attributes, Record, RecordId, RecordKind, Severity, Timestamp, names};
+use model::{Attributes, Record, Severity, Timestamp, names};
 use std::sync::Arc;
 
 /// Replica counts of one workload. For an HPA: `desired` is what it asks for, `ready` what
@@ -140,14 +140,18 @@ fn record(w: &WorkloadView, before: Option<Replicas>) -> Record {
     if let Some(b) = before {
         body.push_str(&format!(" (was {} desired, {} ready)", b.desired, b.ready));
     }
-    let mut record = Record::log(
-        RecordId::from_source(format!("k8s-workload/{}", w.uid).as_bytes(), w.version),
+    let object = Object {
+        kind: w.kind,
+        uid: &w.uid,
+        name: Some(&w.name),
+    };
+    let mut record = object.record(
+        &format!("k8s-workload/{}", w.uid),
+        w.version,
         w.changed_at,
-        Timestamp::now(),
-        Arc::new(resource),
+        resource,
         body,
     );
-    record.kind = RecordKind::K8sObject;
     // Fewer ready than wanted is how a failed rollout or a pod that cannot be scheduled
     // shows at the workload (and, for an autoscaler, a scale-up not yet served).
     record.severity = Some(if r.ready < r.desired {
@@ -156,9 +160,6 @@ fn record(w: &WorkloadView, before: Option<Replicas>) -> Record {
         Severity::Info
     });
     let a = &mut record.attributes;
-    a.insert(names::K8S_OBJECT_KIND, w.kind);
-    a.insert(names::K8S_OBJECT_NAME, w.name.clone());
-    a.insert(names::K8S_OBJECT_UID, w.uid.clone());
     a.insert(names::K8S_REPLICAS_DESIRED, r.desired);
     a.insert(names::K8S_REPLICAS_READY, r.ready);
     a.insert(names::K8S_REPLICAS_AVAILABLE, r.available);
