@@ -1,9 +1,9 @@
-//! The API's view of the index, as a trait so that a fan-out over peer aggregators can stand
-//! in for the local index later without the handlers changing.
+//! The API's view of the index, as a trait so that the fan-out over peer aggregators
+//! (`peers.rs`) stands in for the local index without the handlers changing.
 
 use indexer::{
-    GroupStats, HistogramBucket, IndexError, IndexStats, IndexStore, LogSearcher, SearchRequest,
-    SearchResults,
+    FieldStatsPartial, GroupStats, HistogramBucket, IndexError, IndexStats, IndexStore,
+    LogSearcher, SearchCursor, SearchRequest, SearchResults, StatsQuestion,
 };
 use model::Record;
 use std::time::Duration;
@@ -28,13 +28,51 @@ pub trait SearchBackend: Send + Sync + 'static {
         field: &str,
         group_by: Option<&str>,
         percents: &[f64],
-    ) -> Result<Vec<GroupStats>, IndexError>;
+    ) -> Result<Vec<GroupStats>, IndexError> {
+        let question = StatsQuestion {
+            field: field.to_string(),
+            group_by: group_by.map(str::to_string),
+            percents: percents.to_vec(),
+        };
+        self.field_stats_partial(request, &question)?.finish()
+    }
+
+    /// The same before the figures are computed, mergeable with other indexes'.
+    fn field_stats_partial(
+        &self,
+        request: &SearchRequest,
+        question: &StatsQuestion,
+    ) -> Result<FieldStatsPartial, IndexError>;
+
+    /// One page of newest-first hits; `cursor` is the previous page's `next_cursor`, whose
+    /// form is the backend's own (one index's cursor, or one per aggregator).
+    fn search_page(
+        &self,
+        request: &SearchRequest,
+        cursor: Option<&str>,
+    ) -> Result<SearchPage, IndexError> {
+        let mut request = request.clone();
+        request.after = cursor.map(str::parse::<SearchCursor>).transpose()?;
+        let results = self.search(&request)?;
+        Ok(SearchPage {
+            next_cursor: results.next.map(|c| c.to_string()),
+            results,
+        })
+    }
 
     /// Every record about one request, oldest first.
     fn request_trace(&self, request_id: &str) -> Result<Vec<Record>, IndexError>;
 
     /// The index's size and counters, when there is a local index.
     fn index_stats(&self) -> Option<IndexStats>;
+}
+
+/// A page of hits and the cursor of the next one.
+pub struct SearchPage {
+    /// The hits, total and limit.
+    pub results: SearchResults,
+    /// Pass back as `cursor` for the next page; `None` on the last.
+    pub next_cursor: Option<String>,
 }
 
 /// The local index: searches through its [`LogSearcher`], stats from the store.
@@ -66,15 +104,12 @@ impl SearchBackend for LocalIndex {
         self.searcher.histogram(request, interval)
     }
 
-    fn field_stats(
+    fn field_stats_partial(
         &self,
         request: &SearchRequest,
-        field: &str,
-        group_by: Option<&str>,
-        percents: &[f64],
-    ) -> Result<Vec<GroupStats>, IndexError> {
-        self.searcher
-            .field_stats(request, field, group_by, percents)
+        question: &StatsQuestion,
+    ) -> Result<FieldStatsPartial, IndexError> {
+        self.searcher.field_stats_partial(request, question)
     }
 
     fn request_trace(&self, request_id: &str) -> Result<Vec<Record>, IndexError> {

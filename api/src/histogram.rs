@@ -1,6 +1,6 @@
 //! `GET /api/v1/histogram?q=&from=&to=&namespace=&pod=&container=&kind=&interval=`
 
-use crate::params::{Filters, blocking};
+use crate::params::{Coverage, Filters, blocking};
 use crate::{ApiError, ApiState};
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
@@ -37,6 +37,9 @@ pub(crate) struct HistogramResponse {
     total: u64,
     /// Non-empty buckets, oldest first.
     buckets: Vec<Bucket>,
+    /// Which aggregators answered.
+    #[serde(flatten)]
+    coverage: Coverage,
 }
 
 /// One bar.
@@ -117,7 +120,7 @@ pub(crate) async fn histogram(
                 .unwrap_or(604_800),
         ),
     };
-    let buckets = blocking(&state, move |b| b.histogram(&request, interval)).await?;
+    let (buckets, coverage) = blocking(&state, move |b| b.histogram(&request, interval)).await?;
     Ok(Json(HistogramResponse {
         from,
         to,
@@ -131,5 +134,6 @@ pub(crate) async fn histogram(
                 count: b.count,
             })
             .collect(),
+        coverage,
     }))
 }

@@ -8,7 +8,7 @@
 //! incident; it gets the events of that pod around it and the container's last log lines
 //! before it.
 
-use crate::params::{Filters, blocking};
+use crate::params::{Coverage, Filters, blocking};
 use crate::{ApiError, ApiState, SearchBackend};
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
@@ -103,6 +103,9 @@ pub(crate) struct IncidentsResponse {
     incidents: Vec<Incident>,
     /// Whether more triggers matched than were read (the oldest incidents may be missing).
     truncated: bool,
+    /// Which aggregators answered.
+    #[serde(flatten)]
+    coverage: Coverage,
 }
 
 fn trigger_query() -> String {
@@ -349,11 +352,13 @@ pub(crate) async fn incidents(
         Timestamp::now(),
         std::time::Duration::from_nanos(DEFAULT_RANGE as u64),
     )?;
-    let (incidents, truncated) = blocking(&state, move |b| find_incidents(b, &base)).await?;
+    let ((incidents, truncated), coverage) =
+        blocking(&state, move |b| find_incidents(b, &base)).await?;
     Ok(Json(IncidentsResponse {
         from,
         to,
         incidents,
         truncated,
+        coverage,
     }))
 }

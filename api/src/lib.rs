@@ -16,20 +16,23 @@ mod llm;
 mod metrics;
 mod openapi;
 mod params;
+mod peers;
 mod requests;
 mod search;
+mod shard;
 mod status;
 mod tail;
 mod ui;
 
-pub use backend::{LocalIndex, SearchBackend};
+pub use backend::{LocalIndex, SearchBackend, SearchPage};
 pub use error::ApiError;
 pub use metrics::{MetricFamily, MetricKind, MetricsBackend, NoMetrics, Sample, render};
+pub use peers::{PeerListError, Peers};
 pub use status::{NoStatus, SourceState, SourceStatus, StatusBackend};
 pub use tail::{LiveTail, MAX_TAIL_CLIENTS};
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 use std::future::Future;
 use std::sync::Arc;
 
@@ -46,6 +49,12 @@ pub struct ApiState {
     pub token: Option<Arc<str>>,
     /// Where the pipeline publishes records for live tail; `None` without a pipeline.
     pub live: Option<Arc<LiveTail>>,
+    /// This server's name among aggregators (host name and port): peers tell shards apart
+    /// by it.
+    pub instance: Arc<str>,
+    /// The other aggregators every read endpoint asks as well; `None` answers from this
+    /// server's index alone.
+    pub peers: Option<Arc<Peers>>,
 }
 
 /// The router of every endpoint.
@@ -61,6 +70,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/tail", get(tail::tail))
         .route("/api/v1/incidents", get(incidents::incidents))
         .route("/api/v1/status", get(status::status))
+        .route("/api/v1/shard/search", post(shard::search))
+        .route("/api/v1/shard/histogram", post(shard::histogram))
+        .route("/api/v1/shard/stats", post(shard::stats))
+        .route("/api/v1/shard/requests", post(shard::requests))
         .route("/metrics", get(metrics::metrics))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -116,5 +129,7 @@ async fn not_found(uri: axum::http::Uri) -> ApiError {
     ApiError::not_found(format!("no endpoint at {}", uri.path()))
 }
 
+#[cfg(test)]
+mod peer_tests;
 #[cfg(test)]
 mod tests;

@@ -2,7 +2,7 @@
 //! SRE looks at first, per model (or pod, namespace, server) over a time range, all read
 //! from the index's columns.
 
-use crate::params::{Filters, blocking};
+use crate::params::{Coverage, Filters, blocking};
 use crate::{ApiError, ApiState, SearchBackend};
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
@@ -33,6 +33,9 @@ pub(crate) struct SummaryResponse {
     to: Timestamp,
     group_by: &'static str,
     groups: Vec<GroupSummary>,
+    /// Which aggregators answered.
+    #[serde(flatten)]
+    coverage: Coverage,
 }
 
 /// Percentiles and average of a timing, in ms.
@@ -201,11 +204,12 @@ pub(crate) async fn summary(
         .filters
         .to_bounded_request(Timestamp::now(), DEFAULT_RANGE)?;
     let range_s = ((to.unix_nanos() - from.unix_nanos()) as f64 / 1e9).max(1.0);
-    let groups = blocking(&state, move |b| summarise(b, &base, group, range_s)).await?;
+    let (groups, coverage) = blocking(&state, move |b| summarise(b, &base, group, range_s)).await?;
     Ok(Json(SummaryResponse {
         from,
         to,
         group_by,
         groups,
+        coverage,
     }))
 }

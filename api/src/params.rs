@@ -1,6 +1,7 @@
 //! What several endpoints share: the query, time range and filters of a request, and
 //! running a backend call on the blocking pool.
 
+use crate::peers::{Federated, Unanswered};
 use crate::{ApiError, ApiState, SearchBackend};
 use indexer::{IndexError, SearchRequest};
 use model::{RecordKind, Timestamp};
@@ -111,18 +112,72 @@ impl Filters {
 /// order (tokio's semaphore is fair), each waits its turn and then runs at nearly full
 /// speed. One per core left the cores idle while a search read the disk or its answer was
 /// written (-15% requests/s); eight were no faster than four and had a longer tail.
-static INDEX_SLOTS: LazyLock<Semaphore> = LazyLock::new(|| {
-    Semaphore::new(2 * std::thread::available_parallelism().map_or(2, |n| n.get()))
-});
+static INDEX_SLOTS: LazyLock<Semaphore> = LazyLock::new(slots);
 
-/// Runs `call` against the backend on the blocking pool, once one of [`INDEX_SLOTS`] is
-/// free; a query mistake is a 400, any other index failure a 500.
+/// The same for peers' shard requests. Apart, because an API request holds its slot while
+/// it waits for the peers: if shard requests queued behind those, two aggregators busy
+/// with API requests would each wait for the other until the peer timeout.
+static SHARD_SLOTS: LazyLock<Semaphore> = LazyLock::new(slots);
+
+fn slots() -> Semaphore {
+    Semaphore::new(2 * std::thread::available_parallelism().map_or(2, |n| n.get()))
+}
+
+/// Which shards an answer covers: with peer aggregators, the ones that did not answer in
+/// time are named and the answer is `partial`.
+#[derive(Debug, Default, serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct Coverage {
+    /// Some peer aggregator did not answer: the figures and hits are those of the others.
+    pub(crate) partial: bool,
+    /// The peers that did not answer, and why.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub(crate) unanswered_peers: std::collections::BTreeMap<String, String>,
+}
+
+/// Runs `call` on the blocking pool against every shard (this server's index, and its
+/// peers' when it has any), once one of [`INDEX_SLOTS`] is free; a query mistake is a 400,
+/// any other index failure a 500.
 pub(crate) async fn blocking<T: Send + 'static>(
     state: &ApiState,
     call: impl FnOnce(&dyn SearchBackend) -> Result<T, IndexError> + Send + 'static,
+) -> Result<(T, Coverage), ApiError> {
+    let Some(peers) = state.peers.clone() else {
+        return on_pool(&INDEX_SLOTS, state.search.clone(), call)
+            .await
+            .map(|v| (v, Coverage::default()));
+    };
+    let unanswered = Arc::new(Unanswered::default());
+    let federated = Federated {
+        local: state.search.clone(),
+        peers,
+        runtime: tokio::runtime::Handle::current(),
+        unanswered: Arc::clone(&unanswered),
+    };
+    let value = on_pool(&INDEX_SLOTS, Arc::new(federated), call).await?;
+    let unanswered_peers = unanswered.take();
+    Ok((
+        value,
+        Coverage {
+            partial: !unanswered_peers.is_empty(),
+            unanswered_peers,
+        },
+    ))
+}
+
+/// Runs `call` against this server's own index only (a peer's shard request).
+pub(crate) async fn blocking_local<T: Send + 'static>(
+    state: &ApiState,
+    call: impl FnOnce(&dyn SearchBackend) -> Result<T, IndexError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let backend: Arc<dyn SearchBackend> = state.search.clone();
-    let _slot = INDEX_SLOTS
+    on_pool(&SHARD_SLOTS, state.search.clone(), call).await
+}
+
+async fn on_pool<T: Send + 'static>(
+    slots: &Semaphore,
+    backend: Arc<dyn SearchBackend>,
+    call: impl FnOnce(&dyn SearchBackend) -> Result<T, IndexError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let _slot = slots
         .acquire()
         .await
         .map_err(|e| ApiError::internal(format!("index slots closed: {e}")))?;

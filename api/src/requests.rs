@@ -1,6 +1,6 @@
 //! `GET /api/v1/requests/{request_id}`: one request across containers.
 
-use crate::params::blocking;
+use crate::params::{Coverage, blocking};
 use crate::{ApiError, ApiState};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -40,6 +40,9 @@ pub(crate) struct RequestTrace {
     /// the last at or before it, else the first after it, within [`GPU_WINDOW_NS`].
     #[schema(value_type = Option<Object>)]
     gpu: Option<Record>,
+    /// Which aggregators answered.
+    #[serde(flatten)]
+    coverage: Coverage,
 }
 
 /// How far from a request's end a GPU snapshot still describes it.
@@ -167,7 +170,7 @@ pub(crate) async fn request_trace(
         ));
     }
     let asked = id.clone();
-    let (lines, gpu) = blocking(&state, move |b| {
+    let ((lines, gpu), coverage) = blocking(&state, move |b| {
         let lines = b.request_trace(&asked)?;
         let gpu = match lines.last() {
             Some(last) => nearest_gpu(b, &lines, last.timestamp)?,
@@ -195,5 +198,6 @@ pub(crate) async fn request_trace(
         containers,
         lines,
         gpu,
+        coverage,
     }))
 }

@@ -1,11 +1,11 @@
 //! `GET /api/v1/search?q=&from=&to=&namespace=&pod=&container=&kind=&limit=&cursor=`
 
-use crate::params::{Filters, blocking};
+use crate::params::{Coverage, Filters, blocking};
 use crate::{ApiError, ApiState};
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use indexer::{MAX_LIMIT, SearchCursor, SearchRequest};
+use indexer::{MAX_LIMIT, SearchRequest};
 use model::{Record, Timestamp};
 
 const DEFAULT_LIMIT: usize = 100;
@@ -34,6 +34,9 @@ pub(crate) struct SearchResponse {
     /// What was changed in the request (a capped limit).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     warnings: Vec<String>,
+    /// Which aggregators answered.
+    #[serde(flatten)]
+    coverage: Coverage,
 }
 
 /// Records matching a query, newest first.
@@ -55,9 +58,12 @@ pub(crate) async fn search(
     params: Result<Query<SearchParams>, QueryRejection>,
 ) -> Result<Json<SearchResponse>, ApiError> {
     let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let cursor = params.cursor.clone().filter(|c| !c.is_empty());
     let request = to_request(params, Timestamp::now())?;
     let asked = request.limit;
-    let results = blocking(&state, move |b| b.search(&request)).await?;
+    let (page, coverage) =
+        blocking(&state, move |b| b.search_page(&request, cursor.as_deref())).await?;
+    let results = page.results;
     let mut warnings = Vec::new();
     if results.limit_capped {
         warnings.push(format!(
@@ -67,9 +73,10 @@ pub(crate) async fn search(
     Ok(Json(SearchResponse {
         hits: results.hits,
         total: results.total,
-        next_cursor: results.next.map(|c| c.to_string()),
+        next_cursor: page.next_cursor,
         limit: results.limit,
         warnings,
+        coverage,
     }))
 }
 
@@ -80,17 +87,8 @@ fn to_request(p: SearchParams, now: Timestamp) -> Result<SearchRequest, ApiError
             ApiError::bad_request(format!("limit: `{s}` is not a whole number ≥ 0"))
         })?,
     };
-    let after = p
-        .cursor
-        .filter(|c| !c.is_empty())
-        .map(|c| {
-            c.parse::<SearchCursor>()
-                .map_err(|e| ApiError::bad_request(format!("cursor: {e}")))
-        })
-        .transpose()?;
     Ok(SearchRequest {
         limit,
-        after,
         ..p.filters.to_request(now)?
     })
 }

@@ -42,6 +42,8 @@ fn app_with_records(records: Vec<Record>) -> (tempfile::TempDir, Router) {
         live: None,
         metrics: Arc::new(crate::NoMetrics),
         status: Arc::new(crate::NoStatus),
+        instance: Arc::from("test:1"),
+        peers: None,
     };
     (dir, router(state))
 }
@@ -145,7 +147,7 @@ fn at(n: u64, pod: &str, secs_ago: i64, kind: RecordKind, body: &str) -> Record 
 }
 
 /// Two models' requests (one failed), engine stats, and a router line, in the last minutes.
-fn llm_records() -> Vec<Record> {
+pub(crate) fn llm_records() -> Vec<Record> {
     let mut records = Vec::new();
     for (i, (model, e2e, ttft, out, event)) in [
         ("llama3", 100.0, 20.0, 50, "request_finished"),
@@ -319,6 +321,8 @@ async fn with_a_token_the_api_and_metrics_need_it_and_probes_do_not() {
         status: Arc::new(crate::NoStatus),
         token: Some(Arc::from("0123456789abcdef")),
         live: None,
+        instance: Arc::from("test:1"),
+        peers: None,
     });
     let call = |uri: &str, token: Option<&str>| {
         let mut request = Request::get(uri);
@@ -346,12 +350,19 @@ async fn with_a_token_the_api_and_metrics_need_it_and_probes_do_not() {
 }
 
 /// Checks `value` against `schema` (the subset of JSON Schema utoipa writes: `$ref`, `type`
-/// with `null`, `properties`, `required`, `items`, `oneOf`, `additionalProperties`);
+/// with `null`, `properties`, `required`, `items`, `oneOf`, `allOf`, `additionalProperties`);
 /// returns what does not fit, with its path.
 fn schema_violations(doc: &Value, schema: &Value, value: &Value, path: &str) -> Vec<String> {
     if let Some(reference) = schema["$ref"].as_str() {
         let name = reference.trim_start_matches("#/components/schemas/");
         return schema_violations(doc, &doc["components"]["schemas"][name], value, path);
+    }
+    if let Some(parts) = schema["allOf"].as_array() {
+        // A flattened struct: the value must fit every part.
+        return parts
+            .iter()
+            .flat_map(|part| schema_violations(doc, part, value, path))
+            .collect();
     }
     if let Some(options) = schema["oneOf"].as_array() {
         return match options

@@ -25,7 +25,7 @@ pub const MAX_GROUPS: u32 = 100;
 pub const MISSING_GROUP: &str = "(none)";
 
 /// One bar of a date histogram.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct HistogramBucket {
     /// Start of the bucket (a multiple of the interval since the epoch).
     pub start: Timestamp,
@@ -93,9 +93,9 @@ impl LogSearcher {
             .collect())
     }
 
-    /// Count, average and `percents` of the numeric `field` over the records matching
-    /// `request`, per value of `group_by` (an exact field such as `gen_ai.request.model`;
-    /// the [`MAX_GROUPS`] largest groups) or over all of them.
+    /// Count, average, sum and percentiles of `field` over the records matching
+    /// `request`, per value of `group_by` (the largest [`MAX_GROUPS`] groups) or overall.
+    /// A field that is not numeric, or a grouping field that is not exact, is refused.
     pub fn field_stats(
         &self,
         request: &SearchRequest,
@@ -103,6 +103,66 @@ impl LogSearcher {
         group_by: Option<&str>,
         percents: &[f64],
     ) -> Result<Vec<GroupStats>, IndexError> {
+        let question = StatsQuestion {
+            field: field.to_string(),
+            group_by: group_by.map(str::to_string),
+            percents: percents.to_vec(),
+        };
+        self.field_stats_partial(request, &question)?.finish()
+    }
+
+    /// [`LogSearcher::field_stats`] before its figures are computed: sketches and sums that
+    /// merge exactly with those of other indexes (a peer aggregator's), so the percentiles
+    /// of several indexes are those of all their records together.
+    pub fn field_stats_partial(
+        &self,
+        request: &SearchRequest,
+        question: &StatsQuestion,
+    ) -> Result<FieldStatsPartial, IndexError> {
+        let aggs = question.aggregations()?;
+        let query = self.build_query(request)?;
+        let context =
+            AggContextParams::new(AggregationLimitsGuard::default(), self.tokenizers.clone());
+        // Each split gives intermediate results (sketches, not percentiles), merged before
+        // the figures are computed, so the percentiles are those of all splits together.
+        let mut partial = FieldStatsPartial {
+            question: question.clone(),
+            results: IntermediateAggregationResults::default(),
+            total: 0,
+        };
+        for split in self.splits.overlapping(
+            request.from.map(Timestamp::unix_nanos),
+            request.to.map(Timestamp::unix_nanos),
+        ) {
+            let collector =
+                DistributedAggregationCollector::from_aggs(aggs.clone(), context.clone());
+            let (part, count) = split
+                .reader
+                .searcher()
+                .search(&*query, &(collector, tantivy::collector::Count))?;
+            partial.total += count as u64;
+            partial.results.merge_fruits(part)?;
+        }
+        Ok(partial)
+    }
+}
+
+/// What [`LogSearcher::field_stats`] is asked: the numeric field, the grouping field and
+/// the percents.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StatsQuestion {
+    /// A numeric field (`llm.e2e_ms`).
+    pub field: String,
+    /// An exact field to group by (`llm.model`), or overall.
+    pub group_by: Option<String>,
+    /// The percentiles wanted (95.0 for p95).
+    pub percents: Vec<f64>,
+}
+
+impl StatsQuestion {
+    /// The tantivy aggregations that answer it; a field that cannot be used is refused.
+    fn aggregations(&self) -> Result<Aggregations, IndexError> {
+        let field = self.field.as_str();
         if !NUMERIC_ATTRIBUTE_FIELDS.contains(&field) {
             return Err(IndexError::Query(format!(
                 "`{field}` is not a numeric field; use one of {}",
@@ -112,9 +172,9 @@ impl LogSearcher {
         let metrics = serde_json::json!({
             "avg": { "avg": { "field": field } },
             "sum": { "sum": { "field": field } },
-            "pct": { "percentiles": { "field": field, "percents": percents, "keyed": false } },
+            "pct": { "percentiles": { "field": field, "percents": self.percents, "keyed": false } },
         });
-        let aggs = match group_by {
+        let aggs = match self.group_by.as_deref() {
             Some(group) => {
                 let groupable: Vec<&str> = EXACT_RESOURCE_FIELDS
                     .iter()
@@ -135,33 +195,53 @@ impl LogSearcher {
             }
             None => metrics,
         };
-        let aggs: Aggregations = serde_json::from_value(aggs)
-            .map_err(|e| IndexError::Query(format!("aggregation: {e}")))?;
-        let query = self.build_query(request)?;
-        let context =
-            AggContextParams::new(AggregationLimitsGuard::default(), self.tokenizers.clone());
-        // Each split gives intermediate results (sketches, not percentiles), merged before
-        // the figures are computed, so the percentiles are those of all splits together.
-        let mut merged: Option<IntermediateAggregationResults> = None;
-        let mut total = 0;
-        for split in self.splits.overlapping(
-            request.from.map(Timestamp::unix_nanos),
-            request.to.map(Timestamp::unix_nanos),
-        ) {
-            let collector =
-                DistributedAggregationCollector::from_aggs(aggs.clone(), context.clone());
-            let (part, count) = split
-                .reader
-                .searcher()
-                .search(&*query, &(collector, tantivy::collector::Count))?;
-            total += count;
-            match &mut merged {
-                Some(m) => m.merge_fruits(part)?,
-                None => merged = Some(part),
-            }
+        serde_json::from_value(aggs).map_err(|e| IndexError::Query(format!("aggregation: {e}")))
+    }
+}
+
+/// Field statistics not yet computed: mergeable with those of other indexes for the same
+/// request and question. Travels between aggregators as [`FieldStatsPartial::to_bytes`]
+/// (CBOR: tantivy's intermediate results have map keys JSON cannot carry).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct FieldStatsPartial {
+    question: StatsQuestion,
+    results: IntermediateAggregationResults,
+    total: u64,
+}
+
+impl FieldStatsPartial {
+    /// Adds `other`'s records; both must answer the same question.
+    pub fn merge(&mut self, other: FieldStatsPartial) -> Result<(), IndexError> {
+        if other.question != self.question {
+            return Err(IndexError::Query(format!(
+                "field statistics of different questions cannot be merged: {:?} and {:?}",
+                self.question, other.question
+            )));
         }
-        let results = merged
-            .unwrap_or_default()
+        self.total += other.total;
+        self.results.merge_fruits(other.results)?;
+        Ok(())
+    }
+
+    /// The encoded form another process reads with [`FieldStatsPartial::from_bytes`].
+    pub fn to_bytes(&self) -> Result<Vec<u8>, IndexError> {
+        let mut out = Vec::new();
+        ciborium::into_writer(self, &mut out)
+            .map_err(|e| IndexError::Encoding(format!("field statistics: {e}")))?;
+        Ok(out)
+    }
+
+    /// Reads [`FieldStatsPartial::to_bytes`]'s form.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, IndexError> {
+        ciborium::from_reader(bytes)
+            .map_err(|e| IndexError::Encoding(format!("field statistics: {e}")))
+    }
+
+    /// The figures: one [`GroupStats`] overall, or one per group, largest first.
+    pub fn finish(self) -> Result<Vec<GroupStats>, IndexError> {
+        let aggs = self.question.aggregations()?;
+        let results = self
+            .results
             .into_final_result(aggs, AggregationLimitsGuard::default())?;
         let json = serde_json::to_value(results)
             .map_err(|e| IndexError::Query(format!("aggregation result: {e}")))?;
@@ -180,8 +260,8 @@ impl LogSearcher {
                 })
                 .unwrap_or_default(),
         };
-        Ok(match group_by {
-            None => vec![read(None, total as u64, &json)],
+        Ok(match self.question.group_by {
+            None => vec![read(None, self.total, &json)],
             Some(_) => json["groups"]["buckets"]
                 .as_array()
                 .map(|buckets| {

@@ -35,6 +35,9 @@ pub enum IndexError {
     /// The checkpoints could not be encoded for the commit.
     #[error("cannot encode the checkpoints for the commit: {0}")]
     EncodeCheckpoints(String),
+    /// Field statistics could not be encoded or decoded for another aggregator.
+    #[error("cannot encode or decode index results: {0}")]
+    Encoding(String),
     /// The query cannot be parsed.
     #[error("invalid query: {0}")]
     Query(String),

@@ -26,7 +26,10 @@ mod time_range;
 mod tokenizer;
 mod writer;
 
-pub use aggregate::{GroupStats, HistogramBucket, MAX_BUCKETS, MAX_GROUPS, MISSING_GROUP};
+pub use aggregate::{
+    FieldStatsPartial, GroupStats, HistogramBucket, MAX_BUCKETS, MAX_GROUPS, MISSING_GROUP,
+    StatsQuestion,
+};
 pub use error::IndexError;
 pub use live::LiveFilter;
 pub use schema::IndexSchema;

@@ -93,7 +93,7 @@ fn numeric_terms_as_ranges(query: &str) -> String {
 }
 
 /// What to search for.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct SearchRequest {
     /// tantivy query syntax over `body` and the exact fields (`k8s.pod.name:vllm-0`,
     /// `llm.e2e_ms:>5000`, `attributes.log.lines:12`, `chatcmpl-a26*`); empty or `*` matches
@@ -120,7 +120,7 @@ pub struct SearchRequest {
 /// Where a page of newest-first hits ended: the last hit's timestamp and how many hits with
 /// exactly that timestamp were returned so far (many lines share a timestamp). Written as
 /// `<nanos>-<count>` in URLs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SearchCursor {
     /// Timestamp of the last hit returned, ns since the epoch.
     pub timestamp: i64,
@@ -148,7 +148,7 @@ impl std::str::FromStr for SearchCursor {
 }
 
 /// What a search found.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct SearchResults {
     /// The newest matching records, newest first.
     pub hits: Vec<Record>,

@@ -65,6 +65,10 @@ pub struct OverrideArgs {
     /// The Kafka topic of the records [default: infersight-records].
     #[arg(long)]
     pub kafka_topic: Option<String>,
+    /// The other aggregators every search also asks: HOST:PORT, or dns:NAME:PORT for every
+    /// address of a headless Service; comma-separated or repeated [default: $INFERSIGHT_PEERS].
+    #[arg(long, value_name = "PEER")]
+    pub peers: Vec<String>,
 }
 
 impl From<OverrideArgs> for Overrides {
@@ -83,6 +87,14 @@ impl From<OverrideArgs> for Overrides {
             scrape: a.scrape,
             kafka_brokers: a.kafka_brokers,
             kafka_topic: a.kafka_topic,
+            peers: match a.peers.is_empty() {
+                true => std::env::var("INFERSIGHT_PEERS")
+                    .ok()
+                    .filter(|p| !p.trim().is_empty())
+                    .into_iter()
+                    .collect(),
+                false => a.peers,
+            },
         }
     }
 }

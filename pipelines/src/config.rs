@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// The presets shipped inside the binary (`pipelines/presets/*.toml`).
 pub const PRESETS: [(&str, &str); 3] = [
@@ -84,6 +85,8 @@ pub struct Overrides {
     pub kafka_brokers: Option<String>,
     /// `--kafka-topic`: the topic of every Kafka source and sink.
     pub kafka_topic: Option<String>,
+    /// `--peers`: more peer aggregators for the API.
+    pub peers: Vec<String>,
 }
 
 /// A checked pipeline config.
@@ -115,6 +118,13 @@ pub struct ApiConfig {
     /// Serve beyond loopback without a token (every log to anyone who can reach the port).
     #[serde(default)]
     pub insecure_no_auth: bool,
+    /// The other aggregators every read endpoint asks as well (`HOST:PORT`, or
+    /// `dns:NAME:PORT` for every address of a headless Service). They share the token.
+    #[serde(default)]
+    pub peers: Vec<String>,
+    /// How long a peer has to answer before the answer is given without it (`partial`).
+    #[serde(default = "default_peer_timeout_ms")]
+    pub peer_timeout_ms: u64,
 }
 
 impl ApiConfig {
@@ -123,8 +133,14 @@ impl ApiConfig {
             listen: listen.to_string(),
             token: None,
             insecure_no_auth: false,
+            peers: Vec::new(),
+            peer_timeout_ms: default_peer_timeout_ms(),
         }
     }
+}
+
+fn default_peer_timeout_ms() -> u64 {
+    3000
 }
 
 fn default_listen() -> String {
@@ -583,7 +599,7 @@ impl PipelineConfig {
             }
         };
         let api = raw.api.and_then(|v| {
-            typed::<ApiConfig>(v, "api", "[api] takes `listen = \"HOST:PORT\"`, `token = \"…\"` and `insecure_no_auth = true|false`", problems)
+            typed::<ApiConfig>(v, "api", "[api] takes `listen = \"HOST:PORT\"`, `token = \"…\"`, `insecure_no_auth = true|false`, `peers = [\"HOST:PORT\"]` and `peer_timeout_ms`", problems)
         });
         let mut sources = BTreeMap::new();
         for (id, value) in raw.sources {
@@ -673,6 +689,7 @@ impl PipelineConfig {
                 api.token = o.api_token.clone();
             }
             api.insecure_no_auth |= o.insecure_no_auth;
+            api.peers.extend(o.peers.iter().cloned());
         }
         for source in self.sources.values_mut() {
             match source {
@@ -864,6 +881,23 @@ impl PipelineConfig {
             );
         }
         if let Some(api) = &self.api {
+            if let Err(e) = api::Peers::new(&api.peers, "", None, Duration::from_secs(1)) {
+                p(
+                    "api.peers".into(),
+                    e.to_string(),
+                    "list the other aggregators, e.g. [\"dns:infersight-aggregator:8470\"] for a headless Service",
+                );
+            }
+            if api.peer_timeout_ms == 0 || api.peer_timeout_ms > 60_000 {
+                p(
+                    "api.peer_timeout_ms".into(),
+                    format!(
+                        "{} ms is not a timeout a search can wait",
+                        api.peer_timeout_ms
+                    ),
+                    "give 100 to 60000 ms; 3000 is the default",
+                );
+            }
             if api.listen.parse::<SocketAddr>().is_err() {
                 p(
                     "api.listen".into(),

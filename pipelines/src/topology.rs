@@ -371,16 +371,36 @@ pub async fn run(
                 .with_gpus(nvml_states, scrape_states)
                 .with_kafka(kafka_source_metrics, kafka_sink_metrics),
             );
+            let token: Option<Arc<str>> = config
+                .api
+                .as_ref()
+                .and_then(|a| a.token.as_deref())
+                .map(Arc::from);
+            let instance = instance_name(addr);
+            let peers = match config.api.as_ref().filter(|a| !a.peers.is_empty()) {
+                Some(a) => Some(Arc::new(api::Peers::new(
+                    &a.peers,
+                    &instance,
+                    token.clone(),
+                    Duration::from_millis(a.peer_timeout_ms),
+                )?)),
+                None => None,
+            };
+            if peers.is_some() {
+                tracing::info!(
+                    instance = %instance,
+                    peers = ?config.api.as_ref().map(|a| &a.peers),
+                    "searches also ask the peer aggregators"
+                );
+            }
             let router = api::router(api::ApiState {
                 search: Arc::new(api::LocalIndex::new(store.clone())),
-                token: config
-                    .api
-                    .as_ref()
-                    .and_then(|a| a.token.as_deref())
-                    .map(Arc::from),
+                token,
                 live: Some(live.clone()),
                 metrics: pipeline_metrics.clone(),
                 status: pipeline_metrics,
+                instance: Arc::from(instance.as_str()),
+                peers,
             });
             api_task = Some(tokio::spawn(api::serve(listener, router, async {
                 let _ = api_stopped.await;
@@ -699,6 +719,23 @@ impl PodEnricher {
             }
         }
     }
+}
+
+/// This server's name among aggregators: its host name (a StatefulSet pod's is stable) and
+/// API port, so that two on one machine differ and a restart keeps the name (and the
+/// cursors given out before it).
+fn instance_name(addr: Option<std::net::SocketAddr>) -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "infersight".into());
+    let host: String = host
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+        .collect();
+    format!("{host}:{}", addr.map_or(0, |a| a.port()))
 }
 
 #[cfg(test)]

@@ -71,6 +71,8 @@ fn every_manifest_is_a_kubernetes_object_and_the_agent_reads_only_what_it_needs(
     let docs = manifests();
     let mut kinds = Vec::new();
     let mut daemon_set = None;
+    let mut stateful_set = None;
+    let mut services = Vec::new();
     let mut config = None;
     for (file, doc) in &docs {
         let kind = doc["kind"].as_str().unwrap_or_default().to_string();
@@ -78,8 +80,8 @@ fn every_manifest_is_a_kubernetes_object_and_the_agent_reads_only_what_it_needs(
             "Namespace" => drop(typed::<Namespace>(doc, file)),
             "ServiceAccount" => drop(typed::<ServiceAccount>(doc, file)),
             "Secret" => drop(typed::<Secret>(doc, file)),
-            "Service" => drop(typed::<Service>(doc, file)),
-            "StatefulSet" => drop(typed::<StatefulSet>(doc, file)),
+            "Service" => services.push(typed::<Service>(doc, file)),
+            "StatefulSet" => stateful_set = Some(typed::<StatefulSet>(doc, file)),
             "ClusterRoleBinding" => drop(typed::<ClusterRoleBinding>(doc, file)),
             "ClusterRole" => {
                 let role: ClusterRole = typed(doc, file);
@@ -182,6 +184,55 @@ fn every_manifest_is_a_kubernetes_object_and_the_agent_reads_only_what_it_needs(
     assert!(
         args.iter().any(|a| a == "--kube-node=$(NODE_NAME)"),
         "{args:?}"
+    );
+
+    // Aggregators find each other through a headless Service that selects them, on the
+    // port they listen on.
+    let aggregator = stateful_set.expect("the aggregator StatefulSet");
+    let spec = aggregator.spec.unwrap();
+    let labels = spec.template.metadata.unwrap().labels.unwrap();
+    let args = spec.template.spec.unwrap().containers[0]
+        .args
+        .clone()
+        .unwrap_or_default();
+    let peers = args
+        .iter()
+        .find_map(|a| a.strip_prefix("--peers=dns:"))
+        .unwrap_or_else(|| panic!("aggregators name their peers: {args:?}"));
+    let (name, port) = peers.rsplit_once(':').unwrap();
+    let listen_port = args
+        .iter()
+        .find_map(|a| a.strip_prefix("--listen="))
+        .and_then(|l| l.rsplit_once(':'))
+        .map(|(_, p)| p.to_string());
+    assert_eq!(Some(port.to_string()), listen_port, "{args:?}");
+    let service = services
+        .iter()
+        .find(|s| {
+            let m = &s.metadata;
+            name == format!(
+                "{}.{}.svc",
+                m.name.as_deref().unwrap_or_default(),
+                m.namespace.as_deref().unwrap_or_default()
+            )
+        })
+        .unwrap_or_else(|| panic!("no Service is `{name}`"));
+    let service_spec = service.spec.clone().unwrap();
+    assert_eq!(
+        service_spec.cluster_ip.as_deref(),
+        Some("None"),
+        "headless: its name lists each replica"
+    );
+    for (k, v) in service_spec.selector.unwrap() {
+        assert_eq!(
+            labels.get(&k),
+            Some(&v),
+            "the Service selects the aggregators"
+        );
+    }
+    assert_eq!(
+        spec.service_name.as_deref(),
+        service.metadata.name.as_deref()
     );
 
     // The mounted config is one `infersight validate` accepts.

@@ -1,7 +1,7 @@
 //! Write then read through a real on-disk index.
 
 use super::*;
-use crate::{IndexStore, SinkOptions};
+use crate::{IndexStore, SinkOptions, StatsQuestion};
 use model::{AttrValue, Attributes, Batch, BatchStatus, Checkpoint, Finalizers, RecordId, names};
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -365,6 +365,66 @@ fn histograms_and_percentiles_per_group_come_from_the_columns() {
             .field_stats(&request("*"), "body", None, &[50.0])
             .is_err()
     );
+}
+
+#[test]
+fn field_stats_of_two_indexes_merged_equal_those_of_one_index_holding_both() {
+    let requests: Vec<Record> = (0..400u64)
+        .map(|n| {
+            let mut r = record(n, &format!("vllm-{}", n % 3), n as i64, "request finished");
+            r.kind = RecordKind::Request;
+            let model = if n % 4 == 0 { "qwen" } else { "llama3" };
+            r.attributes.insert(names::GEN_AI_REQUEST_MODEL, model);
+            r.attributes
+                .insert_f64(names::LLM_E2E_MS, 50.0 + (n * n % 997) as f64);
+            r
+        })
+        .collect();
+    let index_of = |records: &[Record]| {
+        let dir = tempfile::tempdir().unwrap();
+        let store = IndexStore::open_or_create(dir.path()).unwrap();
+        let mut sink = store.sink(SinkOptions::default()).unwrap();
+        sink.add(Batch::new(records.to_vec())).unwrap();
+        sink.commit().unwrap();
+        (dir, store.searcher())
+    };
+    let (_d1, whole) = index_of(&requests);
+    let (_d2, first) = index_of(&requests[..150]);
+    let (_d3, second) = index_of(&requests[150..]);
+    let question = StatsQuestion {
+        field: names::LLM_E2E_MS.into(),
+        group_by: Some(names::GEN_AI_REQUEST_MODEL.into()),
+        percents: vec![50.0, 95.0, 99.0],
+    };
+    let want = whole
+        .field_stats_partial(&request("*"), &question)
+        .unwrap()
+        .finish()
+        .unwrap();
+    let mut merged = first.field_stats_partial(&request("*"), &question).unwrap();
+    // The peer's half travels as bytes, as it does between aggregators.
+    let bytes = second
+        .field_stats_partial(&request("*"), &question)
+        .unwrap()
+        .to_bytes()
+        .unwrap();
+    merged
+        .merge(crate::FieldStatsPartial::from_bytes(&bytes).unwrap())
+        .unwrap();
+    let got = merged.finish().unwrap();
+    assert_eq!(got, want);
+    assert_eq!(got.iter().map(|g| g.count).sum::<u64>(), 400);
+
+    let other = StatsQuestion {
+        percents: vec![50.0],
+        ..question.clone()
+    };
+    let mut mismatched = first.field_stats_partial(&request("*"), &question).unwrap();
+    let err = mismatched
+        .merge(first.field_stats_partial(&request("*"), &other).unwrap())
+        .unwrap_err();
+    assert!(err.to_string().contains("different questions"), "{err}");
+    assert!(crate::FieldStatsPartial::from_bytes(b"not cbor").is_err());
 }
 
 #[test]
