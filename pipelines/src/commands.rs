@@ -65,6 +65,10 @@ pub struct OverrideArgs {
     /// The Kafka topic of the records [default: infersight-records].
     #[arg(long)]
     pub kafka_topic: Option<String>,
+    /// This aggregator's static name in the Kafka consumer group (in a StatefulSet,
+    /// `$(POD_NAME)`): restarted, it takes its own partitions back without a rebalance.
+    #[arg(long)]
+    pub kafka_group_instance_id: Option<String>,
     /// The other aggregators every search also asks: HOST:PORT, or dns:NAME:PORT for every
     /// address of a headless Service; comma-separated or repeated [default: $INFERSIGHT_PEERS].
     #[arg(long, value_name = "PEER")]
@@ -87,6 +91,7 @@ impl From<OverrideArgs> for Overrides {
             scrape: a.scrape,
             kafka_brokers: a.kafka_brokers,
             kafka_topic: a.kafka_topic,
+            kafka_group_instance_id: a.kafka_group_instance_id.filter(|i| !i.is_empty()),
             peers: match a.peers.is_empty() {
                 true => std::env::var("INFERSIGHT_PEERS")
                     .ok()

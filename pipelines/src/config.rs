@@ -85,6 +85,8 @@ pub struct Overrides {
     pub kafka_brokers: Option<String>,
     /// `--kafka-topic`: the topic of every Kafka source and sink.
     pub kafka_topic: Option<String>,
+    /// `--kafka-group-instance-id`: the static member name of every Kafka source.
+    pub kafka_group_instance_id: Option<String>,
     /// `--peers`: more peer aggregators for the API.
     pub peers: Vec<String>,
 }
@@ -173,6 +175,10 @@ pub struct KafkaSourceConfig {
     /// The consumer group every aggregator of one deployment shares.
     #[serde(default = "default_kafka_group")]
     pub group: String,
+    /// This member's static name in the group (Kafka's `group.instance.id`; a StatefulSet
+    /// pod's name): restarted, it takes its partitions back without a rebalance.
+    #[serde(default)]
+    pub group_instance_id: Option<String>,
     /// `record` (what Infersight's Kafka sink writes) or `raw` (log lines of other
     /// shippers: plain text, or JSON with `log`/`message` and `kubernetes`).
     #[serde(default)]
@@ -721,6 +727,9 @@ impl PipelineConfig {
                     }
                     if let Some(t) = &o.kafka_topic {
                         k.topic = t.clone();
+                    }
+                    if o.kafka_group_instance_id.is_some() {
+                        k.group_instance_id = o.kafka_group_instance_id.clone();
                     }
                 }
             }

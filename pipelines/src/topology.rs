@@ -95,8 +95,15 @@ pub async fn run(
                     KafkaFormatConfig::Record => MessageFormat::Record,
                     KafkaFormatConfig::Raw => MessageFormat::Raw,
                 };
-                let source = KafkaSource::new(id, &options, &k.group, format, &resume)
-                    .with_context(|| format!("source `{id}`"))?;
+                let source = KafkaSource::new(
+                    id,
+                    &options,
+                    &k.group,
+                    k.group_instance_id.as_deref(),
+                    format,
+                    &resume,
+                )
+                .with_context(|| format!("source `{id}`"))?;
                 kafka_sources.push((id.clone(), source));
                 continue;
             }

@@ -196,6 +196,12 @@ impl Running {
         self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
+    /// Sends SIGKILL (no chance to flush, commit or leave anything) and waits for the exit.
+    pub fn kill(mut self) -> ExitStatus {
+        self.child.kill().expect("SIGKILL infersight");
+        self.child.wait().expect("wait on infersight")
+    }
+
     /// Sends SIGTERM and waits (bounded) for the exit.
     pub fn terminate(mut self, within: Duration) -> (ExitStatus, String) {
         let pid = self.child.id().to_string();

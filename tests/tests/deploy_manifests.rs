@@ -191,10 +191,23 @@ fn every_manifest_is_a_kubernetes_object_and_the_agent_reads_only_what_it_needs(
     let aggregator = stateful_set.expect("the aggregator StatefulSet");
     let spec = aggregator.spec.unwrap();
     let labels = spec.template.metadata.unwrap().labels.unwrap();
-    let args = spec.template.spec.unwrap().containers[0]
-        .args
-        .clone()
-        .unwrap_or_default();
+    let aggregator_container = spec.template.spec.unwrap().containers[0].clone();
+    let args = aggregator_container.args.clone().unwrap_or_default();
+    // A static member per pod, named by the downward API.
+    assert!(
+        args.iter()
+            .any(|a| a == "--kafka-group-instance-id=$(POD_NAME)"),
+        "{args:?}"
+    );
+    let pod_name = aggregator_container
+        .env
+        .iter()
+        .flatten()
+        .find(|e| e.name == "POD_NAME")
+        .and_then(|e| e.value_from.as_ref())
+        .and_then(|v| v.field_ref.as_ref())
+        .map(|f| f.field_path.as_str());
+    assert_eq!(pod_name, Some("metadata.name"));
     let peers = args
         .iter()
         .find_map(|a| a.strip_prefix("--peers=dns:"))

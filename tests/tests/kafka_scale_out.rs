@@ -1,12 +1,14 @@
 //! Issue 9's end-to-end check with a real Kafka-protocol broker (tansu) on loopback: one
 //! agent tails generated pods' logs into a 4-partition topic; two aggregators consume it in
-//! one group. Mid-stream one aggregator is stopped and started again on its data (a
-//! rebalance each way), and the broker is restarted once. The aggregators are each other's
+//! one group. Mid-stream aggregator A is stopped and started again on its data (a rebalance
+//! each way), the broker is restarted once, and aggregator B, a static member as in the
+//! StatefulSet, is killed with SIGKILL and restarted. The aggregators are each other's
 //! peers: at the end a search through either one counts every line exactly once (its total
 //! is the sum of both indexes' totals, so a line in both would count twice).
 
 use serde_json::Value;
 use std::ffi::OsString;
+use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tests::Running;
@@ -23,8 +25,16 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn aggregator(broker: &Broker, data: &Path, port: u16, peers: &str) -> Running {
-    let args: Vec<OsString> = vec![
+/// An aggregator on `port`; with `static_name`, a static member of the group (as in the
+/// StatefulSet, named after its pod).
+fn aggregator(
+    broker: &Broker,
+    data: &Path,
+    port: u16,
+    peers: &str,
+    static_name: Option<&str>,
+) -> Running {
+    let mut args: Vec<OsString> = vec![
         "run".into(),
         "--preset".into(),
         "aggregator".into(),
@@ -39,6 +49,9 @@ fn aggregator(broker: &Broker, data: &Path, port: u16, peers: &str) -> Running {
         "--peers".into(),
         peers.into(),
     ];
+    if let Some(name) = static_name {
+        args.extend(["--kafka-group-instance-id".into(), name.into()]);
+    }
     Running::spawn(&args).0
 }
 
@@ -115,12 +128,12 @@ fn two_aggregators_behind_kafka_index_every_line_once_through_a_restart_of_each_
     let (port_a, port_b) = (free_port(), free_port());
     // One peer list for both, as a StatefulSet has: each finds itself in it.
     let peers = format!("127.0.0.1:{port_a},127.0.0.1:{port_b}");
-    // B joins first and leads the group; A is the one that dies.
-    let b = aggregator(&broker, &data_b, port_b, &peers);
+    // B joins first and leads the group.
+    let b = aggregator(&broker, &data_b, port_b, &peers, Some("aggregator-b"));
     wait_until("B to own the partitions", Duration::from_secs(60), || {
         owns(&b, 4)
     });
-    let a = aggregator(&broker, &data_a, port_a, &peers);
+    let a = aggregator(&broker, &data_a, port_a, &peers, None);
     wait_until("A to get its share", Duration::from_secs(60), || {
         owns(&a, 2)
     });
@@ -142,31 +155,39 @@ fn two_aggregators_behind_kafka_index_every_line_once_through_a_restart_of_each_
     ];
     let (agent, _) = Running::spawn(&agent_args);
 
-    // Mid-stream: A has indexed some, not all, and is stopped.
+    // Mid-stream: A has indexed some, not all, and is stopped (it leaves the group).
     let wait = Duration::from_secs(120);
     wait_until("aggregator A to index something", wait, || {
         indexed_here(&a) > 0
     });
-    // Stopped, not SIGKILLed: tansu 0.6 expires a member that stops heartbeating but never
-    // hands its partitions to the others (its JoinGroup answers keep the dead member's
-    // generation and assignment), so a killed member's partitions would stall forever.
-    // A stop leaves the group (LeaveGroup), which tansu handles; crash safety of the
-    // offsets is the index's (messages below its stored offsets are skipped).
     let (status, stderr) = a.terminate(Duration::from_secs(30));
     assert!(status.success(), "A drains: {stderr}");
     write_lines(&logs, FIRST, FIRST + 1000);
     // With A down, B's answers say so (and still come).
     let (_, partial) = count(&b, 0);
     assert!(partial, "A is down: B's answer is partial");
-    // B takes A's partitions over (after A's session times out) and reads on.
+    // B takes A's partitions over (a rebalance) and reads on.
     wait_until("B to own every partition", wait, || owns(&b, 4));
     broker.restart();
     write_lines(&logs, FIRST + 1000, FIRST + 2000);
-    let a = aggregator(&broker, &data_a, port_a, &peers);
+    let a = aggregator(&broker, &data_a, port_a, &peers, None);
+    wait_until("A to get its share back", wait, || owns(&a, 2));
+
+    // SIGKILL B while it indexes: batches in flight, offsets not committed, no goodbye to
+    // the group. Restarted under the same static name, it takes its partitions back and
+    // resumes from the offsets its index committed (nothing below them twice).
+    let before = indexed_here(&b);
+    write_lines(&logs, FIRST + 2000, FIRST + 4000);
+    wait_until("B to index more", wait, || indexed_here(&b) > before);
+    assert_eq!(b.kill().signal(), Some(9), "B was killed, not exited");
+    let (_, partial) = count(&a, 0);
+    assert!(partial, "B is down: A's answer is partial");
+    let b = aggregator(&broker, &data_b, port_b, &peers, Some("aggregator-b"));
+    const LINES: usize = FIRST + 4000;
 
     // Messages that are not records: counted and skipped, never a crash loop.
     broker.produce_raw(TOPIC, &[b"not json", b"{\"id\":42}", &[0xff, 0xfe, 0x00]]);
-    let expected = (PODS * (FIRST + 2000)) as u64;
+    let expected = (PODS * LINES) as u64;
     let deadline = Instant::now() + Duration::from_secs(240);
     loop {
         let found = total(&a);
@@ -192,7 +213,7 @@ fn two_aggregators_behind_kafka_index_every_line_once_through_a_restart_of_each_
         for (name, through) in [("A", &a), ("B", &b)] {
             assert_eq!(
                 count(through, p),
-                ((FIRST + 2000) as u64, false),
+                (LINES as u64, false),
                 "pod-{p} through {name}: every line once across both indexes"
             );
         }

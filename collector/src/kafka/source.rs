@@ -181,6 +181,7 @@ impl KafkaSource {
         id: &str,
         options: &KafkaOptions,
         group: &str,
+        instance_id: Option<&str>,
         format: MessageFormat,
         resume: &CheckpointSet,
     ) -> Result<Self, KafkaError> {
@@ -191,20 +192,25 @@ impl KafkaSource {
             progress: progress.clone(),
             metrics: metrics.clone(),
         };
-        let consumer: BaseConsumer<SourceContext> =
-            client_config(options, &format!("infersight-{id}"))
-                .set("group.id", group)
-                .set("enable.auto.commit", "false")
-                .set("enable.auto.offset.store", "false")
-                .set("auto.offset.reset", "earliest")
-                // A dead member's partitions move within seconds, not the default 45.
-                .set("session.timeout.ms", "10000")
-                .set("heartbeat.interval.ms", "1000")
-                .create_with_context(context)
-                .map_err(|e| KafkaError::Client {
-                    brokers: options.brokers.clone(),
-                    reason: e.to_string(),
-                })?;
+        let mut config = client_config(options, &format!("infersight-{id}"));
+        if let Some(instance) = instance_id {
+            // Static membership: a restarted member (same StatefulSet pod) takes its own
+            // partitions back without a rebalance of the whole group.
+            config.set("group.instance.id", instance);
+        }
+        let consumer: BaseConsumer<SourceContext> = config
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            // A dead member's partitions move within seconds, not the default 45.
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "1000")
+            .create_with_context(context)
+            .map_err(|e| KafkaError::Client {
+                brokers: options.brokers.clone(),
+                reason: e.to_string(),
+            })?;
         let prefix = format!("{}/", options.topic);
         let indexed = resume
             .of_source(id)

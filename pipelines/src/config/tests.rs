@@ -411,3 +411,39 @@ fn an_api_beyond_loopback_needs_a_token_or_an_explicit_opt_out() {
     let short = with("0.0.0.0:8470", Some("secret"), false).unwrap_err();
     assert!(short.to_string().contains("16 characters"), "{short}");
 }
+
+#[test]
+fn aggregator_peers_and_the_static_member_name_come_from_the_file_or_the_flags() {
+    let overrides = Overrides {
+        api_token: Some("0123456789abcdef0123".into()),
+        peers: vec!["dns:infersight-aggregator-peers:8470".into()],
+        kafka_group_instance_id: Some("infersight-aggregator-1".into()),
+        ..Overrides::default()
+    };
+    let c = PipelineConfig::load("aggregator", preset("aggregator").unwrap(), &overrides).unwrap();
+    let api = c.api.unwrap();
+    assert_eq!(api.peers, ["dns:infersight-aggregator-peers:8470"]);
+    assert_eq!(api.peer_timeout_ms, 3000);
+    let Some(SourceConfig::Kafka(k)) = c.sources.values().next() else {
+        panic!("the aggregator consumes Kafka")
+    };
+    assert_eq!(
+        k.group_instance_id.as_deref(),
+        Some("infersight-aggregator-1")
+    );
+
+    let keys = problem_keys(
+        r#"
+[api]
+peers = ["agg-0:8470", "agg-1"]
+peer_timeout_ms = 0
+"#,
+    );
+    assert!(keys.contains(&"api.peers".to_string()), "{keys:?}");
+    assert!(keys.contains(&"api.peer_timeout_ms".to_string()), "{keys:?}");
+    let text = load("[api]\npeers = [\"agg-1\"]\n").unwrap_err().to_string();
+    assert!(
+        text.contains("test.toml") && text.contains("`agg-1`") && text.contains("no port"),
+        "{text}"
+    );
+}
