@@ -4,8 +4,8 @@
 
 use crate::splits::{CommitPayload, Split, SplitSet};
 use crate::{IndexError, IndexSchema};
-use model::{Batch, CheckpointSet, Finalizers};
-use std::collections::HashSet;
+use model::{Batch, CheckpointSet, Finalizers, RecordId};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
@@ -281,8 +281,20 @@ impl IndexSink {
                 }
             }
         }
-        for record in &batch.records {
-            if skip.contains(&record.id) {
+        // Two copies of one redelivered record in this batch (two node agents' copies of
+        // one Kubernetes event): the deletes above run before either is added, so only
+        // the last copy is added.
+        let mut last_copy: HashMap<RecordId, usize> = HashMap::new();
+        if !batch.redelivered.is_empty() {
+            let redelivered: HashSet<_> = batch.redelivered.iter().copied().collect();
+            for (i, record) in batch.records.iter().enumerate() {
+                if redelivered.contains(&record.id) {
+                    last_copy.insert(record.id, i);
+                }
+            }
+        }
+        for (i, record) in batch.records.iter().enumerate() {
+            if skip.contains(&record.id) || last_copy.get(&record.id).is_some_and(|&l| l != i) {
                 continue;
             }
             let key = Arc::as_ptr(&record.resource) as usize;

@@ -242,17 +242,17 @@ impl KubeSource {
                 item = merged.next() => item,
             };
             let Some(item) = item else { break };
-            let (records, listed) = self.records_of(item, &mut recorder);
+            let (records, _listed) = self.records_of(item, &mut recorder);
             if records.is_empty() {
                 continue;
             }
             let mut batch = Batch::new(records);
-            if listed {
-                // What a (re)list shows may be what an earlier run already indexed (this
-                // run remembers nothing of it): the sink replaces its copy instead of
-                // keeping two. Ids and timestamps come from the objects, so they match.
-                batch.redelivered = batch.records.iter().map(|r| r.id).collect();
-            }
+            // Every record here may already be indexed: what a (re)list shows, an earlier
+            // run may have indexed (this run remembers nothing of it), and behind Kafka
+            // every node agent publishes its own copy of the cluster-wide events, workloads
+            // and quotas. Ids and timestamps come from the objects, so the copies match and
+            // the index keeps one: each replaces the last.
+            batch.redelivered = batch.records.iter().map(|r| r.id).collect();
             if out.send(batch).await.is_err() {
                 break;
             }

@@ -280,6 +280,39 @@ fn a_redelivered_record_replaces_the_committed_copy() {
 }
 
 #[test]
+fn copies_of_one_record_from_several_node_agents_are_kept_once_in_or_across_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = IndexStore::open_or_create(dir.path()).unwrap();
+    let mut sink = store.sink(SinkOptions::default()).unwrap();
+    let event = record(7, "vllm-0", 5, "Back-off restarting failed container");
+    let other = record(8, "vllm-0", 6, "Pulled image");
+    // Two agents' copies in one batch, a third copy in a later batch before the commit,
+    // and a fourth after it.
+    sink.add(Batch {
+        redelivered: vec![event.id, event.id, other.id],
+        ..Batch::new(vec![event.clone(), other.clone(), event.clone()])
+    })
+    .unwrap();
+    sink.add(Batch {
+        redelivered: vec![event.id],
+        ..Batch::new(vec![event.clone()])
+    })
+    .unwrap();
+    sink.commit().unwrap();
+    sink.add(Batch {
+        redelivered: vec![event.id],
+        ..Batch::new(vec![event.clone()])
+    })
+    .unwrap();
+    sink.commit().unwrap();
+    let all = store.searcher().search(&request("*")).unwrap();
+    assert_eq!(
+        bodies(&all),
+        ["Pulled image", "Back-off restarting failed container"]
+    );
+}
+
+#[test]
 fn histograms_and_percentiles_per_group_come_from_the_columns() {
     let dir = tempfile::tempdir().unwrap();
     let store = IndexStore::open_or_create(dir.path()).unwrap();

@@ -440,8 +440,13 @@ peer_timeout_ms = 0
 "#,
     );
     assert!(keys.contains(&"api.peers".to_string()), "{keys:?}");
-    assert!(keys.contains(&"api.peer_timeout_ms".to_string()), "{keys:?}");
-    let text = load("[api]\npeers = [\"agg-1\"]\n").unwrap_err().to_string();
+    assert!(
+        keys.contains(&"api.peer_timeout_ms".to_string()),
+        "{keys:?}"
+    );
+    let text = load("[api]\npeers = [\"agg-1\"]\n")
+        .unwrap_err()
+        .to_string();
     assert!(
         text.contains("test.toml") && text.contains("`agg-1`") && text.contains("no port"),
         "{text}"
