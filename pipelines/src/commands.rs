@@ -170,12 +170,64 @@ pub fn run_pipeline(
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
         tokio::spawn(stop_on_signal(shutdown.clone()));
-        topology::run(config, shutdown, |ready| {
-            let _ = std::io::stdout().flush();
-            on_ready(ready);
-            let _ = std::io::stdout().flush();
-        })
-        .await
+        let mut on_ready = Some(on_ready);
+        let mut failures_in_a_row = 0u32;
+        let mut ran_before = false;
+        loop {
+            // Each run has its own stop signal: a failing run stops itself, not the process.
+            let run_stop = Shutdown::new();
+            let forward = tokio::spawn({
+                let (process, run) = (shutdown.clone(), run_stop.clone());
+                async move {
+                    process.triggered().await;
+                    run.trigger();
+                }
+            });
+            let mut started = false;
+            let started_at = std::time::Instant::now();
+            let result = topology::run(config.clone(), run_stop, |ready| {
+                started = true;
+                match on_ready.take() {
+                    Some(f) => {
+                        let _ = std::io::stdout().flush();
+                        f(ready);
+                        let _ = std::io::stdout().flush();
+                    }
+                    None => tracing::info!("the pipeline runs again"),
+                }
+            })
+            .await;
+            forward.abort();
+            let error = match result {
+                Ok(()) => return Ok(()),
+                // A failure before the pipeline first ran (config, a port in use, a locked
+                // index) or while stopping is the operator's to see: exit with it. Once it
+                // ran, a start that fails (the index cannot be opened on a full disk) is
+                // retried like any other failure.
+                Err(e) if (!started && !ran_before) || shutdown.is_triggered() => return Err(e),
+                Err(e) => e,
+            };
+            ran_before = true;
+            // A failure while running (the data disk full, an index write refused) loses
+            // nothing: what was not committed was not acknowledged, and the sources read it
+            // again. Start again, backing off while it keeps failing.
+            if started_at.elapsed() > std::time::Duration::from_secs(60) {
+                failures_in_a_row = 0;
+            }
+            failures_in_a_row += 1;
+            let backoff = std::time::Duration::from_secs(1 << failures_in_a_row.min(5));
+            crate::self_metrics::PIPELINE_RESTARTS
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::error!(
+                error = format!("{error:#}"),
+                restart_in = ?backoff,
+                "the pipeline failed while running; nothing uncommitted was acknowledged, so it starts again and reads on from the last commit"
+            );
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = shutdown.triggered() => return Err(error),
+            }
+        }
     })
 }
 

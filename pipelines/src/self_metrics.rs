@@ -14,6 +14,11 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 
+/// Runs of the pipeline that failed after it had started and were started again, over
+/// the process's life (each run has its own metrics; this one outlives them).
+pub(crate) static PIPELINE_RESTARTS: std::sync::atomic::AtomicU64 =
+    std::sync::atomic::AtomicU64::new(0);
+
 /// The `files` sources' counters, by source id, the LLM metrics the processors derive, and
 /// the index's size and upkeep.
 pub struct PipelineMetrics {
@@ -294,6 +299,15 @@ impl MetricsBackend for PipelineMetrics {
             }));
         }
         families.extend(llm_families(&self.llm));
+        families.push(MetricFamily {
+            name: "infersight_pipeline_restarts_total",
+            help: "Times the pipeline failed while running and was started again in this process (the log says why; e.g. the data disk was full).",
+            kind: MetricKind::Counter,
+            samples: vec![Sample::new(
+                vec![],
+                PIPELINE_RESTARTS.load(std::sync::atomic::Ordering::Relaxed) as f64,
+            )],
+        });
         families
     }
 }

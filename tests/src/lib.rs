@@ -7,6 +7,7 @@
 pub mod fake_kube;
 pub mod fake_prom;
 pub mod tansu;
+pub mod workload;
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
@@ -33,6 +34,15 @@ pub fn binary() -> PathBuf {
         bin.display()
     );
     bin
+}
+
+/// A loopback port free now, for a process whose address must be known before it starts
+/// or must stay the same across its restarts.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
 }
 
 /// `../shared` (the corpus and fixtures), next to the repository.
@@ -98,8 +108,24 @@ impl Running {
     /// (or, without an API, `infersight: running`; `base_url` is empty then).
     /// Also returns everything it printed on stdout up to then.
     pub fn spawn(args: &[std::ffi::OsString]) -> (Running, Vec<String>) {
-        let mut child = Command::new(binary())
-            .args(args)
+        let mut command = Command::new(binary());
+        command.args(args);
+        Self::spawn_command(command)
+    }
+
+    /// [`Running::spawn`] as the unprivileged user `nobody` (through `setpriv`, which execs:
+    /// the pid is infersight's), so that file permissions apply to it.
+    pub fn spawn_as_nobody(args: &[std::ffi::OsString]) -> (Running, Vec<String>) {
+        let mut command = Command::new("setpriv");
+        command
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(binary())
+            .args(args);
+        Self::spawn_command(command)
+    }
+
+    fn spawn_command(mut command: Command) -> (Running, Vec<String>) {
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

@@ -17,14 +17,6 @@ use tests::tansu::Broker;
 const TOPIC: &str = "records";
 const PODS: usize = 6;
 
-/// A free loopback port for an aggregator's API (its peers must know it before it starts).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
 /// An aggregator on `port`; with `static_name`, a static member of the group (as in the
 /// StatefulSet, named after its pod).
 fn aggregator(
@@ -125,7 +117,7 @@ fn two_aggregators_behind_kafka_index_every_line_once_through_a_restart_of_each_
     let mut broker = Broker::start(&broker_dir);
     broker.create_topic(TOPIC, 4);
     let (data_a, data_b) = (tmp_path.join("a"), tmp_path.join("b"));
-    let (port_a, port_b) = (free_port(), free_port());
+    let (port_a, port_b) = (tests::free_port(), tests::free_port());
     // One peer list for both, as a StatefulSet has: each finds itself in it.
     let peers = format!("127.0.0.1:{port_a},127.0.0.1:{port_b}");
     // B joins first and leads the group.

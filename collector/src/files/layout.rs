@@ -192,6 +192,9 @@ pub struct Discovered {
     /// They are never read as new files; they are where a restart finds the rest of a file
     /// that was rotated and compressed before it was read to its end.
     pub compressed: Vec<(PathBuf, LogFile)>,
+    /// Pod and container directories that exist but could not be listed (permissions): the
+    /// files in them are still there, only unseen, and must not be taken for gone.
+    pub unreadable: Vec<(PathBuf, io::Error)>,
 }
 
 /// Walks the kubelet layout under `root` once for both kinds of file.
@@ -229,14 +232,33 @@ pub fn discover_docker(root: &Path, found: &mut Discovered) -> io::Result<()> {
     Ok(())
 }
 
+/// Lists `dir`; one that vanished is skipped (a deleted pod), one that cannot be read is
+/// noted in `found.unreadable`.
+fn list(dir: &Path, found: &mut Discovered) -> Option<std::fs::ReadDir> {
+    match std::fs::read_dir(dir) {
+        Ok(entries) => Some(entries),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => {
+            found.unreadable.push((dir.to_path_buf(), e));
+            None
+        }
+    }
+}
+
 fn discover_pods(root: &Path, found: &mut Discovered) -> io::Result<()> {
     for pod_dir in std::fs::read_dir(root)? {
         let Ok(pod_dir) = pod_dir else { continue };
-        let Ok(containers) = std::fs::read_dir(pod_dir.path()) else {
+        if !pod_dir.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let Some(containers) = list(&pod_dir.path(), found) else {
             continue;
         };
         for container_dir in containers.flatten() {
-            let Ok(entries) = std::fs::read_dir(container_dir.path()) else {
+            if !container_dir.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            let Some(entries) = list(&container_dir.path(), found) else {
                 continue;
             };
             for path in entries.flatten().map(|e| e.path()) {

@@ -186,6 +186,8 @@ pub struct FileSource {
     /// go out with the next batch.
     pending: Vec<Checkpoint>,
     tails: BTreeMap<String, FileTail>,
+    /// Pod and container directories that could not be listed at the last discovery.
+    unreadable_dirs: HashSet<PathBuf>,
     /// Open multi-line groups per container run.
     groups: HashMap<Arc<str>, LineGrouper>,
     /// One read buffer lent to every file in turn, not one allocation per file per poll.
@@ -230,6 +232,7 @@ impl FileSource {
             compressed_ids: HashMap::new(),
             pending: Vec::new(),
             tails: BTreeMap::new(),
+            unreadable_dirs: HashSet::new(),
             groups: HashMap::new(),
             read_buf: vec![0; tail::READ_CHUNK],
             metrics: Arc::default(),
@@ -272,15 +275,17 @@ impl FileSource {
 
     fn refresh_files(&mut self) {
         let mut present = HashSet::new();
+        let mut unreadable = Vec::new();
         // A directory listing races with rotations (a file renamed or compressed while it
         // is read): right after a restart, a file we must resume can be missed by one
         // listing. Look again before calling it lost, so that it is not found a pass late,
         // after the newer file of its container was read (out of order).
         for _ in 0..3 {
-            let Some(found) = self.discover() else {
+            let Some(mut found) = self.discover() else {
                 return;
             };
-            self.apply_discovery(found, &mut present);
+            unreadable = std::mem::take(&mut found.unreadable);
+            self.apply_discovery(found, &mut present, unreadable.is_empty());
             let missing = self
                 .recovering
                 .as_ref()
@@ -289,7 +294,23 @@ impl FileSource {
                 break;
             }
         }
-        if let Some(wanted) = self.recovering.take() {
+        self.note_unreadable(&unreadable);
+        // Files under a directory we cannot list now are not gone: their tails read on
+        // through the handles they hold, and what they read is not lost or read twice.
+        for (key, tail) in &self.tails {
+            if unreadable
+                .iter()
+                .any(|(dir, _)| tail.path().starts_with(dir))
+            {
+                present.insert(key.clone());
+            }
+        }
+        // Nor are the files we must resume: look again once the directory can be read.
+        let recovering = match unreadable.is_empty() {
+            true => self.recovering.take(),
+            false => None,
+        };
+        if let Some(wanted) = recovering {
             for key in wanted
                 .into_iter()
                 .filter(|key| !self.tails.contains_key(key))
@@ -314,10 +335,16 @@ impl FileSource {
 
     /// Takes in what one listing found: new files become tails, renamed ones keep theirs,
     /// compressed rotations are looked at. Identities seen are added to `present`.
-    fn apply_discovery(&mut self, found: Discovered, present: &mut HashSet<String>) {
+    fn apply_discovery(
+        &mut self,
+        found: Discovered,
+        present: &mut HashSet<String>,
+        complete: bool,
+    ) {
         let Discovered {
             files: found,
             compressed,
+            unreadable: _,
         } = found;
         // Which tail holds which open file; a detached tail's file is no longer its own.
         let open: HashMap<DevIno, String> = self
@@ -375,7 +402,25 @@ impl FileSource {
                 }
             }
         }
-        self.scan_compressed(compressed);
+        self.scan_compressed(compressed, complete);
+    }
+
+    /// Says once per directory that it cannot be read (and counts it), and once that it
+    /// can again.
+    fn note_unreadable(&mut self, now: &[(PathBuf, std::io::Error)]) {
+        for (dir, e) in now {
+            if self.unreadable_dirs.insert(dir.clone()) {
+                self.metrics.read_errors.fetch_add(1, Relaxed);
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot list a pod's log directory; its files are kept and read once it can be listed again");
+            }
+        }
+        self.unreadable_dirs.retain(|dir| {
+            let still = now.iter().any(|(d, _)| d == dir);
+            if !still {
+                tracing::info!(dir = %dir.display(), "a pod's log directory can be listed again");
+            }
+            still
+        });
     }
 
     /// Looks at the kubelet's compressed rotations. Each one's identity (from its
@@ -384,11 +429,12 @@ impl FileSource {
     /// Those are read from their checkpoint, or from 0, decompressed into an anonymous
     /// file. At the very first start, existing ones count as done: `.gz` files are never
     /// read as new logs. Tombstones of files that exist in no form any more are pruned.
-    fn scan_compressed(&mut self, compressed: Vec<(PathBuf, LogFile)>) {
+    fn scan_compressed(&mut self, compressed: Vec<(PathBuf, LogFile)>, complete: bool) {
         let mut on_disk = HashSet::new();
         let mut seen_inodes = HashSet::new();
-        // A `.gz` we cannot identify may hold a done file: keep every tombstone then.
-        let mut unidentified = false;
+        // A `.gz` we cannot identify, or a directory we could not list, may hold a done
+        // file: keep every tombstone then.
+        let mut unidentified = !complete;
         for (path, pod_file) in compressed {
             let Ok(meta) = std::fs::metadata(&path) else {
                 continue;
