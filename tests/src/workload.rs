@@ -21,7 +21,7 @@ pub const OOM: &str = "torch.OutOfMemoryError: CUDA out of memory. Tried to allo
 pub struct Rng(pub u64);
 impl Rng {
     /// The next number.
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;

@@ -95,7 +95,7 @@ fn exactly_once_under(kills: usize, copytruncate_pod_0: bool) {
         b["total"].as_u64().unwrap_or(0) > 0
     });
     for kill in 0..kills {
-        let wait = Duration::from_millis(400 + rng.next() % 1600);
+        let wait = Duration::from_millis(400 + rng.next_u64() % 1600);
         std::thread::sleep(wait);
         drop(running); // SIGKILL: no drain, no final commit
         println!("kill -9 #{} after {wait:?}", kill + 1);
