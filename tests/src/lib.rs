@@ -4,6 +4,7 @@
 //! The binary is the one `cargo test --workspace` builds (`target/<profile>/infersight`,
 //! next to this test's own executable); `INFERSIGHT_BIN` points elsewhere.
 
+pub mod bench;
 pub mod fake_kube;
 pub mod fake_prom;
 pub mod tansu;
@@ -122,6 +123,18 @@ impl Running {
             .arg(binary())
             .args(args);
         Self::spawn_command(command)
+    }
+
+    /// [`Running::spawn`] of another `infersight` build (a release one, for benchmarks).
+    pub fn spawn_program(program: &Path, args: &[std::ffi::OsString]) -> (Running, Vec<String>) {
+        let mut command = Command::new(program);
+        command.args(args);
+        Self::spawn_command(command)
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     fn spawn_command(mut command: Command) -> (Running, Vec<String>) {

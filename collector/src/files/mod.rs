@@ -35,7 +35,7 @@ pub use fingerprint::fingerprint;
 pub use layout::{
     Discovered, DockerLogFile, LogFile, PodLogFile, discover, discover_all, discover_docker,
 };
-pub use multiline::{MultilineConfig, MultilineStream};
+pub use multiline::{MultilineConfig, MultilineStream, starts_like_a_record};
 
 use crate::Shutdown;
 use model::{Batch, BatchStatus, Checkpoint, CheckpointSet, Finalizers};

@@ -495,7 +495,7 @@ fn continues_go_dump(line: &str) -> bool {
 /// Whether `line` starts the way log records start: a timestamp, a level word, a glog
 /// header, a syslog date, a JSON object or a logfmt key. Lines that do not are candidates
 /// for the continuation of the record before them.
-pub(crate) fn starts_like_a_record(line: &str) -> bool {
+pub fn starts_like_a_record(line: &str) -> bool {
     let b = line.as_bytes();
     let Some(&first) = b.first() else {
         return false;
