@@ -421,16 +421,25 @@ struct Counters {
 }
 
 /// The load: pods writing at `rate` lines/s in 10 ms slices until `stop`.
-fn write_load(
-    pool: Vec<Vec<String>>,
-    logs: PathBuf,
-    pods: usize,
-    rotate_bytes: u64,
+/// How the measuring side steers the writers.
+#[derive(Clone, Default)]
+struct Controls {
+    /// Lines/s to write now.
     rate: Arc<AtomicU64>,
+    /// Set: pod 0 dies of an OOM and restarts (cleared when done).
     crash: Arc<AtomicBool>,
+    /// Set: stop writing.
     stop: Arc<AtomicBool>,
     counters: Arc<Counters>,
-) {
+}
+
+fn write_load(pool: Vec<Vec<String>>, logs: PathBuf, pods: usize, rotate_bytes: u64, c: Controls) {
+    let Controls {
+        rate,
+        crash,
+        stop,
+        counters,
+    } = c;
     let mut logs: Vec<PodLog> = (0..pods)
         .map(|p| PodLog::new(&logs, p, p % SERVERS.len()))
         .collect();
@@ -569,20 +578,19 @@ pub fn run(options: &BenchOptions) -> BenchReport {
     let app = Arc::new(app);
     let pid = app.pid();
 
-    let rate = Arc::new(AtomicU64::new(0));
-    let crash = Arc::new(AtomicBool::new(false));
-    let stop = Arc::new(AtomicBool::new(false));
-    let counters = Arc::new(Counters::default());
+    let controls = Controls::default();
+    let Controls {
+        rate,
+        crash,
+        stop,
+        counters,
+    } = controls.clone();
     let writer = {
-        let (rate, crash, stop, counters) =
-            (rate.clone(), crash.clone(), stop.clone(), counters.clone());
         let (pods, rotate) = (options.pods, options.rotate_bytes);
         let logs = logs.clone();
         let mut pool = line_pool();
         one_record_per_line(&options.binary, &mut pool);
-        std::thread::spawn(move || {
-            write_load(pool, logs, pods, rotate, rate, crash, stop, counters)
-        })
+        std::thread::spawn(move || write_load(pool, logs, pods, rotate, controls))
     };
 
     let step_now = Arc::new(AtomicU64::new(0));
