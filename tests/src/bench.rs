@@ -676,9 +676,11 @@ pub fn run(options: &BenchOptions) -> BenchReport {
         let backlog_end = (counters.records.load(Relaxed) + probes).saturating_sub(indexed_now);
         let backlog_mid = backlog_mid.unwrap_or(backlog_end);
         let written_per_s = lines as f64 / secs;
-        // Bounded: at most two seconds of writing behind, and not growing.
-        let sustained = (backlog_end as f64) <= 2.0 * written_per_s
-            && (backlog_end as f64) <= backlog_mid as f64 * 1.5 + 0.5 * written_per_s;
+        // Bounded: at most two seconds of writing behind, and not growing beyond what a
+        // commit interval (1 s) leaves pending.
+        let end = backlog_end as f64;
+        let sustained = end <= 2.0 * written_per_s
+            && (end <= 1.2 * written_per_s || end <= backlog_mid as f64 * 1.2);
         let searches: Vec<f64> = search_samples
             .lock()
             .expect("samples")
@@ -710,7 +712,8 @@ pub fn run(options: &BenchOptions) -> BenchReport {
             "{}",
             report.table().lines().nth(step + 1).unwrap_or_default()
         );
-        if ramp && sustained && step < 8 {
+        let falling_behind = report.steps.iter().any(|s| !s.sustained);
+        if ramp && sustained && !falling_behind && step < 8 {
             rates.push(target * 3 / 2);
         } else if ramp && !sustained {
             // Freshness at half the highest sustained rate (the measure).
