@@ -49,8 +49,18 @@ impl Broker {
 
     /// Kills the broker and starts it again on the same port and data.
     pub fn restart(&mut self) {
+        self.stop();
+        self.start_again();
+    }
+
+    /// Kills the broker (its clients find it gone until [`Broker::start_again`]).
+    pub fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Starts the stopped broker on its port and data.
+    pub fn start_again(&mut self) {
         self.child = spawn(&self.addr, &self.dir);
     }
 
