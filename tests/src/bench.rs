@@ -1,6 +1,7 @@
 //! The end-to-end benchmark of the local pipeline (issue 10): pods of mixed inference
 //! servers write CRI logs at a target rate, with kubelet-style rotation (rename, then gzip
-//! of the older file), tracebacks, and an OOM crash and restart of one pod, while the real
+//! of the older file), tracebacks (one vLLM line in 1000), and an OOM crash and restart of
+//! one pod, while the real
 //! binary tails, parses and indexes them. Per step (one rate): lines/s and MB/s written and
 //! indexed, whether the backlog stayed bounded (sustained), freshness (write → searchable,
 //! p50/p99 of probe lines), search latency under that load, and CPU seconds per GB. Over the
@@ -343,6 +344,16 @@ const OOM_TRACEBACK: [&str; 4] = [
     "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 79.19 GiB of which 1.06 GiB is free.",
 ];
 
+/// A request that failed in the engine, as vLLM logs it: four lines on stderr, one
+/// record. Every [`TRACEBACK_EVERY`]th line of a vLLM pod is one.
+const REQUEST_TRACEBACK: [&str; 4] = [
+    "ERROR 11-28 10:00:00 [serving_chat.py:1012] Traceback (most recent call last):",
+    "  File \"/usr/local/lib/python3.12/site-packages/vllm/entrypoints/openai/serving_chat.py\", line 1006, in chat_completion_full_generator",
+    "    async for res in result_generator:",
+    "ValueError: This model's maximum context length is 8192 tokens. However, you requested 9301 tokens.",
+];
+const TRACEBACK_EVERY: u64 = 1000;
+
 /// One pod's container log, kubelet style.
 struct PodLog {
     dir: PathBuf,
@@ -352,6 +363,8 @@ struct PodLog {
     server: usize,
     next: usize,
     stamp: u64,
+    /// Records written.
+    written: u64,
 }
 
 impl PodLog {
@@ -368,6 +381,7 @@ impl PodLog {
             server,
             next: pod * 7,
             stamp: 0,
+            written: 0,
         }
     }
 
@@ -477,13 +491,25 @@ fn write_load(pool: Vec<Vec<String>>, logs: PathBuf, pods: usize, rotate_bytes: 
         // hash of the first line) takes for one file (see the issue note).
         let stamps: Vec<String> = (0..pods).map(|_| cri_now()).collect();
         let mut per_pod = vec![String::new(); pods];
+        let mut extra_lines = 0;
         for _ in 0..due {
             turn = (turn + 1) % pods;
             let pod = &mut logs[turn];
-            let lines = &pool[pod.server];
-            pod.next = (pod.next + 1) % lines.len();
+            pod.written += 1;
             counters.per_server[pod.server].fetch_add(1, Relaxed);
             let out = &mut per_pod[turn];
+            if pod.server == 0 && pod.written % TRACEBACK_EVERY == 0 {
+                for line in REQUEST_TRACEBACK {
+                    out.push_str(&stamps[turn]);
+                    out.push_str(" stderr F ");
+                    out.push_str(line);
+                    out.push('\n');
+                }
+                extra_lines += REQUEST_TRACEBACK.len() as u64 - 1;
+                continue;
+            }
+            let lines = &pool[pod.server];
+            pod.next = (pod.next + 1) % lines.len();
             out.push_str(&stamps[turn]);
             out.push_str(" stdout F ");
             out.push_str(&lines[pod.next]);
@@ -503,7 +529,7 @@ fn write_load(pool: Vec<Vec<String>>, logs: PathBuf, pods: usize, rotate_bytes: 
                 counters.rotations.fetch_add(1, Relaxed);
             }
         }
-        counters.lines.fetch_add(due, Relaxed);
+        counters.lines.fetch_add(due + extra_lines, Relaxed);
         counters.records.fetch_add(due, Relaxed);
         std::thread::sleep(Duration::from_millis(10));
     }

@@ -15,6 +15,10 @@ fn the_short_benchmark_indexes_every_record_it_writes_and_reports_each_figure() 
         "every record once"
     );
     assert!(report.rotations > 0, "the logs rotated");
+    assert!(
+        report.lines_written > report.records_expected + 3,
+        "tracebacks (several lines, one record) were written"
+    );
     let step = &report.steps[0];
     assert!(step.freshness_ms.n > 0, "probes were found");
     assert!(step.search_ms.n > 0, "searches ran under load");

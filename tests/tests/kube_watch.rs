@@ -2,7 +2,8 @@
 //! format: a real `kube::Client`, scripted answers ([`tests::fake_kube`]). Scenario: events
 //! listed then watched, a repeat, a malformed object, a bookmark, 410 Expired inside the
 //! watch stream (relist), and a pod going Running → OOMKilled and CrashLoopBackOff →
-//! Running, with a dropped watch and a 500 on the way.
+//! Running, with a dropped watch and the API server away for a while (500, 503, 500) on the
+//! way.
 
 use collector::Shutdown;
 use collector::kube::{KubeSource, KubeSourceConfig};
@@ -82,6 +83,10 @@ async fn events_and_pod_changes_are_recorded_once_through_relists_drops_and_erro
                 // The connection drops: the watcher re-watches from the last version.
                 close: true,
             },
+            // Then the API server is away for a while: three failures in a row, retried
+            // with backoff, each counted.
+            Answer::Status(500),
+            Answer::Status(503),
             Answer::Status(500),
             Answer::Watch {
                 lines: vec![line("MODIFIED", &running_again)],
@@ -176,8 +181,8 @@ async fn events_and_pod_changes_are_recorded_once_through_relists_drops_and_erro
         metrics
             .watch_errors
             .load(std::sync::atomic::Ordering::Relaxed)
-            >= 2,
-        "the malformed object and the 500 are counted"
+            >= 4,
+        "the malformed object and the three failures are counted"
     );
 }
 
