@@ -498,7 +498,7 @@ fn write_load(pool: Vec<Vec<String>>, logs: PathBuf, pods: usize, rotate_bytes: 
             pod.written += 1;
             counters.per_server[pod.server].fetch_add(1, Relaxed);
             let out = &mut per_pod[turn];
-            if pod.server == 0 && pod.written % TRACEBACK_EVERY == 0 {
+            if pod.server == 0 && pod.written.is_multiple_of(TRACEBACK_EVERY) {
                 for line in REQUEST_TRACEBACK {
                     out.push_str(&stamps[turn]);
                     out.push_str(" stderr F ");
