@@ -29,12 +29,8 @@ pub trait SearchBackend: Send + Sync + 'static {
         group_by: Option<&str>,
         percents: &[f64],
     ) -> Result<Vec<GroupStats>, IndexError> {
-        let question = StatsQuestion {
-            field: field.to_string(),
-            group_by: group_by.map(str::to_string),
-            percents: percents.to_vec(),
-        };
-        self.field_stats_partial(request, &question)?.finish()
+        self.field_stats_partial(request, &StatsQuestion::new(field, group_by, percents))?
+            .finish()
     }
 
     /// The same before the figures are computed, mergeable with other indexes'.

@@ -103,12 +103,8 @@ impl LogSearcher {
         group_by: Option<&str>,
         percents: &[f64],
     ) -> Result<Vec<GroupStats>, IndexError> {
-        let question = StatsQuestion {
-            field: field.to_string(),
-            group_by: group_by.map(str::to_string),
-            percents: percents.to_vec(),
-        };
-        self.field_stats_partial(request, &question)?.finish()
+        self.field_stats_partial(request, &StatsQuestion::new(field, group_by, percents))?
+            .finish()
     }
 
     /// [`LogSearcher::field_stats`] before its figures are computed: sketches and sums that
@@ -160,6 +156,15 @@ pub struct StatsQuestion {
 }
 
 impl StatsQuestion {
+    /// `percents` of `field`, per value of `group_by` or overall.
+    pub fn new(field: &str, group_by: Option<&str>, percents: &[f64]) -> Self {
+        StatsQuestion {
+            field: field.to_string(),
+            group_by: group_by.map(str::to_string),
+            percents: percents.to_vec(),
+        }
+    }
+
     /// The tantivy aggregations that answer it; a field that cannot be used is refused.
     fn aggregations(&self) -> Result<Aggregations, IndexError> {
         let field = self.field.as_str();
