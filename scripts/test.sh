@@ -26,7 +26,10 @@ if [ ! -x "$tansu" ]; then
   cargo install tansu --version 0.6.0 --features dynostore,libsql
 fi
 
-# The black-box tests (tests/) drive target/debug/infersight; build it explicitly so they
-# never run against a stale binary, whatever subset of the workspace is tested.
-cargo build --bin infersight
+# The black-box tests (tests/) drive target/debug/infersight. `cargo test --workspace`
+# builds it (pipelines has integration tests, so cargo builds its binary for them) with the
+# same features as everything else; a separate `cargo build --bin infersight` resolved
+# other features and compiled a second copy of half the workspace (a gigabyte of disk and
+# minutes of CI). Incremental state is of no use to a one-off run and takes ~2 GB.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 cargo test --workspace

@@ -31,7 +31,7 @@ pub fn binary() -> PathBuf {
     let bin = profile_dir.join(format!("infersight{}", std::env::consts::EXE_SUFFIX));
     assert!(
         bin.is_file(),
-        "{} is missing: run `cargo build -p pipelines` (scripts/test.sh does) or set INFERSIGHT_BIN",
+        "{} is missing: build it with `cargo test --workspace` (scripts/test.sh) or `cargo build -p pipelines`, or set INFERSIGHT_BIN",
         bin.display()
     );
     bin
