@@ -116,3 +116,47 @@ impl SearchBackend for LocalIndex {
         Some(self.store.stats())
     }
 }
+
+/// The backend of a pipeline that keeps no index (a node agent publishing to Kafka): its
+/// API still serves health, `/metrics` and `/api/v1/status`, and every search answers 503
+/// with where to search instead.
+pub struct NoIndex;
+
+impl NoIndex {
+    fn refuse<T>() -> Result<T, IndexError> {
+        Err(IndexError::Unavailable(
+            "this pipeline keeps no index (a node agent publishing to Kafka): search through an aggregator"
+                .into(),
+        ))
+    }
+}
+
+impl SearchBackend for NoIndex {
+    fn search(&self, _: &SearchRequest) -> Result<SearchResults, IndexError> {
+        Self::refuse()
+    }
+
+    fn histogram(
+        &self,
+        _: &SearchRequest,
+        _: Duration,
+    ) -> Result<Vec<HistogramBucket>, IndexError> {
+        Self::refuse()
+    }
+
+    fn field_stats_partial(
+        &self,
+        _: &SearchRequest,
+        _: &StatsQuestion,
+    ) -> Result<FieldStatsPartial, IndexError> {
+        Self::refuse()
+    }
+
+    fn request_trace(&self, _: &str) -> Result<Vec<Record>, IndexError> {
+        Self::refuse()
+    }
+
+    fn index_stats(&self) -> Option<IndexStats> {
+        None
+    }
+}

@@ -24,7 +24,7 @@ mod status;
 mod tail;
 mod ui;
 
-pub use backend::{LocalIndex, SearchBackend, SearchPage};
+pub use backend::{LocalIndex, NoIndex, SearchBackend, SearchPage};
 pub use error::ApiError;
 pub use metrics::{MetricFamily, MetricKind, MetricsBackend, NoMetrics, Sample, render};
 pub use peers::{PeerListError, Peers};

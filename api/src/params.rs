@@ -186,6 +186,7 @@ async fn on_pool<T: Send + 'static>(
         .map_err(|e| ApiError::internal(format!("index task failed: {e}")))?
         .map_err(|e| match e {
             IndexError::Query(_) => ApiError::bad_request(e.to_string()),
+            IndexError::Unavailable(_) => ApiError::unavailable(e.to_string()),
             other => ApiError::internal(other.to_string()),
         })
 }

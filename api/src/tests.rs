@@ -631,3 +631,34 @@ async fn incidents_group_a_crash_with_its_events_and_last_lines() {
     let (status, _) = get(&app, "/api/v1/incidents?q=oops").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn without_an_index_searches_say_where_to_ask_and_health_still_answers() {
+    let app = router(ApiState {
+        search: Arc::new(crate::NoIndex),
+        token: None,
+        live: None,
+        metrics: Arc::new(crate::NoMetrics),
+        status: Arc::new(crate::NoStatus),
+        instance: Arc::from("agent:1"),
+        peers: None,
+    });
+    for uri in [
+        "/api/v1/search?q=x",
+        "/api/v1/histogram?q=x",
+        "/api/v1/requests/chatcmpl-1",
+        "/api/v1/llm/summary",
+        "/api/v1/incidents",
+    ] {
+        let (status, body) = get(&app, uri).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{uri}: {body}");
+        assert!(
+            body["detail"].as_str().unwrap_or("").contains("aggregator"),
+            "{uri}: {body}"
+        );
+    }
+    let (status, body) = get(&app, "/readyz").await;
+    assert_eq!((status, &body["index"]), (StatusCode::OK, &Value::Null));
+    let (status, _) = get(&app, "/healthz").await;
+    assert_eq!(status, StatusCode::OK);
+}

@@ -41,6 +41,9 @@ pub enum IndexError {
     /// The query cannot be parsed.
     #[error("invalid query: {0}")]
     Query(String),
+    /// There is no index to ask here; the text says where to ask instead.
+    #[error("{0}")]
+    Unavailable(String),
     /// tantivy failed.
     #[error("index error: {0}")]
     Tantivy(#[from] tantivy::TantivyError),

@@ -936,16 +936,19 @@ impl PipelineConfig {
                     "use a long random token, e.g. the output of `openssl rand -hex 32`",
                 );
             }
+            // Without an index (a node agent) the API serves /metrics, health and status;
+            // only peers make no sense there: it has no shard to share.
             if !self
                 .sinks
                 .values()
                 .any(|s| matches!(s, SinkConfig::Index(_)))
+                && !api.peers.is_empty()
                 && broken.is_empty()
             {
                 p(
-                    "api".into(),
-                    "the API has no index to serve".into(),
-                    "add an index sink, or remove [api]",
+                    "api.peers".into(),
+                    "peers share their indexes, and this pipeline has no index sink".into(),
+                    "remove api.peers (and --peers), or add an index sink",
                 );
             }
         }

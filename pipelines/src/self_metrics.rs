@@ -540,6 +540,12 @@ const KAFKA_SOURCE: &[SourceMetric<KafkaSourceMetrics>] = &[
         MetricKind::Counter,
         |m| &m.rebalances,
     ),
+    (
+        "infersight_kafka_consumer_errors_total",
+        "Client-wide errors the consumer reported: a broker unreachable, all brokers down (it reconnects by itself).",
+        MetricKind::Counter,
+        |m| &m.client_errors,
+    ),
 ];
 
 /// Every Kafka sink metric.
@@ -561,6 +567,12 @@ const KAFKA_SINK: &[SourceMetric<KafkaSinkMetrics>] = &[
         "Messages the producer failed to deliver and sent again.",
         MetricKind::Counter,
         |m| &m.resent,
+    ),
+    (
+        "infersight_kafka_producer_errors_total",
+        "Client-wide errors the producer reported: a broker unreachable, all brokers down (it reconnects and holds the batches meanwhile).",
+        MetricKind::Counter,
+        |m| &m.client_errors,
     ),
 ];
 

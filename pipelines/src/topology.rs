@@ -364,15 +364,12 @@ pub async fn run(
     let api_addr = match listener {
         Some(listener) => {
             let addr = listener.local_addr().ok();
-            let store = store
-                .clone()
-                .ok_or_else(|| anyhow!("the API needs an index"))?;
             // One object knows every source: it answers /metrics and /api/v1/status.
             let pipeline_metrics = Arc::new(
                 PipelineMetrics::new(
                     source_metrics.clone(),
                     Arc::clone(&llm_metrics),
-                    Some(store.clone()),
+                    store.clone(),
                 )
                 .with_kube(kube_states)
                 .with_gpus(nvml_states, scrape_states)
@@ -401,7 +398,11 @@ pub async fn run(
                 );
             }
             let router = api::router(api::ApiState {
-                search: Arc::new(api::LocalIndex::new(store.clone())),
+                // A node agent keeps no index: its API is for /metrics, health and status.
+                search: match store.clone() {
+                    Some(store) => Arc::new(api::LocalIndex::new(store)),
+                    None => Arc::new(api::NoIndex),
+                },
                 token,
                 live: Some(live.clone()),
                 metrics: pipeline_metrics.clone(),

@@ -300,6 +300,26 @@ pub fn get_text(url: &str) -> (u16, String) {
     (status, text)
 }
 
+/// The value of the first series in a `/metrics` text whose line starts with `series` (a
+/// family name, or a name with `{` to leave out its `_bucket`/`_sum` siblings) and contains
+/// every one of `needles` (label pairs, say).
+pub fn metric_value(metrics: &str, series: &str, needles: &[&str]) -> Option<f64> {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(series) && needles.iter().all(|n| l.contains(n)))
+        .find_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse().ok()))
+}
+
+/// The sum of every series of the metric `name` in a `/metrics` text, over all label sets
+/// (0 when it has none).
+pub fn metric_sum(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
+}
+
 /// Runs the binary with `args` (and `stdin`), returning (exit code, stdout, stderr).
 pub fn run_cli(args: &[&str], stdin: &str) -> (i32, String, String) {
     let mut child = Command::new(binary())

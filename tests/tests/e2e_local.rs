@@ -143,12 +143,7 @@ fn lines_written_to_pod_logs_are_searchable_over_http_and_survive_a_restart_once
     assert!(index("infersight_index_commits_total") >= 1.0);
     assert_eq!(index("infersight_index_splits_quarantined_total"), 0.0);
     // And the LLM metrics derived from the lines: TGI's request, vLLM's engine load.
-    let series = |name: &str, needles: &[&str]| -> Option<f64> {
-        metrics
-            .lines()
-            .filter(|l| l.starts_with(name) && needles.iter().all(|n| l.contains(n)))
-            .find_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse().ok()))
-    };
+    let series = |name: &str, needles: &[&str]| tests::metric_value(&metrics, name, needles);
     assert_eq!(
         series(
             "llm_requests_total{",

@@ -78,10 +78,13 @@ impl Load {
         }
     }
 
-    /// Stops the writers; records written per pod.
-    fn stop(self) -> Vec<u64> {
+    /// Stops the writers and waits until everything they wrote is searchable through
+    /// `running`; the records written per pod, and `/metrics` then.
+    fn stop_when_all_searchable(self, running: &Running) -> (Vec<u64>, String) {
         self.stop.store(true, Ordering::Relaxed);
-        self.writers.join().expect("writers")
+        let written = self.writers.join().expect("writers");
+        wait_for_all(running, written.iter().sum(), Duration::from_secs(120));
+        (written, running.get_text("/metrics").1)
     }
 }
 
@@ -96,14 +99,6 @@ fn args(logs: &Path, data: &Path, port: u16) -> Vec<OsString> {
         "--listen".into(),
         format!("127.0.0.1:{port}").into(),
     ]
-}
-
-/// A metric's value in `/metrics` text (summed over label sets).
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
-        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
-        .sum()
 }
 
 /// Polls (the API answering is the event) until `expected` log records are searchable.
@@ -202,12 +197,9 @@ fn a_full_data_disk_stops_indexing_until_space_is_freed_then_everything_is_index
     load.run_for_ticks(100); // writing on while the disk is full
     disk.resize("256m");
     load.run_for_ticks(100);
-    let written = load.stop();
-    let expected: u64 = written.iter().sum();
-    wait_for_all(&running, expected, Duration::from_secs(120));
-    let (_, metrics) = running.get_text("/metrics");
+    let (written, metrics) = load.stop_when_all_searchable(&running);
     assert!(
-        metric(&metrics, "infersight_pipeline_restarts_total") >= 1.0,
+        tests::metric_sum(&metrics, "infersight_pipeline_restarts_total") >= 1.0,
         "{metrics}"
     );
     let (status, stderr) = running.terminate(Duration::from_secs(30));
@@ -279,12 +271,9 @@ fn log_directories_that_cannot_be_listed_for_a_while_lose_and_double_nothing() {
     );
     chmod("755", &logs);
     load.run_for_ticks(100);
-    let written = load.stop();
-    let expected: u64 = written.iter().sum();
-    wait_for_all(&running, expected, Duration::from_secs(120));
-    let (_, metrics) = running.get_text("/metrics");
+    let (written, metrics) = load.stop_when_all_searchable(&running);
     assert!(
-        metric(&metrics, "infersight_files_read_errors_total") >= 2.0,
+        tests::metric_sum(&metrics, "infersight_files_read_errors_total") >= 2.0,
         "each unreadable directory counted: {metrics}"
     );
     let (status, stderr) = running.terminate(Duration::from_secs(30));

@@ -40,14 +40,6 @@ vllm:time_to_first_token_seconds_sum{{{labels}}} {sum}
     )
 }
 
-/// The value of the series of `name` whose line contains every one of `needles`.
-fn value(metrics: &str, name: &str, needles: &[&str]) -> Option<f64> {
-    metrics
-        .lines()
-        .filter(|l| l.starts_with(name) && needles.iter().all(|n| l.contains(n)))
-        .find_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse().ok()))
-}
-
 fn num(hit: &Value, key: &str) -> Option<f64> {
     hit["attributes"][key].as_f64()
 }
@@ -180,7 +172,7 @@ inputs = ["parse"]
     let (_, metrics) = running.get_text("/metrics");
     let pod = format!("pod=\"{POD}\"");
     assert_eq!(
-        value(
+        tests::metric_value(
             &metrics,
             "gpu_utilization_percent",
             &["gpu=\"0\"", &pod, "node=\"gpu-node-1\""]
@@ -189,7 +181,7 @@ inputs = ["parse"]
         "{metrics}"
     );
     assert_eq!(
-        value(
+        tests::metric_value(
             &metrics,
             "gpu_memory_total_bytes",
             &["gpu=\"1\"", "pod=\"\""]
@@ -197,7 +189,7 @@ inputs = ["parse"]
         Some((81004.0 + 1.0) * 1024.0 * 1024.0)
     );
     assert_eq!(
-        value(
+        tests::metric_value(
             &metrics,
             "llm_engine_time_to_first_token_seconds_bucket",
             &[&pod, "model=\"llama\"", "server=\"vllm\"", "le=\"0.1\""]
@@ -205,7 +197,7 @@ inputs = ["parse"]
         Some(6.0)
     );
     assert_eq!(
-        value(
+        tests::metric_value(
             &metrics,
             "llm_engine_time_to_first_token_seconds_count",
             &[&pod]
@@ -213,12 +205,12 @@ inputs = ["parse"]
         Some(9.0)
     );
     assert_eq!(
-        value(&metrics, "llm_engine_running_requests", &[&pod]),
+        tests::metric_value(&metrics, "llm_engine_running_requests", &[&pod]),
         Some(3.0),
         "scraped gauges feed the engine metrics"
     );
     assert_eq!(
-        value(
+        tests::metric_value(
             &metrics,
             "infersight_scrape_failures_total",
             &["source=\"metrics\""]
@@ -252,7 +244,7 @@ inputs = ["parse"]
             "says why: {gpu}"
         );
         assert_eq!(
-            value(
+            tests::metric_value(
                 &metrics,
                 "infersight_gpu_nvml_available",
                 &["source=\"gpu\""]
@@ -327,7 +319,7 @@ async fn a_pod_annotated_for_scraping_is_found_through_the_kube_source_and_scrap
             .is_some_and(|u| u.starts_with("http://127.0.0.1:") && u.ends_with("/stats"))
     );
     assert_eq!(
-        value(
+        tests::metric_value(
             &metrics,
             "llm_engine_time_to_first_token_seconds_count",
             &[&format!("pod=\"{name}\"")]

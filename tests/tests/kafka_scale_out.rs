@@ -84,6 +84,11 @@ fn owns(running: &Running, partitions: u32) -> bool {
     ))
 }
 
+/// The metric `name` of `running` (summed over its label sets).
+fn metric(running: &Running, name: &str) -> f64 {
+    tests::metric_sum(&running.get_text("/metrics").1, name)
+}
+
 /// Lines of every pod found through `running`, when every aggregator answered.
 fn total(running: &Running) -> Option<u64> {
     let counts: Vec<(u64, bool)> = (0..PODS).map(|p| count(running, p)).collect();
@@ -144,6 +149,9 @@ fn two_aggregators_behind_kafka_index_every_line_once_through_a_restart_of_each_
         broker.addr.clone().into(),
         "--kafka-topic".into(),
         TOPIC.into(),
+        // Its API, for its /metrics (the agent preset serves none by default).
+        "--listen".into(),
+        format!("127.0.0.1:{}", tests::free_port()).into(),
     ];
     let (agent, _) = Running::spawn(&agent_args);
 
@@ -166,6 +174,11 @@ fn two_aggregators_behind_kafka_index_every_line_once_through_a_restart_of_each_
     write_lines(&logs, FIRST + 1000, FIRST + 2000);
     wait_until("the agent to report the broker gone", wait, || {
         agent.stderr().contains("Connection refused")
+    });
+    // Reported in /metrics too, by the producer and by the surviving consumer.
+    wait_until("the outage to be counted on both sides", wait, || {
+        metric(&agent, "infersight_kafka_producer_errors_total") >= 1.0
+            && metric(&b, "infersight_kafka_consumer_errors_total") >= 1.0
     });
     broker.start_again();
     let a = aggregator(&broker, &data_a, port_a, &peers, None);
@@ -218,15 +231,7 @@ fn two_aggregators_behind_kafka_index_every_line_once_through_a_restart_of_each_
     }
     let malformed: f64 = [&a, &b]
         .iter()
-        .map(|r| {
-            let (_, metrics) = r.get_text("/metrics");
-            metrics
-                .lines()
-                .find(|l| l.starts_with("infersight_kafka_malformed_total{"))
-                .and_then(|l| l.rsplit_once(' '))
-                .and_then(|(_, v)| v.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        })
+        .map(|r| metric(r, "infersight_kafka_malformed_total"))
         .sum();
     assert_eq!(malformed, 3.0, "each malformed message counted once");
     let (status, stderr) = agent.terminate(Duration::from_secs(30));

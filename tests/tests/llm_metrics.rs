@@ -26,14 +26,6 @@ fn write(logs: &Path, pod: &str, text: &str) {
         .unwrap();
 }
 
-/// The value of the series of `name` whose line contains every one of `needles`.
-fn value(metrics: &str, name: &str, needles: &[&str]) -> Option<f64> {
-    metrics
-        .lines()
-        .filter(|l| l.starts_with(name) && needles.iter().all(|n| l.contains(n)))
-        .find_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse().ok()))
-}
-
 #[test]
 fn metrics_over_http_equal_the_generated_truth() {
     let tmp = tempfile::tempdir().unwrap();
@@ -118,13 +110,13 @@ fn metrics_over_http_equal_the_generated_truth() {
 
     let app = Running::start(&logs, &tmp.path().join("data"), &[]);
     let total = |m: &str, pod: &str| {
-        value(
+        tests::metric_value(
             m,
             "llm_requests_total{",
             &[&format!("pod=\"{pod}\""), "outcome=\"finished\""],
         )
         .unwrap_or(0.0)
-            + value(
+            + tests::metric_value(
                 m,
                 "llm_requests_total{",
                 &[&format!("pod=\"{pod}\""), "outcome=\"aborted\""],
@@ -146,7 +138,7 @@ fn metrics_over_http_equal_the_generated_truth() {
         assert_eq!(total(&metrics, pod), N as f64, "{pod}\n{metrics}");
     }
     assert_eq!(
-        value(
+        tests::metric_value(
             &metrics,
             "llm_requests_total{",
             &["pod=\"vllm-0\"", "outcome=\"aborted\""]
@@ -160,7 +152,7 @@ fn metrics_over_http_equal_the_generated_truth() {
         ("llama-0", llama_sum),
         ("trt-0", trt_sum),
     ] {
-        let got = value(
+        let got = tests::metric_value(
             &metrics,
             "gen_ai_server_request_duration_seconds_sum{",
             &[&format!("pod=\"{pod}\"")],
@@ -191,14 +183,14 @@ fn metrics_over_http_equal_the_generated_truth() {
         ),
     ] {
         let pod_label = format!("pod=\"{pod}\"");
-        let got = value(&metrics, &format!("{family}_sum{{"), &[&pod_label]);
+        let got = tests::metric_value(&metrics, &format!("{family}_sum{{"), &[&pod_label]);
         println!("{pod}: {family} sum {got:?} s, truth {sum:.3} s");
         assert!(close(got, sum), "{pod} {family}: {got:?} vs {sum}");
-        let count = value(&metrics, &format!("{family}_count{{"), &[&pod_label]);
+        let count = tests::metric_value(&metrics, &format!("{family}_count{{"), &[&pod_label]);
         assert_eq!(count, Some(N as f64), "{pod} {family}");
     }
     assert_eq!(
-        value(
+        tests::metric_value(
             &metrics,
             "llm_tokens_total{",
             &["pod=\"llama-0\"", "type=\"input\""]
@@ -206,7 +198,7 @@ fn metrics_over_http_equal_the_generated_truth() {
         Some(input as f64)
     );
     assert_eq!(
-        value(
+        tests::metric_value(
             &metrics,
             "llm_tokens_total{",
             &["pod=\"llama-0\"", "type=\"output\""]
@@ -214,7 +206,7 @@ fn metrics_over_http_equal_the_generated_truth() {
         Some(output as f64)
     );
     assert_eq!(
-        value(&metrics, "llm_requests_in_flight{", &["pod=\"vllm-0\""]),
+        tests::metric_value(&metrics, "llm_requests_in_flight{", &["pod=\"vllm-0\""]),
         Some(0.0)
     );
 }

@@ -16,6 +16,7 @@ pub use source::{KafkaSource, KafkaSourceMetrics, MessageFormat};
 
 use model::{Record, names};
 use rdkafka::ClientConfig;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// Where the brokers are and which topic.
 #[derive(Clone, Debug)]
@@ -53,6 +54,20 @@ fn client_config(options: &KafkaOptions, client_id: &str) -> ClientConfig {
         c.set("debug", contexts);
     }
     c
+}
+
+/// Reports a client-wide error librdkafka raises (a broker that cannot be reached, all
+/// brokers down, a refused authentication): counted in `errors` for `/metrics` and logged,
+/// so an outage shows in both. librdkafka keeps reconnecting by itself; the sink holds its
+/// batches and the source waits meanwhile.
+fn report_client_error(
+    errors: &AtomicU64,
+    client: &'static str,
+    error: &rdkafka::error::KafkaError,
+    reason: &str,
+) {
+    errors.fetch_add(1, Relaxed);
+    tracing::warn!(client, error = %error, "Kafka: {reason}");
 }
 
 /// The key of a record's message: its pod (uid, else namespace/name), so that one

@@ -4,6 +4,7 @@ use super::{KafkaError, KafkaOptions, client_config, message_key};
 use crate::Shutdown;
 use crate::checkpoint_file::CheckpointFile;
 use model::{Batch, BatchStatus};
+use rdkafka::ClientContext;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use std::collections::HashSet;
@@ -26,11 +27,24 @@ pub struct KafkaSinkMetrics {
     pub batches_acked: AtomicU64,
     /// Messages the producer could not deliver and that were sent again.
     pub resent: AtomicU64,
+    /// Client-wide errors librdkafka reported (a broker unreachable, all brokers down).
+    pub client_errors: AtomicU64,
+}
+
+/// The producer's context: librdkafka's client-wide errors land in the sink's counters.
+struct SinkContext {
+    metrics: Arc<KafkaSinkMetrics>,
+}
+
+impl ClientContext for SinkContext {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        super::report_client_error(&self.metrics.client_errors, "producer", &error, reason);
+    }
 }
 
 /// Publishes every record of a batch and acknowledges the batch once the broker has.
 pub struct KafkaSink {
-    producer: FutureProducer,
+    producer: FutureProducer<SinkContext>,
     topic: String,
     metrics: Arc<KafkaSinkMetrics>,
     checkpoints: Option<CheckpointFile>,
@@ -40,26 +54,30 @@ pub struct KafkaSink {
 impl KafkaSink {
     /// A producer for `options`, named `id` to the broker.
     pub fn new(options: &KafkaOptions, id: &str) -> Result<Self, KafkaError> {
-        let producer: FutureProducer = client_config(options, &format!("infersight-{id}"))
-            // Exactly once into the log: the broker drops a retried message it already has.
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("compression.type", "lz4")
-            .set("linger.ms", "5")
-            .set("batch.num.messages", "10000")
-            .set("queue.buffering.max.messages", "1000000")
-            // Never give up on a message: a broker that is away is waited for (the sources
-            // slow down), and a message given up and sent again could be doubled.
-            .set("message.timeout.ms", "0")
-            .create()
-            .map_err(|e| KafkaError::Client {
-                brokers: options.brokers.clone(),
-                reason: e.to_string(),
-            })?;
+        let metrics = Arc::<KafkaSinkMetrics>::default();
+        let producer: FutureProducer<SinkContext> =
+            client_config(options, &format!("infersight-{id}"))
+                // Exactly once into the log: the broker drops a retried message it already has.
+                .set("enable.idempotence", "true")
+                .set("acks", "all")
+                .set("compression.type", "lz4")
+                .set("linger.ms", "5")
+                .set("batch.num.messages", "10000")
+                .set("queue.buffering.max.messages", "1000000")
+                // Never give up on a message: a broker that is away is waited for (the sources
+                // slow down), and a message given up and sent again could be doubled.
+                .set("message.timeout.ms", "0")
+                .create_with_context(SinkContext {
+                    metrics: metrics.clone(),
+                })
+                .map_err(|e| KafkaError::Client {
+                    brokers: options.brokers.clone(),
+                    reason: e.to_string(),
+                })?;
         Ok(KafkaSink {
             producer,
             topic: options.topic.clone(),
-            metrics: Arc::default(),
+            metrics,
             checkpoints: None,
             last_flush: Instant::now(),
         })

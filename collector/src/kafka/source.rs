@@ -53,6 +53,8 @@ pub struct KafkaSourceMetrics {
     pub rebalances: AtomicU64,
     /// Partitions this consumer owns now.
     pub partitions: AtomicU64,
+    /// Client-wide errors librdkafka reported (a broker unreachable, all brokers down).
+    pub client_errors: AtomicU64,
 }
 
 /// Partitions' progress shared between the consumer thread and batch acknowledgements.
@@ -84,7 +86,11 @@ struct SourceContext {
     metrics: Arc<KafkaSourceMetrics>,
 }
 
-impl ClientContext for SourceContext {}
+impl ClientContext for SourceContext {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        super::report_client_error(&self.metrics.client_errors, "consumer", &error, reason);
+    }
+}
 
 impl ConsumerContext for SourceContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {

@@ -61,8 +61,22 @@ fn agent_and_aggregator_presets_load_and_meet_in_one_topic() {
         panic!("the aggregator consumes Kafka")
     };
     assert_eq!(out.topic, input.topic);
-    assert!(agent.api.is_none(), "an agent has no index to serve");
+    assert!(agent.api.is_none(), "an agent serves no API unless asked");
     assert!(aggregator.api.is_some());
+    // Asked (--listen), it serves one for /metrics and health; peers it cannot have.
+    let listen = Overrides {
+        listen: Some("127.0.0.1:8471".into()),
+        ..Overrides::default()
+    };
+    let agent = PipelineConfig::load("agent", preset("agent").unwrap(), &listen).unwrap();
+    assert!(agent.api.is_some());
+    let peers = Overrides {
+        peers: vec!["10.0.0.2:8470".into()],
+        ..listen
+    };
+    let err = PipelineConfig::load("agent", preset("agent").unwrap(), &peers).unwrap_err();
+    assert_eq!(err.problems.len(), 1, "{err}");
+    assert_eq!(err.problems[0].key, "api.peers", "{err}");
 }
 
 #[test]
