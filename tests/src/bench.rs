@@ -28,7 +28,7 @@ pub struct BenchOptions {
     /// Pods writing logs.
     pub pods: usize,
     /// Target lines/s of each step; empty: start at `ramp_from` and raise by half until a
-    /// step is not sustained.
+    /// step is not sustained, try once between the last two, then run at half the best.
     pub rates: Vec<u64>,
     /// The first rate of a ramp.
     pub ramp_from: u64,
@@ -581,6 +581,50 @@ fn peak_rss_mib(pid: u32) -> f64 {
 /// Samples a measuring thread took, by step.
 type Samples = Arc<Mutex<Vec<(usize, f64)>>>;
 
+/// Where a ramp is.
+#[derive(Clone, Copy, PartialEq)]
+enum RampStage {
+    /// Up by half a step while every step keeps up.
+    Raising,
+    /// One step between the best rate that kept up and the lowest that did not.
+    Narrowing,
+    /// Half the best rate that kept up (the freshness measure), then done.
+    Halving,
+    Done,
+}
+
+/// The rate of a ramp's next step after `report`'s last one, if any.
+fn next_ramp_step(report: &BenchReport, stage: &mut RampStage) -> Option<u64> {
+    let last = report.steps.last()?;
+    let best = report.best_sustained().map(|s| s.target_lines_per_s);
+    let lowest_failed = report
+        .steps
+        .iter()
+        .filter(|s| !s.sustained)
+        .map(|s| s.target_lines_per_s)
+        .min();
+    if *stage == RampStage::Raising {
+        if last.sustained && report.steps.len() < 9 {
+            return Some(last.target_lines_per_s * 3 / 2);
+        }
+        *stage = RampStage::Narrowing;
+        if let (Some(best), Some(failed)) = (best, lowest_failed) {
+            let between = (best + failed) / 2;
+            // Worth a step only if it is more than 5 % away from both.
+            if between > best + best / 20 && between + failed / 20 < failed {
+                return Some(between);
+            }
+        }
+    }
+    if *stage == RampStage::Narrowing {
+        *stage = RampStage::Halving;
+        let best = report.best_sustained()?.written_lines_per_s;
+        return Some((best / 2.0) as u64);
+    }
+    *stage = RampStage::Done;
+    None
+}
+
 /// Runs the benchmark.
 pub fn run(options: &BenchOptions) -> BenchReport {
     let tmp = tempfile::tempdir().expect("temp dir");
@@ -653,6 +697,7 @@ pub fn run(options: &BenchOptions) -> BenchReport {
     }
     let mut probes = 0u64;
     let mut step = 0usize;
+    let mut ramp_stage = RampStage::Raising;
     while step < rates.len() {
         let target = rates[step];
         step_now.store(step as u64, Relaxed);
@@ -738,19 +783,21 @@ pub fn run(options: &BenchOptions) -> BenchReport {
             "{}",
             report.table().lines().nth(step + 1).unwrap_or_default()
         );
-        let falling_behind = report.steps.iter().any(|s| !s.sustained);
-        if ramp && sustained && !falling_behind && step < 8 {
-            rates.push(target * 3 / 2);
-        } else if ramp && !sustained {
-            // Freshness at half the highest sustained rate (the measure).
-            if let Some(best) = report.best_sustained().map(|s| s.written_lines_per_s)
-                && !rates.contains(&((best / 2.0) as u64))
-                && rates.len() < 12
-            {
-                rates.push((best / 2.0) as u64);
-            }
+        if ramp && let Some(next) = next_ramp_step(&report, &mut ramp_stage) {
+            rates.push(next);
         }
         step += 1;
+        // A step that fell behind leaves a backlog; the next one would measure its
+        // draining (freshness of seconds at half the rate). Let it drain first.
+        if step < rates.len() && !sustained {
+            rate.store(0, Relaxed);
+            let deadline = Instant::now() + Duration::from_secs(300);
+            while (counters.records.load(Relaxed) + probes) > indexed(&app)
+                && Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
     }
     rate.store(0, Relaxed);
     searching.store(false, Relaxed);
@@ -794,4 +841,47 @@ pub fn run(options: &BenchOptions) -> BenchReport {
         Err(_) => panic!("the measuring threads still hold the process"),
     }
     report
+}
+
+#[cfg(test)]
+mod ramp_tests {
+    use super::*;
+
+    fn step(target: u64, sustained: bool) -> StepReport {
+        StepReport {
+            target_lines_per_s: target,
+            written_lines_per_s: target as f64,
+            sustained,
+            ..StepReport::default()
+        }
+    }
+
+    #[test]
+    fn a_ramp_raises_until_behind_then_narrows_once_then_halves_the_best() {
+        let mut report = BenchReport::default();
+        let mut stage = RampStage::Raising;
+        let mut asked = Vec::new();
+        // The pipeline keeps up to 90k lines/s.
+        let mut target = 20_000;
+        while report.steps.len() < 20 {
+            report.steps.push(step(target, target <= 90_000));
+            match next_ramp_step(&report, &mut stage) {
+                Some(next) => {
+                    asked.push(next);
+                    target = next;
+                }
+                None => break,
+            }
+        }
+        // 20k, 30k, 45k, 67.5k kept up; 101.25k did not; 84.375k did; half of it.
+        assert_eq!(asked, [30_000, 45_000, 67_500, 101_250, 84_375, 42_187]);
+    }
+
+    #[test]
+    fn a_ramp_whose_first_step_falls_behind_stops() {
+        let mut report = BenchReport::default();
+        report.steps.push(step(20_000, false));
+        let mut stage = RampStage::Raising;
+        assert_eq!(next_ramp_step(&report, &mut stage), None);
+    }
 }

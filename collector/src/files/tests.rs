@@ -40,7 +40,10 @@ fn one_pass(source: &mut FileSource) -> Vec<Batch> {
 fn one_pass_reporting(source: &mut FileSource) -> (Vec<Batch>, bool) {
     let (tx, mut rx) = mpsc::channel(64);
     source.refresh_files();
-    let again = source.read_files(&tx).ok().expect("the channel is open");
+    let again = source
+        .read_files(&tx, None)
+        .ok()
+        .expect("the channel is open");
     drop(tx);
     let mut out = Vec::new();
     while let Ok(b) = rx.try_recv() {
@@ -256,6 +259,37 @@ fn run_stops_promptly_on_shutdown_and_acknowledgements_are_counted() {
         rx.blocking_recv().is_none(),
         "the channel closes when the source stops"
     );
+}
+
+#[test]
+fn a_shutdown_stops_reading_a_backlog_mid_file_and_the_rest_is_read_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    const LINES: usize = 40_000; // ~20 batches
+    write_numbered(&dir.path().join("ns_p_u/c/0.log"), 0, LINES);
+    let source = source_over(dir.path());
+    let (tx, mut rx) = mpsc::channel(1);
+    let shutdown = Shutdown::new();
+    let handle = {
+        let shutdown = shutdown.clone();
+        std::thread::spawn(move || source.run(tx, shutdown))
+    };
+    let mut before = vec![rx.blocking_recv().expect("a first batch")];
+    shutdown.trigger();
+    while let Some(batch) = rx.blocking_recv() {
+        before.push(batch);
+    }
+    handle.join().unwrap();
+    let read = line_numbers(&before);
+    assert!(
+        read.len() < LINES / 2,
+        "stopped within a batch or two of the signal, not at the end of the backlog: {} of {LINES}",
+        read.len()
+    );
+    // Nothing read was left without its checkpoint: a restart reads exactly the rest.
+    let mut restarted = restart_with(dir.path(), &before);
+    let after = line_numbers(&drain(&mut restarted));
+    let all: Vec<usize> = read.into_iter().chain(after).collect();
+    assert_eq!(all, (0..LINES).collect::<Vec<_>>());
 }
 
 fn numbered(from: usize, to: usize) -> Vec<String> {
@@ -996,7 +1030,7 @@ fn a_file_copied_and_truncated_before_its_first_read_is_not_read_as_itself() {
         .unwrap();
     write_lines(&log, &["2025-03-04T09:14:08Z stdout F b1"]);
     let (tx, mut rx) = mpsc::channel(64);
-    let _ = source.read_files(&tx);
+    let _ = source.read_files(&tx, None);
     drop(tx);
     let mut batches = Vec::new();
     while let Ok(b) = rx.try_recv() {

@@ -6,6 +6,7 @@
 //!     [--pods N] [--ramp-from N] [--rotate-mib M] [--binary PATH] [--json FILE]
 //! ```
 //! Without `--rate`, the rate ramps up by half each step until the pipeline falls behind,
+//! tries once between the best rate that kept up and the first that did not,
 //! then one more step runs at half the highest sustained rate (freshness under load).
 //! Prints the table on stdout and, with `--json`, writes the figures as JSON.
 
