@@ -481,6 +481,10 @@ pub struct IndexSinkConfig {
     /// tantivy's indexing memory budget in MiB.
     #[serde(default = "default_memory_budget_mb")]
     pub memory_budget_mb: usize,
+    /// tantivy indexing threads; 0 (the default) is one per core, at most 4 and at most
+    /// one per 16 MiB of the memory budget.
+    #[serde(default)]
+    pub indexing_threads: usize,
     /// Delete records older than this many hours; 0 keeps everything.
     #[serde(default)]
     pub retention_hours: u64,
@@ -1131,6 +1135,13 @@ impl PipelineConfig {
                     format!("sinks.{id}.memory_budget_mb"),
                     format!("{} is out of range", c.memory_budget_mb),
                     "use 16 to 4096 (default 64)",
+                );
+            }
+            if c.indexing_threads > 64 {
+                p(
+                    format!("sinks.{id}.indexing_threads"),
+                    format!("{} is out of range", c.indexing_threads),
+                    "use 0 (one per core, up to 4) or 1 to 64",
                 );
             }
             if c.retention_hours > 876_000 {
