@@ -104,6 +104,13 @@ fn index_settings() -> tantivy::IndexSettings {
     }
 }
 
+/// Decompressed doc-store blocks each segment keeps for the next hit. tantivy's default of
+/// 100 is up to 12.5 MiB per segment at our 128 KiB blocks, filled by every segment a
+/// search takes hits from; with 4, 5.5 minutes at 42k lines/s peaked at 561 instead of
+/// 613 MiB with search latency unchanged. A page of newest hits comes from a few blocks at
+/// the end of a segment.
+const DOC_STORE_CACHE_BLOCKS: usize = 4;
+
 /// Whether `e` says the index files are damaged (as opposed to a passing I/O or permission
 /// problem, which must not cost the user their data).
 fn is_damage(e: &IndexError) -> bool {
@@ -190,6 +197,7 @@ impl Split {
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
+            .doc_store_cache_num_blocks(DOC_STORE_CACHE_BLOCKS)
             .try_into()?;
         let payload = match index.load_metas()?.payload {
             None => CommitPayload::default(),
