@@ -447,6 +447,11 @@ impl FileSource {
         let mut unidentified = !complete;
         for (path, pod_file) in compressed {
             let Ok(meta) = std::fs::metadata(&path) else {
+                // Listed, but out of reach now (deleted, or its directory's permissions
+                // changed under the walk): it may be a done file, so no tombstone may go
+                // this pass. Dropping one had the `.gz` read again from its start: 361
+                // records doubled when the logs directory turned unreadable mid-walk.
+                unidentified = true;
                 continue;
             };
             let dev_ino = (meta.dev(), meta.ino());
