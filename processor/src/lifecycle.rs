@@ -198,20 +198,12 @@ impl RequestTracker {
         }
     }
 
-    /// Whether `order`'s entry (`key` started at `started`) is still the open request's
-    /// start: a finished request leaves its entry behind, and a restarted one a stale one.
-    fn is_current(&self, key: &Key, started: Timestamp) -> bool {
-        self.open
-            .get(key)
-            .is_some_and(|o| o.first.timestamp == started)
-    }
-
     fn start(&mut self, scope: Arc<str>, id: String, record: &Record) {
         while self.open.len() >= self.limits.max_open {
             let Some((key, started)) = self.order.pop_front() else {
                 break;
             };
-            if self.is_current(&key, started)
+            if is_current(&self.open, &key, started)
                 && let Some(open) = self.open.remove(&key)
             {
                 self.in_flight(&open.first, -1);
@@ -223,9 +215,8 @@ impl RequestTracker {
         // open ones. Dropping them whenever they outnumber the open ones keeps it amortised.
         if self.order.len() > 2 * self.open.len() + 1024 {
             let open = &self.open;
-            self.order.retain(|(key, started)| {
-                open.get(key).is_some_and(|o| o.first.timestamp == *started)
-            });
+            self.order
+                .retain(|(key, started)| is_current(open, key, *started));
         }
         let mut attributes = Attributes::new();
         carry(&record.attributes, &mut attributes);
@@ -271,7 +262,7 @@ impl RequestTracker {
             }
             let (key, started) = (key.clone(), *started);
             self.order.pop_front();
-            if !self.is_current(&key, started) {
+            if !is_current(&self.open, &key, started) {
                 continue;
             }
             if let Some(open) = self.open.remove(&key) {
@@ -283,6 +274,12 @@ impl RequestTracker {
             }
         }
     }
+}
+
+/// Whether an `order` entry (`key` started at `started`) is still the open request's
+/// start: a finished request leaves its entry behind, and a restarted one a stale one.
+fn is_current(open: &HashMap<Key, Open>, key: &Key, started: Timestamp) -> bool {
+    open.get(key).is_some_and(|o| o.first.timestamp == started)
 }
 
 /// What an open request keeps of its first line: its identity, time, resource and the

@@ -594,9 +594,8 @@ enum RampStage {
     Raising,
     /// One step between the best rate that kept up and the lowest that did not.
     Narrowing,
-    /// Half the best rate that kept up (the freshness measure), then done.
-    Halving,
-    Done,
+    /// Half the best rate that kept up (the freshness measure) was asked: done.
+    Halved,
 }
 
 /// The rate of a ramp's next step after `report`'s last one, if any.
@@ -623,12 +622,16 @@ fn next_ramp_step(report: &BenchReport, stage: &mut RampStage) -> Option<u64> {
         }
     }
     if *stage == RampStage::Narrowing {
-        *stage = RampStage::Halving;
+        *stage = RampStage::Halved;
         let best = report.best_sustained()?.written_lines_per_s;
         return Some((best / 2.0) as u64);
     }
-    *stage = RampStage::Done;
     None
+}
+
+/// Records written (probes included) and not yet searchable.
+fn backlog(app: &Running, counters: &Counters, probes: u64) -> u64 {
+    (counters.records.load(Relaxed) + probes).saturating_sub(indexed(app))
 }
 
 /// Runs the benchmark.
@@ -729,8 +732,7 @@ pub fn run(options: &BenchOptions) -> BenchReport {
         // Probes, one at a time, until the step's time is up.
         while started.elapsed() < options.step {
             if backlog_mid.is_none() && started.elapsed() >= options.step / 2 {
-                let written = counters.records.load(Relaxed) + probes;
-                backlog_mid = Some(written.saturating_sub(indexed(&app)));
+                backlog_mid = Some(backlog(&app, &counters, probes));
             }
             probes += 1;
             let token = format!("benchprobe{probes:08}");
@@ -804,9 +806,7 @@ pub fn run(options: &BenchOptions) -> BenchReport {
         if step < rates.len() && !sustained {
             rate.store(0, Relaxed);
             let deadline = Instant::now() + Duration::from_secs(300);
-            while (counters.records.load(Relaxed) + probes) > indexed(&app)
-                && Instant::now() < deadline
-            {
+            while backlog(&app, &counters, probes) > 0 && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(200));
             }
         }
