@@ -32,7 +32,8 @@ pub struct SinkOptions {
     /// tantivy's indexing memory budget, shared by its indexing threads.
     pub memory_budget_bytes: usize,
     /// tantivy's indexing threads for the active split, each with its share of the budget
-    /// (at least 16 MiB each: fewer are used if the budget is smaller). One thread leaves
+    /// (at least 16 MiB each: fewer are used if the budget is smaller); 0 is one per core,
+    /// up to 4. One thread leaves
     /// the CPU idle while a commit finalizes its segment; two indexed a backlog 22 % faster
     /// on 2 cores, at the price of more segments to merge.
     pub indexing_threads: usize,
@@ -122,7 +123,11 @@ fn open_writer(
 ) -> Result<IndexWriter, IndexError> {
     let budget = options.memory_budget_bytes;
     // tantivy refuses a thread less than 15 MB of the budget.
-    let threads = options.indexing_threads.clamp(1, (budget >> 24).max(1));
+    let wanted = match options.indexing_threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
+        n => n,
+    };
+    let threads = wanted.clamp(1, (budget >> 24).max(1));
     split
         .index
         .writer_with_num_threads(threads, budget)

@@ -184,10 +184,7 @@ pub async fn run(
             commit_interval: Duration::from_millis(c.commit_interval_ms),
             commit_docs: c.commit_docs,
             memory_budget_bytes: c.memory_budget_mb * 1024 * 1024,
-            indexing_threads: match c.indexing_threads {
-                0 => std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
-                n => n,
-            },
+            indexing_threads: c.indexing_threads,
             retention: (c.retention_hours > 0)
                 .then(|| Duration::from_secs(c.retention_hours * 3600)),
             retention_bytes: (c.retention_mb > 0).then(|| c.retention_mb.saturating_mul(1 << 20)),
