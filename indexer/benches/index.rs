@@ -18,6 +18,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// The allocator the `infersight` binary runs with, so the bench measures what it runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const PODS: usize = 200;
 /// Records made before each timed stretch of indexing (about 0.5 GB of records in memory).
 const GENERATED_CHUNK: u64 = 1_000_000;
@@ -202,6 +206,21 @@ fn time(name: &str, runs: usize, mut f: impl FnMut() -> usize) {
     );
 }
 
+/// CPU seconds (user + system) this process has used, its finished threads included.
+fn process_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command name, which may hold spaces, start after the last ')';
+    // utime and stime (fields 14 and 15) are then the 12th and 13th.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let ticks: f64 = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|v| v.parse::<f64>().ok())
+        .sum();
+    ticks / 100.0
+}
+
 fn dir_bytes(path: &Path) -> u64 {
     std::fs::read_dir(path)
         .map(|entries| {
@@ -264,6 +283,7 @@ fn main() {
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let mut raw_bytes = 0u64;
     let mut indexing = Duration::ZERO;
+    let mut cpu = 0.0;
     let mut i = 0;
     println!("indexing {total} records of {PODS} pods over 24 h, one indexing thread");
     // Records are made a chunk at a time before the clock starts: on two cores, making them
@@ -291,6 +311,7 @@ fn main() {
             batches.push(Batch::new(records));
         }
         let start = Instant::now();
+        let cpu_start = process_cpu_seconds();
         for batch in batches {
             sink.add(batch).expect("add");
             if sink.commit_due() {
@@ -298,10 +319,13 @@ fn main() {
             }
         }
         indexing += start.elapsed();
+        cpu += process_cpu_seconds() - cpu_start;
     }
     let start = Instant::now();
+    let cpu_start = process_cpu_seconds();
     sink.close().expect("close");
     indexing += start.elapsed();
+    cpu += process_cpu_seconds() - cpu_start;
     for f in &mut files {
         f.flush().expect("flush raw");
     }
@@ -312,6 +336,11 @@ fn main() {
         total as f64 / secs,
         raw_bytes as f64 / 1e6 / secs,
         raw_bytes as f64 / 1e9
+    );
+    println!(
+        "  CPU: {cpu:.1} s over {secs:.1} s of indexing ({:.2} cores), {:.1} µs per record",
+        cpu / secs,
+        cpu * 1e6 / total as f64
     );
     println!(
         "  index size: {:.1} MB = {:.2} of raw",

@@ -14,16 +14,24 @@ use tantivy::tokenizer::{Token, TokenStream, Tokenizer};
 /// Tokens this long or longer are left out (tantivy's `RemoveLongFilter` limit).
 const MAX_TOKEN_BYTES: usize = 128;
 
-/// Characters that join the parts of one word.
-fn joins(c: char) -> bool {
-    matches!(c, '-' | '_' | '.' | '/')
+/// Bytes that join the parts of one word.
+fn joins(b: u8) -> bool {
+    matches!(b, b'-' | b'_' | b'.' | b'/')
+}
+
+/// A token of the current word: its byte range and position.
+#[derive(Clone, Copy, Debug)]
+struct Pending {
+    from: usize,
+    to: usize,
+    position: usize,
 }
 
 /// See the module documentation.
 #[derive(Clone, Default)]
 pub struct LogTokenizer {
     token: Token,
-    pending: Vec<(usize, usize, usize)>,
+    pending: Vec<Pending>,
 }
 
 /// The tokens of one text.
@@ -31,8 +39,10 @@ pub struct LogTokenStream<'a> {
     text: &'a str,
     at: usize,
     next_position: usize,
-    /// Tokens of the current word not yet returned: (from, to, position), in reverse.
-    pending: &'a mut Vec<(usize, usize, usize)>,
+    /// Tokens of the current word, in the order they are returned (the whole word first).
+    pending: &'a mut Vec<Pending>,
+    /// The next of them to return.
+    next_pending: usize,
     token: &'a mut Token,
 }
 
@@ -47,8 +57,23 @@ impl Tokenizer for LogTokenizer {
             at: 0,
             next_position: 0,
             pending: &mut self.pending,
+            next_pending: 0,
             token: &mut self.token,
         }
+    }
+}
+
+/// Whether the character at byte `i` of `text` (a char boundary) is alphanumeric, and its
+/// length in bytes. Log text is nearly all ASCII, which is answered without decoding.
+#[inline]
+fn alphanumeric_at(text: &str, i: usize) -> (bool, usize) {
+    let b = text.as_bytes()[i];
+    if b.is_ascii() {
+        return (b.is_ascii_alphanumeric(), 1);
+    }
+    match text[i..].chars().next() {
+        Some(c) => (c.is_alphanumeric(), c.len_utf8()),
+        None => (false, 1),
     }
 }
 
@@ -56,47 +81,76 @@ impl LogTokenStream<'_> {
     /// Queues the tokens of the next word; false at the end of the text.
     fn next_word(&mut self) -> bool {
         let text = self.text;
-        let rest = &text[self.at..];
-        let Some(start) = rest.find(char::is_alphanumeric).map(|i| self.at + i) else {
-            self.at = text.len();
-            return false;
-        };
-        // The word: alphanumerics and joiners, ending on an alphanumeric. Its parts are
-        // pushed in order, then reversed, so that they pop first to last.
-        let base = self.pending.len();
-        let position = self.next_position;
+        let len = text.len();
+        let mut i = self.at;
+        // The word starts at the next alphanumeric.
+        loop {
+            if i >= len {
+                self.at = len;
+                return false;
+            }
+            let (alnum, width) = alphanumeric_at(text, i);
+            if alnum {
+                break;
+            }
+            i += width;
+        }
+        let start = i;
+        self.pending.clear();
+        self.next_pending = 0;
+        // A slot for the whole word, filled in once it is known to have several parts.
+        self.pending.push(Pending {
+            from: start,
+            to: start,
+            position: self.next_position,
+        });
+        // The word: alphanumerics and joiners, ending on an alphanumeric.
         let mut end = start;
-        let mut part_start = None;
-        for (i, c) in text[start..].char_indices() {
-            let i = start + i;
-            if c.is_alphanumeric() {
+        let mut part_start = Some(start);
+        let mut only_digits = true;
+        while i < len {
+            let b = text.as_bytes()[i];
+            let (alnum, width) = if b.is_ascii() {
+                (b.is_ascii_alphanumeric(), 1)
+            } else {
+                alphanumeric_at(text, i)
+            };
+            if alnum {
+                only_digits &= b.is_ascii_digit();
                 if part_start.is_none() {
                     part_start = Some(i);
                 }
-                end = i + c.len_utf8();
+                end = i + width;
             } else {
-                if let Some(s) = part_start.take() {
-                    let k = self.pending.len() - base;
-                    self.pending.push((s, i, position + k));
+                if let Some(from) = part_start.take() {
+                    let position = self.next_position + self.pending.len() - 1;
+                    self.pending.push(Pending {
+                        from,
+                        to: i,
+                        position,
+                    });
                 }
-                if !joins(c) {
+                if !joins(b) {
                     break;
                 }
             }
+            i += width;
         }
-        if let Some(s) = part_start {
-            let k = self.pending.len() - base;
-            self.pending.push((s, end, position + k));
+        if let Some(from) = part_start {
+            let position = self.next_position + self.pending.len() - 1;
+            self.pending.push(Pending {
+                from,
+                to: end,
+                position,
+            });
         }
-        let parts = self.pending.len() - base;
-        self.pending[base..].reverse();
+        let parts = self.pending.len() - 1;
         // Numbers (`0.95`, `10.42.0.7`, `2024-05-01`) are found by their parts as a phrase;
         // a whole token for them would only grow the index.
-        let all_digits = text[start..end]
-            .bytes()
-            .all(|b| b.is_ascii_digit() || joins(b as char));
-        if parts > 1 && !all_digits {
-            self.pending.push((start, end, position));
+        if parts > 1 && !only_digits {
+            self.pending[0].to = end;
+        } else {
+            self.next_pending = 1;
         }
         self.at = end;
         self.next_position += parts;
@@ -106,15 +160,15 @@ impl LogTokenStream<'_> {
 
 impl TokenStream for LogTokenStream<'_> {
     fn advance(&mut self) -> bool {
-        let (from, to, position) = loop {
-            if self.pending.is_empty() && !self.next_word() {
+        let Pending { from, to, position } = loop {
+            if self.next_pending >= self.pending.len() && !self.next_word() {
                 return false;
             }
-            match self.pending.pop() {
-                // Absurdly long tokens (a base64 blob) would only bloat the dictionary.
-                Some((from, to, _)) if to - from >= MAX_TOKEN_BYTES => continue,
-                Some(token) => break token,
-                None => return false,
+            let token = self.pending[self.next_pending];
+            self.next_pending += 1;
+            // Absurdly long tokens (a base64 blob) would only bloat the dictionary.
+            if token.to - token.from < MAX_TOKEN_BYTES {
+                break token;
             }
         };
         // Lowercased here rather than by a filter: one pass, and none at all for the usual
@@ -122,9 +176,8 @@ impl TokenStream for LogTokenStream<'_> {
         let text = &self.text[from..to];
         self.token.text.clear();
         if text.is_ascii() {
-            self.token
-                .text
-                .extend(text.bytes().map(|b| char::from(b.to_ascii_lowercase())));
+            self.token.text.push_str(text);
+            self.token.text.make_ascii_lowercase();
         } else {
             self.token
                 .text
