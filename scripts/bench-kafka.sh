@@ -5,6 +5,8 @@
 # until the aggregator's index counts every line. Prints records/s, MB/s of raw log and
 # of Kafka messages, each process's peak RSS, and where the CPU went.
 # Usage: scripts/bench-kafka.sh [LINES]   (default 500000)
+# AGENT_CONFIG=FILE runs the agent on that config instead of its preset (to compare message
+# encodings, say); INFERSIGHT_BIN=PATH runs that binary instead of building this tree's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 lines=${1:-500000}
@@ -12,7 +14,10 @@ tansu="${TANSU_BIN:-${CARGO_HOME:-$HOME/.cargo}/bin/tansu}"
 work=$(mktemp -d /tmp/infersight-kafka-bench-XXXXXX)
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
-cargo build --release --bin infersight -q
+bin="${INFERSIGHT_BIN:-target/release/infersight}"
+[ -n "${INFERSIGHT_BIN:-}" ] || cargo build --release --bin infersight -q
+agent_config=(--preset agent)
+[ -z "${AGENT_CONFIG:-}" ] || agent_config=(--config "$AGENT_CONFIG")
 bytes=$(python3 scripts/gen-pod-logs.py "$work/pods" "$lines")
 kport=$((20000 + RANDOM % 20000)); aport=$((kport + 1))
 broker="127.0.0.1:$kport"
@@ -21,13 +26,16 @@ broker="127.0.0.1:$kport"
 pids+=($!)
 until (exec 3<>"/dev/tcp/127.0.0.1/$kport") 2>/dev/null; do sleep 0.1; done
 "$tansu" topic create records --partitions 4 --broker "tcp://$broker" >/dev/null
-/usr/bin/time -f "%M %U %S" -o "$work/rss-aggregator" target/release/infersight run --preset aggregator \
+/usr/bin/time -f "%M %U %S" -o "$work/rss-aggregator" "$bin" run --preset aggregator \
   --data-dir "$work/agg" --listen "127.0.0.1:$aport" --kafka-brokers "$broker" \
   --kafka-topic records >/dev/null 2>"$work/aggregator.log" &
 pids+=($!)
 until curl -sf "http://127.0.0.1:$aport/healthz" >/dev/null; do sleep 0.1; done
+# CPU seconds of a process so far (utime + stime; the fields after the command name).
+cpu_of() { awk '{ sub(/.*\) /, ""); print ($12 + $13) / 100 }' "/proc/$1/stat"; }
+tansu_start=$(cpu_of "${pids[0]}")
 start=$(date +%s.%N)
-/usr/bin/time -f "%M %U %S" -o "$work/rss-agent" target/release/infersight run --preset agent \
+/usr/bin/time -f "%M %U %S" -o "$work/rss-agent" "$bin" run "${agent_config[@]}" \
   --logs-dir "$work/pods" --data-dir "$work/agent" --kafka-brokers "$broker" \
   --kafka-topic records >/dev/null 2>"$work/agent.log" &
 agent=$!
@@ -42,11 +50,11 @@ until [ "$total" -ge "$lines" ]; do
   total=$(( $(count "") - $(count "&kind=request") ))
 done
 end=$(date +%s.%N)
+tansu_cpu=$(python3 -c "print($(cpu_of "${pids[0]}") - $tansu_start)")
 kafka_bytes=$(curl -s "http://127.0.0.1:$aport/metrics" | awk '/^infersight_kafka_bytes_total/ {print $2}')
 # TERM the binaries under /usr/bin/time, which then writes their peak RSS.
 pkill -TERM -P "$agent" || true; wait "$agent" || true
 pkill -TERM -P "${pids[1]}" || true; wait "${pids[1]}" || true
-tansu_cpu=0
 python3 - "$start" "$end" "$lines" "$bytes" "${kafka_bytes:-0}" "$tansu_cpu" $(cat "$work/rss-agent") $(cat "$work/rss-aggregator") <<'PY'
 import sys
 start, end, lines, raw, kafka, tansu, rss_agent, u1, s1, rss_agg, u2, s2 = map(float, sys.argv[1:])
@@ -54,5 +62,5 @@ s = end - start
 print(f"{int(lines)} lines through Kafka in {s:.2f} s: {lines/s:,.0f} records/s; "
       f"{raw/1e6/s:.1f} MB/s of raw log, {kafka/1e6/s:.1f} MB/s of Kafka messages "
       f"({kafka/lines:.0f} B each); peak RSS agent {rss_agent/1024:.0f} MiB, aggregator {rss_agg/1024:.0f} MiB; "
-      f"CPU seconds: agent {u1+s1:.1f}, aggregator {u2+s2:.1f}, of {2*s:.1f} on 2 cores (the rest: the broker, this script)")
+      f"CPU seconds: agent {u1+s1:.1f}, aggregator {u2+s2:.1f}, broker {tansu:.1f}, of {2*s:.1f} on 2 cores")
 PY

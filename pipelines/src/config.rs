@@ -210,6 +210,46 @@ pub struct KafkaSinkConfig {
     pub brokers: String,
     /// The topic (`--kafka-topic` sets it too).
     pub topic: String,
+    /// What keys a message, and so orders it: `pod` (the default: one container's records
+    /// in order), `namespace` or `node`.
+    #[serde(default)]
+    pub key: KafkaKeyConfig,
+    /// `json` (the default: one record a message, readable by any Kafka tool) or
+    /// `json_lines` (several records of one key a message, one a line: far fewer messages
+    /// for the producer, the brokers and the consumers to handle).
+    #[serde(default)]
+    pub encoding: KafkaEncodingConfig,
+    /// With `json_lines`, the most bytes a message takes before a new one is started.
+    #[serde(default = "default_max_message_bytes")]
+    pub max_message_bytes: usize,
+}
+
+fn default_max_message_bytes() -> usize {
+    256 * 1024
+}
+
+/// `key` of a Kafka sink.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum KafkaKeyConfig {
+    /// The pod.
+    #[default]
+    Pod,
+    /// The namespace.
+    Namespace,
+    /// The node.
+    Node,
+}
+
+/// `encoding` of a Kafka sink.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum KafkaEncodingConfig {
+    /// One record a message.
+    #[default]
+    Json,
+    /// Records of one key, one a line.
+    JsonLines,
 }
 
 /// `type = "gpu"`.
@@ -1113,6 +1153,14 @@ impl PipelineConfig {
                 SinkConfig::Index(c) => c,
                 SinkConfig::Kafka(k) => {
                     check_kafka(&format!("sinks.{id}"), &k.brokers, &k.topic, &mut p);
+                    // Kafka's default message.max.bytes is 1 MB (1,048,588 with overhead).
+                    if !(1024..=1_000_000).contains(&k.max_message_bytes) {
+                        p(
+                            format!("sinks.{id}.max_message_bytes"),
+                            format!("{} is out of range", k.max_message_bytes),
+                            "use 1024 to 1000000, under the brokers' message.max.bytes (default 262144)",
+                        );
+                    }
                     continue;
                 }
             };

@@ -505,8 +505,14 @@ const KAFKA_SOURCE: &[SourceMetric<KafkaSourceMetrics>] = &[
         |m| &m.bytes,
     ),
     (
+        "infersight_kafka_records_total",
+        "Records read from Kafka messages (several a message when the agents write JSON lines).",
+        MetricKind::Counter,
+        |m| &m.records,
+    ),
+    (
         "infersight_kafka_malformed_total",
-        "Kafka messages that were not records (counted and skipped).",
+        "Kafka messages, or lines of JSON-lines messages, that were not records (counted and skipped).",
         MetricKind::Counter,
         |m| &m.malformed,
     ),
@@ -555,6 +561,12 @@ const KAFKA_SINK: &[SourceMetric<KafkaSinkMetrics>] = &[
         "Records the broker acknowledged.",
         MetricKind::Counter,
         |m| &m.records_acked,
+    ),
+    (
+        "infersight_kafka_messages_acked_total",
+        "Messages the broker acknowledged (fewer than records with JSON lines).",
+        MetricKind::Counter,
+        |m| &m.messages_acked,
     ),
     (
         "infersight_kafka_bytes_acked_total",

@@ -11,7 +11,7 @@
 mod sink;
 mod source;
 
-pub use sink::{KafkaSink, KafkaSinkMetrics};
+pub use sink::{KafkaSink, KafkaSinkMetrics, KafkaSinkOptions, MessageEncoding, MessageKey};
 pub use source::{KafkaSource, KafkaSourceMetrics, MessageFormat};
 
 use model::{Record, names};
@@ -70,19 +70,28 @@ fn report_client_error(
     tracing::warn!(client, error = %error, "Kafka: {reason}");
 }
 
-/// The key of a record's message: its pod (uid, else namespace/name), so that one
-/// container's records land in one partition, in order; records of no pod (a node's
-/// event) go by their own id.
-pub fn message_key(record: &Record) -> String {
+/// The key of a record's message under `key`; a record without the field the key names (a
+/// node's event has no pod) goes by its own id.
+pub fn message_key(record: &Record, key: MessageKey) -> String {
     let r = &record.resource;
-    if let Some(uid) = r.get_str(names::K8S_POD_UID) {
-        return uid.to_string();
-    }
-    match (
-        r.get_str(names::K8S_NAMESPACE_NAME),
-        r.get_str(names::K8S_POD_NAME),
-    ) {
-        (Some(ns), Some(pod)) => format!("{ns}/{pod}"),
-        _ => record.id.to_string(),
+    let named = match key {
+        MessageKey::Pod => {
+            if let Some(uid) = r.get_str(names::K8S_POD_UID) {
+                return uid.to_string();
+            }
+            match (
+                r.get_str(names::K8S_NAMESPACE_NAME),
+                r.get_str(names::K8S_POD_NAME),
+            ) {
+                (Some(ns), Some(pod)) => return format!("{ns}/{pod}"),
+                _ => None,
+            }
+        }
+        MessageKey::Namespace => r.get_str(names::K8S_NAMESPACE_NAME),
+        MessageKey::Node => r.get_str(names::K8S_NODE_NAME),
+    };
+    match named {
+        Some(v) => v.to_string(),
+        None => record.id.to_string(),
     }
 }

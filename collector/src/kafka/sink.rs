@@ -7,7 +7,7 @@ use model::{Batch, BatchStatus};
 use rdkafka::ClientContext;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -16,11 +16,113 @@ use std::time::{Duration, Instant};
 /// tells its sinks to replace their copy rather than keep two.
 pub(super) const REDELIVERED_HEADER: &str = "infersight-redelivered";
 
+/// Which field of a record keys its message. Kafka puts one key's messages in one partition,
+/// in order, so the key is the unit of ordering (and of spread over partitions).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MessageKey {
+    /// The pod (its uid, else namespace/name): one container's records stay in order, and
+    /// a node's pods spread over the partitions.
+    #[default]
+    Pod,
+    /// The namespace: all of a namespace's records in order, in fewer partitions.
+    Namespace,
+    /// The node: all of a node's records in order, one partition per node.
+    Node,
+}
+
+/// How records are written into messages.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MessageEncoding {
+    /// One record a message, in its JSON form (DESIGN.md §3): what any Kafka tool reads.
+    #[default]
+    Json,
+    /// Several records of one key a message, each in its JSON form on a line of its own
+    /// (newline-delimited JSON), up to [`KafkaSinkOptions::max_message_bytes`]. Producer,
+    /// broker and consumer each pay per message, not per record; a consumer that splits
+    /// the payload at newlines reads the same records. Infersight's Kafka source reads both.
+    JsonLines,
+}
+
+/// How the sink writes its messages.
+#[derive(Clone, Copy, Debug)]
+pub struct KafkaSinkOptions {
+    /// Which field keys a message.
+    pub key: MessageKey,
+    /// Records per message.
+    pub encoding: MessageEncoding,
+    /// With [`MessageEncoding::JsonLines`], a message is closed before it grows past this
+    /// (a record larger than it goes alone). Kafka refuses messages over its
+    /// `message.max.bytes` (1 MB by default).
+    pub max_message_bytes: usize,
+}
+
+impl Default for KafkaSinkOptions {
+    fn default() -> Self {
+        KafkaSinkOptions {
+            key: MessageKey::Pod,
+            encoding: MessageEncoding::Json,
+            max_message_bytes: 256 * 1024,
+        }
+    }
+}
+
+/// One message to publish.
+struct Message {
+    key: String,
+    payload: Vec<u8>,
+    /// Its records may already have been published by an earlier run.
+    redelivered: bool,
+    records: u64,
+}
+
+/// The messages of `records`, in order per key: one per record, or (JSON lines) one per
+/// key and redelivery mark until it is full.
+fn encode(
+    records: &[model::Record],
+    redelivered: &HashSet<model::RecordId>,
+    options: &KafkaSinkOptions,
+) -> Vec<Message> {
+    let mut messages: Vec<Message> = Vec::new();
+    // The message of each (key, redelivered) still taking records.
+    let mut open: HashMap<(String, bool), usize> = HashMap::new();
+    let mut line = Vec::new();
+    for record in records {
+        let key = message_key(record, options.key);
+        let again = redelivered.contains(&record.id);
+        line.clear();
+        // A record always serialises (its values are plain strings and finite numbers).
+        if serde_json::to_writer(&mut line, record).is_err() {
+            continue;
+        }
+        if options.encoding == MessageEncoding::JsonLines
+            && let Some(&i) = open.get(&(key.clone(), again))
+        {
+            let m = &mut messages[i];
+            if m.payload.len() + 1 + line.len() <= options.max_message_bytes {
+                m.payload.push(b'\n');
+                m.payload.extend_from_slice(&line);
+                m.records += 1;
+                continue;
+            }
+        }
+        open.insert((key.clone(), again), messages.len());
+        messages.push(Message {
+            key,
+            payload: line.clone(),
+            redelivered: again,
+            records: 1,
+        });
+    }
+    messages
+}
+
 /// What the sink did, for `/metrics`.
 #[derive(Debug, Default)]
 pub struct KafkaSinkMetrics {
     /// Records the broker acknowledged.
     pub records_acked: AtomicU64,
+    /// Messages the broker acknowledged (fewer than records with JSON lines).
+    pub messages_acked: AtomicU64,
     /// Bytes of those records' messages.
     pub bytes_acked: AtomicU64,
     /// Batches acknowledged to their sources.
@@ -46,14 +148,20 @@ impl ClientContext for SinkContext {
 pub struct KafkaSink {
     producer: FutureProducer<SinkContext>,
     topic: String,
+    options: KafkaSinkOptions,
     metrics: Arc<KafkaSinkMetrics>,
     checkpoints: Option<CheckpointFile>,
     last_flush: Instant,
 }
 
 impl KafkaSink {
-    /// A producer for `options`, named `id` to the broker.
-    pub fn new(options: &KafkaOptions, id: &str) -> Result<Self, KafkaError> {
+    /// A producer for `options`, named `id` to the broker, writing messages as `messages`
+    /// says.
+    pub fn new(
+        options: &KafkaOptions,
+        messages: KafkaSinkOptions,
+        id: &str,
+    ) -> Result<Self, KafkaError> {
         let metrics = Arc::<KafkaSinkMetrics>::default();
         let producer: FutureProducer<SinkContext> =
             client_config(options, &format!("infersight-{id}"))
@@ -77,6 +185,7 @@ impl KafkaSink {
         Ok(KafkaSink {
             producer,
             topic: options.topic.clone(),
+            options: messages,
             metrics,
             checkpoints: None,
             last_flush: Instant::now(),
@@ -98,20 +207,31 @@ impl KafkaSink {
     /// Publishes `batch`; `true` once the broker acknowledged every record (the batch's
     /// sources hear `Delivered`), `false` if `shutdown` came first (they hear `Dropped` and
     /// send the records again after a restart).
-    pub async fn send(&mut self, mut batch: Batch, shutdown: &Shutdown) -> bool {
-        let redelivered: HashSet<_> = batch.redelivered.iter().copied().collect();
-        let messages: Vec<(String, String, bool)> = batch
-            .records
+    pub async fn send(&mut self, batch: Batch, shutdown: &Shutdown) -> bool {
+        self.send_all(vec![batch], shutdown).await
+    }
+
+    /// Publishes several batches in one round trip to the broker (a batch waits for its
+    /// acknowledgements, so publishing them one at a time would cap the rate at a batch
+    /// per round trip); each is acknowledged, in order, once the broker has all of it.
+    pub async fn send_all(&mut self, batches: Vec<Batch>, shutdown: &Shutdown) -> bool {
+        let messages: Vec<Vec<Message>> = batches
             .iter()
-            .map(|r| (message_key(r), r.to_json(), redelivered.contains(&r.id)))
+            .map(|batch| {
+                let redelivered: HashSet<_> = batch.redelivered.iter().copied().collect();
+                encode(&batch.records, &redelivered, &self.options)
+            })
             .collect();
+        let messages: Vec<&Message> = messages.iter().flatten().collect();
         let mut pending: Vec<usize> = (0..messages.len()).collect();
         while !pending.is_empty() {
             let mut futures = Vec::with_capacity(pending.len());
             for &i in &pending {
-                let (key, payload, again) = &messages[i];
-                let mut record = FutureRecord::to(&self.topic).key(key).payload(payload);
-                if *again {
+                let m = messages[i];
+                let mut record = FutureRecord::to(&self.topic)
+                    .key(&m.key)
+                    .payload(&m.payload);
+                if m.redelivered {
                     record = record.headers(OwnedHeaders::new().insert(Header {
                         key: REDELIVERED_HEADER,
                         value: Some("1"),
@@ -143,10 +263,12 @@ impl KafkaSink {
             for (i, result) in results {
                 match result {
                     Ok(Ok(_)) => {
-                        self.metrics.records_acked.fetch_add(1, Relaxed);
+                        let m = messages[i];
+                        self.metrics.records_acked.fetch_add(m.records, Relaxed);
+                        self.metrics.messages_acked.fetch_add(1, Relaxed);
                         self.metrics
                             .bytes_acked
-                            .fetch_add(messages[i].1.len() as u64, Relaxed);
+                            .fetch_add(m.payload.len() as u64, Relaxed);
                     }
                     Ok(Err((e, _))) => {
                         tracing::warn!(error = %e, "Kafka did not take a message; sending it again");
@@ -164,14 +286,16 @@ impl KafkaSink {
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }
-        if let Some(file) = &mut self.checkpoints {
-            file.update(&batch.checkpoints);
-            if self.last_flush.elapsed() >= Duration::from_secs(1) {
-                self.flush_checkpoints();
+        for mut batch in batches {
+            if let Some(file) = &mut self.checkpoints {
+                file.update(&batch.checkpoints);
             }
+            self.metrics.batches_acked.fetch_add(1, Relaxed);
+            batch.finalizers.mark(BatchStatus::Delivered);
         }
-        self.metrics.batches_acked.fetch_add(1, Relaxed);
-        batch.finalizers.mark(BatchStatus::Delivered);
+        if self.checkpoints.is_some() && self.last_flush.elapsed() >= Duration::from_secs(1) {
+            self.flush_checkpoints();
+        }
         true
     }
 
@@ -192,5 +316,92 @@ impl KafkaSink {
             }
             self.last_flush = Instant::now();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use model::{Attributes, Record, RecordId, Timestamp, names};
+
+    fn record(pod: &str, n: u64) -> Record {
+        let resource: Attributes = [
+            (names::K8S_NAMESPACE_NAME, "llm"),
+            (names::K8S_POD_NAME, pod),
+            (names::K8S_NODE_NAME, "gpu-node-1"),
+        ]
+        .into_iter()
+        .collect();
+        Record::log(
+            RecordId::from_source(pod.as_bytes(), n),
+            Timestamp::from_unix_nanos(1_764_000_000_000_000_000),
+            Timestamp::from_unix_nanos(1_764_000_000_000_000_000),
+            Arc::new(resource),
+            format!("line {n}"),
+        )
+    }
+
+    fn lines(m: &Message) -> Vec<Record> {
+        m.payload
+            .split(|b| *b == b'\n')
+            .map(|l| Record::from_json(std::str::from_utf8(l).expect("utf-8")).expect("record"))
+            .collect()
+    }
+
+    #[test]
+    fn json_is_one_record_a_message_keyed_by_pod() {
+        let records = vec![record("a", 0), record("b", 1), record("a", 2)];
+        let m = encode(&records, &HashSet::new(), &KafkaSinkOptions::default());
+        assert_eq!(m.len(), 3);
+        let keys: Vec<&str> = m.iter().map(|m| m.key.as_str()).collect();
+        assert_eq!(keys, ["llm/a", "llm/b", "llm/a"]);
+        assert_eq!(lines(&m[1]), vec![records[1].clone()]);
+    }
+
+    #[test]
+    fn json_lines_pack_each_key_in_order_apart_from_redeliveries_and_within_the_size() {
+        let records: Vec<Record> = (0..10)
+            .map(|n| record(if n % 2 == 0 { "a" } else { "b" }, n))
+            .collect();
+        let again: HashSet<RecordId> = [records[8].id].into_iter().collect();
+        let one = records[0].to_json().len();
+        let options = KafkaSinkOptions {
+            key: MessageKey::Node,
+            encoding: MessageEncoding::JsonLines,
+            max_message_bytes: 3 * one + 2,
+        };
+        let m = encode(&records, &again, &options);
+        // Node key: one key; three records fit a message; the redelivered one goes alone.
+        let got: Vec<(Vec<u64>, bool)> = m
+            .iter()
+            .map(|m| {
+                assert_eq!(m.key, "gpu-node-1");
+                let ids = lines(m).iter().map(|r| r.id.position()).collect();
+                (ids, m.redelivered)
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (vec![0, 1, 2], false),
+                (vec![3, 4, 5], false),
+                (vec![6, 7, 9], false),
+                (vec![8], true),
+            ]
+        );
+        assert!(
+            m.iter()
+                .all(|m| m.payload.len() <= options.max_message_bytes)
+        );
+        assert_eq!(m.iter().map(|m| m.records).sum::<u64>(), 10);
+        let by_pod = KafkaSinkOptions {
+            key: MessageKey::Pod,
+            ..options
+        };
+        let keys: Vec<String> = encode(&records[..4], &HashSet::new(), &by_pod)
+            .into_iter()
+            .map(|m| m.key)
+            .collect();
+        assert_eq!(keys, ["llm/a", "llm/b"]);
     }
 }

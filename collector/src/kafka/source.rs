@@ -26,7 +26,8 @@ use tokio::sync::mpsc;
 /// What the messages of the topic are.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum MessageFormat {
-    /// Infersight's records in their JSON form (what the Kafka sink writes).
+    /// Infersight's records in their JSON form (what the Kafka sink writes): one a message,
+    /// or several, one a line.
     #[default]
     Record,
     /// Log lines another shipper wrote: plain text, or JSON with the line in `log`,
@@ -41,8 +42,11 @@ pub struct KafkaSourceMetrics {
     pub messages: AtomicU64,
     /// Their bytes.
     pub bytes: AtomicU64,
-    /// Messages that were not records (counted and skipped).
+    /// Messages, or lines of a message of JSON lines, that were not records (counted and
+    /// skipped).
     pub malformed: AtomicU64,
+    /// Records read from the messages.
+    pub records: AtomicU64,
     /// Messages skipped because the index already holds them (a replay).
     pub already_indexed: AtomicU64,
     /// Offset commits to the group.
@@ -171,7 +175,14 @@ pub struct KafkaSource {
     indexed: HashMap<i32, i64>,
     progress: Arc<Progress>,
     metrics: Arc<KafkaSourceMetrics>,
+    /// The resources of recent records, by message key: each decoded record brings its own
+    /// copy, and the stages after (the index keeps one JSON form per resource it has seen)
+    /// work per distinct resource, as they do in the agent.
+    resources: HashMap<String, Arc<Attributes>>,
 }
+
+/// Distinct resources [`KafkaSource`] shares at most (a cluster's containers, with room).
+const SHARED_RESOURCES: usize = 16_384;
 
 /// Messages gathered into one batch at most.
 const BATCH_MESSAGES: usize = 2000;
@@ -233,6 +244,7 @@ impl KafkaSource {
             indexed,
             progress,
             metrics,
+            resources: HashMap::new(),
         })
     }
 
@@ -293,6 +305,8 @@ impl KafkaSource {
     /// Up to [`BATCH_MESSAGES`] messages, or what came within [`BATCH_WAIT`], as a batch.
     fn gather(&mut self) -> Option<Batch> {
         let started = Instant::now();
+        // Its own handle: the messages it gives borrow it while records are decoded.
+        let consumer = self.consumer.clone();
         let mut records = Vec::new();
         let mut redelivered = Vec::new();
         let mut next: BTreeMap<i32, i64> = BTreeMap::new();
@@ -302,7 +316,7 @@ impl KafkaSource {
             if left.is_zero() && seen > 0 {
                 break;
             }
-            let message = match self.consumer.poll(left.max(Duration::from_millis(1))) {
+            let message = match consumer.poll(left.max(Duration::from_millis(1))) {
                 None => {
                     if started.elapsed() >= BATCH_WAIT {
                         break;
@@ -326,20 +340,20 @@ impl KafkaSource {
                 self.metrics.already_indexed.fetch_add(1, Relaxed);
                 continue;
             }
-            match self.record_of(&message) {
-                Some(record) => {
-                    if is_redelivered(&message) {
-                        redelivered.push(record.id);
-                    }
-                    records.push(record);
-                }
-                None => {
-                    self.metrics.malformed.fetch_add(1, Relaxed);
-                    tracing::warn!(
-                        topic = %self.topic, partition, offset,
-                        "a message that is not a record; skipped"
-                    );
-                }
+            let first = records.len();
+            let malformed = self.records_of(&message, &mut records);
+            if malformed > 0 {
+                self.metrics.malformed.fetch_add(malformed, Relaxed);
+                tracing::warn!(
+                    topic = %self.topic, partition, offset, malformed,
+                    "a message that is not a record, or has lines that are not; skipped"
+                );
+            }
+            self.metrics
+                .records
+                .fetch_add((records.len() - first) as u64, Relaxed);
+            if is_redelivered(&message) {
+                redelivered.extend(records[first..].iter().map(|r| r.id));
             }
         }
         if next.is_empty() {
@@ -438,20 +452,72 @@ impl KafkaSource {
         }
     }
 
-    fn record_of(&self, message: &BorrowedMessage<'_>) -> Option<Record> {
-        let payload = message.payload()?;
+    /// Appends the records of `message` to `out`; returns how many of its records (or
+    /// lines) were malformed.
+    fn records_of(&mut self, message: &BorrowedMessage<'_>, out: &mut Vec<Record>) -> u64 {
+        let Some(payload) = message.payload() else {
+            return 1;
+        };
         match self.format {
             MessageFormat::Record => {
-                let text = std::str::from_utf8(payload).ok()?;
-                Record::from_json(text).ok()
+                let first = out.len();
+                let malformed = decode_records(payload, out);
+                for record in &mut out[first..] {
+                    share_resource(&mut self.resources, record, message.key());
+                }
+                malformed
             }
-            MessageFormat::Raw => Some(raw_record(
-                &self.topic,
-                message.partition(),
-                message.offset(),
-                message.timestamp().to_millis(),
-                payload,
-            )),
+            MessageFormat::Raw => {
+                out.push(raw_record(
+                    &self.topic,
+                    message.partition(),
+                    message.offset(),
+                    message.timestamp().to_millis(),
+                    payload,
+                ));
+                0
+            }
+        }
+    }
+}
+
+/// Appends the records of a message in the record format (one record, or JSON lines) to
+/// `out`; returns how many lines were not records (an empty message counts as one).
+fn decode_records(payload: &[u8], out: &mut Vec<Record>) -> u64 {
+    let (mut malformed, before) = (0, out.len());
+    // A record's JSON form holds no raw newline.
+    for line in payload.split(|b| *b == b'\n') {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match std::str::from_utf8(line).ok().map(Record::from_json) {
+            Some(Ok(record)) => out.push(record),
+            _ => malformed += 1,
+        }
+    }
+    if malformed == 0 && out.len() == before {
+        malformed = 1;
+    }
+    malformed
+}
+
+/// Makes `record` share the resource of the last record of its message key when the two
+/// are equal (the same pod, unchanged).
+fn share_resource(
+    shared: &mut HashMap<String, Arc<Attributes>>,
+    record: &mut Record,
+    key: Option<&[u8]>,
+) {
+    let Some(key) = key.and_then(|k| std::str::from_utf8(k).ok()) else {
+        return;
+    };
+    match shared.get(key) {
+        Some(known) if **known == *record.resource => record.resource = known.clone(),
+        _ => {
+            if shared.len() >= SHARED_RESOURCES {
+                shared.clear();
+            }
+            shared.insert(key.to_string(), record.resource.clone());
         }
     }
 }
@@ -529,6 +595,65 @@ fn raw_record(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn record(pod: &str, n: u64) -> Record {
+        let resource: Attributes = [(names::K8S_POD_NAME, pod)].into_iter().collect();
+        Record::log(
+            RecordId::from_source(pod.as_bytes(), n),
+            Timestamp::from_unix_nanos(1_764_000_000_000_000_000 + n as i64),
+            Timestamp::from_unix_nanos(1_764_000_000_000_000_000 + n as i64),
+            Arc::new(resource),
+            format!("line {n}\nwith a newline in it"),
+        )
+    }
+
+    #[test]
+    fn a_message_holds_one_record_or_json_lines_and_bad_lines_are_counted_alone() {
+        let (a, b) = (record("vllm-0", 1), record("vllm-0", 2));
+        let mut out = Vec::new();
+        assert_eq!(decode_records(a.to_json().as_bytes(), &mut out), 0);
+        let lines = format!(
+            "{}\n{}\n{{\"not\":\"a record\"}}\n",
+            a.to_json(),
+            b.to_json()
+        );
+        assert_eq!(
+            decode_records(lines.as_bytes(), &mut out),
+            1,
+            "the third line"
+        );
+        assert_eq!(
+            out,
+            vec![a.clone(), a, b],
+            "in order, bodies' newlines intact"
+        );
+        for bad in [&b""[..], b"\n", b"\xff\xfe", b"{\"id\":"] {
+            let mut none = Vec::new();
+            assert_eq!(decode_records(bad, &mut none), 1, "{bad:?}");
+            assert!(none.is_empty());
+        }
+    }
+
+    #[test]
+    fn records_of_one_key_share_one_resource_while_it_is_unchanged() {
+        let mut shared = HashMap::new();
+        let decoded: Vec<Record> = (0..3)
+            .map(|n| Record::from_json(&record("vllm-0", n).to_json()).expect("record"))
+            .collect();
+        let mut out = Vec::new();
+        for mut r in decoded {
+            share_resource(&mut shared, &mut r, Some(b"uid-0"));
+            out.push(r);
+        }
+        assert!(Arc::ptr_eq(&out[0].resource, &out[2].resource));
+        // The pod's labels changed: its records take the new resource from then on.
+        let mut changed = record("vllm-0", 4);
+        Arc::make_mut(&mut changed.resource).insert("app", "llama");
+        let changed_resource = changed.resource.clone();
+        share_resource(&mut shared, &mut changed, Some(b"uid-0"));
+        assert!(Arc::ptr_eq(&changed.resource, &changed_resource));
+        assert_eq!(changed.resource.get_str("app"), Some("llama"));
+    }
 
     #[test]
     fn lines_of_other_shippers_keep_their_pod_and_line() {
