@@ -2,6 +2,8 @@
 
 use crate::{Attributes, RecordId, Timestamp};
 use serde::ser::SerializeMap;
+use serde_json::value::RawValue;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// What a record is (DESIGN.md §3).
@@ -258,9 +260,27 @@ impl Record {
         serde_json::to_string(&*self.resource).unwrap_or_default()
     }
 
+    /// Reads a record from its JSON form as [`Record::from_json`] does, but gives it the
+    /// resource `shared` already holds for the same resource JSON instead of a copy of its
+    /// own: a reader of many records (a Kafka consumer) decodes each pod's resource once,
+    /// and the records of one pod share it as they did where they were made.
+    pub fn from_json_sharing(
+        json: &str,
+        shared: &mut SharedResources,
+    ) -> Result<Self, serde_json::Error> {
+        use serde::de::Error;
+        let w: RecordWire<RawResource<'_>> = serde_json::from_str(json)?;
+        let id = w.id.ok_or_else(|| serde_json::Error::missing_field("id"))?;
+        let timestamp = w
+            .timestamp
+            .ok_or_else(|| serde_json::Error::missing_field("timestamp"))?;
+        let resource = shared.resource(w.resource.0)?;
+        Ok(w.into_record_with(id, timestamp, resource))
+    }
+
     /// Reads a record from [`Record::to_content_json`]'s form and the fields kept apart.
     pub fn from_content_json(json: &str, apart: KeptApart) -> Result<Self, serde_json::Error> {
-        let w: RecordWire = serde_json::from_str(json)?;
+        let w: RecordWire<Attributes> = serde_json::from_str(json)?;
         let mut r = w.into_record(apart.id, apart.timestamp);
         r.observed_timestamp = apart.observed_timestamp;
         r.resource = apart.resource;
@@ -312,11 +332,54 @@ pub struct KeptApart {
     pub resource: Arc<Attributes>,
 }
 
+/// Resources read by [`Record::from_json_sharing`], by their JSON text.
+#[derive(Debug, Default)]
+pub struct SharedResources {
+    by_json: HashMap<Box<str>, Arc<Attributes>>,
+    empty: Arc<Attributes>,
+}
+
+/// Distinct resources [`SharedResources`] keeps at most (a cluster's containers, with
+/// room); past it, it starts again.
+const SHARED_RESOURCES: usize = 16_384;
+
+impl SharedResources {
+    /// The resource whose JSON is `raw` (none: an empty one).
+    fn resource(&mut self, raw: Option<&RawValue>) -> Result<Arc<Attributes>, serde_json::Error> {
+        let Some(raw) = raw else {
+            return Ok(self.empty.clone());
+        };
+        if let Some(known) = self.by_json.get(raw.get()) {
+            return Ok(known.clone());
+        }
+        let resource: Arc<Attributes> = Arc::new(serde_json::from_str(raw.get())?);
+        if self.by_json.len() >= SHARED_RESOURCES {
+            self.by_json.clear();
+        }
+        self.by_json.insert(raw.get().into(), resource.clone());
+        Ok(resource)
+    }
+}
+
+/// A record's resource as its JSON text, decoded (or not) by [`SharedResources`]. Unlike
+/// `Option<&RawValue>`, a `null` resource is kept as text, so it is refused as in
+/// [`Record::from_json`].
+#[derive(Default)]
+struct RawResource<'a>(Option<&'a RawValue>);
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for RawResource<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        <&'a RawValue>::deserialize(d).map(|raw| RawResource(Some(raw)))
+    }
+}
+
 /// The wire shape; `severity_number` is accepted but derived from `severity_text`. `id` and
-/// `timestamp` are required of the JSON form and absent from the content form.
+/// `timestamp` are required of the JSON form and absent from the content form. The
+/// resource is decoded (`R` = [`Attributes`]) or kept as text for [`SharedResources`].
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RecordWire {
+#[serde(bound(deserialize = "R: serde::Deserialize<'de> + Default"))]
+struct RecordWire<R> {
     #[serde(default)]
     id: Option<RecordId>,
     #[serde(default)]
@@ -335,7 +398,7 @@ struct RecordWire {
     #[serde(default)]
     body: String,
     #[serde(default)]
-    resource: Attributes,
+    resource: R,
     #[serde(default)]
     attributes: Attributes,
 }
@@ -343,7 +406,7 @@ struct RecordWire {
 impl<'de> serde::Deserialize<'de> for Record {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use serde::de::Error;
-        let w = RecordWire::deserialize(d)?;
+        let w = RecordWire::<Attributes>::deserialize(d)?;
         let id = w.id.ok_or_else(|| D::Error::missing_field("id"))?;
         let timestamp = w
             .timestamp
@@ -352,14 +415,27 @@ impl<'de> serde::Deserialize<'de> for Record {
     }
 }
 
-impl RecordWire {
-    fn into_record(self, id: RecordId, timestamp: Timestamp) -> Record {
+impl RecordWire<Attributes> {
+    fn into_record(mut self, id: RecordId, timestamp: Timestamp) -> Record {
+        let resource = Arc::new(std::mem::take(&mut self.resource));
+        self.into_record_with(id, timestamp, resource)
+    }
+}
+
+impl<R> RecordWire<R> {
+    /// The record, with `resource` in place of the wire's.
+    fn into_record_with(
+        self,
+        id: RecordId,
+        timestamp: Timestamp,
+        resource: Arc<Attributes>,
+    ) -> Record {
         Record {
             id,
             timestamp,
             observed_timestamp: self.observed_timestamp.unwrap_or(timestamp),
             kind: self.kind,
-            resource: Arc::new(self.resource),
+            resource,
             severity: self.severity_text,
             stream: self.stream,
             body: self.body,
@@ -425,6 +501,44 @@ mod tests {
         .unwrap();
         assert_eq!(minimal.kind, RecordKind::Log);
         assert_eq!(minimal.observed_timestamp, minimal.timestamp);
+    }
+
+    #[test]
+    fn reading_with_shared_resources_gives_the_same_records_sharing_one_resource() {
+        let mut shared = SharedResources::default();
+        let a = sample();
+        let mut b = sample();
+        b.id = RecordId::from_source(b"f", 8);
+        let mut no_resource = sample();
+        no_resource.resource = Arc::new(Attributes::new());
+        let json = no_resource.to_json().replacen(",\"resource\":{}", "", 1);
+        assert!(!json.contains("resource"));
+        let read: Vec<Record> = [a.to_json(), b.to_json(), no_resource.to_json(), json]
+            .iter()
+            .map(|j| Record::from_json_sharing(j, &mut shared).expect("record"))
+            .collect();
+        assert_eq!(read, vec![a, b, no_resource.clone(), no_resource.clone()]);
+        assert!(Arc::ptr_eq(&read[0].resource, &read[1].resource));
+        // What `from_json` refuses, this refuses too.
+        let base = sample().to_json();
+        for bad in [
+            base.replacen("\"body\"", "\"bdy\"", 1),
+            base.replacen("\"k8s.pod.name\":\"vllm-0\"", "\"k8s.pod.name\":null", 1),
+            base.replacen("\"id\"", "\"ids\"", 1),
+        ] {
+            assert!(Record::from_json(&bad).is_err(), "{bad}");
+            assert!(
+                Record::from_json_sharing(&bad, &mut shared).is_err(),
+                "{bad}"
+            );
+        }
+        let null_resource =
+            no_resource
+                .to_json()
+                .replacen("\"resource\":{}", "\"resource\":null", 1);
+        assert!(null_resource.contains("\"resource\":null"));
+        assert!(Record::from_json(&null_resource).is_err());
+        assert!(Record::from_json_sharing(&null_resource, &mut shared).is_err());
     }
 
     #[test]

@@ -12,7 +12,7 @@ use super::{KafkaError, KafkaOptions, client_config};
 use crate::Shutdown;
 use model::{
     Attributes, Batch, BatchStatus, Checkpoint, CheckpointSet, Finalizers, Record, RecordId,
-    Stream, Timestamp, names,
+    SharedResources, Stream, Timestamp, names,
 };
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
@@ -175,14 +175,10 @@ pub struct KafkaSource {
     indexed: HashMap<i32, i64>,
     progress: Arc<Progress>,
     metrics: Arc<KafkaSourceMetrics>,
-    /// The resources of recent records, by message key: each decoded record brings its own
-    /// copy, and the stages after (the index keeps one JSON form per resource it has seen)
-    /// work per distinct resource, as they do in the agent.
-    resources: HashMap<String, Arc<Attributes>>,
+    /// The resources of the records read, decoded once each: the records of one pod share
+    /// one as in the agent (the index keeps one JSON form per resource it has seen).
+    resources: SharedResources,
 }
-
-/// Distinct resources [`KafkaSource`] shares at most (a cluster's containers, with room).
-const SHARED_RESOURCES: usize = 16_384;
 
 /// Messages gathered into one batch at most.
 const BATCH_MESSAGES: usize = 2000;
@@ -244,7 +240,7 @@ impl KafkaSource {
             indexed,
             progress,
             metrics,
-            resources: HashMap::new(),
+            resources: SharedResources::default(),
         })
     }
 
@@ -459,14 +455,7 @@ impl KafkaSource {
             return 1;
         };
         match self.format {
-            MessageFormat::Record => {
-                let first = out.len();
-                let malformed = decode_records(payload, out);
-                for record in &mut out[first..] {
-                    share_resource(&mut self.resources, record, message.key());
-                }
-                malformed
-            }
+            MessageFormat::Record => decode_records(payload, &mut self.resources, out),
             MessageFormat::Raw => {
                 out.push(raw_record(
                     &self.topic,
@@ -483,14 +472,15 @@ impl KafkaSource {
 
 /// Appends the records of a message in the record format (one record, or JSON lines) to
 /// `out`; returns how many lines were not records (an empty message counts as one).
-fn decode_records(payload: &[u8], out: &mut Vec<Record>) -> u64 {
+fn decode_records(payload: &[u8], shared: &mut SharedResources, out: &mut Vec<Record>) -> u64 {
     let (mut malformed, before) = (0, out.len());
     // A record's JSON form holds no raw newline.
     for line in payload.split(|b| *b == b'\n') {
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        match std::str::from_utf8(line).ok().map(Record::from_json) {
+        let text = std::str::from_utf8(line).ok();
+        match text.map(|t| Record::from_json_sharing(t, shared)) {
             Some(Ok(record)) => out.push(record),
             _ => malformed += 1,
         }
@@ -499,27 +489,6 @@ fn decode_records(payload: &[u8], out: &mut Vec<Record>) -> u64 {
         malformed = 1;
     }
     malformed
-}
-
-/// Makes `record` share the resource of the last record of its message key when the two
-/// are equal (the same pod, unchanged).
-fn share_resource(
-    shared: &mut HashMap<String, Arc<Attributes>>,
-    record: &mut Record,
-    key: Option<&[u8]>,
-) {
-    let Some(key) = key.and_then(|k| std::str::from_utf8(k).ok()) else {
-        return;
-    };
-    match shared.get(key) {
-        Some(known) if **known == *record.resource => record.resource = known.clone(),
-        _ => {
-            if shared.len() >= SHARED_RESOURCES {
-                shared.clear();
-            }
-            shared.insert(key.to_string(), record.resource.clone());
-        }
-    }
 }
 
 fn is_redelivered(message: &BorrowedMessage<'_>) -> bool {
@@ -610,49 +579,32 @@ mod tests {
     #[test]
     fn a_message_holds_one_record_or_json_lines_and_bad_lines_are_counted_alone() {
         let (a, b) = (record("vllm-0", 1), record("vllm-0", 2));
-        let mut out = Vec::new();
-        assert_eq!(decode_records(a.to_json().as_bytes(), &mut out), 0);
+        let (mut shared, mut out) = (SharedResources::default(), Vec::new());
+        assert_eq!(
+            decode_records(a.to_json().as_bytes(), &mut shared, &mut out),
+            0
+        );
         let lines = format!(
             "{}\n{}\n{{\"not\":\"a record\"}}\n",
             a.to_json(),
             b.to_json()
         );
-        assert_eq!(
-            decode_records(lines.as_bytes(), &mut out),
-            1,
-            "the third line"
-        );
+        let malformed = decode_records(lines.as_bytes(), &mut shared, &mut out);
+        assert_eq!(malformed, 1, "the third line");
         assert_eq!(
             out,
             vec![a.clone(), a, b],
             "in order, bodies' newlines intact"
         );
+        assert!(
+            Arc::ptr_eq(&out[0].resource, &out[2].resource),
+            "one pod, one resource"
+        );
         for bad in [&b""[..], b"\n", b"\xff\xfe", b"{\"id\":"] {
             let mut none = Vec::new();
-            assert_eq!(decode_records(bad, &mut none), 1, "{bad:?}");
+            assert_eq!(decode_records(bad, &mut shared, &mut none), 1, "{bad:?}");
             assert!(none.is_empty());
         }
-    }
-
-    #[test]
-    fn records_of_one_key_share_one_resource_while_it_is_unchanged() {
-        let mut shared = HashMap::new();
-        let decoded: Vec<Record> = (0..3)
-            .map(|n| Record::from_json(&record("vllm-0", n).to_json()).expect("record"))
-            .collect();
-        let mut out = Vec::new();
-        for mut r in decoded {
-            share_resource(&mut shared, &mut r, Some(b"uid-0"));
-            out.push(r);
-        }
-        assert!(Arc::ptr_eq(&out[0].resource, &out[2].resource));
-        // The pod's labels changed: its records take the new resource from then on.
-        let mut changed = record("vllm-0", 4);
-        Arc::make_mut(&mut changed.resource).insert("app", "llama");
-        let changed_resource = changed.resource.clone();
-        share_resource(&mut shared, &mut changed, Some(b"uid-0"));
-        assert!(Arc::ptr_eq(&changed.resource, &changed_resource));
-        assert_eq!(changed.resource.get_str("app"), Some("llama"));
     }
 
     #[test]
