@@ -234,6 +234,17 @@ fn two_aggregators_behind_kafka_index_every_line_once_through_a_restart_of_each_
         .map(|r| metric(r, "infersight_kafka_malformed_total"))
         .sum();
     assert_eq!(malformed, 3.0, "each malformed message counted once");
+    // The agent preset packs a pod's records into JSON-lines messages (the aggregators
+    // read every record of them: the counts above).
+    let (acked, messages) = (
+        metric(&agent, "infersight_kafka_records_acked_total"),
+        metric(&agent, "infersight_kafka_messages_acked_total"),
+    );
+    assert!(acked >= expected as f64, "{acked} records acknowledged");
+    assert!(
+        messages > 0.0 && messages * 4.0 < acked,
+        "{messages} messages for {acked} records: packed"
+    );
     let (status, stderr) = agent.terminate(Duration::from_secs(30));
     assert!(status.success(), "the agent drains: {stderr}");
 }
