@@ -329,7 +329,7 @@ pub async fn run(
                 {
                     batches.push(more);
                 }
-                if !sink.send_all(batches, &shutdown).await {
+                if !sink.send(batches, &shutdown).await {
                     break;
                 }
             }

@@ -204,17 +204,12 @@ impl KafkaSink {
         self.metrics.clone()
     }
 
-    /// Publishes `batch`; `true` once the broker acknowledged every record (the batch's
-    /// sources hear `Delivered`), `false` if `shutdown` came first (they hear `Dropped` and
-    /// send the records again after a restart).
-    pub async fn send(&mut self, batch: Batch, shutdown: &Shutdown) -> bool {
-        self.send_all(vec![batch], shutdown).await
-    }
-
-    /// Publishes several batches in one round trip to the broker (a batch waits for its
+    /// Publishes `batches` in one round trip to the broker (a batch waits for its
     /// acknowledgements, so publishing them one at a time would cap the rate at a batch
-    /// per round trip); each is acknowledged, in order, once the broker has all of it.
-    pub async fn send_all(&mut self, batches: Vec<Batch>, shutdown: &Shutdown) -> bool {
+    /// per round trip). `true` once the broker acknowledged every record: each batch's
+    /// sources hear `Delivered`, in order. `false` if `shutdown` came first: they hear
+    /// `Dropped` and send the records again after a restart.
+    pub async fn send(&mut self, batches: Vec<Batch>, shutdown: &Shutdown) -> bool {
         let messages: Vec<Vec<Message>> = batches
             .iter()
             .map(|batch| {
