@@ -223,6 +223,41 @@ fn kafka_sources_and_sinks_name_a_bad_broker_list_or_topic_and_the_flags_overrid
 }
 
 #[test]
+fn a_kafka_sink_takes_its_key_and_encoding_and_a_bad_one_is_named() {
+    let sink = |extra: &str| {
+        format!(
+            "[sources.a]\ntype='files'\n[sinks.k]\ntype='kafka'\ninputs=['a']\nbrokers='b:9092'\ntopic='t'\n{extra}"
+        )
+    };
+    let kafka = |config: &PipelineConfig| match &config.sinks["k"] {
+        SinkConfig::Kafka(k) => (k.key, k.encoding, k.max_message_bytes),
+        _ => panic!("a kafka sink"),
+    };
+    let plain = load(&sink("")).expect("defaults");
+    assert_eq!(
+        kafka(&plain),
+        (KafkaKeyConfig::Pod, KafkaEncodingConfig::Json, 256 * 1024),
+        "one record a message, keyed by pod, unless asked"
+    );
+    let packed = load(&sink(
+        "key='node'\nencoding='json_lines'\nmax_message_bytes=65536",
+    ))
+    .expect("packed");
+    assert_eq!(
+        kafka(&packed),
+        (KafkaKeyConfig::Node, KafkaEncodingConfig::JsonLines, 65536)
+    );
+    let err = load(&sink("max_message_bytes=2000000")).unwrap_err();
+    assert_eq!(err.problems[0].key, "sinks.k.max_message_bytes");
+    assert!(err.problems[0].hint.contains("message.max.bytes"), "{err}");
+    let err = load(&sink("encoding='avro'")).unwrap_err().to_string();
+    assert!(
+        err.contains("sinks.k") && err.contains("unknown variant `avro`"),
+        "{err}"
+    );
+}
+
+#[test]
 fn gpu_and_scrape_sources_take_targets_and_the_flags_add_to_them() {
     let text = r#"
 [sources.g]
