@@ -83,8 +83,10 @@ fn encode(
     options: &KafkaSinkOptions,
 ) -> Vec<Message> {
     let mut messages: Vec<Message> = Vec::new();
-    // The message of each (key, redelivered) still taking records.
-    let mut open: HashMap<(String, bool), usize> = HashMap::new();
+    // JSON lines: the message still taking records, per key, of new records and of
+    // redelivered ones.
+    let mut open: [HashMap<String, usize>; 2] = Default::default();
+    let packing = options.encoding == MessageEncoding::JsonLines;
     let mut line = Vec::new();
     for record in records {
         let key = message_key(record, options.key);
@@ -94,9 +96,7 @@ fn encode(
         if serde_json::to_writer(&mut line, record).is_err() {
             continue;
         }
-        if options.encoding == MessageEncoding::JsonLines
-            && let Some(&i) = open.get(&(key.clone(), again))
-        {
+        if packing && let Some(&i) = open[usize::from(again)].get(&key) {
             let m = &mut messages[i];
             if m.payload.len() + 1 + line.len() <= options.max_message_bytes {
                 m.payload.push(b'\n');
@@ -105,10 +105,12 @@ fn encode(
                 continue;
             }
         }
-        open.insert((key.clone(), again), messages.len());
+        if packing {
+            open[usize::from(again)].insert(key.clone(), messages.len());
+        }
         messages.push(Message {
             key,
-            payload: line.clone(),
+            payload: std::mem::take(&mut line),
             redelivered: again,
             records: 1,
         });
