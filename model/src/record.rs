@@ -268,12 +268,8 @@ impl Record {
         json: &str,
         shared: &mut SharedResources,
     ) -> Result<Self, serde_json::Error> {
-        use serde::de::Error;
         let w: RecordWire<RawResource<'_>> = serde_json::from_str(json)?;
-        let id = w.id.ok_or_else(|| serde_json::Error::missing_field("id"))?;
-        let timestamp = w
-            .timestamp
-            .ok_or_else(|| serde_json::Error::missing_field("timestamp"))?;
+        let (id, timestamp) = w.id_and_timestamp()?;
         let resource = shared.resource(w.resource.0)?;
         Ok(w.into_record_with(id, timestamp, resource))
     }
@@ -405,12 +401,8 @@ struct RecordWire<R> {
 
 impl<'de> serde::Deserialize<'de> for Record {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        use serde::de::Error;
         let w = RecordWire::<Attributes>::deserialize(d)?;
-        let id = w.id.ok_or_else(|| D::Error::missing_field("id"))?;
-        let timestamp = w
-            .timestamp
-            .ok_or_else(|| D::Error::missing_field("timestamp"))?;
+        let (id, timestamp) = w.id_and_timestamp()?;
         Ok(w.into_record(id, timestamp))
     }
 }
@@ -423,6 +415,15 @@ impl RecordWire<Attributes> {
 }
 
 impl<R> RecordWire<R> {
+    /// The id and timestamp the JSON form requires (the content form has neither).
+    fn id_and_timestamp<E: serde::de::Error>(&self) -> Result<(RecordId, Timestamp), E> {
+        let id = self.id.ok_or_else(|| E::missing_field("id"))?;
+        let timestamp = self
+            .timestamp
+            .ok_or_else(|| E::missing_field("timestamp"))?;
+        Ok((id, timestamp))
+    }
+
     /// The record, with `resource` in place of the wire's.
     fn into_record_with(
         self,
