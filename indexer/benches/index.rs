@@ -5,9 +5,14 @@
 //! `BENCH_RECORDS=10000000 cargo bench -p indexer --bench index` for the 10 M.
 //! `BENCH_DIR` keeps the data (raw CRI files and the index) in a given directory.
 //!
-//! Prints records/s and MB/s of indexing (raw CRI bytes), the index size as a fraction of
-//! the raw files, p50/p99 of each query over repeated runs, and `grep -rcF` over the raw
-//! files for the same term.
+//! Prints records/s and MB/s of indexing (raw CRI bytes), the CPU per record of each thread
+//! (the indexing thread's alone says what one indexing thread can do, whatever else shares
+//! the cores), the index size as a fraction of the raw files, p50/p99 of each query over
+//! repeated runs, and `grep -rcF` over the raw files for the same term.
+//!
+//! Last, the floor: tantivy alone indexing the same records (up to 1 M of them) with only
+//! what any log index needs (the body with positions, the timestamp column, the stored
+//! record), so a run shows how much of the indexing thread's time our schema adds.
 
 use indexer::{IndexStore, SearchRequest, SinkOptions};
 use model::{
@@ -16,6 +21,7 @@ use model::{
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// The allocator the `infersight` binary runs with, so the bench measures what it runs.
@@ -27,6 +33,8 @@ const PODS: usize = 200;
 const GENERATED_CHUNK: u64 = 1_000_000;
 /// Records per batch handed to the sink, as the pipeline's batches.
 const BATCH: u64 = 20_000;
+/// The indexing thread's memory budget (tantivy's own floor uses the same).
+const MEMORY_BUDGET: usize = 256 << 20;
 const DAY_NS: i64 = 24 * 3600 * 1_000_000_000;
 const MODELS: [&str; 4] = [
     "meta-llama/Llama-3.1-8B-Instruct",
@@ -34,6 +42,9 @@ const MODELS: [&str; 4] = [
     "mistralai/Mistral-7B-Instruct-v0.3",
     "google/gemma-2-27b-it",
 ];
+
+/// The generator's seed, the same in every run.
+const SEED: u64 = 0x9E37_79B9_7F4A_7C15;
 
 /// A small deterministic generator (xorshift), so runs are comparable.
 struct Rng(u64);
@@ -209,16 +220,181 @@ fn time(name: &str, runs: usize, mut f: impl FnMut() -> usize) {
 /// CPU seconds (user + system) this process has used, its finished threads included.
 fn process_cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    stat_cpu_ticks(&stat) as f64 / 100.0
+}
+
+/// utime + stime, in clock ticks (1/100 s), of a `/proc/.../stat` line.
+fn stat_cpu_ticks(stat: &str) -> u64 {
     // The fields after the command name, which may hold spaces, start after the last ')';
     // utime and stime (fields 14 and 15) are then the 12th and 13th.
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let ticks: f64 = rest
-        .split_whitespace()
+    rest.split_whitespace()
         .skip(11)
         .take(2)
-        .filter_map(|v| v.parse::<f64>().ok())
-        .sum();
-    ticks / 100.0
+        .filter_map(|v| v.parse::<u64>().ok())
+        .sum()
+}
+
+/// CPU ticks each thread of this process used while sampled, by thread id: on two cores
+/// the wall rate depends on what else runs, while the indexing thread's own CPU per record
+/// says what one indexing thread can do.
+#[derive(Default)]
+struct ThreadCpu {
+    /// Thread id → (name, ticks at its first sample, ticks at its last).
+    seen: std::collections::HashMap<u32, (String, u64, u64)>,
+}
+
+impl ThreadCpu {
+    /// Samples every thread's CPU ticks (utime + stime).
+    fn sample(&mut self) {
+        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+            return;
+        };
+        for task in tasks.flatten() {
+            let Some(tid) = task.file_name().to_str().and_then(|t| t.parse().ok()) else {
+                continue;
+            };
+            let (Ok(stat), Ok(comm)) = (
+                std::fs::read_to_string(task.path().join("stat")),
+                std::fs::read_to_string(task.path().join("comm")),
+            ) else {
+                continue;
+            };
+            let ticks = stat_cpu_ticks(&stat);
+            let entry = self
+                .seen
+                .entry(tid)
+                .or_insert_with(|| (comm.trim().to_string(), ticks, ticks));
+            entry.2 = ticks;
+        }
+    }
+
+    /// Adds this sampling's CPU seconds to `totals`, by thread name without the numbers
+    /// tantivy gives its threads; the bench's own thread (which makes the documents) is
+    /// `main`.
+    fn add_to(&self, totals: &mut Vec<(String, f64)>) {
+        let main = std::process::id();
+        for (tid, (name, first, last)) in &self.seen {
+            let name = match *tid == main {
+                true => "main",
+                false => name.trim_end_matches(|c: char| c.is_ascii_digit()),
+            };
+            let secs = (last - first) as f64 / 100.0;
+            match totals.iter_mut().find(|(n, _)| n == name) {
+                Some((_, s)) => *s += secs,
+                None => totals.push((name.to_string(), secs)),
+            }
+        }
+    }
+}
+
+/// Samples [`ThreadCpu`] every 20 ms on a thread of its own until finished. A thread that
+/// ends between two samples loses at most 20 ms.
+struct ThreadSampler {
+    stop: Arc<AtomicBool>,
+    handle: std::thread::JoinHandle<ThreadCpu>,
+}
+
+impl ThreadSampler {
+    fn start() -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let handle = std::thread::Builder::new()
+            .name("bench-sampler".into())
+            .spawn(move || {
+                let mut cpu = ThreadCpu::default();
+                while !flag.load(Ordering::Relaxed) {
+                    cpu.sample();
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                cpu.sample();
+                cpu
+            })
+            .expect("sampler thread");
+        ThreadSampler { stop, handle }
+    }
+
+    fn finish(self, totals: &mut Vec<(String, f64)>) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Ok(cpu) = self.handle.join() {
+            cpu.add_to(totals);
+        }
+    }
+}
+
+/// tantivy's indexing threads are named `thrd-tantivy-index<N>` (15 characters kept).
+const INDEXING_THREAD: &str = "thrd-tantivy-in";
+
+/// Prints the CPU per record of each thread, and the rate the indexing thread's own CPU
+/// allows.
+fn print_thread_cpu(mut totals: Vec<(String, f64)>, records: u64) {
+    totals.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let per_record = |secs: f64| secs * 1e6 / records as f64;
+    let described: Vec<String> = totals
+        .iter()
+        .filter(|(_, secs)| *secs > 0.0)
+        .map(|(name, secs)| format!("{name} {:.1} µs", per_record(*secs)))
+        .collect();
+    println!("  CPU per record by thread: {}", described.join(", "));
+    if let Some((_, secs)) = totals.iter().find(|(n, _)| n == INDEXING_THREAD) {
+        println!(
+            "  the indexing thread's own CPU: {:.1} µs per record = {:.0} records/s for one thread",
+            per_record(*secs),
+            records as f64 / secs
+        );
+    }
+}
+
+/// Indexes `records` with tantivy alone: the body (our tokenizer, with positions), the
+/// timestamp column and the stored record, one indexing thread, the same settings.
+fn tantivy_floor(dir: &Path, records: &[Record]) {
+    use tantivy::schema::{
+        FAST, IndexRecordOption, STORED, Schema, TextFieldIndexing, TextOptions,
+    };
+    let mut b = Schema::builder();
+    let body = b.add_text_field(
+        "body",
+        TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer("log")
+                .set_index_option(IndexRecordOption::WithFreqsAndPositions)
+                .set_fieldnorms(false),
+        ),
+    );
+    let timestamp = b.add_i64_field("timestamp", FAST);
+    let stored = b.add_text_field("record", STORED);
+    std::fs::create_dir_all(dir).expect("floor dir");
+    let index = tantivy::Index::builder()
+        .schema(b.build())
+        .settings(IndexStore::index_settings())
+        .create_in_dir(dir)
+        .expect("floor index");
+    index.tokenizers().register(
+        "log",
+        tantivy::tokenizer::TextAnalyzer::from(indexer::LogTokenizer::default()),
+    );
+    let mut writer: tantivy::IndexWriter = index
+        .writer_with_num_threads(1, MEMORY_BUDGET)
+        .expect("floor writer");
+    let mut threads = Vec::new();
+    let sampler = ThreadSampler::start();
+    let start = Instant::now();
+    for r in records {
+        let mut doc = tantivy::TantivyDocument::new();
+        doc.add_text(body, &r.body);
+        doc.add_i64(timestamp, r.timestamp.unix_nanos());
+        doc.add_text(stored, r.to_content_json());
+        writer.add_document(doc).expect("floor add");
+    }
+    writer.commit().expect("floor commit");
+    let secs = start.elapsed().as_secs_f64();
+    sampler.finish(&mut threads);
+    println!(
+        "floor: tantivy alone (body with positions, timestamp, stored record) on {} records",
+        records.len()
+    );
+    println!("  indexed: {:.0} records/s", records.len() as f64 / secs);
+    print_thread_cpu(threads, records.len() as u64);
 }
 
 fn dir_bytes(path: &Path) -> u64 {
@@ -276,14 +452,15 @@ fn main() {
         .sink(SinkOptions {
             commit_interval: Duration::from_secs(3600),
             commit_docs: 1_000_000,
-            memory_budget_bytes: 256 << 20,
+            memory_budget_bytes: MEMORY_BUDGET,
             ..SinkOptions::default()
         })
         .expect("sink");
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut rng = Rng(SEED);
     let mut raw_bytes = 0u64;
     let mut indexing = Duration::ZERO;
     let mut cpu = 0.0;
+    let mut threads = Vec::new();
     let mut i = 0;
     println!("indexing {total} records of {PODS} pods over 24 h, one indexing thread");
     // Records are made a chunk at a time before the clock starts: on two cores, making them
@@ -310,6 +487,7 @@ fn main() {
             i += n;
             batches.push(Batch::new(records));
         }
+        let sampler = ThreadSampler::start();
         let start = Instant::now();
         let cpu_start = process_cpu_seconds();
         for batch in batches {
@@ -320,12 +498,15 @@ fn main() {
         }
         indexing += start.elapsed();
         cpu += process_cpu_seconds() - cpu_start;
+        sampler.finish(&mut threads);
     }
+    let sampler = ThreadSampler::start();
     let start = Instant::now();
     let cpu_start = process_cpu_seconds();
     sink.close().expect("close");
     indexing += start.elapsed();
     cpu += process_cpu_seconds() - cpu_start;
+    sampler.finish(&mut threads);
     for f in &mut files {
         f.flush().expect("flush raw");
     }
@@ -342,6 +523,7 @@ fn main() {
         cpu / secs,
         cpu * 1e6 / total as f64
     );
+    print_thread_cpu(threads, total);
     println!(
         "  index size: {:.1} MB = {:.2} of raw",
         index_bytes as f64 / 1e6,
@@ -416,4 +598,17 @@ fn main() {
         "  grep -rcF preempted over the raw files: {:.1} ms ({matches} lines)",
         grep_time.as_secs_f64() * 1e3
     );
+    drop(searcher);
+    drop(store);
+
+    // The same first records again (same seed), for tantivy alone.
+    let floor_records = total.min(GENERATED_CHUNK);
+    let mut rng = Rng(SEED);
+    let records: Vec<Record> = (0..floor_records)
+        .map(|k| record(k, total, end, &pods, &mut rng).0)
+        .collect();
+    let floor_dir = root.join("floor");
+    let _ = std::fs::remove_dir_all(&floor_dir);
+    tantivy_floor(&floor_dir, &records);
+    let _ = std::fs::remove_dir_all(&floor_dir);
 }

@@ -35,4 +35,5 @@ pub use live::LiveFilter;
 pub use schema::IndexSchema;
 pub use search::{LogSearcher, MAX_LIMIT, SearchCursor, SearchRequest, SearchResults};
 pub use store::{IndexStats, IndexStore};
+pub use tokenizer::LogTokenizer;
 pub use writer::{IndexSink, SinkOptions};

@@ -94,7 +94,7 @@ pub(crate) struct Split {
 /// their keys and most of their text, which zstd finds over a block (about half the size
 /// lz4 gives; level 7 and 128 KiB took a fifth off level 3 and 64 KiB, level 12 nothing
 /// more, at a sixth of the indexing speed); reading a hit decompresses one block (~0.1 ms).
-fn index_settings() -> tantivy::IndexSettings {
+pub(crate) fn index_settings() -> tantivy::IndexSettings {
     tantivy::IndexSettings {
         docstore_compression: tantivy::store::Compressor::Zstd(tantivy::store::ZstdCompressor {
             compression_level: Some(7),

@@ -40,6 +40,12 @@ pub struct IndexStore {
 }
 
 impl IndexStore {
+    /// The tantivy settings every split is created with (the doc store's compression and
+    /// block size), for a bench that compares tantivy alone with the same settings.
+    pub fn index_settings() -> tantivy::IndexSettings {
+        crate::splits::index_settings()
+    }
+
     /// Opens the index in `path` for writing, creating it if needed. Only one process may
     /// hold an index directory for writing ([`IndexError::Locked`] otherwise). A split that
     /// cannot be opened (a damaged `meta.json`, a missing or truncated segment file) is
