@@ -5,16 +5,19 @@
 # kind=request ones). Prints lines/s, MB/s and
 # peak RSS. Usage: scripts/bench-ingest.sh [LINES]   (default 1000000)
 # The proper end-to-end benchmark is issue 10's; this is the skeleton's yardstick.
+# INFERSIGHT_BIN=PATH runs that binary instead of building this tree's (to compare builds
+# in one session).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 lines=${1:-1000000}
 work=$(mktemp -d /tmp/infersight-bench-XXXXXX)
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
-cargo build --release --bin infersight -q
+bin="${INFERSIGHT_BIN:-target/release/infersight}"
+[ -n "${INFERSIGHT_BIN:-}" ] || cargo build --release --bin infersight -q
 bytes=$(python3 scripts/gen-pod-logs.py "$work/pods" "$lines")
 port=$((20000 + RANDOM % 20000))
 start=$(date +%s.%N)
-/usr/bin/time -f "%M" -o "$work/rss" target/release/infersight run --logs-dir "$work/pods" \
+/usr/bin/time -f "%M" -o "$work/rss" "$bin" run --logs-dir "$work/pods" \
   --data-dir "$work/data" --listen "127.0.0.1:$port" >/dev/null 2>"$work/stderr" &
 pid=$!
 total=0
