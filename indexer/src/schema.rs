@@ -3,6 +3,7 @@
 use crate::time_range::TimeRange;
 use crate::tokenizer::LogTokenizer;
 use model::{AttrValue, Attributes, Record, names};
+use std::collections::HashMap;
 use tantivy::Term;
 use tantivy::query::doc_predicate_query::{DocPredicateQuery, FunctionPredicate};
 use tantivy::query::{BooleanQuery, Occur, RangeQuery};
@@ -65,12 +66,15 @@ pub(crate) const NUMERIC_ATTRIBUTE_FIELDS: [&str; 20] = [
     names::GPU_POWER_W,
     names::GPU_TEMPERATURE_C,
 ];
-/// Attributes not indexed in the JSON field: the ones with a field of their own, and the
-/// stack trace, which repeats the body.
-fn indexed_elsewhere(name: &str) -> bool {
-    EXACT_ATTRIBUTE_FIELDS.contains(&name)
-        || NUMERIC_ATTRIBUTE_FIELDS.contains(&name)
-        || name == names::EXCEPTION_STACKTRACE
+/// Where an attribute goes in a document, when not in the JSON field.
+#[derive(Clone, Copy, Debug)]
+enum AttributeSlot {
+    /// The field `attribute_exact[i]`.
+    Exact(usize),
+    /// The field `attribute_numeric[i]`.
+    Numeric(usize),
+    /// Not indexed: the stack trace repeats the body.
+    Left,
 }
 
 /// The schema and its field handles.
@@ -94,6 +98,10 @@ pub struct IndexSchema {
     pub(crate) resource_exact: Vec<(&'static str, Field)>,
     pub(crate) attribute_exact: Vec<(&'static str, Field)>,
     pub(crate) attribute_numeric: Vec<(&'static str, Field)>,
+    /// The attributes that do not go to the JSON field, by name: a document is made in one
+    /// pass over the record's few attributes rather than a lookup of each of the schema's
+    /// 26 names in every record.
+    attribute_slots: HashMap<&'static str, AttributeSlot>,
     pub(crate) attributes: Field,
     /// The resource's JSON form, as a column only: a column stores each distinct value once
     /// per segment (a pod's resource is the same for all its records), where the stored
@@ -171,6 +179,18 @@ impl IndexSchema {
         let resource = b.add_text_field("resource", TextOptions::default().set_fast("raw"));
         // The record's content form (without id, timestamp, resource), returned as the hit.
         let record = b.add_text_field("record", STORED);
+        let attribute_slots = EXACT_ATTRIBUTE_FIELDS
+            .iter()
+            .enumerate()
+            .map(|(i, &name)| (name, AttributeSlot::Exact(i)))
+            .chain(
+                NUMERIC_ATTRIBUTE_FIELDS
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &name)| (name, AttributeSlot::Numeric(i))),
+            )
+            .chain([(names::EXCEPTION_STACKTRACE, AttributeSlot::Left)])
+            .collect();
         IndexSchema {
             schema: b.build(),
             id_source,
@@ -184,6 +204,7 @@ impl IndexSchema {
             resource_exact,
             attribute_exact,
             attribute_numeric,
+            attribute_slots,
             attributes,
             resource,
             record,
@@ -273,24 +294,59 @@ impl IndexSchema {
                 doc.add_text(*field, v);
             }
         }
-        for (name, field) in &self.attribute_exact {
-            if let Some(v) = record.attributes.get_str(name) {
+        // Values are added in field order, which tantivy's sort of a document's fields
+        // (on the indexing thread) then finds already done.
+        let mut exact = [None; EXACT_ATTRIBUTE_FIELDS.len()];
+        let mut numeric = [None; NUMERIC_ATTRIBUTE_FIELDS.len()];
+        let mut others = false;
+        for (name, value) in record.attributes.iter() {
+            match self.attribute_slots.get(name) {
+                Some(AttributeSlot::Exact(i)) => exact[*i] = value.as_str(),
+                Some(AttributeSlot::Numeric(i)) => numeric[*i] = value.as_f64(),
+                Some(AttributeSlot::Left) => {}
+                None => others = true,
+            }
+        }
+        for ((_, field), value) in self.attribute_exact.iter().zip(exact) {
+            if let Some(v) = value {
                 doc.add_text(*field, v);
             }
         }
-        for (name, field) in &self.attribute_numeric {
-            if let Some(v) = record.attributes.get(name).and_then(AttrValue::as_f64) {
+        for ((_, field), value) in self.attribute_numeric.iter().zip(numeric) {
+            if let Some(v) = value {
                 doc.add_f64(*field, v);
             }
         }
-        if record.attributes.iter().any(|(k, _)| !indexed_elsewhere(k)) {
-            doc.add_field_value(self.attributes, &json_object(&record.attributes));
+        if others {
+            doc.add_field_value(self.attributes, &self.json_object(&record.attributes));
         }
         // The id, timestamp and resource are columns; storing them again would only cost
         // space.
         doc.add_text(self.resource, resource_json);
         doc.add_text(self.record, record.to_content_json());
         doc
+    }
+
+    /// The attributes without a field of their own, as the JSON field's object.
+    fn json_object(&self, attrs: &Attributes) -> tantivy::schema::OwnedValue {
+        use tantivy::schema::OwnedValue;
+        let entries = attrs
+            .iter()
+            .filter(|(k, _)| !self.attribute_slots.contains_key(k))
+            .map(|(k, v)| {
+                let value = match v {
+                    AttrValue::Str(s) => OwnedValue::Str(s.clone()),
+                    AttrValue::Int(i) => OwnedValue::I64(*i),
+                    AttrValue::Float(f) => OwnedValue::F64(*f),
+                    AttrValue::Bool(b) => OwnedValue::Bool(*b),
+                    AttrValue::StrList(l) => {
+                        OwnedValue::Array(l.iter().cloned().map(OwnedValue::Str).collect())
+                    }
+                };
+                (k.to_string(), value)
+            })
+            .collect();
+        OwnedValue::Object(entries)
     }
 }
 
@@ -300,23 +356,87 @@ impl Default for IndexSchema {
     }
 }
 
-fn json_object(attrs: &Attributes) -> tantivy::schema::OwnedValue {
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use model::{RecordId, Timestamp};
+    use std::sync::Arc;
     use tantivy::schema::OwnedValue;
-    let entries = attrs
-        .iter()
-        .filter(|(k, _)| !indexed_elsewhere(k))
-        .map(|(k, v)| {
-            let value = match v {
-                AttrValue::Str(s) => OwnedValue::Str(s.clone()),
-                AttrValue::Int(i) => OwnedValue::I64(*i),
-                AttrValue::Float(f) => OwnedValue::F64(*f),
-                AttrValue::Bool(b) => OwnedValue::Bool(*b),
-                AttrValue::StrList(l) => {
-                    OwnedValue::Array(l.iter().cloned().map(OwnedValue::Str).collect())
-                }
-            };
-            (k.to_string(), value)
-        })
-        .collect();
-    OwnedValue::Object(entries)
+
+    fn field_values(doc: &TantivyDocument, field: Field) -> Vec<OwnedValue> {
+        doc.get_all(field).map(OwnedValue::from).collect()
+    }
+
+    #[test]
+    fn each_attribute_goes_to_its_own_field_or_else_to_the_json_field() {
+        let schema = IndexSchema::new();
+        let mut record = Record::log(
+            RecordId::from_source(b"pod.log", 7),
+            Timestamp::from_unix_nanos(1_000),
+            Timestamp::from_unix_nanos(2_000),
+            Arc::new(Attributes::new()),
+            "Traceback: CUDA out of memory".into(),
+        );
+        let a = &mut record.attributes;
+        a.insert(names::LLM_SERVER, "vllm");
+        // An exact field given a number has no place: neither its field nor the JSON one.
+        a.insert(names::LLM_EVENT, 3i64);
+        a.insert_f64(names::LLM_E2E_MS, 812.5);
+        a.insert(names::GEN_AI_USAGE_OUTPUT_TOKENS, 40i64);
+        a.insert(names::LOG_LINES, 12i64);
+        a.insert(names::URL_PATH, "/v1/completions");
+        a.insert(names::EXCEPTION_STACKTRACE, "Traceback: CUDA out of memory");
+
+        let doc = schema.document(&record, "{}");
+        let field = |name: &str| schema.schema.get_field(name).expect("field");
+        assert_eq!(
+            field_values(&doc, field(names::LLM_SERVER)),
+            vec![OwnedValue::Str("vllm".into())]
+        );
+        assert!(field_values(&doc, field(names::LLM_EVENT)).is_empty());
+        assert_eq!(
+            field_values(&doc, field(names::LLM_E2E_MS)),
+            vec![OwnedValue::F64(812.5)]
+        );
+        assert_eq!(
+            field_values(&doc, field(names::GEN_AI_USAGE_OUTPUT_TOKENS)),
+            vec![OwnedValue::F64(40.0)]
+        );
+        assert!(field_values(&doc, field(names::LLM_REQUEST_ID)).is_empty());
+        let json = field_values(&doc, schema.attributes);
+        let [OwnedValue::Object(entries)] = json.as_slice() else {
+            panic!("one JSON object expected, got {json:?}");
+        };
+        let mut keys: Vec<&str> = entries.iter().map(|(k, _)| k.as_str()).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, [names::LOG_LINES, names::URL_PATH]);
+        // The fields come in field order, as tantivy sorts them.
+        let order: Vec<u32> = doc.field_values().map(|(f, _)| f.field_id()).collect();
+        assert!(order.is_sorted(), "fields out of order: {order:?}");
+    }
+
+    #[test]
+    fn a_record_with_only_indexed_attributes_has_no_json_field() {
+        let schema = IndexSchema::new();
+        let mut record = Record::log(
+            RecordId::from_source(b"pod.log", 8),
+            Timestamp::from_unix_nanos(1_000),
+            Timestamp::from_unix_nanos(2_000),
+            Arc::new(Attributes::new()),
+            "request finished".into(),
+        );
+        record
+            .attributes
+            .insert(names::LLM_REQUEST_ID, "chatcmpl-1");
+        record.attributes.insert_f64(names::LLM_TTFT_MS, 41.0);
+        let doc = schema.document(&record, "{}");
+        assert!(field_values(&doc, schema.attributes).is_empty());
+        assert_eq!(
+            field_values(
+                &doc,
+                schema.schema.get_field(names::LLM_REQUEST_ID).expect("id")
+            ),
+            vec![OwnedValue::Str("chatcmpl-1".into())]
+        );
+    }
 }
