@@ -474,8 +474,15 @@ impl KafkaSource {
 /// `out`; returns how many lines were not records (an empty message counts as one).
 fn decode_records(payload: &[u8], shared: &mut SharedResources, out: &mut Vec<Record>) -> u64 {
     let (mut malformed, before) = (0, out.len());
-    // A record's JSON form holds no raw newline.
-    for line in payload.split(|b| *b == b'\n') {
+    // A record's JSON form holds no raw newline. (memchr: a byte-at-a-time split was a
+    // fifth of the source thread's time.)
+    let mut from = 0;
+    let ends = memchr::memchr_iter(b'\n', payload).chain([payload.len()]);
+    for line in ends.map(|end| {
+        let line = &payload[from..end];
+        from = end + 1;
+        line
+    }) {
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
