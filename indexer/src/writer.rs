@@ -11,9 +11,15 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use tantivy::IndexWriter;
+use tantivy::indexer::UserOperation;
 
 /// Distinct resources whose JSON form the sink keeps (a node's containers, with room).
 const RESOURCE_CACHE: usize = 4096;
+/// Documents handed to tantivy's indexing threads in one message. One at a time, a sink
+/// ahead of the indexing thread met a full channel at every document: each document the
+/// indexing thread took woke the sink's thread, which sent one and spun and slept again.
+/// What waits in the channel stays bounded by `commit_docs`, as a commit waits for it.
+const DOCS_PER_SEND: usize = 64;
 /// How often retention by age looks for records past it.
 const RETENTION_PASS: Duration = Duration::from_secs(60);
 /// Adjacent sealed splits are merged once this many of them fit in one split together.
@@ -311,6 +317,9 @@ impl IndexSink {
                 }
             }
         }
+        // Documents go to the indexing thread [`DOCS_PER_SEND`] at a time; the deletes
+        // above were queued before any of them.
+        let mut adds = Vec::with_capacity(DOCS_PER_SEND.min(batch.records.len()));
         for (i, record) in batch.records.iter().enumerate() {
             if skip.contains(&record.id) || last_copy.get(&record.id).is_some_and(|&l| l != i) {
                 continue;
@@ -324,14 +333,21 @@ impl IndexSink {
                     .insert(key, (record.resource.clone(), record.resource_json()));
             }
             let resource_json = self.resource_json.get(&key).map_or("", |(_, j)| j.as_str());
-            self.writer
-                .add_document(self.schema.document(record, resource_json))?;
+            adds.push(UserOperation::Add(
+                self.schema.document(record, resource_json),
+            ));
+            if adds.len() == DOCS_PER_SEND {
+                self.writer.run(adds.drain(..))?;
+            }
             let ts = record.timestamp.unix_nanos();
             self.pending_span = Some(match self.pending_span {
                 Some((lo, hi)) => (lo.min(ts), hi.max(ts)),
                 None => (ts, ts),
             });
             self.pending_docs += 1;
+        }
+        if !adds.is_empty() {
+            self.writer.run(adds)?;
         }
         for c in &batch.checkpoints {
             self.checkpoints.update(c);
