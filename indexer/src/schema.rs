@@ -367,16 +367,21 @@ mod tests {
         doc.get_all(field).map(OwnedValue::from).collect()
     }
 
-    #[test]
-    fn each_attribute_goes_to_its_own_field_or_else_to_the_json_field() {
-        let schema = IndexSchema::new();
-        let mut record = Record::log(
-            RecordId::from_source(b"pod.log", 7),
+    /// A log record of line `position` of a pod's file, without attributes yet.
+    fn log_record(position: u64, body: &str) -> Record {
+        Record::log(
+            RecordId::from_source(b"pod.log", position),
             Timestamp::from_unix_nanos(1_000),
             Timestamp::from_unix_nanos(2_000),
             Arc::new(Attributes::new()),
-            "Traceback: CUDA out of memory".into(),
-        );
+            body.into(),
+        )
+    }
+
+    #[test]
+    fn each_attribute_goes_to_its_own_field_or_else_to_the_json_field() {
+        let schema = IndexSchema::new();
+        let mut record = log_record(7, "Traceback: CUDA out of memory");
         let a = &mut record.attributes;
         a.insert(names::LLM_SERVER, "vllm");
         // An exact field given a number has no place: neither its field nor the JSON one.
@@ -418,13 +423,7 @@ mod tests {
     #[test]
     fn a_record_with_only_indexed_attributes_has_no_json_field() {
         let schema = IndexSchema::new();
-        let mut record = Record::log(
-            RecordId::from_source(b"pod.log", 8),
-            Timestamp::from_unix_nanos(1_000),
-            Timestamp::from_unix_nanos(2_000),
-            Arc::new(Attributes::new()),
-            "request finished".into(),
-        );
+        let mut record = log_record(8, "request finished");
         record
             .attributes
             .insert(names::LLM_REQUEST_ID, "chatcmpl-1");
