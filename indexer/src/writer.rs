@@ -13,8 +13,6 @@ use std::time::{Duration, Instant};
 use tantivy::IndexWriter;
 use tantivy::indexer::UserOperation;
 
-/// Distinct resources whose JSON form the sink keeps (a node's containers, with room).
-const RESOURCE_CACHE: usize = 4096;
 /// Documents handed to tantivy's indexing threads in one message. One at a time, a sink
 /// ahead of the indexing thread met a full channel at every document: each document the
 /// indexing thread took woke the sink's thread, which sent one and spun and slept again.
@@ -114,9 +112,8 @@ pub struct IndexSink {
     docs_committed: u64,
     /// When retention by age last ran.
     last_retention: Option<Instant>,
-    /// Resources' JSON forms by the address of the shared resource (records of one
-    /// container share it), kept with the resource so that the address stays theirs.
-    resource_json: std::collections::HashMap<usize, (Arc<model::Attributes>, String)>,
+    /// Resources' JSON forms, made once per resource (records of one container share it).
+    resource_json: model::ResourceJsons,
     jobs: mpsc::Sender<Job>,
     progress: mpsc::Receiver<()>,
     _claim: SinkClaim,
@@ -324,15 +321,7 @@ impl IndexSink {
             if skip.contains(&record.id) || last_copy.get(&record.id).is_some_and(|&l| l != i) {
                 continue;
             }
-            let key = Arc::as_ptr(&record.resource) as usize;
-            if !self.resource_json.contains_key(&key) {
-                if self.resource_json.len() >= RESOURCE_CACHE {
-                    self.resource_json.clear();
-                }
-                self.resource_json
-                    .insert(key, (record.resource.clone(), record.resource_json()));
-            }
-            let resource_json = self.resource_json.get(&key).map_or("", |(_, j)| j.as_str());
+            let resource_json = self.resource_json.json(&record.resource).get();
             adds.push(UserOperation::Add(
                 self.schema.document(record, resource_json),
             ));

@@ -18,5 +18,5 @@ mod time;
 pub use attr::{AttrKey, AttrValue, Attributes};
 pub use batch::{Batch, BatchStatus, Checkpoint, CheckpointSet, Finalizers};
 pub use id::RecordId;
-pub use record::{KeptApart, Record, RecordKind, Severity, SharedResources, Stream};
+pub use record::{KeptApart, Record, RecordKind, ResourceJsons, Severity, SharedResources, Stream};
 pub use time::{TimeError, Timestamp};

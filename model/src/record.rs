@@ -234,6 +234,25 @@ impl Record {
         serde_json::to_string(self).unwrap_or_default()
     }
 
+    /// Appends the JSON form ([`Record::to_json`]'s, byte for byte) to `out`, with the
+    /// resource's JSON from `resources`: a writer of many records (a Kafka sink) serialises
+    /// each pod's resource once.
+    pub fn write_json(&self, out: &mut Vec<u8>, resources: &mut ResourceJsons) {
+        struct WithResource<'a>(&'a Record, &'a RawValue);
+        impl serde::Serialize for WithResource<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut m = s.serialize_map(None)?;
+                m.serialize_entry("id", &self.0.id)?;
+                m.serialize_entry("timestamp", &self.0.timestamp)?;
+                self.0.serialize_fields(&mut m, Some(self.1))?;
+                m.end()
+            }
+        }
+        let resource = resources.json(&self.resource);
+        // Cannot fail, as in `to_json`; writing to a Vec cannot either.
+        let _ = serde_json::to_writer(out, &WithResource(self, resource));
+    }
+
     /// Reads a record from its JSON form.
     pub fn from_json(json: &str) -> Result<Self, serde_json::Error> {
         serde_json::from_str(json)
@@ -248,7 +267,7 @@ impl Record {
         impl serde::Serialize for Content<'_> {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 let mut m = s.serialize_map(None)?;
-                self.0.serialize_fields(&mut m, false)?;
+                self.0.serialize_fields(&mut m, None::<&Attributes>)?;
                 m.end()
             }
         }
@@ -284,9 +303,13 @@ impl Record {
     }
 
     /// Every field but `id` and `timestamp` (and `observed_timestamp` and `resource` unless
-    /// `whole`), in the order of the JSON form.
-    fn serialize_fields<M: SerializeMap>(&self, m: &mut M, whole: bool) -> Result<(), M::Error> {
-        if whole {
+    /// `whole` gives the resource's form), in the order of the JSON form.
+    fn serialize_fields<M: SerializeMap, R: serde::Serialize + ?Sized>(
+        &self,
+        m: &mut M,
+        whole: Option<&R>,
+    ) -> Result<(), M::Error> {
+        if whole.is_some() {
             m.serialize_entry("observed_timestamp", &self.observed_timestamp)?;
         }
         m.serialize_entry("kind", &self.kind)?;
@@ -298,8 +321,8 @@ impl Record {
             m.serialize_entry("stream", &stream)?;
         }
         m.serialize_entry("body", &self.body)?;
-        if whole {
-            m.serialize_entry("resource", &*self.resource)?;
+        if let Some(resource) = whole {
+            m.serialize_entry("resource", resource)?;
         }
         m.serialize_entry("attributes", &self.attributes)
     }
@@ -310,7 +333,7 @@ impl serde::Serialize for Record {
         let mut m = s.serialize_map(None)?;
         m.serialize_entry("id", &self.id)?;
         m.serialize_entry("timestamp", &self.timestamp)?;
-        self.serialize_fields(&mut m, true)?;
+        self.serialize_fields(&mut m, Some(&*self.resource))?;
         m.end()
     }
 }
@@ -326,6 +349,32 @@ pub struct KeptApart {
     pub observed_timestamp: Timestamp,
     /// Where it comes from.
     pub resource: Arc<Attributes>,
+}
+
+/// Resources' JSON forms, each made once: the records of one pod share their resource's
+/// `Arc`, which is the key (held, so that its address is not reused for another).
+#[derive(Debug, Default)]
+pub struct ResourceJsons {
+    by_arc: HashMap<usize, (Arc<Attributes>, Box<RawValue>)>,
+}
+
+/// Distinct resources [`ResourceJsons`] keeps at most; past it, it starts again.
+const RESOURCE_JSONS: usize = 4096;
+
+impl ResourceJsons {
+    /// The JSON form of `resource` (an object; as [`Record::resource_json`]).
+    pub fn json(&mut self, resource: &Arc<Attributes>) -> &RawValue {
+        let key = Arc::as_ptr(resource) as usize;
+        if self.by_arc.len() >= RESOURCE_JSONS && !self.by_arc.contains_key(&key) {
+            self.by_arc.clear();
+        }
+        let (_, raw) = self.by_arc.entry(key).or_insert_with(|| {
+            // Cannot fail, as in `to_json` (string keys, finite numbers).
+            let raw = serde_json::value::to_raw_value(&**resource).unwrap_or_default();
+            (Arc::clone(resource), raw)
+        });
+        raw
+    }
 }
 
 /// Resources read by [`Record::from_json_sharing`], by their JSON text.
@@ -502,6 +551,39 @@ mod tests {
         .unwrap();
         assert_eq!(minimal.kind, RecordKind::Log);
         assert_eq!(minimal.observed_timestamp, minimal.timestamp);
+    }
+
+    #[test]
+    fn writing_with_resource_jsons_gives_the_json_form_byte_for_byte() {
+        let mut resources = ResourceJsons::default();
+        let a = sample();
+        let mut b = sample();
+        b.body = "another line".into();
+        b.resource = Arc::clone(&a.resource);
+        let mut c = sample();
+        c.resource = Arc::new(Attributes::new());
+        let mut out = Vec::new();
+        for r in [&a, &b, &c, &a] {
+            out.clear();
+            r.write_json(&mut out, &mut resources);
+            assert_eq!(String::from_utf8(out.clone()).unwrap(), r.to_json());
+        }
+        // Past its bound it starts again, and still writes each resource right.
+        let many: Vec<Record> = (0..=RESOURCE_JSONS)
+            .map(|i| {
+                let mut r = sample();
+                let mut resource = Attributes::new();
+                resource.insert(names::K8S_POD_NAME, format!("vllm-{i}"));
+                r.resource = Arc::new(resource);
+                r
+            })
+            .collect();
+        for r in many.iter().chain([&a]) {
+            out.clear();
+            r.write_json(&mut out, &mut resources);
+            assert_eq!(String::from_utf8(out.clone()).unwrap(), r.to_json());
+        }
+        assert!(resources.by_arc.len() <= RESOURCE_JSONS);
     }
 
     #[test]

@@ -88,14 +88,13 @@ fn encode(
     let mut open: [HashMap<String, usize>; 2] = Default::default();
     let packing = options.encoding == MessageEncoding::JsonLines;
     let mut line = Vec::new();
+    // A pod's records share its resource: its JSON is made once.
+    let mut resources = model::ResourceJsons::default();
     for record in records {
         let key = message_key(record, options.key);
         let again = redelivered.contains(&record.id);
         line.clear();
-        // A record always serialises (its values are plain strings and finite numbers).
-        if serde_json::to_writer(&mut line, record).is_err() {
-            continue;
-        }
+        record.write_json(&mut line, &mut resources);
         if packing && let Some(&i) = open[usize::from(again)].get(&key) {
             let m = &mut messages[i];
             if m.payload.len() + 1 + line.len() <= options.max_message_bytes {
