@@ -225,7 +225,7 @@ pub struct KafkaSinkConfig {
 }
 
 fn default_max_message_bytes() -> usize {
-    256 * 1024
+    collector::kafka::KafkaSinkOptions::default().max_message_bytes
 }
 
 /// `key` of a Kafka sink.

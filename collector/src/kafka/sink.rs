@@ -81,6 +81,7 @@ fn encode(
     records: &[model::Record],
     redelivered: &HashSet<model::RecordId>,
     options: &KafkaSinkOptions,
+    resources: &mut model::ResourceJsons,
 ) -> Vec<Message> {
     let mut messages: Vec<Message> = Vec::new();
     // JSON lines: the message still taking records, per key, of new records and of
@@ -88,13 +89,11 @@ fn encode(
     let mut open: [HashMap<String, usize>; 2] = Default::default();
     let packing = options.encoding == MessageEncoding::JsonLines;
     let mut line = Vec::new();
-    // A pod's records share its resource: its JSON is made once.
-    let mut resources = model::ResourceJsons::default();
     for record in records {
         let key = message_key(record, options.key);
         let again = redelivered.contains(&record.id);
         line.clear();
-        record.write_json(&mut line, &mut resources);
+        record.write_json(&mut line, resources);
         if packing && let Some(&i) = open[usize::from(again)].get(&key) {
             let m = &mut messages[i];
             if m.payload.len() + 1 + line.len() <= options.max_message_bytes {
@@ -150,6 +149,8 @@ pub struct KafkaSink {
     producer: FutureProducer<SinkContext>,
     topic: String,
     options: KafkaSinkOptions,
+    /// A pod's records share its resource: its JSON is made once, not once a record.
+    resources: model::ResourceJsons,
     metrics: Arc<KafkaSinkMetrics>,
     checkpoints: Option<CheckpointFile>,
     last_flush: Instant,
@@ -187,6 +188,7 @@ impl KafkaSink {
             producer,
             topic: options.topic.clone(),
             options: messages,
+            resources: model::ResourceJsons::default(),
             metrics,
             checkpoints: None,
             last_flush: Instant::now(),
@@ -211,19 +213,21 @@ impl KafkaSink {
     /// sources hear `Delivered`, in order. `false` if `shutdown` came first: they hear
     /// `Dropped` and send the records again after a restart.
     pub async fn send(&mut self, batches: Vec<Batch>, shutdown: &Shutdown) -> bool {
-        let messages: Vec<Vec<Message>> = batches
-            .iter()
-            .map(|batch| {
-                let redelivered: HashSet<_> = batch.redelivered.iter().copied().collect();
-                encode(&batch.records, &redelivered, &self.options)
-            })
-            .collect();
-        let messages: Vec<&Message> = messages.iter().flatten().collect();
+        let mut messages: Vec<Message> = Vec::new();
+        for batch in &batches {
+            let redelivered: HashSet<_> = batch.redelivered.iter().copied().collect();
+            messages.extend(encode(
+                &batch.records,
+                &redelivered,
+                &self.options,
+                &mut self.resources,
+            ));
+        }
         let mut pending: Vec<usize> = (0..messages.len()).collect();
         while !pending.is_empty() {
             let mut futures = Vec::with_capacity(pending.len());
             for &i in &pending {
-                let m = messages[i];
+                let m = &messages[i];
                 let mut record = FutureRecord::to(&self.topic)
                     .key(&m.key)
                     .payload(&m.payload);
@@ -259,7 +263,7 @@ impl KafkaSink {
             for (i, result) in results {
                 match result {
                     Ok(Ok(_)) => {
-                        let m = messages[i];
+                        let m = &messages[i];
                         self.metrics.records_acked.fetch_add(m.records, Relaxed);
                         self.metrics.messages_acked.fetch_add(1, Relaxed);
                         self.metrics
@@ -347,7 +351,12 @@ mod tests {
     #[test]
     fn json_is_one_record_a_message_keyed_by_pod() {
         let records = vec![record("a", 0), record("b", 1), record("a", 2)];
-        let m = encode(&records, &HashSet::new(), &KafkaSinkOptions::default());
+        let m = encode(
+            &records,
+            &HashSet::new(),
+            &KafkaSinkOptions::default(),
+            &mut model::ResourceJsons::default(),
+        );
         assert_eq!(m.len(), 3);
         let keys: Vec<&str> = m.iter().map(|m| m.key.as_str()).collect();
         assert_eq!(keys, ["llm/a", "llm/b", "llm/a"]);
@@ -366,7 +375,12 @@ mod tests {
             encoding: MessageEncoding::JsonLines,
             max_message_bytes: 3 * one + 2,
         };
-        let m = encode(&records, &again, &options);
+        let m = encode(
+            &records,
+            &again,
+            &options,
+            &mut model::ResourceJsons::default(),
+        );
         // Node key: one key; three records fit a message; the redelivered one goes alone.
         let got: Vec<(Vec<u64>, bool)> = m
             .iter()
@@ -394,10 +408,15 @@ mod tests {
             key: MessageKey::Pod,
             ..options
         };
-        let keys: Vec<String> = encode(&records[..4], &HashSet::new(), &by_pod)
-            .into_iter()
-            .map(|m| m.key)
-            .collect();
+        let keys: Vec<String> = encode(
+            &records[..4],
+            &HashSet::new(),
+            &by_pod,
+            &mut model::ResourceJsons::default(),
+        )
+        .into_iter()
+        .map(|m| m.key)
+        .collect();
         assert_eq!(keys, ["llm/a", "llm/b"]);
     }
 }
