@@ -238,16 +238,6 @@ impl Record {
     /// resource's JSON from `resources`: a writer of many records (a Kafka sink) serialises
     /// each pod's resource once.
     pub fn write_json(&self, out: &mut Vec<u8>, resources: &mut ResourceJsons) {
-        struct WithResource<'a>(&'a Record, &'a RawValue);
-        impl serde::Serialize for WithResource<'_> {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                let mut m = s.serialize_map(None)?;
-                m.serialize_entry("id", &self.0.id)?;
-                m.serialize_entry("timestamp", &self.0.timestamp)?;
-                self.0.serialize_fields(&mut m, Some(self.1))?;
-                m.end()
-            }
-        }
         let resource = resources.json(&self.resource);
         // Cannot fail, as in `to_json`; writing to a Vec cannot either.
         let _ = serde_json::to_writer(out, &WithResource(self, resource));
@@ -328,13 +318,23 @@ impl Record {
     }
 }
 
-impl serde::Serialize for Record {
+/// A record's JSON form, with its resource written as `R` gives it (decoded, or a JSON
+/// text made once for many records).
+struct WithResource<'a, R: ?Sized>(&'a Record, &'a R);
+
+impl<R: serde::Serialize + ?Sized> serde::Serialize for WithResource<'_, R> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(None)?;
-        m.serialize_entry("id", &self.id)?;
-        m.serialize_entry("timestamp", &self.timestamp)?;
-        self.serialize_fields(&mut m, Some(&*self.resource))?;
+        m.serialize_entry("id", &self.0.id)?;
+        m.serialize_entry("timestamp", &self.0.timestamp)?;
+        self.0.serialize_fields(&mut m, Some(self.1))?;
         m.end()
+    }
+}
+
+impl serde::Serialize for Record {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        WithResource(self, &*self.resource).serialize(s)
     }
 }
 

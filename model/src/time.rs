@@ -199,15 +199,20 @@ impl Timestamp {
 const RFC3339_LEN: usize = 30;
 
 impl Timestamp {
+    /// Year, month, day, hour, minute, second and nanosecond, in UTC.
+    fn civil_parts(self) -> [i64; 7] {
+        let secs = self.0.div_euclid(NANOS_PER_SEC);
+        let nanos = self.0.rem_euclid(NANOS_PER_SEC);
+        let sod = secs.rem_euclid(SECS_PER_DAY);
+        let (y, m, d) = civil_from_days(secs.div_euclid(SECS_PER_DAY));
+        [y, m, d, sod / 3600, (sod / 60) % 60, sod % 60, nanos]
+    }
+
     /// The RFC 3339 form, digit by digit into a fixed buffer: every record's JSON form
     /// holds two, and `core::fmt` took ~4 % of a node agent's CPU writing them. `None`
     /// for a year outside 0–9999, which nanoseconds in an i64 (1677–2262) never reach.
     fn rfc3339_bytes(self) -> Option<[u8; RFC3339_LEN]> {
-        let secs = self.0.div_euclid(NANOS_PER_SEC);
-        let nanos = self.0.rem_euclid(NANOS_PER_SEC);
-        let days = secs.div_euclid(SECS_PER_DAY);
-        let sod = secs.rem_euclid(SECS_PER_DAY);
-        let (y, m, d) = civil_from_days(days);
+        let [y, m, d, hh, mm, ss, nanos] = self.civil_parts();
         if !(0..=9999).contains(&y) {
             return None;
         }
@@ -216,9 +221,9 @@ impl Timestamp {
             (0..4, y),
             (5..7, m),
             (8..10, d),
-            (11..13, sod / 3600),
-            (14..16, (sod / 60) % 60),
-            (17..19, sod % 60),
+            (11..13, hh),
+            (14..16, mm),
+            (17..19, ss),
             (20..29, nanos),
         ] {
             let mut v = value;
@@ -242,17 +247,10 @@ impl fmt::Display for Timestamp {
 
 /// The RFC 3339 form through `core::fmt`, for any year.
 fn write_rfc3339_general(t: Timestamp, f: &mut impl fmt::Write) -> fmt::Result {
-    let secs = t.0.div_euclid(NANOS_PER_SEC);
-    let nanos = t.0.rem_euclid(NANOS_PER_SEC);
-    let days = secs.div_euclid(SECS_PER_DAY);
-    let sod = secs.rem_euclid(SECS_PER_DAY);
-    let (y, m, d) = civil_from_days(days);
+    let [y, m, d, hh, mm, ss, nanos] = t.civil_parts();
     write!(
         f,
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
-        sod / 3600,
-        (sod / 60) % 60,
-        sod % 60
+        "{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}.{nanos:09}Z"
     )
 }
 
