@@ -379,6 +379,10 @@ fn tantivy_floor(dir: &Path, records: &[Record]) {
     let mut threads = Vec::new();
     let sampler = ThreadSampler::start();
     let start = Instant::now();
+    // One at a time: tantivy's channel (10,000 messages) then holds the documents ahead
+    // of the indexing thread to a few thousand. Sent 64 at a time, as the sink sends
+    // them, with the one commit at the end, all 1 M were queued ahead of it and the floor
+    // ran 20–40 % slower.
     for r in records {
         let mut doc = tantivy::TantivyDocument::new();
         doc.add_text(body, &r.body);
