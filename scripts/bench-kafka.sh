@@ -6,7 +6,8 @@
 # of Kafka messages, each process's peak RSS, and where the CPU went.
 # Usage: scripts/bench-kafka.sh [LINES]   (default 500000)
 # AGENT_CONFIG=FILE runs the agent on that config instead of its preset (to compare message
-# encodings, say); INFERSIGHT_BIN=PATH runs that binary instead of building this tree's.
+# encodings, say), AGGREGATOR_CONFIG=FILE the aggregator (to compare index settings);
+# INFERSIGHT_BIN=PATH runs that binary instead of building this tree's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 lines=${1:-500000}
@@ -18,6 +19,8 @@ bin="${INFERSIGHT_BIN:-target/release/infersight}"
 [ -n "${INFERSIGHT_BIN:-}" ] || cargo build --release --bin infersight -q
 agent_config=(--preset agent)
 [ -z "${AGENT_CONFIG:-}" ] || agent_config=(--config "$AGENT_CONFIG")
+aggregator_config=(--preset aggregator)
+[ -z "${AGGREGATOR_CONFIG:-}" ] || aggregator_config=(--config "$AGGREGATOR_CONFIG")
 bytes=$(python3 scripts/gen-pod-logs.py "$work/pods" "$lines")
 kport=$((20000 + RANDOM % 20000)); aport=$((kport + 1))
 broker="127.0.0.1:$kport"
@@ -26,7 +29,7 @@ broker="127.0.0.1:$kport"
 pids+=($!)
 until (exec 3<>"/dev/tcp/127.0.0.1/$kport") 2>/dev/null; do sleep 0.1; done
 "$tansu" topic create records --partitions 4 --broker "tcp://$broker" >/dev/null
-/usr/bin/time -f "%M %U %S" -o "$work/rss-aggregator" "$bin" run --preset aggregator \
+/usr/bin/time -f "%M %U %S" -o "$work/rss-aggregator" "$bin" run "${aggregator_config[@]}" \
   --data-dir "$work/agg" --listen "127.0.0.1:$aport" --kafka-brokers "$broker" \
   --kafka-topic records >/dev/null 2>"$work/aggregator.log" &
 pids+=($!)
