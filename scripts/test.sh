@@ -3,7 +3,7 @@
 #
 # It installs and starts what the tests need first, each skipped when already present:
 # Debian's chromium and chromedriver for the UI tests (tests/tests/ui_browser.rs), and
-# tansu, a Kafka-protocol broker, for the Kafka tests (tests/tests/kafka_scale_out.rs; the
+# tansu, a Kafka-protocol broker, for the Kafka tests (tests/tests/kafka_*.rs; the
 # tests start it on loopback themselves). tansu is built from crates.io once (about 15
 # minutes on 2 cores) and then found in ~/.cargo/bin.
 set -euo pipefail

@@ -69,6 +69,10 @@ pub struct OverrideArgs {
     /// `$(POD_NAME)`): restarted, it takes its own partitions back without a rebalance.
     #[arg(long)]
     pub kafka_group_instance_id: Option<String>,
+    /// A topic for the Kafka messages (or lines) that are not records, as read, with their
+    /// origin and the reason in headers [default: counted and skipped].
+    #[arg(long, value_name = "TOPIC")]
+    pub kafka_dead_letter_topic: Option<String>,
     /// The other aggregators every search also asks: HOST:PORT, or dns:NAME:PORT for every
     /// address of a headless Service; comma-separated or repeated [default: $INFERSIGHT_PEERS].
     #[arg(long, value_name = "PEER")]
@@ -92,6 +96,7 @@ impl From<OverrideArgs> for Overrides {
             kafka_brokers: a.kafka_brokers,
             kafka_topic: a.kafka_topic,
             kafka_group_instance_id: a.kafka_group_instance_id.filter(|i| !i.is_empty()),
+            kafka_dead_letter_topic: a.kafka_dead_letter_topic.filter(|t| !t.is_empty()),
             peers: match a.peers.is_empty() {
                 true => std::env::var("INFERSIGHT_PEERS")
                     .ok()

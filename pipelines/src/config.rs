@@ -87,6 +87,8 @@ pub struct Overrides {
     pub kafka_topic: Option<String>,
     /// `--kafka-group-instance-id`: the static member name of every Kafka source.
     pub kafka_group_instance_id: Option<String>,
+    /// `--kafka-dead-letter-topic`: the dead-letter topic of every Kafka source.
+    pub kafka_dead_letter_topic: Option<String>,
     /// `--peers`: more peer aggregators for the API.
     pub peers: Vec<String>,
 }
@@ -183,6 +185,11 @@ pub struct KafkaSourceConfig {
     /// shippers: plain text, or JSON with `log`/`message` and `kubernetes`).
     #[serde(default)]
     pub format: KafkaFormatConfig,
+    /// Where messages (or lines of JSON-lines messages) that are not records go, as read,
+    /// with their topic, partition, offset, line and the reason in headers
+    /// (`--kafka-dead-letter-topic` sets it too); without it they are counted and skipped.
+    #[serde(default)]
+    pub dead_letter_topic: Option<String>,
 }
 
 fn default_kafka_group() -> String {
@@ -775,6 +782,9 @@ impl PipelineConfig {
                     if o.kafka_group_instance_id.is_some() {
                         k.group_instance_id = o.kafka_group_instance_id.clone();
                     }
+                    if o.kafka_dead_letter_topic.is_some() {
+                        k.dead_letter_topic = o.kafka_dead_letter_topic.clone();
+                    }
                 }
             }
         }
@@ -1047,6 +1057,24 @@ impl PipelineConfig {
                 }
                 SourceConfig::Kafka(k) => {
                     check_kafka(&format!("sources.{id}"), &k.brokers, &k.topic, &mut p);
+                    if let Some(dead) = &k.dead_letter_topic {
+                        let key = format!("sources.{id}.dead_letter_topic");
+                        if !is_topic_name(dead) {
+                            p(
+                                key,
+                                format!("`{dead}` is not a Kafka topic name"),
+                                TOPIC_NAME_HINT,
+                            );
+                        } else if *dead == k.topic {
+                            p(
+                                key,
+                                format!(
+                                    "`{dead}` is the topic this source reads: its dead letters would come back to it"
+                                ),
+                                "name another topic, e.g. `<topic>-dead-letters`",
+                            );
+                        }
+                    }
                     continue;
                 }
                 SourceConfig::Gpu(g) => {
@@ -1259,14 +1287,22 @@ fn check_kafka(key: &str, brokers: &str, topic: &str, p: &mut impl FnMut(String,
             "list the brokers as HOST:PORT,HOST:PORT (or give --kafka-brokers)",
         );
     }
-    let legal = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
-    if topic.is_empty() || topic.len() > 249 || !topic.chars().all(legal) {
+    if !is_topic_name(topic) {
         p(
             format!("{key}.topic"),
             format!("`{topic}` is not a Kafka topic name"),
-            "use letters, digits, `.`, `_` and `-` (at most 249)",
+            TOPIC_NAME_HINT,
         );
     }
+}
+
+/// What [`is_topic_name`] allows, as a config problem's fix.
+const TOPIC_NAME_HINT: &str = "use letters, digits, `.`, `_` and `-` (at most 249)";
+
+/// Whether Kafka takes `topic` as a topic's name.
+fn is_topic_name(topic: &str) -> bool {
+    let legal = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    !topic.is_empty() && topic.len() <= 249 && topic.chars().all(legal)
 }
 
 /// Deserialises one table, turning a failure into a problem at the exact key.

@@ -23,7 +23,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the pipeline (the `local` preset unless --config or --preset says otherwise).
-    Run(commands::RunArgs),
+    Run(Box<commands::RunArgs>),
     /// Simulate a small inference cluster writing logs, and run the `local` preset on it.
     Demo(demo::DemoArgs),
     /// Parse log lines from stdin and print one JSON record per line.
@@ -52,7 +52,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     let result = match cli.command {
-        Command::Run(args) => commands::run(args),
+        Command::Run(args) => commands::run(*args),
         Command::Demo(args) => demo::run(args),
         Command::Parse(args) => commands::parse(args),
         Command::Search(args) => commands::search(args),

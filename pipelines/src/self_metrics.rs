@@ -517,6 +517,18 @@ const KAFKA_SOURCE: &[SourceMetric<KafkaSourceMetrics>] = &[
         |m| &m.malformed,
     ),
     (
+        "infersight_kafka_dead_letters_total",
+        "Malformed Kafka messages, or lines, published to the dead-letter topic.",
+        MetricKind::Counter,
+        |m| &m.dead_letters,
+    ),
+    (
+        "infersight_kafka_dead_letter_failures_total",
+        "Malformed Kafka messages, or lines, the dead-letter topic did not take in time (logged with partition and offset).",
+        MetricKind::Counter,
+        |m| &m.dead_letter_failures,
+    ),
+    (
         "infersight_kafka_already_indexed_total",
         "Kafka messages skipped because the index already holds them (a replay).",
         MetricKind::Counter,

@@ -109,6 +109,10 @@ pub async fn run(
                     format,
                     &resume,
                 )
+                .and_then(|s| match &k.dead_letter_topic {
+                    Some(topic) => s.with_dead_letter_topic(&options, topic),
+                    None => Ok(s),
+                })
                 .with_context(|| format!("source `{id}`"))?;
                 kafka_sources.push((id.clone(), source));
                 continue;

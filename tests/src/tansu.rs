@@ -82,20 +82,90 @@ impl Broker {
     /// Publishes `payloads` to `topic` as they are (for messages no Infersight sink would
     /// write), and waits for the broker's acknowledgement.
     pub fn produce_raw(&self, topic: &str, payloads: &[&[u8]]) {
+        self.produce_keyed(topic, None, payloads);
+    }
+
+    /// [`Broker::produce_raw`] with every message keyed `key`.
+    pub fn produce_keyed(&self, topic: &str, key: Option<&[u8]>, payloads: &[&[u8]]) {
         use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
         let producer: ThreadedProducer<DefaultProducerContext> = rdkafka::ClientConfig::new()
             .set("bootstrap.servers", &self.addr)
             .create()
             .expect("a producer");
         for p in payloads {
-            producer
-                .send(BaseRecord::<(), [u8]>::to(topic).payload(p))
-                .map_err(|(e, _)| e)
-                .expect("queued");
+            let mut record = BaseRecord::<[u8], [u8]>::to(topic).payload(p);
+            if let Some(key) = key {
+                record = record.key(key);
+            }
+            producer.send(record).map_err(|(e, _)| e).expect("queued");
         }
         producer
             .flush(Duration::from_secs(30))
             .expect("the broker took them");
+    }
+}
+
+/// A message read back from a topic: its key, payload and headers (name, value).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadMessage {
+    /// Its key, if it had one.
+    pub key: Option<Vec<u8>>,
+    /// Its payload (empty for none).
+    pub payload: Vec<u8>,
+    /// Its headers in order.
+    pub headers: Vec<(String, String)>,
+}
+
+impl ReadMessage {
+    /// The value of header `name`.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl Broker {
+    /// Reads partition 0 of `topic` from its start until `count` messages came (or
+    /// `within` passed), outside any consumer group.
+    pub fn read_partition(&self, topic: &str, count: usize, within: Duration) -> Vec<ReadMessage> {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        use rdkafka::message::{Headers, Message};
+        let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &self.addr)
+            .set("group.id", "infersight-tests-reader")
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("a consumer");
+        let mut list = rdkafka::TopicPartitionList::new();
+        list.add_partition_offset(topic, 0, rdkafka::Offset::Beginning)
+            .expect("partition 0");
+        consumer.assign(&list).expect("assigned");
+        let deadline = Instant::now() + within;
+        let mut out = Vec::new();
+        while out.len() < count && Instant::now() < deadline {
+            let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) else {
+                continue;
+            };
+            let headers = m
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|h| {
+                            let value = h.value.map(String::from_utf8_lossy).unwrap_or_default();
+                            (h.key.to_string(), value.into_owned())
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push(ReadMessage {
+                key: m.key().map(<[u8]>::to_vec),
+                payload: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+                headers,
+            });
+        }
+        out
     }
 }
 

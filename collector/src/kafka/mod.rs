@@ -12,7 +12,7 @@ mod sink;
 mod source;
 
 pub use sink::{KafkaSink, KafkaSinkMetrics, KafkaSinkOptions, MessageEncoding, MessageKey};
-pub use source::{KafkaSource, KafkaSourceMetrics, MessageFormat};
+pub use source::{DEAD_LETTER_HEADERS, KafkaSource, KafkaSourceMetrics, MessageFormat};
 
 use model::{Record, names};
 use rdkafka::ClientConfig;

@@ -15,7 +15,8 @@ use model::{
     SharedResources, Stream, Timestamp, names,
 };
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
-use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -45,6 +46,11 @@ pub struct KafkaSourceMetrics {
     /// Messages, or lines of a message of JSON lines, that were not records (counted and
     /// skipped).
     pub malformed: AtomicU64,
+    /// Malformed messages, or lines, published to the dead-letter topic.
+    pub dead_letters: AtomicU64,
+    /// Malformed messages, or lines, the dead-letter topic did not take (the broker did not
+    /// acknowledge them in time); logged with their partition and offset.
+    pub dead_letter_failures: AtomicU64,
     /// Records read from the messages.
     pub records: AtomicU64,
     /// Messages skipped because the index already holds them (a replay).
@@ -178,6 +184,8 @@ pub struct KafkaSource {
     /// The resources of the records read, decoded once each: the records of one pod share
     /// one as in the agent (the index keeps one JSON form per resource it has seen).
     resources: SharedResources,
+    /// Where malformed messages go, when a dead-letter topic is configured.
+    dead_letters: Option<DeadLetters>,
 }
 
 /// Messages gathered into one batch at most.
@@ -241,7 +249,22 @@ impl KafkaSource {
             progress,
             metrics,
             resources: SharedResources::default(),
+            dead_letters: None,
         })
+    }
+
+    /// Publishes each malformed message, or malformed line of a JSON-lines message, to
+    /// `topic` on the same brokers, as it was read, with headers naming where it came from
+    /// and why it is not a record ([`DEAD_LETTER_HEADERS`]). Its offset is committed only
+    /// after the broker took the dead letter (or gave up on it after 30 s: counted in
+    /// `dead_letter_failures` and logged).
+    pub fn with_dead_letter_topic(
+        mut self,
+        options: &KafkaOptions,
+        topic: &str,
+    ) -> Result<Self, KafkaError> {
+        self.dead_letters = Some(DeadLetters::new(options, &self.id, topic)?);
+        Ok(self)
     }
 
     /// Its counters.
@@ -307,6 +330,8 @@ impl KafkaSource {
         let mut redelivered = Vec::new();
         let mut next: BTreeMap<i32, i64> = BTreeMap::new();
         let mut seen = 0;
+        let mut malformed = Vec::new();
+        let mut dead_letters = 0;
         while seen < BATCH_MESSAGES {
             let left = BATCH_WAIT.saturating_sub(started.elapsed());
             if left.is_zero() && seen > 0 {
@@ -337,13 +362,23 @@ impl KafkaSource {
                 continue;
             }
             let first = records.len();
-            let malformed = self.records_of(&message, &mut records);
-            if malformed > 0 {
-                self.metrics.malformed.fetch_add(malformed, Relaxed);
+            malformed.clear();
+            self.records_of(&message, &mut records, &mut malformed);
+            if let Some(first_reason) = malformed.first().map(|m| m.reason.clone()) {
+                self.metrics
+                    .malformed
+                    .fetch_add(malformed.len() as u64, Relaxed);
                 tracing::warn!(
-                    topic = %self.topic, partition, offset, malformed,
+                    topic = %self.topic, partition, offset, malformed = malformed.len(),
+                    reason = %first_reason,
                     "a message that is not a record, or has lines that are not; skipped"
                 );
+                if let Some(dead) = &self.dead_letters {
+                    for m in malformed.drain(..) {
+                        dead.queue(&self.topic, &message, m);
+                        dead_letters += 1;
+                    }
+                }
             }
             self.metrics
                 .records
@@ -351,6 +386,13 @@ impl KafkaSource {
             if is_redelivered(&message) {
                 redelivered.extend(records[first..].iter().map(|r| r.id));
             }
+        }
+        if dead_letters > 0
+            && let Some(dead) = &self.dead_letters
+        {
+            // Before the batch that carries their offsets goes on: once it is durable, the
+            // offsets are committed and the messages never read again.
+            dead.deliver(dead_letters, &self.metrics);
         }
         if next.is_empty() {
             return None;
@@ -448,14 +490,23 @@ impl KafkaSource {
         }
     }
 
-    /// Appends the records of `message` to `out`; returns how many of its records (or
-    /// lines) were malformed.
-    fn records_of(&mut self, message: &BorrowedMessage<'_>, out: &mut Vec<Record>) -> u64 {
+    /// Appends the records of `message` to `out`, and what is not a record to `malformed`.
+    fn records_of(
+        &mut self,
+        message: &BorrowedMessage<'_>,
+        out: &mut Vec<Record>,
+        malformed: &mut Vec<Malformed>,
+    ) {
         let Some(payload) = message.payload() else {
-            return 1;
+            malformed.push(Malformed {
+                line: None,
+                bytes: Vec::new(),
+                reason: "an empty message".into(),
+            });
+            return;
         };
         match self.format {
-            MessageFormat::Record => decode_records(payload, &mut self.resources, out),
+            MessageFormat::Record => decode_records(payload, &mut self.resources, out, malformed),
             MessageFormat::Raw => {
                 out.push(raw_record(
                     &self.topic,
@@ -464,31 +515,191 @@ impl KafkaSource {
                     message.timestamp().to_millis(),
                     payload,
                 ));
-                0
             }
         }
     }
 }
 
+/// A message, or a line of a JSON-lines message, that is not a record.
+#[derive(Debug)]
+struct Malformed {
+    /// Its line in the message (1 for the first), when the message had several; `None`
+    /// for the whole message.
+    line: Option<usize>,
+    /// Its bytes as read.
+    bytes: Vec<u8>,
+    /// Why it is not a record.
+    reason: String,
+}
+
 /// Appends the records of a message in the record format (one record, or JSON lines) to
-/// `out`; returns how many lines were not records (an empty message counts as one).
-fn decode_records(payload: &[u8], shared: &mut SharedResources, out: &mut Vec<Record>) -> u64 {
-    let (mut malformed, before) = (0, out.len());
+/// `out`, and the lines that are not records to `malformed` (an empty message is one).
+fn decode_records(
+    payload: &[u8],
+    shared: &mut SharedResources,
+    out: &mut Vec<Record>,
+    malformed: &mut Vec<Malformed>,
+) {
+    let (before, bad_before) = (out.len(), malformed.len());
+    let mut lines_seen = 0;
     // A record's JSON form holds no raw newline.
-    for line in lines(payload) {
+    for (i, line) in lines(payload).enumerate() {
+        lines_seen = i + 1;
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let text = std::str::from_utf8(line).ok();
-        match text.map(|t| Record::from_json_sharing(t, shared)) {
-            Some(Ok(record)) => out.push(record),
-            _ => malformed += 1,
+        let reason = match std::str::from_utf8(line) {
+            Ok(text) => match Record::from_json_sharing(text, shared) {
+                Ok(record) => {
+                    out.push(record);
+                    continue;
+                }
+                Err(e) => format!("not a record: {e}"),
+            },
+            Err(e) => format!("not UTF-8: {e}"),
+        };
+        malformed.push(Malformed {
+            line: Some(i + 1),
+            bytes: line.to_vec(),
+            reason,
+        });
+    }
+    if lines_seen == 1
+        && let Some(only) = malformed.get_mut(bad_before)
+    {
+        // The whole message was the one line.
+        only.line = None;
+    }
+    if malformed.len() == bad_before && out.len() == before {
+        malformed.push(Malformed {
+            line: None,
+            bytes: payload.to_vec(),
+            reason: "an empty message".into(),
+        });
+    }
+}
+
+/// The headers of a dead letter, in order: the topic, partition and offset of the message
+/// it came from, its line in that message (absent for a whole message), and why it is not
+/// a record.
+pub const DEAD_LETTER_HEADERS: [&str; 5] = [
+    "infersight-source-topic",
+    "infersight-source-partition",
+    "infersight-source-offset",
+    "infersight-source-line",
+    "infersight-error",
+];
+
+/// How long the dead-letter topic's broker has to acknowledge a dead letter.
+const DEAD_LETTER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Counts what the dead-letter producer's broker did not take.
+struct DeadLetterContext {
+    failed: AtomicU64,
+}
+
+impl ClientContext for DeadLetterContext {}
+
+impl ProducerContext for DeadLetterContext {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((e, message)) = result {
+            self.failed.fetch_add(1, Relaxed);
+            tracing::error!(
+                error = %e, dead_letter_topic = message.topic(),
+                partition = message.partition(),
+                "the dead-letter topic did not take a malformed message"
+            );
         }
     }
-    if malformed == 0 && out.len() == before {
-        malformed = 1;
+}
+
+/// The producer of a source's dead letters (idempotent, `acks=all`, as the Kafka sink).
+struct DeadLetters {
+    producer: BaseProducer<DeadLetterContext>,
+    topic: String,
+}
+
+impl DeadLetters {
+    fn new(options: &KafkaOptions, source_id: &str, topic: &str) -> Result<Self, KafkaError> {
+        let producer = client_config(options, &format!("infersight-{source_id}-dead-letters"))
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set(
+                "message.timeout.ms",
+                DEAD_LETTER_TIMEOUT.as_millis().to_string(),
+            )
+            .set("linger.ms", "0")
+            .create_with_context(DeadLetterContext {
+                failed: AtomicU64::new(0),
+            })
+            .map_err(|e| KafkaError::Client {
+                brokers: options.brokers.clone(),
+                reason: e.to_string(),
+            })?;
+        Ok(DeadLetters {
+            producer,
+            topic: topic.to_string(),
+        })
     }
-    malformed
+
+    /// Queues `bad`, from `message` of `source_topic`, keyed as `message` was.
+    fn queue(&self, source_topic: &str, message: &BorrowedMessage<'_>, bad: Malformed) {
+        let (partition, offset) = (
+            message.partition().to_string(),
+            message.offset().to_string(),
+        );
+        let line = bad.line.map(|l| l.to_string());
+        let values = [
+            Some(source_topic),
+            Some(partition.as_str()),
+            Some(offset.as_str()),
+            line.as_deref(),
+            Some(bad.reason.as_str()),
+        ];
+        let mut headers = OwnedHeaders::new_with_capacity(DEAD_LETTER_HEADERS.len());
+        for (key, value) in DEAD_LETTER_HEADERS.iter().zip(values) {
+            if let Some(value) = value {
+                headers = headers.insert(Header {
+                    key,
+                    value: Some(value),
+                });
+            }
+        }
+        let mut record = BaseRecord::<[u8], [u8]>::to(&self.topic)
+            .payload(&bad.bytes)
+            .headers(headers);
+        if let Some(key) = message.key() {
+            record = record.key(key);
+        }
+        let mut record = Some(record);
+        while let Some(r) = record.take() {
+            if let Err((e, back)) = self.producer.send(r) {
+                // Its queue is full (only with a broker that has not answered for long):
+                // let it deliver, then try again.
+                tracing::debug!(error = %e, "dead-letter queue full; waiting");
+                self.producer.poll(Duration::from_millis(100));
+                record = Some(back);
+            }
+        }
+    }
+
+    /// Waits until the broker took the `queued` dead letters, or gave up on them.
+    fn deliver(&self, queued: u64, metrics: &KafkaSourceMetrics) {
+        let failed_before = self.producer.context().failed.load(Relaxed);
+        if let Err(e) = self
+            .producer
+            .flush(DEAD_LETTER_TIMEOUT + Duration::from_secs(5))
+        {
+            tracing::error!(error = %e, topic = %self.topic, "dead letters not delivered in time");
+        }
+        let failed = (self.producer.context().failed.load(Relaxed) - failed_before)
+            .max(self.producer.in_flight_count().max(0) as u64)
+            .min(queued);
+        metrics.dead_letters.fetch_add(queued - failed, Relaxed);
+        metrics.dead_letter_failures.fetch_add(failed, Relaxed);
+    }
 }
 
 /// The lines of `payload`, split at `\n` (with memchr: a byte-at-a-time split was a fifth
@@ -589,21 +800,37 @@ mod tests {
         )
     }
 
+    /// The records of `payload`, and its malformed parts as (line, bytes, reason).
+    fn decode(
+        payload: &[u8],
+        shared: &mut SharedResources,
+    ) -> (Vec<Record>, Vec<(Option<usize>, Vec<u8>, String)>) {
+        let (mut out, mut bad) = (Vec::new(), Vec::new());
+        decode_records(payload, shared, &mut out, &mut bad);
+        let bad = bad
+            .into_iter()
+            .map(|m| (m.line, m.bytes, m.reason))
+            .collect();
+        (out, bad)
+    }
+
     #[test]
-    fn a_message_holds_one_record_or_json_lines_and_bad_lines_are_counted_alone() {
+    fn a_message_holds_one_record_or_json_lines_and_bad_lines_are_kept_alone() {
         let (a, b) = (record("vllm-0", 1), record("vllm-0", 2));
-        let (mut shared, mut out) = (SharedResources::default(), Vec::new());
-        assert_eq!(
-            decode_records(a.to_json().as_bytes(), &mut shared, &mut out),
-            0
-        );
+        let mut shared = SharedResources::default();
+        let (mut out, bad) = decode(a.to_json().as_bytes(), &mut shared);
+        assert!(bad.is_empty());
         let lines = format!(
             "{}\n{}\n{{\"not\":\"a record\"}}\n",
             a.to_json(),
             b.to_json()
         );
-        let malformed = decode_records(lines.as_bytes(), &mut shared, &mut out);
-        assert_eq!(malformed, 1, "the third line");
+        let (more, bad) = decode(lines.as_bytes(), &mut shared);
+        out.extend(more);
+        assert_eq!(bad.len(), 1, "the third line: {bad:?}");
+        assert_eq!(bad[0].0, Some(3));
+        assert_eq!(bad[0].1, br#"{"not":"a record"}"#, "as read");
+        assert!(bad[0].2.starts_with("not a record: "), "{}", bad[0].2);
         assert_eq!(
             out,
             vec![a.clone(), a, b],
@@ -613,10 +840,19 @@ mod tests {
             Arc::ptr_eq(&out[0].resource, &out[2].resource),
             "one pod, one resource"
         );
-        for bad in [&b""[..], b"\n", b"\xff\xfe", b"{\"id\":"] {
-            let mut none = Vec::new();
-            assert_eq!(decode_records(bad, &mut shared, &mut none), 1, "{bad:?}");
+        for (payload, reason) in [
+            (&b""[..], "an empty message"),
+            (b"\n", "an empty message"),
+            (b"\xff\xfe", "not UTF-8"),
+            (b"{\"id\":", "not a record"),
+        ] {
+            let (none, bad) = decode(payload, &mut shared);
             assert!(none.is_empty());
+            assert_eq!(bad.len(), 1, "{payload:?}");
+            let (line, bytes, why) = &bad[0];
+            assert_eq!(*line, None, "the whole message: {payload:?}");
+            assert_eq!(bytes, payload);
+            assert!(why.starts_with(reason), "{payload:?}: {why}");
         }
     }
 

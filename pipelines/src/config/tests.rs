@@ -223,6 +223,36 @@ fn kafka_sources_and_sinks_name_a_bad_broker_list_or_topic_and_the_flags_overrid
 }
 
 #[test]
+fn a_dead_letter_topic_is_a_topic_name_other_than_the_one_read_and_the_flag_sets_it() {
+    let source = |dead: &str| {
+        format!(
+            "[sources.k]\ntype = 'kafka'\nbrokers = 'b1:9092'\ntopic = 'records'\ndead_letter_topic = '{dead}'\n[sinks.i]\ntype='index'\ninputs=['k']"
+        )
+    };
+    for bad in ["records", "dead letters", ""] {
+        let problems = load(&source(bad)).unwrap_err().problems;
+        assert_eq!(problems.len(), 1, "{bad:?}: {problems:?}");
+        assert_eq!(problems[0].key, "sources.k.dead_letter_topic", "{bad:?}");
+    }
+    let config = load(&source("records-dead-letters")).unwrap();
+    let SourceConfig::Kafka(k) = &config.sources["k"] else {
+        panic!("a kafka source")
+    };
+    assert_eq!(k.dead_letter_topic.as_deref(), Some("records-dead-letters"));
+
+    let overrides = Overrides {
+        kafka_dead_letter_topic: Some("agg-dead".into()),
+        insecure_no_auth: true,
+        ..Overrides::default()
+    };
+    let c = PipelineConfig::load("aggregator", preset("aggregator").unwrap(), &overrides).unwrap();
+    let Some(SourceConfig::Kafka(k)) = c.sources.values().next() else {
+        panic!("the aggregator consumes Kafka")
+    };
+    assert_eq!(k.dead_letter_topic.as_deref(), Some("agg-dead"));
+}
+
+#[test]
 fn a_kafka_sink_takes_its_key_and_encoding_and_a_bad_one_is_named() {
     let sink = |extra: &str| {
         format!(

@@ -1,0 +1,159 @@
+//! A Kafka source with a dead-letter topic (issue 9): a message, or a line of a JSON-lines
+//! message, that is not a record goes to that topic as it was read, keyed as it was, with
+//! where it came from and why in its headers; the records beside it are indexed. A restart
+//! resumes after what was handled, so no dead letter is published twice.
+
+use collector::kafka::DEAD_LETTER_HEADERS;
+use model::{AttrValue, Attributes, Record, RecordId, Timestamp, names};
+use std::ffi::OsString;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tests::Running;
+use tests::tansu::{Broker, ReadMessage};
+
+const TOPIC: &str = "records";
+const DEAD: &str = "records-dead-letters";
+const KEY: &[u8] = b"pod-uid-7";
+
+fn aggregator(broker: &Broker, data: &Path) -> Running {
+    let args: Vec<OsString> = [
+        "run",
+        "--preset",
+        "aggregator",
+        "--listen",
+        "127.0.0.1:0",
+        "--kafka-brokers",
+        &broker.addr,
+        "--kafka-topic",
+        TOPIC,
+        "--kafka-dead-letter-topic",
+        DEAD,
+        "--data-dir",
+    ]
+    .into_iter()
+    .map(OsString::from)
+    .chain([data.as_os_str().to_owned()])
+    .collect();
+    Running::spawn(&args).0
+}
+
+fn record(n: u64) -> Record {
+    let resource: Attributes = [
+        (names::K8S_NAMESPACE_NAME, AttrValue::from("dlq")),
+        (names::K8S_POD_NAME, AttrValue::from("vllm-0")),
+    ]
+    .into_iter()
+    .collect();
+    let now = Timestamp::now();
+    Record::log(
+        RecordId::from_source(b"dead-letter-test", n),
+        now,
+        now,
+        Arc::new(resource),
+        format!("deadlettertest record {n}"),
+    )
+}
+
+fn metric(running: &Running, name: &str) -> f64 {
+    tests::metric_sum(&running.get_text("/metrics").1, name)
+}
+
+fn found(running: &Running) -> u64 {
+    let (status, body) = running.get("/api/v1/search?q=deadlettertest&from=now-1h&limit=1");
+    assert_eq!(status, 200, "{body}");
+    body["total"].as_u64().unwrap_or(0)
+}
+
+fn wait_until(what: &str, running: &Running, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}\n{}",
+            running.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Checks a dead letter's payload and headers.
+fn assert_dead_letter(m: &ReadMessage, payload: &[u8], offset: u64, line: Option<&str>, why: &str) {
+    let [topic_h, partition_h, offset_h, line_h, error_h] = DEAD_LETTER_HEADERS;
+    assert_eq!(m.payload, payload, "{m:?}");
+    assert_eq!(m.key.as_deref(), Some(KEY), "keyed as it was: {m:?}");
+    assert_eq!(m.header(topic_h), Some(TOPIC), "{m:?}");
+    assert_eq!(m.header(partition_h), Some("0"), "{m:?}");
+    assert_eq!(
+        m.header(offset_h),
+        Some(offset.to_string().as_str()),
+        "{m:?}"
+    );
+    assert_eq!(m.header(line_h), line, "{m:?}");
+    let error = m.header(error_h).unwrap_or_default();
+    assert!(error.starts_with(why), "{why}: {m:?}");
+}
+
+#[test]
+fn what_is_not_a_record_goes_to_the_dead_letter_topic_once_and_the_records_beside_it_are_indexed() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let broker_dir = tmp.path().join("broker");
+    std::fs::create_dir_all(&broker_dir).expect("broker dir");
+    let broker = Broker::start(&broker_dir);
+    broker.create_topic(TOPIC, 1);
+    broker.create_topic(DEAD, 1);
+
+    let (one, two, three) = (record(1), record(2), record(3));
+    let lines = format!(
+        "{}\n{{\"not\":\"a record\"}}\n{}",
+        one.to_json(),
+        two.to_json()
+    );
+    broker.produce_keyed(
+        TOPIC,
+        Some(KEY),
+        &[
+            lines.as_bytes(),
+            b"not json",
+            &[0xff, 0xfe],
+            three.to_json().as_bytes(),
+        ],
+    );
+    let data = tmp.path().join("data");
+    let agg = aggregator(&broker, &data);
+    wait_until("three records and three dead letters", &agg, || {
+        found(&agg) == 3 && metric(&agg, "infersight_kafka_dead_letters_total") >= 3.0
+    });
+    assert_eq!(metric(&agg, "infersight_kafka_malformed_total"), 3.0);
+    assert_eq!(metric(&agg, "infersight_kafka_dead_letters_total"), 3.0);
+    assert_eq!(
+        metric(&agg, "infersight_kafka_dead_letter_failures_total"),
+        0.0
+    );
+    let dead = broker.read_partition(DEAD, 3, Duration::from_secs(30));
+    assert_eq!(dead.len(), 3, "{dead:?}");
+    assert_dead_letter(
+        &dead[0],
+        br#"{"not":"a record"}"#,
+        0,
+        Some("2"),
+        "not a record",
+    );
+    assert_dead_letter(&dead[1], b"not json", 1, None, "not a record");
+    assert_dead_letter(&dead[2], &[0xff, 0xfe], 2, None, "not UTF-8");
+
+    // Started again on its data, it resumes after what it handled: the next dead letter
+    // is the only new one (a replay would publish the first three again before it, in
+    // the one partition, so the fourth read would be one of them).
+    let (status, stderr) = agg.terminate(Duration::from_secs(30));
+    assert!(status.success(), "{status}: {stderr}");
+    let agg = aggregator(&broker, &data);
+    broker.produce_keyed(TOPIC, Some(KEY), &[b"{\"id\":"]);
+    wait_until("the fourth dead letter", &agg, || {
+        metric(&agg, "infersight_kafka_dead_letters_total") >= 1.0
+    });
+    let dead = broker.read_partition(DEAD, 4, Duration::from_secs(30));
+    assert_eq!(dead.len(), 4, "{dead:?}");
+    assert_dead_letter(&dead[3], b"{\"id\":", 4, None, "not a record");
+    assert_eq!(found(&agg), 3, "no record indexed twice");
+}
