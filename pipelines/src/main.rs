@@ -45,6 +45,14 @@ enum Command {
 /// (`e2e-bench -- --step-s 30`). Capping glibc at one arena per core instead held the heap
 /// at 126 MiB (glibc's default: ~280 MiB after four minutes at 42k lines/s, mimalloc: 338)
 /// but cost a third more CPU per GB (56k lines/s sustained).
+///
+/// Built without transparent huge pages (`no_thp`: mimalloc's `allow_thp` off, which also
+/// turns THP off for the process with `PR_SET_THP_DISABLE`). With them, memory mimalloc
+/// handed back came back as fresh 2 MiB pages the kernel zeroes whole: `clear_page_erms`
+/// was a fifth of the agent's samples in the Kafka bench. Without: 33–37k → 41–47k
+/// records/s through Kafka, a fifth less CPU in agent and aggregator, and 46–52k →
+/// 55–57k lines/s locally (`scripts/bench-kafka.sh`, `scripts/bench-ingest.sh`, builds
+/// alternated). `MIMALLOC_ALLOW_THP=1` turns them back on.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
