@@ -15,6 +15,7 @@ use model::{
     SharedResources, Stream, Timestamp, names,
 };
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::{KafkaError as KafkaClientError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
@@ -375,8 +376,11 @@ impl KafkaSource {
                 );
                 if let Some(dead) = &self.dead_letters {
                     for m in malformed.drain(..) {
-                        dead.queue(&self.topic, &message, m);
-                        dead_letters += 1;
+                        if dead.queue(&self.topic, &message, m) {
+                            dead_letters += 1;
+                        } else {
+                            self.metrics.dead_letter_failures.fetch_add(1, Relaxed);
+                        }
                     }
                 }
             }
@@ -606,10 +610,22 @@ impl ProducerContext for DeadLetterContext {
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
         if let Err((e, message)) = result {
             self.failed.fetch_add(1, Relaxed);
+            // Where the malformed message came from, from the dead letter's own headers.
+            let origin: Vec<String> = message
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .filter(|h| h.key != DEAD_LETTER_HEADERS[4])
+                        .map(|h| {
+                            let value = h.value.map(String::from_utf8_lossy).unwrap_or_default();
+                            format!("{}={value}", h.key)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
             tracing::error!(
-                error = %e, dead_letter_topic = message.topic(),
-                partition = message.partition(),
-                "the dead-letter topic did not take a malformed message"
+                error = %e, dead_letter_topic = message.topic(), origin = %origin.join(" "),
+                "the dead-letter topic did not take a malformed message; it is skipped"
             );
         }
     }
@@ -644,8 +660,9 @@ impl DeadLetters {
         })
     }
 
-    /// Queues `bad`, from `message` of `source_topic`, keyed as `message` was.
-    fn queue(&self, source_topic: &str, message: &BorrowedMessage<'_>, bad: Malformed) {
+    /// Queues `bad`, from `message` of `source_topic`, keyed as `message` was; false when
+    /// the producer refused it (too large for the broker, say: logged).
+    fn queue(&self, source_topic: &str, message: &BorrowedMessage<'_>, bad: Malformed) -> bool {
         let (partition, offset) = (
             message.partition().to_string(),
             message.offset().to_string(),
@@ -673,14 +690,23 @@ impl DeadLetters {
         if let Some(key) = message.key() {
             record = record.key(key);
         }
-        let mut record = Some(record);
-        while let Some(r) = record.take() {
-            if let Err((e, back)) = self.producer.send(r) {
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return true,
                 // Its queue is full (only with a broker that has not answered for long):
                 // let it deliver, then try again.
-                tracing::debug!(error = %e, "dead-letter queue full; waiting");
-                self.producer.poll(Duration::from_millis(100));
-                record = Some(back);
+                Err((KafkaClientError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    self.producer.poll(Duration::from_millis(100));
+                    record = back;
+                }
+                Err((e, _)) => {
+                    tracing::error!(
+                        error = %e, dead_letter_topic = %self.topic, topic = source_topic,
+                        partition = message.partition(), offset = message.offset(),
+                        "the dead-letter topic cannot take a malformed message; it is skipped"
+                    );
+                    return false;
+                }
             }
         }
     }
@@ -800,17 +826,10 @@ mod tests {
         )
     }
 
-    /// The records of `payload`, and its malformed parts as (line, bytes, reason).
-    fn decode(
-        payload: &[u8],
-        shared: &mut SharedResources,
-    ) -> (Vec<Record>, Vec<(Option<usize>, Vec<u8>, String)>) {
+    /// The records of `payload`, and its malformed parts.
+    fn decode(payload: &[u8], shared: &mut SharedResources) -> (Vec<Record>, Vec<Malformed>) {
         let (mut out, mut bad) = (Vec::new(), Vec::new());
         decode_records(payload, shared, &mut out, &mut bad);
-        let bad = bad
-            .into_iter()
-            .map(|m| (m.line, m.bytes, m.reason))
-            .collect();
         (out, bad)
     }
 
@@ -828,9 +847,10 @@ mod tests {
         let (more, bad) = decode(lines.as_bytes(), &mut shared);
         out.extend(more);
         assert_eq!(bad.len(), 1, "the third line: {bad:?}");
-        assert_eq!(bad[0].0, Some(3));
-        assert_eq!(bad[0].1, br#"{"not":"a record"}"#, "as read");
-        assert!(bad[0].2.starts_with("not a record: "), "{}", bad[0].2);
+        assert_eq!(bad[0].line, Some(3));
+        assert_eq!(bad[0].bytes, br#"{"not":"a record"}"#, "as read");
+        let why = &bad[0].reason;
+        assert!(why.starts_with("not a record: "), "{why}");
         assert_eq!(
             out,
             vec![a.clone(), a, b],
@@ -849,7 +869,11 @@ mod tests {
             let (none, bad) = decode(payload, &mut shared);
             assert!(none.is_empty());
             assert_eq!(bad.len(), 1, "{payload:?}");
-            let (line, bytes, why) = &bad[0];
+            let Malformed {
+                line,
+                bytes,
+                reason: why,
+            } = &bad[0];
             assert_eq!(*line, None, "the whole message: {payload:?}");
             assert_eq!(bytes, payload);
             assert!(why.starts_with(reason), "{payload:?}: {why}");
