@@ -1,7 +1,8 @@
 //! A Kafka source with a dead-letter topic (issue 9): a message, or a line of a JSON-lines
 //! message, that is not a record goes to that topic as it was read, keyed as it was, with
 //! where it came from and why in its headers; the records beside it are indexed. A restart
-//! resumes after what was handled, so no dead letter is published twice.
+//! resumes after what was handled, so no dead letter is published twice. Without the topic
+//! on the brokers, each dead letter is counted as a failure and logged with its origin.
 
 use collector::kafka::DEAD_LETTER_HEADERS;
 use model::{AttrValue, Attributes, Record, RecordId, Timestamp, names};
@@ -66,7 +67,7 @@ fn found(running: &Running) -> u64 {
 }
 
 fn wait_until(what: &str, running: &Running, done: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(120);
     while !done() {
         assert!(
             Instant::now() < deadline,
@@ -156,4 +157,41 @@ fn what_is_not_a_record_goes_to_the_dead_letter_topic_once_and_the_records_besid
     assert_eq!(dead.len(), 4, "{dead:?}");
     assert_dead_letter(&dead[3], b"{\"id\":", 4, None, "not a record");
     assert_eq!(found(&agg), 3, "no record indexed twice");
+}
+
+#[test]
+fn without_the_dead_letter_topic_each_dead_letter_is_counted_and_logged_and_the_records_go_on() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let broker_dir = tmp.path().join("broker");
+    std::fs::create_dir_all(&broker_dir).expect("broker dir");
+    let broker = Broker::start(&broker_dir);
+    // The dead-letter topic is not created.
+    broker.create_topic(TOPIC, 1);
+    let (one, two) = (record(1), record(2));
+    broker.produce_keyed(
+        TOPIC,
+        Some(KEY),
+        &[
+            one.to_json().as_bytes(),
+            b"not json",
+            two.to_json().as_bytes(),
+        ],
+    );
+    let agg = aggregator(&broker, &tmp.path().join("data"));
+    // The broker gives up on the dead letter after the producer's 30 s.
+    wait_until("the dead letter to fail", &agg, || {
+        metric(&agg, "infersight_kafka_dead_letter_failures_total") >= 1.0
+    });
+    wait_until("both records", &agg, || found(&agg) == 2);
+    assert_eq!(metric(&agg, "infersight_kafka_malformed_total"), 1.0);
+    assert_eq!(metric(&agg, "infersight_kafka_dead_letters_total"), 0.0);
+    let log = agg.stderr();
+    assert!(
+        log.contains("the brokers do not have the dead-letter topic"),
+        "said at the start:\n{log}"
+    );
+    assert!(
+        log.contains("infersight-source-offset=1"),
+        "the lost dead letter's origin is logged:\n{log}"
+    );
 }

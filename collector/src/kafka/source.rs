@@ -279,6 +279,9 @@ impl KafkaSource {
             tracing::error!(error = %e, topic = %self.topic, "cannot subscribe");
             return;
         }
+        if let Some(dead) = &self.dead_letters {
+            dead.check_topic();
+        }
         let mut last_commit = Instant::now();
         while !shutdown.is_triggered() {
             let batch = self.gather();
@@ -658,6 +661,30 @@ impl DeadLetters {
             producer,
             topic: topic.to_string(),
         })
+    }
+
+    /// Says at the start when the brokers do not have the dead-letter topic: every dead
+    /// letter would then wait [`DEAD_LETTER_TIMEOUT`] and fail.
+    fn check_topic(&self) {
+        let topic = &self.topic;
+        match self
+            .producer
+            .client()
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+        {
+            Ok(metadata) => {
+                if let Some(error) = metadata.topics().first().and_then(|t| t.error()) {
+                    tracing::error!(
+                        dead_letter_topic = %topic, error = ?RDKafkaErrorCode::from(error),
+                        "the brokers do not have the dead-letter topic; create it, or each malformed message waits {} s and is only counted (dead_letter_failures)",
+                        DEAD_LETTER_TIMEOUT.as_secs()
+                    );
+                }
+            }
+            Err(e) => {
+                tracing::warn!(dead_letter_topic = %topic, error = %e, "cannot check the dead-letter topic");
+            }
+        }
     }
 
     /// Queues `bad`, from `message` of `source_topic`, keyed as `message` was; false when
