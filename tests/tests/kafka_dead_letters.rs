@@ -39,6 +39,17 @@ fn aggregator(broker: &Broker, data: &Path) -> Running {
     Running::spawn(&args).0
 }
 
+/// A broker keeping its data under `dir`, with one-partition `topics`.
+fn broker_with(dir: &Path, topics: &[&str]) -> Broker {
+    let broker_dir = dir.join("broker");
+    std::fs::create_dir_all(&broker_dir).expect("broker dir");
+    let broker = Broker::start(&broker_dir);
+    for topic in topics {
+        broker.create_topic(topic, 1);
+    }
+    broker
+}
+
 fn record(n: u64) -> Record {
     let resource: Attributes = [
         (names::K8S_NAMESPACE_NAME, AttrValue::from("dlq")),
@@ -98,11 +109,7 @@ fn assert_dead_letter(m: &ReadMessage, payload: &[u8], offset: u64, line: Option
 #[test]
 fn what_is_not_a_record_goes_to_the_dead_letter_topic_once_and_the_records_beside_it_are_indexed() {
     let tmp = tempfile::tempdir().expect("temp dir");
-    let broker_dir = tmp.path().join("broker");
-    std::fs::create_dir_all(&broker_dir).expect("broker dir");
-    let broker = Broker::start(&broker_dir);
-    broker.create_topic(TOPIC, 1);
-    broker.create_topic(DEAD, 1);
+    let broker = broker_with(tmp.path(), &[TOPIC, DEAD]);
 
     let (one, two, three) = (record(1), record(2), record(3));
     let lines = format!(
@@ -162,11 +169,8 @@ fn what_is_not_a_record_goes_to_the_dead_letter_topic_once_and_the_records_besid
 #[test]
 fn without_the_dead_letter_topic_each_dead_letter_is_counted_and_logged_and_the_records_go_on() {
     let tmp = tempfile::tempdir().expect("temp dir");
-    let broker_dir = tmp.path().join("broker");
-    std::fs::create_dir_all(&broker_dir).expect("broker dir");
-    let broker = Broker::start(&broker_dir);
     // The dead-letter topic is not created.
-    broker.create_topic(TOPIC, 1);
+    let broker = broker_with(tmp.path(), &[TOPIC]);
     let (one, two) = (record(1), record(2));
     broker.produce_keyed(
         TOPIC,
