@@ -3,7 +3,8 @@
 # Writes N realistic vLLM CRI lines for 20 pods, starts tansu (in memory), a 4-partition
 # topic, one aggregator and one agent (release builds), and times from the agent's start
 # until the aggregator's index counts every line. Prints records/s, MB/s of raw log and
-# of Kafka messages, each process's peak RSS, and where the CPU went.
+# of Kafka messages, each process's peak RSS, where the CPU went, and the latency of a
+# term query over the index it made.
 # Usage: scripts/bench-kafka.sh [LINES]   (default 500000)
 # AGENT_CONFIG=FILE runs the agent on that config instead of its preset (to compare message
 # encodings, say), AGGREGATOR_CONFIG=FILE the aggregator (to compare index settings);
@@ -53,6 +54,13 @@ until [ "$total" -ge "$lines" ]; do
   total=$(( $(count "") - $(count "&kind=request") ))
 done
 end=$(date +%s.%N)
+# Query latency over the finished index, as the API serves it: newest 100 of a term.
+query_ms() {
+  for _ in $(seq 30); do
+    curl -s -o /dev/null -w '%{time_total}\n' "http://127.0.0.1:$aport/api/v1/search?q=finished&limit=100$1"
+  done | sort -n | awk '{ t[NR] = $1 * 1000 } END { printf "p50 %.1f ms, p99 %.1f ms", t[int(NR/2)], t[NR] }'
+}
+queries="term query, newest 100: all $(query_ms ""); last 15 min $(query_ms "&from=now-15m")"
 tansu_cpu=$(python3 -c "print($(cpu_of "${pids[0]}") - $tansu_start)")
 kafka_bytes=$(curl -s "http://127.0.0.1:$aport/metrics" | awk '/^infersight_kafka_bytes_total/ {print $2}')
 # TERM the binaries under /usr/bin/time, which then writes their peak RSS.
@@ -67,3 +75,4 @@ print(f"{int(lines)} lines through Kafka in {s:.2f} s: {lines/s:,.0f} records/s;
       f"({kafka/lines:.0f} B each); peak RSS agent {rss_agent/1024:.0f} MiB, aggregator {rss_agg/1024:.0f} MiB; "
       f"CPU seconds: agent {u1+s1:.1f}, aggregator {u2+s2:.1f}, broker {tansu:.1f}, of {2*s:.1f} on 2 cores")
 PY
+echo "$queries"
