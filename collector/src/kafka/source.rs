@@ -368,22 +368,22 @@ impl KafkaSource {
             let first = records.len();
             malformed.clear();
             self.records_of(&message, &mut records, &mut malformed);
-            if let Some(first_reason) = malformed.first().map(|m| m.reason.clone()) {
+            if let Some(first_bad) = malformed.first() {
                 self.metrics
                     .malformed
                     .fetch_add(malformed.len() as u64, Relaxed);
                 tracing::warn!(
                     topic = %self.topic, partition, offset, malformed = malformed.len(),
-                    reason = %first_reason,
+                    reason = %first_bad.reason,
                     "a message that is not a record, or has lines that are not; skipped"
                 );
-                if let Some(dead) = &self.dead_letters {
-                    for m in malformed.drain(..) {
-                        if dead.queue(&self.topic, &message, m) {
-                            dead_letters += 1;
-                        } else {
-                            self.metrics.dead_letter_failures.fetch_add(1, Relaxed);
-                        }
+            }
+            if let Some(dead) = &self.dead_letters {
+                for m in malformed.drain(..) {
+                    if dead.queue(&self.topic, &message, m) {
+                        dead_letters += 1;
+                    } else {
+                        self.metrics.dead_letter_failures.fetch_add(1, Relaxed);
                     }
                 }
             }
