@@ -40,6 +40,16 @@ pub enum KafkaError {
     },
 }
 
+impl KafkaError {
+    /// librdkafka refused to make a client for `options`' brokers.
+    fn client(options: &KafkaOptions, reason: rdkafka::error::KafkaError) -> Self {
+        KafkaError::Client {
+            brokers: options.brokers.clone(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
 /// Settings both ends share.
 fn client_config(options: &KafkaOptions, client_id: &str) -> ClientConfig {
     let mut c = ClientConfig::new();

@@ -180,10 +180,7 @@ impl KafkaSink {
                 .create_with_context(SinkContext {
                     metrics: metrics.clone(),
                 })
-                .map_err(|e| KafkaError::Client {
-                    brokers: options.brokers.clone(),
-                    reason: e.to_string(),
-                })?;
+                .map_err(|e| KafkaError::client(options, e))?;
         Ok(KafkaSink {
             producer,
             topic: options.topic.clone(),

@@ -229,10 +229,7 @@ impl KafkaSource {
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "1000")
             .create_with_context(context)
-            .map_err(|e| KafkaError::Client {
-                brokers: options.brokers.clone(),
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| KafkaError::client(options, e))?;
         let prefix = format!("{}/", options.topic);
         let indexed = resume
             .of_source(id)
@@ -653,10 +650,7 @@ impl DeadLetters {
             .create_with_context(DeadLetterContext {
                 failed: AtomicU64::new(0),
             })
-            .map_err(|e| KafkaError::Client {
-                brokers: options.brokers.clone(),
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| KafkaError::client(options, e))?;
         Ok(DeadLetters {
             producer,
             topic: topic.to_string(),
