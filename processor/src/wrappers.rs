@@ -54,7 +54,8 @@ pub fn strip_ansi(text: &str) -> Cow<'_, str> {
 pub fn split_process_tag(text: &str) -> Option<(&str, &str)> {
     let inner_end = text.strip_prefix('(')?.find(')')? + 1;
     let inner = &text[1..inner_end];
-    let (name, pid) = inner.split_once(" pid=")?;
+    let at = crate::parsers::fields::find!(inner, " pid=")?;
+    let (name, pid) = (&inner[..at], &inner[at + 5..]);
     if name.is_empty() || pid.is_empty() || !pid.bytes().all(|c| c.is_ascii_digit()) {
         return None;
     }

@@ -504,10 +504,15 @@ pub fn starts_like_a_record(line: &str) -> bool {
         b'{' => true,
         b'[' => timestamp_like(&b[1..]) || level_word(&b[1..]),
         // vLLM's process tag: `(APIServer pid=1) INFO …`
-        b'(' => line
-            .split_once(") ")
-            .filter(|(tag, _)| tag.len() < 48 && tag.contains("pid="))
-            .is_some_and(|(_, rest)| starts_like_a_record(rest)),
+        // The first `) ` within 48 bytes, or none at all: a longer tag is not one (and a
+        // search of the whole line, with its searcher set up per line, cost more than the
+        // rest of this function).
+        b'(' => b
+            .windows(2)
+            .take(48)
+            .position(|w| w == b") ")
+            .filter(|&end| b[..end].windows(4).any(|w| w == b"pid="))
+            .is_some_and(|end| starts_like_a_record(&line[end + 2..])),
         b'0'..=b'9' => timestamp_like(b),
         b'I' | b'W' | b'E' | b'F' if glog_head(b) => true,
         b'A'..=b'Z' => level_word(b) || syslog_date(b),
@@ -765,5 +770,13 @@ mod tests {
         ] {
             assert!(!starts_like_a_record(line), "{line}");
         }
+        // A process tag: `pid=` in it, shorter than 48 bytes, a record after it.
+        let tag = |name: &str| format!("({name} pid=1) INFO 11-27 20:41:07 [x.py:1] x");
+        assert!(starts_like_a_record(&tag(&"w".repeat(40))));
+        assert!(!starts_like_a_record(&tag(&"w".repeat(41))));
+        assert!(!starts_like_a_record(
+            "(worker) INFO 11-27 20:41:07 [x.py:1] x"
+        ));
+        assert!(!starts_like_a_record("(APIServer pid=1) continued"));
     }
 }

@@ -8,7 +8,9 @@
 //!   cache hit rate: 40.5%`.
 
 use super::fields::{find, has};
+use memchr::memmem::Finder;
 use model::{Record, RecordKind, Severity, names};
+use std::sync::LazyLock;
 
 /// The parts of a vLLM logger line: `LEVEL MM-DD hh:mm:ss [file.py:N] message` (newer) or
 /// `LEVEL MM-DD hh:mm:ss file.py:N] message` (older).
@@ -175,6 +177,7 @@ pub fn apply(line: &VllmLine<'_>, record: &mut Record) {
 /// preempted`. They appear with and without the logger prefix (a wrapper may replace it), so
 /// they are looked for in the whole text. Returns whether `text` was one.
 pub fn apply_request(text: &str, record: &mut Record) -> bool {
+    /// Each event's marker, looked for in this order (the first found names the event).
     const EVENTS: [(&str, &str); 6] = [
         ("Received request ", "request_received"),
         ("Added request ", "request_added"),
@@ -183,16 +186,20 @@ pub fn apply_request(text: &str, record: &mut Record) -> bool {
         ("Generated response ", "response"),
         ("Sequence group ", "preempted"),
     ];
+    // Built once: `str::find` set up a new searcher for each marker of each line.
+    static MARKERS: LazyLock<[Finder<'static>; 6]> =
+        LazyLock::new(|| EVENTS.map(|(marker, _)| Finder::new(marker)));
     if !has!(text, " request ")
         && !has!(text, "Generated response ")
         && !has!(text, "Sequence group ")
     {
         return false;
     }
-    for (marker, event) in EVENTS {
-        let Some(at) = text.find(marker) else {
+    for ((marker, event), finder) in EVENTS.iter().zip(MARKERS.iter()) {
+        let Some(at) = finder.find(text.as_bytes()) else {
             continue;
         };
+        let (marker, event) = (*marker, *event);
         let rest = &text[at + marker.len()..];
         let id = rest
             .split([' ', ':'])
@@ -208,10 +215,14 @@ pub fn apply_request(text: &str, record: &mut Record) -> bool {
         if event == "request_received"
             && let Some(params) = find!(rest, "SamplingParams(").map(|i| &rest[i..])
         {
-            if let Some(t) = param(params, "temperature=").and_then(|v| v.parse::<f64>().ok()) {
+            static TEMPERATURE: LazyLock<Finder<'static>> =
+                LazyLock::new(|| Finder::new("temperature="));
+            static MAX_TOKENS: LazyLock<Finder<'static>> =
+                LazyLock::new(|| Finder::new("max_tokens="));
+            if let Some(t) = param(params, &TEMPERATURE).and_then(|v| v.parse::<f64>().ok()) {
                 a.insert_f64(names::GEN_AI_REQUEST_TEMPERATURE, t);
             }
-            if let Some(n) = param(params, "max_tokens=").and_then(|v| v.parse::<i64>().ok()) {
+            if let Some(n) = param(params, &MAX_TOKENS).and_then(|v| v.parse::<i64>().ok()) {
                 a.insert(names::GEN_AI_REQUEST_MAX_TOKENS, n);
             }
         }
@@ -220,13 +231,12 @@ pub fn apply_request(text: &str, record: &mut Record) -> bool {
     false
 }
 
-/// The value after `, key` or `(key` in a `SamplingParams(…)` list.
-fn param<'a>(params: &'a str, key: &str) -> Option<&'a str> {
-    let at = params
-        .match_indices(key)
-        .find(|(i, _)| *i > 0 && matches!(params.as_bytes()[i - 1], b' ' | b'(' | b','))?
-        .0;
-    let rest = &params[at + key.len()..];
+/// The value after `, key` or `(key` in a `SamplingParams(…)` list; `key` finds the key.
+fn param<'a>(params: &'a str, key: &Finder<'_>) -> Option<&'a str> {
+    let at = key
+        .find_iter(params.as_bytes())
+        .find(|&i| i > 0 && matches!(params.as_bytes()[i - 1], b' ' | b'(' | b','))?;
+    let rest = &params[at + key.needle().len()..];
     rest.split([',', ')']).next()
 }
 
