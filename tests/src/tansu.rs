@@ -90,6 +90,8 @@ impl Broker {
         use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
         let producer: ThreadedProducer<DefaultProducerContext> = rdkafka::ClientConfig::new()
             .set("bootstrap.servers", &self.addr)
+            // Room for a test's oversized message (librdkafka's default is 1 MB).
+            .set("message.max.bytes", "8000000")
             .create()
             .expect("a producer");
         for p in payloads {

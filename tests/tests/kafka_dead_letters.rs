@@ -199,3 +199,34 @@ fn without_the_dead_letter_topic_each_dead_letter_is_counted_and_logged_and_the_
         "the lost dead letter's origin is logged:\n{log}"
     );
 }
+
+#[test]
+fn a_dead_letter_the_producer_refuses_is_counted_and_logged_and_the_records_go_on() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let broker = broker_with(tmp.path(), &[TOPIC, DEAD]);
+    let (one, two) = (record(1), record(2));
+    // Over the dead-letter producer's 1 MB limit (librdkafka's `message.max.bytes`), which
+    // refuses it before it reaches the broker.
+    let huge = vec![b'x'; 1_500_000];
+    broker.produce_keyed(
+        TOPIC,
+        Some(KEY),
+        &[one.to_json().as_bytes(), &huge, two.to_json().as_bytes()],
+    );
+    let agg = aggregator(&broker, &tmp.path().join("data"));
+    wait_until("both records and the refused dead letter", &agg, || {
+        found(&agg) == 2 && metric(&agg, "infersight_kafka_dead_letter_failures_total") >= 1.0
+    });
+    assert_eq!(metric(&agg, "infersight_kafka_malformed_total"), 1.0);
+    assert_eq!(
+        metric(&agg, "infersight_kafka_dead_letter_failures_total"),
+        1.0
+    );
+    assert_eq!(metric(&agg, "infersight_kafka_dead_letters_total"), 0.0);
+    let log = agg.stderr();
+    assert!(
+        log.contains("the dead-letter topic cannot take a malformed message")
+            && log.contains("offset=1"),
+        "the refusal and the message's origin are logged:\n{log}"
+    );
+}
