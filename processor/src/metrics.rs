@@ -13,6 +13,7 @@
 //! The registry is shared (`Arc`) between the processor that feeds it and whatever exports
 //! it; it knows nothing about the exposition format.
 
+use hashbrown::{Equivalent, HashMap};
 use model::{Record, RecordKind, names};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -111,7 +112,40 @@ impl Default for Series {
 /// The registry.
 #[derive(Debug, Default)]
 pub struct LlmMetrics {
-    series: Mutex<BTreeMap<Labels, Series>>,
+    /// Looked up by [`LabelsOf`], so that finding a record's series makes no strings (making
+    /// the four label strings of every request and stats line was a sixteenth of the
+    /// aggregator's thread that makes documents).
+    series: Mutex<HashMap<Labels, Series>>,
+}
+
+/// A record's labels, borrowed from it: hashes as [`Labels`] does (a slice of four strings)
+/// and compares equal to the same four strings.
+#[derive(Hash)]
+struct LabelsOf<'a>([&'a str; 4]);
+
+impl<'a> LabelsOf<'a> {
+    fn of(record: &'a Record) -> Self {
+        let r = |k: &str| record.resource_str(k).unwrap_or("");
+        let a = |k: &str| record.attributes.get_str(k).unwrap_or("");
+        LabelsOf([
+            r(names::K8S_NAMESPACE_NAME),
+            r(names::K8S_POD_NAME),
+            a(names::GEN_AI_REQUEST_MODEL),
+            a(names::LLM_SERVER),
+        ])
+    }
+}
+
+impl Equivalent<Labels> for LabelsOf<'_> {
+    fn equivalent(&self, key: &Labels) -> bool {
+        self.0.iter().zip(key).all(|(a, b)| *a == b.as_str())
+    }
+}
+
+impl From<&LabelsOf<'_>> for Labels {
+    fn from(labels: &LabelsOf<'_>) -> Self {
+        labels.0.map(String::from)
+    }
 }
 
 const ENGINE_GAUGES: [&str; 6] = [
@@ -137,11 +171,10 @@ impl LlmMetrics {
         if !relevant {
             return;
         }
-        let labels = labels(record);
         let Ok(mut all) = self.series.lock() else {
             return;
         };
-        let s = all.entry(labels).or_default();
+        let s = all.entry_ref(&LabelsOf::of(record)).or_default();
         let num = |key: &str| record.attributes.get(key).and_then(|v| v.as_f64());
         match record.kind {
             RecordKind::Request => {
@@ -188,24 +221,75 @@ impl LlmMetrics {
     /// began it, so both sides count under the same labels.
     pub fn in_flight(&self, first: &Record, delta: i64) {
         if let Ok(mut all) = self.series.lock() {
-            let s = all.entry(labels(first)).or_default();
+            let s = all.entry_ref(&LabelsOf::of(first)).or_default();
             s.in_flight = (s.in_flight + delta).max(0);
         }
     }
 
     /// A copy of every series, for export.
     pub fn snapshot(&self) -> BTreeMap<Labels, Series> {
-        self.series.lock().map(|s| s.clone()).unwrap_or_default()
+        self.series
+            .lock()
+            .map(|all| all.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default()
     }
 }
 
-fn labels(record: &Record) -> Labels {
-    let r = |k: &str| record.resource_str(k).unwrap_or("").to_string();
-    let a = |k: &str| record.attributes.get_str(k).unwrap_or("").to_string();
-    [
-        r(names::K8S_NAMESPACE_NAME),
-        r(names::K8S_POD_NAME),
-        a(names::GEN_AI_REQUEST_MODEL),
-        a(names::LLM_SERVER),
-    ]
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use model::{AttrValue, Attributes, RecordId, Timestamp};
+    use std::hash::BuildHasher;
+    use std::sync::Arc;
+
+    fn request(pod: &str, model: &str) -> Record {
+        let resource: Attributes = [
+            (names::K8S_NAMESPACE_NAME, AttrValue::from("llm")),
+            (names::K8S_POD_NAME, AttrValue::from(pod)),
+        ]
+        .into_iter()
+        .collect();
+        let mut r = Record::log(
+            RecordId::from_source(b"metrics-test", 0),
+            Timestamp::now(),
+            Timestamp::now(),
+            Arc::new(resource),
+            "done".into(),
+        );
+        r.kind = RecordKind::Request;
+        r.attributes.insert(names::GEN_AI_REQUEST_MODEL, model);
+        r.attributes.insert(names::LLM_SERVER, "vllm");
+        r
+    }
+
+    #[test]
+    fn borrowed_labels_hash_and_compare_as_the_owned_ones() {
+        let record = request("vllm-0", "llama");
+        let borrowed = LabelsOf::of(&record);
+        let owned = Labels::from(&borrowed);
+        assert_eq!(owned, ["llm", "vllm-0", "llama", "vllm"].map(String::from));
+        let hasher = hashbrown::DefaultHashBuilder::default();
+        assert_eq!(hasher.hash_one(&borrowed), hasher.hash_one(&owned));
+        assert!(borrowed.equivalent(&owned));
+        let other = request("vllm-1", "llama");
+        assert!(!LabelsOf::of(&other).equivalent(&owned));
+    }
+
+    #[test]
+    fn records_with_the_same_labels_count_in_one_series() {
+        let metrics = LlmMetrics::new();
+        for pod in ["vllm-0", "vllm-1", "vllm-0"] {
+            metrics.observe(&request(pod, "llama"));
+        }
+        metrics.in_flight(&request("vllm-1", "llama"), 1);
+        let snapshot = metrics.snapshot();
+        let counts: Vec<(&str, u64, i64)> = snapshot
+            .iter()
+            .map(|(labels, s)| {
+                let finished = s.requests.get("finished").copied().unwrap_or(0);
+                (labels[1].as_str(), finished, s.in_flight)
+            })
+            .collect();
+        assert_eq!(counts, [("vllm-0", 2, 0), ("vllm-1", 1, 1)]);
+    }
 }
