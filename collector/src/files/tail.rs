@@ -74,10 +74,6 @@ pub(crate) struct FileTail {
     pub(super) carry: Vec<u8>,
     /// Inside a line longer than the cap whose head was already emitted.
     discarding: bool,
-    /// When the last chunk of lines was read: their observed timestamp (and that of a
-    /// partial line emitted later without its end). Taken once per chunk rather than per
-    /// line: the clock was 1 % of the agent's CPU, and a chunk is read at one moment.
-    read_time: Timestamp,
     partials: PartialLineMerger,
     max_line_bytes: usize,
     /// The file's size when last read, to skip the identity check when nothing changed.
@@ -118,7 +114,6 @@ impl FileTail {
             offset: start_offset,
             carry: Vec::new(),
             discarding: false,
-            read_time: Timestamp::now(),
             partials: PartialLineMerger::new(max_line_bytes),
             max_line_bytes,
             last_len: 0,
@@ -268,7 +263,6 @@ impl FileTail {
     fn consume_lines(&mut self, out: &mut Vec<TailLine>, metrics: &FileSourceMetrics) {
         let max_line_bytes = self.max_line_bytes;
         let carry = std::mem::take(&mut self.carry);
-        self.read_time = Timestamp::now();
         let mut start = 0usize;
         for nl in memchr::memchr_iter(b'\n', &carry) {
             let line_offset = self.offset + start as u64;
@@ -290,7 +284,7 @@ impl FileTail {
             if !self.discarding {
                 let mut line = self.line(
                     self.offset,
-                    self.read_time,
+                    Timestamp::now(),
                     None,
                     rest[..max_line_bytes].to_vec(),
                 );
@@ -331,7 +325,7 @@ impl FileTail {
             Err(e) => {
                 // Keep the raw line: losing it would hide exactly the lines that need a look.
                 metrics.decode_errors.fetch_add(1, Relaxed);
-                let mut raw = self.line(line_offset, self.read_time, None, line.to_vec());
+                let mut raw = self.line(line_offset, Timestamp::now(), None, line.to_vec());
                 raw.record.attributes.insert(names::LOG_DECODE_ERROR, e);
                 out.push(raw);
             }
@@ -372,7 +366,7 @@ impl FileTail {
         let mut record = Record::log_from_bytes(
             RecordId::from_source(self.key.as_bytes(), position),
             timestamp,
-            self.read_time,
+            Timestamp::now(),
             Arc::clone(&self.resource),
             bytes,
         );
