@@ -8,22 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 lines=${1:-500000}
-tansu="${TANSU_BIN:-${CARGO_HOME:-$HOME/.cargo}/bin/tansu}"
-work=$(mktemp -d /tmp/infersight-kafka-stages-XXXXXX)
-pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$work"' EXIT
-bin="${INFERSIGHT_BIN:-target/release/infersight}"
-[ -n "${INFERSIGHT_BIN:-}" ] || cargo build --release --bin infersight -q
-python3 scripts/gen-pod-logs.py "$work/pods" "$lines" >/dev/null
-kport=$((20000 + RANDOM % 20000)); aport=$((kport + 1)); gport=$((kport + 2))
-broker="127.0.0.1:$kport"
-(cd "$work" && RUST_LOG=error exec "$tansu" broker --listener-url "tcp://$broker" \
-  --advertised-listener-url "tcp://$broker" --storage-engine memory://tansu/ >/dev/null 2>&1) &
-pids+=($!)
-until (exec 3<>"/dev/tcp/127.0.0.1/$kport") 2>/dev/null; do sleep 0.1; done
-"$tansu" topic create records --partitions 4 --broker "tcp://$broker" >/dev/null
-# CPU seconds of a process so far (utime + stime; the fields after the command name).
-cpu_of() { awk '{ sub(/.*\) /, ""); print ($12 + $13) / 100 }' "/proc/$1/stat"; }
+source scripts/kafka-bench-setup.sh
 rate() { python3 -c "print(f'{$1 / ($3 - $2):,.0f}')"; }
 
 start=$(date +%s.%N)
@@ -49,10 +34,6 @@ start=$(date +%s.%N)
   --kafka-brokers "$broker" --kafka-topic records >/dev/null 2>"$work/aggregator.log" &
 aggregator=$!
 pids+=($aggregator)
-count() {
-  curl -s "http://127.0.0.1:$aport/api/v1/search?q=*&limit=1$1" \
-    | python3 -c 'import json,sys; print(json.load(sys.stdin).get("total",0))' 2>/dev/null || echo 0
-}
 total=0; first=""
 until [ "$total" -ge "$lines" ]; do
   sleep 0.2

@@ -12,31 +12,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 lines=${1:-500000}
-tansu="${TANSU_BIN:-${CARGO_HOME:-$HOME/.cargo}/bin/tansu}"
-work=$(mktemp -d /tmp/infersight-kafka-bench-XXXXXX)
-pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
-bin="${INFERSIGHT_BIN:-target/release/infersight}"
-[ -n "${INFERSIGHT_BIN:-}" ] || cargo build --release --bin infersight -q
 agent_config=(--preset agent)
 [ -z "${AGENT_CONFIG:-}" ] || agent_config=(--config "$AGENT_CONFIG")
 aggregator_config=(--preset aggregator)
 [ -z "${AGGREGATOR_CONFIG:-}" ] || aggregator_config=(--config "$AGGREGATOR_CONFIG")
-bytes=$(python3 scripts/gen-pod-logs.py "$work/pods" "$lines")
-kport=$((20000 + RANDOM % 20000)); aport=$((kport + 1))
-broker="127.0.0.1:$kport"
-(cd "$work" && RUST_LOG=error exec "$tansu" broker --listener-url "tcp://$broker" \
-  --advertised-listener-url "tcp://$broker" --storage-engine memory://tansu/ >/dev/null 2>&1) &
-pids+=($!)
-until (exec 3<>"/dev/tcp/127.0.0.1/$kport") 2>/dev/null; do sleep 0.1; done
-"$tansu" topic create records --partitions 4 --broker "tcp://$broker" >/dev/null
+source scripts/kafka-bench-setup.sh
 /usr/bin/time -f "%M %U %S" -o "$work/rss-aggregator" "$bin" run "${aggregator_config[@]}" \
   --data-dir "$work/agg" --listen "127.0.0.1:$aport" --kafka-brokers "$broker" \
   --kafka-topic records >/dev/null 2>"$work/aggregator.log" &
 pids+=($!)
 until curl -sf "http://127.0.0.1:$aport/healthz" >/dev/null; do sleep 0.1; done
-# CPU seconds of a process so far (utime + stime; the fields after the command name).
-cpu_of() { awk '{ sub(/.*\) /, ""); print ($12 + $13) / 100 }' "/proc/$1/stat"; }
 tansu_start=$(cpu_of "${pids[0]}")
 start=$(date +%s.%N)
 /usr/bin/time -f "%M %U %S" -o "$work/rss-agent" "$bin" run "${agent_config[@]}" \
@@ -44,10 +29,6 @@ start=$(date +%s.%N)
   --kafka-topic records >/dev/null 2>"$work/agent.log" &
 agent=$!
 pids+=($agent)
-count() {
-  curl -s "http://127.0.0.1:$aport/api/v1/search?q=*&limit=1$1" \
-    | python3 -c 'import json,sys; print(json.load(sys.stdin).get("total",0))' 2>/dev/null || echo 0
-}
 total=0
 until [ "$total" -ge "$lines" ]; do
   sleep 0.2

@@ -1,0 +1,28 @@
+# Sourced by scripts/bench-kafka.sh and scripts/bench-kafka-stages.sh (not run alone): the
+# part of a Kafka bench both share. Expects `lines`; sets `work` (a temporary directory,
+# removed at exit with every process in `pids`), `bin`, `bytes` (of the generated logs
+# under $work/pods), `broker` (tansu in memory, topic `records` of 4 partitions; its pid is
+# ${pids[0]}), free ports `aport` and `gport`, and the helpers `cpu_of` and `count`.
+tansu="${TANSU_BIN:-${CARGO_HOME:-$HOME/.cargo}/bin/tansu}"
+work=$(mktemp -d /tmp/infersight-kafka-bench-XXXXXX)
+pids=()
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$work"' EXIT
+bin="${INFERSIGHT_BIN:-target/release/infersight}"
+[ -n "${INFERSIGHT_BIN:-}" ] || cargo build --release --bin infersight -q
+bytes=$(python3 scripts/gen-pod-logs.py "$work/pods" "$lines")
+kport=$((20000 + RANDOM % 20000)); aport=$((kport + 1)); gport=$((kport + 2))
+broker="127.0.0.1:$kport"
+(cd "$work" && RUST_LOG=error exec "$tansu" broker --listener-url "tcp://$broker" \
+  --advertised-listener-url "tcp://$broker" --storage-engine memory://tansu/ >/dev/null 2>&1) &
+pids+=($!)
+until (exec 3<>"/dev/tcp/127.0.0.1/$kport") 2>/dev/null; do sleep 0.1; done
+"$tansu" topic create records --partitions 4 --broker "tcp://$broker" >/dev/null
+
+# CPU seconds of a process so far (utime + stime; the fields after the command name).
+cpu_of() { awk '{ sub(/.*\) /, ""); print ($12 + $13) / 100 }' "/proc/$1/stat"; }
+
+# The aggregator's (on $aport) count of records matching the query suffix $1.
+count() {
+  curl -s "http://127.0.0.1:$aport/api/v1/search?q=*&limit=1$1" \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin).get("total",0))' 2>/dev/null || echo 0
+}
