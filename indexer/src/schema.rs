@@ -2,7 +2,7 @@
 
 use crate::time_range::TimeRange;
 use crate::tokenizer::LogTokenizer;
-use model::{AttrValue, Attributes, Record, names};
+use model::{AttrValue, Record, names};
 use tantivy::Term;
 use tantivy::query::doc_predicate_query::{DocPredicateQuery, FunctionPredicate};
 use tantivy::query::{BooleanQuery, Occur, RangeQuery};
@@ -298,13 +298,14 @@ impl IndexSchema {
         // (on the indexing thread) then finds already done.
         let mut exact = [None; EXACT_ATTRIBUTE_FIELDS.len()];
         let mut numeric = [None; NUMERIC_ATTRIBUTE_FIELDS.len()];
-        let mut others = false;
+        // The attributes without a slot, gathered in the same pass (no second lookup).
+        let mut others = Vec::new();
         for (name, value) in record.attributes.iter() {
             match self.attribute_slots.get(name) {
                 Some(AttributeSlot::Exact(i)) => exact[*i] = value.as_str(),
                 Some(AttributeSlot::Numeric(i)) => numeric[*i] = value.as_f64(),
                 Some(AttributeSlot::Left) => {}
-                None => others = true,
+                None => others.push((name, value)),
             }
         }
         for ((_, field), value) in self.attribute_exact.iter().zip(exact) {
@@ -317,8 +318,8 @@ impl IndexSchema {
                 doc.add_f64(*field, v);
             }
         }
-        if others {
-            doc.add_field_value(self.attributes, &self.json_object(&record.attributes));
+        if !others.is_empty() {
+            doc.add_field_value(self.attributes, &json_object(others));
         }
         // The id, timestamp and resource are columns; storing them again would only cost
         // space.
@@ -326,28 +327,27 @@ impl IndexSchema {
         doc.add_text(self.record, record.to_content_json());
         doc
     }
+}
 
-    /// The attributes without a field of their own, as the JSON field's object.
-    fn json_object(&self, attrs: &Attributes) -> tantivy::schema::OwnedValue {
-        use tantivy::schema::OwnedValue;
-        let entries = attrs
-            .iter()
-            .filter(|(k, _)| !self.attribute_slots.contains_key(k))
-            .map(|(k, v)| {
-                let value = match v {
-                    AttrValue::Str(s) => OwnedValue::Str(s.clone()),
-                    AttrValue::Int(i) => OwnedValue::I64(*i),
-                    AttrValue::Float(f) => OwnedValue::F64(*f),
-                    AttrValue::Bool(b) => OwnedValue::Bool(*b),
-                    AttrValue::StrList(l) => {
-                        OwnedValue::Array(l.iter().cloned().map(OwnedValue::Str).collect())
-                    }
-                };
-                (k.to_string(), value)
-            })
-            .collect();
-        OwnedValue::Object(entries)
-    }
+/// The attributes without a field of their own, as the JSON field's object.
+fn json_object(attrs: Vec<(&str, &AttrValue)>) -> tantivy::schema::OwnedValue {
+    use tantivy::schema::OwnedValue;
+    let entries = attrs
+        .into_iter()
+        .map(|(k, v)| {
+            let value = match v {
+                AttrValue::Str(s) => OwnedValue::Str(s.clone()),
+                AttrValue::Int(i) => OwnedValue::I64(*i),
+                AttrValue::Float(f) => OwnedValue::F64(*f),
+                AttrValue::Bool(b) => OwnedValue::Bool(*b),
+                AttrValue::StrList(l) => {
+                    OwnedValue::Array(l.iter().cloned().map(OwnedValue::Str).collect())
+                }
+            };
+            (k.to_string(), value)
+        })
+        .collect();
+    OwnedValue::Object(entries)
 }
 
 impl Default for IndexSchema {
@@ -359,7 +359,7 @@ impl Default for IndexSchema {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use model::{RecordId, Timestamp};
+    use model::{Attributes, RecordId, Timestamp};
     use std::sync::Arc;
     use tantivy::schema::OwnedValue;
 
