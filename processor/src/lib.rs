@@ -24,4 +24,9 @@ mod processor;
 pub mod severity;
 pub mod wrappers;
 
+/// The corpus reader and generator the integration tests share, for unit tests too.
+#[cfg(test)]
+#[path = "../tests/common/mod.rs"]
+mod test_common;
+
 pub use processor::{InferenceLogProcessor, SERVERS, ServerAssignment};

@@ -55,7 +55,7 @@ pub fn split_process_tag(text: &str) -> Option<(&str, &str)> {
     let inner_end = text.strip_prefix('(')?.find(')')? + 1;
     let inner = &text[1..inner_end];
     let at = crate::parsers::fields::find!(inner, " pid=")?;
-    let (name, pid) = (&inner[..at], &inner[at + 5..]);
+    let (name, pid) = (&inner[..at], &inner[at + " pid=".len()..]);
     if name.is_empty() || pid.is_empty() || !pid.bytes().all(|c| c.is_ascii_digit()) {
         return None;
     }

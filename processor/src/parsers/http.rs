@@ -211,14 +211,8 @@ mod tests {
 
     #[test]
     fn uvicorn_access_reads_what_the_regex_read() {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/corpus/lines.jsonl"
-        );
-        let corpus = std::fs::read_to_string(path).expect("the corpus is at ../shared/corpus");
-        let mut lines: Vec<String> = corpus
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        let mut lines: Vec<String> = crate::test_common::corpus()
+            .into_iter()
             .filter_map(|v| v["line"].as_str().map(String::from))
             .collect();
         let access = lines.iter().filter(|l| by_regex(l).is_some()).count();

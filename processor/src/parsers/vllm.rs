@@ -195,11 +195,10 @@ pub fn apply_request(text: &str, record: &mut Record) -> bool {
     {
         return false;
     }
-    for ((marker, event), finder) in EVENTS.iter().zip(MARKERS.iter()) {
+    for ((marker, event), finder) in EVENTS.into_iter().zip(MARKERS.iter()) {
         let Some(at) = finder.find(text.as_bytes()) else {
             continue;
         };
-        let (marker, event) = (*marker, *event);
         let rest = &text[at + marker.len()..];
         let id = rest
             .split([' ', ':'])
