@@ -502,11 +502,7 @@ impl KafkaSource {
         malformed: &mut Vec<Malformed>,
     ) {
         let Some(payload) = message.payload() else {
-            malformed.push(Malformed {
-                line: None,
-                bytes: Vec::new(),
-                reason: "an empty message".into(),
-            });
+            malformed.push(Malformed::empty(Vec::new()));
             return;
         };
         match self.format {
@@ -534,6 +530,17 @@ struct Malformed {
     bytes: Vec<u8>,
     /// Why it is not a record.
     reason: String,
+}
+
+impl Malformed {
+    /// A message with no record in it: no payload, or only blank lines (`bytes`).
+    fn empty(bytes: Vec<u8>) -> Self {
+        Malformed {
+            line: None,
+            bytes,
+            reason: "an empty message".into(),
+        }
+    }
 }
 
 /// Appends the records of a message in the record format (one record, or JSON lines) to
@@ -575,11 +582,7 @@ fn decode_records(
         only.line = None;
     }
     if malformed.len() == bad_before && out.len() == before {
-        malformed.push(Malformed {
-            line: None,
-            bytes: payload.to_vec(),
-            reason: "an empty message".into(),
-        });
+        malformed.push(Malformed::empty(payload.to_vec()));
     }
 }
 
