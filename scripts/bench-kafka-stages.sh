@@ -28,6 +28,7 @@ done
 end=$(date +%s.%N)
 echo "agent alone: $(rate "$lines" "$start" "$end") lines/s acknowledged by the broker; CPU $(cpu_of "$agent") s"
 kill "$agent"
+wait "$agent" 2>/dev/null || true  # its drain must not share the aggregator's CPU
 
 start=$(date +%s.%N)
 "$bin" run --preset aggregator --data-dir "$work/agg" --listen "127.0.0.1:$aport" \

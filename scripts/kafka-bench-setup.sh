@@ -3,10 +3,11 @@
 # removed at exit with every process in `pids`), `bin`, `bytes` (of the generated logs
 # under $work/pods), `broker` (tansu in memory, topic `records` of 4 partitions; its pid is
 # ${pids[0]}), free ports `aport` and `gport`, and the helpers `cpu_of` and `count`.
+# BENCH_LOGS=DIR keeps the processes' logs (stderr) there.
 tansu="${TANSU_BIN:-${CARGO_HOME:-$HOME/.cargo}/bin/tansu}"
 work=$(mktemp -d /tmp/infersight-kafka-bench-XXXXXX)
 pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$work"' EXIT
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; [ -z "${BENCH_LOGS:-}" ] || { mkdir -p "$BENCH_LOGS"; cp "$work"/*.log "$BENCH_LOGS"/ 2>/dev/null || true; }; rm -rf "$work"' EXIT
 bin="${INFERSIGHT_BIN:-target/release/infersight}"
 [ -n "${INFERSIGHT_BIN:-}" ] || cargo build --release --bin infersight -q
 bytes=$(python3 scripts/gen-pod-logs.py "$work/pods" "$lines")
@@ -23,6 +24,6 @@ cpu_of() { awk '{ sub(/.*\) /, ""); print ($12 + $13) / 100 }' "/proc/$1/stat"; 
 
 # The aggregator's (on $aport) count of records matching the query suffix $1.
 count() {
-  curl -s "http://127.0.0.1:$aport/api/v1/search?q=*&limit=1$1" \
-    | python3 -c 'import json,sys; print(json.load(sys.stdin).get("total",0))' 2>/dev/null || echo 0
+  curl -s "http://127.0.0.1:$aport/api/v1/search?q=*&limit=0$1" \
+    | { grep -o '"total":[0-9]*' || echo :0; } | cut -d: -f2
 }
