@@ -16,6 +16,7 @@
 //! Must not know about: HTTP, the CLI, where records come from.
 
 mod aggregate;
+mod documents;
 mod error;
 mod live;
 mod schema;
@@ -30,6 +31,7 @@ pub use aggregate::{
     FieldStatsPartial, GroupStats, HistogramBucket, MAX_BUCKETS, MAX_GROUPS, MISSING_GROUP,
     StatsQuestion,
 };
+pub use documents::{DocumentBatch, DocumentMaker};
 pub use error::IndexError;
 pub use live::LiveFilter;
 pub use schema::IndexSchema;

@@ -2,10 +2,11 @@
 //! Documents go to the active split; a full or old one is sealed and a new one started;
 //! small sealed splits are merged in the background and old ones dropped by retention.
 
+use crate::documents::{DocumentBatch, DocumentMaker};
 use crate::splits::{CommitPayload, Split, SplitSet};
 use crate::{IndexError, IndexSchema};
-use model::{Batch, CheckpointSet, Finalizers, RecordId};
-use std::collections::{HashMap, HashSet};
+use model::{Batch, CheckpointSet, Finalizers};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
@@ -112,8 +113,8 @@ pub struct IndexSink {
     docs_committed: u64,
     /// When retention by age last ran.
     last_retention: Option<Instant>,
-    /// Resources' JSON forms, made once per resource (records of one container share it).
-    resource_json: model::ResourceJsons,
+    /// Makes the batches [`IndexSink::add`] is given into documents.
+    maker: DocumentMaker,
     jobs: mpsc::Sender<Job>,
     progress: mpsc::Receiver<()>,
     _claim: SinkClaim,
@@ -236,8 +237,10 @@ impl IndexSink {
                 path: set.root.clone(),
                 reason: e,
             })?;
+        let schema = set.schema.clone();
         Ok(IndexSink {
-            schema: set.schema.clone(),
+            maker: DocumentMaker::new(schema.clone()),
+            schema,
             checkpoints: set.committed_checkpoints(),
             commit_seq: set.last_commit_seq(),
             set,
@@ -252,7 +255,6 @@ impl IndexSink {
             options,
             docs_committed: 0,
             last_retention: None,
-            resource_json: Default::default(),
             jobs,
             progress,
             _claim: claim,
@@ -261,9 +263,21 @@ impl IndexSink {
 
     /// Adds a batch's records; they become durable and visible at the next commit.
     pub fn add(&mut self, batch: Batch) -> Result<(), IndexError> {
+        let documents = self.maker.make(batch);
+        self.add_documents(documents)
+    }
+
+    /// A maker of this index's documents, to make batches into documents on another thread
+    /// (while this sink commits) for [`IndexSink::add_documents`].
+    pub fn document_maker(&self) -> DocumentMaker {
+        DocumentMaker::new(self.schema.clone())
+    }
+
+    /// Adds a batch made into documents; they become durable and visible at the next
+    /// commit, with the batch's checkpoints.
+    pub fn add_documents(&mut self, batch: DocumentBatch) -> Result<(), IndexError> {
         let mut skip = HashSet::new();
-        if !batch.redelivered.is_empty() {
-            let redelivered: HashSet<_> = batch.redelivered.iter().copied().collect();
+        if batch.documents.iter().any(|d| d.redelivered) {
             let others: Vec<Arc<Split>> = self
                 .set
                 .snapshot()
@@ -271,18 +285,17 @@ impl IndexSink {
                 .filter(|s| s.id != self.active.id)
                 .cloned()
                 .collect();
-            for record in batch.records.iter().filter(|r| redelivered.contains(&r.id)) {
-                let ts = record.timestamp.unix_nanos();
-                let query = self.schema.id_query(record.id, ts);
+            for made in batch.documents.iter().filter(|d| d.redelivered) {
+                let query = self.schema.id_query(made.id, made.timestamp);
                 // The re-sent record replaces the copy an earlier run committed (a multiline
                 // group may have grown since). In the active split the delete is ordered
                 // before the adds that follow it; a sealed split is changed at once, unless
                 // a merge is reading it: then it keeps its copy and the new one is left out.
                 let mut held = false;
-                for split in others
-                    .iter()
-                    .filter(|s| s.stats().overlaps(Some(ts), Some(ts)))
-                {
+                for split in others.iter().filter(|s| {
+                    s.stats()
+                        .overlaps(Some(made.timestamp), Some(made.timestamp))
+                }) {
                     if split
                         .reader
                         .searcher()
@@ -294,7 +307,7 @@ impl IndexSink {
                     }
                 }
                 if held {
-                    skip.insert(record.id);
+                    skip.insert(made.id);
                 } else {
                     self.writer
                         .delete_query(Box::new(query))
@@ -302,38 +315,23 @@ impl IndexSink {
                 }
             }
         }
-        // Two copies of one redelivered record in this batch (two node agents' copies of
-        // one Kubernetes event): the deletes above run before either is added, so only
-        // the last copy is added.
-        let mut last_copy: HashMap<RecordId, usize> = HashMap::new();
-        if !batch.redelivered.is_empty() {
-            let redelivered: HashSet<_> = batch.redelivered.iter().copied().collect();
-            for (i, record) in batch.records.iter().enumerate() {
-                if redelivered.contains(&record.id) {
-                    last_copy.insert(record.id, i);
-                }
-            }
-        }
         // Documents go to the indexing thread [`DOCS_PER_SEND`] at a time; the deletes
         // above were queued before any of them.
-        let mut adds = Vec::with_capacity(DOCS_PER_SEND.min(batch.records.len()));
-        for (i, record) in batch.records.iter().enumerate() {
-            if skip.contains(&record.id) || last_copy.get(&record.id).is_some_and(|&l| l != i) {
+        let mut adds = Vec::with_capacity(DOCS_PER_SEND.min(batch.documents.len()));
+        for made in batch.documents {
+            if !skip.is_empty() && skip.contains(&made.id) {
                 continue;
             }
-            let resource_json = self.resource_json.json(&record.resource).get();
-            adds.push(UserOperation::Add(
-                self.schema.document(record, resource_json),
-            ));
-            if adds.len() == DOCS_PER_SEND {
-                self.writer.run(adds.drain(..))?;
-            }
-            let ts = record.timestamp.unix_nanos();
+            let ts = made.timestamp;
             self.pending_span = Some(match self.pending_span {
                 Some((lo, hi)) => (lo.min(ts), hi.max(ts)),
                 None => (ts, ts),
             });
             self.pending_docs += 1;
+            adds.push(UserOperation::Add(made.document));
+            if adds.len() == DOCS_PER_SEND {
+                self.writer.run(adds.drain(..))?;
+            }
         }
         if !adds.is_empty() {
             self.writer.run(adds)?;

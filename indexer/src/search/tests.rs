@@ -244,6 +244,57 @@ fn checkpoints_are_committed_with_the_documents_and_batches_acknowledged_after()
     );
 }
 
+/// The pipeline makes documents on one thread while the sink commits on another: a batch
+/// made before a commit but added after it belongs to the next commit, checkpoints and
+/// acknowledgement included.
+#[test]
+fn a_batch_made_before_a_commit_and_added_after_it_lands_in_the_next_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = IndexStore::open_or_create(dir.path()).unwrap();
+    let mut sink = store.sink(SinkOptions::default()).unwrap();
+    let mut maker = sink.document_maker();
+    let batch = |n: u64, body: &str, position: u64, tx: mpsc::Sender<BatchStatus>| Batch {
+        records: vec![record(n, "p", n as i64, body)],
+        finalizers: Finalizers::with_callback(move |s| tx.send(s).unwrap()),
+        checkpoints: vec![Checkpoint {
+            source: "files".into(),
+            key: "/logs/p/0.log".into(),
+            position,
+            finished: false,
+        }],
+        redelivered: vec![],
+    };
+    let (first_tx, first_acks) = mpsc::channel();
+    let (second_tx, second_acks) = mpsc::channel();
+    let first = maker.make(batch(1, "first", 10, first_tx));
+    let second = maker.make(batch(2, "second", 20, second_tx));
+    assert_eq!((first.len(), second.len()), (1, 1));
+
+    sink.add_documents(first).unwrap();
+    sink.commit().unwrap();
+    let position = || {
+        IndexStore::open_existing(dir.path())
+            .unwrap()
+            .committed_checkpoints()
+            .unwrap()
+            .position("files", "/logs/p/0.log")
+    };
+    assert_eq!(position(), Some(10));
+    assert_eq!(first_acks.try_recv(), Ok(BatchStatus::Delivered));
+    assert!(second_acks.try_recv().is_err(), "made, but not added yet");
+    let searcher = store.searcher();
+    assert_eq!(bodies(&searcher.search(&request("*")).unwrap()), ["first"]);
+
+    sink.add_documents(second).unwrap();
+    sink.commit().unwrap();
+    assert_eq!(position(), Some(20));
+    assert_eq!(second_acks.try_recv(), Ok(BatchStatus::Delivered));
+    assert_eq!(
+        bodies(&store.searcher().search(&request("*")).unwrap()),
+        ["second", "first"]
+    );
+}
+
 #[test]
 fn offline_search_without_an_index_says_so() {
     let dir = tempfile::tempdir().unwrap();
