@@ -40,6 +40,10 @@ const CHANNEL_CAPACITY: usize = 16;
 /// Batches a Kafka sink publishes in one round trip to the broker at most (all that wait,
 /// up to a channel's worth).
 const KAFKA_BATCHES_PER_ROUND: usize = CHANNEL_CAPACITY;
+/// Batches made into index documents that wait for the index sink at most: enough for the
+/// documents of the ~0.2-0.5 s a commit holds the sink, few enough that documents (larger
+/// than their records) do not pile up in memory.
+const MADE_BATCHES: usize = 4;
 /// How long a drain may take before we give up on it.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -644,7 +648,7 @@ async fn run_index_sink(
     // records/s), and meanwhile the next batches' documents get made. A batch's
     // checkpoints travel with its documents, so they still land in the commit that holds
     // them.
-    let (made_tx, mut made) = mpsc::channel(CHANNEL_CAPACITY);
+    let (made_tx, mut made) = mpsc::channel(MADE_BATCHES);
     let mut maker = sink.document_maker();
     let maker = std::thread::Builder::new()
         .name("index-documents".into())

@@ -426,3 +426,45 @@ fn a_second_writer_on_one_directory_is_refused() {
     assert!(matches!(second, crate::IndexError::Locked(_)), "{second}");
     assert!(second.to_string().contains("another infersight process"));
 }
+
+/// Merging a busy aggregator's per-commit segments again cost ~15 % of its CPU; a quiet
+/// cluster's tiny per-second segments must still be merged.
+#[test]
+fn segments_over_the_merge_limit_stay_apart_and_small_ones_are_merged() {
+    let segments = |docs_per_commit: u64| {
+        let dir = tempfile::tempdir().unwrap();
+        let store = IndexStore::open_or_create(dir.path()).unwrap();
+        let mut sink = store
+            .sink(SinkOptions {
+                segment_merge_max_docs: 10,
+                ..SinkOptions::default()
+            })
+            .unwrap();
+        for c in 0..8 {
+            let records = (0..docs_per_commit)
+                .map(|i| {
+                    let n = c * docs_per_commit + i;
+                    record(n, "vllm-0", n as i64, "line")
+                })
+                .collect();
+            sink.add(Batch::new(records)).unwrap();
+            sink.commit().unwrap();
+        }
+        sink.close().unwrap();
+        let dirs = split_dirs(dir.path());
+        assert_eq!(dirs.len(), 1);
+        let index = tantivy::Index::open_in_dir(&dirs[0]).unwrap();
+        let count = index.searchable_segment_ids().unwrap().len();
+        assert_eq!(
+            ids(&store),
+            (8 * docs_per_commit as usize, 8 * docs_per_commit as usize)
+        );
+        count
+    };
+    assert_eq!(
+        segments(20),
+        8,
+        "segments of 20 documents, over the limit of 10"
+    );
+    assert_eq!(segments(5), 1, "eight segments of 5 documents");
+}
