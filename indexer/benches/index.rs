@@ -264,7 +264,9 @@ impl ThreadCpu {
             let entry = self
                 .seen
                 .entry(tid)
-                .or_insert_with(|| (comm.trim().to_string(), ticks, ticks));
+                .or_insert_with(|| (String::new(), ticks, ticks));
+            // The last name: a new thread names itself only once it runs.
+            entry.0 = comm.trim().to_string();
             entry.2 = ticks;
         }
     }
