@@ -117,6 +117,7 @@ async fn readyz(
     let index = state.search.index_stats().map(|s| {
         serde_json::json!({
             "splits": s.splits,
+            "segments": s.segments,
             "records": s.records,
             "bytes": s.bytes,
             "commits": s.commits,

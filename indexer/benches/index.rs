@@ -4,6 +4,8 @@
 //! `cargo bench -p indexer --bench index` (1 M records by default);
 //! `BENCH_RECORDS=10000000 cargo bench -p indexer --bench index` for the 10 M.
 //! `BENCH_DIR` keeps the data (raw CRI files and the index) in a given directory.
+//! `BENCH_COMMIT_DOCS` commits every that many records (default 1 M); an aggregator under
+//! load commits every second, ~40k records, and so leaves many more segments to search.
 //!
 //! Prints records/s and MB/s of indexing (raw CRI bytes), the CPU per record of each thread
 //! (the indexing thread's alone says what one indexing thread can do, whatever else shares
@@ -424,6 +426,10 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
+    let commit_docs: usize = std::env::var("BENCH_COMMIT_DOCS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
     let keep = std::env::var_os("BENCH_DIR");
     let tmp = tempfile::tempdir().expect("temp dir");
     let root = keep
@@ -457,7 +463,7 @@ fn main() {
     let mut sink = store
         .sink(SinkOptions {
             commit_interval: Duration::from_secs(3600),
-            commit_docs: 1_000_000,
+            commit_docs,
             memory_budget_bytes: MEMORY_BUDGET,
             ..SinkOptions::default()
         })
@@ -537,7 +543,11 @@ fn main() {
     );
 
     let store = IndexStore::open_existing(&index_dir).expect("reopen");
-    println!("  splits: {}", store.split_count());
+    println!(
+        "  splits: {}, segments: {} (commits every {commit_docs} records)",
+        store.split_count(),
+        store.stats().segments
+    );
     let usage = store.space_usage().expect("space usage");
     let parts: Vec<String> = usage
         .iter()

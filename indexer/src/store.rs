@@ -11,6 +11,9 @@ use std::sync::Arc;
 pub struct IndexStats {
     /// Splits now.
     pub splits: u64,
+    /// tantivy segments searched now, over all splits (each split's segments are merged
+    /// only while small: see [`crate::SinkOptions::segment_merge_max_docs`]).
+    pub segments: u64,
     /// Records searchable now.
     pub records: u64,
     /// Bytes on disk now.
@@ -90,6 +93,10 @@ impl IndexStore {
         let n = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
         IndexStats {
             splits: splits.len() as u64,
+            segments: splits
+                .iter()
+                .map(|s| s.reader.searcher().segment_readers().len() as u64)
+                .sum(),
             records: splits.iter().map(|s| s.stats().docs).sum(),
             bytes: splits.iter().map(|s| s.stats().bytes).sum(),
             commits: n(&c.commits),

@@ -93,6 +93,12 @@ const INDEX: &[(&str, &str, MetricKind, IndexField)] = &[
         |s| s.splits,
     ),
     (
+        "infersight_index_segments",
+        "tantivy segments in the index, over all splits (what a search opens).",
+        MetricKind::Gauge,
+        |s| s.segments,
+    ),
+    (
         "infersight_index_records",
         "Records searchable in the index.",
         MetricKind::Gauge,

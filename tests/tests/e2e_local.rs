@@ -138,6 +138,7 @@ fn lines_written_to_pod_logs_are_searchable_over_http_and_survive_a_restart_once
             .unwrap_or_else(|| panic!("no {name} in\n{metrics}"))
     };
     assert_eq!(index("infersight_index_splits"), 1.0);
+    assert!(index("infersight_index_segments") >= 1.0);
     assert!(index("infersight_index_records") >= 6.0);
     assert!(index("infersight_index_bytes") > 0.0);
     assert!(index("infersight_index_commits_total") >= 1.0);
