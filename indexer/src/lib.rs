@@ -2,7 +2,8 @@
 //!
 //! Owns: the index schema derived from the record model ([`IndexSchema`]), opening an index
 //! directory ([`IndexStore`]), the write path ([`IndexSink`]: add batches, commit documents
-//! together with source checkpoints, then acknowledge) and the read path ([`LogSearcher`]:
+//! together with source checkpoints, then acknowledge; [`DocumentMaker`] makes a batch's
+//! documents on another thread while the sink commits) and the read path ([`LogSearcher`]:
 //! query, time range, filters, newest first, a search-after cursor).
 //!
 //! The read path also answers request traces ([`LogSearcher::request_trace`]), date

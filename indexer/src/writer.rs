@@ -56,7 +56,7 @@ pub struct SinkOptions {
     /// still partitioned by time).
     pub split_age: Duration,
     /// With more splits than this, any two adjacent sealed ones that fit together in one
-    /// split are merged (below it, [`MERGE_FACTOR`] of them).
+    /// split are merged (below it, four of them).
     pub max_splits: usize,
     /// Within a split, tantivy merges only segments of at most this many documents. Under
     /// load each commit leaves a segment per indexing thread of tens of thousands of

@@ -1,9 +1,9 @@
 //! The `files` source: container logs in the kubelet's `/var/log/pods` layout (and
 //! docker's `/var/lib/docker/containers`), CRI or docker json-file format.
 //!
-//! Discovery polls the directory tree ([`layout`]), live and rotated files alike, filtered by
-//! container globs ([`filter`]); each file is known by its identity ([`fingerprint`]), not its
-//! path, and tailed from its checkpoint ([`tail`]); lines are decoded ([`cri`], [`docker`])
+//! Discovery polls the directory tree (`layout`), live and rotated files alike, filtered by
+//! container globs (`filter`); each file is known by its identity ([`fingerprint`]), not its
+//! path, and tailed from its checkpoint (`tail`); lines are decoded (`cri`, `docker`)
 //! with partial chunks merged per (file, stream). Records leave in batches that carry each
 //! file's resume position, which the indexer commits together with the documents. Lines read
 //! past a resume position before a restart are re-sent as replacements (`Batch::redelivered`).
@@ -13,7 +13,7 @@
 //! a copytruncate is noticed (the file shrinks or its first line changes) and reading goes on
 //! in the copy, while the truncated file, with a new first line, is a new file.
 //!
-//! Lines of one container run are grouped into multi-line records ([`multiline`]) across
+//! Lines of one container run are grouped into multi-line records (`multiline`) across
 //! its files; a file's checkpoint never passes a line an open group still holds. Docker's
 //! json-file format is recognised per file, and docker's own directory layout can be
 //! watched too. Filesystem notifications wake the source early; the poll interval is the
