@@ -216,6 +216,7 @@ pub async fn run(
             retention_bytes: (c.retention_mb > 0).then(|| c.retention_mb.saturating_mul(1 << 20)),
             split_docs: c.split_docs,
             split_age: Duration::from_secs(c.split_minutes * 60),
+            segment_merge_max_docs: c.segment_merge_max_docs,
             ..SinkOptions::default()
         };
         index_sinks.push((

@@ -108,6 +108,7 @@ fn every_problem_is_reported_at_its_key_with_a_hint() {
         type = "index"
         inputs = ["parse", "bad"]
         memory_budget_mb = 1
+        segment_merge_max_docs = 0
     "#;
     // An unknown top-level key stops parsing early; check it alone first.
     let top = load(text).unwrap_err();
@@ -119,6 +120,7 @@ fn every_problem_is_reported_at_its_key_with_a_hint() {
         [
             "api.listen",
             "sinks.index.memory_budget_mb",
+            "sinks.index.segment_merge_max_docs",
             "sources.bad.type",
             "sources.logs.logs_dri",
             "transforms.parse.inputs",
