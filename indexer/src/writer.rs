@@ -167,6 +167,9 @@ fn delete_in_sealed(
     let mut writer: IndexWriter = split
         .index
         .writer_with_num_threads(1, crate::splits::SMALL_WRITER_BUDGET)?;
+    // Only the delete: a sealed split keeps the many large segments the merge limit left
+    // it, and tantivy's default policy would merge them here, on the sink's thread.
+    writer.set_merge_policy(Box::new(tantivy::indexer::NoMergePolicy));
     writer.delete_query(Box::new(query))?;
     let mut prepared = writer.prepare_commit()?;
     prepared.set_payload(&payload);

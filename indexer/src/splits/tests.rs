@@ -427,6 +427,42 @@ fn a_second_writer_on_one_directory_is_refused() {
     assert!(second.to_string().contains("another infersight process"));
 }
 
+/// Segments in a split's directory, as its last commit left them.
+fn segments_in(split: &Path) -> usize {
+    tantivy::Index::open_in_dir(split)
+        .unwrap()
+        .searchable_segment_ids()
+        .unwrap()
+        .len()
+}
+
+/// A sink that merges only segments of at most 10 documents, after 8 commits of
+/// `docs_per_commit` records each (record `n` at second `n`).
+fn sink_of_8_commits(
+    store: &IndexStore,
+    docs_per_commit: u64,
+    split_docs: u64,
+) -> crate::IndexSink {
+    let mut sink = store
+        .sink(SinkOptions {
+            segment_merge_max_docs: 10,
+            split_docs,
+            ..SinkOptions::default()
+        })
+        .unwrap();
+    for c in 0..8 {
+        let records = (0..docs_per_commit)
+            .map(|i| {
+                let n = c * docs_per_commit + i;
+                record(n, "vllm-0", n as i64, "line")
+            })
+            .collect();
+        sink.add(Batch::new(records)).unwrap();
+        sink.commit().unwrap();
+    }
+    sink
+}
+
 /// Merging a busy aggregator's per-commit segments again cost ~15 % of its CPU; a quiet
 /// cluster's tiny per-second segments must still be merged.
 #[test]
@@ -434,32 +470,14 @@ fn segments_over_the_merge_limit_stay_apart_and_small_ones_are_merged() {
     let segments = |docs_per_commit: u64| {
         let dir = tempfile::tempdir().unwrap();
         let store = IndexStore::open_or_create(dir.path()).unwrap();
-        let mut sink = store
-            .sink(SinkOptions {
-                segment_merge_max_docs: 10,
-                ..SinkOptions::default()
-            })
+        sink_of_8_commits(&store, docs_per_commit, 1_000_000)
+            .close()
             .unwrap();
-        for c in 0..8 {
-            let records = (0..docs_per_commit)
-                .map(|i| {
-                    let n = c * docs_per_commit + i;
-                    record(n, "vllm-0", n as i64, "line")
-                })
-                .collect();
-            sink.add(Batch::new(records)).unwrap();
-            sink.commit().unwrap();
-        }
-        sink.close().unwrap();
         let dirs = split_dirs(dir.path());
         assert_eq!(dirs.len(), 1);
-        let index = tantivy::Index::open_in_dir(&dirs[0]).unwrap();
-        let count = index.searchable_segment_ids().unwrap().len();
-        assert_eq!(
-            ids(&store),
-            (8 * docs_per_commit as usize, 8 * docs_per_commit as usize)
-        );
-        count
+        let total = 8 * docs_per_commit as usize;
+        assert_eq!(ids(&store), (total, total));
+        segments_in(&dirs[0])
     };
     assert_eq!(
         segments(20),
@@ -467,4 +485,28 @@ fn segments_over_the_merge_limit_stay_apart_and_small_ones_are_merged() {
         "segments of 20 documents, over the limit of 10"
     );
     assert_eq!(segments(5), 1, "eight segments of 5 documents");
+}
+
+/// Replacing a redelivered record in a sealed split deletes it there and nothing more:
+/// merging the split's segments too would hold the sink's thread for as long.
+#[test]
+fn a_redelivered_record_deleted_from_a_sealed_split_merges_none_of_its_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = IndexStore::open_or_create(dir.path()).unwrap();
+    // The split is full, and sealed, at its 8th commit.
+    let mut sink = sink_of_8_commits(&store, 20, 160);
+    sink.wait_for_merges();
+    let sealed = split_dirs(dir.path())[0].clone();
+    assert_eq!(segments_in(&sealed), 8);
+    let again = record(3, "vllm-0", 3, "line, again");
+    sink.add(Batch {
+        redelivered: vec![again.id],
+        ..Batch::new(vec![again])
+    })
+    .unwrap();
+    sink.close().unwrap();
+    assert_eq!(segments_in(&sealed), 8);
+    assert_eq!(ids(&store), (160, 160), "replaced, not added");
+    let hits = store.searcher().search(&request("again")).unwrap();
+    assert_eq!(bodies(&hits), ["line, again"]);
 }
