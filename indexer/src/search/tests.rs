@@ -24,6 +24,14 @@ pub(crate) fn record(n: u64, pod: &str, secs: i64, body: &str) -> Record {
     )
 }
 
+/// A batch of copies of records an earlier run may have delivered (each replaces its copy).
+pub(crate) fn redelivered(records: Vec<Record>) -> Batch {
+    Batch {
+        redelivered: records.iter().map(|r| r.id).collect(),
+        ..Batch::new(records)
+    }
+}
+
 pub(crate) fn request(query: &str) -> SearchRequest {
     SearchRequest {
         query: query.into(),
@@ -319,11 +327,7 @@ fn a_redelivered_record_replaces_the_committed_copy() {
     // A restart re-reads from a checkpoint before record 1; the source flags it, and its
     // group has grown meanwhile.
     let again = record(1, "p", 1, "first line\n  and its continuation");
-    sink.add(Batch {
-        redelivered: vec![again.id],
-        ..Batch::new(vec![again])
-    })
-    .unwrap();
+    sink.add(redelivered(vec![again])).unwrap();
     sink.commit().unwrap();
     let all = store.searcher().search(&request("*")).unwrap();
     assert_eq!(all.total, 2, "{:?}", bodies(&all));
@@ -344,17 +348,9 @@ fn copies_of_one_record_from_several_node_agents_are_kept_once_in_or_across_batc
         ..Batch::new(vec![event.clone(), other.clone(), event.clone()])
     })
     .unwrap();
-    sink.add(Batch {
-        redelivered: vec![event.id],
-        ..Batch::new(vec![event.clone()])
-    })
-    .unwrap();
+    sink.add(redelivered(vec![event.clone()])).unwrap();
     sink.commit().unwrap();
-    sink.add(Batch {
-        redelivered: vec![event.id],
-        ..Batch::new(vec![event.clone()])
-    })
-    .unwrap();
+    sink.add(redelivered(vec![event.clone()])).unwrap();
     sink.commit().unwrap();
     let all = store.searcher().search(&request("*")).unwrap();
     assert_eq!(
@@ -794,11 +790,7 @@ fn a_record_redelivered_after_a_restart_replaces_the_copy_the_last_run_committed
     let store = IndexStore::open_or_create(dir.path()).unwrap();
     let mut sink = store.sink(SinkOptions::default()).unwrap();
     let again = record(1, "p", 1, "once");
-    sink.add(Batch {
-        redelivered: vec![again.id],
-        ..Batch::new(vec![again])
-    })
-    .unwrap();
+    sink.add(redelivered(vec![again])).unwrap();
     sink.close().unwrap();
     let all = store.searcher().search(&request("*")).unwrap();
     assert_eq!(bodies(&all), ["kept", "once"]);

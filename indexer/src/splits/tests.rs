@@ -1,7 +1,7 @@
 //! Splits through the public write and read paths: rollover, time pruning, merges,
 //! retention, and what a crash or a damaged split leaves behind.
 
-use crate::search::tests::{bodies, record, request};
+use crate::search::tests::{bodies, record, redelivered, request};
 use crate::{IndexStore, SearchRequest, SinkOptions};
 use model::{Batch, Checkpoint, Record, RecordKind, Timestamp, names};
 use std::collections::HashSet;
@@ -407,11 +407,7 @@ fn a_redelivered_record_replaces_its_copy_in_a_sealed_split() {
     sink.wait_for_merges();
     assert_eq!(store.split_count(), 2, "the full split is sealed");
     let again = record(1, "p", 1, "first line\n  and its continuation");
-    sink.add(Batch {
-        redelivered: vec![again.id],
-        ..Batch::new(vec![again])
-    })
-    .unwrap();
+    sink.add(redelivered(vec![again])).unwrap();
     sink.commit().unwrap();
     let all = store.searcher().search(&request("*")).unwrap();
     assert_eq!(bodies(&all), ["kept", "first line\n  and its continuation"]);
@@ -499,11 +495,7 @@ fn a_redelivered_record_deleted_from_a_sealed_split_merges_none_of_its_segments(
     let sealed = split_dirs(dir.path())[0].clone();
     assert_eq!(segments_in(&sealed), 8);
     let again = record(3, "vllm-0", 3, "line, again");
-    sink.add(Batch {
-        redelivered: vec![again.id],
-        ..Batch::new(vec![again])
-    })
-    .unwrap();
+    sink.add(redelivered(vec![again])).unwrap();
     sink.close().unwrap();
     assert_eq!(segments_in(&sealed), 8);
     assert_eq!(ids(&store), (160, 160), "replaced, not added");
