@@ -4,7 +4,7 @@
 //! where logged the request's duration (`llm.e2e_ms`) and id.
 
 use super::duration::parse_duration_ms;
-use super::fields::has;
+use super::fields::{finder, has};
 use model::{Record, names};
 use regex::Regex;
 use std::sync::LazyLock;
@@ -114,10 +114,8 @@ struct UvicornAccess<'a> {
 /// position of the line, and were a twentieth of the agent's CPU (access lines are a third
 /// of a vLLM pod's).
 fn uvicorn_access(text: &str) -> Option<UvicornAccess<'_>> {
-    static SEPARATOR: LazyLock<memchr::memmem::Finder<'static>> =
-        LazyLock::new(|| memchr::memmem::Finder::new(" - \""));
     // Each ` - "` in turn: an earlier one, if it fits, is the leftmost match.
-    SEPARATOR
+    finder!(" - \"")
         .find_iter(text.as_bytes())
         .find_map(|at| uvicorn_at(text, at))
 }

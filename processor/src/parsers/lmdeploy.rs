@@ -5,8 +5,7 @@
 //! `[ProcessInferRequests] Request for 242 received.`), so a search for it finds the
 //! request's lines; LMDeploy logs no end of a request, so no lifecycle is opened for it.
 
-use super::fields::value_after;
-use super::fields::{find, has};
+use super::fields::{find, finder, has, value_after};
 use model::{Record, names};
 
 /// Sets token counts and limits; returns whether it set anything.
@@ -27,7 +26,7 @@ pub fn apply(text: &str, record: &mut Record) -> bool {
         return false;
     }
     let mut any = false;
-    if let Some(id) = value_after(text, "session_id=")
+    if let Some(id) = value_after(text, finder!("session_id="))
         .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
     {
         record
@@ -36,8 +35,8 @@ pub fn apply(text: &str, record: &mut Record) -> bool {
         any = true;
     }
     for (key, name) in [
-        ("input_tokens=", names::GEN_AI_USAGE_INPUT_TOKENS),
-        ("max_new_tokens=", names::GEN_AI_REQUEST_MAX_TOKENS),
+        (finder!("input_tokens="), names::GEN_AI_USAGE_INPUT_TOKENS),
+        (finder!("max_new_tokens="), names::GEN_AI_REQUEST_MAX_TOKENS),
     ] {
         if let Some(n) = value_after(text, key).and_then(|v| v.parse::<i64>().ok()) {
             record.attributes.insert(name, n);

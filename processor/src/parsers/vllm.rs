@@ -7,7 +7,7 @@
 //!   throughput: …, Running: 10 reqs, Waiting: 4 reqs, GPU KV cache usage: 57.9%, Prefix
 //!   cache hit rate: 40.5%`.
 
-use super::fields::{find, has};
+use super::fields::{find, finder, has, value_after};
 use memchr::memmem::Finder;
 use model::{Record, RecordKind, Severity, names};
 use std::sync::LazyLock;
@@ -214,29 +214,20 @@ pub fn apply_request(text: &str, record: &mut Record) -> bool {
         if event == "request_received"
             && let Some(params) = find!(rest, "SamplingParams(").map(|i| &rest[i..])
         {
-            static TEMPERATURE: LazyLock<Finder<'static>> =
-                LazyLock::new(|| Finder::new("temperature="));
-            static MAX_TOKENS: LazyLock<Finder<'static>> =
-                LazyLock::new(|| Finder::new("max_tokens="));
-            if let Some(t) = param(params, &TEMPERATURE).and_then(|v| v.parse::<f64>().ok()) {
+            if let Some(t) =
+                value_after(params, finder!("temperature=")).and_then(|v| v.parse::<f64>().ok())
+            {
                 a.insert_f64(names::GEN_AI_REQUEST_TEMPERATURE, t);
             }
-            if let Some(n) = param(params, &MAX_TOKENS).and_then(|v| v.parse::<i64>().ok()) {
+            if let Some(n) =
+                value_after(params, finder!("max_tokens=")).and_then(|v| v.parse::<i64>().ok())
+            {
                 a.insert(names::GEN_AI_REQUEST_MAX_TOKENS, n);
             }
         }
         return true;
     }
     false
-}
-
-/// The value after `, key` or `(key` in a `SamplingParams(…)` list; `key` finds the key.
-fn param<'a>(params: &'a str, key: &Finder<'_>) -> Option<&'a str> {
-    let at = key
-        .find_iter(params.as_bytes())
-        .find(|&i| i > 0 && matches!(params.as_bytes()[i - 1], b' ' | b'(' | b','))?;
-    let rest = &params[at + key.needle().len()..];
-    rest.split([',', ')']).next()
 }
 
 #[cfg(test)]
