@@ -9,6 +9,7 @@
 # in one session).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/bench-lib.sh
 lines=${1:-1000000}
 work=$(mktemp -d /tmp/infersight-bench-XXXXXX)
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
@@ -23,11 +24,7 @@ pid=$!
 total=0
 until [ "$total" = "$lines" ]; do
   sleep 0.2
-  count() {
-    curl -s "http://127.0.0.1:$port/api/v1/search?q=*&limit=0$1" \
-      | { grep -o '"total":[0-9]*' || echo :0; } | cut -d: -f2
-  }
-  total=$(( $(count "") - $(count "&kind=request") ))
+  total=$(( $(search_total "$port" "") - $(search_total "$port" "&kind=request") ))
 done
 end=$(date +%s.%N)
 pkill -TERM -P "$pid"; wait "$pid" || true

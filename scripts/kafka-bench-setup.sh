@@ -4,6 +4,7 @@
 # under $work/pods), `broker` (tansu in memory, topic `records` of 4 partitions; its pid is
 # ${pids[0]}), free ports `aport` and `gport`, and the helpers `cpu_of` and `count`.
 # BENCH_LOGS=DIR keeps the processes' logs (stderr) there.
+source scripts/bench-lib.sh
 tansu="${TANSU_BIN:-${CARGO_HOME:-$HOME/.cargo}/bin/tansu}"
 work=$(mktemp -d /tmp/infersight-kafka-bench-XXXXXX)
 pids=()
@@ -19,11 +20,5 @@ pids+=($!)
 until (exec 3<>"/dev/tcp/127.0.0.1/$kport") 2>/dev/null; do sleep 0.1; done
 "$tansu" topic create records --partitions 4 --broker "tcp://$broker" >/dev/null
 
-# CPU seconds of a process so far (utime + stime; the fields after the command name).
-cpu_of() { awk '{ sub(/.*\) /, ""); print ($12 + $13) / 100 }' "/proc/$1/stat"; }
-
 # The aggregator's (on $aport) count of records matching the query suffix $1.
-count() {
-  curl -s "http://127.0.0.1:$aport/api/v1/search?q=*&limit=0$1" \
-    | { grep -o '"total":[0-9]*' || echo :0; } | cut -d: -f2
-}
+count() { search_total "$aport" "$1"; }
