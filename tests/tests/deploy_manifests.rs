@@ -1,7 +1,9 @@
 //! `deploy/kubernetes/`: every manifest is a real Kubernetes object (it parses into the
 //! k8s-openapi type of its kind and nothing in it is left over: a misspelt field would be
 //! silently ignored by the API server), the role only reads what the source watches, the
-//! agent reads pod logs read-only and knows its node, and the config it mounts is valid.
+//! agent reads pod logs read-only and knows its node, the config it mounts is valid and
+//! publishes to the brokers and topic the aggregators consume, and the aggregators, which
+//! never ask the Kubernetes API, carry no token for it.
 
 use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service, ServiceAccount};
@@ -180,10 +182,10 @@ fn every_manifest_is_a_kubernetes_object_and_the_agent_reads_only_what_it_needs(
         Some("spec.nodeName"),
         "the node from the downward API"
     );
-    let args = container.args.clone().unwrap_or_default();
+    let agent_args = container.args.clone().unwrap_or_default();
     assert!(
-        args.iter().any(|a| a == "--kube-node=$(NODE_NAME)"),
-        "{args:?}"
+        agent_args.iter().any(|a| a == "--kube-node=$(NODE_NAME)"),
+        "{agent_args:?}"
     );
 
     // Aggregators find each other through a headless Service that selects them, on the
@@ -191,7 +193,13 @@ fn every_manifest_is_a_kubernetes_object_and_the_agent_reads_only_what_it_needs(
     let aggregator = stateful_set.expect("the aggregator StatefulSet");
     let spec = aggregator.spec.unwrap();
     let labels = spec.template.metadata.unwrap().labels.unwrap();
-    let aggregator_container = spec.template.spec.unwrap().containers[0].clone();
+    let aggregator_pod = spec.template.spec.unwrap();
+    assert_eq!(
+        aggregator_pod.automount_service_account_token,
+        Some(false),
+        "the aggregators read Kafka, not the Kubernetes API: no token to steal"
+    );
+    let aggregator_container = aggregator_pod.containers[0].clone();
     let args = aggregator_container.args.clone().unwrap_or_default();
     // A static member per pod, named by the downward API.
     assert!(
@@ -264,4 +272,39 @@ fn every_manifest_is_a_kubernetes_object_and_the_agent_reads_only_what_it_needs(
         config.contains("proc_root = \"/host/proc\""),
         "the gpu source reads the mounted /proc: {config}"
     );
+
+    // The agents publish where the aggregators consume (a flag on the agent would win
+    // over its file, so it must agree too).
+    let pipeline: toml::Table = config.parse().unwrap();
+    let kafka_sinks: Vec<&toml::Table> = pipeline
+        .get("sinks")
+        .and_then(|s| s.as_table())
+        .into_iter()
+        .flat_map(|sinks| sinks.values().filter_map(|s| s.as_table()))
+        .filter(|s| s.get("type").and_then(|t| t.as_str()) == Some("kafka"))
+        .collect();
+    assert_eq!(
+        kafka_sinks.len(),
+        1,
+        "the agent publishes its records to Kafka: {config}"
+    );
+    let flag = |args: &[String], name: &str| {
+        args.iter()
+            .find_map(|a| a.strip_prefix(&format!("--{name}=")))
+            .map(str::to_string)
+    };
+    for (key, flag_name) in [("brokers", "kafka-brokers"), ("topic", "kafka-topic")] {
+        let consumed = flag(&args, flag_name)
+            .unwrap_or_else(|| panic!("the aggregators name --{flag_name}: {args:?}"));
+        let published = flag(&agent_args, flag_name).unwrap_or_else(|| {
+            kafka_sinks[0][key]
+                .as_str()
+                .unwrap_or_else(|| panic!("[sinks.kafka] {key}"))
+                .to_string()
+        });
+        assert_eq!(
+            published, consumed,
+            "the agents publish to {key} `{published}`, the aggregators consume `{consumed}`"
+        );
+    }
 }
