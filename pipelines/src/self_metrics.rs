@@ -566,7 +566,7 @@ const KAFKA_SOURCE: &[SourceMetric<KafkaSourceMetrics>] = &[
     ),
     (
         "infersight_kafka_consumer_errors_total",
-        "Client-wide errors the consumer reported: a broker unreachable, all brokers down (it reconnects by itself).",
+        "Client-wide errors the consumer (and its dead-letter producer) reported: a broker unreachable, all brokers down (it reconnects by itself; the log has the first of each kind and then one line a minute).",
         MetricKind::Counter,
         |m| &m.client_errors,
     ),
@@ -600,7 +600,7 @@ const KAFKA_SINK: &[SourceMetric<KafkaSinkMetrics>] = &[
     ),
     (
         "infersight_kafka_producer_errors_total",
-        "Client-wide errors the producer reported: a broker unreachable, all brokers down (it reconnects and holds the batches meanwhile).",
+        "Client-wide errors the producer reported: a broker unreachable, all brokers down (it reconnects and holds the batches meanwhile; the log has the first of each kind and then one line a minute).",
         MetricKind::Counter,
         |m| &m.client_errors,
     ),

@@ -8,6 +8,7 @@
 //! The sink lives here with the source rather than in a sink crate of its own: both are
 //! Kafka I/O and share the client settings and the message form.
 
+mod client_errors;
 mod sink;
 mod source;
 
@@ -16,7 +17,6 @@ pub use source::{DEAD_LETTER_HEADERS, KafkaSource, KafkaSourceMetrics, MessageFo
 
 use model::{Record, names};
 use rdkafka::ClientConfig;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// Where the brokers are and which topic.
 #[derive(Clone, Debug)]
@@ -64,20 +64,6 @@ fn client_config(options: &KafkaOptions, client_id: &str) -> ClientConfig {
         c.set("debug", contexts);
     }
     c
-}
-
-/// Reports a client-wide error librdkafka raises (a broker that cannot be reached, all
-/// brokers down, a refused authentication): counted in `errors` for `/metrics` and logged,
-/// so an outage shows in both. librdkafka keeps reconnecting by itself; the sink holds its
-/// batches and the source waits meanwhile.
-fn report_client_error(
-    errors: &AtomicU64,
-    client: &'static str,
-    error: &rdkafka::error::KafkaError,
-    reason: &str,
-) {
-    errors.fetch_add(1, Relaxed);
-    tracing::warn!(client, error = %error, "Kafka: {reason}");
 }
 
 /// The key of a record's message under `key`; a record without the field the key names (a

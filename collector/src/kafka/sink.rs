@@ -1,5 +1,6 @@
 //! Publishing records to Kafka.
 
+use super::client_errors::ClientErrors;
 use super::{KafkaError, KafkaOptions, client_config, message_key};
 use crate::Shutdown;
 use crate::checkpoint_file::CheckpointFile;
@@ -136,11 +137,13 @@ pub struct KafkaSinkMetrics {
 /// The producer's context: librdkafka's client-wide errors land in the sink's counters.
 struct SinkContext {
     metrics: Arc<KafkaSinkMetrics>,
+    errors: ClientErrors,
 }
 
 impl ClientContext for SinkContext {
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        super::report_client_error(&self.metrics.client_errors, "producer", &error, reason);
+        self.errors
+            .report(&self.metrics.client_errors, &error, reason);
     }
 }
 
@@ -179,6 +182,7 @@ impl KafkaSink {
                 .set("message.timeout.ms", "0")
                 .create_with_context(SinkContext {
                     metrics: metrics.clone(),
+                    errors: ClientErrors::new("producer"),
                 })
                 .map_err(|e| KafkaError::client(options, e))?;
         Ok(KafkaSink {

@@ -7,6 +7,7 @@
 //! indexes anything twice. Before partitions are taken away, the batches in flight from
 //! them are waited for and their offsets committed, so the next owner starts after them.
 
+use super::client_errors::ClientErrors;
 use super::sink::REDELIVERED_HEADER;
 use super::{KafkaError, KafkaOptions, client_config};
 use crate::Shutdown;
@@ -64,7 +65,8 @@ pub struct KafkaSourceMetrics {
     pub rebalances: AtomicU64,
     /// Partitions this consumer owns now.
     pub partitions: AtomicU64,
-    /// Client-wide errors librdkafka reported (a broker unreachable, all brokers down).
+    /// Client-wide errors librdkafka reported (a broker unreachable, all brokers down), of
+    /// the consumer and of its dead-letter producer.
     pub client_errors: AtomicU64,
 }
 
@@ -95,11 +97,13 @@ struct SourceContext {
     topic: String,
     progress: Arc<Progress>,
     metrics: Arc<KafkaSourceMetrics>,
+    errors: ClientErrors,
 }
 
 impl ClientContext for SourceContext {
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        super::report_client_error(&self.metrics.client_errors, "consumer", &error, reason);
+        self.errors
+            .report(&self.metrics.client_errors, &error, reason);
     }
 }
 
@@ -213,6 +217,7 @@ impl KafkaSource {
             topic: options.topic.clone(),
             progress: progress.clone(),
             metrics: metrics.clone(),
+            errors: ClientErrors::new("consumer"),
         };
         let mut config = client_config(options, &format!("infersight-{id}"));
         if let Some(instance) = instance_id {
@@ -261,7 +266,12 @@ impl KafkaSource {
         options: &KafkaOptions,
         topic: &str,
     ) -> Result<Self, KafkaError> {
-        self.dead_letters = Some(DeadLetters::new(options, &self.id, topic)?);
+        self.dead_letters = Some(DeadLetters::new(
+            options,
+            &self.id,
+            topic,
+            self.metrics.clone(),
+        )?);
         Ok(self)
     }
 
@@ -600,12 +610,20 @@ pub const DEAD_LETTER_HEADERS: [&str; 5] = [
 /// How long the dead-letter topic's broker has to acknowledge a dead letter.
 const DEAD_LETTER_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Counts what the dead-letter producer's broker did not take.
+/// Counts what the dead-letter producer's broker did not take; its client-wide errors
+/// count with the consumer's.
 struct DeadLetterContext {
     failed: AtomicU64,
+    metrics: Arc<KafkaSourceMetrics>,
+    errors: ClientErrors,
 }
 
-impl ClientContext for DeadLetterContext {}
+impl ClientContext for DeadLetterContext {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        self.errors
+            .report(&self.metrics.client_errors, &error, reason);
+    }
+}
 
 impl ProducerContext for DeadLetterContext {
     type DeliveryOpaque = ();
@@ -641,7 +659,12 @@ struct DeadLetters {
 }
 
 impl DeadLetters {
-    fn new(options: &KafkaOptions, source_id: &str, topic: &str) -> Result<Self, KafkaError> {
+    fn new(
+        options: &KafkaOptions,
+        source_id: &str,
+        topic: &str,
+        metrics: Arc<KafkaSourceMetrics>,
+    ) -> Result<Self, KafkaError> {
         let producer = client_config(options, &format!("infersight-{source_id}-dead-letters"))
             .set("enable.idempotence", "true")
             .set("acks", "all")
@@ -652,6 +675,8 @@ impl DeadLetters {
             .set("linger.ms", "0")
             .create_with_context(DeadLetterContext {
                 failed: AtomicU64::new(0),
+                metrics,
+                errors: ClientErrors::new("dead-letter producer"),
             })
             .map_err(|e| KafkaError::client(options, e))?;
         Ok(DeadLetters {

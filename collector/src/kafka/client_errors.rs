@@ -1,0 +1,204 @@
+//! librdkafka's client-wide errors (a broker that cannot be reached, all brokers down, a
+//! refused authentication), as one client reports them: every one counted for `/metrics`,
+//! the first of each kind logged at once and its repeats summed into one line a minute.
+//!
+//! While its broker was away, a producer here logged "all brokers are down" eight times a
+//! second for as long as the outage lasted (about four errors a second, each reported twice:
+//! see [`SAME_REPORT_WITHIN`]): ~29,000 warnings an hour per node, burying whatever else
+//! happened.
+
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+/// How often one kind of error is logged while it repeats.
+const REPEAT_LOG_INTERVAL: Duration = Duration::from_secs(60);
+
+/// rust-rdkafka 0.39 hands each producer error to the context twice, back to back on the
+/// polling thread (`Client::poll_event` handles an error event and returns it, and
+/// `BaseProducer::poll` handles it again). The same error and words again within this is
+/// that second report, not a new error. (librdkafka itself folds identical errors into
+/// "N identical error(s) suppressed", so two real ones this close with the same words do
+/// not happen.)
+const SAME_REPORT_WITHIN: Duration = Duration::from_millis(10);
+
+/// What to do with one report.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    /// The second report of the error just reported: neither counted nor logged.
+    SecondReport,
+    /// Counted and logged, with how many of its kind were counted without a line since it
+    /// was last logged.
+    Log { unlogged: u64 },
+    /// Counted; logged later, in the sum of its kind.
+    Quiet,
+}
+
+#[derive(Default)]
+struct State {
+    last: Option<(Option<RDKafkaErrorCode>, String, Instant)>,
+    /// Per kind: when it was last logged and how many came since.
+    kinds: Vec<(Option<RDKafkaErrorCode>, Instant, u64)>,
+}
+
+impl State {
+    fn judge(&mut self, code: Option<RDKafkaErrorCode>, reason: &str, now: Instant) -> Verdict {
+        if let Some((c, r, at)) = &self.last
+            && *c == code
+            && r == reason
+            && now.saturating_duration_since(*at) < SAME_REPORT_WITHIN
+        {
+            return Verdict::SecondReport;
+        }
+        self.last = Some((code, reason.to_string(), now));
+        match self.kinds.iter_mut().find(|(c, _, _)| *c == code) {
+            None => {
+                self.kinds.push((code, now, 0));
+                Verdict::Log { unlogged: 0 }
+            }
+            Some((_, logged, unlogged)) => {
+                if now.saturating_duration_since(*logged) >= REPEAT_LOG_INTERVAL {
+                    *logged = now;
+                    Verdict::Log {
+                        unlogged: std::mem::take(unlogged),
+                    }
+                } else {
+                    *unlogged += 1;
+                    Verdict::Quiet
+                }
+            }
+        }
+    }
+}
+
+/// One Kafka client's client-wide errors: counted in its metrics and logged, so an outage
+/// shows in both, without a line per repeat. librdkafka keeps reconnecting by itself; the
+/// sink holds its batches and the source waits meanwhile.
+pub(super) struct ClientErrors {
+    client: &'static str,
+    state: Mutex<State>,
+}
+
+impl ClientErrors {
+    /// For the client named `client` in the log (`producer`, `consumer`).
+    pub(super) fn new(client: &'static str) -> Self {
+        ClientErrors {
+            client,
+            state: Mutex::default(),
+        }
+    }
+
+    /// librdkafka reported `error` (`reason` in its words): adds it to `count` and logs it
+    /// unless its kind was logged within the last minute.
+    pub(super) fn report(&self, count: &AtomicU64, error: &KafkaError, reason: &str) {
+        let verdict = self.state.lock().unwrap_or_else(|e| e.into_inner()).judge(
+            error.rdkafka_error_code(),
+            reason,
+            Instant::now(),
+        );
+        match verdict {
+            Verdict::SecondReport => {}
+            Verdict::Quiet => {
+                count.fetch_add(1, Relaxed);
+            }
+            Verdict::Log { unlogged } => {
+                count.fetch_add(1, Relaxed);
+                if unlogged == 0 {
+                    tracing::warn!(client = self.client, error = %error, "Kafka: {reason}");
+                } else {
+                    tracing::warn!(
+                        client = self.client,
+                        error = %error,
+                        "Kafka: {reason} (and {unlogged} more like it in the last {} s, unlogged)",
+                        REPEAT_LOG_INTERVAL.as_secs()
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DOWN: Option<RDKafkaErrorCode> = Some(RDKafkaErrorCode::AllBrokersDown);
+    const TRANSPORT: Option<RDKafkaErrorCode> = Some(RDKafkaErrorCode::BrokerTransportFailure);
+
+    fn ms(start: Instant, ms: u64) -> Instant {
+        start + Duration::from_millis(ms)
+    }
+
+    #[test]
+    fn a_repeating_error_is_logged_once_a_minute_with_how_many_came_between() {
+        let mut s = State::default();
+        let t = Instant::now();
+        assert_eq!(
+            s.judge(DOWN, "1/1 brokers are down", t),
+            Verdict::Log { unlogged: 0 }
+        );
+        // Eight a second for the rest of the minute: counted, not logged.
+        let mut quiet = 0;
+        for i in 1..480 {
+            let v = s.judge(DOWN, "1/1 brokers are down", ms(t, 125 * i));
+            assert_eq!(v, Verdict::Quiet, "report {i}");
+            quiet += 1;
+        }
+        assert_eq!(
+            s.judge(DOWN, "1/1 brokers are down", ms(t, 60_000)),
+            Verdict::Log { unlogged: quiet }
+        );
+        // The next minute starts its own sum.
+        assert_eq!(
+            s.judge(DOWN, "0/1 brokers are down", ms(t, 60_125)),
+            Verdict::Quiet
+        );
+        assert_eq!(
+            s.judge(DOWN, "1/1 brokers are down", ms(t, 120_000)),
+            Verdict::Log { unlogged: 1 }
+        );
+    }
+
+    #[test]
+    fn another_kind_of_error_is_logged_at_once() {
+        let mut s = State::default();
+        let t = Instant::now();
+        assert_eq!(s.judge(DOWN, "down", t), Verdict::Log { unlogged: 0 });
+        assert_eq!(
+            s.judge(TRANSPORT, "connect failed", ms(t, 100)),
+            Verdict::Log { unlogged: 0 }
+        );
+        assert_eq!(s.judge(DOWN, "down", ms(t, 200)), Verdict::Quiet);
+        assert_eq!(
+            s.judge(TRANSPORT, "connect failed", ms(t, 300)),
+            Verdict::Quiet
+        );
+    }
+
+    #[test]
+    fn the_second_report_of_one_error_is_dropped_and_a_later_one_counts() {
+        let mut s = State::default();
+        let t = Instant::now();
+        assert_eq!(s.judge(DOWN, "down", t), Verdict::Log { unlogged: 0 });
+        // rust-rdkafka's second call for the same event, microseconds later.
+        assert_eq!(s.judge(DOWN, "down", ms(t, 0)), Verdict::SecondReport);
+        // A new occurrence 50 ms on is counted (and, within the minute, not logged).
+        assert_eq!(s.judge(DOWN, "down", ms(t, 50)), Verdict::Quiet);
+        assert_eq!(s.judge(DOWN, "down", ms(t, 51)), Verdict::SecondReport);
+        // Other words close by are another error, not a second report.
+        assert_eq!(s.judge(DOWN, "0/1 brokers", ms(t, 52)), Verdict::Quiet);
+    }
+
+    #[test]
+    fn every_report_but_the_second_is_counted() {
+        let errors = ClientErrors::new("producer");
+        let count = AtomicU64::new(0);
+        let down = KafkaError::Global(RDKafkaErrorCode::AllBrokersDown);
+        errors.report(&count, &down, "1/1 brokers are down");
+        errors.report(&count, &down, "1/1 brokers are down");
+        assert_eq!(count.load(Relaxed), 1);
+        errors.report(&count, &down, "0/1 brokers are down");
+        assert_eq!(count.load(Relaxed), 2);
+    }
+}
