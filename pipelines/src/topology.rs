@@ -196,6 +196,7 @@ pub async fn run(
                 };
                 let mut sink = KafkaSink::new(&options, messages, id)
                     .with_context(|| format!("sink `{id}`"))?;
+                sink.check_topic();
                 if let Some(file) = checkpoint_file.take() {
                     sink = sink.with_checkpoints(file);
                 }

@@ -17,7 +17,8 @@ const REPEAT_LOG_INTERVAL: Duration = Duration::from_secs(60);
 
 /// rust-rdkafka 0.39 hands each producer error to the context twice, back to back on the
 /// polling thread (`Client::poll_event` handles an error event and returns it, and
-/// `BaseProducer::poll` handles it again). The same error and words again within this is
+/// `BaseProducer::poll` handles it again); a consumer's error event goes to the context and
+/// is then returned by `poll` as well. The same error (and words) again within this is
 /// that second report, not a new error. (librdkafka itself folds identical errors into
 /// "N identical error(s) suppressed", so two real ones this close with the same words do
 /// not happen.)
@@ -43,15 +44,22 @@ struct State {
 }
 
 impl State {
-    fn judge(&mut self, code: Option<RDKafkaErrorCode>, reason: &str, now: Instant) -> Verdict {
+    /// `reason` is librdkafka's words, or `None` for an error a consumer's `poll` returned
+    /// (which has none, and is the second report of a context's error of its code if any).
+    fn judge(
+        &mut self,
+        code: Option<RDKafkaErrorCode>,
+        reason: Option<&str>,
+        now: Instant,
+    ) -> Verdict {
         if let Some((c, r, at)) = &self.last
             && *c == code
-            && r == reason
+            && reason.is_none_or(|reason| reason == r)
             && now.saturating_duration_since(*at) < SAME_REPORT_WITHIN
         {
             return Verdict::SecondReport;
         }
-        self.last = Some((code, reason.to_string(), now));
+        self.last = Some((code, reason.unwrap_or_default().to_string(), now));
         match self.kinds.iter_mut().find(|(c, _, _)| *c == code) {
             None => {
                 self.kinds.push((code, now, 0));
@@ -89,14 +97,26 @@ impl ClientErrors {
         }
     }
 
-    /// librdkafka reported `error` (`reason` in its words): adds it to `count` and logs it
-    /// unless its kind was logged within the last minute.
+    /// librdkafka reported `error` (`reason` in its words) to the client's context: adds
+    /// it to `count` and logs it unless its kind was logged within the last minute.
     pub(super) fn report(&self, count: &AtomicU64, error: &KafkaError, reason: &str) {
+        self.judge_and_report(count, error, Some(reason));
+    }
+
+    /// A consumer's `poll` returned `error`: the context's error it just reported, or one
+    /// the context never saw (a fetch that failed), which is counted and logged as
+    /// [`ClientErrors::report`] does.
+    pub(super) fn report_returned(&self, count: &AtomicU64, error: &KafkaError) {
+        self.judge_and_report(count, error, None);
+    }
+
+    fn judge_and_report(&self, count: &AtomicU64, error: &KafkaError, reason: Option<&str>) {
         let verdict = self.state.lock().unwrap_or_else(|e| e.into_inner()).judge(
             error.rdkafka_error_code(),
             reason,
             Instant::now(),
         );
+        let reason = reason.map_or_else(|| error.to_string(), str::to_string);
         match verdict {
             Verdict::SecondReport => {}
             Verdict::Quiet => {
@@ -135,27 +155,27 @@ mod tests {
         let mut s = State::default();
         let t = Instant::now();
         assert_eq!(
-            s.judge(DOWN, "1/1 brokers are down", t),
+            s.judge(DOWN, Some("1/1 brokers are down"), t),
             Verdict::Log { unlogged: 0 }
         );
         // Eight a second for the rest of the minute: counted, not logged.
         let mut quiet = 0;
         for i in 1..480 {
-            let v = s.judge(DOWN, "1/1 brokers are down", ms(t, 125 * i));
+            let v = s.judge(DOWN, Some("1/1 brokers are down"), ms(t, 125 * i));
             assert_eq!(v, Verdict::Quiet, "report {i}");
             quiet += 1;
         }
         assert_eq!(
-            s.judge(DOWN, "1/1 brokers are down", ms(t, 60_000)),
+            s.judge(DOWN, Some("1/1 brokers are down"), ms(t, 60_000)),
             Verdict::Log { unlogged: quiet }
         );
         // The next minute starts its own sum.
         assert_eq!(
-            s.judge(DOWN, "0/1 brokers are down", ms(t, 60_125)),
+            s.judge(DOWN, Some("0/1 brokers are down"), ms(t, 60_125)),
             Verdict::Quiet
         );
         assert_eq!(
-            s.judge(DOWN, "1/1 brokers are down", ms(t, 120_000)),
+            s.judge(DOWN, Some("1/1 brokers are down"), ms(t, 120_000)),
             Verdict::Log { unlogged: 1 }
         );
     }
@@ -164,14 +184,14 @@ mod tests {
     fn another_kind_of_error_is_logged_at_once() {
         let mut s = State::default();
         let t = Instant::now();
-        assert_eq!(s.judge(DOWN, "down", t), Verdict::Log { unlogged: 0 });
+        assert_eq!(s.judge(DOWN, Some("down"), t), Verdict::Log { unlogged: 0 });
         assert_eq!(
-            s.judge(TRANSPORT, "connect failed", ms(t, 100)),
+            s.judge(TRANSPORT, Some("connect failed"), ms(t, 100)),
             Verdict::Log { unlogged: 0 }
         );
-        assert_eq!(s.judge(DOWN, "down", ms(t, 200)), Verdict::Quiet);
+        assert_eq!(s.judge(DOWN, Some("down"), ms(t, 200)), Verdict::Quiet);
         assert_eq!(
-            s.judge(TRANSPORT, "connect failed", ms(t, 300)),
+            s.judge(TRANSPORT, Some("connect failed"), ms(t, 300)),
             Verdict::Quiet
         );
     }
@@ -180,14 +200,35 @@ mod tests {
     fn the_second_report_of_one_error_is_dropped_and_a_later_one_counts() {
         let mut s = State::default();
         let t = Instant::now();
-        assert_eq!(s.judge(DOWN, "down", t), Verdict::Log { unlogged: 0 });
+        assert_eq!(s.judge(DOWN, Some("down"), t), Verdict::Log { unlogged: 0 });
         // rust-rdkafka's second call for the same event, microseconds later.
-        assert_eq!(s.judge(DOWN, "down", ms(t, 0)), Verdict::SecondReport);
+        assert_eq!(s.judge(DOWN, Some("down"), ms(t, 0)), Verdict::SecondReport);
         // A new occurrence 50 ms on is counted (and, within the minute, not logged).
-        assert_eq!(s.judge(DOWN, "down", ms(t, 50)), Verdict::Quiet);
-        assert_eq!(s.judge(DOWN, "down", ms(t, 51)), Verdict::SecondReport);
+        assert_eq!(s.judge(DOWN, Some("down"), ms(t, 50)), Verdict::Quiet);
+        assert_eq!(
+            s.judge(DOWN, Some("down"), ms(t, 51)),
+            Verdict::SecondReport
+        );
         // Other words close by are another error, not a second report.
-        assert_eq!(s.judge(DOWN, "0/1 brokers", ms(t, 52)), Verdict::Quiet);
+        assert_eq!(
+            s.judge(DOWN, Some("0/1 brokers"), ms(t, 52)),
+            Verdict::Quiet
+        );
+    }
+
+    #[test]
+    fn an_error_a_consumer_poll_returns_after_its_context_saw_it_is_a_second_report() {
+        let mut s = State::default();
+        let t = Instant::now();
+        assert_eq!(s.judge(DOWN, Some("down"), t), Verdict::Log { unlogged: 0 });
+        assert_eq!(s.judge(DOWN, None, ms(t, 0)), Verdict::SecondReport);
+        // A fetch error the context never saw is one of its own.
+        assert_eq!(
+            s.judge(TRANSPORT, None, ms(t, 1)),
+            Verdict::Log { unlogged: 0 }
+        );
+        assert_eq!(s.judge(TRANSPORT, None, ms(t, 2)), Verdict::SecondReport);
+        assert_eq!(s.judge(TRANSPORT, None, ms(t, 50)), Verdict::Quiet);
     }
 
     #[test]

@@ -66,6 +66,22 @@ fn client_config(options: &KafkaOptions, client_id: &str) -> ClientConfig {
     c
 }
 
+/// What the brokers say of `topic`: `Ok(None)` when they have it, `Ok(Some(code))` with
+/// their answer when they do not (`UnknownTopicOrPartition`), `Err` when they could not be
+/// asked within `timeout`. Blocks.
+fn topic_error<C: rdkafka::ClientContext>(
+    client: &rdkafka::client::Client<C>,
+    topic: &str,
+    timeout: std::time::Duration,
+) -> Result<Option<rdkafka::error::RDKafkaErrorCode>, rdkafka::error::KafkaError> {
+    let metadata = client.fetch_metadata(Some(topic), timeout)?;
+    Ok(metadata
+        .topics()
+        .first()
+        .and_then(|t| t.error())
+        .map(rdkafka::error::RDKafkaErrorCode::from))
+}
+
 /// The key of a record's message under `key`; a record without the field the key names (a
 /// node's event has no pod) goes by its own id.
 pub fn message_key(record: &Record, key: MessageKey) -> String {

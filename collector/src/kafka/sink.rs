@@ -196,6 +196,32 @@ impl KafkaSink {
         })
     }
 
+    /// Asks the brokers, off the caller's thread, whether they have the topic, and says
+    /// so in the log at once when they do not: until it exists (created, or auto-created
+    /// by brokers that allow it) the producer holds every message, and the sources wait.
+    pub fn check_topic(&self) {
+        let producer = self.producer.clone();
+        let topic = self.topic.clone();
+        let spawned = std::thread::Builder::new()
+            .name("kafka-topic-check".into())
+            .spawn(move || {
+                match super::topic_error(producer.client(), &topic, Duration::from_secs(10)) {
+                    Ok(None) => {}
+                    Ok(Some(error)) => tracing::error!(
+                        %topic, ?error,
+                        "the brokers do not have the topic; create it (as many partitions as aggregators, at least): until then nothing is published and reading waits"
+                    ),
+                    Err(e) => tracing::warn!(
+                        %topic, error = %e,
+                        "cannot ask the brokers about the topic (they may be away); publishing waits for them"
+                    ),
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot check the Kafka topic");
+        }
+    }
+
     /// Keeps the sources' checkpoints in `file` once their records are acknowledged (a
     /// pipeline without an index has nowhere else to keep them).
     pub fn with_checkpoints(mut self, file: CheckpointFile) -> Self {
@@ -261,6 +287,7 @@ impl KafkaSink {
             )
             .await;
             pending.clear();
+            let mut refused = None;
             for (i, result) in results {
                 match result {
                     Ok(Ok(_)) => {
@@ -272,13 +299,21 @@ impl KafkaSink {
                             .fetch_add(m.payload.len() as u64, Relaxed);
                     }
                     Ok(Err((e, _))) => {
-                        tracing::warn!(error = %e, "Kafka did not take a message; sending it again");
+                        refused.get_or_insert(e);
                         self.metrics.resent.fetch_add(1, Relaxed);
                         pending.push(i);
                     }
                     // The producer went away under it: only at shutdown.
                     Err(_) => return false,
                 }
+            }
+            if let Some(error) = refused {
+                // One line a round, not one a message: a topic the brokers lack refuses
+                // every message of every round.
+                tracing::warn!(
+                    %error, topic = %self.topic, messages = pending.len(),
+                    "Kafka did not take messages; sending them again"
+                );
             }
             if !pending.is_empty() {
                 if shutdown.is_triggered() {

@@ -356,7 +356,12 @@ impl KafkaSource {
                     continue;
                 }
                 Some(Err(e)) => {
-                    tracing::warn!(error = %e, "Kafka consumer error; it reconnects by itself");
+                    // Mostly the client-wide error the context just reported (all brokers
+                    // down, twenty times a second while they are); it reconnects by itself.
+                    consumer
+                        .context()
+                        .errors
+                        .report_returned(&self.metrics.client_errors, &e);
                     break;
                 }
                 Some(Ok(m)) => m,
@@ -689,19 +694,14 @@ impl DeadLetters {
     /// letter would then wait [`DEAD_LETTER_TIMEOUT`] and fail.
     fn check_topic(&self) {
         let topic = &self.topic;
-        match self
-            .producer
-            .client()
-            .fetch_metadata(Some(topic), Duration::from_secs(10))
-        {
-            Ok(metadata) => {
-                if let Some(error) = metadata.topics().first().and_then(|t| t.error()) {
-                    tracing::error!(
-                        dead_letter_topic = %topic, error = ?RDKafkaErrorCode::from(error),
-                        "the brokers do not have the dead-letter topic; create it, or each malformed message waits {} s and is only counted (dead_letter_failures)",
-                        DEAD_LETTER_TIMEOUT.as_secs()
-                    );
-                }
+        match super::topic_error(self.producer.client(), topic, Duration::from_secs(10)) {
+            Ok(None) => {}
+            Ok(Some(error)) => {
+                tracing::error!(
+                    dead_letter_topic = %topic, error = ?error,
+                    "the brokers do not have the dead-letter topic; create it, or each malformed message waits {} s and is only counted (dead_letter_failures)",
+                    DEAD_LETTER_TIMEOUT.as_secs()
+                );
             }
             Err(e) => {
                 tracing::warn!(dead_letter_topic = %topic, error = %e, "cannot check the dead-letter topic");
