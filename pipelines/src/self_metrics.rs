@@ -604,6 +604,18 @@ const KAFKA_SINK: &[SourceMetric<KafkaSinkMetrics>] = &[
         MetricKind::Counter,
         |m| &m.client_errors,
     ),
+    (
+        "infersight_kafka_records_cut_total",
+        "Records larger than a Kafka message may be (~1 MB), sent with their longest texts cut and flagged log.truncated.",
+        MetricKind::Counter,
+        |m| &m.records_cut,
+    ),
+    (
+        "infersight_kafka_records_refused_total",
+        "Records the brokers refused for good (over their message.max.bytes): logged and skipped so the records after them go on.",
+        MetricKind::Counter,
+        |m| &m.records_refused,
+    ),
 ];
 
 /// Every `scrape` source metric.

@@ -67,6 +67,15 @@ impl Default for KafkaSinkOptions {
     }
 }
 
+/// The producer's `message.max.bytes`: librdkafka refuses, at once, a message larger than
+/// this (its default; the brokers' own default, 1,048,588, is a little larger).
+const PRODUCER_MESSAGE_MAX_BYTES: usize = 1_000_000;
+
+/// The most bytes of JSON a record may take: what the producer takes, less room for the
+/// key, headers and framing. A larger record goes with its longest texts cut
+/// ([`fit_record`]), never held forever.
+const MAX_RECORD_BYTES: usize = PRODUCER_MESSAGE_MAX_BYTES - 16 * 1024;
+
 /// One message to publish.
 struct Message {
     key: String,
@@ -78,11 +87,14 @@ struct Message {
 
 /// The messages of `records`, in order per key: one per record, or (JSON lines) one per
 /// key and redelivery mark until it is full.
+/// A record larger than [`MAX_RECORD_BYTES`] is cut to fit ([`fit_record`]) and counted in
+/// `cut`.
 fn encode(
     records: &[model::Record],
     redelivered: &HashSet<model::RecordId>,
     options: &KafkaSinkOptions,
     resources: &mut model::ResourceJsons,
+    cut: &mut u64,
 ) -> Vec<Message> {
     let mut messages: Vec<Message> = Vec::new();
     // JSON lines: the message still taking records, per key, of new records and of
@@ -95,6 +107,12 @@ fn encode(
         let again = redelivered.contains(&record.id);
         line.clear();
         record.write_json(&mut line, resources);
+        if line.len() > MAX_RECORD_BYTES
+            && let Some(fitted) = fit_record(record, MAX_RECORD_BYTES, resources)
+        {
+            line = fitted;
+            *cut += 1;
+        }
         if packing && let Some(&i) = open[usize::from(again)].get(&key) {
             let m = &mut messages[i];
             if m.payload.len() + 1 + line.len() <= options.max_message_bytes {
@@ -117,6 +135,96 @@ fn encode(
     messages
 }
 
+/// The JSON form of `record` within `limit` bytes: its longest texts (the body, string
+/// attributes such as a stack trace) cut down to one length, as far as needed, and the
+/// record flagged `log.truncated`, as the files source flags a line it cuts. `None` if it
+/// cannot be made to fit (what is over the limit is not text).
+fn fit_record(
+    record: &model::Record,
+    limit: usize,
+    resources: &mut model::ResourceJsons,
+) -> Option<Vec<u8>> {
+    let mut record = record.clone();
+    record.attributes.insert(model::names::LOG_TRUNCATED, true);
+    let mut out = Vec::new();
+    // One pass mostly does; what a text's escapes made a cut fall short of, the next
+    // makes up.
+    for _ in 0..16 {
+        out.clear();
+        record.write_json(&mut out, resources);
+        if out.len() <= limit {
+            return Some(out);
+        }
+        // Each text's name (None for the body) and its length as JSON (escapes count).
+        let texts: Vec<(Option<String>, usize)> = record
+            .attributes
+            .iter()
+            .filter_map(|(k, v)| Some((Some(k.to_string()), json_len(v.as_str()?))))
+            .chain([(None, json_len(&record.body))])
+            .collect();
+        let lengths: Vec<usize> = texts.iter().map(|(_, len)| *len).collect();
+        let level = cut_level(&lengths, out.len() - limit + 64)?;
+        for (key, len) in texts.into_iter().filter(|(_, len)| *len > level) {
+            match key {
+                None => cut_text(&mut record.body, len, level),
+                Some(key) => {
+                    let mut text = record.attributes.get_str(&key)?.to_string();
+                    cut_text(&mut text, len, level);
+                    record.attributes.insert(key, text);
+                }
+            }
+        }
+    }
+    None
+}
+
+/// The length as JSON of a string (quotes and escapes included).
+fn json_len(text: &str) -> usize {
+    serde_json::to_string(text).map_or(text.len(), |j| j.len())
+}
+
+/// The length every text longer than it is cut to, so that `lengths` lose `excess` in
+/// all, the longest first (none is cut below another's full length unless all above it
+/// are). `None` when all of them together are shorter than `excess`.
+fn cut_level(lengths: &[usize], excess: usize) -> Option<usize> {
+    let mut sorted = lengths.to_vec();
+    sorted.sort_unstable_by(|a, b| b.cmp(a));
+    let total: usize = sorted.iter().sum();
+    if total < excess {
+        return None;
+    }
+    // With the k longest cut to `level`, they lose sum(k longest) - k * level.
+    let mut above = 0;
+    for (k, &len) in sorted.iter().enumerate() {
+        above += len;
+        let next = sorted.get(k + 1).copied().unwrap_or(0);
+        let kept = above - excess.min(above);
+        let level = kept / (k + 1);
+        if level >= next {
+            return Some(level);
+        }
+    }
+    Some(0)
+}
+
+/// Cuts `text`, `json_len` long as JSON, to about `level` bytes of JSON: the same share of
+/// its bytes, at a character's start.
+fn cut_text(text: &mut String, json_len: usize, level: usize) {
+    let keep = (text.len() as u128 * level as u128 / json_len.max(1) as u128) as usize;
+    let end = text.floor_char_boundary(keep.min(text.len().saturating_sub(1)));
+    text.truncate(end);
+}
+
+/// Whether the brokers (or librdkafka) will never take this message as it is: sending it
+/// again would hold the sink, and every node's logs behind it, forever.
+fn refused_for_good(error: &rdkafka::error::KafkaError) -> bool {
+    use rdkafka::error::RDKafkaErrorCode as Code;
+    matches!(
+        error.rdkafka_error_code(),
+        Some(Code::MessageSizeTooLarge | Code::InvalidMessageSize | Code::InvalidRecord)
+    )
+}
+
 /// What the sink did, for `/metrics`.
 #[derive(Debug, Default)]
 pub struct KafkaSinkMetrics {
@@ -132,6 +240,11 @@ pub struct KafkaSinkMetrics {
     pub resent: AtomicU64,
     /// Client-wide errors librdkafka reported (a broker unreachable, all brokers down).
     pub client_errors: AtomicU64,
+    /// Records larger than a message may be, sent with their longest texts cut.
+    pub records_cut: AtomicU64,
+    /// Records the brokers refused for good (a message over their size limit): logged and
+    /// skipped, so the records after them go on.
+    pub records_refused: AtomicU64,
 }
 
 /// The producer's context: librdkafka's client-wide errors land in the sink's counters.
@@ -239,8 +352,13 @@ impl KafkaSink {
     /// per round trip). `true` once the broker acknowledged every record: each batch's
     /// sources hear `Delivered`, in order. `false` if `shutdown` came first: they hear
     /// `Dropped` and send the records again after a restart.
+    ///
+    /// A record too large for a message goes cut to fit. A message the brokers refuse for
+    /// good (over their own, smaller, size limit) is split into its records, and a record
+    /// refused alone is logged, counted and skipped: holding it would hold the node's logs.
     pub async fn send(&mut self, batches: Vec<Batch>, shutdown: &Shutdown) -> bool {
         let mut messages: Vec<Message> = Vec::new();
+        let mut cut = 0;
         for batch in &batches {
             let redelivered: HashSet<_> = batch.redelivered.iter().copied().collect();
             messages.extend(encode(
@@ -248,11 +366,22 @@ impl KafkaSink {
                 &redelivered,
                 &self.options,
                 &mut self.resources,
+                &mut cut,
             ));
+        }
+        if cut > 0 {
+            self.metrics.records_cut.fetch_add(cut, Relaxed);
+            tracing::warn!(
+                records = cut,
+                limit_bytes = MAX_RECORD_BYTES,
+                "records larger than a Kafka message may be are sent with their longest texts cut (flagged log.truncated)"
+            );
         }
         let mut pending: Vec<usize> = (0..messages.len()).collect();
         while !pending.is_empty() {
             let mut futures = Vec::with_capacity(pending.len());
+            // Messages refused for good, by the producer at once or by the brokers.
+            let mut too_large = Vec::new();
             for &i in &pending {
                 let m = &messages[i];
                 let mut record = FutureRecord::to(&self.topic)
@@ -265,10 +394,11 @@ impl KafkaSink {
                     }));
                 }
                 let mut record = record;
-                // The producer's queue is full: it drains as the broker acknowledges.
                 let future = loop {
                     match self.producer.send_result(record) {
-                        Ok(f) => break f,
+                        Ok(f) => break Some(f),
+                        Err((e, _)) if refused_for_good(&e) => break None,
+                        // The producer's queue is full: it drains as the broker acknowledges.
                         Err((_, back)) => {
                             record = back;
                             if shutdown.is_triggered() {
@@ -278,7 +408,10 @@ impl KafkaSink {
                         }
                     }
                 };
-                futures.push((i, future));
+                match future {
+                    Some(future) => futures.push((i, future)),
+                    None => too_large.push(i),
+                }
             }
             let results = futures_util::future::join_all(
                 futures
@@ -298,6 +431,7 @@ impl KafkaSink {
                             .bytes_acked
                             .fetch_add(m.payload.len() as u64, Relaxed);
                     }
+                    Ok(Err((e, _))) if refused_for_good(&e) => too_large.push(i),
                     Ok(Err((e, _))) => {
                         refused.get_or_insert(e);
                         self.metrics.resent.fetch_add(1, Relaxed);
@@ -305,6 +439,32 @@ impl KafkaSink {
                     }
                     // The producer went away under it: only at shutdown.
                     Err(_) => return false,
+                }
+            }
+            for i in too_large {
+                let m = &messages[i];
+                if m.records > 1 {
+                    // Packed records: each goes again in a message of its own.
+                    let singles: Vec<Message> = m
+                        .payload
+                        .split(|&b| b == b'\n')
+                        .map(|line| Message {
+                            key: m.key.clone(),
+                            payload: line.to_vec(),
+                            redelivered: m.redelivered,
+                            records: 1,
+                        })
+                        .collect();
+                    for single in singles {
+                        pending.push(messages.len());
+                        messages.push(single);
+                    }
+                } else {
+                    self.metrics.records_refused.fetch_add(1, Relaxed);
+                    tracing::error!(
+                        topic = %self.topic, key = %m.key, bytes = m.payload.len(),
+                        "Kafka refuses this record for good (larger than the brokers' message.max.bytes?); it is skipped, the records after it go on"
+                    );
                 }
             }
             if let Some(error) = refused {
@@ -358,7 +518,7 @@ impl KafkaSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use model::{Attributes, Record, RecordId, Timestamp, names};
+    use model::{AttrValue, Attributes, Record, RecordId, Timestamp, names};
 
     fn record(pod: &str, n: u64) -> Record {
         let resource: Attributes = [
@@ -392,6 +552,7 @@ mod tests {
             &HashSet::new(),
             &KafkaSinkOptions::default(),
             &mut model::ResourceJsons::default(),
+            &mut 0,
         );
         assert_eq!(m.len(), 3);
         let keys: Vec<&str> = m.iter().map(|m| m.key.as_str()).collect();
@@ -416,6 +577,7 @@ mod tests {
             &again,
             &options,
             &mut model::ResourceJsons::default(),
+            &mut 0,
         );
         // Node key: one key; three records fit a message; the redelivered one goes alone.
         let got: Vec<(Vec<u64>, bool)> = m
@@ -449,10 +611,95 @@ mod tests {
             &HashSet::new(),
             &by_pod,
             &mut model::ResourceJsons::default(),
+            &mut 0,
         )
         .into_iter()
         .map(|m| m.key)
         .collect();
         assert_eq!(keys, ["llm/a", "llm/b"]);
+    }
+
+    #[test]
+    fn a_record_larger_than_a_message_goes_alone_with_its_longest_texts_cut_and_flagged() {
+        let small = record("a", 0);
+        let mut big = record("a", 1);
+        // A body of 1.2 MB (two-byte characters, so a cut must fall between them) and a
+        // stack trace of 0.9 MB as JSON (150k escaped control characters).
+        big.body = "é".repeat(600_000);
+        big.attributes
+            .insert(names::EXCEPTION_STACKTRACE, "\u{1}".repeat(150_000));
+        let records = vec![small.clone(), big.clone(), record("a", 2)];
+        let options = KafkaSinkOptions {
+            encoding: MessageEncoding::JsonLines,
+            ..KafkaSinkOptions::default()
+        };
+        let mut cut = 0;
+        let m = encode(
+            &records,
+            &HashSet::new(),
+            &options,
+            &mut model::ResourceJsons::default(),
+            &mut cut,
+        );
+        assert_eq!(cut, 1);
+        let sent: Vec<Record> = m.iter().flat_map(lines).collect();
+        assert_eq!(sent.len(), 3, "no record lost");
+        assert_eq!(sent[0], small, "a record that fits is left alone");
+        let fitted = m
+            .iter()
+            .find(|m| lines(m).iter().any(|r| r.id == big.id))
+            .expect("the big record's message");
+        assert!(
+            fitted.payload.len() <= MAX_RECORD_BYTES,
+            "{}",
+            fitted.payload.len()
+        );
+        assert_eq!(fitted.records, 1, "it goes alone");
+        let r = &sent[1];
+        assert_eq!(r.id, big.id);
+        assert_eq!(r.attributes.get(names::LOG_TRUNCATED), Some(&true.into()));
+        assert!(big.body.starts_with(&r.body) && r.body.len() < big.body.len());
+        // Both texts are over half a message: both give, to about one length as JSON.
+        let stack = r.attributes.get_str(names::EXCEPTION_STACKTRACE).unwrap();
+        assert!("\u{1}".repeat(150_000).starts_with(stack));
+        let (body, stack) = (json_len(&r.body), json_len(stack));
+        assert!(body.abs_diff(stack) < 100, "{body} against {stack}");
+        assert!(body > MAX_RECORD_BYTES / 3, "{body}");
+        assert_eq!(sent[2].attributes.get(names::LOG_TRUNCATED), None);
+    }
+
+    #[test]
+    fn the_cut_level_takes_the_longest_texts_down_first() {
+        // One long text gives all.
+        assert_eq!(cut_level(&[1000, 10, 20], 300), Some(700));
+        // Down to the next one's length, then both.
+        assert_eq!(cut_level(&[1000, 600], 600), Some(500));
+        assert_eq!(cut_level(&[1000, 600, 100], 400), Some(600));
+        assert_eq!(cut_level(&[10, 20], 30), Some(0));
+        assert_eq!(cut_level(&[10, 20], 31), None);
+    }
+
+    #[test]
+    fn a_record_whose_excess_is_not_text_cannot_be_fitted() {
+        let mut r = record("a", 0);
+        r.body.clear();
+        let huge: Vec<String> = (0..200_000).map(|i| format!("reason-{i}")).collect();
+        r.attributes
+            .insert("gen_ai.response.finish_reasons", AttrValue::StrList(huge));
+        let limit = 10_000;
+        assert!(r.to_json().len() > limit);
+        assert_eq!(
+            fit_record(&r, limit, &mut model::ResourceJsons::default()),
+            None
+        );
+        // With text to cut it fits exactly within the limit.
+        let mut r = record("a", 0);
+        r.body = "x".repeat(50_000);
+        let fitted = fit_record(&r, limit, &mut model::ResourceJsons::default()).expect("fits");
+        assert!(
+            fitted.len() <= limit && fitted.len() > limit - 200,
+            "{}",
+            fitted.len()
+        );
     }
 }
