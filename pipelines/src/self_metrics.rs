@@ -2,7 +2,7 @@
 //! got acknowledged, and the index's size and upkeep. This is the one place that knows both the sources' counters and the
 //! API's exposition types.
 
-use api::{MetricFamily, MetricKind, MetricsBackend, Sample, SourceState, SourceStatus};
+use api::{ComponentState, ComponentStatus, MetricFamily, MetricKind, MetricsBackend, Sample};
 use collector::files::FileSourceMetrics;
 use collector::gpu::{GpuTable, NvmlMetrics, NvmlStatus};
 use collector::kafka::{KafkaSinkMetrics, KafkaSourceMetrics};
@@ -702,8 +702,8 @@ impl PipelineMetrics {
 }
 
 impl api::StatusBackend for PipelineMetrics {
-    fn sources(&self) -> Vec<SourceStatus> {
-        let status = |id: &str, kind: &str, state, detail: String| SourceStatus {
+    fn sources(&self) -> Vec<ComponentStatus> {
+        let status = |id: &str, kind: &str, state, detail: String| ComponentStatus {
             id: id.to_string(),
             kind: kind.to_string(),
             state,
@@ -716,7 +716,7 @@ impl api::StatusBackend for PipelineMetrics {
                 m.files_watched.load(Relaxed),
                 m.lines_read.load(Relaxed)
             );
-            out.push(status(id, "files", SourceState::Ok, detail));
+            out.push(status(id, "files", ComponentState::Ok, detail));
         }
         for (id, k) in &self.kube {
             let m = &k.metrics;
@@ -726,17 +726,17 @@ impl api::StatusBackend for PipelineMetrics {
                 m.object_changes.load(Relaxed),
                 m.watch_errors.load(Relaxed)
             );
-            out.push(status(id, "kube", SourceState::Ok, detail));
+            out.push(status(id, "kube", ComponentState::Ok, detail));
         }
         for (id, m, _) in &self.nvml {
             let (state, detail) = match m.status() {
-                NvmlStatus::Starting => (SourceState::Starting, "loading NVML".to_string()),
+                NvmlStatus::Starting => (ComponentState::Starting, "loading NVML".to_string()),
                 NvmlStatus::Available { gpus } => (
-                    SourceState::Ok,
+                    ComponentState::Ok,
                     format!("{gpus} GPUs, {} snapshots", m.snapshots.load(Relaxed)),
                 ),
                 NvmlStatus::Unavailable { reason } => (
-                    SourceState::Unavailable,
+                    ComponentState::Unavailable,
                     format!("NVML is unavailable: {reason}"),
                 ),
             };
@@ -746,18 +746,82 @@ impl api::StatusBackend for PipelineMetrics {
             let failing = s.metrics.failing();
             let (state, detail) = if failing.is_empty() {
                 (
-                    SourceState::Ok,
+                    ComponentState::Ok,
                     format!("{} scrapes", s.metrics.scrapes.load(Relaxed)),
                 )
             } else {
                 let why: Vec<String> = failing.iter().map(|(u, e)| format!("{u}: {e}")).collect();
-                (SourceState::Failing, why.join("; "))
+                (ComponentState::Failing, why.join("; "))
             };
             out.push(status(id, "scrape", state, detail));
         }
+        for (id, m) in &self.kafka_sources {
+            let (partitions, records) = (m.partitions.load(Relaxed), m.records.load(Relaxed));
+            let failing = m
+                .last_error
+                .current(m.messages.load(Relaxed), KAFKA_ERROR_STANDS);
+            let (state, detail) = match failing {
+                Some((ago, reason)) => (
+                    ComponentState::Failing,
+                    format!(
+                        "{reason} ({} s ago; it reconnects by itself); {records} records read",
+                        ago.as_secs()
+                    ),
+                ),
+                None => (
+                    ComponentState::Ok,
+                    format!(
+                        "{partitions} partitions owned, {records} records read, {} malformed",
+                        m.malformed.load(Relaxed)
+                    ),
+                ),
+            };
+            out.push(status(id, "kafka", state, detail));
+        }
         out
     }
+
+    fn sinks(&self) -> Vec<ComponentStatus> {
+        self.kafka_sinks
+            .iter()
+            .map(|(id, m)| {
+                let records = m.records_acked.load(Relaxed);
+                let failing = m
+                    .last_error
+                    .current(m.messages_acked.load(Relaxed), KAFKA_ERROR_STANDS);
+                let (state, detail) = match failing {
+                    Some((ago, reason)) => (
+                        ComponentState::Failing,
+                        format!(
+                            "{reason} ({} s ago; records are held until the brokers take them); {records} records published",
+                            ago.as_secs()
+                        ),
+                    ),
+                    None => (
+                        ComponentState::Ok,
+                        format!(
+                            "{records} records published, {} cut to fit, {} refused",
+                            m.records_cut.load(Relaxed),
+                            m.records_refused.load(Relaxed)
+                        ),
+                    ),
+                };
+                ComponentStatus {
+                    id: id.clone(),
+                    kind: "kafka".to_string(),
+                    state,
+                    detail,
+                }
+            })
+            .collect()
+    }
 }
+
+/// How long a Kafka client's last error says it is failing, when nothing went through
+/// since: librdkafka repeats its errors every second or faster while they last, and a
+/// sink whose messages are refused says so every round (~30 s for a missing topic), so an
+/// error this old with none after it is over.
+const KAFKA_ERROR_STANDS: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Each GPU's latest figures, labelled with its node, index, uuid, model and the pod it
 /// serves.

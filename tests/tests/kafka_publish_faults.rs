@@ -102,6 +102,14 @@ fn an_agent_names_a_topic_the_brokers_lack_and_publishes_every_record_once_it_ex
         metric(&agent, "infersight_files_lines_read_total") >= LINES as f64
     });
     assert_eq!(metric(&agent, "infersight_kafka_records_acked_total"), 0.0);
+    let (_, status) = agent.get("/api/v1/status");
+    assert_eq!(status["sinks"][0]["state"], "failing", "{status}");
+    assert!(
+        status["sinks"][0]["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains(TOPIC)),
+        "{status}"
+    );
 
     broker.create_topic(TOPIC, 1);
     // librdkafka gives a message for a topic it does not know up after 30 s
@@ -112,6 +120,8 @@ fn an_agent_names_a_topic_the_brokers_lack_and_publishes_every_record_once_it_ex
         Duration::from_secs(90),
         || metric(&agent, "infersight_kafka_records_acked_total") >= LINES as f64,
     );
+    let (_, status) = agent.get("/api/v1/status");
+    assert_eq!(status["sinks"][0]["state"], "ok", "{status}");
     let records = published(&broker, TOPIC);
     let mut bodies: Vec<&str> = records
         .iter()

@@ -104,6 +104,27 @@ fn wait_until(what: &str, timeout: Duration, done: impl Fn() -> bool) {
     }
 }
 
+/// The state of the one Kafka component among `/api/v1/status`'s `list` (`sources` or
+/// `sinks`), and whether its detail names the broker that is away.
+fn kafka_status(running: &Running, list: &str) -> (String, bool) {
+    let (code, status) = running.get("/api/v1/status");
+    assert_eq!(code, 200, "{status}");
+    let kafka: Vec<&Value> = status[list]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["kind"] == "kafka")
+        .collect();
+    assert_eq!(kafka.len(), 1, "{status}");
+    let detail = kafka[0]["detail"].as_str().unwrap_or_default();
+    (
+        kafka[0]["state"].as_str().unwrap_or_default().to_string(),
+        ["brokers are down", "Connect", "Disconnected"]
+            .iter()
+            .any(|why| detail.contains(why)),
+    )
+}
+
 #[test]
 fn two_aggregators_behind_kafka_index_every_line_once_through_a_restart_of_each_and_of_the_broker()
 {
@@ -180,6 +201,9 @@ fn two_aggregators_behind_kafka_index_every_line_once_through_a_restart_of_each_
         metric(&agent, "infersight_kafka_producer_errors_total") >= 1.0
             && metric(&b, "infersight_kafka_consumer_errors_total") >= 1.0
     });
+    // And in /api/v1/status, where someone looks first: both sides failing, saying why.
+    assert_eq!(kafka_status(&agent, "sinks"), ("failing".to_string(), true));
+    assert_eq!(kafka_status(&b, "sources"), ("failing".to_string(), true));
     broker.start_again();
     let a = aggregator(&broker, &data_a, port_a, &peers, None);
     wait_until("A to get its share back", wait, || owns(&a, 2));
@@ -253,6 +277,9 @@ fn two_aggregators_behind_kafka_index_every_line_once_through_a_restart_of_each_
         messages > 0.0 && messages * 4.0 < acked,
         "{messages} messages for {acked} records: packed"
     );
+    // Records went through since the outage: neither side says it is failing any more.
+    assert_eq!(kafka_status(&agent, "sinks").0, "ok");
+    assert_eq!(kafka_status(&a, "sources").0, "ok");
     let (status, stderr) = agent.terminate(Duration::from_secs(30));
     assert!(status.success(), "the agent drains: {stderr}");
 }

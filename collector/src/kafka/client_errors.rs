@@ -80,6 +80,38 @@ impl State {
     }
 }
 
+/// A Kafka client's last client-wide error, for `/api/v1/status`: what it was, when, and
+/// how far the client had got then (messages acknowledged or read), so that progress since
+/// says it recovered.
+#[derive(Debug, Default)]
+pub struct LastClientError(Mutex<Option<(Instant, String, u64)>>);
+
+impl LastClientError {
+    /// The last error, and how long ago, while it still says how the client is: it came
+    /// within `recent` and the client made no progress since (`progress`, the count given
+    /// to [`ClientErrors::report`], has not moved).
+    pub fn current(&self, progress: u64, recent: Duration) -> Option<(Duration, String)> {
+        let last = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let (at, reason, then) = last.as_ref()?;
+        let ago = at.elapsed();
+        (ago < recent && progress == *then).then(|| (ago, reason.clone()))
+    }
+
+    /// Keeps `reason` as the client's last error, with its progress then.
+    pub(super) fn set(&self, reason: &str, progress: u64) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((Instant::now(), reason.to_string(), progress));
+    }
+}
+
+/// Where one client's errors are kept: the counter of its metrics, its last error, and the
+/// count of its progress (messages acknowledged or read) as it is now.
+pub(super) struct ErrorSink<'a> {
+    pub(super) count: &'a AtomicU64,
+    pub(super) last: &'a LastClientError,
+    pub(super) progress: u64,
+}
+
 /// One Kafka client's client-wide errors: counted in its metrics and logged, so an outage
 /// shows in both, without a line per repeat. librdkafka keeps reconnecting by itself; the
 /// sink holds its batches and the source waits meanwhile.
@@ -97,43 +129,43 @@ impl ClientErrors {
         }
     }
 
-    /// librdkafka reported `error` (`reason` in its words) to the client's context: adds
-    /// it to `count` and logs it unless its kind was logged within the last minute.
-    pub(super) fn report(&self, count: &AtomicU64, error: &KafkaError, reason: &str) {
-        self.judge_and_report(count, error, Some(reason));
+    /// librdkafka reported `error` (`reason` in its words) to the client's context: counts
+    /// and keeps it in `to`, and logs it unless its kind was logged within the last minute.
+    pub(super) fn report(&self, to: ErrorSink<'_>, error: &KafkaError, reason: &str) {
+        self.judge_and_report(to, error, Some(reason));
     }
 
     /// A consumer's `poll` returned `error`: the context's error it just reported, or one
     /// the context never saw (a fetch that failed), which is counted and logged as
     /// [`ClientErrors::report`] does.
-    pub(super) fn report_returned(&self, count: &AtomicU64, error: &KafkaError) {
-        self.judge_and_report(count, error, None);
+    pub(super) fn report_returned(&self, to: ErrorSink<'_>, error: &KafkaError) {
+        self.judge_and_report(to, error, None);
     }
 
-    fn judge_and_report(&self, count: &AtomicU64, error: &KafkaError, reason: Option<&str>) {
+    fn judge_and_report(&self, to: ErrorSink<'_>, error: &KafkaError, reason: Option<&str>) {
         let verdict = self.state.lock().unwrap_or_else(|e| e.into_inner()).judge(
             error.rdkafka_error_code(),
             reason,
             Instant::now(),
         );
+        if verdict == Verdict::SecondReport {
+            return;
+        }
         let reason = reason.map_or_else(|| error.to_string(), str::to_string);
+        to.count.fetch_add(1, Relaxed);
+        to.last.set(&reason, to.progress);
         match verdict {
-            Verdict::SecondReport => {}
-            Verdict::Quiet => {
-                count.fetch_add(1, Relaxed);
+            Verdict::SecondReport | Verdict::Quiet => {}
+            Verdict::Log { unlogged: 0 } => {
+                tracing::warn!(client = self.client, error = %error, "Kafka: {reason}");
             }
             Verdict::Log { unlogged } => {
-                count.fetch_add(1, Relaxed);
-                if unlogged == 0 {
-                    tracing::warn!(client = self.client, error = %error, "Kafka: {reason}");
-                } else {
-                    tracing::warn!(
-                        client = self.client,
-                        error = %error,
-                        "Kafka: {reason} (and {unlogged} more like it in the last {} s, unlogged)",
-                        REPEAT_LOG_INTERVAL.as_secs()
-                    );
-                }
+                tracing::warn!(
+                    client = self.client,
+                    error = %error,
+                    "Kafka: {reason} (and {unlogged} more like it in the last {} s, unlogged)",
+                    REPEAT_LOG_INTERVAL.as_secs()
+                );
             }
         }
     }
@@ -232,14 +264,25 @@ mod tests {
     }
 
     #[test]
-    fn every_report_but_the_second_is_counted() {
+    fn every_report_but_the_second_is_counted_and_the_last_stands_until_progress() {
         let errors = ClientErrors::new("producer");
-        let count = AtomicU64::new(0);
+        let (count, last) = (AtomicU64::new(0), LastClientError::default());
+        let to = |progress| ErrorSink {
+            count: &count,
+            last: &last,
+            progress,
+        };
         let down = KafkaError::Global(RDKafkaErrorCode::AllBrokersDown);
-        errors.report(&count, &down, "1/1 brokers are down");
-        errors.report(&count, &down, "1/1 brokers are down");
+        errors.report(to(7), &down, "1/1 brokers are down");
+        errors.report(to(7), &down, "1/1 brokers are down");
         assert_eq!(count.load(Relaxed), 1);
-        errors.report(&count, &down, "0/1 brokers are down");
+        errors.report(to(7), &down, "0/1 brokers are down");
         assert_eq!(count.load(Relaxed), 2);
+        let minute = Duration::from_secs(60);
+        let (_, reason) = last.current(7, minute).expect("failing");
+        assert_eq!(reason, "0/1 brokers are down");
+        // Messages went through since: it recovered. Or the error is old news.
+        assert_eq!(last.current(8, minute), None);
+        assert_eq!(last.current(7, Duration::ZERO), None);
     }
 }

@@ -12,6 +12,7 @@ mod client_errors;
 mod sink;
 mod source;
 
+pub use client_errors::LastClientError;
 pub use sink::{KafkaSink, KafkaSinkMetrics, KafkaSinkOptions, MessageEncoding, MessageKey};
 pub use source::{DEAD_LETTER_HEADERS, KafkaSource, KafkaSourceMetrics, MessageFormat};
 

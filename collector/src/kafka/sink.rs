@@ -1,6 +1,6 @@
 //! Publishing records to Kafka.
 
-use super::client_errors::ClientErrors;
+use super::client_errors::{ClientErrors, ErrorSink, LastClientError};
 use super::{KafkaError, KafkaOptions, client_config, message_key};
 use crate::Shutdown;
 use crate::checkpoint_file::CheckpointFile;
@@ -240,6 +240,8 @@ pub struct KafkaSinkMetrics {
     pub resent: AtomicU64,
     /// Client-wide errors librdkafka reported (a broker unreachable, all brokers down).
     pub client_errors: AtomicU64,
+    /// The last of them, while no message was acknowledged since.
+    pub last_error: LastClientError,
     /// Records larger than a message may be, sent with their longest texts cut.
     pub records_cut: AtomicU64,
     /// Records the brokers refused for good (a message over their size limit): logged and
@@ -255,8 +257,12 @@ struct SinkContext {
 
 impl ClientContext for SinkContext {
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        self.errors
-            .report(&self.metrics.client_errors, &error, reason);
+        let to = ErrorSink {
+            count: &self.metrics.client_errors,
+            last: &self.metrics.last_error,
+            progress: self.metrics.messages_acked.load(Relaxed),
+        };
+        self.errors.report(to, &error, reason);
     }
 }
 
@@ -315,15 +321,22 @@ impl KafkaSink {
     pub fn check_topic(&self) {
         let producer = self.producer.clone();
         let topic = self.topic.clone();
+        let metrics = self.metrics.clone();
         let spawned = std::thread::Builder::new()
             .name("kafka-topic-check".into())
             .spawn(move || {
                 match super::topic_error(producer.client(), &topic, Duration::from_secs(10)) {
                     Ok(None) => {}
-                    Ok(Some(error)) => tracing::error!(
-                        %topic, ?error,
-                        "the brokers do not have the topic; create it (as many partitions as aggregators, at least): until then nothing is published and reading waits"
-                    ),
+                    Ok(Some(error)) => {
+                        tracing::error!(
+                            %topic, ?error,
+                            "the brokers do not have the topic; create it (as many partitions as aggregators, at least): until then nothing is published and reading waits"
+                        );
+                        metrics.last_error.set(
+                            &format!("the brokers do not have topic {topic} ({error:?})"),
+                            metrics.messages_acked.load(Relaxed),
+                        );
+                    }
                     Err(e) => tracing::warn!(
                         %topic, error = %e,
                         "cannot ask the brokers about the topic (they may be away); publishing waits for them"
@@ -468,6 +481,10 @@ impl KafkaSink {
                 }
             }
             if let Some(error) = refused {
+                self.metrics.last_error.set(
+                    &format!("Kafka did not take messages: {error}"),
+                    self.metrics.messages_acked.load(Relaxed),
+                );
                 // One line a round, not one a message: a topic the brokers lack refuses
                 // every message of every round.
                 tracing::warn!(

@@ -7,7 +7,7 @@
 //! indexes anything twice. Before partitions are taken away, the batches in flight from
 //! them are waited for and their offsets committed, so the next owner starts after them.
 
-use super::client_errors::ClientErrors;
+use super::client_errors::{ClientErrors, ErrorSink, LastClientError};
 use super::sink::REDELIVERED_HEADER;
 use super::{KafkaError, KafkaOptions, client_config};
 use crate::Shutdown;
@@ -68,6 +68,19 @@ pub struct KafkaSourceMetrics {
     /// Client-wide errors librdkafka reported (a broker unreachable, all brokers down), of
     /// the consumer and of its dead-letter producer.
     pub client_errors: AtomicU64,
+    /// The last of them, while no message was read since.
+    pub last_error: LastClientError,
+}
+
+impl KafkaSourceMetrics {
+    /// Where its client errors go, with its progress (messages read) as it is now.
+    fn errors(&self) -> ErrorSink<'_> {
+        ErrorSink {
+            count: &self.client_errors,
+            last: &self.last_error,
+            progress: self.messages.load(Relaxed),
+        }
+    }
 }
 
 /// Partitions' progress shared between the consumer thread and batch acknowledgements.
@@ -102,8 +115,7 @@ struct SourceContext {
 
 impl ClientContext for SourceContext {
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        self.errors
-            .report(&self.metrics.client_errors, &error, reason);
+        self.errors.report(self.metrics.errors(), &error, reason);
     }
 }
 
@@ -361,7 +373,7 @@ impl KafkaSource {
                     consumer
                         .context()
                         .errors
-                        .report_returned(&self.metrics.client_errors, &e);
+                        .report_returned(self.metrics.errors(), &e);
                     break;
                 }
                 Some(Ok(m)) => m,
@@ -625,8 +637,7 @@ struct DeadLetterContext {
 
 impl ClientContext for DeadLetterContext {
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        self.errors
-            .report(&self.metrics.client_errors, &error, reason);
+        self.errors.report(self.metrics.errors(), &error, reason);
     }
 }
 
