@@ -23,6 +23,7 @@ start=$(date +%s.%N)
 pid=$!
 total=0
 until [ "$total" = "$lines" ]; do
+  alive_or_die "$pid" "infersight" "$work/stderr"
   sleep 0.2
   total=$(( $(search_total "$port" "") - $(search_total "$port" "&kind=request") ))
 done

@@ -23,6 +23,7 @@ pids+=($agent)
 # Every line's record delivered: the broker acknowledged the batch that carried it.
 delivered=0
 until [ "${delivered%.*}" -ge "$lines" ]; do
+  alive_or_die "$agent" "the agent" "$work/agent.log"
   sleep 0.2
   delivered=$(curl -s "http://127.0.0.1:$gport/metrics" \
     | awk '/^infersight_files_records_delivered_total/ { print $2 }')
@@ -41,6 +42,7 @@ aggregator=$!
 pids+=($aggregator)
 total=0; first=""
 until [ "$total" -ge "$lines" ]; do
+  alive_or_die "$aggregator" "the aggregator" "$work/aggregator.log"
   sleep 0.2
   total=$(( $(count "") - $(count "&kind=request") ))
   if [ -z "$first" ] && [ "$total" -gt 0 ]; then first=$(date +%s.%N); first_count=$total; fi

@@ -21,7 +21,10 @@ source scripts/kafka-bench-setup.sh
   --data-dir "$work/agg" --listen "127.0.0.1:$aport" --kafka-brokers "$broker" \
   --kafka-topic records >/dev/null 2>"$work/aggregator.log" &
 pids+=($!)
-until curl -sf "http://127.0.0.1:$aport/healthz" >/dev/null; do sleep 0.1; done
+until curl -sf "http://127.0.0.1:$aport/healthz" >/dev/null; do
+  alive_or_die "${pids[1]}" "the aggregator" "$work/aggregator.log"
+  sleep 0.1
+done
 tansu_start=$(cpu_of "${pids[0]}")
 start=$(date +%s.%N)
 /usr/bin/time -f "%M %U %S" -o "$work/rss-agent" "$bin" run "${agent_config[@]}" \
@@ -31,6 +34,7 @@ agent=$!
 pids+=($agent)
 total=0
 until [ "$total" -ge "$lines" ]; do
+  alive_or_die "${pids[1]}" "the aggregator" "$work/aggregator.log"
   sleep 0.2
   total=$(( $(count "") - $(count "&kind=request") ))
 done

@@ -9,5 +9,14 @@ search_total() {
     | { grep -o '"total":[0-9]*' || echo :0; } | cut -d: -f2
 }
 
+# Exits the bench, with the last lines of its log $3 if given, when process $1 (named $2) is
+# gone: a wait loop on a process that died (a port taken, a crash) would wait forever.
+alive_or_die() {
+  kill -0 "$1" 2>/dev/null && return 0
+  echo "$2 exited; the bench cannot go on${3:+. Its last lines:}" >&2
+  [ -z "${3:-}" ] || tail -n 5 "$3" >&2
+  exit 1
+}
+
 # CPU seconds of a process so far (utime + stime; the fields after the command name).
 cpu_of() { awk '{ sub(/.*\) /, ""); print ($12 + $13) / 100 }' "/proc/$1/stat"; }

@@ -15,9 +15,12 @@ bytes=$(python3 scripts/gen-pod-logs.py "$work/pods" "$lines")
 kport=$((20000 + RANDOM % 20000)); aport=$((kport + 1)); gport=$((kport + 2))
 broker="127.0.0.1:$kport"
 (cd "$work" && RUST_LOG=error exec "$tansu" broker --listener-url "tcp://$broker" \
-  --advertised-listener-url "tcp://$broker" --storage-engine memory://tansu/ >/dev/null 2>&1) &
+  --advertised-listener-url "tcp://$broker" --storage-engine memory://tansu/ >"$work/tansu.log" 2>&1) &
 pids+=($!)
-until (exec 3<>"/dev/tcp/127.0.0.1/$kport") 2>/dev/null; do sleep 0.1; done
+until (exec 3<>"/dev/tcp/127.0.0.1/$kport") 2>/dev/null; do
+  alive_or_die "${pids[0]}" "tansu (on port $kport)" "$work/tansu.log"
+  sleep 0.1
+done
 "$tansu" topic create records --partitions 4 --broker "tcp://$broker" >/dev/null
 
 # The aggregator's (on $aport) count of records matching the query suffix $1.
