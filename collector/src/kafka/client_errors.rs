@@ -97,8 +97,7 @@ impl LastClientError {
         (ago < recent && progress == *then).then(|| (ago, reason.clone()))
     }
 
-    /// Keeps `reason` as the client's last error, with its progress then.
-    pub(super) fn set(&self, reason: &str, progress: u64) {
+    fn set(&self, reason: &str, progress: u64) {
         *self.0.lock().unwrap_or_else(|e| e.into_inner()) =
             Some((Instant::now(), reason.to_string(), progress));
     }
@@ -110,6 +109,15 @@ pub(super) struct ErrorSink<'a> {
     pub(super) count: &'a AtomicU64,
     pub(super) last: &'a LastClientError,
     pub(super) progress: u64,
+}
+
+impl ErrorSink<'_> {
+    /// Keeps `reason` as the client's last error without counting it as a client-wide
+    /// one: what the client itself found wrong (a topic the brokers lack, messages they
+    /// refuse).
+    pub(super) fn keep_last(&self, reason: &str) {
+        self.last.set(reason, self.progress);
+    }
 }
 
 /// One Kafka client's client-wide errors: counted in its metrics and logged, so an outage

@@ -87,6 +87,7 @@ struct Message {
 
 /// The messages of `records`, in order per key: one per record, or (JSON lines) one per
 /// key and redelivery mark until it is full.
+///
 /// A record larger than [`MAX_RECORD_BYTES`] is cut to fit ([`fit_record`]) and counted in
 /// `cut`.
 fn encode(
@@ -249,6 +250,17 @@ pub struct KafkaSinkMetrics {
     pub records_refused: AtomicU64,
 }
 
+impl KafkaSinkMetrics {
+    /// Where its client errors go, with its progress (messages acknowledged) as it is now.
+    fn errors(&self) -> ErrorSink<'_> {
+        ErrorSink {
+            count: &self.client_errors,
+            last: &self.last_error,
+            progress: self.messages_acked.load(Relaxed),
+        }
+    }
+}
+
 /// The producer's context: librdkafka's client-wide errors land in the sink's counters.
 struct SinkContext {
     metrics: Arc<KafkaSinkMetrics>,
@@ -257,12 +269,7 @@ struct SinkContext {
 
 impl ClientContext for SinkContext {
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        let to = ErrorSink {
-            count: &self.metrics.client_errors,
-            last: &self.metrics.last_error,
-            progress: self.metrics.messages_acked.load(Relaxed),
-        };
-        self.errors.report(to, &error, reason);
+        self.errors.report(self.metrics.errors(), &error, reason);
     }
 }
 
@@ -332,10 +339,9 @@ impl KafkaSink {
                             %topic, ?error,
                             "the brokers do not have the topic; create it (as many partitions as aggregators, at least): until then nothing is published and reading waits"
                         );
-                        metrics.last_error.set(
-                            &format!("the brokers do not have topic {topic} ({error:?})"),
-                            metrics.messages_acked.load(Relaxed),
-                        );
+                        metrics.errors().keep_last(&format!(
+                            "the brokers do not have topic {topic} ({error:?})"
+                        ));
                     }
                     Err(e) => tracing::warn!(
                         %topic, error = %e,
@@ -481,10 +487,9 @@ impl KafkaSink {
                 }
             }
             if let Some(error) = refused {
-                self.metrics.last_error.set(
-                    &format!("Kafka did not take messages: {error}"),
-                    self.metrics.messages_acked.load(Relaxed),
-                );
+                self.metrics
+                    .errors()
+                    .keep_last(&format!("Kafka did not take messages: {error}"));
                 // One line a round, not one a message: a topic the brokers lack refuses
                 // every message of every round.
                 tracing::warn!(
