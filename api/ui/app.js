@@ -422,6 +422,23 @@ async function renderDashboard(p) {
   }
 }
 
+// ---- pipeline health (header) ---------------------------------------------------------
+
+// Each source and Kafka sink with its state, so a broker that is down or a scrape target
+// that fails shows on every page (its words on hover), not only in the logs.
+async function refreshHealth() {
+  const box = document.getElementById("health");
+  try {
+    const status = await api("/api/v1/status");
+    const parts = [...status.sources, ...(status.sinks || [])];
+    box.replaceChildren(...parts.map((c) => el("span",
+      { class: "component " + c.state, title: c.kind + ": " + c.detail, "data-id": c.id },
+      c.state === "ok" ? c.id : c.id + " " + c.state)));
+  } catch (e) {
+    box.replaceChildren(el("span", { class: "component failing", title: e.message }, "status unknown"));
+  }
+}
+
 // ---- routing --------------------------------------------------------------------------
 
 function route() {
@@ -437,3 +454,5 @@ function route() {
 
 window.addEventListener("hashchange", route);
 route();
+refreshHealth();
+setInterval(refreshHealth, 15000);

@@ -1,7 +1,8 @@
 //! The web UI in real headless Chromium (through chromedriver's WebDriver protocol), against
 //! the real binary running the demo (live simulated vLLM, TGI and llama.cpp pods, with a
 //! CUDA out-of-memory crash): search for a request id and open its trace; open an incident;
-//! the dashboard renders non-empty charts. A screenshot of each page is saved under
+//! the dashboard renders non-empty charts; the header shows each source's state as
+//! `/api/v1/status` gives it. A screenshot of each page is saved under
 //! `target/ui-screenshots/` for review.
 
 use serde_json::{Value, json};
@@ -243,6 +244,34 @@ fn the_ui_finds_a_request_explains_a_crash_and_charts_the_llm_figures() {
         "return document.querySelectorAll('#results tr.hit mark').length > 0",
     );
     browser.screenshot("search");
+    // The header: every source (and Kafka sink) of `/api/v1/status`, in its state.
+    let (_, status) = demo.get("/api/v1/status");
+    let expected: Vec<String> = ["sources", "sinks"]
+        .iter()
+        .flat_map(|list| status[list].as_array().cloned().unwrap_or_default())
+        .map(|c| {
+            format!(
+                "{} {}",
+                c["id"].as_str().unwrap_or_default(),
+                c["state"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    assert!(!expected.is_empty(), "{status}");
+    browser.wait_until(
+        "the header's sources",
+        "return document.querySelectorAll('#health .component').length > 0",
+    );
+    let shown = browser.script(
+        "return [...document.querySelectorAll('#health .component')].map((e) => e.dataset.id + ' ' + e.classList[1])",
+    );
+    let shown: Vec<String> = shown
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect();
+    assert_eq!(shown, expected, "the header shows each source's state");
     browser.click(&link);
     let title = browser.find("#request-title");
     assert!(browser.text(&title).contains(&id));
