@@ -34,7 +34,8 @@ pub enum MessageFormat {
     #[default]
     Record,
     /// Log lines another shipper wrote: plain text, or JSON with the line in `log`,
-    /// `message` or `msg` and the pod under `kubernetes` (Fluent Bit's and Vector's forms).
+    /// `message` or `msg`, the pod under `kubernetes` (Fluent Bit's, Vector's and
+    /// Filebeat's forms) and the line's time in `@timestamp`, `timestamp` or `time`.
     Raw,
 }
 
@@ -820,6 +821,7 @@ fn raw_record(
     let mut resource = Attributes::new();
     let mut body = text.to_string();
     let mut stream = None;
+    let mut shipped_at = None;
     if let Ok(serde_json::Value::Object(o)) = serde_json::from_str::<serde_json::Value>(text) {
         if let Some(line) = ["log", "message", "msg"]
             .iter()
@@ -828,34 +830,25 @@ fn raw_record(
             body = line.trim_end_matches('\n').to_string();
         }
         if let Some(k) = o.get("kubernetes").and_then(|k| k.as_object()) {
-            let text = |keys: &[&str]| {
-                keys.iter()
-                    .find_map(|key| k.get(*key).and_then(|v| v.as_str()))
-                    .map(str::to_string)
-            };
-            for (name, keys) in [
-                (
-                    names::K8S_NAMESPACE_NAME,
-                    &["namespace_name", "pod_namespace"][..],
-                ),
-                (names::K8S_POD_NAME, &["pod_name"][..]),
-                (names::K8S_POD_UID, &["pod_id", "pod_uid"][..]),
-                (names::K8S_CONTAINER_NAME, &["container_name"][..]),
-            ] {
-                if let Some(v) = text(keys) {
-                    resource.insert(name, v);
-                }
-            }
+            resource = shipper_resource(k);
         }
+        shipped_at = ["@timestamp", "timestamp", "time"]
+            .iter()
+            .find_map(|key| o.get(*key).and_then(shipper_time));
         stream = match o.get("stream").and_then(|s| s.as_str()) {
             Some("stdout") => Some(Stream::Stdout),
             Some("stderr") => Some(Stream::Stderr),
             _ => None,
         };
     }
-    let at = millis
-        .filter(|m| *m > 0)
-        .map(|m| Timestamp::from_unix_nanos(m.saturating_mul(1_000_000)))
+    // The shipper's own time of the line, else the message's (when it was published,
+    // later than the line by the shipper's delay, and by much more for a backfill).
+    let at = shipped_at
+        .or_else(|| {
+            millis
+                .filter(|m| *m > 0)
+                .map(|m| Timestamp::from_unix_nanos(m.saturating_mul(1_000_000)))
+        })
         .unwrap_or_else(Timestamp::now);
     let mut record = Record::log(
         RecordId::from_source(
@@ -869,6 +862,74 @@ fn raw_record(
     );
     record.stream = stream;
     record
+}
+
+/// The pod, namespace, container and node in another shipper's Kubernetes metadata:
+/// Fluent Bit's (`pod_name`, `namespace_name`, `container_name`, `pod_id`, `host`),
+/// Vector's (`pod_namespace`, `pod_uid`, `pod_node_name`) and Filebeat's nested form
+/// (`pod.name`, `namespace`, `container.name`, `pod.uid`, `node.name`).
+fn shipper_resource(k: &serde_json::Map<String, serde_json::Value>) -> Attributes {
+    let text = |paths: &[&[&str]]| {
+        paths.iter().find_map(|path| {
+            let (last, parents) = path.split_last()?;
+            let mut object = k;
+            for parent in parents {
+                object = object.get(*parent)?.as_object()?;
+            }
+            object.get(*last)?.as_str().map(str::to_string)
+        })
+    };
+    let fields: [(&str, &[&[&str]]); 5] = [
+        (
+            names::K8S_NAMESPACE_NAME,
+            &[&["namespace_name"], &["pod_namespace"], &["namespace"]],
+        ),
+        (names::K8S_POD_NAME, &[&["pod_name"], &["pod", "name"]]),
+        (
+            names::K8S_POD_UID,
+            &[&["pod_id"], &["pod_uid"], &["pod", "uid"]],
+        ),
+        (
+            names::K8S_CONTAINER_NAME,
+            &[&["container_name"], &["container", "name"]],
+        ),
+        (
+            names::K8S_NODE_NAME,
+            &[&["host"], &["pod_node_name"], &["node", "name"]],
+        ),
+    ];
+    let mut resource = Attributes::new();
+    for (name, paths) in fields {
+        if let Some(v) = text(paths) {
+            resource.insert(name, v);
+        }
+    }
+    resource
+}
+
+/// A shipper's time of a line: RFC 3339 text (Vector, Filebeat), or seconds since the
+/// epoch as a number (Fluent Bit's `double` format; milli-, micro- and nanoseconds told
+/// apart by size).
+fn shipper_time(value: &serde_json::Value) -> Option<Timestamp> {
+    match value {
+        serde_json::Value::String(text) => Timestamp::parse_rfc3339(text).ok(),
+        serde_json::Value::Number(n) => {
+            let v = n.as_f64().filter(|v| v.is_finite() && *v > 0.0)?;
+            let scale: i64 = match v {
+                x if x < 1e11 => 1_000_000_000,
+                x if x < 1e14 => 1_000_000,
+                x if x < 1e17 => 1_000,
+                _ => 1,
+            };
+            // Whole units and the fraction apart: a double holds ~16 digits, fewer than
+            // nanoseconds since the epoch have.
+            let whole = v.trunc();
+            let fraction = ((v - whole) * scale as f64).round() as i64;
+            (whole < (i64::MAX / scale) as f64)
+                .then(|| Timestamp::from_unix_nanos((whole as i64) * scale + fraction))
+        }
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -949,6 +1010,34 @@ mod tests {
         assert_eq!(r.resource.get_str(names::K8S_POD_UID), Some("u-1"));
         assert_eq!(r.stream, Some(Stream::Stdout));
         assert_eq!(r.timestamp.unix_nanos(), 1_764_000_000_000_000_000);
+        // Vector's kubernetes_logs and Filebeat's nested metadata, with their own times.
+        let vector = br#"{"message":"INFO Received request cmpl-2","stream":"stderr","timestamp":"2025-11-24T16:00:00.5Z","kubernetes":{"pod_namespace":"llm","pod_name":"vllm-1","pod_uid":"u-2","container_name":"vllm","pod_node_name":"gpu-7"}}"#;
+        let v = raw_record("logs", 3, 44, Some(1_764_000_000_000), vector);
+        assert_eq!(v.body, "INFO Received request cmpl-2");
+        assert_eq!(v.stream, Some(Stream::Stderr));
+        assert_eq!(v.timestamp.to_rfc3339(), "2025-11-24T16:00:00.500000000Z");
+        let filebeat = br#"{"@timestamp":"2025-11-24T16:00:01Z","message":"line","log":{"offset":7},"kubernetes":{"namespace":"llm","pod":{"name":"vllm-2","uid":"u-3"},"container":{"name":"vllm"},"node":{"name":"gpu-8"}}}"#;
+        let f = raw_record("logs", 3, 45, None, filebeat);
+        assert_eq!(f.body, "line");
+        assert_eq!(f.timestamp.to_rfc3339(), "2025-11-24T16:00:01.000000000Z");
+        for (r, pod, uid, node) in [
+            (&v, "vllm-1", "u-2", "gpu-7"),
+            (&f, "vllm-2", "u-3", "gpu-8"),
+        ] {
+            let get = |name| r.resource.get_str(name);
+            assert_eq!(get(names::K8S_NAMESPACE_NAME), Some("llm"));
+            assert_eq!(get(names::K8S_POD_NAME), Some(pod));
+            assert_eq!(get(names::K8S_POD_UID), Some(uid));
+            assert_eq!(get(names::K8S_CONTAINER_NAME), Some("vllm"));
+            assert_eq!(get(names::K8S_NODE_NAME), Some(node));
+        }
+        // Fluent Bit's epoch seconds; a time that is not one leaves the message's.
+        let epoch = br#"{"@timestamp":1764000001.25,"log":"x"}"#;
+        let e = raw_record("logs", 3, 46, Some(1_764_000_000_000), epoch);
+        assert_eq!(e.timestamp.unix_nanos(), 1_764_000_001_250_000_000);
+        let odd = br#"{"time":"yesterday","log":"x"}"#;
+        let o = raw_record("logs", 3, 47, Some(1_764_000_000_000), odd);
+        assert_eq!(o.timestamp.unix_nanos(), 1_764_000_000_000_000_000);
         let plain = raw_record("logs", 3, 43, None, b"just a line\n");
         assert_eq!(plain.body, "just a line");
         assert_ne!(plain.id, r.id, "one id per offset");
