@@ -228,13 +228,8 @@ const SERVERS: [&str; 5] = ["vllm", "tgi", "sglang", "llamacpp", "triton"];
 /// before (an indented or unstamped continuation) are left out, so that each written line
 /// is one record and the count can be exact.
 pub fn line_pool() -> Vec<Vec<String>> {
-    let text = std::fs::read_to_string(shared_dir().join("corpus/lines.jsonl"))
-        .expect("the corpus in ../shared/corpus");
     let mut pool = vec![Vec::new(); SERVERS.len()];
-    for line in text.lines() {
-        let Ok(r) = serde_json::from_str::<Value>(line) else {
-            continue;
-        };
+    for r in crate::corpus() {
         let (Some(server), Some(kind), Some(body)) =
             (r["server"].as_str(), r["kind"].as_str(), r["line"].as_str())
         else {

@@ -51,6 +51,17 @@ pub fn shared_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared")
 }
 
+/// The shared corpus of real inference-server lines (`../shared/corpus/lines.jsonl`): one
+/// JSON object a line, with `server`, `kind`, `line` and what the line must give
+/// (`expect`, `contract`).
+pub fn corpus() -> Vec<Value> {
+    let text = std::fs::read_to_string(shared_dir().join("corpus/lines.jsonl"))
+        .expect("the corpus in ../shared/corpus");
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("corpus JSON"))
+        .collect()
+}
+
 /// The current time as a CRI timestamp (RFC 3339 with nanoseconds, UTC).
 pub fn cri_now() -> String {
     model::Timestamp::now().to_rfc3339()

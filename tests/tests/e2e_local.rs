@@ -4,16 +4,14 @@
 
 use serde_json::Value;
 use std::time::Duration;
-use tests::{EventStream, Running, append_cri, run_cli, shared_dir};
+use tests::{EventStream, Running, append_cri, run_cli};
 
 const SETTLE: Duration = Duration::from_secs(30);
 
 /// A real vLLM v1 stats line and a real TGI success line from the shared corpus.
 fn corpus_line(server: &str, contains: &str) -> String {
-    let text = std::fs::read_to_string(shared_dir().join("corpus/lines.jsonl"))
-        .expect("the shared corpus");
-    text.lines()
-        .map(|l| serde_json::from_str::<Value>(l).expect("corpus JSON"))
+    tests::corpus()
+        .into_iter()
         .filter(|l| l["server"] == server)
         .map(|l| l["line"].as_str().unwrap_or_default().to_string())
         .find(|l| l.contains(contains) && !l.contains('\u{1b}'))
