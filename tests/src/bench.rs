@@ -11,7 +11,7 @@
 //! `cargo run --release -p tests --bin e2e-bench -- --help`; the short mode runs in CI as
 //! `tests/tests/e2e_bench_short.rs`.
 
-use crate::{Running, cri_now, shared_dir};
+use crate::{Running, cri_now};
 use serde_json::{Value, json};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
