@@ -757,25 +757,17 @@ impl api::StatusBackend for PipelineMetrics {
         }
         for (id, m) in &self.kafka_sources {
             let (partitions, records) = (m.partitions.load(Relaxed), m.records.load(Relaxed));
-            let failing = m
-                .last_error
-                .current(m.messages.load(Relaxed), KAFKA_ERROR_STANDS);
-            let (state, detail) = match failing {
-                Some((ago, reason)) => (
-                    ComponentState::Failing,
-                    format!(
-                        "{reason} ({} s ago; it reconnects by itself); {records} records read",
-                        ago.as_secs()
-                    ),
-                ),
-                None => (
-                    ComponentState::Ok,
+            let (state, detail) = kafka_state(
+                &m.last_error,
+                m.messages.load(Relaxed),
+                |why| format!("{why}; it reconnects by itself; {records} records read"),
+                || {
                     format!(
                         "{partitions} partitions owned, {records} records read, {} malformed",
                         m.malformed.load(Relaxed)
-                    ),
-                ),
-            };
+                    )
+                },
+            );
             out.push(status(id, "kafka", state, detail));
         }
         out
@@ -786,26 +778,22 @@ impl api::StatusBackend for PipelineMetrics {
             .iter()
             .map(|(id, m)| {
                 let records = m.records_acked.load(Relaxed);
-                let failing = m
-                    .last_error
-                    .current(m.messages_acked.load(Relaxed), KAFKA_ERROR_STANDS);
-                let (state, detail) = match failing {
-                    Some((ago, reason)) => (
-                        ComponentState::Failing,
+                let (state, detail) = kafka_state(
+                    &m.last_error,
+                    m.messages_acked.load(Relaxed),
+                    |why| {
                         format!(
-                            "{reason} ({} s ago; records are held until the brokers take them); {records} records published",
-                            ago.as_secs()
-                        ),
-                    ),
-                    None => (
-                        ComponentState::Ok,
+                            "{why}; records are held until the brokers take them; {records} records published"
+                        )
+                    },
+                    || {
                         format!(
                             "{records} records published, {} cut to fit, {} refused",
                             m.records_cut.load(Relaxed),
                             m.records_refused.load(Relaxed)
-                        ),
-                    ),
-                };
+                        )
+                    },
+                );
                 ComponentStatus {
                     id: id.clone(),
                     kind: "kafka".to_string(),
@@ -814,6 +802,23 @@ impl api::StatusBackend for PipelineMetrics {
                 }
             })
             .collect()
+    }
+}
+
+/// A Kafka client's state: failing while its last error stands (`failing` says what
+/// follows "ERROR (N s ago)"), else ok (`ok` says how it is doing).
+fn kafka_state(
+    last: &collector::kafka::LastClientError,
+    progress: u64,
+    failing: impl FnOnce(String) -> String,
+    ok: impl FnOnce() -> String,
+) -> (ComponentState, String) {
+    match last.current(progress, KAFKA_ERROR_STANDS) {
+        Some((ago, reason)) => (
+            ComponentState::Failing,
+            failing(format!("{reason} ({} s ago)", ago.as_secs())),
+        ),
+        None => (ComponentState::Ok, ok()),
     }
 }
 

@@ -92,6 +92,30 @@ pub fn append_cri(
     path
 }
 
+/// Polls `done` every 100 ms until it holds, and fails the test after `timeout` naming
+/// `what`: a test waits for the event it needs, not for a sleep that hopes it came.
+pub fn wait_until(what: &str, timeout: Duration, done: impl Fn() -> bool) {
+    wait_or_fail(what, timeout, done, String::new);
+}
+
+/// [`wait_until`], failing with `context()` after the name.
+fn wait_or_fail(
+    what: &str,
+    timeout: Duration,
+    done: impl Fn() -> bool,
+    context: impl Fn() -> String,
+) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}{}",
+            context()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// A running `infersight run`, stopped (SIGKILL) when dropped.
 pub struct Running {
     child: Child,
@@ -239,6 +263,13 @@ impl Running {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// [`wait_until`], failing with what it wrote to stderr.
+    pub fn wait_until(&self, what: &str, timeout: Duration, done: impl Fn() -> bool) {
+        wait_or_fail(what, timeout, done, || {
+            format!("\nstderr:\n{}", self.stderr())
+        });
     }
 
     /// What it has written to stderr so far.

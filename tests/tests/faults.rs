@@ -19,10 +19,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use tests::Running;
 use tests::workload::{
     PodWriter, check_exactly_once, check_exactly_once_allowing_split_tracebacks,
 };
+use tests::{Running, wait_until};
 
 const PODS: usize = 10;
 /// Records per pod per 10 ms tick: 10 pods → ~2,000 records/s.
@@ -116,15 +116,6 @@ fn wait_for_all(running: &Running, expected: u64, within: Duration) {
             running.stderr()
         );
         std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// Polls `what` until it holds.
-fn wait_until(what: &str, within: Duration, done: impl Fn() -> bool) {
-    let deadline = Instant::now() + within;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

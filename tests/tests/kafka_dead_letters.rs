@@ -9,7 +9,7 @@ use model::{AttrValue, Attributes, Record, RecordId, Timestamp, names};
 use std::ffi::OsString;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tests::Running;
 use tests::tansu::{Broker, ReadMessage};
 
@@ -77,17 +77,8 @@ fn found(running: &Running) -> u64 {
     body["total"].as_u64().unwrap_or(0)
 }
 
-fn wait_until(what: &str, running: &Running, done: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !done() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}\n{}",
-            running.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
+/// How long a test waits for the aggregator to get somewhere.
+const WAIT: Duration = Duration::from_secs(120);
 
 /// Checks a dead letter's payload and headers.
 fn assert_dead_letter(m: &ReadMessage, payload: &[u8], offset: u64, line: Option<&str>, why: &str) {
@@ -129,7 +120,7 @@ fn what_is_not_a_record_goes_to_the_dead_letter_topic_once_and_the_records_besid
     );
     let data = tmp.path().join("data");
     let agg = aggregator(&broker, &data);
-    wait_until("three records and three dead letters", &agg, || {
+    agg.wait_until("three records and three dead letters", WAIT, || {
         found(&agg) == 3 && metric(&agg, "infersight_kafka_dead_letters_total") >= 3.0
     });
     assert_eq!(metric(&agg, "infersight_kafka_malformed_total"), 3.0);
@@ -157,7 +148,7 @@ fn what_is_not_a_record_goes_to_the_dead_letter_topic_once_and_the_records_besid
     assert!(status.success(), "{status}: {stderr}");
     let agg = aggregator(&broker, &data);
     broker.produce_keyed(TOPIC, Some(KEY), &[b"{\"id\":"]);
-    wait_until("the fourth dead letter", &agg, || {
+    agg.wait_until("the fourth dead letter", WAIT, || {
         metric(&agg, "infersight_kafka_dead_letters_total") >= 1.0
     });
     let dead = broker.read_partition(DEAD, 4, Duration::from_secs(30));
@@ -183,10 +174,10 @@ fn without_the_dead_letter_topic_each_dead_letter_is_counted_and_logged_and_the_
     );
     let agg = aggregator(&broker, &tmp.path().join("data"));
     // The broker gives up on the dead letter after the producer's 30 s.
-    wait_until("the dead letter to fail", &agg, || {
+    agg.wait_until("the dead letter to fail", WAIT, || {
         metric(&agg, "infersight_kafka_dead_letter_failures_total") >= 1.0
     });
-    wait_until("both records", &agg, || found(&agg) == 2);
+    agg.wait_until("both records", WAIT, || found(&agg) == 2);
     assert_eq!(metric(&agg, "infersight_kafka_malformed_total"), 1.0);
     assert_eq!(metric(&agg, "infersight_kafka_dead_letters_total"), 0.0);
     let log = agg.stderr();
@@ -214,7 +205,7 @@ fn a_dead_letter_the_producer_refuses_is_counted_and_logged_and_the_records_go_o
         &[one.to_json().as_bytes(), &huge, two.to_json().as_bytes()],
     );
     let agg = aggregator(&broker, &tmp.path().join("data"));
-    wait_until("both records and the refused dead letter", &agg, || {
+    agg.wait_until("both records and the refused dead letter", WAIT, || {
         found(&agg) == 2 && metric(&agg, "infersight_kafka_dead_letter_failures_total") >= 1.0
     });
     assert_eq!(metric(&agg, "infersight_kafka_malformed_total"), 1.0);

@@ -11,21 +11,9 @@
 use serde_json::Value;
 use std::ffi::OsString;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tests::Running;
 use tests::tansu::Broker;
-
-fn wait_until(what: &str, agent: &Running, timeout: Duration, done: impl Fn() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !done() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}\n{}",
-            agent.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 fn metric(running: &Running, name: &str) -> f64 {
     tests::metric_sum(&running.get_text("/metrics").1, name)
@@ -91,14 +79,14 @@ fn an_agent_names_a_topic_the_brokers_lack_and_publishes_every_record_once_it_ex
 
     let agent = agent(&broker, &logs, &tmp.path().join("agent"), TOPIC);
     let wait = Duration::from_secs(60);
-    wait_until("the agent to name the missing topic", &agent, wait, || {
+    agent.wait_until("the agent to name the missing topic", wait, || {
         agent
             .stderr()
             .lines()
             .any(|l| l.contains("do not have the topic") && l.contains(TOPIC))
     });
     // It read the lines and holds them: nothing acknowledged, no checkpoint moved on.
-    wait_until("the lines to be read", &agent, wait, || {
+    agent.wait_until("the lines to be read", wait, || {
         metric(&agent, "infersight_files_lines_read_total") >= LINES as f64
     });
     assert_eq!(metric(&agent, "infersight_kafka_records_acked_total"), 0.0);
@@ -114,12 +102,9 @@ fn an_agent_names_a_topic_the_brokers_lack_and_publishes_every_record_once_it_ex
     broker.create_topic(TOPIC, 1);
     // librdkafka gives a message for a topic it does not know up after 30 s
     // (`topic.metadata.propagation.max.ms`) and the sink sends it again, so allow for that.
-    wait_until(
-        "every record published",
-        &agent,
-        Duration::from_secs(90),
-        || metric(&agent, "infersight_kafka_records_acked_total") >= LINES as f64,
-    );
+    agent.wait_until("every record published", Duration::from_secs(90), || {
+        metric(&agent, "infersight_kafka_records_acked_total") >= LINES as f64
+    });
     let (_, status) = agent.get("/api/v1/status");
     assert_eq!(status["sinks"][0]["state"], "ok", "{status}");
     let records = published(&broker, TOPIC);
@@ -149,12 +134,9 @@ fn a_record_larger_than_a_kafka_message_goes_cut_and_flagged_and_the_lines_after
     tests::append_cri(&logs, "kt", "vllm-0", "server", &lines);
 
     let agent = agent(&broker, &logs, &tmp.path().join("agent"), TOPIC);
-    wait_until(
-        "every line published",
-        &agent,
-        Duration::from_secs(60),
-        || metric(&agent, "infersight_kafka_records_acked_total") >= lines.len() as f64,
-    );
+    agent.wait_until("every line published", Duration::from_secs(60), || {
+        metric(&agent, "infersight_kafka_records_acked_total") >= lines.len() as f64
+    });
     assert_eq!(metric(&agent, "infersight_kafka_records_cut_total"), 1.0);
     assert_eq!(
         metric(&agent, "infersight_kafka_records_refused_total"),

@@ -11,8 +11,8 @@ use std::ffi::OsString;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
-use tests::Running;
 use tests::tansu::Broker;
+use tests::{Running, wait_until};
 
 const TOPIC: &str = "records";
 const PODS: usize = 6;
@@ -93,15 +93,6 @@ fn metric(running: &Running, name: &str) -> f64 {
 fn total(running: &Running) -> Option<u64> {
     let counts: Vec<(u64, bool)> = (0..PODS).map(|p| count(running, p)).collect();
     (!counts.iter().any(|(_, partial)| *partial)).then(|| counts.iter().map(|(n, _)| n).sum())
-}
-
-/// Polls until `done` holds (observing the indexes through their API is the event).
-fn wait_until(what: &str, timeout: Duration, done: impl Fn() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// The state of the one Kafka component among `/api/v1/status`'s `list` (`sources` or
