@@ -1,11 +1,12 @@
 //! librdkafka's client-wide errors (a broker that cannot be reached, all brokers down, a
 //! refused authentication), as one client reports them: every one counted for `/metrics`,
-//! the first of each kind logged at once and its repeats summed into one line a minute.
+//! the last kept for `/api/v1/status` ([`LastClientError`]), the first of each kind logged
+//! at once and its repeats summed into one line a minute.
 //!
 //! While its broker was away, a producer here logged "all brokers are down" eight times a
 //! second for as long as the outage lasted (about four errors a second, each reported twice:
-//! see [`SAME_REPORT_WITHIN`]): ~29,000 warnings an hour per node, burying whatever else
-//! happened.
+//! see [`SAME_REPORT_WITHIN`]), and a consumer twenty: ~29,000 and ~72,000 warnings an
+//! hour, burying whatever else happened.
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use std::sync::Mutex;
