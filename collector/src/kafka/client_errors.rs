@@ -89,8 +89,8 @@ pub struct LastClientError(Mutex<Option<(Instant, String, u64)>>);
 
 impl LastClientError {
     /// The last error, and how long ago, while it still says how the client is: it came
-    /// within `recent` and the client made no progress since (`progress`, the count given
-    /// to [`ClientErrors::report`], has not moved).
+    /// within `recent` and the client made no progress since (`progress`, its count of
+    /// messages acknowledged or read, is what it was at the error).
     pub fn current(&self, progress: u64, recent: Duration) -> Option<(Duration, String)> {
         let last = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let (at, reason, then) = last.as_ref()?;
