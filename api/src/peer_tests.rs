@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::tests::llm_records;
+use futures_util::StreamExt;
 use indexer::{IndexStore, SinkOptions};
 use model::{AttrValue, Attributes, Batch, Record, RecordId, Timestamp, names};
 use serde_json::Value;
@@ -15,6 +16,8 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 struct Aggregator {
     _dir: tempfile::TempDir,
     addr: std::net::SocketAddr,
+    /// Where its pipeline would publish what it indexes, for live tail.
+    live: Arc<LiveTail>,
 }
 
 impl Aggregator {
@@ -40,17 +43,22 @@ impl Aggregator {
         let token: Arc<str> = Arc::from(token);
         let peers = (!peers.is_empty())
             .then(|| Arc::new(Peers::new(peers, &instance, Some(token.clone()), timeout).unwrap()));
+        let live = Arc::new(LiveTail::default());
         let app = router(ApiState {
             search: Arc::new(LocalIndex::new(store)),
             metrics: Arc::new(NoMetrics),
             status: Arc::new(NoStatus),
             token: Some(token),
-            live: None,
+            live: Some(live.clone()),
             instance: Arc::from(instance.as_str()),
             peers,
         });
         tokio::spawn(serve(listener, app, std::future::pending()));
-        Aggregator { _dir: dir, addr }
+        Aggregator {
+            _dir: dir,
+            addr,
+            live,
+        }
     }
 
     async fn get(&self, path_and_query: &str) -> Value {
@@ -301,4 +309,114 @@ fn a_peer_list_with_a_mistake_names_the_entry() {
         .unwrap()
         .to_string();
     assert!(e.contains("`agg-1`") && e.contains("no port"), "{e}");
+}
+
+/// A live tail's events as a client reads them.
+struct EventReader {
+    body: crate::peers::ByteStream,
+    text: String,
+}
+
+impl EventReader {
+    async fn open(addr: std::net::SocketAddr, path_and_query: &str) -> Self {
+        use http_body_util::{BodyExt, Full};
+        use hyper_util::client::legacy::Client;
+        let client: Client<_, Full<axum::body::Bytes>> =
+            Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+        let request = axum::http::Request::get(format!("http://{addr}{path_and_query}"))
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .body(Full::new(axum::body::Bytes::new()))
+            .unwrap();
+        let response = client.request(request).await.unwrap();
+        assert_eq!(response.status(), 200);
+        let body = response
+            .into_body()
+            .into_data_stream()
+            .map(|chunk| chunk.map_err(|e| e.to_string()));
+        EventReader {
+            body: Box::pin(body),
+            text: String::new(),
+        }
+    }
+
+    /// The next event: its kind and data.
+    async fn next(&mut self) -> (String, Value) {
+        loop {
+            if let Some(end) = self.text.find("\n\n") {
+                let block: String = self.text.drain(..end + 2).collect();
+                let kind = block.lines().find_map(|l| l.strip_prefix("event: "));
+                let data = block.lines().find_map(|l| l.strip_prefix("data: "));
+                if let (Some(kind), Some(data)) = (kind, data) {
+                    return (kind.to_string(), serde_json::from_str(data).unwrap());
+                }
+                continue;
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(20), self.body.next())
+                .await
+                .expect("an event within 20 s")
+                .expect("the stream goes on")
+                .unwrap();
+            self.text.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_tail_on_one_aggregator_shows_every_peers_records_and_says_which_peer_is_away() {
+    let b_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let b_addr = b_listener.local_addr().unwrap();
+    let a_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let a_addr = a_listener.local_addr().unwrap();
+    // An address nobody listens on: a replica that is down.
+    let away = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    // One list for all, as a StatefulSet has: A must not follow itself.
+    let everyone = vec![a_addr.to_string(), b_addr.to_string(), away.clone()];
+    let a = Aggregator::on(a_listener, vec![], &everyone, TIMEOUT, TOKEN);
+    let b = Aggregator::on(b_listener, vec![], &everyone, TIMEOUT, TOKEN);
+
+    let mut events = EventReader::open(a.addr, "/api/v1/tail?q=*").await;
+    let (mut following, mut unavailable) = (Vec::new(), Vec::new());
+    let mut saw_ready = false;
+    while following.is_empty() || unavailable.is_empty() {
+        match events.next().await {
+            (kind, _) if kind == "ready" => saw_ready = true,
+            (kind, data) if kind == "peer" => {
+                let peer = data["peer"].as_str().unwrap().to_string();
+                match data["state"].as_str() {
+                    Some("following") => following.push(peer),
+                    Some("unavailable") => {
+                        assert!(data["reason"].as_str().is_some_and(|r| !r.is_empty()));
+                        unavailable.push(peer)
+                    }
+                    other => panic!("{other:?}"),
+                }
+            }
+            other => panic!("before any record: {other:?}"),
+        }
+    }
+    assert!(saw_ready);
+    assert_eq!(following, [b_addr.to_string()], "B, and not A itself");
+    assert_eq!(unavailable, [away]);
+
+    // B follows nothing here: a record indexed on either shows once on A's tail.
+    let now = Timestamp::now();
+    a.live.publish(&lines(0, 1, "vllm-on-a", now));
+    b.live.publish(&lines(0, 1, "sglang-on-b", now));
+    let mut bodies = Vec::new();
+    while bodies.len() < 2 {
+        let (kind, data) = events.next().await;
+        match kind.as_str() {
+            "record" => bodies.push(data["body"].as_str().unwrap().to_string()),
+            // The replica that is down is asked again meanwhile.
+            "peer" => assert_eq!(data["state"], "unavailable", "{data}"),
+            _ => panic!("{kind}: {data}"),
+        }
+    }
+    bodies.sort();
+    assert_eq!(bodies, ["line 0 of sglang-on-b", "line 0 of vllm-on-a"]);
 }

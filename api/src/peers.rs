@@ -10,6 +10,7 @@
 use crate::backend::{SearchBackend, SearchPage};
 use axum::body::Bytes;
 use axum::http::{Request, StatusCode, header};
+use futures_util::StreamExt;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -23,6 +24,10 @@ use serde::de::DeserializeOwned;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// A peer's answer as it comes (an event stream).
+pub(crate) type ByteStream =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Bytes, String>> + Send>>;
 
 /// The largest answer a peer may give (a page of 1000 records with long bodies).
 const MAX_PEER_ANSWER: usize = 64 << 20;
@@ -130,6 +135,52 @@ impl Peers {
             .collect();
         lock(&self.resolved).insert(key, (Instant::now(), addrs.clone()));
         Ok(addrs)
+    }
+
+    /// The peers' addresses now, without this server's, and the names that did not
+    /// resolve, with why.
+    pub(crate) async fn current(&self) -> (Vec<String>, BTreeMap<String, String>) {
+        let unanswered = Unanswered::default();
+        let addrs = self.addresses(&unanswered).await;
+        (addrs, unanswered.take())
+    }
+
+    /// Opens `path_and_query` on `addr` as a stream of bytes (a peer's live tail); `None`
+    /// when `addr` turns out to be this server (remembered, as `ask_all` does).
+    pub(crate) async fn open_stream(
+        &self,
+        addr: &str,
+        path_and_query: &str,
+    ) -> Result<Option<ByteStream>, String> {
+        let mut request = Request::get(format!("http://{addr}{path_and_query}"))
+            .header(INSTANCE_HEADER, &*self.instance);
+        if let Some(token) = &self.token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let request = request
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| e.to_string())?;
+        let response = tokio::time::timeout(self.timeout, self.client.request(request))
+            .await
+            .map_err(|_| format!("no answer within {} ms", self.timeout.as_millis()))?
+            .map_err(|e| error_chain(&e))?;
+        if response.status() != StatusCode::OK {
+            return Err(format!("answered {}", response.status()));
+        }
+        let instance = response
+            .headers()
+            .get(INSTANCE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| format!("answered without {INSTANCE_HEADER}: not an aggregator"))?;
+        if instance == &*self.instance {
+            lock(&self.selves).insert(addr.to_string());
+            return Ok(None);
+        }
+        let body = response
+            .into_body()
+            .into_data_stream()
+            .map(|chunk| chunk.map_err(|e| error_chain(&e)));
+        Ok(Some(Box::pin(body)))
     }
 
     /// POSTs `body` to `path` on `addr`; the answer's bytes and the instance that gave it.

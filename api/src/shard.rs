@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use std::time::Duration;
 
 /// An answer with this server's instance name on it.
-fn signed(state: &ApiState, body: impl IntoResponse) -> Response {
+pub(crate) fn signed(state: &ApiState, body: impl IntoResponse) -> Response {
     let mut response = body.into_response();
     if let Ok(v) = HeaderValue::from_str(&state.instance) {
         response.headers_mut().insert(INSTANCE_HEADER, v);

@@ -1,24 +1,38 @@
 //! `GET /api/v1/tail?q=&namespace=&pod=&container=&kind=`: records as the pipeline indexes
 //! them, matching a query, as Server-Sent Events (`ready` once, then `record` per match, and
 //! `lagged` when this client fell behind and batches were skipped).
+//!
+//! Behind Kafka each aggregator indexes only its partitions, so an aggregator with peers
+//! also follows every peer's `GET /api/v1/shard/tail` (its own records only) and passes
+//! their records on: one tail shows the whole cluster. A `peer` event says when a peer is
+//! followed and when it is not (it is asked again every few seconds).
 
 use crate::params::Filters;
+use crate::peers::Peers;
 use crate::{ApiError, ApiState};
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::extract::{Query, RawQuery, State};
+use axum::response::Response;
+use axum::response::sse::{Event, KeepAlive, KeepAliveStream, Sse};
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
 use indexer::LiveFilter;
 use model::{Record, Timestamp};
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use tokio::sync::broadcast;
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc};
 
 /// Tail clients at once; more get 429.
 pub const MAX_TAIL_CLIENTS: usize = 32;
 /// Batches a slow client may be behind before it skips some (and is told so).
 const BACKLOG_BATCHES: usize = 256;
+/// How long a tail waits before it asks a peer that went away again.
+const PEER_RETRY: Duration = Duration::from_secs(5);
+/// Peers' events waiting for a slow client before their followers wait too.
+const PEER_BACKLOG: usize = 1024;
 
 /// Where the pipeline publishes the records it indexes, for tail clients.
 pub struct LiveTail {
@@ -98,7 +112,9 @@ async fn next_event(mut state: TailState) -> Option<(Result<Event, Infallible>, 
 
 /// Live tail: matching records as they are indexed (before their commit), as Server-Sent
 /// Events. The stream opens with a `ready` event; each match is a `record` event whose data
-/// is the record's JSON; `lagged` says batches were skipped for a slow client.
+/// is the record's JSON; `lagged` says batches were skipped for a slow client. With peer
+/// aggregators their records come too, and `peer` events (`{"peer", "state":
+/// "following"|"unavailable", "reason"}`) say which peers are followed.
 #[utoipa::path(get, path = "/api/v1/tail", tag = "search",
     params(Filters),
     responses(
@@ -112,8 +128,49 @@ async fn next_event(mut state: TailState) -> Option<(Result<Event, Infallible>, 
 )]
 pub(crate) async fn tail(
     State(state): State<ApiState>,
+    RawQuery(query): RawQuery,
     params: Result<Query<Filters>, QueryRejection>,
-) -> Result<Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>>, ApiError> {
+) -> Result<Sse<KeepAliveStream<BoxStream<'static, Result<Event, Infallible>>>>, ApiError> {
+    let local = local_events(&state, params)?;
+    let Some(peers) = state.peers.clone() else {
+        return Ok(Sse::new(local).keep_alive(KeepAlive::default()));
+    };
+    let (tx, rx) = mpsc::channel(PEER_BACKLOG);
+    let (addrs, unresolved) = peers.current().await;
+    for (peer, reason) in unresolved {
+        let _ = tx.try_send(peer_event(&peer, "unavailable", Some(&reason)));
+    }
+    let path = format!("/api/v1/shard/tail?{}", query.unwrap_or_default());
+    for addr in addrs {
+        tokio::spawn(follow_peer(peers.clone(), addr, path.clone(), tx.clone()));
+    }
+    drop(tx);
+    let remote = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|event| (Ok(event), rx))
+    });
+    Ok(
+        Sse::new(futures_util::stream::select(local, remote).boxed())
+            .keep_alive(KeepAlive::default()),
+    )
+}
+
+/// This server's own live tail, for a peer's [`tail`] to follow (never fanning out again).
+pub(crate) async fn shard_tail(
+    State(state): State<ApiState>,
+    params: Result<Query<Filters>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let local = local_events(&state, params)?;
+    Ok(crate::shard::signed(
+        &state,
+        Sse::new(local).keep_alive(KeepAlive::default()),
+    ))
+}
+
+/// The events of this server's own tail for the query in `params`.
+fn local_events(
+    state: &ApiState,
+    params: Result<Query<Filters>, QueryRejection>,
+) -> Result<BoxStream<'static, Result<Event, Infallible>>, ApiError> {
     let Query(filters) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let request = filters.to_request(Timestamp::now())?;
     let filter = LiveFilter::new(&request).map_err(|e| ApiError::bad_request(e.to_string()))?;
@@ -133,5 +190,82 @@ pub(crate) async fn tail(
         pending: VecDeque::from([Event::default().event("ready").data("{}")]),
         _client: Client(live),
     };
-    Ok(Sse::new(futures_util::stream::unfold(state, next_event)).keep_alive(KeepAlive::default()))
+    Ok(futures_util::stream::unfold(state, next_event).boxed())
+}
+
+/// A `peer` event: `peer` is now followed, or not, and why.
+fn peer_event(peer: &str, state: &str, reason: Option<&str>) -> Event {
+    let data = serde_json::json!({ "peer": peer, "state": state, "reason": reason });
+    Event::default().event("peer").data(data.to_string())
+}
+
+/// Passes the records of `addr`'s own tail (at `path`) to `tx` until the client is gone;
+/// when the peer cannot be reached or its stream ends, says so and asks again.
+async fn follow_peer(peers: Arc<Peers>, addr: String, path: String, tx: mpsc::Sender<Event>) {
+    loop {
+        let reason = match peers.open_stream(&addr, &path).await {
+            // This server, under a name that lists it too.
+            Ok(None) => return,
+            Ok(Some(mut body)) => {
+                if tx.send(peer_event(&addr, "following", None)).await.is_err() {
+                    return;
+                }
+                let mut text = Vec::new();
+                loop {
+                    let chunk = tokio::select! {
+                        _ = tx.closed() => return,
+                        chunk = body.next() => chunk,
+                    };
+                    match chunk {
+                        Some(Ok(bytes)) => {
+                            text.extend_from_slice(&bytes);
+                            while let Some(end) = text.windows(2).position(|w| w == b"\n\n") {
+                                let block: Vec<u8> = text.drain(..end + 2).collect();
+                                if let Some(event) = relayed(&block)
+                                    && tx.send(event).await.is_err()
+                                {
+                                    return;
+                                }
+                            }
+                        }
+                        Some(Err(e)) => break e,
+                        None => break "its stream ended".to_string(),
+                    }
+                }
+            }
+            Err(reason) => reason,
+        };
+        tracing::warn!(peer = %addr, %reason, "live tail: a peer aggregator is not followed; asking again");
+        if tx
+            .send(peer_event(&addr, "unavailable", Some(&reason)))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        tokio::select! {
+            _ = tx.closed() => return,
+            _ = tokio::time::sleep(PEER_RETRY) => {}
+        }
+    }
+}
+
+/// A peer's event (one block of its stream) as this tail's: records and `lagged` notices
+/// pass; its `ready` and keep-alive comments do not.
+fn relayed(block: &[u8]) -> Option<Event> {
+    let text = std::str::from_utf8(block).ok()?;
+    let (mut kind, mut data) = (None, Vec::new());
+    for line in text.lines() {
+        if let Some(v) = line.strip_prefix("event:") {
+            kind = Some(v.trim_start());
+        } else if let Some(v) = line.strip_prefix("data:") {
+            data.push(v.strip_prefix(' ').unwrap_or(v));
+        }
+    }
+    match kind {
+        Some(kind @ ("record" | "lagged")) => {
+            Some(Event::default().event(kind).data(data.join("\n")))
+        }
+        _ => None,
+    }
 }
