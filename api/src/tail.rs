@@ -33,6 +33,8 @@ const BACKLOG_BATCHES: usize = 256;
 const PEER_RETRY: Duration = Duration::from_secs(5);
 /// Peers' events waiting for a slow client before their followers wait too.
 const PEER_BACKLOG: usize = 1024;
+/// The longest event a peer may send (a record is at most ~1 MB of JSON).
+const MAX_PEER_EVENT: usize = 8 << 20;
 
 /// Where the pipeline publishes the records it indexes, for tail clients.
 pub struct LiveTail {
@@ -217,6 +219,9 @@ async fn follow_peer(peers: Arc<Peers>, addr: String, path: String, tx: mpsc::Se
                         chunk = body.next() => chunk,
                     };
                     match chunk {
+                        Some(Ok(_)) if text.len() > MAX_PEER_EVENT => {
+                            break format!("sent an event over {MAX_PEER_EVENT} bytes");
+                        }
                         Some(Ok(bytes)) => {
                             text.extend_from_slice(&bytes);
                             while let Some(end) = text.windows(2).position(|w| w == b"\n\n") {
