@@ -12,7 +12,8 @@ cd "$(dirname "$0")/.."
 source scripts/bench-lib.sh
 lines=${1:-1000000}
 work=$(mktemp -d /tmp/infersight-bench-XXXXXX)
-trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
+# infersight runs under /usr/bin/time: its child goes first, or it outlives the bench.
+trap '[ -z "${pid:-}" ] || { pkill -TERM -P "$pid" 2>/dev/null || true; kill "$pid" 2>/dev/null || true; }; rm -rf "$work"' EXIT
 bin="${INFERSIGHT_BIN:-target/release/infersight}"
 [ -n "${INFERSIGHT_BIN:-}" ] || cargo build --release --bin infersight -q
 bytes=$(python3 scripts/gen-pod-logs.py "$work/pods" "$lines")

@@ -8,7 +8,8 @@ source scripts/bench-lib.sh
 tansu="${TANSU_BIN:-${CARGO_HOME:-$HOME/.cargo}/bin/tansu}"
 work=$(mktemp -d /tmp/infersight-kafka-bench-XXXXXX)
 pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; [ -z "${BENCH_LOGS:-}" ] || { mkdir -p "$BENCH_LOGS"; cp "$work"/*.log "$BENCH_LOGS"/ 2>/dev/null || true; }; rm -rf "$work"' EXIT
+# A process may run under /usr/bin/time: its child goes first, or it outlives the bench.
+trap 'for p in "${pids[@]}"; do pkill -TERM -P "$p" 2>/dev/null || true; kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; [ -z "${BENCH_LOGS:-}" ] || { mkdir -p "$BENCH_LOGS"; cp "$work"/*.log "$BENCH_LOGS"/ 2>/dev/null || true; }; rm -rf "$work"' EXIT
 bin="${INFERSIGHT_BIN:-target/release/infersight}"
 [ -n "${INFERSIGHT_BIN:-}" ] || cargo build --release --bin infersight -q
 bytes=$(python3 scripts/gen-pod-logs.py "$work/pods" "$lines")

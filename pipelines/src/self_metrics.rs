@@ -559,6 +559,12 @@ const KAFKA_SOURCE: &[SourceMetric<KafkaSourceMetrics>] = &[
         |m| &m.partitions,
     ),
     (
+        "infersight_kafka_consumer_lag_messages",
+        "Messages in the partitions this aggregator owns that it has not read yet (librdkafka's consumer_lag, every 5 s): growing means the aggregators fall behind.",
+        MetricKind::Gauge,
+        |m| &m.lag,
+    ),
+    (
         "infersight_kafka_rebalances_total",
         "Partitions taken away in a rebalance.",
         MetricKind::Counter,
@@ -763,7 +769,8 @@ impl api::StatusBackend for PipelineMetrics {
                 |why| format!("{why}; it reconnects by itself; {records} records read"),
                 || {
                     format!(
-                        "{partitions} partitions owned, {records} records read, {} malformed",
+                        "{partitions} partitions owned, {} messages behind, {records} records read, {} malformed",
+                        m.lag.load(Relaxed),
                         m.malformed.load(Relaxed)
                     )
                 },

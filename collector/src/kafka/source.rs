@@ -19,6 +19,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Reb
 use rdkafka::error::{KafkaError as KafkaClientError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -71,6 +72,9 @@ pub struct KafkaSourceMetrics {
     pub client_errors: AtomicU64,
     /// The last of them, while no message was read since.
     pub last_error: LastClientError,
+    /// Messages in the partitions it owns that it has not read yet (librdkafka's
+    /// `consumer_lag`, every few seconds): growing means the aggregators fall behind.
+    pub lag: AtomicU64,
 }
 
 impl KafkaSourceMetrics {
@@ -118,6 +122,29 @@ impl ClientContext for SourceContext {
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
         self.errors.report(self.metrics.errors(), &error, reason);
     }
+
+    fn stats(&self, statistics: Statistics) {
+        let lag = unread(&statistics, &self.topic).unwrap_or(0);
+        self.metrics.lag.store(lag, Relaxed);
+    }
+}
+
+/// How often librdkafka reports its statistics (and so the lag).
+const STATS_EVERY: Duration = Duration::from_secs(5);
+
+/// Messages of `topic` in the partitions this consumer owns that it has not read: the sum
+/// of librdkafka's `consumer_lag` (a partition's end less what was read) over them; `None`
+/// while it knows none.
+fn unread(statistics: &Statistics, topic: &str) -> Option<u64> {
+    let lags: Vec<u64> = statistics
+        .topics
+        .get(topic)?
+        .partitions
+        .values()
+        .filter(|p| p.partition >= 0 && p.desired)
+        .filter_map(|p| u64::try_from(p.consumer_lag).ok())
+        .collect();
+    (!lags.is_empty()).then(|| lags.iter().sum())
 }
 
 impl ConsumerContext for SourceContext {
@@ -246,6 +273,11 @@ impl KafkaSource {
             // A dead member's partitions move within seconds, not the default 45.
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "1000")
+            // librdkafka's statistics, for the lag of the partitions owned.
+            .set(
+                "statistics.interval.ms",
+                STATS_EVERY.as_millis().to_string(),
+            )
             .create_with_context(context)
             .map_err(|e| KafkaError::client(options, e))?;
         let prefix = format!("{}/", options.topic);
@@ -999,6 +1031,36 @@ mod tests {
             assert_eq!(bytes, payload);
             assert!(why.starts_with(reason), "{payload:?}: {why}");
         }
+    }
+
+    #[test]
+    fn the_lag_sums_the_owned_partitions_librdkafka_knows() {
+        use rdkafka::statistics::{Partition, Topic};
+        let partition = |partition, desired, consumer_lag| Partition {
+            partition,
+            desired,
+            consumer_lag,
+            ..Partition::default()
+        };
+        let mut statistics = Statistics::default();
+        assert_eq!(unread(&statistics, "records"), None);
+        let partitions = [
+            partition(0, true, 120),
+            partition(1, true, 30),
+            // Not known yet (no fetch answered), not owned, librdkafka's internal one.
+            partition(2, true, -1),
+            partition(3, false, 500),
+            partition(-1, true, 7),
+        ];
+        statistics.topics.insert(
+            "records".into(),
+            Topic {
+                partitions: partitions.into_iter().map(|p| (p.partition, p)).collect(),
+                ..Topic::default()
+            },
+        );
+        assert_eq!(unread(&statistics, "records"), Some(150));
+        assert_eq!(unread(&statistics, "other"), None);
     }
 
     #[test]
