@@ -74,7 +74,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/shard/histogram", post(shard::histogram))
         .route("/api/v1/shard/stats", post(shard::stats))
         .route("/api/v1/shard/requests", post(shard::requests))
-        .route("/api/v1/shard/tail", get(tail::shard_tail))
+        .route("/api/v1/shard/tail", get(shard::tail))
         .route("/metrics", get(metrics::metrics))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

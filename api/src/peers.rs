@@ -152,12 +152,8 @@ impl Peers {
         addr: &str,
         path_and_query: &str,
     ) -> Result<Option<ByteStream>, String> {
-        let mut request = Request::get(format!("http://{addr}{path_and_query}"))
-            .header(INSTANCE_HEADER, &*self.instance);
-        if let Some(token) = &self.token {
-            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
-        }
-        let request = request
+        let request = self
+            .request(Request::get(format!("http://{addr}{path_and_query}")))
             .body(Full::new(Bytes::new()))
             .map_err(|e| e.to_string())?;
         let response = tokio::time::timeout(self.timeout, self.client.request(request))
@@ -167,13 +163,7 @@ impl Peers {
         if response.status() != StatusCode::OK {
             return Err(format!("answered {}", response.status()));
         }
-        let instance = response
-            .headers()
-            .get(INSTANCE_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| format!("answered without {INSTANCE_HEADER}: not an aggregator"))?;
-        if instance == &*self.instance {
-            lock(&self.selves).insert(addr.to_string());
+        if self.is_self(addr, &instance_of(response.headers())?) {
             return Ok(None);
         }
         let body = response
@@ -183,15 +173,32 @@ impl Peers {
         Ok(Some(Box::pin(body)))
     }
 
+    /// `request` with this server's instance name and the token on it.
+    fn request(&self, request: axum::http::request::Builder) -> axum::http::request::Builder {
+        let request = request.header(INSTANCE_HEADER, &*self.instance);
+        match &self.token {
+            Some(token) => request.header(header::AUTHORIZATION, format!("Bearer {token}")),
+            None => request,
+        }
+    }
+
+    /// Whether `instance`, which answered at `addr`, is this server (a DNS name lists it
+    /// too); its address is remembered, and not asked again.
+    fn is_self(&self, addr: &str, instance: &str) -> bool {
+        let me = instance == &*self.instance;
+        if me {
+            lock(&self.selves).insert(addr.to_string());
+        }
+        me
+    }
+
     /// POSTs `body` to `path` on `addr`; the answer's bytes and the instance that gave it.
     async fn call(&self, addr: &str, path: &str, body: Bytes) -> Result<(String, Bytes), String> {
-        let mut request = Request::post(format!("http://{addr}{path}"))
+        let request = self
+            .request(Request::post(format!("http://{addr}{path}")))
             .header(header::CONTENT_TYPE, "application/json")
-            .header(INSTANCE_HEADER, &*self.instance);
-        if let Some(token) = &self.token {
-            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
-        }
-        let request = request.body(Full::new(body)).map_err(|e| e.to_string())?;
+            .body(Full::new(body))
+            .map_err(|e| e.to_string())?;
         let exchange = async {
             let response = self
                 .client
@@ -199,11 +206,7 @@ impl Peers {
                 .await
                 .map_err(|e| error_chain(&e))?;
             let status = response.status();
-            let instance = response
-                .headers()
-                .get(INSTANCE_HEADER)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string);
+            let instance = instance_of(response.headers());
             let bytes = Limited::new(response.into_body(), MAX_PEER_ANSWER)
                 .collect()
                 .await
@@ -215,9 +218,7 @@ impl Peers {
                     String::from_utf8_lossy(&bytes[..bytes.len().min(300)])
                 ));
             }
-            let instance = instance
-                .ok_or_else(|| format!("answered without {INSTANCE_HEADER}: not an aggregator"))?;
-            Ok((instance, bytes))
+            Ok((instance?, bytes))
         };
         tokio::time::timeout(self.timeout, exchange)
             .await
@@ -244,9 +245,7 @@ impl Peers {
         let mut out = BTreeMap::new();
         for (addr, answer) in futures_util::future::join_all(calls).await {
             match answer {
-                Ok((instance, _)) if instance == *self.instance => {
-                    lock(&self.selves).insert(addr);
-                }
+                Ok((instance, _)) if self.is_self(&addr, &instance) => {}
                 Ok((instance, bytes)) => {
                     out.insert(instance, bytes);
                 }
@@ -255,6 +254,15 @@ impl Peers {
         }
         out
     }
+}
+
+/// The instance an aggregator's answer names.
+fn instance_of(headers: &axum::http::HeaderMap) -> Result<String, String> {
+    headers
+        .get(INSTANCE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .ok_or_else(|| format!("answered without {INSTANCE_HEADER}: not an aggregator"))
 }
 
 fn parse_entry(entry: &str) -> Result<PeerEntry, PeerListError> {

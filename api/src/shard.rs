@@ -1,20 +1,22 @@
-//! `POST /api/v1/shard/*`: what a peer aggregator asks of this one. Each answers from this
-//! server's own index only (never fanning out again, so peers listing each other cannot
-//! loop) and names this server in the instance header, by which the asker merges shards
-//! and recognises itself behind a DNS name.
+//! `POST /api/v1/shard/*` and `GET /api/v1/shard/tail`: what a peer aggregator asks of
+//! this one. Each answers from this server's own index (or live tail) only, never fanning
+//! out again, so peers listing each other cannot loop, and names this server in the
+//! instance header, by which the asker merges shards and recognises itself behind a DNS
+//! name.
 
-use crate::params::blocking_local;
+use crate::params::{Filters, blocking_local};
 use crate::peers::{INSTANCE_HEADER, ShardHistogram, ShardSearch, ShardStats, ShardTrace};
 use crate::{ApiError, ApiState};
 use axum::Json;
-use axum::extract::State;
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Query, State};
 use axum::http::HeaderValue;
+use axum::response::sse::{KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use std::time::Duration;
 
 /// An answer with this server's instance name on it.
-pub(crate) fn signed(state: &ApiState, body: impl IntoResponse) -> Response {
+fn signed(state: &ApiState, body: impl IntoResponse) -> Response {
     let mut response = body.into_response();
     if let Ok(v) = HeaderValue::from_str(&state.instance) {
         response.headers_mut().insert(INSTANCE_HEADER, v);
@@ -82,4 +84,16 @@ pub(crate) async fn requests(
     let ShardTrace { request_id } = read(body)?;
     let records = blocking_local(&state, move |b| b.request_trace(&request_id)).await?;
     Ok(signed(&state, Json(records)))
+}
+
+/// This server's own live tail, for a peer's live tail to follow.
+pub(crate) async fn tail(
+    State(state): State<ApiState>,
+    params: Result<Query<Filters>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let local = crate::tail::local_events(&state, params)?;
+    Ok(signed(
+        &state,
+        Sse::new(local).keep_alive(KeepAlive::default()),
+    ))
 }

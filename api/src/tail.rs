@@ -12,7 +12,6 @@ use crate::peers::Peers;
 use crate::{ApiError, ApiState};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, RawQuery, State};
-use axum::response::Response;
 use axum::response::sse::{Event, KeepAlive, KeepAliveStream, Sse};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
@@ -156,20 +155,8 @@ pub(crate) async fn tail(
     )
 }
 
-/// This server's own live tail, for a peer's [`tail`] to follow (never fanning out again).
-pub(crate) async fn shard_tail(
-    State(state): State<ApiState>,
-    params: Result<Query<Filters>, QueryRejection>,
-) -> Result<Response, ApiError> {
-    let local = local_events(&state, params)?;
-    Ok(crate::shard::signed(
-        &state,
-        Sse::new(local).keep_alive(KeepAlive::default()),
-    ))
-}
-
 /// The events of this server's own tail for the query in `params`.
-fn local_events(
+pub(crate) fn local_events(
     state: &ApiState,
     params: Result<Query<Filters>, QueryRejection>,
 ) -> Result<BoxStream<'static, Result<Event, Infallible>>, ApiError> {
