@@ -32,8 +32,9 @@ pub struct Broker {
 
 impl Broker {
     /// Starts a broker on a free loopback port, keeping its data in a SQLite file in `dir`
-    /// (so it survives a restart).
+    /// (made if need be; the data survives a restart).
     pub fn start(dir: &Path) -> Broker {
+        std::fs::create_dir_all(dir).expect("the broker's directory");
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")

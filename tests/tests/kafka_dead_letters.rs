@@ -41,9 +41,7 @@ fn aggregator(broker: &Broker, data: &Path) -> Running {
 
 /// A broker keeping its data under `dir`, with one-partition `topics`.
 fn broker_with(dir: &Path, topics: &[&str]) -> Broker {
-    let broker_dir = dir.join("broker");
-    std::fs::create_dir_all(&broker_dir).expect("broker dir");
-    let broker = Broker::start(&broker_dir);
+    let broker = Broker::start(&dir.join("broker"));
     for topic in topics {
         broker.create_topic(topic, 1);
     }

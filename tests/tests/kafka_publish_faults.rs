@@ -19,13 +19,6 @@ fn metric(running: &Running, name: &str) -> f64 {
     tests::metric_sum(&running.get_text("/metrics").1, name)
 }
 
-/// tansu, keeping its data under `dir`.
-fn broker(dir: &Path) -> Broker {
-    let broker_dir = dir.join("broker");
-    std::fs::create_dir_all(&broker_dir).expect("broker dir");
-    Broker::start(&broker_dir)
-}
-
 /// `infersight run --preset agent` on `logs`, publishing to `topic`.
 fn agent(broker: &Broker, logs: &Path, data: &Path, topic: &str) -> Running {
     let args: Vec<OsString> = vec![
@@ -69,7 +62,7 @@ fn an_agent_names_a_topic_the_brokers_lack_and_publishes_every_record_once_it_ex
     const TOPIC: &str = "records-not-there-yet";
     const LINES: usize = 200;
     let tmp = tempfile::tempdir().expect("temp dir");
-    let broker = broker(tmp.path());
+    let broker = Broker::start(&tmp.path().join("broker"));
     let logs = tmp.path().join("pods");
     let expected: Vec<String> = (0..LINES)
         .map(|i| format!("INFO topictest line {i}"))
@@ -123,7 +116,7 @@ fn an_agent_names_a_topic_the_brokers_lack_and_publishes_every_record_once_it_ex
 fn a_record_larger_than_a_kafka_message_goes_cut_and_flagged_and_the_lines_after_it_go_on() {
     const TOPIC: &str = "records";
     let tmp = tempfile::tempdir().expect("temp dir");
-    let broker = broker(tmp.path());
+    let broker = Broker::start(&tmp.path().join("broker"));
     broker.create_topic(TOPIC, 1);
     let logs = tmp.path().join("pods");
     // Under the files source's own cap (1 MiB), over a Kafka message's (1,000,000 bytes).

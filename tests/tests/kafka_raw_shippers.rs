@@ -32,9 +32,7 @@ fn vllm_request_lines(n: usize) -> Vec<(String, String)> {
 #[test]
 fn lines_other_shippers_publish_are_found_by_pod_at_their_own_time_and_parsed() {
     let tmp = tempfile::tempdir().expect("temp dir");
-    let broker_dir = tmp.path().join("broker");
-    std::fs::create_dir_all(&broker_dir).expect("broker dir");
-    let broker = Broker::start(&broker_dir);
+    let broker = Broker::start(&tmp.path().join("broker"));
     broker.create_topic(TOPIC, 1);
 
     let lines = vllm_request_lines(3);

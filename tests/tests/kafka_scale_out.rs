@@ -129,9 +129,7 @@ fn two_aggregators_behind_kafka_index_every_line_once_through_a_restart_of_each_
     };
     let logs = tmp_path.join("pods");
     std::fs::create_dir_all(&logs).expect("logs dir");
-    let broker_dir = tmp_path.join("broker");
-    std::fs::create_dir_all(&broker_dir).expect("broker dir");
-    let mut broker = Broker::start(&broker_dir);
+    let mut broker = Broker::start(&tmp_path.join("broker"));
     broker.create_topic(TOPIC, 4);
     let (data_a, data_b) = (tmp_path.join("a"), tmp_path.join("b"));
     let (port_a, port_b) = (tests::free_port(), tests::free_port());
