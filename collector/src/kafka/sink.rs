@@ -67,8 +67,9 @@ impl Default for KafkaSinkOptions {
     }
 }
 
-/// The producer's `message.max.bytes`: librdkafka refuses, at once, a message larger than
-/// this (its default; the brokers' own default, 1,048,588, is a little larger).
+/// The producer's `message.max.bytes` (librdkafka's default, set all the same since the
+/// cut below depends on it): librdkafka refuses, at once, a message larger than this. The
+/// brokers' own default, 1,048,588, is a little larger.
 const PRODUCER_MESSAGE_MAX_BYTES: usize = 1_000_000;
 
 /// The most bytes of JSON a record may take: what the producer takes, less room for the
@@ -300,6 +301,7 @@ impl KafkaSink {
                 .set("enable.idempotence", "true")
                 .set("acks", "all")
                 .set("compression.type", "lz4")
+                .set("message.max.bytes", PRODUCER_MESSAGE_MAX_BYTES.to_string())
                 .set("linger.ms", "5")
                 .set("batch.num.messages", "10000")
                 .set("queue.buffering.max.messages", "1000000")
@@ -412,7 +414,6 @@ impl KafkaSink {
                         value: Some("1"),
                     }));
                 }
-                let mut record = record;
                 let future = loop {
                     match self.producer.send_result(record) {
                         Ok(f) => break Some(f),
@@ -461,29 +462,9 @@ impl KafkaSink {
                 }
             }
             for i in too_large {
-                let m = &messages[i];
-                if m.records > 1 {
-                    // Packed records: each goes again in a message of its own.
-                    let singles: Vec<Message> = m
-                        .payload
-                        .split(|&b| b == b'\n')
-                        .map(|line| Message {
-                            key: m.key.clone(),
-                            payload: line.to_vec(),
-                            redelivered: m.redelivered,
-                            records: 1,
-                        })
-                        .collect();
-                    for single in singles {
-                        pending.push(messages.len());
-                        messages.push(single);
-                    }
-                } else {
-                    self.metrics.records_refused.fetch_add(1, Relaxed);
-                    tracing::error!(
-                        topic = %self.topic, key = %m.key, bytes = m.payload.len(),
-                        "Kafka refuses this record for good (larger than the brokers' message.max.bytes?); it is skipped, the records after it go on"
-                    );
+                for single in self.after_refusal(&messages[i]) {
+                    pending.push(messages.len());
+                    messages.push(single);
                 }
             }
             if let Some(error) = refused {
@@ -515,6 +496,30 @@ impl KafkaSink {
             self.flush_checkpoints();
         }
         true
+    }
+
+    /// What to send instead of `m`, which Kafka refuses for good: its records a message
+    /// each when it packs several; nothing when it is one record (counted, logged and
+    /// skipped, so that the records after it go on).
+    fn after_refusal(&self, m: &Message) -> Vec<Message> {
+        if m.records > 1 {
+            return m
+                .payload
+                .split(|&b| b == b'\n')
+                .map(|line| Message {
+                    key: m.key.clone(),
+                    payload: line.to_vec(),
+                    redelivered: m.redelivered,
+                    records: 1,
+                })
+                .collect();
+        }
+        self.metrics.records_refused.fetch_add(1, Relaxed);
+        tracing::error!(
+            topic = %self.topic, key = %m.key, bytes = m.payload.len(),
+            "Kafka refuses this record for good (larger than the brokers' message.max.bytes?); it is skipped, the records after it go on"
+        );
+        Vec::new()
     }
 
     /// Waits (up to `within`) for what is still queued and stores the checkpoints.
