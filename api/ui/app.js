@@ -41,6 +41,20 @@ async function api(path, params) {
 
 // ---- helpers --------------------------------------------------------------------------
 
+// Says which peer aggregators did not answer (`partial` answers): their records are missing
+// from the hits and figures, which must not pass for the whole cluster's. Null when every
+// answer is whole.
+function partialNote(...answers) {
+  const missing = new Map();
+  for (const a of answers) for (const [peer, why] of Object.entries((a && a.unanswered_peers) || {})) missing.set(peer, why);
+  if (!missing.size) return null;
+  return el("div", { class: "partial", id: "partial" }, "Partial answer: ",
+    [...missing].map(([peer, why], i) => el("span", { class: "peer", "data-peer": peer, title: why },
+      (i ? ", " : "") + peer)),
+    " did not answer",
+    "; the records they index are not in this page.");
+}
+
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) {
@@ -223,6 +237,8 @@ async function renderSearch(p) {
       api("/api/v1/histogram", request),
     ]);
     status.textContent = page1.total + " records" + (page1.warnings ? " — " + page1.warnings.join("; ") : "");
+    const partial = partialNote(page1, buckets);
+    if (partial) status.before(partial);
     const bars = filled(buckets);
     chart(hist, "matches per " + buckets.interval, bars.xs, [{ label: "records", values: bars.counts }], true);
     results.replaceChildren(el("tr", {}, el("th", {}, "time"), el("th", {}, "source"), el("th", {}, "level"), el("th", {}, "message"), el("th", {})),
@@ -263,40 +279,105 @@ async function showContext(r, box) {
   }
 }
 
-// Live tail over fetch (an EventSource cannot send the token), newest on top.
-async function startTail(request, results, row, status) {
+// Live tail over fetch (an EventSource cannot send the token), newest on top. A busy tail
+// keeps only the newest MAX_LIVE_ROWS rows (unbounded, a tail of a chatty engine grows the
+// page until the tab dies). It says what it cannot show: batches this browser skipped
+// (`lagged`), peer aggregators it does not follow (`peer`), and a lost stream, which it
+// opens again.
+const MAX_LIVE_ROWS = 500;
+const TAIL_RETRY_MS = 5000;
+
+function startTail(request, results, row, status) {
   const controller = new AbortController();
   tailAbort = controller;
   const query = new URLSearchParams();
   for (const k of ["q", "namespace", "pod", "container", "kind"]) if (request[k]) query.set(k, request[k]);
-  try {
-    const response = await fetch("/api/v1/tail?" + query, { headers: headers(), signal: controller.signal });
-    if (!response.ok) throw new Error((await response.json()).detail);
-    status.append(el("span", { id: "tail-state" }, " · live"));
-    const reader = response.body.getReader();
-    const decoder = new TextDecoder();
-    let buffer = "";
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buffer += decoder.decode(value, { stream: true });
-      let end;
-      while ((end = buffer.indexOf("\n\n")) >= 0) {
-        const block = buffer.slice(0, end);
-        buffer = buffer.slice(end + 2);
-        const event = (block.match(/^event: ?(.*)$/m) || [])[1];
-        const data = (block.match(/^data: ?(.*)$/m) || [])[1];
-        if (event === "record" && data) {
-          const header = results.querySelector("tr");
-          const r = row(JSON.parse(data));
-          r.classList.add("live");
-          header ? header.after(r) : results.append(r);
-        }
-      }
+  const state = el("span", { id: "tail-state" });
+  const lagged = el("span", { id: "tail-lagged", class: "warn" });
+  const peerBox = el("span", { id: "tail-peers" });
+  status.append(state, lagged, peerBox);
+  const peers = new Map();
+  let received = 0;
+  let skipped = 0;
+  let lost = false;
+  const showState = (cls, text) => { state.className = cls; state.textContent = " · " + text; };
+  const showPeers = () => peerBox.replaceChildren(...[...peers].map(([peer, p]) =>
+    el("span", { class: "peer " + p.state, "data-peer": peer, title: p.reason || "" },
+      " · peer " + peer + (p.state === "following" ? " followed" : " not followed: " + (p.reason || "unavailable")))));
+  // Records oldest first (as they come), shown newest on top in one DOM change.
+  const show = (records) => {
+    const rows = document.createDocumentFragment();
+    for (let i = records.length - 1; i >= 0; i--) {
+      const r = row(records[i]);
+      r.classList.add("live");
+      rows.append(r);
     }
-  } catch (e) {
-    if (e.name !== "AbortError") status.append(el("div", { class: "error" }, "live tail: " + e.message));
-  }
+    const header = results.querySelector("tr");
+    header && header.querySelector("th") ? header.after(rows) : results.prepend(rows);
+    const live = results.querySelectorAll("tr.live");
+    for (let i = MAX_LIVE_ROWS; i < live.length; i++) live[i].remove();
+    received += records.length;
+    showState("live", "live, " + received + " new" + (received > MAX_LIVE_ROWS ? " (newest " + MAX_LIVE_ROWS + " shown)" : "")
+      + (lost ? "; lines written while the tail was lost are not shown, search again for them" : ""));
+  };
+  const handle = (event, data, records) => {
+    if (event === "record") records.push(JSON.parse(data));
+    else if (event === "lagged") {
+      skipped += JSON.parse(data).skipped_batches || 0;
+      lagged.textContent = " · " + skipped + " batches skipped (this browser fell behind; search shows them)";
+    } else if (event === "peer") {
+      const p = JSON.parse(data);
+      peers.set(p.peer, p);
+      showPeers();
+    }
+  };
+  const connect = async () => {
+    let reason;
+    try {
+      const response = await fetch("/api/v1/tail?" + query, { headers: headers(), signal: controller.signal });
+      if (!response.ok) {
+        const body = await response.json().catch(() => ({}));
+        if (response.status === 401) askForToken();
+        reason = body.detail || response.statusText;
+        // A wrong query or token stays wrong: no point in asking again.
+        if (response.status === 400 || response.status === 401) {
+          showState("failed", "live tail: " + reason);
+          return;
+        }
+      } else {
+        peers.clear();
+        showPeers();
+        showState("live", lost ? "live again; lines written while the tail was lost are not shown, search again for them" : "live");
+        const reader = response.body.getReader();
+        const decoder = new TextDecoder();
+        let buffer = "";
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buffer += decoder.decode(value, { stream: true });
+          const records = [];
+          let end;
+          while ((end = buffer.indexOf("\n\n")) >= 0) {
+            const block = buffer.slice(0, end);
+            buffer = buffer.slice(end + 2);
+            const event = (block.match(/^event: ?(.*)$/m) || [])[1];
+            const data = (block.match(/^data: ?(.*)$/m) || [])[1];
+            if (data) handle(event, data, records);
+          }
+          if (records.length) show(records);
+        }
+        reason = "the server ended the stream";
+      }
+    } catch (e) {
+      if (e.name === "AbortError") return;
+      reason = e.message;
+    }
+    if (controller.signal.aborted) return;
+    lost = true;
+    showState("lost", "live tail lost (" + reason + "); trying again every " + TAIL_RETRY_MS / 1000 + " s");
+    setTimeout(() => { if (!controller.signal.aborted) connect(); }, TAIL_RETRY_MS);
+  };
+  connect();
 }
 
 // ---- request trace --------------------------------------------------------------------
@@ -314,6 +395,7 @@ async function renderRequest(id) {
       el("td", { class: "body" }, r.body)));
     page.replaceChildren(
       el("h2", { id: "request-title" }, "Request " + t.request_id),
+      partialNote(t) || "",
       el("div", { class: "grid" },
         el("div", { class: "card" }, el("h3", {}, "Summary"),
           el("table", { class: "figures", id: "request-summary" },
@@ -354,6 +436,7 @@ async function renderIncidents(p) {
         el("h4", {}, "Kubernetes events"), lines(i.events),
         el("h4", {}, "Last lines of " + (i.container || "the container") + " before it"), lines(i.last_lines))));
     page.replaceChildren(el("form", { class: "query" }, select),
+      partialNote(body) || "",
       el("div", { class: "status" }, body.incidents.length + " incidents" + (body.truncated ? " (the oldest may be missing)" : "")),
       cards.length ? el("div", { id: "incidents" }, cards) : el("div", { class: "muted" }, "no crash or failure in this range"));
   } catch (e) {
@@ -408,6 +491,8 @@ async function renderDashboard(p) {
     const slices = [...Array(12).keys()].map((i) => [end - span + (i * span) / 12, end - span + ((i + 1) * span) / 12]);
     const parts = await Promise.all(slices.map(([a, b]) => api("/api/v1/llm/summary", {
       from: new Date(a).toISOString(), to: new Date(b).toISOString(), group_by: groupBy })));
+    const partial = partialNote(summary, requests, errors, ...parts);
+    if (partial) table.before(partial);
     const groups = [...new Set(parts.flatMap((s) => s.groups.map((g) => g.group)))];
     const sliceXs = slices.map(([a, b]) => (a + b) / 2);
     const seriesOf = (pick) => groups.map((name) => ({

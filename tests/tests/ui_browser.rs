@@ -2,14 +2,17 @@
 //! the real binary running the demo (live simulated vLLM, TGI and llama.cpp pods, with a
 //! CUDA out-of-memory crash): search for a request id and open its trace; open an incident;
 //! the dashboard renders non-empty charts; the header shows each source's state as
-//! `/api/v1/status` gives it. A screenshot of each page is saved under
-//! `target/ui-screenshots/` for review.
+//! `/api/v1/status` gives it. And the live tail of the search page, against the `local`
+//! pipeline on generated pod logs: newest on top and bounded, naming the peer it cannot
+//! follow, saying when the server is gone and following again once it is back; with that
+//! peer away, every page says its answer is partial. A screenshot
+//! of each page is saved under `target/ui-screenshots/` for review.
 
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use tests::Running;
+use tests::{Running, append_cri};
 
 const SETTLE: Duration = Duration::from_secs(60);
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
@@ -309,4 +312,126 @@ fn the_ui_finds_a_request_explains_a_crash_and_charts_the_llm_figures() {
     let rows = browser.find_all("#summary tr.group");
     assert!(rows.len() >= 3, "a row per pod");
     browser.screenshot("dashboard");
+}
+
+/// The `local` pipeline on `logs`, listening on `port`, with one peer that is not there.
+fn start_with_dead_peer(
+    logs: &std::path::Path,
+    data: &std::path::Path,
+    port: u16,
+    dead: u16,
+) -> Running {
+    let args: Vec<std::ffi::OsString> = vec![
+        "run".into(),
+        "--logs-dir".into(),
+        logs.into(),
+        "--data-dir".into(),
+        data.into(),
+        "--listen".into(),
+        format!("127.0.0.1:{port}").into(),
+        "--peers".into(),
+        format!("127.0.0.1:{dead}").into(),
+    ];
+    Running::spawn(&args).0
+}
+
+/// The texts of the live rows, top first.
+fn live_rows(browser: &Browser) -> Vec<String> {
+    browser
+        .script("return [...document.querySelectorAll('#results tr.live td.body')].map((e) => e.textContent)")
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn the_live_tail_keeps_the_newest_lines_names_the_peer_it_misses_and_follows_again_after_a_restart()
+{
+    let tmp = tempfile::tempdir().expect("a temporary directory");
+    let (logs, data) = (tmp.path().join("pods"), tmp.path().join("data"));
+    std::fs::create_dir_all(&logs).expect("the logs directory");
+    let (port, dead) = (tests::free_port(), tests::free_port());
+    let app = start_with_dead_peer(&logs, &data, port, dead);
+    let browser = Browser::start();
+    browser.open(&format!(
+        "{}/#/search?live=1&range=15m&q=tailmark",
+        app.base_url
+    ));
+    browser.wait_until(
+        "the tail to open",
+        "return document.getElementById('tail-state')?.className === 'live'",
+    );
+    browser.wait_until(
+        "the peer that is not there, named",
+        &format!("return !!document.querySelector(\"#tail-peers .peer.unavailable[data-peer='127.0.0.1:{dead}']\")"),
+    );
+    // The search itself is partial, and says so.
+    browser.find(&format!("#partial .peer[data-peer='127.0.0.1:{dead}']"));
+
+    // More lines than the tail keeps: the newest 500 stay, newest on top.
+    let lines: Vec<String> = (0..600).map(|i| format!("tailmark line {i:04}")).collect();
+    let written: Vec<(&str, &str)> = lines.iter().map(|l| ("stdout", l.as_str())).collect();
+    append_cri(&logs, "llm-serving", "vllm-0", "vllm", &written);
+    browser.wait_until(
+        "the newest line on top",
+        "const top = document.querySelector('#results tr.live td.body'); return !!top && top.textContent === 'tailmark line 0599'",
+    );
+    let expected: Vec<String> = lines.iter().rev().take(500).cloned().collect();
+    assert_eq!(
+        live_rows(&browser),
+        expected,
+        "the newest 500 lines, newest first"
+    );
+    let state = browser.text(&browser.find("#tail-state"));
+    assert!(
+        state.contains("600 new") && state.contains("newest 500"),
+        "{state}"
+    );
+    browser.screenshot("tail");
+
+    // Committed (so the restart does not read them again), then the server dies.
+    app.wait_for("/api/v1/search?q=tailmark&from=now-15m", SETTLE, |b| {
+        b["total"].as_u64() == Some(600)
+    });
+    app.kill();
+    browser.wait_until(
+        "the tail to say it is lost",
+        "return document.getElementById('tail-state')?.className === 'lost'",
+    );
+    assert!(browser.text(&browser.find("#tail-state")).contains("lost"));
+
+    // Back on the same address: the tail follows again, and says what it may have missed.
+    let app = start_with_dead_peer(&logs, &data, port, dead);
+    browser.wait_until(
+        "the tail to follow again",
+        "const s = document.getElementById('tail-state'); return s?.className === 'live' && s.textContent.includes('again')",
+    );
+    append_cri(
+        &logs,
+        "llm-serving",
+        "vllm-0",
+        "vllm",
+        &[("stdout", "tailmark line 0600")],
+    );
+    browser.wait_until(
+        "the line written after the restart, on top",
+        "return document.querySelector('#results tr.live td.body')?.textContent === 'tailmark line 0600'",
+    );
+    let rows = live_rows(&browser);
+    assert_eq!(rows.len(), 500, "still bounded");
+    assert_eq!(
+        rows[1], "tailmark line 0599",
+        "nothing read twice after the restart"
+    );
+
+    // The other pages say their answers are partial too.
+    for page in ["incidents?range=15m", "dashboard?range=15m"] {
+        browser.open(&format!("{}/#/{page}", app.base_url));
+        let note =
+            browser.text(&browser.find(&format!("#partial .peer[data-peer='127.0.0.1:{dead}']")));
+        assert_eq!(note, format!("127.0.0.1:{dead}"), "{page}");
+    }
+    drop(app);
 }
