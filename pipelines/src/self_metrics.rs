@@ -1138,10 +1138,23 @@ fn llm_families(llm: &LlmMetrics) -> Vec<MetricFamily> {
         }));
     }
     families.push(family(
+        "llm_requests_received_total",
+        "Requests whose start the server logged (vLLM's `Received request`, llama.cpp's task launch, TensorRT-LLM's `Received request`): the arrival rate, also of servers that log no end.",
+        MetricKind::Counter,
+        &|l, s| match s.received {
+            0 => Vec::new(),
+            n => vec![Sample::new(base(l), n as f64)],
+        },
+    ));
+    families.push(family(
         "llm_requests_in_flight",
-        "Requests started and not yet ended.",
+        "Requests started and not yet ended; absent for servers that log no end (vLLM v1 without --enable-log-outputs: see llm_engine_running_requests).",
         MetricKind::Gauge,
-        &|l, s| vec![Sample::new(base(l), s.in_flight as f64)],
+        &|l, s| {
+            s.in_flight
+                .map(|n| vec![Sample::new(base(l), n as f64)])
+                .unwrap_or_default()
+        },
     ));
     for (name, help, key) in ENGINE {
         families.push(family(name, help, MetricKind::Gauge, &|l, s| {

@@ -11,6 +11,12 @@
 //! Requests are kept per container (a request id is only unique there). Memory is bounded:
 //! at most `max_open` (20,000) requests wait; the oldest is evicted (and counted) beyond that, and a
 //! request that sees no end within `timeout` is emitted as `request_incomplete`.
+//!
+//! Only where a container has logged a request's normal end. vLLM v1 logs `Received request`
+//! and, without `--enable-log-outputs`, no end at all (an `Aborted request` only for the
+//! aborted): there every request would time out as a false `request_incomplete` warning and
+//! count in flight for ten minutes. Until a container logs a finish its requests are counted
+//! as received, not in flight, and dropped quietly (counted as `unended`) at the timeout.
 
 use crate::metrics::LlmMetrics;
 use model::{Attributes, Record, RecordKind, Severity, Timestamp, names};
@@ -62,6 +68,8 @@ struct Open {
     attributes: Attributes,
     /// The server's clock at the start (TensorRT-LLM), for exact differences.
     clock_s: Option<f64>,
+    /// Counted in flight (its container had logged a finish when it began).
+    in_flight: bool,
 }
 
 /// The open requests and what was evicted.
@@ -72,6 +80,12 @@ pub struct RequestTracker {
     open: HashMap<Key, Open>,
     order: VecDeque<(Key, Timestamp)>,
     evicted: u64,
+    /// Containers that log requests' normal ends, with the time of the last one.
+    finishing: HashMap<Arc<str>, Timestamp>,
+    /// `finishing`'s size after its last pruning.
+    finishing_pruned: usize,
+    /// Requests of containers that log no end, dropped at the timeout.
+    unended: u64,
 }
 
 impl std::fmt::Debug for RequestTracker {
@@ -100,15 +114,39 @@ impl RequestTracker {
         self
     }
 
-    fn in_flight(&self, first: &Record, delta: i64) {
-        if let Some(m) = &self.metrics {
-            m.in_flight(first, delta);
+    /// Tells the metrics that `open` is no longer in flight, if it was counted there.
+    fn ended(&self, open: &Open) {
+        if let (Some(m), true) = (&self.metrics, open.in_flight) {
+            m.request_ended(&open.first);
         }
     }
 
     /// Requests evicted because too many were open.
     pub fn evicted(&self) -> u64 {
         self.evicted
+    }
+
+    /// Requests of containers that have logged no request's end, dropped at the timeout
+    /// rather than reported incomplete.
+    pub fn unended(&self) -> u64 {
+        self.unended
+    }
+
+    /// Remembers that the container `scope` logs requests' normal ends. Containers come and
+    /// go (a restarted pod is a new uid): the ones with no finish for a day are forgotten
+    /// whenever the map has doubled, so it stays near the containers that are alive.
+    fn finishes_in(&mut self, scope: &Arc<str>, at: Timestamp) {
+        if let Some(last) = self.finishing.get_mut(scope) {
+            *last = at;
+            return;
+        }
+        self.finishing.insert(Arc::clone(scope), at);
+        if self.finishing.len() > 2 * self.finishing_pruned + 1024 {
+            const DAY_NANOS: i64 = 24 * 3600 * 1_000_000_000;
+            self.finishing
+                .retain(|_, last| at.unix_nanos().saturating_sub(last.unix_nanos()) < DAY_NANOS);
+            self.finishing_pruned = self.finishing.len();
+        }
     }
 
     /// Requests waiting for their end.
@@ -118,9 +156,16 @@ impl RequestTracker {
 
     /// Looks at a parsed record; finished (or timed-out) requests are appended to `out`.
     pub fn observe(&mut self, record: &Record, out: &mut Vec<Record>) {
-        self.expire(record.timestamp, out);
         let server = record.attributes.get_str(names::LLM_SERVER).unwrap_or("");
         let event = record.attributes.get_str(names::LLM_EVENT).unwrap_or("");
+        // A normal end (not an abort: vLLM v1 logs those and no other) says this container's
+        // requests end in a line; known before the timeout below judges its open requests.
+        let finishes = matches!(event, "request_finished" | "response" | "response_started")
+            || (server == "llamacpp" && record.body.contains("stop processing"));
+        if finishes && record.attributes.get(names::LLM_REQUEST_ID).is_some() {
+            self.finishes_in(&scope(record), record.timestamp);
+        }
+        self.expire(record.timestamp, out);
         // TGI/TEI: the whole request in one line.
         if record.attributes.get(names::LLM_INFERENCE_MS).is_some()
             && record.attributes.get(names::LLM_E2E_MS).is_some()
@@ -206,7 +251,7 @@ impl RequestTracker {
             if is_current(&self.open, &key, started)
                 && let Some(open) = self.open.remove(&key)
             {
-                self.in_flight(&open.first, -1);
+                self.ended(&open);
                 self.evicted += 1;
             }
         }
@@ -220,12 +265,15 @@ impl RequestTracker {
         }
         let mut attributes = Attributes::new();
         carry(&record.attributes, &mut attributes);
+        let in_flight = self.finishing.contains_key(&scope);
         let key = (scope, id);
         // The same id started again (a client retry, a replay): the newer start wins.
         if let Some(old) = self.open.remove(&key) {
-            self.in_flight(&old.first, -1);
+            self.ended(&old);
         }
-        self.in_flight(record, 1);
+        if let Some(m) = &self.metrics {
+            m.request_started(record, in_flight);
+        }
         self.order.push_back((key.clone(), record.timestamp));
         self.open.insert(
             key,
@@ -236,6 +284,7 @@ impl RequestTracker {
                     .attributes
                     .get(names::LLM_SERVER_CLOCK_S)
                     .and_then(|v| v.as_f64()),
+                in_flight,
             },
         );
     }
@@ -250,7 +299,7 @@ impl RequestTracker {
             })?;
             self.open.remove(&(Arc::clone(scope), base.to_string()))
         })?;
-        self.in_flight(&open.first, -1);
+        self.ended(&open);
         Some(open)
     }
 
@@ -266,7 +315,17 @@ impl RequestTracker {
                 continue;
             }
             if let Some(open) = self.open.remove(&key) {
-                self.in_flight(&open.first, -1);
+                self.ended(&open);
+                if !open.in_flight && !self.finishing.contains_key(&key.0) {
+                    if self.unended == 0 {
+                        tracing::info!(
+                            container = %key.0,
+                            "requests of this container end in no log line (vLLM v1 logs none without --enable-log-outputs): they count as received, not in flight, and are not timed"
+                        );
+                    }
+                    self.unended += 1;
+                    continue;
+                }
                 let mut r = request_record(&open.first, &open.first, open.attributes, "incomplete");
                 r.attributes.remove(names::LLM_E2E_MS);
                 r.severity = Some(Severity::Warn);
@@ -539,7 +598,16 @@ mod tests {
             Some(&AttrValue::Float(0.049382))
         );
 
+        // A container that logs its requests' ends (vLLM v0's `Finished request`).
         let got = requests(&[
+            (
+                0,
+                "INFO 01-17 03:11:25 async_llm_engine.py:436] Received request cmpl-0: prompt: None, sampling_params: SamplingParams(n=1, max_tokens=5).",
+            ),
+            (
+                0,
+                "INFO 01-17 03:11:25 async_llm_engine.py:110] Finished request cmpl-0.",
+            ),
             (
                 0,
                 "INFO 01-17 03:11:25 async_llm_engine.py:436] Received request cmpl-1: prompt: None, sampling_params: SamplingParams(n=1, max_tokens=5).",
@@ -549,10 +617,13 @@ mod tests {
                 "INFO 01-17 03:21:26 metrics.py:161] Avg prompt throughput: 0.0 tokens/s",
             ),
         ]);
-        assert_eq!(got.len(), 1);
+        let events: Vec<_> = got
+            .iter()
+            .map(|r| r.attributes.get_str(names::LLM_EVENT))
+            .collect();
         assert_eq!(
-            got[0].attributes.get_str(names::LLM_EVENT),
-            Some("request_incomplete")
+            events,
+            [Some("request_finished"), Some("request_incomplete")]
         );
 
         let mut t = RequestTracker::new(LifecycleLimits {
@@ -623,5 +694,55 @@ mod tests {
             1,
             "timed out once, from its new start: {out:?}"
         );
+    }
+
+    #[test]
+    fn requests_of_a_container_that_logs_no_end_are_received_not_in_flight_and_never_incomplete() {
+        let metrics = Arc::new(LlmMetrics::new());
+        let mut t = RequestTracker::default().with_metrics(Arc::clone(&metrics));
+        let mut out = Vec::new();
+        let series = || {
+            let s = metrics.snapshot().into_values().next().expect("one series");
+            (s.received, s.in_flight)
+        };
+        // vLLM v1: starts, and an abort, but no request's normal end.
+        for i in 0..100 {
+            t.observe(&event(&format!("r{i}"), "request_received", i), &mut out);
+        }
+        t.observe(&event("r0", "request_aborted", 100), &mut out);
+        assert_eq!(series(), (100, None), "received, and in flight unknown");
+        // Ten minutes on: the abort is a request; the others are no false warnings.
+        t.observe(&event("late", "request_received", 1000), &mut out);
+        let events: Vec<_> = out
+            .iter()
+            .map(|r| r.attributes.get_str(names::LLM_EVENT))
+            .collect();
+        assert_eq!(events, [Some("request_aborted")]);
+        assert_eq!(t.unended(), 99);
+
+        // Once it logs a finish, its requests are in flight until they end, and one that
+        // sees no end times out as incomplete.
+        out.clear();
+        t.observe(&event("late", "request_finished", 1001), &mut out);
+        t.observe(&event("a", "request_received", 1002), &mut out);
+        t.observe(&event("b", "request_received", 1002), &mut out);
+        assert_eq!(series(), (103, Some(2)));
+        t.observe(&event("a", "request_finished", 1003), &mut out);
+        assert_eq!(series(), (103, Some(1)));
+        t.observe(&event("c", "request_received", 1700), &mut out);
+        let events: Vec<_> = out
+            .iter()
+            .map(|r| r.attributes.get_str(names::LLM_EVENT))
+            .collect();
+        assert_eq!(
+            events,
+            [
+                Some("request_finished"),
+                Some("request_finished"),
+                Some("request_incomplete")
+            ]
+        );
+        assert_eq!(series(), (104, Some(1)), "only c is in flight");
+        assert_eq!(t.unended(), 99);
     }
 }

@@ -88,8 +88,13 @@ pub struct Series {
     pub errors: BTreeMap<String, u64>,
     /// The latest engine gauges (`llm.running`, `llm.waiting`, `llm.kv_cache_pct`, …).
     pub engine: BTreeMap<&'static str, f64>,
-    /// Requests started and not yet ended (finished, aborted, timed out or evicted).
-    pub in_flight: i64,
+    /// Requests whose start was logged (vLLM's `Received request`, llama.cpp's task launch):
+    /// the arrival rate, also of servers that log no end.
+    pub received: u64,
+    /// Requests started and not yet ended (finished, aborted, timed out or evicted); `None`
+    /// while none of these pods' containers has logged a request's end: vLLM v1 logs none
+    /// without `--enable-log-outputs`, and counting its starts would only ever grow.
+    pub in_flight: Option<i64>,
 }
 
 impl Default for Series {
@@ -104,7 +109,8 @@ impl Default for Series {
             output_tokens: 0,
             errors: BTreeMap::new(),
             engine: BTreeMap::new(),
-            in_flight: 0,
+            received: 0,
+            in_flight: None,
         }
     }
 }
@@ -217,12 +223,24 @@ impl LlmMetrics {
         }
     }
 
-    /// A request began (`delta` = 1) or ended (`delta` = -1); `first` is the line that
-    /// began it, so both sides count under the same labels.
-    pub fn in_flight(&self, first: &Record, delta: i64) {
+    /// A request began with `first`: it is received, and in flight when `in_flight` (its
+    /// container logs requests' ends, so that [`LlmMetrics::request_ended`] will follow).
+    pub fn request_started(&self, first: &Record, in_flight: bool) {
         if let Ok(mut all) = self.series.lock() {
             let s = all.entry_ref(&LabelsOf::of(first)).or_default();
-            s.in_flight = (s.in_flight + delta).max(0);
+            s.received += 1;
+            if in_flight {
+                s.in_flight = Some(s.in_flight.unwrap_or(0) + 1);
+            }
+        }
+    }
+
+    /// A request counted in flight ended; `first` is the line that began it, so both sides
+    /// count under the same labels.
+    pub fn request_ended(&self, first: &Record) {
+        if let Ok(mut all) = self.series.lock() {
+            let s = all.entry_ref(&LabelsOf::of(first)).or_default();
+            s.in_flight = Some((s.in_flight.unwrap_or(0) - 1).max(0));
         }
     }
 
@@ -281,15 +299,16 @@ mod tests {
         for pod in ["vllm-0", "vllm-1", "vllm-0"] {
             metrics.observe(&request(pod, "llama"));
         }
-        metrics.in_flight(&request("vllm-1", "llama"), 1);
+        metrics.request_started(&request("vllm-1", "llama"), true);
+        metrics.request_started(&request("vllm-0", "llama"), false);
         let snapshot = metrics.snapshot();
-        let counts: Vec<(&str, u64, i64)> = snapshot
+        let counts: Vec<(&str, u64, u64, Option<i64>)> = snapshot
             .iter()
             .map(|(labels, s)| {
                 let finished = s.requests.get("finished").copied().unwrap_or(0);
-                (labels[1].as_str(), finished, s.in_flight)
+                (labels[1].as_str(), finished, s.received, s.in_flight)
             })
             .collect();
-        assert_eq!(counts, [("vllm-0", 2, 0), ("vllm-1", 1, 1)]);
+        assert_eq!(counts, [("vllm-0", 2, 1, None), ("vllm-1", 1, 1, Some(1))]);
     }
 }

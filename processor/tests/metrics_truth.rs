@@ -172,8 +172,8 @@ fn metrics_equal_the_generated_truth() {
     let snapshot = metrics.snapshot();
     let in_flight: Vec<(String, i64)> = snapshot
         .iter()
-        .filter(|(_, s)| s.in_flight != 0)
-        .map(|(labels, s)| (labels[1].clone(), s.in_flight))
+        .filter_map(|(labels, s)| Some((labels[1].clone(), s.in_flight?)))
+        .filter(|(_, n)| *n != 0)
         .collect();
     assert_eq!(
         in_flight,

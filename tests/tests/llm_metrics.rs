@@ -209,4 +209,18 @@ fn metrics_over_http_equal_the_generated_truth() {
         tests::metric_value(&metrics, "llm_requests_in_flight{", &["pod=\"vllm-0\""]),
         Some(0.0)
     );
+    // Every logged start is a received request; TGI logs only whole requests, so its
+    // in-flight count is not known, not zero.
+    for pod in ["vllm-0", "llama-0", "trt-0"] {
+        let received = tests::metric_value(
+            &metrics,
+            "llm_requests_received_total{",
+            &[&format!("pod=\"{pod}\"")],
+        );
+        assert_eq!(received, Some(N as f64), "{pod}");
+    }
+    assert_eq!(
+        tests::metric_value(&metrics, "llm_requests_in_flight{", &["pod=\"tgi-0\""]),
+        None
+    );
 }
