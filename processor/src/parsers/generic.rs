@@ -99,9 +99,13 @@ fn read_fields(record: &mut Record, get: impl Fn(&str) -> Option<Field>) -> bool
         any = true;
     }
     let a = &mut record.attributes;
+    // What a server's own parser set stands: `key=value` text inside its line (vLLM's engine
+    // start holds `model='…',`) is not the line's fields.
     let mut set = |key: &'static str, value: AttrValue| {
-        a.insert(key, value);
-        any = true;
+        if a.get(key).is_none() {
+            a.insert(key, value);
+            any = true;
+        }
     };
     if let Some(id) = REQUEST_ID_KEYS.iter().find_map(|k| match get(k)? {
         Field::Text(s) if !s.is_empty() => Some(s),
