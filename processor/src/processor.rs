@@ -46,6 +46,10 @@ struct Known {
     server: Option<String>,
     /// Named by the user (annotation, label or config): detection does not change it.
     pinned: bool,
+    /// The model it serves, from the line its engine logs at start (vLLM): its request and
+    /// stats lines do not name it, and without it every figure of the dashboard and of
+    /// `/metrics` is `model=""`.
+    model: Option<String>,
 }
 
 /// The user's choice of server for a container, by namespace, pod and container name (the
@@ -175,6 +179,7 @@ impl InferenceLogProcessor {
             record.attributes.insert(names::LLM_EVENT, "error");
             recognised = true;
         }
+        self.remember_model(record);
         if recognised {
             self.lines_recognised += 1;
         }
@@ -219,6 +224,42 @@ impl InferenceLogProcessor {
         text
     }
 
+    /// The container's engine start names the model it serves; its later lines that mean
+    /// something (request, stats and error lines: those with an `llm.event`) get it, unless
+    /// they name one.
+    fn remember_model(&mut self, record: &mut Record) {
+        let Some(event) = record.attributes.get_str(names::LLM_EVENT) else {
+            return;
+        };
+        let learned = event == "engine_config";
+        let index = self.container_of(record);
+        let known = &mut self.known[index];
+        match (
+            record.attributes.get_str(names::GEN_AI_REQUEST_MODEL),
+            &known.model,
+        ) {
+            (Some(model), _) if learned => known.model = Some(model.to_string()),
+            (None, Some(model)) => {
+                let model = model.clone();
+                record.attributes.insert(names::GEN_AI_REQUEST_MODEL, model);
+            }
+            _ => {}
+        }
+    }
+
+    /// The index in `known` of the container that wrote `record`: a batch holds runs of one
+    /// container's lines, so mostly the previous line's.
+    fn container_of(&mut self, record: &Record) -> usize {
+        match &self.last {
+            Some((resource, index)) if std::sync::Arc::ptr_eq(resource, &record.resource) => *index,
+            _ => {
+                let index = self.container_index(record);
+                self.last = Some((std::sync::Arc::clone(&record.resource), index));
+                index
+            }
+        }
+    }
+
     /// A line a parser attributed to a server teaches which server the container runs;
     /// its lines that no parser claimed get that server too. A server the user named (`parse
     /// --server`, the pod's annotation or label, the config) is every line's.
@@ -227,14 +268,7 @@ impl InferenceLogProcessor {
             record.attributes.insert(names::LLM_SERVER, server.clone());
             return;
         }
-        let index = match &self.last {
-            Some((resource, index)) if std::sync::Arc::ptr_eq(resource, &record.resource) => *index,
-            _ => {
-                let index = self.container_index(record);
-                self.last = Some((std::sync::Arc::clone(&record.resource), index));
-                index
-            }
-        };
+        let index = self.container_of(record);
         let known = &self.known[index];
         let known_server = known.server.as_deref();
         if known_server.is_none()
@@ -315,10 +349,12 @@ impl InferenceLogProcessor {
             Some(server) => Known {
                 server: Some(server),
                 pinned: true,
+                model: None,
             },
             None => Known {
                 server: None,
                 pinned: false,
+                model: None,
             },
         }
     }
@@ -389,6 +425,67 @@ mod tests {
             other.attributes.get_str(names::LLM_SERVER),
             None,
             "per container"
+        );
+    }
+
+    #[test]
+    fn a_vllm_engine_start_names_the_model_of_its_containers_requests_and_stats() {
+        let container = |uid: &str| -> Arc<Attributes> {
+            Arc::new(
+                [
+                    (names::K8S_POD_UID, AttrValue::from(uid)),
+                    (names::K8S_CONTAINER_NAME, AttrValue::from("vllm")),
+                ]
+                .into_iter()
+                .collect(),
+            )
+        };
+        let (a, b) = (container("a"), container("b"));
+        let mut p = InferenceLogProcessor::new();
+        let mut out = Vec::new();
+        let mut process = |resource: &Arc<Attributes>, text: &str| {
+            let mut r = line(resource, text);
+            p.process(&mut r, &mut out);
+            r
+        };
+        let start = process(
+            &a,
+            "(EngineCore_0 pid=2095613) INFO 04-17 23:05:00 [core.py:61] Initializing a V1 LLM engine (v0.8.3) with config: model='/mnt/models/Qwen2.5-7B-Instruct', speculative_config=None, seed=None, served_model_name=qwen2.5-7b, num_scheduler_steps=1",
+        );
+        assert_eq!(
+            start.attributes.get_str(names::LLM_EVENT),
+            Some("engine_config")
+        );
+        let model = |r: &Record| {
+            r.attributes
+                .get_str(names::GEN_AI_REQUEST_MODEL)
+                .map(str::to_string)
+        };
+        let received = process(
+            &a,
+            "(APIServer pid=1) INFO 04-17 23:06:00 [logger.py:49] Received request chatcmpl-1: params: SamplingParams(n=1, max_tokens=10), prompt_token_ids: None.",
+        );
+        let stats = process(
+            &a,
+            "(APIServer pid=1) INFO 04-17 23:06:01 [loggers.py:271] Engine 000: Avg prompt throughput: 1.0 tokens/s, Avg generation throughput: 2.0 tokens/s, Running: 1 reqs, Waiting: 0 reqs, GPU KV cache usage: 1.0%, Prefix cache hit rate: 0.0%",
+        );
+        let plain = process(
+            &a,
+            "(APIServer pid=1) INFO:     Waiting for application startup.",
+        );
+        let other = process(
+            &b,
+            "(APIServer pid=1) INFO 04-17 23:06:00 [logger.py:49] Received request chatcmpl-2: params: SamplingParams(n=1, max_tokens=10), prompt_token_ids: None.",
+        );
+        assert_eq!(
+            [&received, &stats, &plain, &other].map(model),
+            [
+                Some("qwen2.5-7b".into()),
+                Some("qwen2.5-7b".into()),
+                None,
+                None
+            ],
+            "the lines that mean something, of that container only"
         );
     }
 

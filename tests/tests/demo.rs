@@ -54,6 +54,12 @@ fn demo_serves_hits_from_several_servers_and_removes_its_tree_on_exit() {
         stats["hits"][0]["attributes"]["llm.kv_cache_pct"].is_f64(),
         "{stats}"
     );
+    // vLLM names its model only when its engine starts; its stats carry it all the same,
+    // so the dashboard groups by model.
+    assert_eq!(
+        stats["hits"][0]["attributes"]["gen_ai.request.model"], "meta-llama/Llama-3.1-8B-Instruct",
+        "{stats}"
+    );
 
     // The engine's OOM traceback is one record, not five.
     let oom = demo.wait_for(

@@ -34,6 +34,16 @@ impl SimulatedServer for Vllm {
     fn tick(&mut self, now: Timestamp, rng: &mut Rng, out: &mut Vec<(Stream, String)>) {
         let t = month_day_time(now);
         let tag = "(APIServer pid=1)";
+        if self.ticks == 0 {
+            // The engine's start, the one line that names the model (the processor gives it
+            // to the container's requests and stats).
+            out.push((
+                Stream::Stdout,
+                format!(
+                    "(EngineCore_0 pid=112) INFO {t} [core.py:74] Initializing a V1 LLM engine (v0.10.1.1) with config: model='meta-llama/Llama-3.1-8B-Instruct', speculative_config=None, tokenizer='meta-llama/Llama-3.1-8B-Instruct', skip_tokenizer_init=False, tokenizer_mode=auto, revision=None, trust_remote_code=False, dtype=torch.bfloat16, max_seq_len=8192, tensor_parallel_size=1, pipeline_parallel_size=1, quantization=None, enforce_eager=False, kv_cache_dtype=auto, seed=0, served_model_name=meta-llama/Llama-3.1-8B-Instruct, enable_prefix_caching=True, chunked_prefill_enabled=True"
+                ),
+            ));
+        }
         for _ in 0..rng.range(1, 3) {
             let id = format!("chatcmpl-{}", rng.hex(16));
             let temperature = [0.0, 0.7, 1.0][rng.range(0, 2) as usize];
