@@ -1139,7 +1139,7 @@ fn llm_families(llm: &LlmMetrics) -> Vec<MetricFamily> {
     }
     families.push(family(
         "llm_requests_received_total",
-        "Requests whose start the server logged (vLLM's `Received request`, llama.cpp's task launch, TensorRT-LLM's `Received request`): the arrival rate, also of servers that log no end.",
+        "Requests whose arrival the server logged (vLLM's and TensorRT-LLM's `Received request`): the arrival rate, also of servers that log no end.",
         MetricKind::Counter,
         &|l, s| match s.received {
             0 => Vec::new(),
@@ -1148,7 +1148,7 @@ fn llm_families(llm: &LlmMetrics) -> Vec<MetricFamily> {
     ));
     families.push(family(
         "llm_requests_in_flight",
-        "Requests started and not yet ended; absent for servers that log no end (vLLM v1 without --enable-log-outputs: see llm_engine_running_requests).",
+        "Requests started and not yet ended, on the node agent that reads their lines; absent for servers that log no end (vLLM v1 without --enable-log-outputs: see llm_engine_running_requests).",
         MetricKind::Gauge,
         &|l, s| {
             s.in_flight

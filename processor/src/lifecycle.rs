@@ -15,8 +15,8 @@
 //! Only where a container has logged a request's normal end. vLLM v1 logs `Received request`
 //! and, without `--enable-log-outputs`, no end at all (an `Aborted request` only for the
 //! aborted): there every request would time out as a false `request_incomplete` warning and
-//! count in flight for ten minutes. Until a container logs a finish its requests are counted
-//! as received, not in flight, and dropped quietly (counted as `unended`) at the timeout.
+//! count in flight for ten minutes. Until a container logs a finish its requests are not
+//! counted in flight, and are dropped quietly (counted as `unended`) at the timeout.
 
 use crate::metrics::LlmMetrics;
 use model::{Attributes, Record, RecordKind, Severity, Timestamp, names};
@@ -117,7 +117,7 @@ impl RequestTracker {
     /// Tells the metrics that `open` is no longer in flight, if it was counted there.
     fn ended(&self, open: &Open) {
         if let (Some(m), true) = (&self.metrics, open.in_flight) {
-            m.request_ended(&open.first);
+            m.in_flight_ended(&open.first);
         }
     }
 
@@ -271,8 +271,8 @@ impl RequestTracker {
         if let Some(old) = self.open.remove(&key) {
             self.ended(&old);
         }
-        if let Some(m) = &self.metrics {
-            m.request_started(record, in_flight);
+        if let (Some(m), true) = (&self.metrics, in_flight) {
+            m.in_flight_started(record);
         }
         self.order.push_back((key.clone(), record.timestamp));
         self.open.insert(
@@ -697,20 +697,23 @@ mod tests {
     }
 
     #[test]
-    fn requests_of_a_container_that_logs_no_end_are_received_not_in_flight_and_never_incomplete() {
+    fn requests_of_a_container_that_logs_no_end_are_not_in_flight_and_never_incomplete() {
         let metrics = Arc::new(LlmMetrics::new());
         let mut t = RequestTracker::default().with_metrics(Arc::clone(&metrics));
         let mut out = Vec::new();
-        let series = || {
-            let s = metrics.snapshot().into_values().next().expect("one series");
-            (s.received, s.in_flight)
+        let in_flight = || {
+            metrics
+                .snapshot()
+                .into_values()
+                .next()
+                .and_then(|s| s.in_flight)
         };
         // vLLM v1: starts, and an abort, but no request's normal end.
         for i in 0..100 {
             t.observe(&event(&format!("r{i}"), "request_received", i), &mut out);
         }
         t.observe(&event("r0", "request_aborted", 100), &mut out);
-        assert_eq!(series(), (100, None), "received, and in flight unknown");
+        assert_eq!(in_flight(), None, "unknown, not growing");
         // Ten minutes on: the abort is a request; the others are no false warnings.
         t.observe(&event("late", "request_received", 1000), &mut out);
         let events: Vec<_> = out
@@ -726,9 +729,9 @@ mod tests {
         t.observe(&event("late", "request_finished", 1001), &mut out);
         t.observe(&event("a", "request_received", 1002), &mut out);
         t.observe(&event("b", "request_received", 1002), &mut out);
-        assert_eq!(series(), (103, Some(2)));
+        assert_eq!(in_flight(), Some(2));
         t.observe(&event("a", "request_finished", 1003), &mut out);
-        assert_eq!(series(), (103, Some(1)));
+        assert_eq!(in_flight(), Some(1));
         t.observe(&event("c", "request_received", 1700), &mut out);
         let events: Vec<_> = out
             .iter()
@@ -742,7 +745,7 @@ mod tests {
                 Some("request_incomplete")
             ]
         );
-        assert_eq!(series(), (104, Some(1)), "only c is in flight");
+        assert_eq!(in_flight(), Some(1), "only c is in flight");
         assert_eq!(t.unended(), 99);
     }
 }

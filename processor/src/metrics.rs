@@ -88,8 +88,8 @@ pub struct Series {
     pub errors: BTreeMap<String, u64>,
     /// The latest engine gauges (`llm.running`, `llm.waiting`, `llm.kv_cache_pct`, …).
     pub engine: BTreeMap<&'static str, f64>,
-    /// Requests whose start was logged (vLLM's `Received request`, llama.cpp's task launch):
-    /// the arrival rate, also of servers that log no end.
+    /// Requests whose arrival was logged (`llm.event=request_received`: vLLM's and
+    /// TensorRT-LLM's `Received request`): the arrival rate, also of servers that log no end.
     pub received: u64,
     /// Requests started and not yet ended (finished, aborted, timed out or evicted); `None`
     /// while none of these pods' containers has logged a request's end: vLLM v1 logs none
@@ -171,8 +171,12 @@ impl LlmMetrics {
 
     /// Counts what `record` reports: a finished request, an engine stats line, an error.
     pub fn observe(&self, record: &Record) {
+        // Counted from the record, not the request tracker: an aggregator behind agents sees
+        // the records only.
+        let received = record.attributes.get_str(names::LLM_EVENT) == Some("request_received");
         let relevant = record.kind == RecordKind::Request
             || record.kind == RecordKind::EngineStats
+            || received
             || record.attributes.get(names::ERROR_TYPE).is_some();
         if !relevant {
             return;
@@ -182,6 +186,9 @@ impl LlmMetrics {
         };
         let s = all.entry_ref(&LabelsOf::of(record)).or_default();
         let num = |key: &str| record.attributes.get(key).and_then(|v| v.as_f64());
+        if received {
+            s.received += 1;
+        }
         match record.kind {
             RecordKind::Request => {
                 let outcome = match record.attributes.get_str(names::LLM_EVENT) {
@@ -223,21 +230,18 @@ impl LlmMetrics {
         }
     }
 
-    /// A request began with `first`: it is received, and in flight when `in_flight` (its
-    /// container logs requests' ends, so that [`LlmMetrics::request_ended`] will follow).
-    pub fn request_started(&self, first: &Record, in_flight: bool) {
+    /// A request began with `first` in a container that logs requests' ends (so that
+    /// [`LlmMetrics::in_flight_ended`] will follow).
+    pub fn in_flight_started(&self, first: &Record) {
         if let Ok(mut all) = self.series.lock() {
             let s = all.entry_ref(&LabelsOf::of(first)).or_default();
-            s.received += 1;
-            if in_flight {
-                s.in_flight = Some(s.in_flight.unwrap_or(0) + 1);
-            }
+            s.in_flight = Some(s.in_flight.unwrap_or(0) + 1);
         }
     }
 
     /// A request counted in flight ended; `first` is the line that began it, so both sides
     /// count under the same labels.
-    pub fn request_ended(&self, first: &Record) {
+    pub fn in_flight_ended(&self, first: &Record) {
         if let Ok(mut all) = self.series.lock() {
             let s = all.entry_ref(&LabelsOf::of(first)).or_default();
             s.in_flight = Some((s.in_flight.unwrap_or(0) - 1).max(0));
@@ -299,8 +303,13 @@ mod tests {
         for pod in ["vllm-0", "vllm-1", "vllm-0"] {
             metrics.observe(&request(pod, "llama"));
         }
-        metrics.request_started(&request("vllm-1", "llama"), true);
-        metrics.request_started(&request("vllm-0", "llama"), false);
+        metrics.in_flight_started(&request("vllm-1", "llama"));
+        let mut received = request("vllm-0", "llama");
+        received.kind = RecordKind::Log;
+        received
+            .attributes
+            .insert(names::LLM_EVENT, "request_received");
+        metrics.observe(&received);
         let snapshot = metrics.snapshot();
         let counts: Vec<(&str, u64, u64, Option<i64>)> = snapshot
             .iter()
@@ -309,6 +318,6 @@ mod tests {
                 (labels[1].as_str(), finished, s.received, s.in_flight)
             })
             .collect();
-        assert_eq!(counts, [("vllm-0", 2, 1, None), ("vllm-1", 1, 1, Some(1))]);
+        assert_eq!(counts, [("vllm-0", 2, 1, None), ("vllm-1", 1, 0, Some(1))]);
     }
 }
