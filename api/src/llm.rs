@@ -51,8 +51,15 @@ pub(crate) struct Spread {
 #[derive(serde::Serialize, Default, utoipa::ToSchema)]
 pub(crate) struct GroupSummary {
     group: String,
+    /// Requests that ended (finished, aborted, incomplete) in the range.
     requests: u64,
+    /// `requests` per second.
     rps: f64,
+    /// Requests whose arrival was logged (`llm.event:request_received`): the load of a
+    /// server that logs arrivals and no ends (vLLM v1 without `--enable-log-outputs`).
+    received: u64,
+    /// `received` per second.
+    received_rps: f64,
     errors: u64,
     error_rate: Option<f64>,
     latency_ms: Spread,
@@ -110,6 +117,12 @@ fn summarise(
         s.requests = g.count;
         s.rps = g.count as f64 / range_s;
         s.latency_ms = spread(&g);
+    }
+    let arrivals = of_kind(RecordKind::Log, Some("llm.event:request_received"));
+    for g in stats(&arrivals, names::GEN_AI_REQUEST_MAX_TOKENS, &[50.0])? {
+        let s = groups.entry(key(&g)).or_default();
+        s.received = g.count;
+        s.received_rps = g.count as f64 / range_s;
     }
     for g in stats(&requests, names::LLM_TTFT_MS, &PERCENTS)? {
         groups.entry(key(&g)).or_default().ttft_ms = spread(&g);

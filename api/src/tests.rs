@@ -185,6 +185,12 @@ pub(crate) fn llm_records() -> Vec<Record> {
         received
             .attributes
             .insert(names::LLM_REQUEST_ID, id.clone());
+        received
+            .attributes
+            .insert(names::LLM_EVENT, "request_received");
+        received
+            .attributes
+            .insert(names::GEN_AI_REQUEST_MODEL, model);
         records.push(received);
         records.push(at(
             200 + i as u64,
@@ -293,6 +299,12 @@ async fn the_llm_summary_gives_rates_percentiles_errors_and_load_per_model() {
         (qwen["requests"].as_u64(), qwen["errors"].as_u64()),
         (Some(1), Some(0))
     );
+    // Arrivals count apart from ended requests: vLLM v1 logs only arrivals.
+    assert_eq!(
+        (llama["received"].as_u64(), qwen["received"].as_u64()),
+        (Some(3), Some(1))
+    );
+    assert!((llama["received_rps"].as_f64().unwrap() - 3.0 / 600.0).abs() < 1e-6);
     let (_, by_pod) = get(&app, "/api/v1/llm/summary?from=now-10m&group_by=pod").await;
     assert_eq!(by_pod["groups"][0]["group"], "vllm-0");
     assert_eq!(by_pod["groups"][0]["requests"], 4);

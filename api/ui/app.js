@@ -463,16 +463,19 @@ async function renderDashboard(p) {
   page.replaceChildren(controls, table, charts);
   const from = "now-" + range;
   try {
-    const [summary, requests, errors] = await Promise.all([
+    const [summary, requests, errors, arrivals] = await Promise.all([
       api("/api/v1/llm/summary", { from, group_by: groupBy }),
       api("/api/v1/histogram", { from, kind: "request" }),
       api("/api/v1/histogram", { from, kind: "request", q: FAILED }),
+      api("/api/v1/histogram", { from, kind: "log", q: "llm.event:request_received" }),
     ]);
-    const cols = ["group", "requests", "rps", "error rate", "p50 ms", "p95 ms", "p99 ms", "TTFT p95", "queue p95",
+    // Ended requests and arrivals apart: vLLM v1 logs its requests' arrivals only.
+    const cols = ["group", "requests", "rps", "arrivals/s", "error rate", "p50 ms", "p95 ms", "p99 ms", "TTFT p95", "queue p95",
       "tokens/s", "running", "KV %", "GPU util %", "GPU mem"];
     table.replaceChildren(el("tr", {}, cols.map((c) => el("th", {}, c))),
       ...summary.groups.map((g) => el("tr", { class: "group" },
         el("td", {}, g.group), el("td", {}, g.requests), el("td", {}, fmt(g.rps, 3)),
+        el("td", { class: "arrivals" }, g.received ? fmt(g.received_rps, 3) : "–"),
         el("td", {}, g.error_rate === null ? "–" : fmt(100 * g.error_rate) + "%"),
         el("td", {}, fmt(g.latency_ms.p50, 0)), el("td", {}, fmt(g.latency_ms.p95, 0)), el("td", {}, fmt(g.latency_ms.p99, 0)),
         el("td", {}, fmt(g.ttft_ms.p95, 0)), el("td", {}, fmt(g.queue_ms.p95, 0)),
@@ -481,8 +484,10 @@ async function renderDashboard(p) {
     const step = requests.interval_ms / 1000;
     const all = filled(requests);
     const failed = filled(errors);
+    const arrived = filled({ ...arrivals, interval_ms: requests.interval_ms, from: requests.from, to: requests.to });
     chart(charts, "requests/s (per " + requests.interval + ")", all.xs,
-      [{ label: "requests/s", values: all.counts.map((c) => c / step) }], true);
+      [{ label: "ended/s", values: all.counts.map((c) => c / step) },
+        { label: "arrived/s", values: arrived.counts.map((c) => c / step) }], true);
     chart(charts, "failed requests/s", failed.xs,
       [{ label: "failed/s", values: failed.counts.map((c) => c / step) }], true);
     // Latency, TTFT and load over the range: the summary of each of 12 slices.
@@ -491,7 +496,7 @@ async function renderDashboard(p) {
     const slices = [...Array(12).keys()].map((i) => [end - span + (i * span) / 12, end - span + ((i + 1) * span) / 12]);
     const parts = await Promise.all(slices.map(([a, b]) => api("/api/v1/llm/summary", {
       from: new Date(a).toISOString(), to: new Date(b).toISOString(), group_by: groupBy })));
-    const partial = partialNote(summary, requests, errors, ...parts);
+    const partial = partialNote(summary, requests, errors, arrivals, ...parts);
     if (partial) table.before(partial);
     const groups = [...new Set(parts.flatMap((s) => s.groups.map((g) => g.group)))];
     const sliceXs = slices.map(([a, b]) => (a + b) / 2);

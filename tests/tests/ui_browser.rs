@@ -311,6 +311,13 @@ fn the_ui_finds_a_request_explains_a_crash_and_charts_the_llm_figures() {
     );
     let rows = browser.find_all("#summary tr.group");
     assert!(rows.len() >= 3, "a row per pod");
+    // The simulated vLLM logs arrivals and no ends, as vLLM v1 does: its load shows as
+    // arrivals.
+    let vllm = browser.script(
+        "const row = [...document.querySelectorAll('#summary tr.group')].find((r) => r.cells[0].textContent.startsWith('vllm')); return row ? row.querySelector('td.arrivals').textContent : null",
+    );
+    let arrivals: f64 = vllm.as_str().and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    assert!(arrivals > 0.0, "the vLLM pod's arrivals/s: {vllm}");
     browser.screenshot("dashboard");
 }
 
