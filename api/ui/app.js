@@ -304,10 +304,11 @@ function startTail(request, results, row, status) {
   const showPeers = () => peerBox.replaceChildren(...[...peers].map(([peer, p]) =>
     el("span", { class: "peer " + p.state, "data-peer": peer, title: p.reason || "" },
       " · peer " + peer + (p.state === "following" ? " followed" : " not followed: " + (p.reason || "unavailable")))));
-  // Records oldest first (as they come), shown newest on top in one DOM change.
+  // Records oldest first (as they come), shown newest on top in one DOM change; of a burst
+  // larger than the table keeps, only the rows it keeps are made.
   const show = (records) => {
     const rows = document.createDocumentFragment();
-    for (let i = records.length - 1; i >= 0; i--) {
+    for (let i = records.length - 1; i >= Math.max(0, records.length - MAX_LIVE_ROWS); i--) {
       const r = row(records[i]);
       r.classList.add("live");
       rows.append(r);
@@ -401,7 +402,7 @@ async function renderRequest(id) {
           el("table", { class: "figures", id: "request-summary" },
             el("tr", {}, el("td", {}, "model"), el("td", {}, s.model || "–")),
             el("tr", {}, el("td", {}, "server"), el("td", {}, s.server || "–")),
-            el("tr", {}, el("td", {}, "outcome"), el("td", {}, s.outcome || "–")),
+            el("tr", {}, el("td", {}, "outcome"), el("td", {}, s.outcome || "no end logged (still running, or a server that logs none: vLLM v1 without --enable-log-outputs)")),
             el("tr", {}, el("td", {}, "HTTP status"), el("td", {}, s.http_status || "–")),
             el("tr", {}, el("td", {}, "first seen"), el("td", {}, s.first_seen)),
             el("tr", {}, el("td", {}, "last seen"), el("td", {}, s.last_seen)),
@@ -476,7 +477,10 @@ async function renderDashboard(p) {
       ...summary.groups.map((g) => el("tr", { class: "group" },
         el("td", {}, g.group), el("td", {}, g.requests), el("td", {}, fmt(g.rps, 3)),
         el("td", { class: "arrivals" }, g.received ? fmt(g.received_rps, 3) : "–"),
-        el("td", {}, g.error_rate === null ? "–" : fmt(100 * g.error_rate) + "%"),
+        el("td", { class: "error-rate", title: g.error_rate === null && g.http_error_rate !== null
+          ? "5xx share of the HTTP access log's inference calls: the server logs no request end" : "" },
+          g.error_rate !== null ? fmt(100 * g.error_rate) + "%"
+            : g.http_error_rate !== null ? fmt(100 * g.http_error_rate) + "% (HTTP 5xx)" : "–"),
         el("td", {}, fmt(g.latency_ms.p50, 0)), el("td", {}, fmt(g.latency_ms.p95, 0)), el("td", {}, fmt(g.latency_ms.p99, 0)),
         el("td", {}, fmt(g.ttft_ms.p95, 0)), el("td", {}, fmt(g.queue_ms.p95, 0)),
         el("td", {}, fmt(g.output_tokens_per_s)), el("td", {}, fmt(g.running_avg)), el("td", {}, fmt(g.kv_cache_pct_avg)),
