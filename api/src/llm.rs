@@ -60,8 +60,18 @@ pub(crate) struct GroupSummary {
     received: u64,
     /// `received` per second.
     received_rps: f64,
+    /// Ended requests that failed: aborted, incomplete, or answered 5xx.
     errors: u64,
+    /// `errors` / `requests`.
     error_rate: Option<f64>,
+    /// Inference calls in the servers' HTTP access logs (`llm.event:access` with a status;
+    /// probes and scrapes are `probe`).
+    http_responses: u64,
+    /// Those answered 5xx.
+    http_errors: u64,
+    /// `http_errors` / `http_responses`: the error rate of a server that logs no request
+    /// end (vLLM v1), whose `error_rate` is unknown.
+    http_error_rate: Option<f64>,
     latency_ms: Spread,
     ttft_ms: Spread,
     queue_ms: Spread,
@@ -124,6 +134,21 @@ fn summarise(
         s.received = g.count;
         s.received_rps = g.count as f64 / range_s;
     }
+    // Where the status is logged (llama.cpp also logs a call's start, without one).
+    let answered = of_kind(
+        RecordKind::Log,
+        Some("(llm.event:access AND http.response.status_code:>=100)"),
+    );
+    for g in stats(&answered, names::HTTP_RESPONSE_STATUS_CODE, &[50.0])? {
+        groups.entry(key(&g)).or_default().http_responses = g.count;
+    }
+    let failed_calls = of_kind(
+        RecordKind::Log,
+        Some("(llm.event:access AND http.response.status_code:>=500)"),
+    );
+    for g in stats(&failed_calls, names::HTTP_RESPONSE_STATUS_CODE, &[50.0])? {
+        groups.entry(key(&g)).or_default().http_errors = g.count;
+    }
     for g in stats(&requests, names::LLM_TTFT_MS, &PERCENTS)? {
         groups.entry(key(&g)).or_default().ttft_ms = spread(&g);
     }
@@ -168,6 +193,8 @@ fn summarise(
         .map(|(name, mut s)| {
             s.group = name;
             s.error_rate = (s.requests > 0).then(|| s.errors as f64 / s.requests as f64);
+            s.http_error_rate =
+                (s.http_responses > 0).then(|| s.http_errors as f64 / s.http_responses as f64);
             s
         })
         .collect())

@@ -277,6 +277,50 @@ async fn the_histogram_counts_per_interval_with_the_search_filters() {
 }
 
 #[tokio::test]
+async fn a_server_that_logs_no_request_end_has_an_error_rate_from_its_access_lines() {
+    // vLLM v1: arrivals and access lines, no ends; a probe failing does not count.
+    let mut records = Vec::new();
+    for (i, (path, status, event)) in [
+        ("/v1/chat/completions", 200, "access"),
+        ("/v1/chat/completions", 200, "access"),
+        ("/v1/chat/completions", 200, "access"),
+        ("/v1/chat/completions", 503, "access"),
+        ("/health", 500, "probe"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut r = at(
+            i as u64,
+            "vllm-1",
+            30,
+            RecordKind::Log,
+            &format!("\"POST {path} HTTP/1.1\" {status}"),
+        );
+        r.attributes.insert(names::LLM_EVENT, event);
+        r.attributes.insert(names::URL_PATH, path);
+        r.attributes
+            .insert(names::HTTP_RESPONSE_STATUS_CODE, status as i64);
+        records.push(r);
+    }
+    let (_dir, app) = app_with_records(records);
+    let (status, body) = get(&app, "/api/v1/llm/summary?from=now-10m&group_by=pod").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let pod = &body["groups"][0];
+    assert_eq!(pod["group"], "vllm-1", "{body}");
+    assert_eq!(
+        (pod["requests"].as_u64(), pod["error_rate"].as_f64()),
+        (Some(0), None)
+    );
+    assert_eq!(
+        (pod["http_responses"].as_u64(), pod["http_errors"].as_u64()),
+        (Some(4), Some(1)),
+        "{pod}"
+    );
+    assert_eq!(pod["http_error_rate"].as_f64(), Some(0.25));
+}
+
+#[tokio::test]
 async fn the_llm_summary_gives_rates_percentiles_errors_and_load_per_model() {
     let (_dir, app) = app_with_records(llm_records());
     let (status, body) = get(&app, "/api/v1/llm/summary?from=now-10m").await;

@@ -1138,6 +1138,17 @@ fn llm_families(llm: &LlmMetrics) -> Vec<MetricFamily> {
         }));
     }
     families.push(family(
+        "llm_http_responses_total",
+        "Inference calls' HTTP responses in the server's access log (probes and scrapes left out), by status class: the error rate of servers that log no request end (vLLM v1).",
+        MetricKind::Counter,
+        &|l, s| {
+            s.http_responses
+                .iter()
+                .map(|(class, n)| Sample::new(with(l, "code_class", class.to_string()), *n as f64))
+                .collect()
+        },
+    ));
+    families.push(family(
         "llm_requests_received_total",
         "Requests whose arrival the server logged (vLLM's and TensorRT-LLM's `Received request`): the arrival rate, also of servers that log no end.",
         MetricKind::Counter,

@@ -88,6 +88,9 @@ pub struct Series {
     pub errors: BTreeMap<String, u64>,
     /// The latest engine gauges (`llm.running`, `llm.waiting`, `llm.kv_cache_pct`, …).
     pub engine: BTreeMap<&'static str, f64>,
+    /// Inference calls' HTTP responses in the server's access log, by status class (`5xx`):
+    /// the error rate of servers that log no request end.
+    pub http_responses: BTreeMap<&'static str, u64>,
     /// Requests whose arrival was logged (`llm.event=request_received`: vLLM's and
     /// TensorRT-LLM's `Received request`): the arrival rate, also of servers that log no end.
     pub received: u64,
@@ -109,6 +112,7 @@ impl Default for Series {
             output_tokens: 0,
             errors: BTreeMap::new(),
             engine: BTreeMap::new(),
+            http_responses: BTreeMap::new(),
             received: 0,
             in_flight: None,
         }
@@ -122,6 +126,15 @@ pub struct LlmMetrics {
     /// the four label strings of every request and stats line was a sixteenth of the
     /// aggregator's thread that makes documents).
     series: Mutex<HashMap<Labels, Series>>,
+}
+
+/// `1xx` … `5xx` of an HTTP status code.
+fn status_class(code: f64) -> Option<&'static str> {
+    const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+    let class = (code / 100.0).floor();
+    (1.0..=5.0)
+        .contains(&class)
+        .then(|| CLASSES[class as usize - 1])
 }
 
 /// A record's labels, borrowed from it: hashes as [`Labels`] does (a slice of four strings)
@@ -173,10 +186,20 @@ impl LlmMetrics {
     pub fn observe(&self, record: &Record) {
         // Counted from the record, not the request tracker: an aggregator behind agents sees
         // the records only.
-        let received = record.attributes.get_str(names::LLM_EVENT) == Some("request_received");
+        let event = record.attributes.get_str(names::LLM_EVENT);
+        let received = event == Some("request_received");
+        let response_class = match event {
+            Some("access") => record
+                .attributes
+                .get(names::HTTP_RESPONSE_STATUS_CODE)
+                .and_then(|v| v.as_f64())
+                .and_then(status_class),
+            _ => None,
+        };
         let relevant = record.kind == RecordKind::Request
             || record.kind == RecordKind::EngineStats
             || received
+            || response_class.is_some()
             || record.attributes.get(names::ERROR_TYPE).is_some();
         if !relevant {
             return;
@@ -188,6 +211,9 @@ impl LlmMetrics {
         let num = |key: &str| record.attributes.get(key).and_then(|v| v.as_f64());
         if received {
             s.received += 1;
+        }
+        if let Some(class) = response_class {
+            *s.http_responses.entry(class).or_default() += 1;
         }
         match record.kind {
             RecordKind::Request => {
@@ -310,6 +336,21 @@ mod tests {
             .attributes
             .insert(names::LLM_EVENT, "request_received");
         metrics.observe(&received);
+        for (status, event) in [(503, "access"), (200, "access"), (500, "probe")] {
+            let mut access = request("vllm-0", "llama");
+            access.kind = RecordKind::Log;
+            access.attributes.insert(names::LLM_EVENT, event);
+            access
+                .attributes
+                .insert(names::HTTP_RESPONSE_STATUS_CODE, status as i64);
+            metrics.observe(&access);
+        }
+        let classes: Vec<_> = metrics
+            .snapshot()
+            .into_iter()
+            .flat_map(|(_, s)| s.http_responses)
+            .collect();
+        assert_eq!(classes, [("2xx", 1), ("5xx", 1)], "probes left out");
         let snapshot = metrics.snapshot();
         let counts: Vec<(&str, u64, u64, Option<i64>)> = snapshot
             .iter()

@@ -318,6 +318,14 @@ fn the_ui_finds_a_request_explains_a_crash_and_charts_the_llm_figures() {
     );
     let arrivals: f64 = vllm.as_str().and_then(|v| v.parse().ok()).unwrap_or(0.0);
     assert!(arrivals > 0.0, "the vLLM pod's arrivals/s: {vllm}");
+    // … and its error rate comes from its access lines.
+    let rate = browser.script(
+        "const row = [...document.querySelectorAll('#summary tr.group')].find((r) => r.cells[0].textContent.startsWith('vllm')); return row.querySelector('td.error-rate').textContent",
+    );
+    assert!(
+        rate.as_str().is_some_and(|r| r.ends_with("% (HTTP 5xx)")),
+        "the vLLM pod's error rate: {rate}"
+    );
     browser.screenshot("dashboard");
 }
 

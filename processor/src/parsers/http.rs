@@ -173,9 +173,43 @@ fn strip_digits_end(text: &str) -> Option<&str> {
     (rest.len() < text.len()).then_some(rest)
 }
 
+/// Health checks, scrapes and metadata calls (kubelet probes, Prometheus, clients listing
+/// models): `llm.event=probe`, so that `access` is the inference calls, whose statuses are
+/// the server's error rate (a probe every 10 s would otherwise outnumber a quiet model's
+/// calls).
+fn is_probe(path: &str) -> bool {
+    let path = path.split(['?', '#']).next().unwrap_or(path);
+    let path = path.strip_suffix('/').unwrap_or(path);
+    matches!(
+        path,
+        "" | "/health"
+            | "/healthz"
+            | "/health_generate"
+            | "/ping"
+            | "/ready"
+            | "/readyz"
+            | "/live"
+            | "/livez"
+            | "/metrics"
+            | "/version"
+            | "/info"
+            | "/props"
+            | "/slots"
+            | "/v1/models"
+            | "/api/tags"
+            | "/api/version"
+            | "/api/ps"
+            | "/get_model_info"
+            | "/get_server_info"
+    ) || path.starts_with("/v2/health")
+}
+
 fn set(record: &mut Record, client: Option<&str>, method: &str, path: &str, status: Option<&str>) {
     let a = &mut record.attributes;
-    a.insert(names::LLM_EVENT, "access");
+    a.insert(
+        names::LLM_EVENT,
+        if is_probe(path) { "probe" } else { "access" },
+    );
     a.insert(names::HTTP_REQUEST_METHOD, method.to_string());
     a.insert(names::URL_PATH, path.to_string());
     if let Some(client) = client {
@@ -189,6 +223,36 @@ fn set(record: &mut Record, client: Option<&str>, method: &str, path: &str, stat
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn probes_and_scrapes_are_not_inference_calls() {
+        for (path, event) in [
+            ("/v1/chat/completions", "access"),
+            ("/generate", "access"),
+            ("/v2/models/ensemble/generate", "access"),
+            ("/health", "probe"),
+            ("/metrics", "probe"),
+            ("/v1/models", "probe"),
+            ("/v2/health/ready", "probe"),
+            ("/health?verbose=1", "probe"),
+            ("/", "probe"),
+        ] {
+            let mut r = Record::log(
+                model::RecordId(1),
+                model::Timestamp::from_unix_nanos(0),
+                model::Timestamp::from_unix_nanos(0),
+                std::sync::Arc::default(),
+                String::new(),
+            );
+            let line = format!("INFO:     10.0.0.1:5000 - \"GET {path} HTTP/1.1\" 200 OK");
+            assert!(apply(&line, &mut r), "{line}");
+            assert_eq!(
+                r.attributes.get_str(names::LLM_EVENT),
+                Some(event),
+                "{path}"
+            );
+        }
+    }
 
     /// The regex `uvicorn_access` replaces, as the reference for what it must read.
     fn by_regex(text: &str) -> Option<UvicornAccess<'_>> {
