@@ -304,7 +304,15 @@ impl MetricsBackend for PipelineMetrics {
                 samples: vec![Sample::new(vec![], field(&stats) as f64)],
             }));
         }
-        families.extend(llm_families(&self.llm));
+        // A node agent publishing to Kafka parses the records the aggregators count again:
+        // both exporting the LLM figures would double every sum over a scrape of both. It
+        // keeps the one figure only the reader of the lines' order has.
+        let agent = self.index.is_none() && !self.kafka_sinks.is_empty();
+        families.extend(
+            llm_families(&self.llm)
+                .into_iter()
+                .filter(|f| !agent || f.name == "llm_requests_in_flight"),
+        );
         families.push(MetricFamily {
             name: "infersight_pipeline_restarts_total",
             help: "Times the pipeline failed while running and was started again in this process (the log says why; e.g. the data disk was full).",

@@ -347,8 +347,8 @@ mod tests {
         }
         let classes: Vec<_> = metrics
             .snapshot()
-            .into_iter()
-            .flat_map(|(_, s)| s.http_responses)
+            .into_values()
+            .flat_map(|s| s.http_responses)
             .collect();
         assert_eq!(classes, [("2xx", 1), ("5xx", 1)], "probes left out");
         let snapshot = metrics.snapshot();

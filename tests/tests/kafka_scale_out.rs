@@ -266,6 +266,57 @@ fn two_aggregators_behind_kafka_index_every_line_once_through_a_restart_of_each_
         messages > 0.0 && messages * 4.0 < acked,
         "{messages} messages for {acked} records: packed"
     );
+    // LLM figures: the aggregators count them from the records, and the agent exports only
+    // what needs the lines' order (in flight), so a scrape of both does not double a sum.
+    tests::append_cri(
+        &logs,
+        "ks",
+        "vllm-0",
+        "vllm",
+        &[
+            (
+                "stdout",
+                "INFO 01-17 03:11:25 async_llm_engine.py:436] Received request cmpl-1: prompt: None.",
+            ),
+            (
+                "stdout",
+                "INFO 01-17 03:11:26 async_llm_engine.py:134] Finished request cmpl-1.",
+            ),
+            (
+                "stdout",
+                "INFO 01-17 03:11:27 async_llm_engine.py:436] Received request cmpl-2: prompt: None.",
+            ),
+        ],
+    );
+    let received = || {
+        [&a, &b]
+            .iter()
+            .map(|r| metric(r, "llm_requests_received_total"))
+            .sum::<f64>()
+    };
+    wait_until("the aggregators to count the vLLM requests", wait, || {
+        received() >= 2.0
+    });
+    let finished: f64 = [&a, &b]
+        .iter()
+        .map(|r| metric(r, "llm_requests_total"))
+        .sum();
+    assert_eq!((received(), finished), (2.0, 1.0));
+    let agent_metrics = agent.get_text("/metrics").1;
+    assert_eq!(tests::metric_sum(&agent_metrics, "llm_requests_total"), 0.0);
+    assert_eq!(
+        tests::metric_sum(&agent_metrics, "llm_requests_received_total"),
+        0.0
+    );
+    assert_eq!(
+        tests::metric_value(
+            &agent_metrics,
+            "llm_requests_in_flight{",
+            &["pod=\"vllm-0\""]
+        ),
+        Some(1.0),
+        "cmpl-2, on the agent"
+    );
     // Records went through since the outage: neither side says it is failing any more.
     assert_eq!(kafka_status(&agent, "sinks").0, "ok");
     assert_eq!(kafka_status(&a, "sources").0, "ok");
