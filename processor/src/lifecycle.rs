@@ -162,8 +162,10 @@ impl RequestTracker {
         // requests end in a line; known before the timeout below judges its open requests.
         let finishes = matches!(event, "request_finished" | "response" | "response_started")
             || (server == "llamacpp" && record.body.contains("stop processing"));
-        if finishes && record.attributes.get(names::LLM_REQUEST_ID).is_some() {
-            self.finishes_in(&scope(record), record.timestamp);
+        let finished_in = (finishes && record.attributes.get(names::LLM_REQUEST_ID).is_some())
+            .then(|| scope(record));
+        if let Some(scope) = &finished_in {
+            self.finishes_in(scope, record.timestamp);
         }
         self.expire(record.timestamp, out);
         // TGI/TEI: the whole request in one line.
@@ -182,7 +184,7 @@ impl RequestTracker {
         let Some(id) = record.attributes.get_str(names::LLM_REQUEST_ID) else {
             return;
         };
-        let scope = scope(record);
+        let scope = finished_in.unwrap_or_else(|| scope(record));
         match (server, event) {
             (_, "request_received") => self.start(scope, id.to_string(), record),
             (_, "response_started") => {
