@@ -1,6 +1,8 @@
 //! Pods → `k8s_object` records when something an SRE cares about changes: the phase, a
 //! container restart (with why its last run ended: `OOMKilled`, exit code 137), a container
-//! starting to wait (`CrashLoopBackOff`, `ImagePullBackOff`) or running again.
+//! starting to wait (`CrashLoopBackOff`, `ImagePullBackOff`) or running again, and the pod's
+//! deletion (`k8s.pod.phase=Deleted`, so that the newest record about a pod says whether it
+//! is still there).
 //!
 //! [`PodTracker`] keeps the last state seen per pod uid and reports only differences, so a
 //! relist (after a dropped watch or 410 Expired) that resends unchanged pods reports
@@ -177,11 +179,27 @@ impl PodTracker {
         out
     }
 
-    /// Forgets a deleted pod.
-    pub fn deleted(&mut self, pod: &Pod) {
-        if let Some(uid) = &pod.metadata.uid {
-            self.pods.deleted(uid, key(pod));
-        }
+    /// Forgets a deleted pod; its record says it is gone.
+    pub fn deleted(&mut self, pod: &Pod) -> Option<Record> {
+        let uid = pod.metadata.uid.as_ref()?;
+        self.pods.deleted(uid, key(pod));
+        let name = pod.metadata.name.as_deref().unwrap_or_default();
+        let at = pod
+            .metadata
+            .deletion_timestamp
+            .as_ref()
+            .map_or_else(Timestamp::now, |t| k8s_time(t.0));
+        let mut r = object_record(
+            uid,
+            "deleted",
+            resource_version(&pod.metadata),
+            at,
+            pod_resource(pod),
+            format!("pod {name} was deleted"),
+        );
+        r.severity = Some(Severity::Info);
+        r.attributes.insert(names::K8S_POD_PHASE, "Deleted");
+        Some(r)
     }
 
     /// Pods remembered.
@@ -419,5 +437,17 @@ mod tests {
             again.iter().any(|r| r.id == restart.id),
             "a tracker that forgot names the same change the same"
         );
+
+        // Deleted: one record says so, and the pod is forgotten.
+        let gone = tracker.deleted(healthy).expect("a record of the deletion");
+        assert_eq!(
+            gone.attributes.get_str(names::K8S_POD_PHASE),
+            Some("Deleted")
+        );
+        assert_eq!(
+            gone.resource_str(names::K8S_POD_NAME),
+            healthy.metadata.name.as_deref()
+        );
+        assert_eq!(tracker.len(), 1, "only the crashing pod is remembered");
     }
 }

@@ -282,8 +282,7 @@ impl KubeSource {
                 }
                 Step::Deleted(p) => {
                     self.pod_metadata.deleted(&p);
-                    self.pods.deleted(&p);
-                    (Vec::new(), false)
+                    (self.pods.deleted(&p).into_iter().collect(), false)
                 }
                 Step::Nothing => (Vec::new(), false),
             },
