@@ -17,6 +17,7 @@ mod metrics;
 mod openapi;
 mod params;
 mod peers;
+mod pods;
 mod requests;
 mod search;
 mod shard;
@@ -69,6 +70,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/llm/summary", get(llm::summary))
         .route("/api/v1/tail", get(tail::tail))
         .route("/api/v1/incidents", get(incidents::incidents))
+        .route("/api/v1/pods", get(pods::pods))
         .route("/api/v1/status", get(status::status))
         .route("/api/v1/shard/search", post(shard::search))
         .route("/api/v1/shard/histogram", post(shard::histogram))

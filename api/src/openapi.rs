@@ -31,6 +31,7 @@ impl utoipa::Modify for BearerScheme {
         crate::llm::summary,
         crate::tail::tail,
         crate::incidents::incidents,
+        crate::pods::pods,
         crate::status::status,
         crate::metrics::metrics,
         crate::healthz,

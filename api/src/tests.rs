@@ -5,7 +5,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use indexer::{IndexStore, SinkOptions};
 use model::{AttrValue, Attributes, Batch, Record, RecordId, RecordKind, Timestamp, names};
-use serde_json::Value;
+use serde_json::{Value, json};
 use tower::ServiceExt;
 
 fn app_with(lines: &[(&str, &str)]) -> (tempfile::TempDir, Router) {
@@ -513,6 +513,7 @@ async fn the_openapi_document_covers_every_endpoint_and_real_answers_fit_it() {
             "200",
         ),
         ("/api/v1/incidents?from=now-1h", "/api/v1/incidents", "200"),
+        ("/api/v1/pods?from=now-1h", "/api/v1/pods", "200"),
         ("/healthz", "/healthz", "200"),
         ("/readyz", "/readyz", "200"),
     ] {
@@ -540,6 +541,127 @@ async fn the_openapi_document_covers_every_endpoint_and_real_answers_fit_it() {
         violations.iter().any(|v| v.contains("$.total")),
         "{violations:?}"
     );
+}
+
+/// A pod's change record as the `kube` source writes it: about pod `pod` (uid `pod-uid`),
+/// `secs_ago`, of its container `container` when given, with `attrs`.
+fn pod_change(
+    n: u64,
+    pod: &str,
+    container: Option<&str>,
+    secs_ago: i64,
+    attrs: &[(&'static str, model::AttrValue)],
+) -> Record {
+    let mut r = at(n, pod, secs_ago, RecordKind::K8sObject, "pod change");
+    let mut resource: Attributes = [
+        (names::K8S_NAMESPACE_NAME, AttrValue::from("llm")),
+        (names::K8S_POD_NAME, AttrValue::from(pod)),
+        (names::K8S_POD_UID, AttrValue::from(format!("{pod}-uid"))),
+        (names::K8S_NODE_NAME, AttrValue::from("gpu-node-1")),
+    ]
+    .into_iter()
+    .collect();
+    if let Some(c) = container {
+        resource.insert(names::K8S_CONTAINER_NAME, c);
+    }
+    r.resource = Arc::new(resource);
+    r.attributes.insert(names::K8S_OBJECT_KIND, "Pod");
+    for (k, v) in attrs {
+        r.attributes.insert(*k, v.clone());
+    }
+    r
+}
+
+#[tokio::test]
+async fn pods_show_their_newest_state_and_deleted_ones_are_gone() {
+    use model::AttrValue as V;
+    let phase = |p: &str| (names::K8S_POD_PHASE, V::from(p));
+    let restarts = |n: i64| (names::K8S_CONTAINER_RESTART_COUNT, V::Int(n));
+    let records = vec![
+        // vllm-0: running, then OOMKilled three times and now backing off.
+        pod_change(1, "vllm-0", None, 3000, &[phase("Running")]),
+        pod_change(
+            2,
+            "vllm-0",
+            Some("vllm"),
+            600,
+            &[
+                phase("Running"),
+                restarts(3),
+                (
+                    names::K8S_CONTAINER_LAST_TERMINATED_REASON,
+                    V::from("OOMKilled"),
+                ),
+                (names::K8S_CONTAINER_LAST_TERMINATED_EXIT_CODE, V::Int(137)),
+            ],
+        ),
+        pod_change(
+            3,
+            "vllm-0",
+            Some("vllm"),
+            590,
+            &[
+                phase("Running"),
+                restarts(3),
+                (
+                    names::K8S_CONTAINER_WAITING_REASON,
+                    V::from("CrashLoopBackOff"),
+                ),
+            ],
+        ),
+        // tgi-0: backed off once, then ran again.
+        pod_change(
+            4,
+            "tgi-0",
+            Some("tgi"),
+            500,
+            &[
+                phase("Running"),
+                restarts(1),
+                (
+                    names::K8S_CONTAINER_WAITING_REASON,
+                    V::from("CrashLoopBackOff"),
+                ),
+            ],
+        ),
+        pod_change(
+            5,
+            "tgi-0",
+            Some("tgi"),
+            400,
+            &[phase("Running"), restarts(1)],
+        ),
+        // old-0: replaced by a rollout.
+        pod_change(6, "old-0", None, 900, &[phase("Running")]),
+        pod_change(7, "old-0", None, 800, &[phase("Deleted")]),
+    ];
+    let (_dir, app) = app_with_records(records);
+    let (status, body) = get(&app, "/api/v1/pods?from=now-2h").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let pods = body["pods"].as_array().unwrap();
+    let names: Vec<&str> = pods.iter().filter_map(|p| p["pod"].as_str()).collect();
+    assert_eq!(
+        names,
+        ["tgi-0", "vllm-0"],
+        "the deleted pod is gone: {body}"
+    );
+    let (tgi, vllm) = (&pods[0], &pods[1]);
+    assert_eq!(
+        (&vllm["phase"], &vllm["restarts"], &vllm["node"]),
+        (&json!("Running"), &json!(3), &json!("gpu-node-1"))
+    );
+    assert_eq!(
+        vllm["containers"],
+        json!([{"name": "vllm", "restarts": 3, "waiting": "CrashLoopBackOff",
+                "last_termination": "OOMKilled", "last_exit_code": 137}])
+    );
+    assert_eq!(
+        tgi["containers"],
+        json!([{"name": "tgi", "restarts": 1}]),
+        "running again: no longer waiting"
+    );
+    let (status, _) = get(&app, "/api/v1/pods?q=oom").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
 }
 
 /// A vLLM pod that ran out of GPU memory, was OOMKilled and restarted in a loop, and a TGI

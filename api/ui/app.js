@@ -464,18 +464,34 @@ async function renderDashboard(p) {
   page.replaceChildren(controls, table, charts);
   const from = "now-" + range;
   try {
-    const [summary, requests, errors, arrivals] = await Promise.all([
+    const byPod = groupBy === "pod";
+    const [summary, requests, errors, arrivals, pods] = await Promise.all([
       api("/api/v1/llm/summary", { from, group_by: groupBy }),
       api("/api/v1/histogram", { from, kind: "request" }),
       api("/api/v1/histogram", { from, kind: "request", q: FAILED }),
       api("/api/v1/histogram", { from, kind: "log", q: "llm.event:request_received" }),
+      // Each pod's state (phase, restarts, why a container waits) beside its figures.
+      byPod ? api("/api/v1/pods").catch(() => ({ pods: [] })) : { pods: [] },
     ]);
+    const podState = new Map(pods.pods.map((p) => [p.pod, p]));
+    const stateCell = (name) => {
+      const p = podState.get(name);
+      if (!p) return el("td", { class: "pod-state muted" }, "–");
+      const waiting = p.containers.find((c) => c.waiting);
+      const ended = p.containers.find((c) => c.last_termination);
+      const text = waiting ? waiting.waiting : p.phase || "?";
+      return el("td", { class: "pod-state" + (waiting || p.phase !== "Running" ? " warn" : ""),
+        title: ended ? "last run of " + ended.name + " ended: " + ended.last_termination
+          + (ended.last_exit_code !== undefined ? ", exit code " + ended.last_exit_code : "") : "" }, text);
+    };
     // Ended requests and arrivals apart: vLLM v1 logs its requests' arrivals only.
-    const cols = ["group", "requests", "rps", "arrivals/s", "error rate", "p50 ms", "p95 ms", "p99 ms", "TTFT p95", "queue p95",
+    const cols = ["group", ...(byPod ? ["status", "restarts"] : []), "requests", "rps", "arrivals/s", "error rate", "p50 ms", "p95 ms", "p99 ms", "TTFT p95", "queue p95",
       "tokens/s", "running", "KV %", "GPU util %", "GPU mem"];
     table.replaceChildren(el("tr", {}, cols.map((c) => el("th", {}, c))),
       ...summary.groups.map((g) => el("tr", { class: "group" },
-        el("td", {}, g.group), el("td", {}, g.requests), el("td", {}, fmt(g.rps, 3)),
+        el("td", {}, g.group),
+        byPod ? [stateCell(g.group), el("td", { class: "restarts" }, podState.has(g.group) ? podState.get(g.group).restarts : "–")] : [],
+        el("td", {}, g.requests), el("td", {}, fmt(g.rps, 3)),
         el("td", { class: "arrivals" }, g.received ? fmt(g.received_rps, 3) : "–"),
         el("td", { class: "error-rate", title: g.error_rate === null && g.http_error_rate !== null
           ? "5xx share of the HTTP access log's inference calls: the server logs no request end" : "" },
@@ -500,7 +516,7 @@ async function renderDashboard(p) {
     const slices = [...Array(12).keys()].map((i) => [end - span + (i * span) / 12, end - span + ((i + 1) * span) / 12]);
     const parts = await Promise.all(slices.map(([a, b]) => api("/api/v1/llm/summary", {
       from: new Date(a).toISOString(), to: new Date(b).toISOString(), group_by: groupBy })));
-    const partial = partialNote(summary, requests, errors, arrivals, ...parts);
+    const partial = partialNote(summary, requests, errors, arrivals, pods, ...parts);
     if (partial) table.before(partial);
     const groups = [...new Set(parts.flatMap((s) => s.groups.map((g) => g.group)))];
     const sliceXs = slices.map(([a, b]) => (a + b) / 2);

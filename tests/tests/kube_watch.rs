@@ -305,11 +305,12 @@ async fn run_with_kube_api_turns_an_oom_kill_into_an_incident_and_indexes_the_ev
             |b| b["total"] == 7,
         );
         let (_, metrics) = running.get_text("/metrics");
+        let (_, pods) = running.get("/api/v1/pods");
         let (status, _) = running.terminate(Duration::from_secs(30));
         assert!(status.success(), "a clean stop");
-        (incidents, events, objects, metrics, line)
+        (incidents, events, objects, metrics, line, pods)
     });
-    let (incidents, events, objects, metrics, line) =
+    let (incidents, events, objects, metrics, line, pods) =
         tokio::time::timeout(Duration::from_secs(120), checked)
             .await
             .expect("a guard, not a wait")
@@ -347,6 +348,15 @@ async fn run_with_kube_api_turns_an_oom_kill_into_an_incident_and_indexes_the_ev
         .filter_map(|h| h["body"].as_str())
         .collect();
     assert!(bodies.iter().any(|b| b.contains("OOMKilled")), "{bodies:?}");
+    // The pod's state now, from the same records.
+    assert_eq!(
+        pods["pods"],
+        json!([{"namespace": namespace, "pod": name, "node": pods["pods"][0]["node"],
+            "phase": "Running", "restarts": 1, "updated": pods["pods"][0]["updated"],
+            "containers": [{"name": "vllm", "restarts": 1, "waiting": "CrashLoopBackOff",
+                "last_termination": "OOMKilled", "last_exit_code": 137}]}]),
+        "{pods}"
+    );
     assert!(
         bodies
             .iter()

@@ -1,0 +1,227 @@
+//! `GET /api/v1/pods?from=&to=&namespace=&pod=`: each pod's state as the newest records
+//! about it say: its phase, its containers' restarts, why one waits (`CrashLoopBackOff`)
+//! and how its last run ended (`OOMKilled`, exit code 137).
+//!
+//! Read from the `k8s_object` records the `kube` source writes on each change (DESIGN.md
+//! §3), not from a live watch: a node agent's, a local pipeline's and every aggregator's
+//! index answer alike, and a pod's state is known as of its newest change in the range. A
+//! pod whose newest record says it was deleted is left out.
+
+use crate::params::{Coverage, Filters, blocking};
+use crate::{ApiError, ApiState, SearchBackend};
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use indexer::{IndexError, MAX_LIMIT, SearchRequest};
+use model::{Record, RecordKind, Timestamp, names};
+use std::collections::BTreeMap;
+
+/// Without `from`, changes of this long before `to`: a steady pod records nothing for days.
+const DEFAULT_RANGE: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+/// Change records read at most, newest first.
+const MAX_CHANGES: usize = 20 * MAX_LIMIT;
+
+/// One container's state.
+#[derive(serde::Serialize, utoipa::ToSchema, Default)]
+pub(crate) struct ContainerState {
+    name: String,
+    /// Restarts, as of its newest change.
+    restarts: i64,
+    /// Why it waits (`CrashLoopBackOff`, `ImagePullBackOff`); absent when it runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    waiting: Option<String>,
+    /// Why its last run ended (`OOMKilled`, `Error`, `Completed`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_termination: Option<String>,
+    /// Its last run's exit code (137: killed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_exit_code: Option<i64>,
+}
+
+/// One pod's state.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct PodState {
+    namespace: Option<String>,
+    pod: String,
+    node: Option<String>,
+    /// Pending, Running, Succeeded, Failed or Unknown.
+    phase: Option<String>,
+    /// Restarts of all its containers.
+    restarts: i64,
+    containers: Vec<ContainerState>,
+    /// Its newest change.
+    #[schema(value_type = String, format = DateTime)]
+    updated: Timestamp,
+}
+
+/// Pods by namespace and name.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct PodsResponse {
+    #[schema(value_type = String, format = DateTime)]
+    from: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
+    to: Timestamp,
+    pods: Vec<PodState>,
+    /// Whether more changes matched than were read (the oldest pods may be missing).
+    truncated: bool,
+    /// Which aggregators answered.
+    #[serde(flatten)]
+    coverage: Coverage,
+}
+
+/// What one change record says of its pod and container, newest record first: each
+/// fact is taken from the newest record that tells it.
+#[derive(Default)]
+struct Seen {
+    state: Option<PodState>,
+    deleted: bool,
+    containers: BTreeMap<String, (ContainerState, bool, bool)>,
+}
+
+impl Seen {
+    fn add(&mut self, r: &Record) {
+        let phase = r.attributes.get_str(names::K8S_POD_PHASE);
+        if self.state.is_none() {
+            self.deleted = phase == Some("Deleted");
+            self.state = Some(PodState {
+                namespace: r
+                    .resource_str(names::K8S_NAMESPACE_NAME)
+                    .map(str::to_string),
+                pod: r
+                    .resource_str(names::K8S_POD_NAME)
+                    .or_else(|| r.attributes.get_str(names::K8S_OBJECT_NAME))
+                    .unwrap_or_default()
+                    .to_string(),
+                node: r.resource_str(names::K8S_NODE_NAME).map(str::to_string),
+                phase: phase.map(str::to_string),
+                restarts: 0,
+                containers: Vec::new(),
+                updated: r.timestamp,
+            });
+        }
+        let Some(name) = r.resource_str(names::K8S_CONTAINER_NAME) else {
+            return;
+        };
+        let (c, waiting_known, ended_known) =
+            self.containers.entry(name.to_string()).or_insert_with(|| {
+                let restarts = r
+                    .attributes
+                    .get(names::K8S_CONTAINER_RESTART_COUNT)
+                    .and_then(|v| v.as_f64())
+                    .unwrap_or(0.0) as i64;
+                (
+                    ContainerState {
+                        name: name.to_string(),
+                        restarts,
+                        ..ContainerState::default()
+                    },
+                    false,
+                    false,
+                )
+            });
+        // A restart record tells how the last run ended; a waiting record (with a reason,
+        // or without one: running again) tells whether it waits.
+        let ended = r
+            .attributes
+            .get(names::K8S_CONTAINER_LAST_TERMINATED_REASON)
+            .is_some()
+            || r.attributes
+                .get(names::K8S_CONTAINER_LAST_TERMINATED_EXIT_CODE)
+                .is_some();
+        if ended && !*ended_known {
+            *ended_known = true;
+            c.last_termination = r
+                .attributes
+                .get_str(names::K8S_CONTAINER_LAST_TERMINATED_REASON)
+                .map(str::to_string);
+            c.last_exit_code = r
+                .attributes
+                .get(names::K8S_CONTAINER_LAST_TERMINATED_EXIT_CODE)
+                .and_then(|v| v.as_f64())
+                .map(|v| v as i64);
+        } else if !ended && !*waiting_known {
+            *waiting_known = true;
+            c.waiting = r
+                .attributes
+                .get_str(names::K8S_CONTAINER_WAITING_REASON)
+                .map(str::to_string);
+        }
+    }
+
+    fn finish(self) -> Option<PodState> {
+        let mut state = self.state.filter(|_| !self.deleted)?;
+        state.containers = self.containers.into_values().map(|(c, ..)| c).collect();
+        state.restarts = state.containers.iter().map(|c| c.restarts).sum();
+        Some(state)
+    }
+}
+
+fn find_pods(
+    backend: &dyn SearchBackend,
+    base: &SearchRequest,
+) -> Result<(Vec<PodState>, bool), IndexError> {
+    let request = SearchRequest {
+        query: format!("attributes.{}:Pod", names::K8S_OBJECT_KIND),
+        kind: Some(RecordKind::K8sObject),
+        limit: MAX_LIMIT,
+        ..base.clone()
+    };
+    let mut seen: BTreeMap<String, Seen> = BTreeMap::new();
+    let (mut cursor, mut read, mut truncated) = (None, 0, false);
+    loop {
+        let page = backend.search_page(&request, cursor.as_deref())?;
+        for r in &page.results.hits {
+            let Some(uid) = r.resource_str(names::K8S_POD_UID) else {
+                continue;
+            };
+            seen.entry(uid.to_string()).or_default().add(r);
+        }
+        read += page.results.hits.len();
+        cursor = page.next_cursor;
+        if cursor.is_none() || page.results.hits.is_empty() {
+            break;
+        }
+        if read >= MAX_CHANGES {
+            truncated = true;
+            break;
+        }
+    }
+    let mut pods: Vec<PodState> = seen.into_values().filter_map(Seen::finish).collect();
+    pods.sort_by(|a, b| (&a.namespace, &a.pod).cmp(&(&b.namespace, &b.pod)));
+    Ok((pods, truncated))
+}
+
+/// Every pod's state as of its newest change in the range (default: the last 7 days):
+/// phase, node, each container's restarts, waiting reason and last termination. Deleted
+/// pods are left out.
+#[utoipa::path(get, path = "/api/v1/pods", tag = "kubernetes",
+    params(Filters),
+    responses(
+        (status = 200, description = "Pods", body = PodsResponse),
+        (status = 400, description = "A mistake in the request", body = crate::error::ErrorBody),
+        (status = 401, description = "Missing or wrong token", body = crate::error::ErrorBody),
+    ),
+    security((), ("bearer" = [])),
+)]
+pub(crate) async fn pods(
+    State(state): State<ApiState>,
+    params: Result<Query<Filters>, QueryRejection>,
+) -> Result<Json<PodsResponse>, ApiError> {
+    let Query(filters) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    if filters.kind.as_deref().is_some_and(|k| !k.is_empty())
+        || filters.q.as_deref().is_some_and(|q| !q.trim().is_empty())
+    {
+        return Err(ApiError::bad_request(
+            "pods are found by their own query: give only from, to, namespace, pod",
+        ));
+    }
+    let (base, from, to) = filters.to_bounded_request(Timestamp::now(), DEFAULT_RANGE)?;
+    let ((pods, truncated), coverage) = blocking(&state, move |b| find_pods(b, &base)).await?;
+    Ok(Json(PodsResponse {
+        from,
+        to,
+        pods,
+        truncated,
+        coverage,
+    }))
+}
