@@ -341,13 +341,7 @@ pub(crate) async fn incidents(
     params: Result<Query<Filters>, QueryRejection>,
 ) -> Result<Json<IncidentsResponse>, ApiError> {
     let Query(filters) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    if filters.kind.as_deref().is_some_and(|k| !k.is_empty())
-        || filters.q.as_deref().is_some_and(|q| !q.trim().is_empty())
-    {
-        return Err(ApiError::bad_request(
-            "incidents are found by their own query: give only from, to, namespace, pod, container",
-        ));
-    }
+    filters.scope_only("incidents")?;
     let (base, from, to) = filters.to_bounded_request(
         Timestamp::now(),
         std::time::Duration::from_nanos(DEFAULT_RANGE as u64),

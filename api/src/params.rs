@@ -88,6 +88,19 @@ impl Filters {
 }
 
 impl Filters {
+    /// Refuses `q` and `kind` for an endpoint that finds its records by its own query
+    /// (`what` names them: "incidents", "pods"): the filters may only narrow the scope.
+    pub(crate) fn scope_only(&self, what: &str) -> Result<(), ApiError> {
+        if self.kind.as_deref().is_some_and(|k| !k.is_empty())
+            || self.q.as_deref().is_some_and(|q| !q.trim().is_empty())
+        {
+            return Err(ApiError::bad_request(format!(
+                "{what} are found by their own query: give only from, to, namespace, pod, container"
+            )));
+        }
+        Ok(())
+    }
+
     /// The search these filters ask for over a closed range: `to` defaults to now, `from`
     /// to `default_range` before `to`. Returns the request and its `from` and `to`.
     pub(crate) fn to_bounded_request(

@@ -208,13 +208,7 @@ pub(crate) async fn pods(
     params: Result<Query<Filters>, QueryRejection>,
 ) -> Result<Json<PodsResponse>, ApiError> {
     let Query(filters) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    if filters.kind.as_deref().is_some_and(|k| !k.is_empty())
-        || filters.q.as_deref().is_some_and(|q| !q.trim().is_empty())
-    {
-        return Err(ApiError::bad_request(
-            "pods are found by their own query: give only from, to, namespace, pod",
-        ));
-    }
+    filters.scope_only("pods")?;
     let (base, from, to) = filters.to_bounded_request(Timestamp::now(), DEFAULT_RANGE)?;
     let ((pods, truncated), coverage) = blocking(&state, move |b| find_pods(b, &base)).await?;
     Ok(Json(PodsResponse {

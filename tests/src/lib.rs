@@ -116,6 +116,20 @@ fn wait_or_fail(
     }
 }
 
+/// `run --logs-dir L --data-dir D --listen 127.0.0.1:PORT` (0: any free port); a fixed port
+/// lets a restarted pipeline come back where its clients (a browser, a test) look.
+pub fn run_args(logs_dir: &Path, data_dir: &Path, port: u16) -> Vec<std::ffi::OsString> {
+    vec![
+        "run".into(),
+        "--logs-dir".into(),
+        logs_dir.into(),
+        "--data-dir".into(),
+        data_dir.into(),
+        "--listen".into(),
+        format!("127.0.0.1:{port}").into(),
+    ]
+}
+
 /// A running `infersight run`, stopped (SIGKILL) when dropped.
 pub struct Running {
     child: Child,
@@ -128,14 +142,7 @@ impl Running {
     /// Starts `infersight run --logs-dir L --data-dir D --listen 127.0.0.1:0 <extra>` and
     /// waits until it says where it listens.
     pub fn start(logs_dir: &Path, data_dir: &Path, extra: &[&str]) -> Running {
-        let mut args: Vec<std::ffi::OsString> =
-            vec!["run".into(), "--logs-dir".into(), logs_dir.into()];
-        args.extend([
-            "--data-dir".into(),
-            data_dir.into(),
-            "--listen".into(),
-            "127.0.0.1:0".into(),
-        ]);
+        let mut args = run_args(logs_dir, data_dir, 0);
         args.extend(extra.iter().map(Into::into));
         Running::spawn(&args).0
     }

@@ -12,7 +12,6 @@
 //! `kafka_scale_out.rs`; dropped and failing Kubernetes API connections are
 //! `kube_watch.rs`.)
 
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -88,19 +87,6 @@ impl Load {
     }
 }
 
-fn args(logs: &Path, data: &Path, port: u16) -> Vec<OsString> {
-    vec![
-        "run".into(),
-        "--logs-dir".into(),
-        logs.into(),
-        "--data-dir".into(),
-        data.into(),
-        // A fixed port: the API comes back on it when the pipeline restarts.
-        "--listen".into(),
-        format!("127.0.0.1:{port}").into(),
-    ]
-}
-
 /// Polls (the API answering is the event) until `expected` log records are searchable.
 fn wait_for_all(running: &Running, expected: u64, within: Duration) {
     let deadline = Instant::now() + within;
@@ -172,7 +158,7 @@ fn a_full_data_disk_stops_indexing_until_space_is_freed_then_everything_is_index
     };
     let load = Load::start(&logs);
     let port = tests::free_port();
-    let (running, _) = Running::spawn(&args(&logs, &disk.0, port));
+    let (running, _) = Running::spawn(&tests::run_args(&logs, &disk.0, port));
 
     wait_until(
         "the disk to fill and the pipeline to fail",
@@ -228,7 +214,7 @@ fn log_directories_that_cannot_be_listed_for_a_while_lose_and_double_nothing() {
     assert!(status.is_ok_and(|s| s.success()), "chown the data dir");
     let load = Load::start(&logs);
     let port = tests::free_port();
-    let (running, _) = Running::spawn_as_nobody(&args(&logs, &data, port));
+    let (running, _) = Running::spawn_as_nobody(&tests::run_args(&logs, &data, port));
     running.wait_for("/api/v1/search?q=*&limit=1", Duration::from_secs(60), |b| {
         b["total"].as_u64().unwrap_or(0) > 0
     });

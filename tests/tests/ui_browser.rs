@@ -336,17 +336,8 @@ fn start_with_dead_peer(
     port: u16,
     dead: u16,
 ) -> Running {
-    let args: Vec<std::ffi::OsString> = vec![
-        "run".into(),
-        "--logs-dir".into(),
-        logs.into(),
-        "--data-dir".into(),
-        data.into(),
-        "--listen".into(),
-        format!("127.0.0.1:{port}").into(),
-        "--peers".into(),
-        format!("127.0.0.1:{dead}").into(),
-    ];
+    let mut args = tests::run_args(logs, data, port);
+    args.extend(["--peers".into(), format!("127.0.0.1:{dead}").into()]);
     Running::spawn(&args).0
 }
 
