@@ -16,7 +16,10 @@
 //! and, without `--enable-log-outputs`, no end at all (an `Aborted request` only for the
 //! aborted): there every request would time out as a false `request_incomplete` warning and
 //! count in flight for ten minutes. Until a container logs a finish its requests are not
-//! counted in flight, and are dropped quietly (counted as `unended`) at the timeout.
+//! counted in flight, are kept only `unended_timeout` (a minute: long enough to meet the
+//! first finish of a server that does log them), are the first evicted when the table is
+//! full (a busy vLLM v1 must not push out the requests of a llama.cpp beside it), and are
+//! dropped quietly (counted as `unended`).
 
 use crate::metrics::LlmMetrics;
 use model::{Attributes, Record, RecordKind, Severity, Timestamp, names};
@@ -32,6 +35,8 @@ pub struct LifecycleLimits {
     pub max_open: usize,
     /// A request open this long (by its lines' timestamps) is emitted as incomplete.
     pub timeout_nanos: i64,
+    /// A request of a container that has logged no request's end is kept this long.
+    pub unended_timeout_nanos: i64,
 }
 
 impl Default for LifecycleLimits {
@@ -39,6 +44,7 @@ impl Default for LifecycleLimits {
         LifecycleLimits {
             max_open: 20_000,
             timeout_nanos: 10 * 60 * 1_000_000_000,
+            unended_timeout_nanos: 60 * 1_000_000_000,
         }
     }
 }
@@ -78,7 +84,11 @@ pub struct RequestTracker {
     limits: LifecycleLimits,
     metrics: Option<Arc<LlmMetrics>>,
     open: HashMap<Key, Open>,
+    /// Starts of requests of containers that log ends, oldest first (stale ones included:
+    /// see [`is_current`]).
     order: VecDeque<(Key, Timestamp)>,
+    /// Starts of requests of containers that have logged no end yet, oldest first.
+    order_unended: VecDeque<(Key, Timestamp)>,
     evicted: u64,
     /// Containers that log requests' normal ends, with the time of the last one.
     finishing: HashMap<Arc<str>, Timestamp>,
@@ -246,8 +256,13 @@ impl RequestTracker {
     }
 
     fn start(&mut self, scope: Arc<str>, id: String, record: &Record) {
+        // Full: the requests least likely to see an end go first.
         while self.open.len() >= self.limits.max_open {
-            let Some((key, started)) = self.order.pop_front() else {
+            let Some((key, started)) = self
+                .order_unended
+                .pop_front()
+                .or_else(|| self.order.pop_front())
+            else {
                 break;
             };
             if is_current(&self.open, &key, started)
@@ -260,9 +275,11 @@ impl RequestTracker {
         // Finished requests' entries would otherwise stay until the timeout: every request
         // of the last ten minutes (at 1,000 requests/s, 600,000 of them) instead of the
         // open ones. Dropping them whenever they outnumber the open ones keeps it amortised.
-        if self.order.len() > 2 * self.open.len() + 1024 {
+        if self.order.len() + self.order_unended.len() > 2 * self.open.len() + 1024 {
             let open = &self.open;
             self.order
+                .retain(|(key, started)| is_current(open, key, *started));
+            self.order_unended
                 .retain(|(key, started)| is_current(open, key, *started));
         }
         let mut attributes = Attributes::new();
@@ -276,7 +293,11 @@ impl RequestTracker {
         if let (Some(m), true) = (&self.metrics, in_flight) {
             m.in_flight_started(record);
         }
-        self.order.push_back((key.clone(), record.timestamp));
+        let order = match in_flight {
+            true => &mut self.order,
+            false => &mut self.order_unended,
+        };
+        order.push_back((key.clone(), record.timestamp));
         self.open.insert(
             key,
             Open {
@@ -305,10 +326,37 @@ impl RequestTracker {
         Some(open)
     }
 
-    /// Emits requests open longer than the timeout, as incomplete.
+    /// Emits requests open longer than the timeout, as incomplete; drops those of
+    /// containers that log no end after the shorter `unended_timeout`.
     fn expire(&mut self, now: Timestamp, out: &mut Vec<Record>) {
+        let age = |started: &Timestamp| now.unix_nanos().saturating_sub(started.unix_nanos());
+        while let Some((key, started)) = self.order_unended.front() {
+            if age(started) < self.limits.unended_timeout_nanos {
+                break;
+            }
+            let (key, started) = (key.clone(), *started);
+            self.order_unended.pop_front();
+            if !is_current(&self.open, &key, started) {
+                continue;
+            }
+            if self.finishing.contains_key(&key.0) {
+                // Started before its container's first finish: it may still end, and is
+                // timed like the others from now on (late in `order`, so a little later).
+                self.order.push_back((key, started));
+                continue;
+            }
+            if self.open.remove(&key).is_some() {
+                if self.unended == 0 {
+                    tracing::info!(
+                        container = %key.0,
+                        "requests of this container end in no log line (vLLM v1 logs none without --enable-log-outputs): they count as received, not in flight, and are not timed"
+                    );
+                }
+                self.unended += 1;
+            }
+        }
         while let Some((key, started)) = self.order.front() {
-            if now.unix_nanos().saturating_sub(started.unix_nanos()) < self.limits.timeout_nanos {
+            if age(started) < self.limits.timeout_nanos {
                 break;
             }
             let (key, started) = (key.clone(), *started);
@@ -318,16 +366,6 @@ impl RequestTracker {
             }
             if let Some(open) = self.open.remove(&key) {
                 self.ended(&open);
-                if !open.in_flight && !self.finishing.contains_key(&key.0) {
-                    if self.unended == 0 {
-                        tracing::info!(
-                            container = %key.0,
-                            "requests of this container end in no log line (vLLM v1 logs none without --enable-log-outputs): they count as received, not in flight, and are not timed"
-                        );
-                    }
-                    self.unended += 1;
-                    continue;
-                }
                 let mut r = request_record(&open.first, &open.first, open.attributes, "incomplete");
                 r.attributes.remove(names::LLM_E2E_MS);
                 r.severity = Some(Severity::Warn);
@@ -673,14 +711,18 @@ mod tests {
         }
         assert_eq!((t.open(), out.len()), (0, 100_000));
         assert!(
-            t.order.len() <= 1024,
+            t.order.len() + t.order_unended.len() <= 1024,
             "{} start entries kept for 0 open requests",
-            t.order.len()
+            t.order.len() + t.order_unended.len()
         );
 
-        // Started at 0 s and again at 300 s: at 601 s it has been open 301 s, not 601.
+        // In a container that logs ends: started at 0 s and again at 300 s, at 601 s it has
+        // been open 301 s, not 601.
         let mut t = RequestTracker::default();
         let mut out = Vec::new();
+        t.observe(&event("first", "request_received", 0), &mut out);
+        t.observe(&event("first", "request_finished", 0), &mut out);
+        out.clear();
         t.observe(&event("again", "request_received", 0), &mut out);
         t.observe(&event("again", "request_received", 300), &mut out);
         t.observe(&event("other", "request_received", 601), &mut out);
@@ -711,19 +753,20 @@ mod tests {
                 .and_then(|s| s.in_flight)
         };
         // vLLM v1: starts, and an abort, but no request's normal end.
-        for i in 0..100 {
+        for i in 0..50 {
             t.observe(&event(&format!("r{i}"), "request_received", i), &mut out);
         }
-        t.observe(&event("r0", "request_aborted", 100), &mut out);
+        t.observe(&event("r0", "request_aborted", 50), &mut out);
         assert_eq!(in_flight(), None, "unknown, not growing");
-        // Ten minutes on: the abort is a request; the others are no false warnings.
+        // Ten minutes on: the abort is a request; the others are no false warnings, and
+        // were let go after a minute.
         t.observe(&event("late", "request_received", 1000), &mut out);
         let events: Vec<_> = out
             .iter()
             .map(|r| r.attributes.get_str(names::LLM_EVENT))
             .collect();
         assert_eq!(events, [Some("request_aborted")]);
-        assert_eq!(t.unended(), 99);
+        assert_eq!((t.unended(), t.open()), (49, 1));
 
         // Once it logs a finish, its requests are in flight until they end, and one that
         // sees no end times out as incomplete.
@@ -733,6 +776,7 @@ mod tests {
         t.observe(&event("b", "request_received", 1002), &mut out);
         assert_eq!(in_flight(), Some(2));
         t.observe(&event("a", "request_finished", 1003), &mut out);
+        assert_eq!(t.open(), 1, "b");
         assert_eq!(in_flight(), Some(1));
         t.observe(&event("c", "request_received", 1700), &mut out);
         let events: Vec<_> = out
@@ -748,6 +792,42 @@ mod tests {
             ]
         );
         assert_eq!(in_flight(), Some(1), "only c is in flight");
-        assert_eq!(t.unended(), 99);
+        assert_eq!(t.unended(), 49);
+    }
+
+    /// A request of `container`'s pod (a scope of its own).
+    fn event_in(container: &str, id: &str, event: &str, secs: i64) -> Record {
+        let mut r = self::event(id, event, secs);
+        r.resource = Arc::new(
+            [(names::K8S_CONTAINER_NAME, AttrValue::from(container))]
+                .into_iter()
+                .collect(),
+        );
+        r
+    }
+
+    #[test]
+    fn a_full_table_lets_go_of_requests_that_may_never_end_first() {
+        let mut t = RequestTracker::new(LifecycleLimits {
+            max_open: 10,
+            ..Default::default()
+        });
+        let mut out = Vec::new();
+        // llama.cpp-like: logs ends; one long request open.
+        t.observe(&event_in("llama", "t0", "request_received", 0), &mut out);
+        t.observe(&event_in("llama", "t0", "request_finished", 1), &mut out);
+        t.observe(&event_in("llama", "t1", "request_received", 2), &mut out);
+        // vLLM v1-like beside it: many starts, never an end.
+        for i in 0..50 {
+            t.observe(
+                &event_in("vllm", &format!("v{i}"), "request_received", 3),
+                &mut out,
+            );
+        }
+        assert_eq!(t.open(), 10);
+        out.clear();
+        t.observe(&event_in("llama", "t1", "request_finished", 30), &mut out);
+        assert_eq!(out.len(), 1, "the long request kept its end: {out:?}");
+        assert_eq!(out[0].attributes.get_str(names::LLM_REQUEST_ID), Some("t1"));
     }
 }
