@@ -4,7 +4,9 @@ use crate::detect::server_signature;
 use crate::gpu_join::GpuJoin;
 use crate::lifecycle::RequestTracker;
 use crate::metrics::LlmMetrics;
-use crate::parsers::{generic, http, llamacpp, lmdeploy, ray, sglang, tgi, triton, trtllm, vllm};
+use crate::parsers::{
+    generic, http, llamacpp, lmdeploy, ray, sglang, startup, tgi, triton, trtllm, vllm,
+};
 use crate::wrappers::{
     split_compose, split_journald, split_process_tag, split_ray_repeated, strip_ansi,
 };
@@ -171,6 +173,7 @@ impl InferenceLogProcessor {
             || llamacpp::apply(text, record)
             || ray::apply(text, record)
             || lmdeploy::apply(text, record);
+        recognised |= startup::apply(text, record);
         recognised |= triton::apply(text, record);
         recognised |= generic::apply(text, record);
         self.remember_server(record, text);
@@ -224,14 +227,15 @@ impl InferenceLogProcessor {
         text
     }
 
-    /// The container's engine start names the model it serves; its later lines that mean
-    /// something (request, stats and error lines: those with an `llm.event`) get it, unless
-    /// they name one.
+    /// The container's start line names the model it serves ([`startup`]); its later lines
+    /// that mean something (request, stats, access and error lines: those with an
+    /// `llm.event`, and TGI's whole requests) get it, unless they name one.
     fn remember_model(&mut self, record: &mut Record) {
-        let Some(event) = record.attributes.get_str(names::LLM_EVENT) else {
+        let event = record.attributes.get_str(names::LLM_EVENT);
+        if event.is_none() && record.attributes.get(names::LLM_E2E_MS).is_none() {
             return;
-        };
-        let learned = event == "engine_config";
+        }
+        let learned = event == Some("engine_config");
         let index = self.container_of(record);
         let known = &mut self.known[index];
         match (

@@ -60,6 +60,16 @@ fn demo_serves_hits_from_several_servers_and_removes_its_tree_on_exit() {
         stats["hits"][0]["attributes"]["gen_ai.request.model"], "meta-llama/Llama-3.1-8B-Instruct",
         "{stats}"
     );
+    // TGI's too, from its launcher's arguments.
+    let tgi = demo.wait_for(
+        "/api/v1/search?q=*&kind=request&pod=tgi-mistral-7b-0&limit=1",
+        Duration::from_secs(30),
+        |b| b["total"].as_u64().unwrap_or(0) >= 1,
+    );
+    assert_eq!(
+        tgi["hits"][0]["attributes"]["gen_ai.request.model"], "mistralai/Mistral-7B-Instruct-v0.3",
+        "{tgi}"
+    );
 
     // The engine's OOM traceback is one record, not five.
     let oom = demo.wait_for(

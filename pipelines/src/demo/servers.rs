@@ -115,7 +115,9 @@ impl SimulatedServer for Vllm {
 
 /// Hugging Face text-generation-inference's router.
 #[derive(Default)]
-pub struct Tgi;
+pub struct Tgi {
+    started: bool,
+}
 
 impl SimulatedServer for Tgi {
     fn container(&self) -> &'static str {
@@ -125,6 +127,16 @@ impl SimulatedServer for Tgi {
     fn tick(&mut self, now: Timestamp, rng: &mut Rng, out: &mut Vec<(Stream, String)>) {
         // tracing-subscriber's timestamp: microseconds and a Z.
         let ts = &now.to_rfc3339()[..26];
+        if !self.started {
+            self.started = true;
+            // The launcher's arguments: the one line that names the model.
+            out.push((
+                Stream::Stdout,
+                format!(
+                    "{ts}Z  INFO text_generation_launcher: Args {{ model_id: \"mistralai/Mistral-7B-Instruct-v0.3\", revision: None, validation_workers: 2, sharded: None, num_shard: None, quantize: None, max_concurrent_requests: 128, max_input_tokens: None, max_total_tokens: None, hostname: \"0.0.0.0\", port: 80 }}"
+                ),
+            ));
+        }
         for _ in 0..rng.range(0, 2) {
             let tokens = rng.range(16, 512);
             let per_token_ms = rng.float(8.0, 40.0);

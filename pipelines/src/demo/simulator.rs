@@ -73,7 +73,7 @@ impl ClusterSimulator {
         let mut rng = Rng::new(seed);
         let servers: Vec<(&str, Box<dyn SimulatedServer>)> = vec![
             ("vllm-llama3-8b-0", Box::new(Vllm::default())),
-            ("tgi-mistral-7b-0", Box::new(Tgi)),
+            ("tgi-mistral-7b-0", Box::<Tgi>::default()),
             ("llamacpp-phi3-0", Box::new(LlamaCpp::default())),
         ];
         let mut pods = Vec::with_capacity(servers.len());

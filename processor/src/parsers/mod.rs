@@ -9,6 +9,7 @@ pub mod llamacpp;
 pub mod lmdeploy;
 pub mod ray;
 pub mod sglang;
+pub mod startup;
 pub mod tgi;
 pub mod triton;
 pub mod trtllm;

@@ -138,15 +138,6 @@ fn count_with_unit(value: &str, unit: &str) -> Option<i64> {
 pub fn apply(line: &VllmLine<'_>, record: &mut Record) {
     record.severity = Some(line.severity);
     record.attributes.insert(names::LLM_SERVER, "vllm");
-    if let Some(model) = engine_model(line.message) {
-        // The one line that names the model: the processor gives it to the container's
-        // later request and stats lines, which do not (see `InferenceLogProcessor`).
-        record
-            .attributes
-            .insert(names::GEN_AI_REQUEST_MODEL, model.to_string());
-        record.attributes.insert(names::LLM_EVENT, "engine_config");
-        return;
-    }
     let Some(stats) = parse_stats(line.message) else {
         return;
     };
@@ -178,22 +169,6 @@ pub fn apply(line: &VllmLine<'_>, record: &mut Record) {
             a.insert(key, v);
         }
     }
-}
-
-/// The model an engine serves, from the line it logs when it starts (`Initializing a V1 LLM
-/// engine (v0.8.3) with config: model='…', …, served_model_name=…, …`; v0's says `an LLM
-/// engine`): the name clients ask for (`served_model_name`), else the model's path.
-fn engine_model(message: &str) -> Option<&str> {
-    if !message.starts_with("Initializing ") {
-        return None;
-    }
-    let config = &message[find!(message, " LLM engine ")?..];
-    let config = &config[find!(config, " with config: ")?..];
-    let named = |v: &'static memchr::memmem::Finder<'static>| {
-        let v = value_after(config, v)?.trim_matches(['\'', '"', '[', ']']);
-        (!v.is_empty() && v != "None").then_some(v)
-    };
-    named(finder!("served_model_name=")).or_else(|| named(finder!("model=")))
 }
 
 /// Request lines: `Received request <id>: … SamplingParams(…, temperature=0.7, …,
@@ -258,34 +233,6 @@ pub fn apply_request(text: &str, record: &mut Record) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn an_engine_start_names_the_served_model_else_the_model() {
-        // Real start lines (ramalama#912, kserve#4470, rust-lang/www.rust-lang.org#2107),
-        // shortened after the fields read.
-        for (message, model) in [
-            (
-                "Initializing a V1 LLM engine (v0.8.3.dev244+g8b3a4a17e) with config: model='google/gemma-3-1b-it', speculative_config=None, tokenizer='google/gemma-3-1b-it', seed=None, served_model_name=google/gemma-3-1b-it, num_scheduler_steps=1",
-                Some("google/gemma-3-1b-it"),
-            ),
-            (
-                "Initializing a V0 LLM engine (v0.8.5.post1) with config: model='Qwen/Qwen3-14B', speculative_config=None, tokenizer='Qwen/Qwen3-14B', seed=None, served_model_name=Qwen/Qwen3-14B, num_scheduler_steps=1",
-                Some("Qwen/Qwen3-14B"),
-            ),
-            (
-                "Initializing an LLM engine (v0.6.6) with config: model='/workspace/models/models--Qwen--Qwen2-0.5B', speculative_config=None, seed=0, served_model_name=llama3-405b-instruct, num_scheduler_steps=1",
-                Some("llama3-405b-instruct"),
-            ),
-            (
-                "Initializing an LLM engine with config: model='/home/EvilCalf/PULSE/PULSE-7bv5/', tokenizer='/home/EvilCalf/PULSE/PULSE-7bv5/', tokenizer_mode=auto, seed=0)",
-                Some("/home/EvilCalf/PULSE/PULSE-7bv5/"),
-            ),
-            ("Initializing the scheduler with model=x", None),
-            ("Engine 000: Avg prompt throughput: 0.0 tokens/s", None),
-        ] {
-            assert_eq!(engine_model(message), model, "{message}");
-        }
-    }
 
     #[test]
     fn reads_both_prefix_styles() {
