@@ -173,7 +173,18 @@ impl InferenceLogProcessor {
             || llamacpp::apply(text, record)
             || ray::apply(text, record)
             || lmdeploy::apply(text, record);
-        recognised |= startup::apply(text, record);
+        // A start line is looked for only while the container's model is unknown and its
+        // server may log one: a scan less for nearly every line.
+        let index = self.container_of(record);
+        let known = &self.known[index];
+        if known.model.is_none()
+            && matches!(
+                known.server.as_deref(),
+                None | Some("vllm" | "tgi" | "sglang")
+            )
+        {
+            recognised |= startup::apply(text, record);
+        }
         recognised |= triton::apply(text, record);
         recognised |= generic::apply(text, record);
         self.remember_server(record, text);
