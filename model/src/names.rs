@@ -23,6 +23,10 @@ pub const CONTAINER_IMAGE_NAME: &str = "container.image.name";
 pub const K8S_CONTAINER_GPU_REQUEST: &str = "k8s.container.gpu.request";
 /// GPUs (`nvidia.com/gpu`) the container is limited to.
 pub const K8S_CONTAINER_GPU_LIMIT: &str = "k8s.container.gpu.limit";
+/// The model the container's command line names (`--served-model-name`, `--model`,
+/// `vllm serve <model>`, TGI's `MODEL_ID`): what its requests are counted under when its
+/// server's start line was not read (the agent started after the pod).
+pub const K8S_CONTAINER_MODEL: &str = "k8s.container.model";
 /// The Deployment that runs the pod (through its ReplicaSet).
 pub const K8S_DEPLOYMENT_NAME: &str = "k8s.deployment.name";
 /// The ReplicaSet that runs the pod, when no Deployment owns it.

@@ -238,9 +238,10 @@ impl InferenceLogProcessor {
         text
     }
 
-    /// The container's start line names the model it serves ([`startup`]); its later lines
-    /// that mean something (request, stats, access and error lines: those with an
-    /// `llm.event`, and TGI's whole requests) get it, unless they name one.
+    /// The container's start line names the model it serves ([`startup`]), else its command
+    /// line does (`k8s.container.model`); its later lines that mean something (request,
+    /// stats, access and error lines: those with an `llm.event`, and TGI's whole requests)
+    /// get it, unless they name one.
     fn remember_model(&mut self, record: &mut Record) {
         let event = record.attributes.get_str(names::LLM_EVENT);
         if event.is_none() && record.attributes.get(names::LLM_E2E_MS).is_none() {
@@ -257,6 +258,14 @@ impl InferenceLogProcessor {
             (None, Some(model)) => {
                 let model = model.clone();
                 record.attributes.insert(names::GEN_AI_REQUEST_MODEL, model);
+            }
+            // Its start line was not read (the agent started after the pod): the model its
+            // command line names, from the pod's metadata.
+            (None, None) => {
+                if let Some(model) = record.resource_str(names::K8S_CONTAINER_MODEL) {
+                    let model = model.to_string();
+                    record.attributes.insert(names::GEN_AI_REQUEST_MODEL, model);
+                }
             }
             _ => {}
         }
@@ -456,6 +465,10 @@ mod tests {
             )
         };
         let (a, b) = (container("a"), container("b"));
+        // Started before the agent: its start line is not read, its command line is known.
+        let mut c = (*container("c")).clone();
+        c.insert(names::K8S_CONTAINER_MODEL, "mistral-7b");
+        let c = Arc::new(c);
         let mut p = InferenceLogProcessor::new();
         let mut out = Vec::new();
         let mut process = |resource: &Arc<Attributes>, text: &str| {
@@ -492,13 +505,18 @@ mod tests {
             &b,
             "(APIServer pid=1) INFO 04-17 23:06:00 [logger.py:49] Received request chatcmpl-2: params: SamplingParams(n=1, max_tokens=10), prompt_token_ids: None.",
         );
+        let from_args = process(
+            &c,
+            "(APIServer pid=1) INFO 04-17 23:06:00 [logger.py:49] Received request chatcmpl-3: params: SamplingParams(n=1, max_tokens=10), prompt_token_ids: None.",
+        );
         assert_eq!(
-            [&received, &stats, &plain, &other].map(model),
+            [&received, &stats, &plain, &other, &from_args].map(model),
             [
                 Some("qwen2.5-7b".into()),
                 Some("qwen2.5-7b".into()),
                 None,
-                None
+                None,
+                Some("mistral-7b".into())
             ],
             "the lines that mean something, of that container only"
         );

@@ -286,14 +286,26 @@ async fn run_with_kube_api_turns_an_oom_kill_into_an_incident_and_indexes_the_ev
         std::fs::write(
             pod_dir.join("0.log"),
             format!(
-                "{} stdout F INFO 03-04 09:14:20 [api_server.py:1090] Starting vLLM API server on http://0.0.0.0:8000\n",
-                tests::cri_now()
+                "{now} stdout F INFO 03-04 09:14:20 [api_server.py:1090] Starting vLLM API server on http://0.0.0.0:8000\n\
+                 {now} stdout F INFO 03-04 09:14:21 [logger.py:39] Received request cmpl-1: prompt: None.\n",
+                now = tests::cri_now()
             ),
         )
-        .expect("a log line");
+        .expect("log lines");
         let line = running.wait_for("/api/v1/search?q=Starting", Duration::from_secs(60), |b| {
             b["total"] == 1
         });
+        // Its start line is not in the log: the model its command line names counts.
+        let received = running.wait_for(
+            "/api/v1/search?q=%22Received%20request%22",
+            Duration::from_secs(60),
+            |b| b["total"] == 1,
+        );
+        assert_eq!(
+            received["hits"][0]["attributes"][names::GEN_AI_REQUEST_MODEL],
+            "mistralai/Mistral-7B-Instruct-v0.3",
+            "{received}"
+        );
         let events = running.wait_for(
             "/api/v1/search?kind=k8s_event&q=*",
             Duration::from_secs(60),

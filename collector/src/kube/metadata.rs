@@ -158,6 +158,9 @@ fn info_of(pod: &Pod, version: u64) -> PodInfo {
                 attrs.push((key.into(), AttrValue::Int(n)));
             }
         }
+        if let Some(model) = served_model(c) {
+            attrs.push((names::K8S_CONTAINER_MODEL.into(), model.into()));
+        }
         containers.insert(c.name.clone(), attrs);
     }
     PodInfo {
@@ -167,6 +170,55 @@ fn info_of(pod: &Pod, version: u64) -> PodInfo {
         deleted: None,
         metrics: annotated_endpoint(pod),
     }
+}
+
+/// The model container `c` serves, as its command line names it: the name clients ask for
+/// (`--served-model-name`, KServe's `--model_name`) over the model (`--model`,
+/// `--model-id`, `--model-path`, `vllm serve <model>`), else TGI's `MODEL_ID` variable.
+/// A shell's `-c "vllm serve …"` is split into its words too.
+fn served_model(c: &k8s_openapi::api::core::v1::Container) -> Option<String> {
+    let words: Vec<&str> = c
+        .command
+        .iter()
+        .chain(c.args.iter())
+        .flatten()
+        .flat_map(|w| w.split_whitespace())
+        .map(|w| w.trim_matches(['\'', '"']))
+        .collect();
+    let flag = |names: &[&str]| {
+        words.iter().enumerate().find_map(|(i, w)| {
+            names.iter().find_map(|name| match w.strip_prefix(name)? {
+                "" => words.get(i + 1).filter(|v| !v.starts_with('-')).copied(),
+                rest => rest.strip_prefix('='),
+            })
+        })
+    };
+    let positional = || {
+        words
+            .windows(3)
+            .find(|w| w[0].ends_with("vllm") && w[1] == "serve" && !w[2].starts_with('-'))
+            .map(|w| w[2])
+    };
+    flag(&["--served-model-name", "--served_model_name", "--model_name"])
+        .or_else(|| {
+            flag(&[
+                "--model",
+                "--model-id",
+                "--model_id",
+                "--model-path",
+                "--model_path",
+            ])
+        })
+        .or_else(positional)
+        .map(str::to_string)
+        .filter(|m| !m.is_empty())
+        .or_else(|| {
+            c.env
+                .iter()
+                .flatten()
+                .find(|e| e.name == "MODEL_ID")
+                .and_then(|e| e.value.clone())
+        })
 }
 
 /// Where `pod` asks to be scraped: only a running pod with an IP whose
@@ -301,6 +353,59 @@ mod tests {
             meta.enrich(&resource).is_some(),
             "kept for the last lines after deletion"
         );
+    }
+
+    #[test]
+    fn a_containers_command_line_names_the_model_it_serves() {
+        // The fixture's `sh -c "vllm serve mistralai/Mistral-7B-Instruct-v0.3 …"`.
+        let pods = fixture_pods();
+        let fixture = &pods[0].spec.as_ref().expect("a spec").containers[0];
+        assert_eq!(
+            served_model(fixture).as_deref(),
+            Some("mistralai/Mistral-7B-Instruct-v0.3")
+        );
+        let container = |args: &[&str], env: Option<(&str, &str)>| {
+            serde_json::from_value::<k8s_openapi::api::core::v1::Container>(serde_json::json!({
+                "name": "server",
+                "args": args,
+                "env": env.map(|(k, v)| vec![serde_json::json!({"name": k, "value": v})]),
+            }))
+            .expect("a container")
+        };
+        for (args, env, model) in [
+            (
+                &["--model", "/models/llama", "--served-model-name", "llama3"][..],
+                None,
+                Some("llama3"),
+            ),
+            (
+                &["--model=/models/qwen", "--port=8000"][..],
+                None,
+                Some("/models/qwen"),
+            ),
+            (
+                &["--model_name=llama3", "--model_id=meta-llama/Llama-3.1-8B"][..],
+                None,
+                Some("llama3"),
+            ),
+            (
+                &["--model-path", "Qwen/Qwen2.5-7B", "--tp", "2"][..],
+                None,
+                Some("Qwen/Qwen2.5-7B"),
+            ),
+            (
+                &["--port", "80"][..],
+                Some(("MODEL_ID", "google/gemma-2-9b")),
+                Some("google/gemma-2-9b"),
+            ),
+            (&["--max-model-len", "8192", "--model"][..], None, None),
+        ] {
+            assert_eq!(
+                served_model(&container(args, env)).as_deref(),
+                model,
+                "{args:?}"
+            );
+        }
     }
 
     #[test]
