@@ -313,6 +313,25 @@ impl MetricsBackend for PipelineMetrics {
                 .into_iter()
                 .filter(|f| !agent || f.name == "llm_requests_in_flight"),
         );
+        let counter = |name, help, n: &std::sync::atomic::AtomicU64| MetricFamily {
+            name,
+            help,
+            kind: MetricKind::Counter,
+            samples: vec![Sample::new(
+                vec![],
+                n.load(std::sync::atomic::Ordering::Relaxed) as f64,
+            )],
+        };
+        families.push(counter(
+            "infersight_requests_evicted_total",
+            "Open requests dropped, their end unseen, because 20,000 were open (requests of containers that log no end go first).",
+            &self.llm.requests_evicted,
+        ));
+        families.push(counter(
+            "infersight_requests_unended_total",
+            "Requests of containers that have logged no request end (vLLM v1 without --enable-log-outputs), let go after a minute without a record: not failures.",
+            &self.llm.requests_unended,
+        ));
         families.push(MetricFamily {
             name: "infersight_pipeline_restarts_total",
             help: "Times the pipeline failed while running and was started again in this process (the log says why; e.g. the data disk was full).",

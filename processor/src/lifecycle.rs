@@ -25,6 +25,7 @@ use crate::metrics::LlmMetrics;
 use model::{Attributes, Record, RecordKind, Severity, Timestamp, names};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 /// Limits of the open-request table.
 #[derive(Clone, Debug)]
@@ -270,6 +271,9 @@ impl RequestTracker {
             {
                 self.ended(&open);
                 self.evicted += 1;
+                if let Some(m) = &self.metrics {
+                    m.requests_evicted.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
         // Finished requests' entries would otherwise stay until the timeout: every request
@@ -353,6 +357,9 @@ impl RequestTracker {
                     );
                 }
                 self.unended += 1;
+                if let Some(m) = &self.metrics {
+                    m.requests_unended.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
         while let Some((key, started)) = self.order.front() {
@@ -767,6 +774,7 @@ mod tests {
             .collect();
         assert_eq!(events, [Some("request_aborted")]);
         assert_eq!((t.unended(), t.open()), (49, 1));
+        assert_eq!(metrics.requests_unended.load(Ordering::Relaxed), 49, "on /metrics");
 
         // Once it logs a finish, its requests are in flight until they end, and one that
         // sees no end times out as incomplete.
@@ -808,10 +816,12 @@ mod tests {
 
     #[test]
     fn a_full_table_lets_go_of_requests_that_may_never_end_first() {
+        let metrics = Arc::new(LlmMetrics::new());
         let mut t = RequestTracker::new(LifecycleLimits {
             max_open: 10,
             ..Default::default()
-        });
+        })
+        .with_metrics(Arc::clone(&metrics));
         let mut out = Vec::new();
         // llama.cpp-like: logs ends; one long request open.
         t.observe(&event_in("llama", "t0", "request_received", 0), &mut out);
@@ -825,6 +835,7 @@ mod tests {
             );
         }
         assert_eq!(t.open(), 10);
+        assert_eq!(metrics.requests_evicted.load(Ordering::Relaxed), 41, "on /metrics");
         out.clear();
         t.observe(&event_in("llama", "t1", "request_finished", 30), &mut out);
         assert_eq!(out.len(), 1, "the long request kept its end: {out:?}");

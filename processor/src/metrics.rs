@@ -126,6 +126,10 @@ pub struct LlmMetrics {
     /// the four label strings of every request and stats line was a sixteenth of the
     /// aggregator's thread that makes documents).
     series: Mutex<HashMap<Labels, Series>>,
+    /// Open requests dropped because the table of open requests was full.
+    pub requests_evicted: std::sync::atomic::AtomicU64,
+    /// Requests of containers that log no request end, let go without a record.
+    pub requests_unended: std::sync::atomic::AtomicU64,
 }
 
 /// `1xx` … `5xx` of an HTTP status code.
