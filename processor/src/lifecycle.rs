@@ -774,7 +774,11 @@ mod tests {
             .collect();
         assert_eq!(events, [Some("request_aborted")]);
         assert_eq!((t.unended(), t.open()), (49, 1));
-        assert_eq!(metrics.requests_unended.load(Ordering::Relaxed), 49, "on /metrics");
+        assert_eq!(
+            metrics.requests_unended.load(Ordering::Relaxed),
+            49,
+            "on /metrics"
+        );
 
         // Once it logs a finish, its requests are in flight until they end, and one that
         // sees no end times out as incomplete.
@@ -835,7 +839,11 @@ mod tests {
             );
         }
         assert_eq!(t.open(), 10);
-        assert_eq!(metrics.requests_evicted.load(Ordering::Relaxed), 41, "on /metrics");
+        assert_eq!(
+            metrics.requests_evicted.load(Ordering::Relaxed),
+            41,
+            "on /metrics"
+        );
         out.clear();
         t.observe(&event_in("llama", "t1", "request_finished", 30), &mut out);
         assert_eq!(out.len(), 1, "the long request kept its end: {out:?}");
