@@ -333,16 +333,10 @@ impl RequestTracker {
     /// Emits requests open longer than the timeout, as incomplete; drops those of
     /// containers that log no end after the shorter `unended_timeout`.
     fn expire(&mut self, now: Timestamp, out: &mut Vec<Record>) {
-        let age = |started: &Timestamp| now.unix_nanos().saturating_sub(started.unix_nanos());
-        while let Some((key, started)) = self.order_unended.front() {
-            if age(started) < self.limits.unended_timeout_nanos {
-                break;
-            }
-            let (key, started) = (key.clone(), *started);
-            self.order_unended.pop_front();
-            if !is_current(&self.open, &key, started) {
-                continue;
-            }
+        let unended_timeout = self.limits.unended_timeout_nanos;
+        while let Some((key, started)) =
+            pop_expired(&mut self.order_unended, &self.open, now, unended_timeout)
+        {
             if self.finishing.contains_key(&key.0) {
                 // Started before its container's first finish: it may still end, and is
                 // timed like the others from now on (late in `order`, so a little later).
@@ -362,15 +356,9 @@ impl RequestTracker {
                 }
             }
         }
-        while let Some((key, started)) = self.order.front() {
-            if age(started) < self.limits.timeout_nanos {
-                break;
-            }
-            let (key, started) = (key.clone(), *started);
-            self.order.pop_front();
-            if !is_current(&self.open, &key, started) {
-                continue;
-            }
+        while let Some((key, _)) =
+            pop_expired(&mut self.order, &self.open, now, self.limits.timeout_nanos)
+        {
             if let Some(open) = self.open.remove(&key) {
                 self.ended(&open);
                 let mut r = request_record(&open.first, &open.first, open.attributes, "incomplete");
@@ -380,6 +368,26 @@ impl RequestTracker {
             }
         }
     }
+}
+
+/// The oldest start in `order` that is `timeout` old at `now` and still its request's start
+/// (the stale entries before it are dropped); `None` once the oldest is younger.
+fn pop_expired(
+    order: &mut VecDeque<(Key, Timestamp)>,
+    open: &HashMap<Key, Open>,
+    now: Timestamp,
+    timeout: i64,
+) -> Option<(Key, Timestamp)> {
+    while let Some((_, started)) = order.front() {
+        if now.unix_nanos().saturating_sub(started.unix_nanos()) < timeout {
+            return None;
+        }
+        let (key, started) = order.pop_front()?;
+        if is_current(open, &key, started) {
+            return Some((key, started));
+        }
+    }
+    None
 }
 
 /// Whether an `order` entry (`key` started at `started`) is still the open request's
