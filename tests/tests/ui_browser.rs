@@ -5,7 +5,9 @@
 //! `/api/v1/status` gives it. And the live tail of the search page, against the `local`
 //! pipeline on generated pod logs: newest on top and bounded, naming the peer it cannot
 //! follow, saying when the server is gone and following again once it is back; with that
-//! peer away, every page says its answer is partial. A screenshot
+//! peer away, every page says its answer is partial. And the dashboard by pod, against a
+//! loopback Kubernetes API server: a crash-looping pod's state and restarts beside its
+//! figures. A screenshot
 //! of each page is saved under `target/ui-screenshots/` for review.
 
 use serde_json::{Value, json};
@@ -440,4 +442,90 @@ fn the_live_tail_keeps_the_newest_lines_names_the_peer_it_misses_and_follows_aga
         assert_eq!(note, format!("127.0.0.1:{dead}"), "{page}");
     }
     drop(app);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_a_crash_looping_pods_state_beside_its_figures() {
+    use tests::fake_kube::{Answer, FakeApi, Script, fixture, line, list, with_version};
+    // The fixture's vLLM pod, then OOMKilled once and backing off (a loopback API server).
+    let pod = fixture("k8s-pods.json")[0].clone();
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    let (name, namespace, uid) = (
+        text(&pod["metadata"]["name"]),
+        text(&pod["metadata"]["namespace"]),
+        text(&pod["metadata"]["uid"]),
+    );
+    let now = format!("{}Z", &tests::cri_now()[..19]);
+    let mut crashing = with_version(pod.clone(), 919_400);
+    let status = &mut crashing["status"]["containerStatuses"][0];
+    status["restartCount"] = json!(1);
+    status["state"] = json!({"waiting": {"reason": "CrashLoopBackOff"}});
+    status["lastState"] = json!({"terminated": {"exitCode": 137, "reason": "OOMKilled",
+        "startedAt": now, "finishedAt": now}});
+    let mut script = Script::default();
+    script.answers.insert(
+        "/api/v1/pods",
+        std::collections::VecDeque::from([
+            Answer::List(list("PodList", "919377", vec![pod])),
+            Answer::Watch {
+                lines: vec![line("MODIFIED", &crashing)],
+                close: false,
+            },
+        ]),
+    );
+    let api = FakeApi::start(script).await;
+    let url = api.url.clone();
+    tokio::task::spawn_blocking(move || {
+        let tmp = tempfile::tempdir().expect("a temporary directory");
+        let (logs, data) = (tmp.path().join("pods"), tmp.path().join("data"));
+        // Its engine took requests before it died: a row of figures for the pod.
+        tests::append_cri(
+            &logs,
+            &namespace,
+            &name,
+            "vllm",
+            &[(
+                "stdout",
+                "INFO 03-04 09:14:21 [logger.py:39] Received request cmpl-1: prompt: None.",
+            )],
+        );
+        // `append_cri` names the pod directory `<ns>_<pod>_uid-<pod>`; the kubelet's has the
+        // pod's uid, which is how records find their pod's metadata.
+        let dir = |u: &str| logs.join(format!("{namespace}_{name}_{u}"));
+        std::fs::rename(dir(&format!("uid-{name}")), dir(&uid)).expect("the kubelet's name");
+        let app = Running::start(&logs, &data, &["--kube-api", &url]);
+        app.wait_for("/api/v1/pods", SETTLE, |b| b["pods"][0]["restarts"] == 1);
+        app.wait_for(
+            "/api/v1/llm/summary?from=now-15m&group_by=pod",
+            SETTLE,
+            |b| {
+                b["groups"]
+                    .as_array()
+                    .is_some_and(|g| g.iter().any(|g| g["group"] == name.as_str()))
+            },
+        );
+        let browser = Browser::start();
+        browser.open(&format!("{}/#/dashboard?range=15m", app.base_url));
+        let row = format!(
+            "[...document.querySelectorAll('#summary tr.group')].find((r) => r.cells[0].textContent === '{name}')"
+        );
+        browser.wait_until(
+            "the pod's row with its state",
+            &format!("const row = {row}; return !!row && row.querySelector('td.pod-state').textContent === 'CrashLoopBackOff'"),
+        );
+        let cells = browser.script(&format!(
+            "const row = {row}; const s = row.querySelector('td.pod-state'); return [s.className, s.title, row.querySelector('td.restarts').textContent]"
+        ));
+        assert_eq!(
+            cells,
+            json!([
+                "pod-state warn",
+                "last run of vllm ended: OOMKilled, exit code 137",
+                "1"
+            ])
+        );
+        browser.screenshot("dashboard-pods");
+    })
+    .await
+    .expect("the browser checks");
 }
