@@ -7,8 +7,7 @@
 //! follow, saying when the server is gone and following again once it is back; with that
 //! peer away, every page says its answer is partial. And the dashboard by pod, against a
 //! loopback Kubernetes API server: a crash-looping pod's state and restarts beside its
-//! figures. A screenshot
-//! of each page is saved under `target/ui-screenshots/` for review.
+//! figures. A screenshot of each page is saved under `target/ui-screenshots/` for review.
 
 use serde_json::{Value, json};
 use std::path::PathBuf;
