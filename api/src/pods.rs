@@ -16,8 +16,9 @@ use indexer::{IndexError, MAX_LIMIT, SearchRequest};
 use model::{Record, RecordKind, Timestamp, names};
 use std::collections::BTreeMap;
 
-/// Without `from`, changes of this long before `to`: a steady pod records nothing for days.
-const DEFAULT_RANGE: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+/// Without `from`, changes of this long before `to`: all the index keeps. A change is dated
+/// by the pod's own status times, so a pod that has run steadily for weeks has nothing newer.
+const DEFAULT_RANGE: std::time::Duration = std::time::Duration::from_secs(366 * 24 * 3600);
 /// Change records read at most, newest first.
 const MAX_CHANGES: usize = 20 * MAX_LIMIT;
 
@@ -191,7 +192,7 @@ fn find_pods(
     Ok((pods, truncated))
 }
 
-/// Every pod's state as of its newest change in the range (default: the last 7 days):
+/// Every pod's state as of its newest change in the range (default: all the index keeps):
 /// phase, node, each container's restarts, waiting reason and last termination. Deleted
 /// pods are left out.
 #[utoipa::path(get, path = "/api/v1/pods", tag = "kubernetes",

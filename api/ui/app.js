@@ -501,6 +501,17 @@ async function renderDashboard(p) {
         el("td", {}, fmt(g.ttft_ms.p95, 0)), el("td", {}, fmt(g.queue_ms.p95, 0)),
         el("td", {}, fmt(g.output_tokens_per_s)), el("td", {}, fmt(g.running_avg)), el("td", {}, fmt(g.kv_cache_pct_avg)),
         el("td", {}, fmt(g.gpu_utilization_pct_avg)), el("td", {}, fmt(g.gpu_memory_used_bytes_avg)))));
+    // A pod in trouble before it logged a figure (crash-looping, pending) has no group, and
+    // is the one to see first: those of the namespaces shown get a row of their own.
+    if (byPod) {
+      const shown = new Set(summary.groups.map((g) => g.group));
+      const namespaces = new Set(pods.pods.filter((p) => shown.has(p.pod)).map((p) => p.namespace));
+      const troubled = pods.pods.filter((p) => !shown.has(p.pod) && namespaces.has(p.namespace)
+        && (p.containers.some((c) => c.waiting) || !["Running", "Succeeded"].includes(p.phase)));
+      table.append(...troubled.map((p) => el("tr", { class: "group troubled" },
+        el("td", {}, p.pod), stateCell(p.pod), el("td", { class: "restarts" }, p.restarts),
+        cols.slice(3).map(() => el("td", { class: "muted" }, "–")))));
+    }
     const step = requests.interval_ms / 1000;
     const all = filled(requests);
     const failed = filled(errors);

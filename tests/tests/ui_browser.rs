@@ -446,8 +446,10 @@ fn the_live_tail_keeps_the_newest_lines_names_the_peer_it_misses_and_follows_aga
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_shows_a_crash_looping_pods_state_beside_its_figures() {
     use tests::fake_kube::{Answer, FakeApi, Script, fixture, line, list, with_version};
-    // The fixture's vLLM pod, then OOMKilled once and backing off (a loopback API server).
-    let pod = fixture("k8s-pods.json")[0].clone();
+    // The fixture's vLLM pod, then OOMKilled once and backing off (a loopback API server);
+    // and its replica, crash-looping since before it logged anything.
+    let pods = fixture("k8s-pods.json");
+    let (pod, mut replica) = (pods[0].clone(), pods[1].clone());
     let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
     let (name, namespace, uid) = (
         text(&pod["metadata"]["name"]),
@@ -461,11 +463,14 @@ async fn the_dashboard_shows_a_crash_looping_pods_state_beside_its_figures() {
     status["state"] = json!({"waiting": {"reason": "CrashLoopBackOff"}});
     status["lastState"] = json!({"terminated": {"exitCode": 137, "reason": "OOMKilled",
         "startedAt": now, "finishedAt": now}});
+    // Its last run ended just now (a change is dated by the pod's own times).
+    replica["status"]["containerStatuses"][0]["lastState"] = json!({"terminated":
+        {"exitCode": 1, "reason": "Error", "startedAt": now, "finishedAt": now}});
     let mut script = Script::default();
     script.answers.insert(
         "/api/v1/pods",
         std::collections::VecDeque::from([
-            Answer::List(list("PodList", "919377", vec![pod])),
+            Answer::List(list("PodList", "919377", vec![pod, replica.clone()])),
             Answer::Watch {
                 lines: vec![line("MODIFIED", &crashing)],
                 close: false,
@@ -493,7 +498,9 @@ async fn the_dashboard_shows_a_crash_looping_pods_state_beside_its_figures() {
         let dir = |u: &str| logs.join(format!("{namespace}_{name}_{u}"));
         std::fs::rename(dir(&format!("uid-{name}")), dir(&uid)).expect("the kubelet's name");
         let app = Running::start(&logs, &data, &["--kube-api", &url]);
-        app.wait_for("/api/v1/pods", SETTLE, |b| b["pods"][0]["restarts"] == 1);
+        app.wait_for("/api/v1/pods", SETTLE, |b| {
+            b["pods"].as_array().is_some_and(|p| p.len() == 2)
+        });
         app.wait_for(
             "/api/v1/llm/summary?from=now-15m&group_by=pod",
             SETTLE,
@@ -523,6 +530,16 @@ async fn the_dashboard_shows_a_crash_looping_pods_state_beside_its_figures() {
                 "1"
             ])
         );
+        // The replica has no figures, and a row all the same: it is the one in trouble.
+        let replica = text(&replica["metadata"]["name"]);
+        let row = format!(
+            "[...document.querySelectorAll('#summary tr.troubled')].find((r) => r.cells[0].textContent === '{replica}')"
+        );
+        let cells = browser.script(&format!(
+            "const row = {row}; return row ? [row.querySelector('td.pod-state').textContent, row.querySelector('td.restarts').textContent, row.cells.length] : null"
+        ));
+        let columns = browser.script("return document.querySelector('#summary tr').cells.length");
+        assert_eq!(cells, json!(["CrashLoopBackOff", "6", columns]));
         browser.screenshot("dashboard-pods");
     })
     .await
