@@ -173,8 +173,9 @@ impl InferenceLogProcessor {
             || llamacpp::apply(text, record)
             || ray::apply(text, record)
             || lmdeploy::apply(text, record);
-        // A start line is looked for only while the container's model is unknown and its
-        // server may log one: a scan less for nearly every line.
+        // Which container wrote it, once for the line (what is known of the container is
+        // read and taught below). A start line is looked for only while the container's
+        // model is unknown and its server may log one: a scan less for nearly every line.
         let index = self.container_of(record);
         let known = &self.known[index];
         if known.model.is_none()
@@ -187,13 +188,13 @@ impl InferenceLogProcessor {
         }
         recognised |= triton::apply(text, record);
         recognised |= generic::apply(text, record);
-        self.remember_server(record, text);
+        self.remember_server(record, text, index);
         record.body = body;
         if errors::classify(record) {
             record.attributes.insert(names::LLM_EVENT, "error");
             recognised = true;
         }
-        self.remember_model(record);
+        self.remember_model(record, index);
         if recognised {
             self.lines_recognised += 1;
         }
@@ -242,13 +243,12 @@ impl InferenceLogProcessor {
     /// line does (`k8s.container.model`); its later lines that mean something (request,
     /// stats, access and error lines: those with an `llm.event`, and TGI's whole requests)
     /// get it, unless they name one.
-    fn remember_model(&mut self, record: &mut Record) {
+    fn remember_model(&mut self, record: &mut Record, index: usize) {
         let event = record.attributes.get_str(names::LLM_EVENT);
         if event.is_none() && record.attributes.get(names::LLM_E2E_MS).is_none() {
             return;
         }
         let learned = event == Some("engine_config");
-        let index = self.container_of(record);
         let known = &mut self.known[index];
         match (
             record.attributes.get_str(names::GEN_AI_REQUEST_MODEL),
@@ -287,12 +287,11 @@ impl InferenceLogProcessor {
     /// A line a parser attributed to a server teaches which server the container runs;
     /// its lines that no parser claimed get that server too. A server the user named (`parse
     /// --server`, the pod's annotation or label, the config) is every line's.
-    fn remember_server(&mut self, record: &mut Record, text: &str) {
+    fn remember_server(&mut self, record: &mut Record, text: &str, index: usize) {
         if let Some(server) = &self.forced {
             record.attributes.insert(names::LLM_SERVER, server.clone());
             return;
         }
-        let index = self.container_of(record);
         let known = &self.known[index];
         let known_server = known.server.as_deref();
         if known_server.is_none()
