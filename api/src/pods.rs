@@ -75,15 +75,20 @@ pub(crate) struct PodsResponse {
 #[derive(Default)]
 struct Seen {
     state: Option<PodState>,
-    deleted: bool,
-    containers: BTreeMap<String, (ContainerState, bool, bool)>,
+    containers: BTreeMap<String, ContainerSeen>,
+}
+
+/// A container's state so far, and which of its facts a newer record already told.
+struct ContainerSeen {
+    state: ContainerState,
+    waiting_known: bool,
+    ended_known: bool,
 }
 
 impl Seen {
     fn add(&mut self, r: &Record) {
         let phase = r.attributes.get_str(names::K8S_POD_PHASE);
         if self.state.is_none() {
-            self.deleted = phase == Some("Deleted");
             self.state = Some(PodState {
                 namespace: r
                     .resource_str(names::K8S_NAMESPACE_NAME)
@@ -103,23 +108,23 @@ impl Seen {
         let Some(name) = r.resource_str(names::K8S_CONTAINER_NAME) else {
             return;
         };
-        let (c, waiting_known, ended_known) =
-            self.containers.entry(name.to_string()).or_insert_with(|| {
-                let restarts = r
-                    .attributes
-                    .get(names::K8S_CONTAINER_RESTART_COUNT)
-                    .and_then(|v| v.as_f64())
-                    .unwrap_or(0.0) as i64;
-                (
-                    ContainerState {
-                        name: name.to_string(),
-                        restarts,
-                        ..ContainerState::default()
-                    },
-                    false,
-                    false,
-                )
-            });
+        let seen = self.containers.entry(name.to_string()).or_insert_with(|| {
+            let restarts = r
+                .attributes
+                .get(names::K8S_CONTAINER_RESTART_COUNT)
+                .and_then(|v| v.as_f64())
+                .unwrap_or(0.0) as i64;
+            ContainerSeen {
+                state: ContainerState {
+                    name: name.to_string(),
+                    restarts,
+                    ..ContainerState::default()
+                },
+                waiting_known: false,
+                ended_known: false,
+            }
+        });
+        let c = &mut seen.state;
         // A restart record tells how the last run ended; a waiting record (with a reason,
         // or without one: running again) tells whether it waits.
         let ended = r
@@ -129,8 +134,8 @@ impl Seen {
             || r.attributes
                 .get(names::K8S_CONTAINER_LAST_TERMINATED_EXIT_CODE)
                 .is_some();
-        if ended && !*ended_known {
-            *ended_known = true;
+        if ended && !seen.ended_known {
+            seen.ended_known = true;
             c.last_termination = r
                 .attributes
                 .get_str(names::K8S_CONTAINER_LAST_TERMINATED_REASON)
@@ -140,8 +145,8 @@ impl Seen {
                 .get(names::K8S_CONTAINER_LAST_TERMINATED_EXIT_CODE)
                 .and_then(|v| v.as_f64())
                 .map(|v| v as i64);
-        } else if !ended && !*waiting_known {
-            *waiting_known = true;
+        } else if !ended && !seen.waiting_known {
+            seen.waiting_known = true;
             c.waiting = r
                 .attributes
                 .get_str(names::K8S_CONTAINER_WAITING_REASON)
@@ -149,9 +154,12 @@ impl Seen {
         }
     }
 
+    /// The pod's state, unless its newest record says it was deleted.
     fn finish(self) -> Option<PodState> {
-        let mut state = self.state.filter(|_| !self.deleted)?;
-        state.containers = self.containers.into_values().map(|(c, ..)| c).collect();
+        let mut state = self
+            .state
+            .filter(|s| s.phase.as_deref() != Some("Deleted"))?;
+        state.containers = self.containers.into_values().map(|c| c.state).collect();
         state.restarts = state.containers.iter().map(|c| c.restarts).sum();
         Some(state)
     }
