@@ -313,6 +313,7 @@ impl MetricsBackend for PipelineMetrics {
                 .into_iter()
                 .filter(|f| !agent || f.name == "llm_requests_in_flight"),
         );
+        // A process-wide count, unlabelled.
         let counter = |name, help, n: &std::sync::atomic::AtomicU64| MetricFamily {
             name,
             help,
@@ -332,15 +333,11 @@ impl MetricsBackend for PipelineMetrics {
             "Requests of containers that have logged no request end (vLLM v1 without --enable-log-outputs), let go after a minute without a record: not failures.",
             &self.llm.requests_unended,
         ));
-        families.push(MetricFamily {
-            name: "infersight_pipeline_restarts_total",
-            help: "Times the pipeline failed while running and was started again in this process (the log says why; e.g. the data disk was full).",
-            kind: MetricKind::Counter,
-            samples: vec![Sample::new(
-                vec![],
-                PIPELINE_RESTARTS.load(std::sync::atomic::Ordering::Relaxed) as f64,
-            )],
-        });
+        families.push(counter(
+            "infersight_pipeline_restarts_total",
+            "Times the pipeline failed while running and was started again in this process (the log says why; e.g. the data disk was full).",
+            &PIPELINE_RESTARTS,
+        ));
         families
     }
 }
