@@ -76,7 +76,13 @@ impl LogSearcher {
             request.from.map(Timestamp::unix_nanos),
             request.to.map(Timestamp::unix_nanos),
         ) {
-            per_split.push(split.reader.searcher().search(&*query, &collector)?);
+            let own = self.own_query(&split, |schema| self.query_for(schema, request));
+            per_split.push(
+                split
+                    .reader
+                    .searcher()
+                    .search(own.as_deref().unwrap_or(&*query), &collector)?,
+            );
         }
         let counts = collector.merge_fruits(per_split)?;
         if counts.len() as u64 > MAX_BUCKETS {
@@ -132,10 +138,11 @@ impl LogSearcher {
         ) {
             let collector =
                 DistributedAggregationCollector::from_aggs(aggs.clone(), context.clone());
-            let (part, count) = split
-                .reader
-                .searcher()
-                .search(&*query, &(collector, tantivy::collector::Count))?;
+            let own = self.own_query(&split, |schema| self.query_for(schema, request));
+            let (part, count) = split.reader.searcher().search(
+                own.as_deref().unwrap_or(&*query),
+                &(collector, tantivy::collector::Count),
+            )?;
             partial.total += count as u64;
             partial.results.merge_fruits(part)?;
         }

@@ -6,6 +6,7 @@
 use crate::IndexSchema;
 use model::{Batch, Checkpoint, Finalizers, RecordId};
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use tantivy::TantivyDocument;
 
 /// One record made into its document.
@@ -41,13 +42,13 @@ impl DocumentBatch {
 
 /// Makes batches into documents of one index's schema.
 pub struct DocumentMaker {
-    schema: IndexSchema,
+    schema: Arc<IndexSchema>,
     /// Resources' JSON forms, made once per resource (records of one container share it).
     resource_json: model::ResourceJsons,
 }
 
 impl DocumentMaker {
-    pub(crate) fn new(schema: IndexSchema) -> Self {
+    pub(crate) fn new(schema: Arc<IndexSchema>) -> Self {
         DocumentMaker {
             schema,
             resource_json: Default::default(),

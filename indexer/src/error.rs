@@ -11,11 +11,18 @@ pub enum IndexError {
         "the index in {0} is in use by another infersight process; stop it or use another --data-dir"
     )]
     Locked(PathBuf),
-    /// The index on disk was written with another schema.
+    /// A split on disk was written with a schema this version cannot read (a field it needs
+    /// is missing or of another type); splits of an older schema that only lacks or adds
+    /// fields are read as they are.
     #[error(
-        "the index in {0} was written by an incompatible version of infersight; move it away or use another --data-dir"
+        "the split {path} was written by an incompatible version of infersight ({detail}); it is kept aside in the index's quarantine directory"
     )]
-    SchemaMismatch(PathBuf),
+    SchemaMismatch {
+        /// The split's directory.
+        path: PathBuf,
+        /// What does not fit.
+        detail: String,
+    },
     /// The directory cannot be created or opened.
     #[error("cannot open the index directory {path}: {reason} (check --data-dir)")]
     Directory {

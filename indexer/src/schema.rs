@@ -76,6 +76,25 @@ enum AttributeSlot {
     Left,
 }
 
+/// Where each exact and numeric attribute goes, by name.
+fn attribute_slots(
+    exact: &[(&'static str, Field)],
+    numeric: &[(&'static str, Field)],
+) -> foldhash::HashMap<&'static str, AttributeSlot> {
+    exact
+        .iter()
+        .enumerate()
+        .map(|(i, &(name, _))| (name, AttributeSlot::Exact(i)))
+        .chain(
+            numeric
+                .iter()
+                .enumerate()
+                .map(|(i, &(name, _))| (name, AttributeSlot::Numeric(i))),
+        )
+        .chain([(names::EXCEPTION_STACKTRACE, AttributeSlot::Left)])
+        .collect()
+}
+
 /// The schema and its field handles.
 #[derive(Clone, Debug)]
 pub struct IndexSchema {
@@ -151,7 +170,7 @@ impl IndexSchema {
             .collect();
         // A request id is looked up, never grouped by: no column (nearly every value is new,
         // so it would be a dictionary as large as the records).
-        let attribute_exact = EXACT_ATTRIBUTE_FIELDS
+        let attribute_exact: Vec<_> = EXACT_ATTRIBUTE_FIELDS
             .iter()
             .map(|&name| match name {
                 names::LLM_REQUEST_ID => (name, b.add_text_field(name, exact())),
@@ -161,7 +180,7 @@ impl IndexSchema {
         // Columns only, like the timestamp: ranges and aggregations read the column, and an
         // exact value is asked as a one-value range (see `search::numeric_terms_as_ranges`).
         let numeric = NumericOptions::default().set_fast();
-        let attribute_numeric = NUMERIC_ATTRIBUTE_FIELDS
+        let attribute_numeric: Vec<_> = NUMERIC_ATTRIBUTE_FIELDS
             .iter()
             .map(|&name| (name, b.add_f64_field(name, numeric.clone())))
             .collect();
@@ -179,18 +198,7 @@ impl IndexSchema {
         let resource = b.add_text_field("resource", TextOptions::default().set_fast("raw"));
         // The record's content form (without id, timestamp, resource), returned as the hit.
         let record = b.add_text_field("record", STORED);
-        let attribute_slots = EXACT_ATTRIBUTE_FIELDS
-            .iter()
-            .enumerate()
-            .map(|(i, &name)| (name, AttributeSlot::Exact(i)))
-            .chain(
-                NUMERIC_ATTRIBUTE_FIELDS
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &name)| (name, AttributeSlot::Numeric(i))),
-            )
-            .chain([(names::EXCEPTION_STACKTRACE, AttributeSlot::Left)])
-            .collect();
+        let attribute_slots = attribute_slots(&attribute_exact, &attribute_numeric);
         IndexSchema {
             schema: b.build(),
             id_source,
@@ -209,6 +217,52 @@ impl IndexSchema {
             resource,
             record,
         }
+    }
+
+    /// This version's fields as `split` (a split's own schema) has them, for reading a split
+    /// an older version wrote: each field is found by name, so fields added or removed
+    /// since move none of the others. Exact and numeric fields the split lacks are left
+    /// out (what asks for them finds nothing there); a field every search needs that is
+    /// missing or of another type is an error naming it.
+    pub(crate) fn for_split(&self, split: &Schema) -> Result<IndexSchema, String> {
+        let same = |field: Field| -> Result<Field, String> {
+            let name = self.schema.get_field_name(field);
+            let found = split
+                .get_field(name)
+                .map_err(|_| format!("it has no `{name}` field"))?;
+            let want = self.schema.get_field_entry(field).field_type().value_type();
+            let has = split.get_field_entry(found).field_type().value_type();
+            if has != want {
+                return Err(format!("its `{name}` field holds {has:?}, not {want:?}"));
+            }
+            Ok(found)
+        };
+        let present = |fields: &[(&'static str, Field)]| -> Vec<(&'static str, Field)> {
+            fields
+                .iter()
+                .filter_map(|&(name, field)| same(field).ok().map(|f| (name, f)))
+                .collect()
+        };
+        let attribute_exact = present(&self.attribute_exact);
+        let attribute_numeric = present(&self.attribute_numeric);
+        Ok(IndexSchema {
+            schema: split.clone(),
+            id_source: same(self.id_source)?,
+            id_position: same(self.id_position)?,
+            timestamp: same(self.timestamp)?,
+            observed: same(self.observed)?,
+            kind: same(self.kind)?,
+            severity: same(self.severity)?,
+            stream: same(self.stream)?,
+            body: same(self.body)?,
+            resource_exact: present(&self.resource_exact),
+            attribute_slots: attribute_slots(&attribute_exact, &attribute_numeric),
+            attribute_exact,
+            attribute_numeric,
+            attributes: same(self.attributes)?,
+            resource: same(self.resource)?,
+            record: same(self.record)?,
+        })
     }
 
     /// The tantivy schema.

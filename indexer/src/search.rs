@@ -1,14 +1,15 @@
 //! The read path: a query, a time range and filters in; the newest matching records out.
 
 use crate::schema::NUMERIC_ATTRIBUTE_FIELDS;
-use crate::splits::SplitSet;
+use crate::splits::{Split, SplitSet};
 use crate::{IndexError, IndexSchema};
 use model::{Record, RecordKind, Timestamp};
 use std::sync::Arc;
 use tantivy::collector::{Collector, Count, DocSetCollector, TopDocs};
 use tantivy::columnar::{Column, StrColumn};
 use tantivy::query::{
-    AllQuery, BooleanQuery, EnableScoring, Occur, PhrasePrefixQuery, Query, QueryParser, TermQuery,
+    AllQuery, BooleanQuery, EmptyQuery, EnableScoring, Occur, PhrasePrefixQuery, Query,
+    QueryParser, TermQuery,
 };
 use tantivy::schema::{IndexRecordOption, Value};
 use tantivy::tokenizer::TokenizerManager;
@@ -171,7 +172,8 @@ pub struct SearchResults {
 #[derive(Clone)]
 pub struct LogSearcher {
     pub(crate) splits: Arc<SplitSet>,
-    pub(crate) schema: IndexSchema,
+    /// This version's schema; a split an older version wrote has its own.
+    pub(crate) schema: Arc<IndexSchema>,
     pub(crate) tokenizers: TokenizerManager,
 }
 
@@ -196,19 +198,20 @@ impl LogSearcher {
         // A later page: the hits at or before the cursor's timestamp, less the ones at
         // exactly that timestamp that were already returned (ties keep their order within
         // one index state).
-        let (page_query, skip): (Box<dyn Query>, usize) = match request.after {
-            None => (query.box_clone(), 0),
-            Some(c) => (
-                Box::new(BooleanQuery::new(vec![
+        let paged = |query: &dyn Query| -> Box<dyn Query> {
+            match request.after {
+                None => query.box_clone(),
+                Some(c) => Box::new(BooleanQuery::new(vec![
                     (Occur::Must, query.box_clone()),
                     (
                         Occur::Must,
                         Box::new(self.schema.time_range(None, Some(c.timestamp))),
                     ),
                 ])),
-                c.returned_at_timestamp,
-            ),
+            }
         };
+        let page_query = paged(&*query);
+        let skip = request.after.map_or(0, |c| c.returned_at_timestamp);
         let page_end = match (request.after, to) {
             (Some(c), Some(t)) => Some(c.timestamp.min(t)),
             (Some(c), None) => Some(c.timestamp),
@@ -223,18 +226,24 @@ impl LogSearcher {
         let mut total = 0;
         let mut splits_sorted = 0;
         for (i, split) in splits.iter().enumerate() {
+            let own = self.own_query(split, |schema| self.query_for(schema, request));
+            let own_page = own.as_deref().map(paged);
+            let (query, page_query) = match (&own, &own_page) {
+                (Some(q), Some(p)) => (&**q, &**p),
+                _ => (&*query, &*page_query),
+            };
             let searcher = split.reader.searcher();
             let stats = split.stats();
             let outranked =
                 top.len() >= want && stats.max_ts.is_none_or(|newest| newest < top[want - 1].0);
             if outranked || !stats.overlaps(from, page_end) {
-                total += search_within(&searcher, &*query, &Count, (from, to))?;
+                total += search_within(&searcher, query, &Count, (from, to))?;
             } else {
                 let end = stats.max_ts.map(|t| page_end.map_or(t, |e| t.min(e)));
                 let (hits, count) = self.newest_in_split(
                     &searcher,
-                    &*query,
-                    &*page_query,
+                    query,
+                    page_query,
                     want,
                     (stats.min_ts, end),
                     request,
@@ -248,7 +257,7 @@ impl LogSearcher {
             }
             searchers.push(searcher);
         }
-        let mut reader = HitReader::new(&self.schema);
+        let mut reader = HitReader::default();
         let mut skipped = 0;
         let mut hits = Vec::with_capacity(top.len().min(limit));
         let mut last: Option<(i64, usize)> = None;
@@ -260,7 +269,7 @@ impl LogSearcher {
             if hits.len() == limit {
                 break;
             }
-            hits.extend(reader.read(split, &searchers[split], address)?);
+            hits.extend(reader.read(split, &searchers[split], &splits[split], address)?);
             last = Some(match last {
                 Some((t, n)) if t == ts => (t, n + 1),
                 _ => (ts, 1),
@@ -367,46 +376,28 @@ impl LogSearcher {
         if id.is_empty() {
             return Err(IndexError::Query("an empty request id".into()));
         }
-        let request_id = self
-            .schema
-            .attribute_exact
-            .iter()
-            .find(|(n, _)| *n == model::names::LLM_REQUEST_ID)
-            .map(|(_, f)| *f)
-            .ok_or_else(|| IndexError::Query("no request id field".into()))?;
-        let mut suffixed = PhrasePrefixQuery::new_with_offset(vec![(
-            0,
-            Term::from_field_text(request_id, &format!("{id}-")),
-        )]);
-        suffixed.set_max_expansions(MAX_PREFIX_EXPANSIONS);
-        let term = |field, text: &str| -> Box<dyn Query> {
-            Box::new(TermQuery::new(
-                Term::from_field_text(field, text),
-                IndexRecordOption::Basic,
-            ))
-        };
-        let query = BooleanQuery::new(vec![
-            (Occur::Should, term(request_id, id)),
-            (Occur::Should, Box::new(suffixed)),
-            (Occur::Should, term(self.schema.body, &id.to_lowercase())),
-        ]);
+        let query = trace_query(&self.schema, id)?;
         let oldest_first = TopDocs::with_limit(MAX_LIMIT)
             .order_by_fast_field::<i64>(crate::schema::TIMESTAMP, Order::Asc);
         let mut searchers = Vec::new();
         let mut found: Vec<Hit> = Vec::new();
-        for (i, split) in self.splits.overlapping(None, None).iter().enumerate() {
+        let splits = self.splits.overlapping(None, None);
+        for (i, split) in splits.iter().enumerate() {
+            let own = self.own_query(split, |schema| trace_query(schema, id));
             let searcher = split.reader.searcher();
-            for (ts, address) in searcher.search(&query, &oldest_first)? {
+            for (ts, address) in
+                searcher.search(own.as_deref().unwrap_or(&*query), &oldest_first)?
+            {
                 found.push((ts.unwrap_or(i64::MIN), i, address));
             }
             searchers.push(searcher);
         }
         found.sort_by_key(|h| h.0);
         found.truncate(MAX_LIMIT);
-        let mut reader = HitReader::new(&self.schema);
+        let mut reader = HitReader::default();
         let mut records = Vec::with_capacity(found.len());
         for (_, split, address) in found {
-            records.extend(reader.read(split, &searchers[split], address)?);
+            records.extend(reader.read(split, &searchers[split], &splits[split], address)?);
         }
         Ok(records)
     }
@@ -424,11 +415,12 @@ impl LogSearcher {
         let to = request.to.map(Timestamp::unix_nanos);
         let mut matched = 0;
         for split in self.splits.overlapping(from, to) {
+            let own = self.own_query(&split, |schema| self.query_for(schema, request));
             let searcher = split.reader.searcher();
-            let addresses = searcher.search(&*query, &DocSetCollector)?;
-            let mut reader = HitReader::new(&self.schema);
+            let addresses = searcher.search(own.as_deref().unwrap_or(&*query), &DocSetCollector)?;
+            let mut reader = HitReader::default();
             for address in &addresses {
-                if let Some(r) = reader.read(0, &searcher, *address)? {
+                if let Some(r) = reader.read(0, &searcher, &split, *address)? {
                     visit(r);
                 }
             }
@@ -441,8 +433,61 @@ impl LogSearcher {
         &self,
         request: &SearchRequest,
     ) -> Result<Box<dyn Query>, IndexError> {
-        build_query(&self.schema, &self.tokenizers, request)
+        self.query_for(&self.schema, request)
     }
+
+    pub(crate) fn query_for(
+        &self,
+        schema: &IndexSchema,
+        request: &SearchRequest,
+    ) -> Result<Box<dyn Query>, IndexError> {
+        build_query(schema, &self.tokenizers, request)
+    }
+
+    /// The query for `split` when it was written with another version's schema (`build`
+    /// with its fields), else `None`: the query built for this version's schema serves it.
+    /// A query this version accepts but the split cannot answer (it names a field added
+    /// since) matches nothing there.
+    pub(crate) fn own_query(
+        &self,
+        split: &Split,
+        build: impl FnOnce(&IndexSchema) -> Result<Box<dyn Query>, IndexError>,
+    ) -> Option<Box<dyn Query>> {
+        if self.splits.has_current_schema(split) {
+            return None;
+        }
+        Some(build(&split.schema).unwrap_or_else(|e| {
+            tracing::debug!(split = split.id, error = %e, "a query an older split cannot answer");
+            Box::new(EmptyQuery)
+        }))
+    }
+}
+
+/// What [`LogSearcher::request_trace`] looks for: records whose `llm.request_id` is `id` or
+/// vLLM v1's engine form of it (`<id>-<suffix>`), and lines that mention `id` whole.
+fn trace_query(schema: &IndexSchema, id: &str) -> Result<Box<dyn Query>, IndexError> {
+    let request_id = schema
+        .attribute_exact
+        .iter()
+        .find(|(n, _)| *n == model::names::LLM_REQUEST_ID)
+        .map(|(_, f)| *f)
+        .ok_or_else(|| IndexError::Query("no request id field".into()))?;
+    let mut suffixed = PhrasePrefixQuery::new_with_offset(vec![(
+        0,
+        Term::from_field_text(request_id, &format!("{id}-")),
+    )]);
+    suffixed.set_max_expansions(MAX_PREFIX_EXPANSIONS);
+    let term = |field, text: &str| -> Box<dyn Query> {
+        Box::new(TermQuery::new(
+            Term::from_field_text(field, text),
+            IndexRecordOption::Basic,
+        ))
+    };
+    Ok(Box::new(BooleanQuery::new(vec![
+        (Occur::Should, term(request_id, id)),
+        (Occur::Should, Box::new(suffixed)),
+        (Occur::Should, term(schema.body, &id.to_lowercase())),
+    ])))
 }
 
 /// `searcher.search(query, collector)` over only the segments that hold records in `span`
@@ -477,8 +522,8 @@ fn search_within<C: Collector>(
 
 /// Reads stored records of one search, opening each segment's columns once: opening a
 /// column parses its block index, and doing it for every hit was most of a search's time.
-struct HitReader<'a> {
-    schema: &'a IndexSchema,
+#[derive(Default)]
+struct HitReader {
     segments: std::collections::HashMap<(usize, u32), SegmentColumns>,
 }
 
@@ -492,29 +537,23 @@ struct SegmentColumns {
     resources: std::collections::HashMap<u64, Arc<model::Attributes>>,
 }
 
-impl<'a> HitReader<'a> {
-    fn new(schema: &'a IndexSchema) -> Self {
-        HitReader {
-            schema,
-            segments: Default::default(),
-        }
-    }
-
-    /// The record stored for `address` in split `split` (an index into the searched
-    /// snapshot); `None` (with a warning) when it cannot be read, so one damaged document
+impl HitReader {
+    /// The record stored for `address` in `split`, number `ordinal` of the searched
+    /// snapshot; `None` (with a warning) when it cannot be read, so one damaged document
     /// does not fail a whole search.
     fn read(
         &mut self,
-        split: usize,
+        ordinal: usize,
         searcher: &tantivy::Searcher,
+        split: &Split,
         address: DocAddress,
     ) -> Result<Option<Record>, IndexError> {
         let doc: TantivyDocument = searcher.doc(address)?;
         let json = doc
-            .get_first(self.schema.record)
+            .get_first(split.schema.record)
             .and_then(|v| v.as_str())
             .unwrap_or_default();
-        let c = match self.segments.entry((split, address.segment_ord)) {
+        let c = match self.segments.entry((ordinal, address.segment_ord)) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => {
                 let columns = searcher.segment_reader(address.segment_ord).fast_fields();

@@ -16,6 +16,12 @@
 //! as of that commit and a commit sequence number that grows across splits: the split with
 //! the highest number holds the checkpoints the sources resume from. The directory listing
 //! is the manifest; nothing else has to agree with it after a crash.
+//!
+//! A split keeps the schema it was written with. After an upgrade that adds or removes
+//! fields, the splits of the version before stay searchable as they are, through their own
+//! field handles ([`IndexSchema::for_split`]); new records go to a new split, and merges
+//! take only splits of this version's schema (tantivy merges only equal schemas), so the
+//! older splits leave with retention.
 
 use crate::{IndexError, IndexSchema};
 use model::CheckpointSet;
@@ -81,6 +87,9 @@ pub(crate) struct Split {
     pub(crate) id: u64,
     pub(crate) dir: PathBuf,
     pub(crate) index: Index,
+    /// The fields as this split has them: this version's schema (shared with the set) or,
+    /// for a split an older version wrote, its own.
+    pub(crate) schema: Arc<IndexSchema>,
     pub(crate) reader: IndexReader,
     stats: RwLock<SplitStats>,
     payload: RwLock<CommitPayload>,
@@ -120,7 +129,7 @@ fn is_damage(e: &IndexError) -> bool {
     use tantivy::TantivyError as E;
     use tantivy::directory::error::OpenReadError;
     match e {
-        IndexError::BadPayload { .. } | IndexError::SchemaMismatch(_) => true,
+        IndexError::BadPayload { .. } | IndexError::SchemaMismatch { .. } => true,
         IndexError::Tantivy(e) => matches!(
             e,
             E::DataCorruption(_)
@@ -172,13 +181,13 @@ fn now_nanos() -> u128 {
 }
 
 impl Split {
-    fn open(dir: &Path, id: u64, schema: &IndexSchema) -> Result<Split, IndexError> {
+    fn open(dir: &Path, id: u64, schema: &Arc<IndexSchema>) -> Result<Split, IndexError> {
         let directory = MmapDirectory::open(dir).map_err(|e| dir_error(dir, e))?;
         let index = Index::open(directory)?;
         Self::from_index(dir, id, index, schema)
     }
 
-    fn create(dir: &Path, id: u64, schema: &IndexSchema) -> Result<Split, IndexError> {
+    fn create(dir: &Path, id: u64, schema: &Arc<IndexSchema>) -> Result<Split, IndexError> {
         std::fs::create_dir_all(dir).map_err(io_error(dir))?;
         let directory = MmapDirectory::open(dir).map_err(|e| dir_error(dir, e))?;
         let index = Index::create(directory, schema.schema.clone(), index_settings())?;
@@ -189,11 +198,24 @@ impl Split {
         dir: &Path,
         id: u64,
         index: Index,
-        schema: &IndexSchema,
+        current: &Arc<IndexSchema>,
     ) -> Result<Split, IndexError> {
-        if index.schema() != schema.schema {
-            return Err(IndexError::SchemaMismatch(dir.to_path_buf()));
-        }
+        let own = index.schema();
+        let schema = if own == current.schema {
+            current.clone()
+        } else {
+            let schema = current
+                .for_split(&own)
+                .map_err(|detail| IndexError::SchemaMismatch {
+                    path: dir.to_path_buf(),
+                    detail,
+                })?;
+            tracing::info!(
+                split = %dir.display(),
+                "a split written with another version's schema: searched as it is, not merged or written to"
+            );
+            Arc::new(schema)
+        };
         IndexSchema::register_tokenizers(&index);
         // The sink reloads after each commit, so in-process readers see new documents at
         // once; a separate process (offline search) opens a fresh reader anyway.
@@ -213,6 +235,7 @@ impl Split {
             id,
             dir: dir.to_path_buf(),
             index,
+            schema,
             reader,
             stats: RwLock::default(),
             payload: RwLock::new(payload),
@@ -282,7 +305,8 @@ pub(crate) struct IndexCounters {
 /// search stays readable until the search ends (its files are mapped).
 pub(crate) struct SplitSet {
     pub(crate) root: PathBuf,
-    pub(crate) schema: IndexSchema,
+    /// This version's schema, shared by every split written with it.
+    pub(crate) schema: Arc<IndexSchema>,
     splits: RwLock<Arc<Vec<Arc<Split>>>>,
     next_id: AtomicU64,
     /// Whether a sink writes to the set now (one at a time).
@@ -315,6 +339,7 @@ impl SplitSet {
             Err(std::fs::TryLockError::Error(e)) => return Err(io_error(&lock_path)(e)),
         }
         Self::adopt_unsplit_index(root)?;
+        let schema = Arc::new(IndexSchema::new());
         let mut splits = Vec::new();
         let mut quarantined = 0;
         for (id, dir) in Self::list(&splits_dir)? {
@@ -326,7 +351,7 @@ impl SplitSet {
                 std::fs::remove_dir_all(&dir).map_err(io_error(&dir))?;
                 continue;
             }
-            match Split::open(&dir, id, &IndexSchema::new()) {
+            match Split::open(&dir, id, &schema) {
                 Ok(split) => splits.push(Arc::new(split)),
                 Err(e) if is_damage(&e) => {
                     let aside = root.join(QUARANTINE_DIR).join(format!(
@@ -349,7 +374,7 @@ impl SplitSet {
             }
         }
         let splits = Self::drop_replaced(splits, true);
-        let set = Self::new(root, splits, Some(lock));
+        let set = Self::new(root, schema, splits, Some(lock));
         set.counters
             .splits_quarantined
             .store(quarantined, Ordering::Relaxed);
@@ -363,6 +388,7 @@ impl SplitSet {
         if !splits_dir.is_dir() {
             return Err(IndexError::NoIndex(root.to_path_buf()));
         }
+        let schema = Arc::new(IndexSchema::new());
         let mut splits = Vec::new();
         for (id, dir) in Self::list(&splits_dir)? {
             if dir
@@ -371,21 +397,31 @@ impl SplitSet {
             {
                 continue;
             }
-            match Split::open(&dir, id, &IndexSchema::new()) {
+            match Split::open(&dir, id, &schema) {
                 Ok(split) => splits.push(Arc::new(split)),
                 Err(e) => {
                     tracing::warn!(split = %dir.display(), error = %e, "skipping a split that cannot be opened");
                 }
             }
         }
-        Ok(Self::new(root, Self::drop_replaced(splits, false), None))
+        Ok(Self::new(
+            root,
+            schema,
+            Self::drop_replaced(splits, false),
+            None,
+        ))
     }
 
-    fn new(root: &Path, splits: Vec<Arc<Split>>, lock: Option<std::fs::File>) -> SplitSet {
+    fn new(
+        root: &Path,
+        schema: Arc<IndexSchema>,
+        splits: Vec<Arc<Split>>,
+        lock: Option<std::fs::File>,
+    ) -> SplitSet {
         let next_id = splits.iter().map(|s| s.id + 1).max().unwrap_or(1);
         SplitSet {
             root: root.to_path_buf(),
-            schema: IndexSchema::new(),
+            schema,
             splits: RwLock::new(Arc::new(splits)),
             next_id: AtomicU64::new(next_id),
             sink_taken: AtomicBool::new(false),
@@ -485,6 +521,12 @@ impl SplitSet {
             .map(|s| s.payload().commit_seq)
             .max()
             .unwrap_or(0)
+    }
+
+    /// Whether `split` was written with this version's schema (so it can be written to and
+    /// merged).
+    pub(crate) fn has_current_schema(&self, split: &Split) -> bool {
+        Arc::ptr_eq(&split.schema, &self.schema)
     }
 
     fn take_id(&self) -> u64 {

@@ -105,7 +105,7 @@ impl Drop for SinkClaim {
 /// same tantivy commit, so after a crash the index and the checkpoints agree.
 pub struct IndexSink {
     set: Arc<SplitSet>,
-    schema: IndexSchema,
+    schema: Arc<IndexSchema>,
     active: Arc<Split>,
     writer: IndexWriter,
     active_since: Instant,
@@ -233,10 +233,10 @@ impl IndexSink {
         }
         let claim = SinkClaim(set.clone());
         // Writing resumes in the newest split while it has room, so restarts do not leave
-        // a trail of small splits.
+        // a trail of small splits; not in one an older version wrote (another schema).
         let last = set.snapshot().iter().max_by_key(|s| s.id).cloned();
         let active = match last {
-            Some(s) if s.stats().docs < options.split_docs => s,
+            Some(s) if s.stats().docs < options.split_docs && set.has_current_schema(&s) => s,
             _ => set.create_split()?,
         };
         active.sealed.store(false, Ordering::SeqCst);
@@ -300,7 +300,6 @@ impl IndexSink {
                 .cloned()
                 .collect();
             for made in batch.documents.iter().filter(|d| d.redelivered) {
-                let query = self.schema.id_query(made.id, made.timestamp);
                 // The re-sent record replaces the copy an earlier run committed (a multiline
                 // group may have grown since). In the active split the delete is ordered
                 // before the adds that follow it; a sealed split is changed at once, unless
@@ -310,6 +309,7 @@ impl IndexSink {
                     s.stats()
                         .overlaps(Some(made.timestamp), Some(made.timestamp))
                 }) {
+                    let query = split.schema.id_query(made.id, made.timestamp);
                     if split
                         .reader
                         .searcher()
@@ -323,6 +323,7 @@ impl IndexSink {
                 if held {
                     skip.insert(made.id);
                 } else {
+                    let query = self.schema.id_query(made.id, made.timestamp);
                     self.writer
                         .delete_query(Box::new(query))
                         .map_err(IndexError::Tantivy)?;
@@ -559,7 +560,9 @@ impl IndexSink {
             return;
         }
         let crowded = all.len() > self.options.max_splits;
+        // tantivy merges only splits of one schema; an older version's leave by retention.
         let mut idle = self.idle_splits();
+        idle.retain(|s| self.set.has_current_schema(s));
         idle.sort_by_key(|s| (s.stats().min_ts, s.id));
         let wanted = |run: &[Arc<Split>]| run.len() >= MERGE_FACTOR || (crowded && run.len() >= 2);
         let mut run: Vec<Arc<Split>> = Vec::new();

@@ -502,3 +502,176 @@ fn a_redelivered_record_deleted_from_a_sealed_split_merges_none_of_its_segments(
     let hits = store.searcher().search(&request("again")).unwrap();
     assert_eq!(bodies(&hits), ["line, again"]);
 }
+
+/// Writes split `id` of `index` as a version whose schema lacked `dropped` (a field added
+/// since) would have: the other fields in the same order, so every later field's handle is
+/// one lower than this version's.
+fn write_split_of_an_older_schema(index: &Path, id: u64, dropped: &str, records: &[Record]) {
+    let current = crate::IndexSchema::new();
+    let mut builder = tantivy::schema::Schema::builder();
+    for (_, entry) in current.schema.fields() {
+        if entry.name() != dropped {
+            builder.add_field(entry.clone());
+        }
+    }
+    let schema = builder.build();
+    let dir = index.join("splits").join(super::split_dir_name(id));
+    std::fs::create_dir_all(&dir).unwrap();
+    let split = tantivy::Index::create_in_dir(&dir, schema.clone()).unwrap();
+    crate::IndexSchema::register_tokenizers(&split);
+    let mut writer: tantivy::IndexWriter = split.writer(super::SMALL_WRITER_BUDGET).unwrap();
+    if !records.is_empty() {
+        let older = current.for_split(&schema).unwrap();
+        for r in records {
+            writer
+                .add_document(older.document(r, &r.resource_json()))
+                .unwrap();
+        }
+    }
+    let mut checkpoints = model::CheckpointSet::new();
+    for c in &batch_with_checkpoint(Vec::new(), 7).checkpoints {
+        checkpoints.update(c);
+    }
+    let payload = super::CommitPayload {
+        checkpoints,
+        commit_seq: 3,
+        ..Default::default()
+    };
+    let mut prepared = writer.prepare_commit().unwrap();
+    prepared.set_payload(&serde_json::to_string(&payload).unwrap());
+    prepared.commit().unwrap();
+}
+
+fn timed_request(n: u64, pod: &str, secs: i64, id: &str, ttft_ms: f64, queue_ms: f64) -> Record {
+    let mut r = record(n, pod, secs, &format!("Finished request {id}"));
+    r.attributes.insert(names::LLM_REQUEST_ID, id);
+    r.attributes.insert(names::GEN_AI_REQUEST_MODEL, "llama3");
+    r.attributes
+        .insert(names::LLM_TTFT_MS, model::AttrValue::Float(ttft_ms));
+    r.attributes
+        .insert(names::LLM_QUEUE_MS, model::AttrValue::Float(queue_ms));
+    r
+}
+
+#[test]
+fn a_split_an_older_version_wrote_stays_searchable_and_is_neither_written_to_nor_merged() {
+    let dir = tempfile::tempdir().unwrap();
+    // The older version had no queue-time column: its split keeps that figure in the JSON
+    // attributes, and the ttft column (after it in the schema) under another handle.
+    write_split_of_an_older_schema(
+        dir.path(),
+        5,
+        names::LLM_QUEUE_MS,
+        &[
+            timed_request(1, "vllm-0", 10, "cmpl-old", 250.0, 40.0),
+            record(2, "vllm-0", 11, "CUDA out of memory"),
+        ],
+    );
+    let store = IndexStore::open_or_create(dir.path()).unwrap();
+    assert_eq!(store.stats().splits_quarantined, 0);
+    assert_eq!(store.split_count(), 1);
+    assert_eq!(
+        store
+            .committed_checkpoints()
+            .unwrap()
+            .position("files", "/logs/p/0.log"),
+        Some(7),
+        "the sources resume from the older split's commit"
+    );
+    let mut sink = store
+        .sink(SinkOptions {
+            split_age: Duration::ZERO,
+            ..SinkOptions::default()
+        })
+        .unwrap();
+    assert_eq!(store.split_count(), 2, "new records go to a new split");
+    for c in 0..5u64 {
+        let secs = 20 + c as i64;
+        sink.add(batch_with_checkpoint(
+            vec![timed_request(
+                10 + c,
+                "vllm-1",
+                secs,
+                &format!("cmpl-new{c}"),
+                50.0,
+                2.0,
+            )],
+            8 + c,
+        ))
+        .unwrap();
+        sink.commit().unwrap();
+    }
+    sink.compact();
+
+    let searcher = store.searcher();
+    let found = |q: &str| bodies(&searcher.search(&request(q)).unwrap()).len();
+    assert_eq!(found("*"), 7);
+    assert_eq!(found("cuda memory"), 1);
+    assert_eq!(
+        found("llm.ttft_ms:>100"),
+        1,
+        "the older split's column, by name"
+    );
+    assert_eq!(found("llm.ttft_ms:50"), 5);
+    assert_eq!(
+        found("llm.queue_ms:>1"),
+        5,
+        "a field the older split lacks matches nothing there, and is no error"
+    );
+    assert_eq!(
+        found("attributes.llm.queue_ms:40"),
+        1,
+        "where the older split kept it"
+    );
+    let pod = SearchRequest {
+        pod: Some("vllm-0".into()),
+        ..request("*")
+    };
+    assert_eq!(searcher.search(&pod).unwrap().total, 2);
+    let trace = searcher.request_trace("cmpl-old").unwrap();
+    assert_eq!(trace.len(), 1);
+    assert_eq!(trace[0].body, "Finished request cmpl-old");
+    let buckets = searcher
+        .histogram(&request("*"), Duration::from_secs(3600))
+        .unwrap();
+    assert_eq!(buckets.iter().map(|b| b.count).sum::<u64>(), 7);
+    let ttft = searcher
+        .field_stats(
+            &request("*"),
+            names::LLM_TTFT_MS,
+            Some(names::GEN_AI_REQUEST_MODEL),
+            &[50.0],
+        )
+        .unwrap();
+    let llama3 = ttft
+        .iter()
+        .find(|g| g.group.as_deref() == Some("llama3"))
+        .unwrap();
+    assert_eq!((llama3.count, llama3.sum), (6, 500.0), "{ttft:?}");
+
+    // The older split was left as it was: not merged with the new ones, not written to.
+    let older = dir.path().join("splits").join(super::split_dir_name(5));
+    assert!(older.is_dir());
+    assert_eq!(
+        tantivy::Index::open_in_dir(&older)
+            .unwrap()
+            .reader()
+            .unwrap()
+            .searcher()
+            .num_docs(),
+        2
+    );
+    sink.close().unwrap();
+    drop((searcher, store));
+    let store = IndexStore::open_or_create(dir.path()).unwrap();
+    assert_eq!(ids(&store), (7, 7));
+}
+
+#[test]
+fn a_split_missing_a_field_every_search_needs_is_quarantined() {
+    let dir = tempfile::tempdir().unwrap();
+    write_split_of_an_older_schema(dir.path(), 1, "body", &[]);
+    let store = IndexStore::open_or_create(dir.path()).unwrap();
+    assert_eq!(store.stats().splits_quarantined, 1);
+    assert!(dir.path().join("quarantine").is_dir());
+}
