@@ -52,6 +52,9 @@ struct Known {
     /// stats lines do not name it, and without it every figure of the dashboard and of
     /// `/metrics` is `model=""`.
     model: Option<String>,
+    /// When each of its engines (by `llm.engine_index`) last logged a generation
+    /// throughput, ns: the stretch the next one covers.
+    throughput_at: Vec<(i64, i64)>,
 }
 
 /// The user's choice of server for a container, by namespace, pod and container name (the
@@ -66,6 +69,11 @@ impl std::fmt::Debug for ServerAssignment {
         f.write_str("ServerAssignment")
     }
 }
+
+/// The longest stretch a stats line's throughput is taken to cover: vLLM logs every 5–10 s
+/// while busy, SGLang every 40 decode steps. A longer gap is an idle pause (whose tokens the
+/// throughput spreads thin anyway) or lines this process did not see.
+const MAX_THROUGHPUT_STRETCH_NANOS: i64 = 120 * 1_000_000_000;
 
 /// Containers whose servers are remembered; beyond this the memory starts over (a node
 /// runs far fewer).
@@ -195,6 +203,9 @@ impl InferenceLogProcessor {
             recognised = true;
         }
         self.remember_model(record, index);
+        if record.kind == RecordKind::EngineStats {
+            self.count_generated_tokens(record, index);
+        }
         if recognised {
             self.lines_recognised += 1;
         }
@@ -268,6 +279,41 @@ impl InferenceLogProcessor {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// Sets `llm.generated_tokens` on a stats line with a generation throughput: the
+    /// throughput times the time since its engine's previous one, at most
+    /// [`MAX_THROUGHPUT_STRETCH_NANOS`] (lines lost or not read would otherwise stretch it).
+    /// The first line of an engine covers a stretch not seen and gets none.
+    fn count_generated_tokens(&mut self, record: &mut Record, index: usize) {
+        let Some(tps) = record
+            .attributes
+            .get(names::LLM_GEN_THROUGHPUT_TPS)
+            .and_then(model::AttrValue::as_f64)
+        else {
+            return;
+        };
+        let engine = match record.attributes.get(names::LLM_ENGINE_INDEX) {
+            Some(model::AttrValue::Int(i)) => *i,
+            _ => 0,
+        };
+        let now = record.timestamp.unix_nanos();
+        let seen = &mut self.known[index].throughput_at;
+        let before = match seen.iter_mut().find(|(e, _)| *e == engine) {
+            Some((_, at)) => Some(std::mem::replace(at, (*at).max(now))),
+            None => {
+                seen.push((engine, now));
+                None
+            }
+        };
+        if let Some(before) = before
+            && now >= before
+        {
+            let stretch = (now - before).min(MAX_THROUGHPUT_STRETCH_NANOS) as f64 / 1e9;
+            record
+                .attributes
+                .insert_f64(names::LLM_GENERATED_TOKENS, (tps * stretch).round());
         }
     }
 
@@ -373,11 +419,13 @@ impl InferenceLogProcessor {
                 server: Some(server),
                 pinned: true,
                 model: None,
+                throughput_at: Vec::new(),
             },
             None => Known {
                 server: None,
                 pinned: false,
                 model: None,
+                throughput_at: Vec::new(),
             },
         }
     }

@@ -71,6 +71,40 @@ pub fn apply(text: &str, record: &mut Record) -> bool {
         record.kind = RecordKind::EngineStats;
         record.attributes.insert(names::LLM_SERVER, "sglang");
         record.attributes.insert(names::LLM_EVENT, "stats");
+        if let Some(rank) = data_parallel_rank(&text[..at]) {
+            record.attributes.insert(names::LLM_ENGINE_INDEX, rank);
+        }
     }
     any
+}
+
+/// The data-parallel rank in a scheduler's log prefix (`[2026-04-08 14:05:21 DP1 TP0]`):
+/// each rank is an engine of its own, logging its own batches and throughput.
+fn data_parallel_rank(prefix: &str) -> Option<i64> {
+    let after = &prefix[prefix.rfind(" DP")? + 3..];
+    let digits = after
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(after.len());
+    after[..digits].parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_data_parallel_rank_is_its_engine_and_a_tensor_parallel_rank_is_not() {
+        let index = |line: &str| {
+            let mut r = Record::default();
+            assert!(apply(line, &mut r), "{line}");
+            r.attributes.get(names::LLM_ENGINE_INDEX).cloned()
+        };
+        let decode = "Decode batch, #running-req: 5, #token: 20800, token usage: 0.29, gen throughput (token/s): 144.95, #queue-req: 0";
+        assert_eq!(
+            index(&format!("[2026-04-08 14:05:21 DP3 TP0] {decode}")),
+            Some(model::AttrValue::Int(3))
+        );
+        assert_eq!(index(&format!("[2026-04-08 14:05:21 TP1] {decode}")), None);
+        assert_eq!(index(&format!("[2026-04-08 14:05:21] {decode}")), None);
+    }
 }
