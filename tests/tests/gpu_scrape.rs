@@ -161,6 +161,8 @@ inputs = ["parse"]
     let ttft = num(&with_ttft, "llm.ttft_ms").unwrap_or_default();
     assert!((ttft - 100.0).abs() < 1e-6, "{with_ttft}");
     assert_eq!(with_ttft["attributes"]["llm.ttft_source"], "scraped");
+    // The tokens generated between the two good scrapes, from the counter.
+    assert_eq!(num(&with_ttft, "llm.generated_tokens"), Some(600.0));
     assert_eq!(num(&with_ttft, "llm.kv_cache_pct"), Some(42.0));
     assert_eq!(with_ttft["resource"]["k8s.pod.name"], POD);
     assert_eq!(

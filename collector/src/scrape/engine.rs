@@ -132,6 +132,8 @@ pub struct EngineFigures {
     pub prompt_tps: Option<f64>,
     /// Generated tokens per second since the last scrape.
     pub generation_tps: Option<f64>,
+    /// Tokens generated since the last scrape.
+    pub generated_tokens: Option<f64>,
     /// Mean time to first token of the requests since the last scrape, ms.
     pub ttft_ms: Option<f64>,
     /// Its histograms as scraped (cumulative since the server started).
@@ -193,6 +195,7 @@ impl EngineMemory {
                     };
                     f.prompt_tps = rate(prompt, &before.prompt_tokens);
                     f.generation_tps = rate(generated, &before.generated_tokens);
+                    f.generated_tokens = f.generation_tps.map(|r| r * dt);
                     let (ds, dc) = (ttft.0 - before.ttft_sum, ttft.1 - before.ttft_count);
                     if dc > 0.0 && ds >= 0.0 {
                         f.ttft_ms = Some(ds / dc * 1e3);

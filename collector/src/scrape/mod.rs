@@ -389,6 +389,10 @@ fn engine_record(target: &ScrapeTarget, f: &EngineFigures, at: Timestamp) -> Rec
         (names::LLM_KV_CACHE_PCT, f.kv_cache_pct),
         (names::LLM_PROMPT_THROUGHPUT_TPS, f.prompt_tps),
         (names::LLM_GEN_THROUGHPUT_TPS, f.generation_tps),
+        (
+            names::LLM_GENERATED_TOKENS,
+            f.generated_tokens.map(f64::round),
+        ),
         (names::LLM_TTFT_MS, f.ttft_ms),
     ] {
         if let Some(v) = value {
