@@ -43,7 +43,7 @@ pub(crate) const EXACT_ATTRIBUTE_FIELDS: [&str; 6] = [
     names::EXCEPTION_TYPE,
 ];
 /// Numeric attributes, as f64 columns: ranges (`llm.e2e_ms:>5000`), percentiles, averages.
-pub(crate) const NUMERIC_ATTRIBUTE_FIELDS: [&str; 20] = [
+pub(crate) const NUMERIC_ATTRIBUTE_FIELDS: [&str; 23] = [
     names::LLM_E2E_MS,
     names::LLM_QUEUE_MS,
     names::LLM_VALIDATION_MS,
@@ -60,6 +60,9 @@ pub(crate) const NUMERIC_ATTRIBUTE_FIELDS: [&str; 20] = [
     names::LLM_RUNNING,
     names::LLM_WAITING,
     names::LLM_KV_CACHE_PCT,
+    names::LLM_PROMPT_THROUGHPUT_TPS,
+    names::LLM_GEN_THROUGHPUT_TPS,
+    names::LLM_GENERATED_TOKENS,
     names::GPU_UTILIZATION_PCT,
     names::GPU_MEMORY_USED_BYTES,
     names::GPU_POWER_W,
@@ -118,7 +121,7 @@ pub struct IndexSchema {
     pub(crate) attribute_numeric: Vec<(&'static str, Field)>,
     /// The attributes that do not go to the JSON field, by name: a document is made in one
     /// pass over the record's few attributes rather than a lookup of each of the schema's
-    /// 26 names in every record. foldhash: SipHash made these lookups an eighth of the
+    /// 29 names in every record. foldhash: SipHash made these lookups an eighth of the
     /// thread that makes documents, and the keys are the schema's own names.
     attribute_slots: foldhash::HashMap<&'static str, AttributeSlot>,
     pub(crate) attributes: Field,
