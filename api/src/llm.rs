@@ -14,6 +14,10 @@ use std::collections::BTreeMap;
 /// Without `from`, the summary covers this long before `to`.
 const DEFAULT_RANGE: std::time::Duration = std::time::Duration::from_secs(3600);
 const PERCENTS: [f64; 3] = [50.0, 95.0, 99.0];
+/// Engine stats read from a container's log (which has a stream)…
+const LOGGED_STATS: &str = "(stream:stdout OR stream:stderr)";
+/// …and those scraped from its `/metrics`.
+const SCRAPED_STATS: &str = "(llm.event:stats -stream:stdout -stream:stderr)";
 /// A request failed when it was aborted, left incomplete, or answered 5xx.
 const FAILED: &str = "(llm.event:request_aborted OR llm.event:request_incomplete OR http.response.status_code:>=500)";
 
@@ -75,7 +79,12 @@ pub(crate) struct GroupSummary {
     latency_ms: Spread,
     ttft_ms: Spread,
     queue_ms: Spread,
+    /// Output tokens of the requests that ended, per second.
     output_tokens_per_s: f64,
+    /// Tokens generated per second by the engines' own count (`llm.generated_tokens` of
+    /// their throughput lines, or of `/metrics` scrapes): the tokens/s of a server that logs
+    /// no request ends (vLLM v1). Absent where no engine says.
+    engine_output_tokens_per_s: Option<f64>,
     running_avg: Option<f64>,
     waiting_avg: Option<f64>,
     kv_cache_pct_avg: Option<f64>,
@@ -164,6 +173,21 @@ fn summarise(
         &[50.0],
     )? {
         groups.entry(key(&g)).or_default().errors = g.count;
+    }
+    // Log lines and scrapes of one engine count the same tokens: the larger of the two
+    // sums, never both.
+    for (source, query) in [(0, LOGGED_STATS), (1, SCRAPED_STATS)] {
+        let engine = of_kind(RecordKind::EngineStats, Some(query));
+        for g in stats(&engine, names::LLM_GENERATED_TOKENS, &[50.0])? {
+            if g.avg.is_some() {
+                let s = groups.entry(key(&g)).or_default();
+                let rate = g.sum / range_s;
+                s.engine_output_tokens_per_s = Some(match (source, s.engine_output_tokens_per_s) {
+                    (1, Some(logged)) => logged.max(rate),
+                    _ => rate,
+                });
+            }
+        }
     }
     let engine = of_kind(RecordKind::EngineStats, None);
     for g in stats(&engine, names::LLM_RUNNING, &[50.0])? {

@@ -303,6 +303,16 @@ async fn a_server_that_logs_no_request_end_has_an_error_rate_from_its_access_lin
             .insert(names::HTTP_RESPONSE_STATUS_CODE, status as i64);
         records.push(r);
     }
+    // Its tokens, from its throughput lines and from a scrape of its /metrics over the
+    // same stretch: one engine, counted once (the larger count).
+    for (i, tokens, logged) in [(10, 1200, true), (11, 600, true), (12, 1500, false)] {
+        let mut r = at(i, "vllm-1", 20, RecordKind::EngineStats, "Engine 000: …");
+        r.stream = logged.then_some(model::Stream::Stdout);
+        r.attributes.insert(names::LLM_EVENT, "stats");
+        r.attributes
+            .insert(names::LLM_GENERATED_TOKENS, tokens as i64);
+        records.push(r);
+    }
     let (_dir, app) = app_with_records(records);
     let (status, body) = get(&app, "/api/v1/llm/summary?from=now-10m&group_by=pod").await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -318,6 +328,9 @@ async fn a_server_that_logs_no_request_end_has_an_error_rate_from_its_access_lin
         "{pod}"
     );
     assert_eq!(pod["http_error_rate"].as_f64(), Some(0.25));
+    assert_eq!(pod["output_tokens_per_s"].as_f64(), Some(0.0));
+    let engine = pod["engine_output_tokens_per_s"].as_f64().unwrap();
+    assert!((engine - 1800.0 / 600.0).abs() < 1e-3, "{pod}");
 }
 
 #[tokio::test]

@@ -484,6 +484,10 @@ async function renderDashboard(p) {
         title: ended ? "last run of " + ended.name + " ended: " + ended.last_termination
           + (ended.last_exit_code !== undefined ? ", exit code " + ended.last_exit_code : "") : "" }, text);
     };
+    // Tokens/s from the requests' output tokens; for a server that logs no request end
+    // (vLLM v1), from its engines' own count.
+    const tokensPerS = (g) => g.output_tokens_per_s > 0 || g.engine_output_tokens_per_s === null
+      ? g.output_tokens_per_s : g.engine_output_tokens_per_s;
     // Ended requests and arrivals apart: vLLM v1 logs its requests' arrivals only.
     const cols = ["group", ...(byPod ? ["status", "restarts"] : []), "requests", "rps", "arrivals/s", "error rate", "p50 ms", "p95 ms", "p99 ms", "TTFT p95", "queue p95",
       "tokens/s", "running", "KV %", "GPU util %", "GPU mem"];
@@ -499,7 +503,10 @@ async function renderDashboard(p) {
             : g.http_error_rate !== null ? fmt(100 * g.http_error_rate) + "% (HTTP 5xx)" : "–"),
         el("td", {}, fmt(g.latency_ms.p50, 0)), el("td", {}, fmt(g.latency_ms.p95, 0)), el("td", {}, fmt(g.latency_ms.p99, 0)),
         el("td", {}, fmt(g.ttft_ms.p95, 0)), el("td", {}, fmt(g.queue_ms.p95, 0)),
-        el("td", {}, fmt(g.output_tokens_per_s)), el("td", {}, fmt(g.running_avg)), el("td", {}, fmt(g.kv_cache_pct_avg)),
+        el("td", { class: "tokens", title: tokensPerS(g) !== g.output_tokens_per_s
+          ? "from the engine's throughput lines: the server logs no request end" : "" },
+          tokensPerS(g) !== g.output_tokens_per_s ? fmt(tokensPerS(g)) + " (engine)" : fmt(g.output_tokens_per_s)),
+        el("td", {}, fmt(g.running_avg)), el("td", {}, fmt(g.kv_cache_pct_avg)),
         el("td", {}, fmt(g.gpu_utilization_pct_avg)), el("td", {}, fmt(g.gpu_memory_used_bytes_avg)))));
     // A pod in trouble before it logged a figure (crash-looping, pending) has no group, and
     // is the one to see first: those of the namespaces shown get a row of their own.
@@ -535,7 +542,7 @@ async function renderDashboard(p) {
       label: name, values: parts.map((s) => { const g = s.groups.find((x) => x.group === name); return g ? pick(g) : null; }) }));
     chart(charts, "p95 latency (ms)", sliceXs, seriesOf((g) => g.latency_ms.p95));
     chart(charts, "p95 time to first token (ms)", sliceXs, seriesOf((g) => g.ttft_ms.p95));
-    chart(charts, "output tokens/s", sliceXs, seriesOf((g) => g.output_tokens_per_s));
+    chart(charts, "output tokens/s", sliceXs, seriesOf(tokensPerS));
     chart(charts, "running requests (avg)", sliceXs, seriesOf((g) => g.running_avg));
     chart(charts, "GPU utilization % (avg)", sliceXs, seriesOf((g) => g.gpu_utilization_pct_avg));
   } catch (e) {

@@ -327,6 +327,16 @@ fn the_ui_finds_a_request_explains_a_crash_and_charts_the_llm_figures() {
         rate.as_str().is_some_and(|r| r.ends_with("% (HTTP 5xx)")),
         "the vLLM pod's error rate: {rate}"
     );
+    // … and its tokens/s from its engine's throughput lines.
+    let tokens = browser.script(
+        "const row = [...document.querySelectorAll('#summary tr.group')].find((r) => r.cells[0].textContent.startsWith('vllm')); return row.querySelector('td.tokens').textContent",
+    );
+    let per_s: f64 = tokens
+        .as_str()
+        .and_then(|t| t.strip_suffix(" (engine)"))
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0.0);
+    assert!(per_s > 0.0, "the vLLM pod's tokens/s: {tokens}");
     browser.screenshot("dashboard");
 }
 
