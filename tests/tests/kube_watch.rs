@@ -667,3 +667,118 @@ async fn a_slow_server_holds_up_no_other_watch_and_lines_split_across_reads_arri
         "one list per kind, none again"
     );
 }
+
+/// 410 Expired: the watch's history is gone, and with it the DELETED lines of what went
+/// meanwhile. The relist that follows is all there is: a pod and a deployment it no longer
+/// lists were deleted, and must not stay on the tables (and `/api/v1/pods`) for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_relist_no_longer_lists_was_deleted_while_the_watch_was_away() {
+    let pods = fixture("k8s-pods.json");
+    let (kept, gone) = (pods[0].clone(), pods[1].clone());
+    let expired = || {
+        line(
+            "ERROR",
+            &json!({"kind":"Status","apiVersion":"v1","metadata":{},
+                "status":"Failure","message":"too old resource version: 100 (200)",
+                "reason":"Expired","code":410}),
+        )
+    };
+    let deployment = |name: &str, uid: &str| {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": "llm-serving", "uid": uid,
+                "resourceVersion": "7", "creationTimestamp": "2025-03-04T09:00:00Z"},
+            "spec": {"replicas": 2, "selector": {}, "template": {}},
+            "status": {"readyReplicas": 2, "availableReplicas": 2}})
+    };
+    let (llama, mistral) = (deployment("llama", "d-1"), deployment("mistral", "d-2"));
+    let mut script = Script::default();
+    script.answers.insert(
+        "/api/v1/pods",
+        VecDeque::from([
+            Answer::List(list("PodList", "100", vec![kept.clone(), gone.clone()])),
+            Answer::Watch {
+                lines: vec![expired()],
+                close: true,
+            },
+            Answer::List(list("PodList", "200", vec![kept.clone()])),
+        ]),
+    );
+    script.answers.insert(
+        "/apis/apps/v1/deployments",
+        VecDeque::from([
+            Answer::List(list("DeploymentList", "100", vec![llama.clone(), mistral])),
+            Answer::Watch {
+                lines: vec![expired()],
+                close: true,
+            },
+            Answer::List(list("DeploymentList", "200", vec![llama])),
+        ]),
+    );
+    let api = FakeApi::start(script).await;
+    let source = KubeSource::connect(KubeSourceConfig {
+        api_url: Some(api.url.clone()),
+        node_name: None,
+    })
+    .await
+    .expect("client");
+    let state = source.state();
+    let (tx, mut rx) = mpsc::channel(64);
+    let shutdown = Shutdown::new();
+    let running = tokio::spawn(source.run(tx, shutdown.clone()));
+
+    let gone_name = gone["metadata"]["name"].as_str().unwrap_or_default();
+    let mut records = Vec::new();
+    let deleted = |records: &[Record]| {
+        records
+            .iter()
+            .find(|r| r.attributes.get_str(names::K8S_POD_PHASE) == Some("Deleted"))
+            .cloned()
+    };
+    tokio::time::timeout(Duration::from_secs(60), async {
+        receive_until(&mut rx, &mut records, |r| deleted(r).is_some()).await;
+        // The deployments' relist ends with their watch after it.
+        api.wait_for("WATCH /apis/apps/v1/deployments", 2).await;
+    })
+    .await
+    .expect("the relists finish (a guard, not a wait)");
+    let deleted = deleted(&records).expect("a deletion record");
+    assert_eq!(
+        deleted.resource.get_str(names::K8S_POD_NAME),
+        Some(gone_name)
+    );
+    assert_eq!(
+        deleted.resource.get_str(names::K8S_POD_UID),
+        gone["metadata"]["uid"].as_str()
+    );
+    assert_eq!(deleted.kind, RecordKind::K8sObject);
+    let still: Vec<String> = state
+        .pods
+        .snapshot()
+        .into_iter()
+        .map(|((_, n), _)| n)
+        .collect();
+    assert_eq!(
+        still,
+        [kept["metadata"]["name"].as_str().unwrap_or_default()]
+    );
+    let workloads: Vec<String> = state
+        .workloads
+        .snapshot()
+        .into_iter()
+        .map(|((_, _, n), _)| n)
+        .collect();
+    assert_eq!(workloads, ["llama"]);
+    while let Ok(batch) = rx.try_recv() {
+        records.extend(batch.records);
+    }
+    shutdown.trigger();
+    running.await.expect("the source stops");
+    assert_eq!(
+        records
+            .iter()
+            .filter(|r| r.attributes.get_str(names::K8S_POD_PHASE) == Some("Deleted"))
+            .count(),
+        1,
+        "only the pod no longer listed"
+    );
+}

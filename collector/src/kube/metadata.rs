@@ -62,9 +62,16 @@ impl PodMetadata {
 
     /// Marks `pod` deleted: its metadata stays for [`DELETED_POD_GRACE`], then goes.
     pub fn deleted(&self, pod: &Pod) {
+        if let Some(uid) = &pod.metadata.uid {
+            self.deleted_uid(uid);
+        }
+    }
+
+    /// Marks pod `uid` deleted, as [`PodMetadata::deleted`].
+    pub fn deleted_uid(&self, uid: &str) {
         let now = Instant::now();
         let mut pods = self.pods.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(info) = pod.metadata.uid.as_ref().and_then(|uid| pods.get_mut(uid)) {
+        if let Some(info) = pods.get_mut(uid) {
             info.deleted = Some(now);
         }
         pods.retain(|_, p| p.deleted.is_none_or(|at| now - at < DELETED_POD_GRACE));

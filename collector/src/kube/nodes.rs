@@ -157,6 +157,16 @@ impl NodeTracker {
         Some(record)
     }
 
+    /// A (re)list of the nodes starts.
+    pub fn relisting(&mut self) {
+        self.0.relisting();
+    }
+
+    /// The (re)list is complete: nodes it did not give are forgotten; how many.
+    pub fn relisted(&mut self) -> usize {
+        self.0.relisted().len()
+    }
+
     /// Forgets a deleted node (and takes it off the table).
     pub fn deleted(&mut self, node: &Node) {
         if let Some(uid) = &node.metadata.uid {

@@ -189,17 +189,42 @@ impl PodTracker {
             .deletion_timestamp
             .as_ref()
             .map_or_else(Timestamp::now, |t| k8s_time(t.0));
-        let mut r = object_record(
+        Some(deletion_record(
             uid,
-            "deleted",
             resource_version(&pod.metadata),
             at,
             pod_resource(pod),
             format!("pod {name} was deleted"),
-        );
-        r.severity = Some(Severity::Info);
-        r.attributes.insert(names::K8S_POD_PHASE, "Deleted");
-        Some(r)
+        ))
+    }
+
+    /// A (re)list of the pods starts.
+    pub fn relisting(&mut self) {
+        self.pods.relisting();
+    }
+
+    /// The (re)list is complete: pods it did not give were deleted while the watch was
+    /// away. Each is forgotten and gets the record of its deletion (timed now, when it was
+    /// found out), with its uid.
+    pub fn relisted(&mut self) -> Vec<(String, Record)> {
+        self.pods
+            .relisted()
+            .into_iter()
+            .map(|(uid, (namespace, name), _)| {
+                let mut resource = Attributes::new();
+                resource.insert(names::K8S_NAMESPACE_NAME, namespace);
+                resource.insert(names::K8S_POD_NAME, name.clone());
+                resource.insert(names::K8S_POD_UID, uid.clone());
+                let r = deletion_record(
+                    &uid,
+                    0,
+                    Timestamp::now(),
+                    resource,
+                    format!("pod {name} was deleted (found gone when the pods were listed again)"),
+                );
+                (uid, r)
+            })
+            .collect()
     }
 
     /// Pods remembered.
@@ -256,8 +281,7 @@ fn status_time(pod: &Pod) -> Timestamp {
         .unwrap_or_else(Timestamp::now)
 }
 
-/// The object's resourceVersion as a number (etcd's revision; an opaque string to clients,
-/// hashed when it is not a number).
+/// The resource of a pod's records: its namespace, name, uid and node.
 fn pod_resource(pod: &Pod) -> Attributes {
     let mut a = Attributes::new();
     if let Some(ns) = &pod.metadata.namespace {
@@ -273,6 +297,19 @@ fn pod_resource(pod: &Pod) -> Attributes {
         a.insert(names::K8S_NODE_NAME, node);
     }
     a
+}
+
+fn deletion_record(
+    uid: &str,
+    version: u64,
+    at: Timestamp,
+    resource: Attributes,
+    body: String,
+) -> Record {
+    let mut r = object_record(uid, "deleted", version, at, resource, body);
+    r.severity = Some(Severity::Info);
+    r.attributes.insert(names::K8S_POD_PHASE, "Deleted");
+    r
 }
 
 fn object_record(

@@ -120,6 +120,16 @@ impl QuotaTracker {
         Some(record)
     }
 
+    /// A (re)list of the quotas starts.
+    pub fn relisting(&mut self) {
+        self.0.relisting();
+    }
+
+    /// The (re)list is complete: quotas it did not give are forgotten; how many.
+    pub fn relisted(&mut self) -> usize {
+        self.0.relisted().len()
+    }
+
     /// Forgets a deleted quota (and takes it off the table).
     pub fn deleted(&mut self, quota: &ResourceQuota) {
         if let Some(uid) = &quota.metadata.uid {

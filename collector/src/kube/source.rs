@@ -111,7 +111,11 @@ const fn resource<K: k8s_openapi::Resource>() -> (&'static str, &'static str) {
 enum Watched {
     Event(Box<Result<Change<Event>, watcher::Error>>),
     Pod(Box<Result<Change<Pod>, watcher::Error>>),
-    Workload(Box<Result<Change<Option<WorkloadView>>, watcher::Error>>),
+    /// With the kind of the watch: its (re)lists replace only that kind's workloads.
+    Workload(
+        &'static str,
+        Box<Result<Change<Option<WorkloadView>>, watcher::Error>>,
+    ),
     Node(Box<Result<Change<Node>, watcher::Error>>),
     Quota(Box<Result<Change<ResourceQuota>, watcher::Error>>),
 }
@@ -122,19 +126,26 @@ enum Step<K> {
     Applied(K, bool),
     /// Forget it.
     Deleted(K),
-    /// Nothing to record (the start or end of a list, an error).
+    /// A (re)list starts: what it gives is all there is.
+    Listing,
+    /// The (re)list is complete: what it did not give is gone.
+    Listed,
+    /// Nothing to record (an error).
     Nothing,
 }
 
 /// A workload watch's item as the tracker's view of it.
 fn workload_item<K: Workload>(item: Result<Change<K>, watcher::Error>) -> Watched {
-    Watched::Workload(Box::new(item.map(|change| match change {
-        Change::Apply(k) => Change::Apply(k.view()),
-        Change::InitApply(k) => Change::InitApply(k.view()),
-        Change::Delete(k) => Change::Delete(k.view()),
-        Change::Init => Change::Init,
-        Change::InitDone => Change::InitDone,
-    })))
+    Watched::Workload(
+        K::KIND,
+        Box::new(item.map(|change| match change {
+            Change::Apply(k) => Change::Apply(k.view()),
+            Change::InitApply(k) => Change::InitApply(k.view()),
+            Change::Delete(k) => Change::Delete(k.view()),
+            Change::Init => Change::Init,
+            Change::InitDone => Change::InitDone,
+        })),
+    )
 }
 
 impl KubeSource {
@@ -272,7 +283,8 @@ impl KubeSource {
                         recorder.deleted(&e);
                         (Vec::new(), false)
                     }
-                    Step::Nothing => (Vec::new(), false),
+                    // Events are not state: one that is gone has only expired.
+                    Step::Listing | Step::Listed | Step::Nothing => (Vec::new(), false),
                 }
             }
             Watched::Pod(item) => match self.step(*item) {
@@ -284,14 +296,35 @@ impl KubeSource {
                     self.pod_metadata.deleted(&p);
                     (self.pods.deleted(&p).into_iter().collect(), false)
                 }
+                Step::Listing => {
+                    self.pods.relisting();
+                    (Vec::new(), false)
+                }
+                Step::Listed => {
+                    let gone = self.pods.relisted();
+                    for (uid, _) in &gone {
+                        self.pod_metadata.deleted_uid(uid);
+                    }
+                    self.gone("pods", gone.len());
+                    (gone.into_iter().map(|(_, r)| r).collect(), false)
+                }
                 Step::Nothing => (Vec::new(), false),
             },
-            Watched::Workload(item) => match self.step(*item) {
+            Watched::Workload(kind, item) => match self.step(*item) {
                 Step::Applied(Some(w), listed) => {
                     (self.workloads.applied(w).into_iter().collect(), listed)
                 }
                 Step::Deleted(Some(w)) => {
                     self.workloads.deleted(w);
+                    (Vec::new(), false)
+                }
+                Step::Listing => {
+                    self.workloads.relisting(kind);
+                    (Vec::new(), false)
+                }
+                Step::Listed => {
+                    let gone = self.workloads.relisted(kind);
+                    self.gone(kind, gone);
                     (Vec::new(), false)
                 }
                 _ => (Vec::new(), false),
@@ -302,12 +335,30 @@ impl KubeSource {
                     self.nodes.deleted(&n);
                     (Vec::new(), false)
                 }
+                Step::Listing => {
+                    self.nodes.relisting();
+                    (Vec::new(), false)
+                }
+                Step::Listed => {
+                    let gone = self.nodes.relisted();
+                    self.gone("nodes", gone);
+                    (Vec::new(), false)
+                }
                 Step::Nothing => (Vec::new(), false),
             },
             Watched::Quota(item) => match self.step(*item) {
                 Step::Applied(q, listed) => (self.quotas.applied(&q).into_iter().collect(), listed),
                 Step::Deleted(q) => {
                     self.quotas.deleted(&q);
+                    (Vec::new(), false)
+                }
+                Step::Listing => {
+                    self.quotas.relisting();
+                    (Vec::new(), false)
+                }
+                Step::Listed => {
+                    let gone = self.quotas.relisted();
+                    self.gone("resource quotas", gone);
                     (Vec::new(), false)
                 }
                 Step::Nothing => (Vec::new(), false),
@@ -331,13 +382,24 @@ impl KubeSource {
             Ok(Change::Delete(k)) => Step::Deleted(k),
             Ok(Change::Init) => {
                 self.metrics.relists.fetch_add(1, Relaxed);
-                Step::Nothing
+                Step::Listing
             }
-            Ok(Change::InitDone) => Step::Nothing,
+            Ok(Change::InitDone) => Step::Listed,
             Err(e) => {
                 self.failed(&e);
                 Step::Nothing
             }
+        }
+    }
+
+    /// Says what a relist found deleted while no watch was there to say so.
+    fn gone(&self, what: &str, count: usize) {
+        if count > 0 {
+            tracing::info!(
+                count,
+                kind = what,
+                "deleted while the watch was away: found gone when listed again"
+            );
         }
     }
 

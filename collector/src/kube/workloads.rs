@@ -8,6 +8,7 @@ use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use model::{Attributes, Record, Severity, Timestamp, names};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Replica counts of one workload. For an HPA: `desired` is what it asks for, `ready` what
@@ -94,19 +95,32 @@ impl Workload for HorizontalPodAutoscaler {
 pub type WorkloadTable = StateTable<(&'static str, String, String), Replicas>;
 
 /// Turns watched workloads into records of replica changes, and keeps the table current.
+/// One tracker per kind (each kind is its own watch, relisted on its own), one table.
 #[derive(Debug, Default)]
-pub struct WorkloadTracker(ChangeTracker<(&'static str, String, String), Replicas>);
+pub struct WorkloadTracker {
+    kinds: BTreeMap<&'static str, ChangeTracker<WorkloadKey, Replicas>>,
+    table: Arc<WorkloadTable>,
+}
+
+/// (kind, namespace, name).
+type WorkloadKey = (&'static str, String, String);
 
 impl WorkloadTracker {
     /// The table it keeps.
     pub fn table(&self) -> Arc<WorkloadTable> {
-        self.0.table()
+        self.table.clone()
+    }
+
+    fn of_kind(&mut self, kind: &'static str) -> &mut ChangeTracker<WorkloadKey, Replicas> {
+        self.kinds
+            .entry(kind)
+            .or_insert_with(|| ChangeTracker::sharing(self.table.clone()))
     }
 
     /// The record of a change in `w`'s replicas (or of `w` itself, the first time).
     pub fn applied(&mut self, w: WorkloadView) -> Option<Record> {
         let key = (w.kind, w.namespace.clone(), w.name.clone());
-        match self.0.applied(&w.uid, key, w.replicas) {
+        match self.of_kind(w.kind).applied(&w.uid, key, w.replicas) {
             Change::Unchanged => None,
             Change::New => Some(record(&w, None)),
             Change::From(before) => Some(record(&w, Some(before))),
@@ -115,7 +129,19 @@ impl WorkloadTracker {
 
     /// Forgets a deleted workload (and takes it off the table).
     pub fn deleted(&mut self, w: WorkloadView) {
-        self.0.deleted(&w.uid, (w.kind, w.namespace, w.name));
+        self.of_kind(w.kind)
+            .deleted(&w.uid, (w.kind, w.namespace, w.name));
+    }
+
+    /// A (re)list of the workloads of `kind` starts.
+    pub fn relisting(&mut self, kind: &'static str) {
+        self.of_kind(kind).relisting();
+    }
+
+    /// The (re)list of `kind` is complete: its workloads it did not give are forgotten;
+    /// how many.
+    pub fn relisted(&mut self, kind: &'static str) -> usize {
+        self.of_kind(kind).relisted().len()
     }
 }
 
