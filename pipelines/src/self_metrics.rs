@@ -1182,6 +1182,19 @@ fn llm_families(llm: &LlmMetrics) -> Vec<MetricFamily> {
         },
     ));
     families.push(family(
+        "llm_engine_generated_tokens_total",
+        "Tokens the engines generated, by their throughput log lines (vLLM's, SGLang's; llm.generated_tokens): the token rate of servers that log no request end (vLLM v1).",
+        MetricKind::Counter,
+        &|l, s| {
+            let n = s.engine_generated_tokens;
+            if n > 0.0 {
+                vec![Sample::new(base(l), n)]
+            } else {
+                Vec::new()
+            }
+        },
+    ));
+    families.push(family(
         "llm_requests_in_flight",
         "Requests started and not yet ended, on the node agent that reads their lines; absent for servers that log no end (vLLM v1 without --enable-log-outputs: see llm_engine_running_requests).",
         MetricKind::Gauge,
