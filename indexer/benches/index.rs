@@ -137,12 +137,15 @@ fn record(
             attrs.insert(names::LLM_RUNNING, run as i64);
             attrs.insert(names::LLM_WAITING, wait as i64);
             attrs.insert_f64(names::LLM_KV_CACHE_PCT, kv);
+            // As the processor leaves them: the throughputs, and the tokens generated over
+            // the 10 s since the engine's line before.
+            let prompt = rng.below(30_000) as f64 / 10.0;
+            let generated = rng.below(9_000) as f64 / 10.0;
+            attrs.insert_f64(names::LLM_PROMPT_THROUGHPUT_TPS, prompt);
+            attrs.insert_f64(names::LLM_GEN_THROUGHPUT_TPS, generated);
+            attrs.insert_f64(names::LLM_GENERATED_TOKENS, generated * 10.0);
             format!(
-                "INFO 11-27 20:41:07 [loggers.py:271] Engine 000: Avg prompt throughput: {}.{} tokens/s, Avg generation throughput: {}.{} tokens/s, Running: {run} reqs, Waiting: {wait} reqs, GPU KV cache usage: {kv}%, Prefix cache hit rate: 41.2%",
-                rng.below(3000),
-                rng.below(10),
-                rng.below(900),
-                rng.below(10)
+                "INFO 11-27 20:41:07 [loggers.py:271] Engine 000: Avg prompt throughput: {prompt:.1} tokens/s, Avg generation throughput: {generated:.1} tokens/s, Running: {run} reqs, Waiting: {wait} reqs, GPU KV cache usage: {kv}%, Prefix cache hit rate: 41.2%"
             )
         }
         60..=84 => {
