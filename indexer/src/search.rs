@@ -376,14 +376,14 @@ impl LogSearcher {
         if id.is_empty() {
             return Err(IndexError::Query("an empty request id".into()));
         }
-        let query = trace_query(&self.schema, id)?;
+        let query = trace_query(&self.schema, id);
         let oldest_first = TopDocs::with_limit(MAX_LIMIT)
             .order_by_fast_field::<i64>(crate::schema::TIMESTAMP, Order::Asc);
         let mut searchers = Vec::new();
         let mut found: Vec<Hit> = Vec::new();
         let splits = self.splits.overlapping(None, None);
         for (i, split) in splits.iter().enumerate() {
-            let own = self.own_query(split, |schema| trace_query(schema, id));
+            let own = self.own_query(split, |schema| Ok(trace_query(schema, id)));
             let searcher = split.reader.searcher();
             for (ts, address) in
                 searcher.search(own.as_deref().unwrap_or(&*query), &oldest_first)?
@@ -436,6 +436,7 @@ impl LogSearcher {
         self.query_for(&self.schema, request)
     }
 
+    /// The query of `request` over a split of `schema`.
     pub(crate) fn query_for(
         &self,
         schema: &IndexSchema,
@@ -464,30 +465,31 @@ impl LogSearcher {
 }
 
 /// What [`LogSearcher::request_trace`] looks for: records whose `llm.request_id` is `id` or
-/// vLLM v1's engine form of it (`<id>-<suffix>`), and lines that mention `id` whole.
-fn trace_query(schema: &IndexSchema, id: &str) -> Result<Box<dyn Query>, IndexError> {
-    let request_id = schema
-        .attribute_exact
-        .iter()
-        .find(|(n, _)| *n == model::names::LLM_REQUEST_ID)
-        .map(|(_, f)| *f)
-        .ok_or_else(|| IndexError::Query("no request id field".into()))?;
-    let mut suffixed = PhrasePrefixQuery::new_with_offset(vec![(
-        0,
-        Term::from_field_text(request_id, &format!("{id}-")),
-    )]);
-    suffixed.set_max_expansions(MAX_PREFIX_EXPANSIONS);
+/// vLLM v1's engine form of it (`<id>-<suffix>`), and lines that mention `id` whole (only
+/// those in a split without a request id field).
+fn trace_query(schema: &IndexSchema, id: &str) -> Box<dyn Query> {
     let term = |field, text: &str| -> Box<dyn Query> {
         Box::new(TermQuery::new(
             Term::from_field_text(field, text),
             IndexRecordOption::Basic,
         ))
     };
-    Ok(Box::new(BooleanQuery::new(vec![
-        (Occur::Should, term(request_id, id)),
-        (Occur::Should, Box::new(suffixed)),
-        (Occur::Should, term(schema.body, &id.to_lowercase())),
-    ])))
+    let mut clauses = vec![(Occur::Should, term(schema.body, &id.to_lowercase()))];
+    if let Some(request_id) = schema
+        .attribute_exact
+        .iter()
+        .find(|(n, _)| *n == model::names::LLM_REQUEST_ID)
+        .map(|(_, f)| *f)
+    {
+        let mut suffixed = PhrasePrefixQuery::new_with_offset(vec![(
+            0,
+            Term::from_field_text(request_id, &format!("{id}-")),
+        )]);
+        suffixed.set_max_expansions(MAX_PREFIX_EXPANSIONS);
+        clauses.push((Occur::Should, term(request_id, id)));
+        clauses.push((Occur::Should, Box::new(suffixed)));
+    }
+    Box::new(BooleanQuery::new(clauses))
 }
 
 /// `searcher.search(query, collector)` over only the segments that hold records in `span`

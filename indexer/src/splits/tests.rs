@@ -648,6 +648,11 @@ fn a_split_an_older_version_wrote_stays_searchable_and_is_neither_written_to_nor
         .find(|g| g.group.as_deref() == Some("llama3"))
         .unwrap();
     assert_eq!((llama3.count, llama3.sum), (6, 500.0), "{ttft:?}");
+    // A column the older split lacks: its records count, with no value.
+    let queue = searcher
+        .field_stats(&request("*"), names::LLM_QUEUE_MS, None, &[50.0])
+        .unwrap();
+    assert_eq!((queue[0].count, queue[0].sum), (7, 10.0), "{queue:?}");
 
     // The older split was left as it was: not merged with the new ones, not written to.
     let older = dir.path().join("splits").join(super::split_dir_name(5));
