@@ -8,20 +8,7 @@ use processor::InferenceLogProcessor;
 use std::sync::Arc;
 
 mod common;
-use common::Rng;
-
-fn pod(name: &str) -> Arc<Attributes> {
-    Arc::new(
-        [
-            (names::K8S_NAMESPACE_NAME, AttrValue::from("llm")),
-            (names::K8S_POD_NAME, AttrValue::from(name)),
-            (names::K8S_POD_UID, AttrValue::from(format!("uid-{name}"))),
-            (names::K8S_CONTAINER_NAME, AttrValue::from("server")),
-        ]
-        .into_iter()
-        .collect(),
-    )
-}
+use common::{Rng, pod};
 
 /// One engine's log: each line says the tokens since its previous line over that stretch
 /// (as vLLM and SGLang compute it), printed with one decimal as they do.

@@ -3,26 +3,13 @@
 //! processor; the LLM metrics must count exactly what was generated, and histogram sums must
 //! be within 0.1% of the truth.
 
-use model::{AttrValue, Attributes, Record, RecordId, Timestamp, names};
+use model::{Attributes, Record, RecordId, Timestamp};
 use processor::InferenceLogProcessor;
 use processor::metrics::LlmMetrics;
 use std::sync::Arc;
 
 mod common;
-use common::Rng;
-
-fn pod(name: &str) -> Arc<Attributes> {
-    Arc::new(
-        [
-            (names::K8S_NAMESPACE_NAME, AttrValue::from("llm")),
-            (names::K8S_POD_NAME, AttrValue::from(name)),
-            (names::K8S_POD_UID, AttrValue::from(format!("uid-{name}"))),
-            (names::K8S_CONTAINER_NAME, AttrValue::from("server")),
-        ]
-        .into_iter()
-        .collect(),
-    )
-}
+use common::{Rng, pod};
 
 #[derive(Default)]
 struct Truth {

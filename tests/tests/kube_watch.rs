@@ -14,6 +14,26 @@ use std::time::Duration;
 use tests::fake_kube::{Answer, FakeApi, Script, fixture, line, list, with_version};
 use tokio::sync::mpsc;
 
+/// A source watching the loopback API server `api`, cluster-wide.
+async fn source_of(api: &FakeApi) -> KubeSource {
+    KubeSource::connect(KubeSourceConfig {
+        api_url: Some(api.url.clone()),
+        node_name: None,
+    })
+    .await
+    .expect("client")
+}
+
+/// The watch line of 410 Expired: the history the watch would resume from is gone.
+fn expired() -> String {
+    line(
+        "ERROR",
+        &json!({"kind":"Status","apiVersion":"v1","metadata":{},
+            "status":"Failure","message":"too old resource version: 100 (1000002)",
+            "reason":"Expired","code":410}),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_and_pod_changes_are_recorded_once_through_relists_drops_and_errors() {
     let events: Vec<Value> = fixture("k8s-events.json")
@@ -65,9 +85,7 @@ async fn events_and_pod_changes_are_recorded_once_through_relists_drops_and_erro
                         .to_string(),
                     line("BOOKMARK", &json!({"kind":"Event","apiVersion":"v1",
                         "metadata":{"resourceVersion":"1000001"}})),
-                    line("ERROR", &json!({"kind":"Status","apiVersion":"v1","metadata":{},
-                        "status":"Failure","message":"too old resource version: 100 (1000002)",
-                        "reason":"Expired","code":410})),
+                    expired(),
                 ],
                 close: true,
             },
@@ -96,12 +114,7 @@ async fn events_and_pod_changes_are_recorded_once_through_relists_drops_and_erro
     );
     let api = FakeApi::start(script).await;
 
-    let source = KubeSource::connect(KubeSourceConfig {
-        api_url: Some(api.url.clone()),
-        node_name: None,
-    })
-    .await
-    .expect("client");
+    let source = source_of(&api).await;
     let metrics = source.state().metrics;
     let (tx, mut rx) = mpsc::channel(64);
     let shutdown = Shutdown::new();
@@ -675,14 +688,6 @@ async fn a_slow_server_holds_up_no_other_watch_and_lines_split_across_reads_arri
 async fn what_a_relist_no_longer_lists_was_deleted_while_the_watch_was_away() {
     let pods = fixture("k8s-pods.json");
     let (kept, gone) = (pods[0].clone(), pods[1].clone());
-    let expired = || {
-        line(
-            "ERROR",
-            &json!({"kind":"Status","apiVersion":"v1","metadata":{},
-                "status":"Failure","message":"too old resource version: 100 (200)",
-                "reason":"Expired","code":410}),
-        )
-    };
     let deployment = |name: &str, uid: &str| {
         json!({"apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": {"name": name, "namespace": "llm-serving", "uid": uid,
@@ -715,12 +720,7 @@ async fn what_a_relist_no_longer_lists_was_deleted_while_the_watch_was_away() {
         ]),
     );
     let api = FakeApi::start(script).await;
-    let source = KubeSource::connect(KubeSourceConfig {
-        api_url: Some(api.url.clone()),
-        node_name: None,
-    })
-    .await
-    .expect("client");
+    let source = source_of(&api).await;
     let state = source.state();
     let (tx, mut rx) = mpsc::channel(64);
     let shutdown = Shutdown::new();

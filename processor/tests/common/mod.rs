@@ -2,7 +2,9 @@
 
 #![allow(dead_code)] // each test uses its part
 
+use model::{AttrValue, Attributes, names};
 use serde_json::Value;
+use std::sync::Arc;
 
 /// Every row of `../shared/corpus/lines.jsonl`.
 pub fn corpus() -> Vec<Value> {
@@ -38,4 +40,18 @@ impl Rng {
     pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
         lo + self.next() % (hi - lo)
     }
+}
+
+/// The resource of container `server` of pod `name` in namespace `llm`.
+pub fn pod(name: &str) -> Arc<Attributes> {
+    Arc::new(
+        [
+            (names::K8S_NAMESPACE_NAME, AttrValue::from("llm")),
+            (names::K8S_POD_NAME, AttrValue::from(name)),
+            (names::K8S_POD_UID, AttrValue::from(format!("uid-{name}"))),
+            (names::K8S_CONTAINER_NAME, AttrValue::from("server")),
+        ]
+        .into_iter()
+        .collect(),
+    )
 }
