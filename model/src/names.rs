@@ -193,10 +193,10 @@ pub const LLM_PREFIX_CACHE_HIT_PCT: &str = "llm.prefix_cache_hit_pct";
 pub const LLM_PROMPT_THROUGHPUT_TPS: &str = "llm.prompt_throughput_tps";
 /// Generation (decode) throughput in tokens/s.
 pub const LLM_GEN_THROUGHPUT_TPS: &str = "llm.gen_throughput_tps";
-/// Tokens an engine generated between its previous stats line and this one: the line's
-/// generation throughput times the time since that line (vLLM and SGLang divide the tokens
-/// of that stretch by its length). Summed over a range, the tokens generated in it, whatever
-/// the logging interval or idle pauses; the tokens/s of a server that logs no request ends.
+/// Tokens an engine generated since its previous stats line: the line's generation
+/// throughput times the stretch the engine rated (see the processor). Summed over a range,
+/// the tokens generated in it, whatever the logging interval or idle pauses; the tokens/s of
+/// a server that logs no request ends.
 pub const LLM_GENERATED_TOKENS: &str = "llm.generated_tokens";
 /// Index of the engine that logged a stats line (vLLM v1 `Engine 000:`, SGLang's `DP1`).
 pub const LLM_ENGINE_INDEX: &str = "llm.engine_index";

@@ -52,9 +52,23 @@ struct Known {
     /// stats lines do not name it, and without it every figure of the dashboard and of
     /// `/metrics` is `model=""`.
     model: Option<String>,
-    /// When each of its engines (by `llm.engine_index`) last logged a generation
-    /// throughput, ns: the stretch the next one covers.
-    throughput_at: Vec<(i64, i64)>,
+    /// When each of its engines last logged a generation throughput.
+    throughput_at: Vec<ThroughputClock>,
+}
+
+/// One engine's throughput lines so far.
+#[derive(Debug)]
+struct ThroughputClock {
+    /// `llm.engine_index` (0 where the line names none).
+    engine: i64,
+    /// When it last logged one, ns.
+    last: i64,
+    /// The shortest time between two of its lines (of at least a second), ns: about its
+    /// logging interval, once it has logged two lines in a row.
+    shortest: Option<i64>,
+    /// The time between its latest two lines in a row (no pause between), ns: its logging
+    /// interval as it runs now.
+    interval: Option<i64>,
 }
 
 /// The user's choice of server for a container, by namespace, pod and container name (the
@@ -70,10 +84,15 @@ impl std::fmt::Debug for ServerAssignment {
     }
 }
 
-/// The longest stretch a stats line's throughput is taken to cover: vLLM logs every 5–10 s
-/// while busy, SGLang every 40 decode steps. A longer gap is an idle pause (whose tokens the
-/// throughput spreads thin anyway) or lines this process did not see.
-const MAX_THROUGHPUT_STRETCH_NANOS: i64 = 120 * 1_000_000_000;
+/// The longest stretch a throughput line is taken to cover where it covers the time since
+/// the line before (vLLM v0, SGLang): an idle pause between two is covered whole (their
+/// engines log nothing while idle, and the next line's rate is over the pause too); a longer
+/// gap is more likely lines this process did not see.
+const MAX_THROUGHPUT_STRETCH_NANOS: i64 = 600 * 1_000_000_000;
+
+/// vLLM v1's stats interval (`VLLM_LOG_STATS_INTERVAL`'s default), for an engine whose own
+/// is not known yet.
+const VLLM_V1_STATS_INTERVAL_NANOS: i64 = 10 * 1_000_000_000;
 
 /// Containers whose servers are remembered; beyond this the memory starts over (a node
 /// runs far fewer).
@@ -283,9 +302,12 @@ impl InferenceLogProcessor {
     }
 
     /// Sets `llm.generated_tokens` on a stats line with a generation throughput: the
-    /// throughput times the time since its engine's previous one, at most
-    /// [`MAX_THROUGHPUT_STRETCH_NANOS`] (lines lost or not read would otherwise stretch it).
-    /// The first line of an engine covers a stretch not seen and gets none.
+    /// throughput times the stretch it covers. vLLM v0 and SGLang divide the tokens since
+    /// their previous line by the time since it, so the stretch is that time (at most
+    /// [`MAX_THROUGHPUT_STRETCH_NANOS`]). vLLM v1 (`Engine 000:`) starts over every interval
+    /// whether it logs or not (an idle engine logs at debug level): its line covers the time
+    /// since the line before when that was the interval before, else one interval. The first line of an engine covers a stretch
+    /// not seen and gets none.
     fn count_generated_tokens(&mut self, record: &mut Record, index: usize) {
         let Some(tps) = record
             .attributes
@@ -294,27 +316,49 @@ impl InferenceLogProcessor {
         else {
             return;
         };
-        let engine = match record.attributes.get(names::LLM_ENGINE_INDEX) {
-            Some(model::AttrValue::Int(i)) => *i,
-            _ => 0,
+        let engine_index = match record.attributes.get(names::LLM_ENGINE_INDEX) {
+            Some(model::AttrValue::Int(i)) => Some(*i),
+            _ => None,
         };
+        let per_interval =
+            engine_index.is_some() && record.attributes.get_str(names::LLM_SERVER) == Some("vllm");
+        let engine = engine_index.unwrap_or(0);
         let now = record.timestamp.unix_nanos();
-        let seen = &mut self.known[index].throughput_at;
-        let before = match seen.iter_mut().find(|(e, _)| *e == engine) {
-            Some((_, at)) => Some(std::mem::replace(at, (*at).max(now))),
-            None => {
-                seen.push((engine, now));
-                None
-            }
+        let clocks = &mut self.known[index].throughput_at;
+        let Some(clock) = clocks.iter_mut().find(|c| c.engine == engine) else {
+            clocks.push(ThroughputClock {
+                engine,
+                last: now,
+                shortest: None,
+                interval: None,
+            });
+            return;
         };
-        if let Some(before) = before
-            && now >= before
-        {
-            let stretch = (now - before).min(MAX_THROUGHPUT_STRETCH_NANOS) as f64 / 1e9;
-            record
-                .attributes
-                .insert_f64(names::LLM_GENERATED_TOKENS, (tps * stretch).round());
+        let gap = now - clock.last;
+        if gap < 0 {
+            return;
         }
+        clock.last = now;
+        let stretch = if per_interval {
+            // The line right after the one before covers the time between them; after a
+            // pause (lines at debug level in between), one interval.
+            let shortest = clock.shortest.unwrap_or(VLLM_V1_STATS_INTERVAL_NANOS);
+            if gap <= shortest + shortest / 2 {
+                clock.interval = Some(gap);
+                gap
+            } else {
+                clock.interval.unwrap_or(VLLM_V1_STATS_INTERVAL_NANOS)
+            }
+        } else {
+            gap.min(MAX_THROUGHPUT_STRETCH_NANOS)
+        };
+        if gap >= 1_000_000_000 {
+            clock.shortest = Some(clock.shortest.map_or(gap, |s| s.min(gap)));
+        }
+        record.attributes.insert_f64(
+            names::LLM_GENERATED_TOKENS,
+            (tps * stretch as f64 / 1e9).round(),
+        );
     }
 
     /// The index in `known` of the container that wrote `record`: a batch holds runs of one
