@@ -76,6 +76,11 @@ pub(crate) struct GroupSummary {
     /// `http_errors` / `http_responses`: the error rate of a server that logs no request
     /// end (vLLM v1), whose `error_rate` is unknown.
     http_error_rate: Option<f64>,
+    /// `http_responses` per second.
+    http_rps: f64,
+    /// The durations its access lines log (Ollama's, BentoML's): the latency of a server
+    /// whose requests are known only from them.
+    http_latency_ms: Spread,
     latency_ms: Spread,
     ttft_ms: Spread,
     queue_ms: Spread,
@@ -149,7 +154,16 @@ fn summarise(
         Some("(llm.event:access AND http.response.status_code:>=100)"),
     );
     for g in stats(&answered, names::HTTP_RESPONSE_STATUS_CODE, &[50.0])? {
-        groups.entry(key(&g)).or_default().http_responses = g.count;
+        let s = groups.entry(key(&g)).or_default();
+        s.http_responses = g.count;
+        s.http_rps = g.count as f64 / range_s;
+    }
+    let timed_calls = of_kind(
+        RecordKind::Log,
+        Some("(llm.event:access AND llm.e2e_ms:>=0)"),
+    );
+    for g in stats(&timed_calls, names::LLM_E2E_MS, &PERCENTS)? {
+        groups.entry(key(&g)).or_default().http_latency_ms = spread(&g);
     }
     let failed_calls = of_kind(
         RecordKind::Log,

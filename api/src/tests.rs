@@ -334,6 +334,41 @@ async fn a_server_that_logs_no_request_end_has_an_error_rate_from_its_access_lin
 }
 
 #[tokio::test]
+async fn a_server_known_only_by_its_access_lines_has_their_latency_and_rate() {
+    // Ollama: one `[GIN]` line per call, with its duration; no request records.
+    let mut records = Vec::new();
+    for (i, ms) in [100.0, 200.0, 300.0, 4000.0].into_iter().enumerate() {
+        let mut r = at(
+            i as u64,
+            "ollama-0",
+            30,
+            RecordKind::Log,
+            "[GIN] 2025/02/10 - 11:20:29 | 200 | … | POST \"/api/chat\"",
+        );
+        r.attributes.insert(names::LLM_EVENT, "access");
+        r.attributes
+            .insert(names::HTTP_RESPONSE_STATUS_CODE, 200i64);
+        r.attributes
+            .insert(names::LLM_E2E_MS, model::AttrValue::Float(ms));
+        records.push(r);
+    }
+    let (_dir, app) = app_with_records(records);
+    let (status, body) = get(&app, "/api/v1/llm/summary?from=now-10m&group_by=pod").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let pod = &body["groups"][0];
+    assert_eq!(pod["requests"], 0, "{pod}");
+    assert!(pod["latency_ms"]["avg"].is_null());
+    assert_eq!(
+        pod["http_latency_ms"]["avg"].as_f64(),
+        Some(1150.0),
+        "{pod}"
+    );
+    let p50 = pod["http_latency_ms"]["p50"].as_f64().unwrap_or(0.0);
+    assert!((p50 - 200.0).abs() < 200.0 * 0.02, "{pod}");
+    assert!((pod["http_rps"].as_f64().unwrap_or(0.0) - 4.0 / 600.0).abs() < 1e-6);
+}
+
+#[tokio::test]
 async fn the_llm_summary_gives_rates_percentiles_errors_and_load_per_model() {
     let (_dir, app) = app_with_records(llm_records());
     let (status, body) = get(&app, "/api/v1/llm/summary?from=now-10m").await;

@@ -488,6 +488,11 @@ async function renderDashboard(p) {
     // (vLLM v1), from its engines' own count.
     const tokensPerS = (g) => g.output_tokens_per_s > 0 || g.engine_output_tokens_per_s === null
       ? g.output_tokens_per_s : g.engine_output_tokens_per_s;
+    // A server known only by its access lines (Ollama, BentoML): their calls and durations.
+    const httpOnly = (g) => g.requests === 0 && g.http_latency_ms.avg !== null;
+    const latency = (g) => httpOnly(g) ? g.http_latency_ms : g.latency_ms;
+    const HTTP_TITLE = "from the HTTP access log's calls: the server logs no request";
+    const viaHttp = (g, text) => httpOnly(g) && text !== "–" ? text + " (HTTP)" : text;
     // Ended requests and arrivals apart: vLLM v1 logs its requests' arrivals only.
     const cols = ["group", ...(byPod ? ["status", "restarts"] : []), "requests", "rps", "arrivals/s", "error rate", "p50 ms", "p95 ms", "p99 ms", "TTFT p95", "queue p95",
       "tokens/s", "running", "KV %", "GPU util %", "GPU mem"];
@@ -495,13 +500,16 @@ async function renderDashboard(p) {
       ...summary.groups.map((g) => el("tr", { class: "group" },
         el("td", {}, g.group),
         byPod ? [stateCell(g.group), el("td", { class: "restarts" }, podState.has(g.group) ? podState.get(g.group).restarts : "–")] : [],
-        el("td", {}, g.requests), el("td", {}, fmt(g.rps, 3)),
+        el("td", {}, g.requests),
+        el("td", { class: "rps", title: httpOnly(g) ? HTTP_TITLE : "" },
+          viaHttp(g, fmt(httpOnly(g) ? g.http_rps : g.rps, 3))),
         el("td", { class: "arrivals" }, g.received ? fmt(g.received_rps, 3) : "–"),
         el("td", { class: "error-rate", title: g.error_rate === null && g.http_error_rate !== null
           ? "5xx share of the HTTP access log's inference calls: the server logs no request end" : "" },
           g.error_rate !== null ? fmt(100 * g.error_rate) + "%"
             : g.http_error_rate !== null ? fmt(100 * g.http_error_rate) + "% (HTTP 5xx)" : "–"),
-        el("td", {}, fmt(g.latency_ms.p50, 0)), el("td", {}, fmt(g.latency_ms.p95, 0)), el("td", {}, fmt(g.latency_ms.p99, 0)),
+        ["p50", "p95", "p99"].map((p) => el("td", { class: "latency-" + p, title: httpOnly(g) ? HTTP_TITLE : "" },
+          viaHttp(g, fmt(latency(g)[p], 0)))),
         el("td", {}, fmt(g.ttft_ms.p95, 0)), el("td", {}, fmt(g.queue_ms.p95, 0)),
         el("td", { class: "tokens", title: tokensPerS(g) !== g.output_tokens_per_s
           ? "from the engine's throughput lines: the server logs no request end" : "" },
@@ -540,7 +548,7 @@ async function renderDashboard(p) {
     const sliceXs = slices.map(([a, b]) => (a + b) / 2);
     const seriesOf = (pick) => groups.map((name) => ({
       label: name, values: parts.map((s) => { const g = s.groups.find((x) => x.group === name); return g ? pick(g) : null; }) }));
-    chart(charts, "p95 latency (ms)", sliceXs, seriesOf((g) => g.latency_ms.p95));
+    chart(charts, "p95 latency (ms)", sliceXs, seriesOf((g) => latency(g).p95));
     chart(charts, "p95 time to first token (ms)", sliceXs, seriesOf((g) => g.ttft_ms.p95));
     chart(charts, "output tokens/s", sliceXs, seriesOf(tokensPerS));
     chart(charts, "running requests (avg)", sliceXs, seriesOf((g) => g.running_avg));

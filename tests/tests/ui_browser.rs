@@ -507,6 +507,21 @@ async fn the_dashboard_shows_a_crash_looping_pods_state_beside_its_figures() {
         // pod's uid, which is how records find their pod's metadata.
         let dir = |u: &str| logs.join(format!("{namespace}_{name}_{u}"));
         std::fs::rename(dir(&format!("uid-{name}")), dir(&uid)).expect("the kubelet's name");
+        // An Ollama pod beside it, known only by its access lines: its latency is theirs.
+        let gin = |status: u16, took: &str| {
+            format!("[GIN] 2025/02/10 - 11:20:29 | {status} | {took} |       10.42.0.7 | POST     \"/api/chat\"")
+        };
+        tests::append_cri(
+            &logs,
+            &namespace,
+            "ollama-0",
+            "ollama",
+            &[
+                ("stdout", &gin(200, "1.5s")),
+                ("stdout", &gin(200, "2.5s")),
+                ("stdout", &gin(500, "35.684791792s")),
+            ],
+        );
         let app = Running::start(&logs, &data, &["--kube-api", &url]);
         app.wait_for("/api/v1/pods", SETTLE, |b| {
             b["pods"].as_array().is_some_and(|p| p.len() == 2)
@@ -515,9 +530,10 @@ async fn the_dashboard_shows_a_crash_looping_pods_state_beside_its_figures() {
             "/api/v1/llm/summary?from=now-15m&group_by=pod",
             SETTLE,
             |b| {
-                b["groups"]
-                    .as_array()
-                    .is_some_and(|g| g.iter().any(|g| g["group"] == name.as_str()))
+                b["groups"].as_array().is_some_and(|g| {
+                    g.iter().any(|g| g["group"] == name.as_str())
+                        && g.iter().any(|g| g["http_responses"] == 3)
+                })
             },
         );
         let browser = Browser::start();
@@ -550,6 +566,17 @@ async fn the_dashboard_shows_a_crash_looping_pods_state_beside_its_figures() {
         ));
         let columns = browser.script("return document.querySelector('#summary tr').cells.length");
         assert_eq!(cells, json!(["CrashLoopBackOff", "6", columns]));
+        // Ollama's row: its calls and their latency, from its access lines.
+        let ollama = browser.script(
+            "const row = [...document.querySelectorAll('#summary tr.group')].find((r) => r.cells[0].textContent === 'ollama-0'); return row ? [row.querySelector('td.latency-p50').textContent, row.querySelector('td.rps').textContent] : null",
+        );
+        let p50 = ollama[0].as_str().and_then(|t| t.strip_suffix(" (HTTP)"));
+        let p50: f64 = p50.and_then(|t| t.parse().ok()).unwrap_or(0.0);
+        assert!((p50 - 2500.0).abs() <= 2500.0 * 0.02, "Ollama's p50: {ollama}");
+        assert!(
+            ollama[1].as_str().is_some_and(|t| t.ends_with(" (HTTP)")),
+            "Ollama's calls/s: {ollama}"
+        );
         browser.screenshot("dashboard-pods");
     })
     .await
