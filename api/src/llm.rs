@@ -78,8 +78,8 @@ pub(crate) struct GroupSummary {
     http_error_rate: Option<f64>,
     /// `http_responses` per second.
     http_rps: f64,
-    /// The durations its access lines log (Ollama's, BentoML's): the latency of a server
-    /// whose requests are known only from them.
+    /// The durations its access lines log (Ollama's, BentoML's, an Envoy sidecar's): the
+    /// latency of a server whose requests are known only from them.
     http_latency_ms: Spread,
     latency_ms: Spread,
     ttft_ms: Spread,
@@ -160,7 +160,7 @@ fn summarise(
     }
     let timed_calls = of_kind(
         RecordKind::Log,
-        Some("(llm.event:access AND llm.e2e_ms:>=0)"),
+        Some("((llm.event:access OR llm.event:proxy_access) AND llm.e2e_ms:>=0)"),
     );
     for g in stats(&timed_calls, names::LLM_E2E_MS, &PERCENTS)? {
         groups.entry(key(&g)).or_default().http_latency_ms = spread(&g);

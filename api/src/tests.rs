@@ -303,6 +303,23 @@ async fn a_server_that_logs_no_request_end_has_an_error_rate_from_its_access_lin
             .insert(names::HTTP_RESPONSE_STATUS_CODE, status as i64);
         records.push(r);
     }
+    // Its Envoy sidecar logs two of those calls again, with their durations: counted as
+    // calls once, from the server's own lines, and timed by the proxy.
+    for (i, ms) in [(20, 800.0), (21, 1200.0)] {
+        let mut r = at(
+            i,
+            "vllm-1",
+            30,
+            RecordKind::Log,
+            "[…] \"POST /v1/chat/completions HTTP/1.1\" 200 - via_upstream",
+        );
+        r.attributes.insert(names::LLM_EVENT, "proxy_access");
+        r.attributes
+            .insert(names::HTTP_RESPONSE_STATUS_CODE, 200i64);
+        r.attributes
+            .insert(names::LLM_E2E_MS, model::AttrValue::Float(ms));
+        records.push(r);
+    }
     // Its tokens, from its throughput lines and from a scrape of its /metrics over the
     // same stretch: one engine, counted once (the larger count).
     for (i, tokens, logged) in [(10, 1200, true), (11, 600, true), (12, 1500, false)] {
@@ -328,6 +345,11 @@ async fn a_server_that_logs_no_request_end_has_an_error_rate_from_its_access_lin
         "{pod}"
     );
     assert_eq!(pod["http_error_rate"].as_f64(), Some(0.25));
+    assert_eq!(
+        pod["http_latency_ms"]["avg"].as_f64(),
+        Some(1000.0),
+        "{pod}"
+    );
     assert_eq!(pod["output_tokens_per_s"].as_f64(), Some(0.0));
     let engine = pod["engine_output_tokens_per_s"].as_f64().unwrap();
     assert!((engine - 1800.0 / 600.0).abs() < 1e-3, "{pod}");

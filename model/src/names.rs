@@ -178,6 +178,9 @@ pub const URL_PATH: &str = "url.path";
 pub const HTTP_RESPONSE_STATUS_CODE: &str = "http.response.status_code";
 /// The client's address of an access line.
 pub const CLIENT_ADDRESS: &str = "client.address";
+/// Envoy's response flags on its access line (`UC`, `UF`, `UO`, `URX`, `DC`, …): why the
+/// proxy, not the server, ended a call (an upstream reset, a circuit breaker, a client gone).
+pub const ENVOY_RESPONSE_FLAGS: &str = "envoy.response_flags";
 
 /// Requests running in the engine.
 pub const LLM_RUNNING: &str = "llm.running";

@@ -1,5 +1,6 @@
 //! HTTP access lines, whichever server wrote them: uvicorn (vLLM, SGLang, LiteLLM,
-//! LMDeploy), Ollama's GIN, llama.cpp's server, BentoML, Triton. They give
+//! LMDeploy), Ollama's GIN, llama.cpp's server, BentoML, Triton, and the Envoy sidecar
+//! (Istio's default format) in front of any of them. They give
 //! `http.request.method`, `url.path`, `http.response.status_code`, `client.address`, and
 //! where logged the request's duration (`llm.e2e_ms`) and id.
 
@@ -24,11 +25,40 @@ static BENTOML: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(\S+):\d+ \(scheme=\w+,method=([A-Z]+),path=([^,)]+)[^)]*\) \(status=(\d{3})[^)]*\) \(?([\d.]+)ms\b")
         .expect("valid regex")
 });
+/// Istio's default Envoy format: `[start] "METHOD path PROTO" status flags [details
+/// termination] "failure" received sent duration upstream-time "xff" "agent" "request id"
+/// …` (the bracketed pair since Istio 1.9; what follows the request id, addresses and
+/// route, is not read).
+static ENVOY: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"^\[\S+\] "([A-Z]+) (\S+) [^"]*" (\d{1,3}) (\S+)(?: \S+ \S+)? "[^"]*" \d+ \d+ (\d+) \S+ "[^"]*" "[^"]*" "[^"]*""#)
+        .expect("valid regex")
+});
 static TRITON: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"HTTP request: (\d+) (/\S+)").expect("valid regex"));
 
 /// Sets the access fields if `text` is an access line; returns whether it was one.
 pub fn apply(text: &str, record: &mut Record) -> bool {
+    if text.starts_with("[")
+        && has!(text, " HTTP/")
+        && let Some(c) = ENVOY.captures(text)
+    {
+        set(record, None, &c[1], &c[2], Some(&c[3]));
+        let a = &mut record.attributes;
+        // The server behind it logs the same call again (uvicorn's line): counted as
+        // calls once, from the server's own line.
+        if a.get_str(names::LLM_EVENT) == Some("access") {
+            a.insert(names::LLM_EVENT, "proxy_access");
+        }
+        // The whole call as the proxy saw it: the latency of a server that logs no request
+        // end (vLLM v1).
+        if let Ok(ms) = c[5].parse::<f64>() {
+            a.insert_f64(names::LLM_E2E_MS, ms);
+        }
+        if &c[4] != "-" {
+            a.insert(names::ENVOY_RESPONSE_FLAGS, c[4].to_string());
+        }
+        return true;
+    }
     if has!(text, " HTTP/")
         && let Some(line) = uvicorn_access(text)
     {
@@ -223,6 +253,68 @@ fn set(record: &mut Record, client: Option<&str>, method: &str, path: &str, stat
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn envoy_sidecar_lines_give_the_call_its_status_latency_and_flags() {
+        let read = |line: &str| {
+            let mut r = Record::default();
+            assert!(apply(line, &mut r), "{line}");
+            let a = &r.attributes;
+            (
+                a.get_str(names::LLM_EVENT).map(String::from),
+                a.get_str(names::URL_PATH).map(String::from),
+                a.get(names::HTTP_RESPONSE_STATUS_CODE)
+                    .and_then(|v| v.as_f64()),
+                a.get(names::LLM_E2E_MS).and_then(|v| v.as_f64()),
+                a.get_str(names::ENVOY_RESPONSE_FLAGS).map(String::from),
+            )
+        };
+        let s = |v: &str| Some(v.to_string());
+        // Istio's default format (from its docs and users' posts), then the one before 1.9.
+        assert_eq!(
+            read(
+                r#"[2026-02-24T14:23:15.456Z] "POST /v1/chat/completions HTTP/1.1" 503 UC via_upstream - "-" 156 91 30004 - "-" "python-requests/2.31.0" "f47ac10b-58cc-4372-a567-0e02b2c3d479" "vllm.llm.svc.cluster.local" "10.244.3.12:8000" outbound|8000||vllm.llm.svc.cluster.local 10.244.1.5:54321 10.96.45.67:8000 10.244.1.5:33210 - default"#
+            ),
+            (
+                s("proxy_access"),
+                s("/v1/chat/completions"),
+                Some(503.0),
+                Some(30004.0),
+                s("UC")
+            )
+        );
+        assert_eq!(
+            read(
+                r#"[2022-10-23T20:38:15.413Z] "GET / HTTP/1.1" 200 - via_upstream - "-" 0 37 0 0 "-" "curl/7.35.0" "3ce3e159-9dba-4617-9e85-feb1106a682c" "nginx" "" inbound|80|| outbound_.80_._.nginx.default.svc.cluster.local default"#
+            ),
+            (s("probe"), s("/"), Some(200.0), Some(0.0), None)
+        );
+        assert_eq!(
+            read(
+                r#"[2020-11-25T21:26:18.409Z] "POST /generate HTTP/1.1" 200 - "-" 812 5120 4521 4519 "-" "curl/7.73.0-DEV" "84961386-6d84-929d-98bd-c5aee93b7c7e" "tgi:8080" "127.0.0.1:80" inbound|8080|| 127.0.0.1:41854 10.44.1.27:80 10.44.0.25:52720 outbound_.8080_._.tgi.default.svc.cluster.local default"#
+            ),
+            (
+                s("proxy_access"),
+                s("/generate"),
+                Some(200.0),
+                Some(4521.0),
+                None
+            )
+        );
+        // The client went away before an answer: no status but Envoy's 0, and why.
+        assert_eq!(
+            read(
+                r#"[2026-02-24T14:23:15.456Z] "POST /v1/completions HTTP/1.1" 0 DC downstream_remote_disconnect - "-" 156 0 61234 - "-" "openai-python/1.40.0" "a1" "vllm:8000" "10.244.3.12:8000" inbound|8000|| - - - - default"#
+            ),
+            (
+                s("proxy_access"),
+                s("/v1/completions"),
+                Some(0.0),
+                Some(61234.0),
+                s("DC")
+            )
+        );
+    }
 
     #[test]
     fn probes_and_scrapes_are_not_inference_calls() {
