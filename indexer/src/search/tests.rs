@@ -795,3 +795,61 @@ fn a_record_redelivered_after_a_restart_replaces_the_copy_the_last_run_committed
     let all = store.searcher().search(&request("*")).unwrap();
     assert_eq!(bodies(&all), ["kept", "once"]);
 }
+
+#[test]
+fn percentiles_of_few_values_are_nearest_rank_so_the_slow_one_shows() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = IndexStore::open_or_create(dir.path()).unwrap();
+    let mut sink = store.sink(SinkOptions::default()).unwrap();
+    // 20 requests of llama3 (100 ms … 2000 ms) and 3 of qwen, one of them slow.
+    let mut records = Vec::new();
+    let timed = [(
+        "llama3",
+        (1..=20).map(|i| i as f64 * 100.0).collect::<Vec<_>>(),
+    )]
+    .into_iter()
+    .chain([("qwen", vec![1500.0, 2500.0, 35_684.0])]);
+    for (model, values) in timed {
+        for e2e in values {
+            let n = records.len() as u64;
+            let mut r = record(n, "vllm-0", n as i64, "request finished");
+            r.kind = RecordKind::Request;
+            r.attributes.insert(names::GEN_AI_REQUEST_MODEL, model);
+            r.attributes.insert_f64(names::LLM_E2E_MS, e2e);
+            records.push(r);
+        }
+    }
+    sink.add(Batch::new(records)).unwrap();
+    sink.commit().unwrap();
+    let stats = store
+        .searcher()
+        .field_stats(
+            &request("*"),
+            names::LLM_E2E_MS,
+            Some(names::GEN_AI_REQUEST_MODEL),
+            &[50.0, 95.0, 99.0],
+        )
+        .unwrap();
+    let of = |model: &str| -> Vec<f64> {
+        let group = stats
+            .iter()
+            .find(|g| g.group.as_deref() == Some(model))
+            .unwrap();
+        group.percentiles.iter().map(|(_, v)| *v).collect()
+    };
+    let near = |got: Vec<f64>, want: [f64; 3]| {
+        assert!(
+            got.iter().zip(want).all(|(g, w)| (g - w).abs() <= w * 0.01),
+            "{got:?}, not {want:?}"
+        );
+    };
+    // Ranks ⌈p·n⌉: the 10th, 19th and 20th of 20; the 2nd, 3rd and 3rd of 3.
+    near(of("llama3"), [1000.0, 1900.0, 2000.0]);
+    near(of("qwen"), [2500.0, 35_684.0, 35_684.0]);
+    let keys: Vec<f64> = stats[0].percentiles.iter().map(|(p, _)| *p).collect();
+    assert_eq!(
+        keys,
+        [50.0, 95.0, 99.0],
+        "the percents asked, whatever was asked of tantivy"
+    );
+}
