@@ -337,6 +337,19 @@ fn the_ui_finds_a_request_explains_a_crash_and_charts_the_llm_figures() {
         .and_then(|t| t.parse().ok())
         .unwrap_or(0.0);
     assert!(per_s > 0.0, "the vLLM pod's tokens/s: {tokens}");
+    // … and its latency from its Istio sidecar's access lines.
+    let latency = browser.script(
+        "const row = [...document.querySelectorAll('#summary tr.group')].find((r) => r.cells[0].textContent.startsWith('vllm')); return row.querySelector('td.latency-p95').textContent",
+    );
+    let p95: f64 = latency
+        .as_str()
+        .and_then(|t| t.strip_suffix(" (HTTP)"))
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0.0);
+    assert!(
+        (300.0..=12_000.0 * 1.01).contains(&p95),
+        "the vLLM pod's p95 latency: {latency}"
+    );
     browser.screenshot("dashboard");
 }
 

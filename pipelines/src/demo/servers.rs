@@ -113,6 +113,46 @@ impl SimulatedServer for Vllm {
     }
 }
 
+/// Istio's Envoy sidecar in front of vLLM: an access line per call in Istio's default
+/// format, with the call's duration (vLLM v1 logs none of its own).
+pub struct IstioProxy;
+
+impl SimulatedServer for IstioProxy {
+    fn container(&self) -> &'static str {
+        "istio-proxy"
+    }
+
+    fn tick(&mut self, now: Timestamp, rng: &mut Rng, out: &mut Vec<(Stream, String)>) {
+        // Envoy's START_TIME: milliseconds, UTC.
+        let start = format!("{}Z", &now.to_rfc3339()[..23]);
+        for _ in 0..rng.range(1, 3) {
+            let (status, flags) = if rng.chance(0.03) {
+                (503, "UC")
+            } else {
+                (200, "-")
+            };
+            let took = rng.range(300, 12_000);
+            out.push((
+                Stream::Stdout,
+                format!(
+                    "[{start}] \"POST /v1/chat/completions HTTP/1.1\" {status} {flags} via_upstream - \"-\" {} {} {took} {} \"-\" \"OpenAI/Python 1.40.0\" \"{}-{}-{}-{}-{}\" \"vllm-llama3-8b.llm-serving.svc.cluster.local:8000\" \"10.42.0.17:8000\" inbound|8000|| 127.0.0.6:{} 10.42.0.17:8000 10.42.0.{}:{} outbound_.8000_._.vllm-llama3-8b.llm-serving.svc.cluster.local default",
+                    rng.range(200, 4_000),
+                    rng.range(300, 9_000),
+                    took.saturating_sub(2),
+                    rng.hex(8),
+                    rng.hex(4),
+                    rng.hex(4),
+                    rng.hex(4),
+                    rng.hex(12),
+                    rng.range(30_000, 60_000),
+                    rng.range(2, 250),
+                    rng.range(30_000, 60_000),
+                ),
+            ));
+        }
+    }
+}
+
 /// Hugging Face text-generation-inference's router.
 #[derive(Default)]
 pub struct Tgi {

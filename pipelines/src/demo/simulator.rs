@@ -1,11 +1,11 @@
 //! A simulated cluster: pods whose servers write CRI lines into the kubelet layout.
 //!
-//! Each pod owns a [`SimulatedServer`] that decides what its container prints per tick;
+//! Each container of a pod is a [`SimulatedServer`] that decides what it prints per tick;
 //! the simulator frames the lines as CRI and appends them to
 //! `<root>/<ns>_<pod>_<uid>/<container>/<restart>.log`. Richer behaviour (crashes and
 //! restarts, rotation, Kubernetes events, GPU load) plugs in as more servers or pod events.
 
-use super::servers::{LlamaCpp, SimulatedServer, Tgi, Vllm};
+use super::servers::{IstioProxy, LlamaCpp, SimulatedServer, Tgi, Vllm};
 use model::{Stream, Timestamp};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 
 /// Pods of the standard demo.
 pub const POD_COUNT: usize = 3;
+/// Their containers: the vLLM pod has an Istio sidecar.
+const CONTAINER_COUNT: usize = 4;
 
 /// A tiny deterministic generator (xorshift64*): the demo needs variety, not cryptography,
 /// and a seed makes a run reproducible.
@@ -68,16 +70,20 @@ pub struct ClusterSimulator {
 }
 
 impl ClusterSimulator {
-    /// The standard demo: a vLLM, a TGI and a llama.cpp pod in namespace `llm-serving`.
+    /// The standard demo: a vLLM pod (with an Istio sidecar), a TGI and a llama.cpp pod in
+    /// namespace `llm-serving`.
     pub fn standard(root: &Path, seed: u64) -> io::Result<Self> {
         let mut rng = Rng::new(seed);
-        let servers: Vec<(&str, Box<dyn SimulatedServer>)> = vec![
-            ("vllm-llama3-8b-0", Box::new(Vllm::default())),
-            ("tgi-mistral-7b-0", Box::<Tgi>::default()),
-            ("llamacpp-phi3-0", Box::new(LlamaCpp::default())),
+        let servers: Vec<(&str, Vec<Box<dyn SimulatedServer>>)> = vec![
+            (
+                "vllm-llama3-8b-0",
+                vec![Box::new(Vllm::default()), Box::new(IstioProxy)],
+            ),
+            ("tgi-mistral-7b-0", vec![Box::<Tgi>::default()]),
+            ("llamacpp-phi3-0", vec![Box::new(LlamaCpp::default())]),
         ];
-        let mut pods = Vec::with_capacity(servers.len());
-        for (name, server) in servers {
+        let mut pods = Vec::with_capacity(CONTAINER_COUNT);
+        for (name, containers) in servers {
             let uid = format!(
                 "{}-{}-{}-{}-{}",
                 rng.hex(8),
@@ -86,15 +92,17 @@ impl ClusterSimulator {
                 rng.hex(4),
                 rng.hex(12)
             );
-            let dir: PathBuf = root
-                .join(format!("llm-serving_{name}_{uid}"))
-                .join(server.container());
-            std::fs::create_dir_all(&dir)?;
-            let file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(dir.join("0.log"))?;
-            pods.push(SimulatedPod { file, server });
+            for server in containers {
+                let dir: PathBuf = root
+                    .join(format!("llm-serving_{name}_{uid}"))
+                    .join(server.container());
+                std::fs::create_dir_all(&dir)?;
+                let file = OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(dir.join("0.log"))?;
+                pods.push(SimulatedPod { file, server });
+            }
         }
         Ok(ClusterSimulator {
             pods,
@@ -138,7 +146,7 @@ mod tests {
             .iter()
             .map(|(_, f): &(_, PodLogFile)| f.container.as_str())
             .collect();
-        assert_eq!(containers.len(), POD_COUNT);
+        assert_eq!(containers.len(), CONTAINER_COUNT);
         for (path, meta) in &files {
             assert_eq!(meta.namespace, "llm-serving");
             let text = std::fs::read_to_string(path).unwrap();
@@ -160,6 +168,7 @@ mod tests {
             "Received request chatcmpl-",
             "total_time=",
             "print_timing",
+            "\"POST /v1/chat/completions HTTP/1.1\" 200 - via_upstream",
         ] {
             assert!(all.contains(needle), "no {needle:?} in the simulated logs");
         }
