@@ -190,16 +190,16 @@ fn summarise(
     }
     // Log lines and scrapes of one engine count the same tokens: the larger of the two
     // sums, never both.
-    for (source, query) in [(0, LOGGED_STATS), (1, SCRAPED_STATS)] {
+    for query in [LOGGED_STATS, SCRAPED_STATS] {
         let engine = of_kind(RecordKind::EngineStats, Some(query));
         for g in stats(&engine, names::LLM_GENERATED_TOKENS, &[50.0])? {
             if g.avg.is_some() {
                 let s = groups.entry(key(&g)).or_default();
                 let rate = g.sum / range_s;
-                s.engine_output_tokens_per_s = Some(match (source, s.engine_output_tokens_per_s) {
-                    (1, Some(logged)) => logged.max(rate),
-                    _ => rate,
-                });
+                s.engine_output_tokens_per_s = Some(
+                    s.engine_output_tokens_per_s
+                        .map_or(rate, |other| other.max(rate)),
+                );
             }
         }
     }

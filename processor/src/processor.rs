@@ -306,8 +306,8 @@ impl InferenceLogProcessor {
     /// their previous line by the time since it, so the stretch is that time (at most
     /// [`MAX_THROUGHPUT_STRETCH_NANOS`]). vLLM v1 (`Engine 000:`) starts over every interval
     /// whether it logs or not (an idle engine logs at debug level): its line covers the time
-    /// since the line before when that was the interval before, else one interval. The first line of an engine covers a stretch
-    /// not seen and gets none.
+    /// since the line before when that was the interval before, else one interval. The
+    /// first line of an engine covers a stretch not seen and gets none.
     fn count_generated_tokens(&mut self, record: &mut Record, index: usize) {
         let Some(tps) = record
             .attributes
