@@ -464,9 +464,10 @@ impl LogSearcher {
     }
 }
 
-/// What [`LogSearcher::request_trace`] looks for: records whose `llm.request_id` is `id` or
-/// vLLM v1's engine form of it (`<id>-<suffix>`), and lines that mention `id` whole (only
-/// those in a split without a request id field).
+/// What [`LogSearcher::request_trace`] looks for: records whose `llm.request_id` is `id`,
+/// vLLM v1's engine form of it (`<id>-<suffix>`) or the x-request-id it was made of (a
+/// proxy's line), and lines that mention `id` whole (only those in a split without a
+/// request id field).
 fn trace_query(schema: &IndexSchema, id: &str) -> Box<dyn Query> {
     let term = |field, text: &str| -> Box<dyn Query> {
         Box::new(TermQuery::new(
@@ -488,6 +489,15 @@ fn trace_query(schema: &IndexSchema, id: &str) -> Box<dyn Query> {
         suffixed.set_max_expansions(MAX_PREFIX_EXPANSIONS);
         clauses.push((Occur::Should, term(request_id, id)));
         clauses.push((Occur::Should, Box::new(suffixed)));
+        // vLLM names a request `chatcmpl-<x-request-id>` (`cmpl-`, …) when the caller or a
+        // proxy sends that header, and the proxy logs the bare header.
+        if let Some((kind, header)) = id.split_once('-')
+            && !kind.is_empty()
+            && kind.bytes().all(|b| b.is_ascii_alphabetic())
+            && !header.is_empty()
+        {
+            clauses.push((Occur::Should, term(request_id, header)));
+        }
     }
     Box::new(BooleanQuery::new(clauses))
 }

@@ -285,6 +285,13 @@ fn the_ui_finds_a_request_explains_a_crash_and_charts_the_llm_figures() {
     );
     let summary = browser.text(&browser.find("#request-summary"));
     assert!(summary.contains("vllm"), "{summary}");
+    // Its sidecar's line of the call, by the x-request-id vLLM made the id of.
+    demo.wait_for(&format!("/api/v1/requests/{id}"), SETTLE, |trace| {
+        trace["containers"].as_array().is_some_and(|c| {
+            c.iter()
+                .any(|c| c.as_str().is_some_and(|c| c.ends_with("/istio-proxy")))
+        })
+    });
     browser.screenshot("request");
 
     // Open the incident of the crash.

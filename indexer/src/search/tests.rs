@@ -557,15 +557,36 @@ fn a_request_trace_gathers_its_lines_from_every_container() {
         .insert(names::LLM_REQUEST_ID, format!("{id}-a8a65d16"));
     let router = record(3, "router-0", 2, &format!("proxying {id} to vllm-0"));
     let other = record(4, "vllm-0", 2, "Received request chatcmpl-a269fdcb7c6ce891");
-    sink.add(Batch::new(vec![finished, other, router, received]))
-        .unwrap();
+    // The sidecar's line of the call, by the x-request-id vLLM made its id of.
+    let sidecar = |n: u64, header: &str| {
+        let mut r = record(n, "vllm-0", 4, "\"POST /v1/chat/completions HTTP/1.1\" 200");
+        r.attributes
+            .insert(names::LLM_REQUEST_ID, header.to_string());
+        r
+    };
+    let (proxied, not_it) = (
+        sidecar(5, "a269fdcb7c6ce890"),
+        sidecar(6, "a269fdcb7c6ce891"),
+    );
+    sink.add(Batch::new(vec![
+        finished, other, router, received, proxied, not_it,
+    ]))
+    .unwrap();
     sink.commit().unwrap();
     let trace = store.searcher().request_trace(id).unwrap();
     let pods: Vec<&str> = trace
         .iter()
         .map(|r| r.resource_str(names::K8S_POD_NAME).unwrap())
         .collect();
-    assert_eq!(pods, ["vllm-0", "router-0", "vllm-0"], "oldest first");
+    assert_eq!(
+        pods,
+        ["vllm-0", "router-0", "vllm-0", "vllm-0"],
+        "oldest first"
+    );
+    assert_eq!(
+        trace[3].attributes.get_str(names::LLM_REQUEST_ID),
+        Some("a269fdcb7c6ce890")
+    );
     assert!(store.searcher().request_trace(" ").is_err());
 }
 

@@ -18,12 +18,27 @@ fn month_day_time(now: Timestamp) -> String {
     format!("{} {}", &s[5..10], &s[11..19])
 }
 
+/// The calls a server took this tick, by the x-request-id its sidecar logs them with.
+pub type Calls = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
 /// vLLM (v1 engine) behind its OpenAI-compatible API server.
 #[derive(Default)]
 pub struct Vllm {
     ticks: u64,
     running: u64,
     waiting: u64,
+    /// Its calls, for its sidecar: vLLM names a request `chatcmpl-<x-request-id>`.
+    calls: Calls,
+}
+
+impl Vllm {
+    /// A vLLM whose calls its sidecar logs too.
+    pub fn with_sidecar(calls: Calls) -> Self {
+        Vllm {
+            calls,
+            ..Vllm::default()
+        }
+    }
 }
 
 impl SimulatedServer for Vllm {
@@ -45,7 +60,11 @@ impl SimulatedServer for Vllm {
             ));
         }
         for _ in 0..rng.range(1, 3) {
-            let id = format!("chatcmpl-{}", rng.hex(16));
+            let header = rng.hex(16);
+            let id = format!("chatcmpl-{header}");
+            if let Ok(mut calls) = self.calls.lock() {
+                calls.push(header);
+            }
             let temperature = [0.0, 0.7, 1.0][rng.range(0, 2) as usize];
             out.push((
                 Stream::Stdout,
@@ -115,7 +134,10 @@ impl SimulatedServer for Vllm {
 
 /// Istio's Envoy sidecar in front of vLLM: an access line per call in Istio's default
 /// format, with the call's duration (vLLM v1 logs none of its own).
-pub struct IstioProxy;
+pub struct IstioProxy {
+    /// The calls of the server behind it.
+    pub calls: Calls,
+}
 
 impl SimulatedServer for IstioProxy {
     fn container(&self) -> &'static str {
@@ -125,7 +147,11 @@ impl SimulatedServer for IstioProxy {
     fn tick(&mut self, now: Timestamp, rng: &mut Rng, out: &mut Vec<(Stream, String)>) {
         // Envoy's START_TIME: milliseconds, UTC.
         let start = format!("{}Z", &now.to_rfc3339()[..23]);
-        for _ in 0..rng.range(1, 3) {
+        let calls = match self.calls.lock() {
+            Ok(mut calls) => std::mem::take(&mut *calls),
+            Err(_) => Vec::new(),
+        };
+        for header in calls {
             let (status, flags) = if rng.chance(0.03) {
                 (503, "UC")
             } else {
@@ -135,15 +161,10 @@ impl SimulatedServer for IstioProxy {
             out.push((
                 Stream::Stdout,
                 format!(
-                    "[{start}] \"POST /v1/chat/completions HTTP/1.1\" {status} {flags} via_upstream - \"-\" {} {} {took} {} \"-\" \"OpenAI/Python 1.40.0\" \"{}-{}-{}-{}-{}\" \"vllm-llama3-8b.llm-serving.svc.cluster.local:8000\" \"10.42.0.17:8000\" inbound|8000|| 127.0.0.6:{} 10.42.0.17:8000 10.42.0.{}:{} outbound_.8000_._.vllm-llama3-8b.llm-serving.svc.cluster.local default",
+                    "[{start}] \"POST /v1/chat/completions HTTP/1.1\" {status} {flags} via_upstream - \"-\" {} {} {took} {} \"-\" \"OpenAI/Python 1.40.0\" \"{header}\" \"vllm-llama3-8b.llm-serving.svc.cluster.local:8000\" \"10.42.0.17:8000\" inbound|8000|| 127.0.0.6:{} 10.42.0.17:8000 10.42.0.{}:{} outbound_.8000_._.vllm-llama3-8b.llm-serving.svc.cluster.local default",
                     rng.range(200, 4_000),
                     rng.range(300, 9_000),
                     took.saturating_sub(2),
-                    rng.hex(8),
-                    rng.hex(4),
-                    rng.hex(4),
-                    rng.hex(4),
-                    rng.hex(12),
                     rng.range(30_000, 60_000),
                     rng.range(2, 250),
                     rng.range(30_000, 60_000),

@@ -5,7 +5,7 @@
 //! `<root>/<ns>_<pod>_<uid>/<container>/<restart>.log`. Richer behaviour (crashes and
 //! restarts, rotation, Kubernetes events, GPU load) plugs in as more servers or pod events.
 
-use super::servers::{IstioProxy, LlamaCpp, SimulatedServer, Tgi, Vllm};
+use super::servers::{Calls, IstioProxy, LlamaCpp, SimulatedServer, Tgi, Vllm};
 use model::{Stream, Timestamp};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -74,10 +74,14 @@ impl ClusterSimulator {
     /// namespace `llm-serving`.
     pub fn standard(root: &Path, seed: u64) -> io::Result<Self> {
         let mut rng = Rng::new(seed);
+        let calls = Calls::default();
         let servers: Vec<(&str, Vec<Box<dyn SimulatedServer>>)> = vec![
             (
                 "vllm-llama3-8b-0",
-                vec![Box::new(Vllm::default()), Box::new(IstioProxy)],
+                vec![
+                    Box::new(Vllm::with_sidecar(calls.clone())),
+                    Box::new(IstioProxy { calls }),
+                ],
             ),
             ("tgi-mistral-7b-0", vec![Box::<Tgi>::default()]),
             ("llamacpp-phi3-0", vec![Box::new(LlamaCpp::default())]),

@@ -30,7 +30,7 @@ static BENTOML: LazyLock<Regex> = LazyLock::new(|| {
 /// …` (the bracketed pair since Istio 1.9; what follows the request id, addresses and
 /// route, is not read).
 static ENVOY: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"^\[\S+\] "([A-Z]+) (\S+) [^"]*" (\d{1,3}) (\S+)(?: \S+ \S+)? "[^"]*" \d+ \d+ (\d+) \S+ "[^"]*" "[^"]*" "[^"]*""#)
+    Regex::new(r#"^\[\S+\] "([A-Z]+) (\S+) [^"]*" (\d{1,3}) (\S+)(?: \S+ \S+)? "[^"]*" \d+ \d+ (\d+) \S+ "[^"]*" "[^"]*" "([^"]*)""#)
         .expect("valid regex")
 });
 static TRITON: LazyLock<Regex> =
@@ -56,6 +56,11 @@ pub fn apply(text: &str, record: &mut Record) -> bool {
         }
         if &c[4] != "-" {
             a.insert(names::ENVOY_RESPONSE_FLAGS, c[4].to_string());
+        }
+        // x-request-id, which vLLM takes for its own request's id (`chatcmpl-<x-request-id>`):
+        // the trace of a vLLM request finds the proxy's line of it.
+        if !matches!(&c[6], "" | "-") {
+            a.insert(names::LLM_REQUEST_ID, c[6].to_string());
         }
         return true;
     }
@@ -313,6 +318,17 @@ mod tests {
                 Some(61234.0),
                 s("DC")
             )
+        );
+
+        // The call's x-request-id, which vLLM makes its own id of (`chatcmpl-<it>`).
+        let mut r = Record::default();
+        assert!(apply(
+            r#"[2026-02-24T14:23:15.456Z] "POST /v1/chat/completions HTTP/1.1" 200 - via_upstream - "-" 156 91 4521 4519 "-" "python-requests/2.31.0" "f47ac10b-58cc-4372-a567-0e02b2c3d479" "vllm:8000" "10.244.3.12:8000" inbound|8000|| - - - - default"#,
+            &mut r
+        ));
+        assert_eq!(
+            r.attributes.get_str(names::LLM_REQUEST_ID),
+            Some("f47ac10b-58cc-4372-a567-0e02b2c3d479")
         );
     }
 
