@@ -321,40 +321,39 @@ fn the_ui_finds_a_request_explains_a_crash_and_charts_the_llm_figures() {
     assert!(rows.len() >= 3, "a row per pod");
     // The simulated vLLM logs arrivals and no ends, as vLLM v1 does: its load shows as
     // arrivals.
-    let vllm = browser.script(
-        "const row = [...document.querySelectorAll('#summary tr.group')].find((r) => r.cells[0].textContent.startsWith('vllm')); return row ? row.querySelector('td.arrivals').textContent : null",
-    );
-    let arrivals: f64 = vllm.as_str().and_then(|v| v.parse().ok()).unwrap_or(0.0);
-    assert!(arrivals > 0.0, "the vLLM pod's arrivals/s: {vllm}");
-    // … and its error rate comes from its access lines.
-    let rate = browser.script(
-        "const row = [...document.querySelectorAll('#summary tr.group')].find((r) => r.cells[0].textContent.startsWith('vllm')); return row.querySelector('td.error-rate').textContent",
-    );
+    let vllm_cell = |class: &str| {
+        let text = browser.script(&format!(
+            "const row = [...document.querySelectorAll('#summary tr.group')].find((r) => r.cells[0].textContent.startsWith('vllm')); return row ? row.querySelector('td.{class}').textContent : null"
+        ));
+        text.as_str().unwrap_or_default().to_string()
+    };
+    // The figure of a cell that says where it comes from (`12.5 (engine)`).
+    let figure = |text: &str, source: &str| -> f64 {
+        text.strip_suffix(source)
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let arrivals = vllm_cell("arrivals");
     assert!(
-        rate.as_str().is_some_and(|r| r.ends_with("% (HTTP 5xx)")),
+        figure(&arrivals, "") > 0.0,
+        "the vLLM pod's arrivals/s: {arrivals}"
+    );
+    // … and its error rate comes from its access lines.
+    let rate = vllm_cell("error-rate");
+    assert!(
+        rate.ends_with("% (HTTP 5xx)"),
         "the vLLM pod's error rate: {rate}"
     );
     // … and its tokens/s from its engine's throughput lines.
-    let tokens = browser.script(
-        "const row = [...document.querySelectorAll('#summary tr.group')].find((r) => r.cells[0].textContent.startsWith('vllm')); return row.querySelector('td.tokens').textContent",
-    );
-    let per_s: f64 = tokens
-        .as_str()
-        .and_then(|t| t.strip_suffix(" (engine)"))
-        .and_then(|t| t.parse().ok())
-        .unwrap_or(0.0);
-    assert!(per_s > 0.0, "the vLLM pod's tokens/s: {tokens}");
-    // … and its latency from its Istio sidecar's access lines.
-    let latency = browser.script(
-        "const row = [...document.querySelectorAll('#summary tr.group')].find((r) => r.cells[0].textContent.startsWith('vllm')); return row.querySelector('td.latency-p95').textContent",
-    );
-    let p95: f64 = latency
-        .as_str()
-        .and_then(|t| t.strip_suffix(" (HTTP)"))
-        .and_then(|t| t.parse().ok())
-        .unwrap_or(0.0);
+    let tokens = vllm_cell("tokens");
     assert!(
-        (300.0..=12_000.0 * 1.01).contains(&p95),
+        figure(&tokens, " (engine)") > 0.0,
+        "the vLLM pod's tokens/s: {tokens}"
+    );
+    // … and its latency from its Istio sidecar's access lines.
+    let latency = vllm_cell("latency-p95");
+    assert!(
+        (300.0..=12_000.0 * 1.01).contains(&figure(&latency, " (HTTP)")),
         "the vLLM pod's p95 latency: {latency}"
     );
     browser.screenshot("dashboard");
