@@ -294,11 +294,30 @@ impl InferenceLogProcessor {
             (None, None) => {
                 if let Some(model) = record.resource_str(names::K8S_CONTAINER_MODEL) {
                     let model = model.to_string();
+                    known.model = Some(model.clone());
+                    record.attributes.insert(names::GEN_AI_REQUEST_MODEL, model);
+                } else if event == Some("proxy_access")
+                    && let Some(model) = self.model_beside(record, index)
+                {
+                    // A sidecar serves no model: its calls are those of the pod's server.
                     record.attributes.insert(names::GEN_AI_REQUEST_MODEL, model);
                 }
             }
             _ => {}
         }
+    }
+
+    /// The model the other containers of `record`'s pod serve, when they serve one.
+    fn model_beside(&self, record: &Record, index: usize) -> Option<String> {
+        let containers = self
+            .detected
+            .get(record.resource_str(names::K8S_POD_UID)?)?;
+        let mut models = containers
+            .values()
+            .filter(|&&i| i != index)
+            .filter_map(|&i| self.known.get(i)?.model.as_deref());
+        let model = models.next()?;
+        models.all(|m| m == model).then(|| model.to_string())
     }
 
     /// Sets `llm.generated_tokens` on a stats line with a generation throughput: the
@@ -499,6 +518,46 @@ mod tests {
             Arc::clone(resource),
             text.into(),
         )
+    }
+
+    #[test]
+    fn a_sidecars_calls_are_of_the_model_its_pods_server_serves() {
+        let container = |uid: &str, name: &str| -> Arc<Attributes> {
+            Arc::new(
+                [
+                    (names::K8S_POD_UID, AttrValue::from(uid)),
+                    (names::K8S_CONTAINER_NAME, AttrValue::from(name)),
+                ]
+                .into_iter()
+                .collect(),
+            )
+        };
+        let mut p = InferenceLogProcessor::new();
+        let mut model_of = |resource: &Arc<Attributes>, text: &str| {
+            let mut r = line(resource, text);
+            p.process(&mut r, &mut Vec::new());
+            r.attributes
+                .get_str(names::GEN_AI_REQUEST_MODEL)
+                .map(str::to_string)
+        };
+        let start = |model: &str| {
+            format!(
+                "(EngineCore_0 pid=1) INFO 04-17 23:05:00 [core.py:61] Initializing a V1 LLM engine (v0.8.3) with config: model='{model}', speculative_config=None, seed=None"
+            )
+        };
+        let call = r#"[2026-02-24T14:23:15.456Z] "POST /v1/chat/completions HTTP/1.1" 200 - via_upstream - "-" 156 91 4521 4519 "-" "python-requests/2.31.0" "f47ac10b" "vllm:8000" "10.244.3.12:8000" inbound|8000|| - - - - default"#;
+        // Pod a: one vLLM and its sidecar.
+        model_of(&container("a", "vllm"), &start("llama3"));
+        assert_eq!(
+            model_of(&container("a", "istio-proxy"), call),
+            Some("llama3".into())
+        );
+        // Pod b: two servers of two models; the sidecar's calls could be either's.
+        model_of(&container("b", "vllm-1"), &start("llama3"));
+        model_of(&container("b", "vllm-2"), &start("qwen"));
+        assert_eq!(model_of(&container("b", "istio-proxy"), call), None);
+        // Pod c: no server with a model.
+        assert_eq!(model_of(&container("c", "istio-proxy"), call), None);
     }
 
     #[test]
