@@ -42,13 +42,10 @@ pub fn apply(text: &str, record: &mut Record) -> bool {
         && has!(text, " HTTP/")
         && let Some(c) = ENVOY.captures(text)
     {
-        set(record, None, &c[1], &c[2], Some(&c[3]));
-        let a = &mut record.attributes;
         // The server behind it logs the same call again (uvicorn's line): counted as
         // calls once, from the server's own line.
-        if a.get_str(names::LLM_EVENT) == Some("access") {
-            a.insert(names::LLM_EVENT, "proxy_access");
-        }
+        set_call(record, "proxy_access", None, &c[1], &c[2], Some(&c[3]));
+        let a = &mut record.attributes;
         // The whole call as the proxy saw it: the latency of a server that logs no request
         // end (vLLM v1).
         if let Ok(ms) = c[5].parse::<f64>() {
@@ -240,10 +237,22 @@ fn is_probe(path: &str) -> bool {
 }
 
 fn set(record: &mut Record, client: Option<&str>, method: &str, path: &str, status: Option<&str>) {
+    set_call(record, "access", client, method, path, status);
+}
+
+/// [`set`] with the event an inference call gets (a probe is a probe whoever logs it).
+fn set_call(
+    record: &mut Record,
+    call: &'static str,
+    client: Option<&str>,
+    method: &str,
+    path: &str,
+    status: Option<&str>,
+) {
     let a = &mut record.attributes;
     a.insert(
         names::LLM_EVENT,
-        if is_probe(path) { "probe" } else { "access" },
+        if is_probe(path) { "probe" } else { call },
     );
     a.insert(names::HTTP_REQUEST_METHOD, method.to_string());
     a.insert(names::URL_PATH, path.to_string());
