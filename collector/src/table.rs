@@ -91,6 +91,13 @@ impl<K: Ord + Clone, S: Clone + PartialEq> ChangeTracker<K, S> {
         }
     }
 
+    /// Remembers an object an earlier run saw, in `state` (what this run knows of it: next
+    /// to nothing), off the table: the next relist either gives it (its state then counts
+    /// as changed from `state`) or finds it gone.
+    pub fn remember(&mut self, uid: &str, key: K, state: S) {
+        self.seen.entry(uid.to_string()).or_insert((key, state));
+    }
+
     /// Forgets a deleted object and takes it off the table.
     pub fn deleted(&mut self, uid: &str, key: K) {
         self.seen.remove(uid);

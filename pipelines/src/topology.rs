@@ -236,7 +236,7 @@ pub async fn run(
     let mut kube_sources = Vec::new();
     for (id, k) in &kube_configs {
         if let Some(source) = kube_source(id, k).await? {
-            kube_sources.push((id.clone(), source));
+            kube_sources.push((id.clone(), source.resuming(id, &resume)));
         }
     }
 

@@ -782,3 +782,94 @@ async fn what_a_relist_no_longer_lists_was_deleted_while_the_watch_was_away() {
         "only the pod no longer listed"
     );
 }
+
+/// A pod deleted while Infersight was down: no watch saw it go, and the next run's list
+/// simply lacks it. The pods the first run recorded are in its checkpoints, so the next run
+/// finds this one gone, records its deletion, and `/api/v1/pods` no longer shows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_deleted_while_infersight_was_down_leaves_the_pod_list() {
+    // Started now: a pod's state is dated by its status, and `/api/v1/pods` looks a year back.
+    let now = format!("{}Z", &tests::cri_now()[..19]);
+    let mut pods = fixture("k8s-pods.json");
+    for pod in &mut pods {
+        pod["status"]["startTime"] = json!(now);
+    }
+    let (kept, gone) = (pods[0].clone(), pods[1].clone());
+    let name = |pod: &Value| {
+        pod["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let (kept_name, gone_name) = (name(&kept), name(&gone));
+    let mut script = Script::default();
+    script.answers.insert(
+        "/api/v1/pods",
+        VecDeque::from([Answer::List(list(
+            "PodList",
+            "100",
+            vec![kept.clone(), gone],
+        ))]),
+    );
+    let api = FakeApi::start(script).await;
+    let url = api.url.clone();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (logs, data) = (dir.path().join("pods"), dir.path().join("data"));
+    std::fs::create_dir_all(&logs).expect("logs dir");
+    let pod_names = |b: &Value| -> Vec<String> {
+        b["pods"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p["pod"].as_str().map(str::to_string))
+            .collect()
+    };
+    let (l, d, u) = (logs.clone(), data.clone(), url.clone());
+    let mut both = vec![kept_name.clone(), gone_name.clone()];
+    both.sort();
+    let first = tokio::task::spawn_blocking(move || {
+        let running = tests::Running::start(&l, &d, &["--kube-api", &u]);
+        running.wait_for("/api/v1/pods", Duration::from_secs(60), |b| {
+            pod_names(b) == both
+        });
+        let (status, _) = running.terminate(Duration::from_secs(30));
+        assert!(status.success(), "a clean stop");
+    });
+    tokio::time::timeout(Duration::from_secs(120), first)
+        .await
+        .expect("a guard, not a wait")
+        .expect("the first run lists both pods");
+
+    // Meanwhile the second pod is deleted: the next list has only the first.
+    api.push(
+        "/api/v1/pods",
+        Answer::List(list("PodList", "200", vec![kept])),
+    );
+    let (k, g) = (kept_name.clone(), gone_name.clone());
+    let second = tokio::task::spawn_blocking(move || {
+        let running = tests::Running::start(&logs, &data, &["--kube-api", &url]);
+        let pods = running.wait_for("/api/v1/pods", Duration::from_secs(60), |b| {
+            pod_names(b) == [k.clone()]
+        });
+        let deletion = running.wait_for(
+            &format!("/api/v1/search?kind=k8s_object&pod={g}&q=deleted"),
+            Duration::from_secs(60),
+            |b| b["total"] == 1,
+        );
+        let (_, metrics) = running.get_text("/metrics");
+        running.terminate(Duration::from_secs(30));
+        (pods, deletion, metrics)
+    });
+    let (pods, deletion, metrics) = tokio::time::timeout(Duration::from_secs(120), second)
+        .await
+        .expect("a guard, not a wait")
+        .expect("the second run finds the pod gone");
+    assert_eq!(pods["pods"][0]["phase"], "Running", "{pods}");
+    let hit = &deletion["hits"][0];
+    assert_eq!(hit["attributes"][names::K8S_POD_PHASE], "Deleted", "{hit}");
+    assert_eq!(hit["resource"][names::K8S_POD_NAME], gone_name.as_str());
+    assert!(
+        !metrics.contains(&format!("pod=\"{gone_name}\"")),
+        "the gone pod is off the tables /metrics reads"
+    );
+}

@@ -13,7 +13,10 @@ use super::quantity;
 use super::{Object, k8s_time, resource_version};
 use crate::table::{Change, ChangeTracker, StateTable};
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod, ResourceRequirements};
-use model::{AttrValue, Attributes, Record, Severity, Timestamp, names};
+use model::{
+    AttrValue, Attributes, Checkpoint, CheckpointSet, Record, RecordKind, Severity, Timestamp,
+    names,
+};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -92,6 +95,38 @@ fn waiting_reason(c: &ContainerStatus) -> Option<String> {
         .as_ref()
         .and_then(|s| s.waiting.as_ref())
         .and_then(|w| w.reason.clone())
+}
+
+/// What a pod's checkpoint key starts with: `pod/<namespace>/<name>/<uid>` (neither a
+/// namespace nor a pod name can hold a `/`).
+const CHECKPOINT_PREFIX: &str = "pod/";
+
+/// The checkpoint of `record` when it is a pod's, of the source named `source`: while the
+/// pod exists its entry says that the index holds records of it (at the pod's
+/// resourceVersion); its deletion record removes the entry. A later run reads the entries
+/// back ([`PodTracker::resume`]) to tell which pods went while it was not watching, which
+/// no list or watch says. `None` for other records.
+pub(crate) fn checkpoint(source: &str, record: &Record) -> Option<Checkpoint> {
+    if record.kind != RecordKind::K8sObject
+        || record.attributes.get_str(names::K8S_OBJECT_KIND) != Some("Pod")
+    {
+        return None;
+    }
+    let uid = record.resource.get_str(names::K8S_POD_UID)?;
+    let namespace = record
+        .resource
+        .get_str(names::K8S_NAMESPACE_NAME)
+        .unwrap_or_default();
+    let name = record
+        .resource
+        .get_str(names::K8S_POD_NAME)
+        .unwrap_or_default();
+    Some(Checkpoint {
+        source: source.to_string(),
+        key: format!("{CHECKPOINT_PREFIX}{namespace}/{name}/{uid}"),
+        position: record.id.position(),
+        finished: record.attributes.get_str(names::K8S_POD_PHASE) == Some("Deleted"),
+    })
 }
 
 /// Turns watched pods into records of what changed.
@@ -196,6 +231,29 @@ impl PodTracker {
             pod_resource(pod),
             format!("pod {name} was deleted"),
         ))
+    }
+
+    /// Remembers the pods that an earlier run of the source named `source` recorded (its pods'
+    /// checkpoints in `resume`), off the table: the first list then finds those
+    /// deleted while nothing watched, and [`PodTracker::relisted`] records their deletion.
+    /// Returns how many it remembers.
+    pub fn resume(&mut self, source: &str, resume: &CheckpointSet) -> usize {
+        let mut remembered = 0;
+        for (key, _) in resume.of_source(source) {
+            let Some(pod) = key.strip_prefix(CHECKPOINT_PREFIX) else {
+                continue;
+            };
+            let mut parts = pod.splitn(3, '/');
+            let (Some(namespace), Some(name), Some(uid)) =
+                (parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            let key = (namespace.to_string(), name.to_string());
+            self.pods.remember(uid, key, PodStatusRow::default());
+            remembered += 1;
+        }
+        remembered
     }
 
     /// A (re)list of the pods starts.
@@ -486,5 +544,51 @@ mod tests {
             healthy.metadata.name.as_deref()
         );
         assert_eq!(tracker.len(), 1, "only the crashing pod is remembered");
+    }
+
+    #[test]
+    fn a_later_run_finds_the_pods_an_earlier_one_recorded_and_deleted_meanwhile() {
+        let pods = fixture_pods();
+        let (kept, gone) = (&pods[0], &pods[1]);
+        let mut earlier = PodTracker::default();
+        let mut stored = CheckpointSet::new();
+        for r in earlier.applied(kept).iter().chain(&earlier.applied(gone)) {
+            stored.update(&checkpoint("cluster", r).expect("a pod's record has one"));
+        }
+        assert_eq!(stored.of_source("cluster").count(), 2, "{stored:?}");
+
+        // The later run, started from those checkpoints, sees the first list give one pod.
+        let mut later = PodTracker::default();
+        assert_eq!(
+            later.resume("other", &stored),
+            0,
+            "another source's are not its"
+        );
+        assert_eq!(later.resume("cluster", &stored), 2);
+        assert!(
+            later.table().snapshot().is_empty(),
+            "unseen pods are not shown"
+        );
+        later.relisting();
+        let seen_again = later.applied(kept);
+        let ids = |rs: &[Record]| rs.iter().map(|r| r.id).collect::<Vec<_>>();
+        assert_eq!(
+            ids(&seen_again),
+            ids(&PodTracker::default().applied(kept)),
+            "a remembered pod is recorded as a new one (the index keeps one copy)"
+        );
+        let deleted = later.relisted();
+        assert_eq!(deleted.len(), 1, "{deleted:?}");
+        let (uid, record) = &deleted[0];
+        assert_eq!(Some(uid.as_str()), gone.metadata.uid.as_deref());
+        assert_eq!(
+            record.resource_str(names::K8S_POD_NAME),
+            gone.metadata.name.as_deref()
+        );
+        let done = checkpoint("cluster", record).expect("a deletion has one");
+        assert!(done.finished, "the deletion ends the pod's entry");
+        stored.update(&done);
+        assert_eq!(stored.of_source("cluster").count(), 1, "{stored:?}");
+        assert_eq!(later.len(), 1);
     }
 }

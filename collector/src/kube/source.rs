@@ -2,7 +2,7 @@
 
 use super::{
     EventRecorder, NodeTable, NodeTracker, PodMetadata, PodTable, PodTracker, QuotaTable,
-    QuotaTracker, Workload, WorkloadTable, WorkloadTracker, WorkloadView,
+    QuotaTracker, Workload, WorkloadTable, WorkloadTracker, WorkloadView, pods,
 };
 use crate::Shutdown;
 use ::kube::runtime::WatchStreamExt;
@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Event, Node, Pod, ResourceQuota};
-use model::{Batch, Record};
+use model::{Batch, CheckpointSet, Record};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use tokio::sync::mpsc;
@@ -81,6 +81,8 @@ pub struct KubeState {
 /// Watches Events, Pods, workloads, Nodes and ResourceQuotas and sends what changed as
 /// records.
 pub struct KubeSource {
+    /// Its name in the pipeline config, which its checkpoints go under.
+    id: String,
     client: Client,
     config: KubeSourceConfig,
     metrics: Arc<KubeSourceMetrics>,
@@ -171,6 +173,7 @@ impl KubeSource {
     /// A source over an existing client.
     pub fn with_client(client: Client, config: KubeSourceConfig) -> Self {
         KubeSource {
+            id: "kube".to_string(),
             client,
             config,
             metrics: Arc::default(),
@@ -180,6 +183,23 @@ impl KubeSource {
             quotas: QuotaTracker::default(),
             pod_metadata: Arc::default(),
         }
+    }
+
+    /// Names the source `id` (its checkpoints go under that name) and picks up where the
+    /// run that left `resume` stopped: the pods that run recorded are remembered, so that
+    /// its first list finds those deleted meanwhile and records their deletion. Without
+    /// it, a pod deleted while Infersight was down would stay Running in `/api/v1/pods`.
+    pub fn resuming(mut self, id: &str, resume: &CheckpointSet) -> Self {
+        self.id = id.to_string();
+        let remembered = self.pods.resume(id, resume);
+        if remembered > 0 {
+            tracing::info!(
+                source = id,
+                pods = remembered,
+                "checking whether the pods recorded before still exist"
+            );
+        }
+        self
     }
 
     /// The metadata of the pods it watches, for enriching their log records.
@@ -257,7 +277,12 @@ impl KubeSource {
             if records.is_empty() {
                 continue;
             }
+            let checkpoints = records
+                .iter()
+                .filter_map(|r| pods::checkpoint(&self.id, r))
+                .collect();
             let mut batch = Batch::new(records);
+            batch.checkpoints = checkpoints;
             // Every record here may already be indexed: what a (re)list shows, an earlier
             // run may have indexed (this run remembers nothing of it), and behind Kafka
             // every node agent publishes its own copy of the cluster-wide events, workloads
