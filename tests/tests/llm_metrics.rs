@@ -35,6 +35,7 @@ fn metrics_over_http_equal_the_generated_truth() {
     let (mut vllm_sum, mut tgi_sum, mut llama_sum, mut aborted) = (0.0, 0.0, 0.0, 0u64);
     let (mut llama_ttft, mut llama_tpot, mut trt_sum) = (0.0, 0.0, 0.0);
     let (mut input, mut output) = (0u64, 0u64);
+    let (mut tgi_tpot, mut tgi_output) = (0.0, 0u64);
     const N: i64 = 600;
     for i in 0..N {
         let t = START_NS + i * 50_000_000;
@@ -48,10 +49,16 @@ fn metrics_over_http_equal_the_generated_truth() {
             &format!("INFO 01-17 03:11:26 async_llm_engine.py:134] {verb} request cmpl-{i}."),
         ));
         vllm_sum += ms as f64 / 1e3;
-        // TGI: one success line.
-        let total = 5.5 + ((i * 104_729) % 60_000) as f64;
-        tgi.push_str(&cri(t, &format!(r#"2024-05-01T12:00:00.1Z  INFO generate{{total_time="{total}ms" validation_time="1.5ms" queue_time="49.5µs" inference_time="{}ms" time_per_token="14.8ms"}}: text_generation_router::server: Success"#, total - 1.0)));
+        // TGI: one success line. Its time per token is the inference time over the tokens
+        // generated, to the nanosecond below (TGI divides a Duration by the count).
+        let tokens = 1 + (i * 31) % 500;
+        let per_token_ns = 14_800_000 + i * 1_234;
+        let inference_ns = tokens * per_token_ns + i % tokens;
+        let total = 1.0 + inference_ns as f64 / 1e6;
+        tgi.push_str(&cri(t, &format!(r#"2024-05-01T12:00:00.1Z  INFO generate{{total_time="{total:.6}ms" validation_time="1.5ms" queue_time="49.5µs" inference_time="{:.6}ms" time_per_token="{:.6}ms"}}: text_generation_router::server: Success"#, inference_ns as f64 / 1e6, per_token_ns as f64 / 1e6)));
         tgi_sum += total / 1e3;
+        tgi_tpot += per_token_ns as f64 / 1e9;
+        tgi_output += tokens as u64;
         // llama.cpp: a task's timing block and its release.
         let (pin, pout) = (1 + (i * 31) % 4000, 1 + (i * 17) % 2000);
         let e2e = 50.25 + ((i * 13) % 120_000) as f64;
@@ -202,7 +209,7 @@ fn metrics_over_http_equal_the_generated_truth() {
         (
             "gen_ai_server_time_per_output_token_seconds",
             "tgi-0",
-            N as f64 * 0.0148,
+            tgi_tpot,
         ),
     ] {
         let pod_label = format!("pod=\"{pod}\"");
@@ -227,6 +234,15 @@ fn metrics_over_http_equal_the_generated_truth() {
             &["pod=\"llama-0\"", "type=\"output\""]
         ),
         Some(output as f64)
+    );
+    assert_eq!(
+        tests::metric_value(
+            &metrics,
+            "llm_tokens_total{",
+            &["pod=\"tgi-0\"", "type=\"output\""]
+        ),
+        Some(tgi_output as f64),
+        "TGI's tokens, from its inference time and time per token"
     );
     assert_eq!(
         tests::metric_value(&metrics, "llm_requests_in_flight{", &["pod=\"vllm-0\""]),
