@@ -673,6 +673,49 @@ mod tests {
     }
 
     #[test]
+    fn a_llamacpp_servers_model_load_names_the_model_of_its_tasks() {
+        let server: Arc<Attributes> = Arc::new(
+            [
+                (names::K8S_POD_UID, AttrValue::from("l")),
+                (names::K8S_CONTAINER_NAME, AttrValue::from("llama-server")),
+            ]
+            .into_iter()
+            .collect(),
+        );
+        let mut p = InferenceLogProcessor::new();
+        let mut out = Vec::new();
+        let mut lines = Vec::new();
+        for text in [
+            "srv    load_model: loading model '/models/Phi-3-mini-4k-instruct-q4.gguf'",
+            "slot launch_slot_: id  0 | task 7 | processing task",
+            "slot print_timing: id  0 | task 7 | prompt eval time =     120.50 ms /    12 tokens (   10.04 ms per token,    99.59 tokens per second)",
+            "slot print_timing: id  0 | task 7 |        eval time =    2303.87 ms /    40 tokens (   57.60 ms per token,    17.36 tokens per second)",
+            "slot print_timing: id  0 | task 7 |       total time =    2424.37 ms /    52 tokens",
+            "slot      release: id  0 | task 7 | stop processing: n_tokens = 52, truncated = 0",
+        ] {
+            let mut r = line(&server, text);
+            p.process(&mut r, &mut out);
+            lines.push(r);
+        }
+        assert_eq!(
+            lines[0].attributes.get_str(names::LLM_SERVER),
+            Some("llamacpp")
+        );
+        let request = out
+            .iter()
+            .find(|r| r.kind == model::RecordKind::Request)
+            .unwrap_or_else(|| panic!("the task is a request: {out:?}"));
+        assert_eq!(
+            request.attributes.get_str(names::GEN_AI_REQUEST_MODEL),
+            Some("/models/Phi-3-mini-4k-instruct-q4.gguf")
+        );
+        assert_eq!(
+            request.attributes.get(names::GEN_AI_USAGE_OUTPUT_TOKENS),
+            Some(&AttrValue::Int(40))
+        );
+    }
+
+    #[test]
     fn a_server_named_by_annotation_or_config_beats_detection() {
         let pod = |uid: &str, extra: Option<(&'static str, &'static str)>| -> Arc<Attributes> {
             let mut a: Attributes = [

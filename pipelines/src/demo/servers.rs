@@ -238,6 +238,7 @@ fn go_duration_ms(ms: f64) -> String {
 #[derive(Default)]
 pub struct LlamaCpp {
     task: u64,
+    started: bool,
 }
 
 impl SimulatedServer for LlamaCpp {
@@ -246,6 +247,15 @@ impl SimulatedServer for LlamaCpp {
     }
 
     fn tick(&mut self, _now: Timestamp, rng: &mut Rng, out: &mut Vec<(Stream, String)>) {
+        if !self.started {
+            // The line that names the model (the processor gives it to the container's tasks).
+            self.started = true;
+            out.push((
+                Stream::Stderr,
+                "srv    load_model: loading model '/models/Phi-3-mini-4k-instruct-q4.gguf'"
+                    .to_string(),
+            ));
+        }
         if !rng.chance(0.6) {
             return;
         }

@@ -7,7 +7,10 @@
 //!   served_model_name=…, …` (v0: `an LLM engine`);
 //! - TGI: `text_generation_launcher: Args { model_id: "…", … }` (on one line, or pretty-printed
 //!   over many, which the source joins into one record);
-//! - SGLang: `server_args=ServerArgs(model_path='…', …, served_model_name='…', …)`.
+//! - SGLang: `server_args=ServerArgs(model_path='…', …, served_model_name='…', …)`;
+//! - llama.cpp: `srv    load_model: loading model '/models/phi-3-mini-4k-instruct-q4.gguf'`
+//!   (the path, as `llama-server` names the model in `/v1/models` unless given `--alias`,
+//!   which it does not log).
 //!
 //! The name clients ask for (`served_model_name`) wins over the model's path.
 
@@ -22,7 +25,11 @@ pub fn apply(text: &str, record: &mut Record) -> bool {
     if !has!(text, "model") {
         return false;
     }
-    let Some((server, model)) = vllm(text).or_else(|| tgi(text)).or_else(|| sglang(text)) else {
+    let Some((server, model)) = vllm(text)
+        .or_else(|| tgi(text))
+        .or_else(|| sglang(text))
+        .or_else(|| llamacpp(text))
+    else {
         return false;
     };
     let a = &mut record.attributes;
@@ -66,6 +73,13 @@ fn sglang(text: &str) -> Option<(&'static str, &str)> {
     Some(("sglang", model))
 }
 
+fn llamacpp(text: &str) -> Option<(&'static str, &str)> {
+    let at = find!(text, "load_model: loading model '")?;
+    let rest = &text[at + "load_model: loading model '".len()..];
+    let model = &rest[..rest.find('\'')?];
+    (!model.is_empty()).then_some(("llamacpp", model))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,7 +87,8 @@ mod tests {
     #[test]
     fn a_start_line_names_the_served_model_else_the_model() {
         // Real start lines (vLLM: ramalama#912, kserve#4470, rust-lang/www.rust-lang.org#2107,
-        // vllm#790; TGI and SGLang: their users' issues), shortened after the fields read.
+        // vllm#790; TGI, SGLang and llama.cpp: their users' issues and logs), shortened after
+        // the fields read.
         for (line, expected) in [
             (
                 "(EngineCore_0 pid=1) INFO 04-04 16:30:36 [core.py:61] Initializing a V1 LLM engine (v0.8.3.dev244+g8b3a4a17e) with config: model='google/gemma-3-1b-it', speculative_config=None, tokenizer='google/gemma-3-1b-it', seed=None, served_model_name=google/gemma-3-1b-it, num_scheduler_steps=1",
@@ -107,7 +122,22 @@ mod tests {
                 "[2026-08-28 21:19:23] server_args=ServerArgs(model_path='RadixArk/Qwen3.8-Flash-Next-NVFP4', revision='7b71922')",
                 Some(("sglang", "RadixArk/Qwen3.8-Flash-Next-NVFP4")),
             ),
+            (
+                "srv    load_model: loading model '/home/bjorn/.cache/llama.cpp/bartowski_Qwen_Qwen3-14B-GGUF_Qwen_Qwen3-14B-Q8_0.gguf'",
+                Some((
+                    "llamacpp",
+                    "/home/bjorn/.cache/llama.cpp/bartowski_Qwen_Qwen3-14B-GGUF_Qwen_Qwen3-14B-Q8_0.gguf",
+                )),
+            ),
+            (
+                "0.00.031.313 I srv    load_model: loading model 'models/Qwen3.8-27B-GGUF/Qwen3.8-27B-UD-Q4_K_XL.gguf'",
+                Some((
+                    "llamacpp",
+                    "models/Qwen3.8-27B-GGUF/Qwen3.8-27B-UD-Q4_K_XL.gguf",
+                )),
+            ),
             ("Initializing the scheduler with model=x", None),
+            ("srv    load_model: loading model '", None),
             ("loading model weights took 12.3 GiB", None),
         ] {
             let mut r = super::super::test_line(line);
