@@ -587,7 +587,7 @@ async fn the_dashboard_shows_a_crash_looping_pods_state_beside_its_figures() {
         assert_eq!(cells, json!(["CrashLoopBackOff", "6", columns]));
         // Ollama's row: its calls and their latency, from its access lines.
         let ollama = browser.script(
-            "const row = [...document.querySelectorAll('#summary tr.group')].find((r) => r.cells[0].textContent === 'ollama-0'); return row ? [row.querySelector('td.latency-p50').textContent, row.querySelector('td.rps').textContent] : null",
+            "const row = [...document.querySelectorAll('#summary tr.group')].find((r) => r.cells[0].textContent === 'ollama-0'); return row ? [row.querySelector('td.latency-p50').textContent, row.querySelector('td.rps').textContent, row.querySelector('td.requests').textContent] : null",
         );
         let p50 = ollama[0].as_str().and_then(|t| t.strip_suffix(" (HTTP)"));
         let p50: f64 = p50.and_then(|t| t.parse().ok()).unwrap_or(0.0);
@@ -596,6 +596,7 @@ async fn the_dashboard_shows_a_crash_looping_pods_state_beside_its_figures() {
             ollama[1].as_str().is_some_and(|t| t.ends_with(" (HTTP)")),
             "Ollama's calls/s: {ollama}"
         );
+        assert_eq!(ollama[2], "3 (HTTP)", "Ollama's calls");
         browser.screenshot("dashboard-pods");
     })
     .await
