@@ -84,6 +84,11 @@ fn set_generated_tokens(record: &mut Record) {
     }
 }
 
+fn quoted_after<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    let rest = &text[text.find(key)? + key.len()..];
+    rest.split('"').next()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,9 +145,4 @@ mod tests {
             );
         }
     }
-}
-
-fn quoted_after<'a>(text: &'a str, key: &str) -> Option<&'a str> {
-    let rest = &text[text.find(key)? + key.len()..];
-    rest.split('"').next()
 }
