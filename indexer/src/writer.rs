@@ -21,6 +21,10 @@ use tantivy::indexer::UserOperation;
 const DOCS_PER_SEND: usize = 64;
 /// How often retention by age looks for records past it.
 const RETENTION_PASS: Duration = Duration::from_secs(60);
+/// How often the free disk is compared with [`SinkOptions::min_free_disk`]: a dropped
+/// split's space comes back once the searches holding its files end, so a pass right after
+/// one would drop another for nothing.
+const DISK_PASS: Duration = Duration::from_secs(5);
 /// Adjacent sealed splits are merged once this many of them fit in one split together.
 const MERGE_FACTOR: usize = 4;
 /// How long [`IndexSink::close`] waits for a running merge; one left running is forgotten
@@ -49,6 +53,12 @@ pub struct SinkOptions {
     /// While all splits together take more bytes than this, the oldest sealed split is
     /// dropped; `None` sets no bound.
     pub retention_bytes: Option<u64>,
+    /// The share of the index's filesystem to keep free (0.15: 15 %): while less is free,
+    /// the oldest sealed splits are dropped, with a warning each. An index that fills its
+    /// disk stops at the next commit and after every restart; on a node's own disk it
+    /// would also get the node's pods evicted (the kubelet evicts under 10 % free).
+    /// `None` keeps no floor.
+    pub min_free_disk: Option<f64>,
     /// The active split is sealed, and a new one started, once it holds this many
     /// documents (the unit of time pruning, merging and retention)...
     pub split_docs: u64,
@@ -75,6 +85,7 @@ impl Default for SinkOptions {
             indexing_threads: 1,
             retention: None,
             retention_bytes: None,
+            min_free_disk: None,
             split_docs: 2_000_000,
             split_age: Duration::from_secs(3600),
             max_splits: 64,
@@ -90,6 +101,9 @@ enum Job {
     /// Merge these sealed splits into one.
     Merge(Vec<Arc<Split>>),
 }
+
+/// The (free, total) bytes of the filesystem a directory is on.
+type DiskProbe = Box<dyn Fn(&std::path::Path) -> std::io::Result<(u64, u64)> + Send>;
 
 /// Marks the split set as written to; released when the sink goes.
 struct SinkClaim(Arc<SplitSet>);
@@ -120,6 +134,14 @@ pub struct IndexSink {
     docs_committed: u64,
     /// When retention by age last ran.
     last_retention: Option<Instant>,
+    /// When the free disk was last compared with the floor.
+    last_disk_pass: Option<Instant>,
+    /// The free and total bytes of the filesystem a directory is on (statvfs; a test's
+    /// own figures).
+    disk_space: DiskProbe,
+    /// Whether the floor could not be kept (nothing left to drop) when last compared: said
+    /// once, not at every pass.
+    disk_short: bool,
     /// Makes the batches [`IndexSink::add`] is given into documents.
     maker: DocumentMaker,
     jobs: mpsc::Sender<Job>,
@@ -269,6 +291,9 @@ impl IndexSink {
             options,
             docs_committed: 0,
             last_retention: None,
+            last_disk_pass: None,
+            disk_space: Box::new(|dir| Ok((fs4::available_space(dir)?, fs4::total_space(dir)?))),
+            disk_short: false,
             jobs,
             progress,
             _claim: claim,
@@ -397,6 +422,11 @@ impl IndexSink {
                     )),
                 )))?;
         }
+        // Before writing: a disk filled while this process was down (or by others) would
+        // fail the commit, and every commit after a restart.
+        if let Err(e) = self.keep_free_disk() {
+            tracing::warn!(error = %e, "cannot free disk space for the index");
+        }
         let seq = self.commit_seq + 1;
         let stats = self.active.stats();
         let span = |a: Option<i64>, b: Option<i64>, f: fn(i64, i64) -> i64| match (a, b) {
@@ -511,9 +541,10 @@ impl IndexSink {
             .collect()
     }
 
-    fn apply_retention(&mut self, cutoff: Option<i64>) -> Result<(), IndexError> {
-        // The split of the last commit holds the checkpoints the sources resume from (the
-        // active one may not have committed yet): retention leaves it alone.
+    /// The splits retention may drop: idle ones but the split of the last commit, which
+    /// holds the checkpoints the sources resume from (the active one may not have committed
+    /// yet).
+    fn droppable_splits(&self) -> Vec<Arc<Split>> {
         let checkpointed = self
             .set
             .snapshot()
@@ -522,6 +553,71 @@ impl IndexSink {
             .map(|s| s.id);
         let mut idle = self.idle_splits();
         idle.retain(|s| Some(s.id) != checkpointed);
+        idle
+    }
+
+    /// Drops the oldest droppable splits while the filesystem has less free than
+    /// [`SinkOptions::min_free_disk`] of it (at most once per [`DISK_PASS`]).
+    fn keep_free_disk(&mut self) -> Result<(), IndexError> {
+        let Some(share) = self.options.min_free_disk else {
+            return Ok(());
+        };
+        if self.last_disk_pass.is_some_and(|t| t.elapsed() < DISK_PASS) {
+            return Ok(());
+        }
+        self.last_disk_pass = Some(Instant::now());
+        let (free, total) =
+            (self.disk_space)(&self.set.root).map_err(|reason| IndexError::Directory {
+                path: self.set.root.clone(),
+                reason,
+            })?;
+        let floor = (total as f64 * share) as u64;
+        if free >= floor {
+            self.disk_short = false;
+            return Ok(());
+        }
+        let mut short = floor - free;
+        let mut droppable = self.droppable_splits();
+        droppable.sort_by_key(|s| std::cmp::Reverse(s.stats().max_ts));
+        while short > 0 {
+            let Some(oldest) = droppable.pop() else {
+                if !self.disk_short {
+                    tracing::warn!(
+                        free_bytes = free,
+                        floor_bytes = floor,
+                        dir = %self.set.root.display(),
+                        "the disk is nearly full and the index has no older split left to drop: free space on it, or lower split_docs"
+                    );
+                }
+                self.disk_short = true;
+                return Ok(());
+            };
+            let stats = oldest.stats();
+            tracing::warn!(
+                split = %oldest.dir.display(),
+                docs = stats.docs,
+                bytes = stats.bytes,
+                free_bytes = free,
+                floor_bytes = floor,
+                "the disk is nearly full: dropping the index's oldest split (min_free_disk_percent)"
+            );
+            self.set.drop_split(&oldest)?;
+            short = short.saturating_sub(stats.bytes);
+        }
+        Ok(())
+    }
+
+    #[cfg(test)]
+    pub(crate) fn with_disk_probe(
+        mut self,
+        probe: impl Fn(&std::path::Path) -> std::io::Result<(u64, u64)> + Send + 'static,
+    ) -> Self {
+        self.disk_space = Box::new(probe);
+        self
+    }
+
+    fn apply_retention(&mut self, cutoff: Option<i64>) -> Result<(), IndexError> {
+        let mut idle = self.droppable_splits();
         if let Some(cutoff) = cutoff {
             for split in idle
                 .iter()

@@ -539,6 +539,11 @@ pub struct IndexSinkConfig {
     /// bound.
     #[serde(default)]
     pub retention_mb: u64,
+    /// Drop the oldest splits while less than this share (in %) of the index's filesystem
+    /// is free, so that the index never fills its disk (a full one stops every commit, and
+    /// on a node's disk the kubelet evicts pods under 10 % free); 0 keeps no floor.
+    #[serde(default = "default_min_free_disk_percent")]
+    pub min_free_disk_percent: f64,
     /// Seal the active split (and start a new one) at this many records...
     #[serde(default = "default_split_docs")]
     pub split_docs: u64,
@@ -554,6 +559,10 @@ pub struct IndexSinkConfig {
 
 fn default_segment_merge_max_docs() -> u32 {
     indexer::SinkOptions::default().segment_merge_max_docs
+}
+
+fn default_min_free_disk_percent() -> f64 {
+    15.0
 }
 
 fn default_split_docs() -> u64 {
@@ -1234,6 +1243,13 @@ impl PipelineConfig {
                     format!("sinks.{id}.retention_hours"),
                     format!("{} is out of range", c.retention_hours),
                     "use 0 (keep everything) to 876000 (100 years), e.g. 168 for a week",
+                );
+            }
+            if !(0.0..=90.0).contains(&c.min_free_disk_percent) {
+                p(
+                    format!("sinks.{id}.min_free_disk_percent"),
+                    format!("{} is out of range", c.min_free_disk_percent),
+                    "use 0 (no floor) to 90 (default 15: above the kubelet's 10 % eviction threshold)",
                 );
             }
             if !(1_000..=100_000_000).contains(&c.split_docs) {

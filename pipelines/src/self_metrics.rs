@@ -142,7 +142,7 @@ const INDEX: &[(&str, &str, MetricKind, IndexField)] = &[
     ),
     (
         "infersight_index_splits_dropped_total",
-        "Splits dropped by retention (age or size).",
+        "Splits dropped by retention (age, size, or the disk's free-space floor).",
         MetricKind::Counter,
         |s| s.splits_dropped,
     ),

@@ -215,6 +215,8 @@ pub async fn run(
             retention: (c.retention_hours > 0)
                 .then(|| Duration::from_secs(c.retention_hours * 3600)),
             retention_bytes: (c.retention_mb > 0).then(|| c.retention_mb.saturating_mul(1 << 20)),
+            min_free_disk: (c.min_free_disk_percent > 0.0)
+                .then_some(c.min_free_disk_percent / 100.0),
             split_docs: c.split_docs,
             split_age: Duration::from_secs(c.split_minutes * 60),
             segment_merge_max_docs: c.segment_merge_max_docs,

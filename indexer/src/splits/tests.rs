@@ -389,6 +389,90 @@ fn retention_drops_whole_splits_by_age_and_the_oldest_by_size() {
 }
 
 #[test]
+fn a_nearly_full_disk_drops_the_oldest_splits_as_needed_but_never_the_last_commit() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let store = IndexStore::open_or_create(dir.path()).unwrap();
+    let options = SinkOptions {
+        split_docs: 10,
+        min_free_disk: Some(0.15),
+        ..SinkOptions::default()
+    };
+    // The filesystem as statvfs would say: (free, total) bytes.
+    let disk = Arc::new((AtomicU64::new(1_000), AtomicU64::new(1_000)));
+    let sink_on_disk = || {
+        let disk = disk.clone();
+        store
+            .sink(options.clone())
+            .unwrap()
+            .with_disk_probe(move |_| {
+                Ok((disk.0.load(Ordering::SeqCst), disk.1.load(Ordering::SeqCst)))
+            })
+    };
+    let hour = |h: i64, n: u64| -> Vec<Record> {
+        (0..n)
+            .map(|i| {
+                record(
+                    h as u64 * 100 + i,
+                    "vllm-0",
+                    h * 3600 + i as i64,
+                    &format!("hour {h}"),
+                )
+            })
+            .collect()
+    };
+    // Four hours, a full split each, with the disk far from full.
+    let mut sink = sink_on_disk();
+    for h in 0..4 {
+        sink.add(batch_with_checkpoint(hour(h, 10), h as u64))
+            .unwrap();
+        sink.commit().unwrap();
+    }
+    sink.wait_for_merges();
+    assert_eq!(sink.splits_dropped(), 0, "85 % free");
+    sink.close().unwrap();
+
+    // Others fill the disk: 100 bytes free, 50 short of 15 %. The oldest split (kilobytes)
+    // is more than enough.
+    disk.0.store(100, Ordering::SeqCst);
+    let mut sink = sink_on_disk();
+    sink.add(batch_with_checkpoint(hour(4, 10), 4)).unwrap();
+    sink.commit().unwrap();
+    assert_eq!(sink.splits_dropped(), 1);
+    let found = |h: i64| {
+        store
+            .searcher()
+            .search(&request(&format!("\"hour {h}\"")))
+            .unwrap()
+            .total
+    };
+    assert_eq!((0..5).map(found).collect::<Vec<_>>(), [0, 10, 10, 10, 10]);
+    // Its space comes back as searches let go of it: the next commit, at once, drops none.
+    sink.add(batch_with_checkpoint(hour(5, 1), 5)).unwrap();
+    sink.commit().unwrap();
+    assert_eq!(sink.splits_dropped(), 1, "one pass per DISK_PASS");
+    sink.close().unwrap();
+
+    // A disk no dropping can save: every split goes but the one of the last commit (the
+    // sources resume from its checkpoints) and the one being written.
+    disk.0.store(0, Ordering::SeqCst);
+    disk.1.store(1 << 40, Ordering::SeqCst);
+    let mut sink = sink_on_disk();
+    sink.add(batch_with_checkpoint(hour(6, 1), 6)).unwrap();
+    sink.commit().unwrap();
+    assert_eq!((0..7).map(found).collect::<Vec<_>>(), [0, 0, 0, 0, 0, 1, 1]);
+    sink.close().unwrap();
+    assert_eq!(
+        store
+            .committed_checkpoints()
+            .unwrap()
+            .position("files", "/logs/p/0.log"),
+        Some(6)
+    );
+}
+
+#[test]
 fn a_redelivered_record_replaces_its_copy_in_a_sealed_split() {
     let dir = tempfile::tempdir().unwrap();
     let store = IndexStore::open_or_create(dir.path()).unwrap();

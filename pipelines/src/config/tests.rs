@@ -109,6 +109,7 @@ fn every_problem_is_reported_at_its_key_with_a_hint() {
         inputs = ["parse", "bad"]
         memory_budget_mb = 1
         segment_merge_max_docs = 0
+        min_free_disk_percent = 95
     "#;
     // An unknown top-level key stops parsing early; check it alone first.
     let top = load(text).unwrap_err();
@@ -120,6 +121,7 @@ fn every_problem_is_reported_at_its_key_with_a_hint() {
         [
             "api.listen",
             "sinks.index.memory_budget_mb",
+            "sinks.index.min_free_disk_percent",
             "sinks.index.segment_merge_max_docs",
             "sources.bad.type",
             "sources.logs.logs_dri",
@@ -138,6 +140,7 @@ fn every_problem_is_reported_at_its_key_with_a_hint() {
         "`index` is a sink and produces nothing",
         "api.listen: `localhost` is not an IP:PORT address",
         "hint: use 10 to 60000",
+        "sinks.index.min_free_disk_percent: 95 is out of range",
         "unknown variant `fils`",
     ] {
         assert!(
