@@ -402,7 +402,9 @@ async function renderRequest(id) {
           el("table", { class: "figures", id: "request-summary" },
             el("tr", {}, el("td", {}, "model"), el("td", {}, s.model || "–")),
             el("tr", {}, el("td", {}, "server"), el("td", {}, s.server || "–")),
-            el("tr", {}, el("td", {}, "outcome"), el("td", {}, s.outcome || "no end logged (still running, or a server that logs none: vLLM v1 without --enable-log-outputs)")),
+            el("tr", {}, el("td", {}, "outcome"), el("td", {}, s.outcome
+              || (s.http_status ? "answered (HTTP " + s.http_status + " in the access log; the server logs no end)"
+                : "no end logged (still running, or a server that logs none: vLLM v1 without --enable-log-outputs)"))),
             el("tr", {}, el("td", {}, "HTTP status"), el("td", {}, s.http_status || "–")),
             el("tr", {}, el("td", {}, "first seen"), el("td", {}, s.first_seen)),
             el("tr", {}, el("td", {}, "last seen"), el("td", {}, s.last_seen)),
@@ -425,17 +427,18 @@ async function renderIncidents(p) {
   page.replaceChildren(el("form", { class: "query" }, select), el("div", { class: "status" }, "loading …"));
   try {
     const body = await api("/api/v1/incidents", { from: "now-" + range });
-    const lines = (records) => el("table", {}, records.map((r) => el("tr", {},
-      el("td", { class: "time" }, shortTime(r.timestamp)), el("td", { class: "src" }, source(r)), el("td", { class: "body" }, r.body))));
+    const lines = (records, none) => records.length === 0 ? el("div", { class: "muted" }, none)
+      : el("table", {}, records.map((r) => el("tr", {},
+        el("td", { class: "time" }, shortTime(r.timestamp)), el("td", { class: "src" }, source(r)), el("td", { class: "body" }, r.body))));
     const cards = body.incidents.map((i) => el("div", { class: "card incident", "data-id": i.id },
       el("h3", {}, el("span", { class: "badge " + i.kind }, i.kind), " ", i.pod || "?", " ",
         el("span", { class: "muted" }, shortTime(i.time))),
       el("div", { class: "summary" }, i.summary),
       el("details", { class: "incident-details", open: p.get("open") === i.id },
         el("summary", {}, "what happened: " + i.triggers.length + " triggers, " + i.events.length + " events, last " + i.last_lines.length + " lines"),
-        el("h4", {}, "Triggers"), lines(i.triggers),
-        el("h4", {}, "Kubernetes events"), lines(i.events),
-        el("h4", {}, "Last lines of " + (i.container || "the container") + " before it"), lines(i.last_lines))));
+        el("h4", {}, "Triggers"), lines(i.triggers, "none"),
+        el("h4", {}, "Kubernetes events"), lines(i.events, "none about this pod around it (or no Kubernetes source)"),
+        el("h4", {}, "Last lines of " + (i.container || "the container") + " before it"), lines(i.last_lines, "none"))));
     page.replaceChildren(el("form", { class: "query" }, select),
       partialNote(body) || "",
       el("div", { class: "status" }, body.incidents.length + " incidents" + (body.truncated ? " (the oldest may be missing)" : "")),
