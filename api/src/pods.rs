@@ -5,7 +5,9 @@
 //! Read from the `k8s_object` records the `kube` source writes on each change (DESIGN.md
 //! §3), not from a live watch: a node agent's, a local pipeline's and every aggregator's
 //! index answer alike, and a pod's state is known as of its newest change in the range. A
-//! pod whose newest record says it was deleted is left out.
+//! pod whose newest record says it was deleted is left out. Beside the changes, the source
+//! records each pod's whole state every hour (`k8s.object.state`), so a pod that has run
+//! unchanged for longer than the index keeps records is still known.
 
 use crate::params::{Coverage, Filters, blocking};
 use crate::{ApiError, ApiState, SearchBackend};
@@ -13,7 +15,7 @@ use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use indexer::{IndexError, MAX_LIMIT, SearchRequest};
-use model::{Record, RecordKind, Timestamp, names};
+use model::{AttrValue, Record, RecordKind, Timestamp, names};
 use std::collections::BTreeMap;
 
 /// Without `from`, changes of this long before `to`: all the index keeps. A change is dated
@@ -50,7 +52,7 @@ pub(crate) struct PodState {
     /// Restarts of all its containers.
     restarts: i64,
     containers: Vec<ContainerState>,
-    /// Its newest change.
+    /// Its newest record: a change, or its hourly state.
     #[schema(value_type = String, format = DateTime)]
     updated: Timestamp,
 }
@@ -125,6 +127,30 @@ impl Seen {
             }
         });
         let c = &mut seen.state;
+        // A state record tells both, as of its time: whether it waits, how its last run
+        // ended (or that none did). Older records tell nothing more.
+        if r.attributes.get(names::K8S_OBJECT_STATE) == Some(&AttrValue::Bool(true)) {
+            if !seen.waiting_known {
+                c.waiting = r
+                    .attributes
+                    .get_str(names::K8S_CONTAINER_WAITING_REASON)
+                    .map(str::to_string);
+            }
+            if !seen.ended_known {
+                c.last_termination = r
+                    .attributes
+                    .get_str(names::K8S_CONTAINER_LAST_TERMINATED_REASON)
+                    .map(str::to_string);
+                c.last_exit_code = r
+                    .attributes
+                    .get(names::K8S_CONTAINER_LAST_TERMINATED_EXIT_CODE)
+                    .and_then(|v| v.as_f64())
+                    .map(|v| v as i64);
+            }
+            seen.waiting_known = true;
+            seen.ended_known = true;
+            return;
+        }
         // A restart record tells how the last run ended; a waiting record (with a reason,
         // or without one: running again) tells whether it waits.
         let ended = r

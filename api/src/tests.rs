@@ -734,6 +734,96 @@ async fn pods_show_their_newest_state_and_deleted_ones_are_gone() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
 
+#[tokio::test]
+async fn a_pods_hourly_state_stands_where_its_changes_left_with_retention() {
+    use model::AttrValue as V;
+    let phase = |p: &str| (names::K8S_POD_PHASE, V::from(p));
+    let restarts = |n: i64| (names::K8S_CONTAINER_RESTART_COUNT, V::Int(n));
+    let state = (names::K8S_OBJECT_STATE, V::Bool(true));
+    let waiting = (
+        names::K8S_CONTAINER_WAITING_REASON,
+        V::from("CrashLoopBackOff"),
+    );
+    let records = vec![
+        // sglang-0: its last changes left with retention; of those before, one said it ran
+        // again. Its state of this hour tells it waits, and why its last run ended.
+        pod_change(
+            7,
+            "sglang-0",
+            Some("sglang"),
+            900,
+            &[phase("Running"), restarts(1)],
+        ),
+        pod_change(1, "sglang-0", None, 300, &[phase("Running"), state.clone()]),
+        pod_change(
+            2,
+            "sglang-0",
+            Some("sglang"),
+            300,
+            &[
+                phase("Running"),
+                state.clone(),
+                restarts(2),
+                waiting.clone(),
+                (
+                    names::K8S_CONTAINER_LAST_TERMINATED_REASON,
+                    V::from("Error"),
+                ),
+                (names::K8S_CONTAINER_LAST_TERMINATED_EXIT_CODE, V::Int(1)),
+            ],
+        ),
+        // llama-0: backing off long ago; its newer state says it runs and never ended.
+        pod_change(
+            3,
+            "llama-0",
+            Some("llama"),
+            900,
+            &[phase("Running"), restarts(1), waiting.clone()],
+        ),
+        pod_change(
+            4,
+            "llama-0",
+            Some("llama"),
+            100,
+            &[phase("Running"), state.clone(), restarts(1)],
+        ),
+        // mistral-0: a change after its state is newer news.
+        pod_change(
+            5,
+            "mistral-0",
+            Some("mistral"),
+            1000,
+            &[phase("Running"), state, restarts(0)],
+        ),
+        pod_change(
+            6,
+            "mistral-0",
+            Some("mistral"),
+            100,
+            &[phase("Running"), restarts(1), waiting],
+        ),
+    ];
+    let (_dir, app) = app_with_records(records);
+    let (status, body) = get(&app, "/api/v1/pods?from=now-2h").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let containers: Vec<&Value> = body["pods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| &p["containers"][0])
+        .collect();
+    assert_eq!(
+        containers,
+        [
+            &json!({"name": "llama", "restarts": 1}),
+            &json!({"name": "mistral", "restarts": 1, "waiting": "CrashLoopBackOff"}),
+            &json!({"name": "sglang", "restarts": 2, "waiting": "CrashLoopBackOff",
+                "last_termination": "Error", "last_exit_code": 1}),
+        ],
+        "{body}"
+    );
+}
+
 /// A vLLM pod that ran out of GPU memory, was OOMKilled and restarted in a loop, and a TGI
 /// pod with an unrelated traceback later.
 fn crash_records() -> Vec<Record> {

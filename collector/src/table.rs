@@ -135,6 +135,13 @@ impl<K: Ord + Clone, S: Clone + PartialEq> ChangeTracker<K, S> {
         out
     }
 
+    /// Every object remembered: (uid, key, last state seen).
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &K, &S)> {
+        self.seen
+            .iter()
+            .map(|(uid, (key, state))| (uid.as_str(), key, state))
+    }
+
     /// The last state seen of `uid`.
     pub fn get(&self, uid: &str) -> Option<&S> {
         self.seen.get(uid).map(|(_, s)| s)

@@ -139,6 +139,10 @@ pub const K8S_OBJECT_KIND: &str = "k8s.object.kind";
 pub const K8S_OBJECT_NAME: &str = "k8s.object.name";
 /// The uid of that object.
 pub const K8S_OBJECT_UID: &str = "k8s.object.uid";
+/// `true` on a `k8s_object` record that states an object's whole state as of its
+/// timestamp (the `kube` source's hourly pod states) rather than one change: what lasts
+/// while older change records leave with retention.
+pub const K8S_OBJECT_STATE: &str = "k8s.object.state";
 /// A pod's phase: `Pending`, `Running`, `Succeeded`, `Failed`, `Unknown`.
 pub const K8S_POD_PHASE: &str = "k8s.pod.phase";
 /// Why a container's last run ended (`OOMKilled`, `Error`, `Completed`).

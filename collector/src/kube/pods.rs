@@ -31,6 +31,10 @@ pub struct ContainerRow {
     pub requests: BTreeMap<String, f64>,
     /// Its resource limits, in the same units.
     pub limits: BTreeMap<String, f64>,
+    /// Why its last run ended (`OOMKilled`), if one did.
+    pub last_terminated: Option<String>,
+    /// Its last run's exit code, if one ended.
+    pub last_exit_code: Option<i32>,
 }
 
 /// What is known of one pod: its phase and its containers.
@@ -40,6 +44,8 @@ pub struct PodStatusRow {
     pub phase: Option<String>,
     /// Its containers by name.
     pub containers: BTreeMap<String, ContainerRow>,
+    /// The node it runs on, once scheduled.
+    pub node: Option<String>,
 }
 
 /// The status of every pod seen, by (namespace, pod name).
@@ -68,10 +74,14 @@ impl PodStatusRow {
             let row = containers.entry(c.name.clone()).or_default();
             row.restarts = c.restart_count;
             row.waiting = waiting_reason(c);
+            let terminated = c.last_state.as_ref().and_then(|s| s.terminated.as_ref());
+            row.last_terminated = terminated.and_then(|t| t.reason.clone());
+            row.last_exit_code = terminated.map(|t| t.exit_code);
         }
         PodStatusRow {
             phase: status.and_then(|s| s.phase.clone()),
             containers,
+            node: pod.spec.as_ref().and_then(|s| s.node_name.clone()),
         }
     }
 }
@@ -256,6 +266,29 @@ impl PodTracker {
         remembered
     }
 
+    /// Each pod's whole state as of `now`, as records marked [`names::K8S_OBJECT_STATE`]:
+    /// one for the pod (its phase) and one per container (restarts, why it waits, how its
+    /// last run ended). Change records are dated when the change happened, so a pod that
+    /// has run unchanged for longer than the index keeps records would otherwise vanish
+    /// from `/api/v1/pods`; these, made every hour (and with each change, so that the
+    /// newest state never says less than the newest change), keep its state within reach.
+    /// Pods only remembered from an earlier run (not listed yet) have no state to tell.
+    pub fn state_records(&self, now: Timestamp) -> Vec<Record> {
+        self.pods
+            .iter()
+            .flat_map(|(uid, key, row)| state_of(uid, key, row, now))
+            .collect()
+    }
+
+    /// The state records of the pod `uid` as of `now` (see [`PodTracker::state_records`]).
+    pub fn state_records_of(&self, uid: &str, now: Timestamp) -> Vec<Record> {
+        self.pods
+            .iter()
+            .filter(|(u, _, _)| *u == uid)
+            .flat_map(|(uid, key, row)| state_of(uid, key, row, now))
+            .collect()
+    }
+
     /// A (re)list of the pods starts.
     pub fn relisting(&mut self) {
         self.pods.relisting();
@@ -355,6 +388,81 @@ fn pod_resource(pod: &Pod) -> Attributes {
         a.insert(names::K8S_NODE_NAME, node);
     }
     a
+}
+
+/// The state records of one pod (see [`PodTracker::state_records`]).
+fn state_of(
+    uid: &str,
+    (namespace, name): &(String, String),
+    row: &PodStatusRow,
+    now: Timestamp,
+) -> Vec<Record> {
+    // A state is of its moment: each is a record of its own.
+    let at = u64::try_from(now.unix_nanos()).unwrap_or_default();
+    let Some(phase) = &row.phase else {
+        return Vec::new();
+    };
+    let mut resource = Attributes::new();
+    resource.insert(names::K8S_NAMESPACE_NAME, namespace.clone());
+    resource.insert(names::K8S_POD_NAME, name.clone());
+    resource.insert(names::K8S_POD_UID, uid.to_string());
+    if let Some(node) = &row.node {
+        resource.insert(names::K8S_NODE_NAME, node.clone());
+    }
+    let restarts: i32 = row.containers.values().map(|c| c.restarts).sum();
+    let mut states = vec![object_record(
+        uid,
+        "state",
+        at,
+        now,
+        resource.clone(),
+        format!("pod {name} is {phase} ({restarts} restarts) now"),
+    )];
+    for (container, c) in &row.containers {
+        let mut resource = resource.clone();
+        resource.insert(names::K8S_CONTAINER_NAME, container.clone());
+        let doing = c.waiting.as_deref().map_or_else(
+            || "running".to_string(),
+            |reason| format!("waiting: {reason}"),
+        );
+        let mut r = object_record(
+            uid,
+            &format!("state/{container}"),
+            at,
+            now,
+            resource,
+            format!(
+                "container {container} of pod {name} is {doing} ({} restarts) now",
+                c.restarts
+            ),
+        );
+        let a = &mut r.attributes;
+        a.insert(
+            names::K8S_CONTAINER_RESTART_COUNT,
+            AttrValue::Int(i64::from(c.restarts)),
+        );
+        if let Some(reason) = &c.waiting {
+            a.insert(names::K8S_CONTAINER_WAITING_REASON, reason.clone());
+        }
+        if let Some(reason) = &c.last_terminated {
+            a.insert(names::K8S_CONTAINER_LAST_TERMINATED_REASON, reason.clone());
+        }
+        if let Some(code) = c.last_exit_code {
+            a.insert(
+                names::K8S_CONTAINER_LAST_TERMINATED_EXIT_CODE,
+                AttrValue::Int(i64::from(code)),
+            );
+        }
+        states.push(r);
+    }
+    for r in &mut states {
+        r.severity = Some(Severity::Info);
+        let a = &mut r.attributes;
+        a.insert(names::K8S_OBJECT_STATE, true);
+        a.insert(names::K8S_OBJECT_NAME, name.clone());
+        a.insert(names::K8S_POD_PHASE, phase.clone());
+    }
+    states
 }
 
 fn deletion_record(
@@ -492,6 +600,7 @@ fn waiting_record(
 mod tests {
     use super::*;
     use crate::kube::tests::fixture_pods;
+    use std::collections::HashSet;
 
     #[test]
     fn a_crash_looping_pod_reports_its_oom_kill_and_back_off_once() {
@@ -590,5 +699,80 @@ mod tests {
         stored.update(&done);
         assert_eq!(stored.of_source("cluster").count(), 1, "{stored:?}");
         assert_eq!(later.len(), 1);
+    }
+
+    #[test]
+    fn each_pods_whole_state_is_told_without_raising_incidents() {
+        let pods = fixture_pods();
+        let (healthy, crashing) = (&pods[0], &pods[1]);
+        let mut tracker = PodTracker::default();
+        tracker.applied(healthy);
+        tracker.applied(crashing);
+        // A pod only remembered from an earlier run has no state to tell yet.
+        let mut remembered = CheckpointSet::new();
+        remembered.update(&Checkpoint {
+            source: "cluster".into(),
+            key: "pod/llm/gone-0/uid-gone".into(),
+            position: 1,
+            finished: false,
+        });
+        tracker.resume("cluster", &remembered);
+        let now = Timestamp::from_unix_nanos(1_795_000_000_000_000_000);
+        let states = tracker.state_records(now);
+        let of = |pod: &Pod| -> Vec<&Record> {
+            states
+                .iter()
+                .filter(|r| r.resource_str(names::K8S_POD_UID) == pod.metadata.uid.as_deref())
+                .collect()
+        };
+        let containers = |pod: &Pod| pod.spec.as_ref().map_or(0, |s| s.containers.len());
+        assert_eq!(of(healthy).len(), 1 + containers(healthy));
+        assert_eq!(of(crashing).len(), 1 + containers(crashing));
+        assert_eq!(states.len(), of(healthy).len() + of(crashing).len());
+        for r in &states {
+            assert_eq!(
+                r.attributes.get(names::K8S_OBJECT_STATE),
+                Some(&AttrValue::Bool(true))
+            );
+            assert_eq!(r.timestamp, now);
+            assert!(
+                r.attributes.get_str(names::K8S_POD_PHASE).is_some(),
+                "{r:?}"
+            );
+            assert_eq!(r.attributes.get(names::ERROR_TYPE), None, "not an incident");
+            assert!(checkpoint("cluster", r).is_some_and(|c| !c.finished));
+        }
+        let container = of(crashing)
+            .into_iter()
+            .find(|r| r.resource_str(names::K8S_CONTAINER_NAME).is_some())
+            .expect("the crashing container's state");
+        let a = &container.attributes;
+        assert_eq!(
+            a.get_str(names::K8S_CONTAINER_WAITING_REASON),
+            Some("CrashLoopBackOff")
+        );
+        assert_eq!(
+            a.get_str(names::K8S_CONTAINER_LAST_TERMINATED_REASON),
+            Some("OOMKilled")
+        );
+        assert_eq!(
+            a.get(names::K8S_CONTAINER_LAST_TERMINATED_EXIT_CODE),
+            Some(&AttrValue::Int(137))
+        );
+        assert!(
+            matches!(a.get(names::K8S_CONTAINER_RESTART_COUNT), Some(AttrValue::Int(n)) if *n > 0)
+        );
+        assert!(container.resource_str(names::K8S_NODE_NAME).is_some());
+        // A state is of its moment: one told later is a record of its own.
+        let ids = |rs: &[Record]| rs.iter().map(|r| r.id).collect::<HashSet<_>>();
+        let later = Timestamp::from_unix_nanos(now.unix_nanos() + 1);
+        assert!(ids(&tracker.state_records(later)).is_disjoint(&ids(&states)));
+        assert_eq!(ids(&states).len(), states.len());
+        assert_eq!(
+            ids(&tracker
+                .state_records_of(crashing.metadata.uid.as_deref().unwrap_or_default(), now)),
+            of(crashing).iter().map(|r| r.id).collect(),
+            "one pod's alone"
+        );
     }
 }

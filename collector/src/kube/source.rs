@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Event, Node, Pod, ResourceQuota};
-use model::{Batch, CheckpointSet, Record};
+use model::{Batch, CheckpointSet, Record, Timestamp};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use tokio::sync::mpsc;
@@ -91,7 +91,13 @@ pub struct KubeSource {
     nodes: NodeTracker,
     quotas: QuotaTracker,
     pod_metadata: Arc<PodMetadata>,
+    /// A (re)list of the pods has just completed: their states are due.
+    pods_listed: bool,
 }
+
+/// How often every pod's whole state is recorded ([`PodTracker::state_records`]), beside
+/// the records of its changes.
+const POD_STATE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// What the source watches, as (API group, resource): what its ClusterRole must grant
 /// get/list/watch on, and nothing more.
@@ -182,6 +188,7 @@ impl KubeSource {
             nodes: NodeTracker::default(),
             quotas: QuotaTracker::default(),
             pod_metadata: Arc::default(),
+            pods_listed: false,
         }
     }
 
@@ -267,13 +274,26 @@ impl KubeSource {
         ];
         let mut merged = std::pin::pin!(futures_util::stream::select_all(streams));
         let mut recorder = EventRecorder::default();
+        let mut states = tokio::time::interval_at(
+            tokio::time::Instant::now() + POD_STATE_INTERVAL,
+            POD_STATE_INTERVAL,
+        );
+        states.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let item = tokio::select! {
+            let mut records = tokio::select! {
                 _ = shutdown.triggered() => break,
-                item = merged.next() => item,
+                item = merged.next() => match item {
+                    Some(item) => self.records_of(item, &mut recorder).0,
+                    None => break,
+                },
+                _ = states.tick() => self.pod_states(),
             };
-            let Some(item) = item else { break };
-            let (records, _listed) = self.records_of(item, &mut recorder);
+            // A (re)list's changes are dated by the pods' own status times: a pod running
+            // unchanged for weeks gets a record of weeks ago. Its state as of now goes
+            // beside them.
+            if std::mem::take(&mut self.pods_listed) {
+                records.extend(self.pod_states());
+            }
             if records.is_empty() {
                 continue;
             }
@@ -293,6 +313,14 @@ impl KubeSource {
                 break;
             }
         }
+    }
+
+    /// Every pod's state as of now, counted as `k8s_object` records sent.
+    fn pod_states(&self) -> Vec<Record> {
+        let states = self.pods.state_records(Timestamp::now());
+        let sent = states.len() as u64;
+        self.metrics.object_changes.fetch_add(sent, Relaxed);
+        states
     }
 
     fn records_of(&mut self, item: Watched, recorder: &mut EventRecorder) -> (Vec<Record>, bool) {
@@ -315,7 +343,15 @@ impl KubeSource {
             Watched::Pod(item) => match self.step(*item) {
                 Step::Applied(p, listed) => {
                     self.pod_metadata.update(&p);
-                    (self.pods.applied(&p), listed)
+                    let mut records = self.pods.applied(&p);
+                    // A change is dated by the pod's status, which may be a little before
+                    // the state last told: the state goes again, newest, so that it never
+                    // says less than the change.
+                    if !records.is_empty() && !listed {
+                        let uid = p.metadata.uid.as_deref().unwrap_or_default();
+                        records.extend(self.pods.state_records_of(uid, Timestamp::now()));
+                    }
+                    (records, listed)
                 }
                 Step::Deleted(p) => {
                     self.pod_metadata.deleted(&p);
@@ -326,6 +362,7 @@ impl KubeSource {
                     (Vec::new(), false)
                 }
                 Step::Listed => {
+                    self.pods_listed = true;
                     let gone = self.pods.relisted();
                     for (uid, _) in &gone {
                         self.pod_metadata.deleted_uid(uid);
