@@ -126,33 +126,11 @@ impl Seen {
                 ended_known: false,
             }
         });
-        let c = &mut seen.state;
         // A state record tells both, as of its time: whether it waits, how its last run
-        // ended (or that none did). Older records tell nothing more.
-        if r.attributes.get(names::K8S_OBJECT_STATE) == Some(&AttrValue::Bool(true)) {
-            if !seen.waiting_known {
-                c.waiting = r
-                    .attributes
-                    .get_str(names::K8S_CONTAINER_WAITING_REASON)
-                    .map(str::to_string);
-            }
-            if !seen.ended_known {
-                c.last_termination = r
-                    .attributes
-                    .get_str(names::K8S_CONTAINER_LAST_TERMINATED_REASON)
-                    .map(str::to_string);
-                c.last_exit_code = r
-                    .attributes
-                    .get(names::K8S_CONTAINER_LAST_TERMINATED_EXIT_CODE)
-                    .and_then(|v| v.as_f64())
-                    .map(|v| v as i64);
-            }
-            seen.waiting_known = true;
-            seen.ended_known = true;
-            return;
-        }
-        // A restart record tells how the last run ended; a waiting record (with a reason,
-        // or without one: running again) tells whether it waits.
+        // ended (or that none did). Older records tell nothing more. Of the others, a
+        // restart record tells how the last run ended, a waiting record (with a reason, or
+        // without one: running again) whether it waits.
+        let state = r.attributes.get(names::K8S_OBJECT_STATE) == Some(&AttrValue::Bool(true));
         let ended = r
             .attributes
             .get(names::K8S_CONTAINER_LAST_TERMINATED_REASON)
@@ -160,20 +138,21 @@ impl Seen {
             || r.attributes
                 .get(names::K8S_CONTAINER_LAST_TERMINATED_EXIT_CODE)
                 .is_some();
-        if ended && !seen.ended_known {
+        if (state || ended) && !seen.ended_known {
             seen.ended_known = true;
-            c.last_termination = r
+            seen.state.last_termination = r
                 .attributes
                 .get_str(names::K8S_CONTAINER_LAST_TERMINATED_REASON)
                 .map(str::to_string);
-            c.last_exit_code = r
+            seen.state.last_exit_code = r
                 .attributes
                 .get(names::K8S_CONTAINER_LAST_TERMINATED_EXIT_CODE)
                 .and_then(|v| v.as_f64())
                 .map(|v| v as i64);
-        } else if !ended && !seen.waiting_known {
+        }
+        if (state || !ended) && !seen.waiting_known {
             seen.waiting_known = true;
-            c.waiting = r
+            seen.state.waiting = r
                 .attributes
                 .get_str(names::K8S_CONTAINER_WAITING_REASON)
                 .map(str::to_string);

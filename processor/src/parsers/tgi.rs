@@ -92,17 +92,9 @@ fn quoted_after<'a>(text: &'a str, key: &str) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use model::{RecordId, Timestamp};
-    use std::sync::Arc;
 
     fn applied(line: &str) -> Record {
-        let mut r = Record::log(
-            RecordId(1),
-            Timestamp::now(),
-            Timestamp::now(),
-            Arc::default(),
-            line.to_string(),
-        );
+        let mut r = super::super::test_line(line);
         assert!(apply(line, &mut r), "{line}");
         r
     }
