@@ -208,7 +208,7 @@ impl InferenceLogProcessor {
         if known.model.is_none()
             && matches!(
                 known.server.as_deref(),
-                None | Some("vllm" | "tgi" | "sglang")
+                None | Some("vllm" | "tgi" | "sglang" | "llamacpp")
             )
         {
             recognised |= startup::apply(text, record);
@@ -686,6 +686,8 @@ mod tests {
         let mut out = Vec::new();
         let mut lines = Vec::new();
         for text in [
+            // A task line of an earlier run teaches the server before its model is told.
+            "slot      release: id  0 | task 3 | stop processing: n_tokens = 52, truncated = 0",
             "srv    load_model: loading model '/models/Phi-3-mini-4k-instruct-q4.gguf'",
             "slot launch_slot_: id  0 | task 7 | processing task",
             "slot print_timing: id  0 | task 7 | prompt eval time =     120.50 ms /    12 tokens (   10.04 ms per token,    99.59 tokens per second)",
@@ -698,7 +700,7 @@ mod tests {
             lines.push(r);
         }
         assert_eq!(
-            lines[0].attributes.get_str(names::LLM_SERVER),
+            lines[1].attributes.get_str(names::LLM_SERVER),
             Some("llamacpp")
         );
         let request = out
