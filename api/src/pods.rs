@@ -7,7 +7,9 @@
 //! index answer alike, and a pod's state is known as of its newest change in the range. A
 //! pod whose newest record says it was deleted is left out. Beside the changes, the source
 //! records each pod's whole state every hour (`k8s.object.state`), so a pod that has run
-//! unchanged for longer than the index keeps records is still known.
+//! unchanged for longer than the index keeps records is still known. Changes are read over
+//! the whole range, states over its last two hours: a state per container and hour of a
+//! long range would crowd the changes of other pods out of what one answer reads.
 
 use crate::params::{Coverage, Filters, blocking};
 use crate::{ApiError, ApiState, SearchBackend};
@@ -170,35 +172,73 @@ impl Seen {
     }
 }
 
+/// How far back states are read: the `kube` source records every pod's state hourly (and
+/// with each change), so two hours hold each live pod's newest state, with room for a late
+/// one. Older states say nothing a newer one does not, and reading them would grow the
+/// answer's cost by a record per container and hour of the whole range.
+const STATE_LOOKBACK: std::time::Duration = std::time::Duration::from_secs(2 * 3600);
+
+/// Records of `request` newest first, up to `budget` of them; whether more matched.
+fn read_newest(
+    backend: &dyn SearchBackend,
+    request: &SearchRequest,
+    budget: usize,
+    out: &mut Vec<Record>,
+) -> Result<bool, IndexError> {
+    let (mut cursor, mut read) = (None, 0);
+    loop {
+        let page = backend.search_page(request, cursor.as_deref())?;
+        read += page.results.hits.len();
+        let empty = page.results.hits.is_empty();
+        out.extend(page.results.hits);
+        cursor = page.next_cursor;
+        if cursor.is_none() || empty {
+            return Ok(false);
+        }
+        if read >= budget {
+            return Ok(true);
+        }
+    }
+}
+
 fn find_pods(
     backend: &dyn SearchBackend,
     base: &SearchRequest,
 ) -> Result<(Vec<PodState>, bool), IndexError> {
-    let request = SearchRequest {
-        query: format!("attributes.{}:Pod", names::K8S_OBJECT_KIND),
+    // `-`: changes only; `+`: states only.
+    let pods_query = |state: char| SearchRequest {
+        query: format!(
+            "+attributes.{}:Pod {state}attributes.{}:true",
+            names::K8S_OBJECT_KIND,
+            names::K8S_OBJECT_STATE
+        ),
         kind: Some(RecordKind::K8sObject),
         limit: MAX_LIMIT,
         ..base.clone()
     };
+    // Changes over the whole range; states over its last hours only.
+    let mut records = Vec::new();
+    let mut truncated = read_newest(backend, &pods_query('-'), MAX_CHANGES, &mut records)?;
+    let to = base.to.unwrap_or_else(Timestamp::now);
+    let lookback = i64::try_from(STATE_LOOKBACK.as_nanos()).unwrap_or(i64::MAX);
+    let states = SearchRequest {
+        from: Some(
+            base.from
+                .map_or(to.saturating_add_nanos(-lookback), |from| {
+                    from.max(to.saturating_add_nanos(-lookback))
+                }),
+        ),
+        ..pods_query('+')
+    };
+    truncated |= read_newest(backend, &states, MAX_CHANGES, &mut records)?;
+    // Each fact is taken from the newest record that tells it, whichever query found it.
+    records.sort_by_key(|r| std::cmp::Reverse(r.timestamp));
     let mut seen: BTreeMap<String, Seen> = BTreeMap::new();
-    let (mut cursor, mut read, mut truncated) = (None, 0, false);
-    loop {
-        let page = backend.search_page(&request, cursor.as_deref())?;
-        for r in &page.results.hits {
-            let Some(uid) = r.resource_str(names::K8S_POD_UID) else {
-                continue;
-            };
-            seen.entry(uid.to_string()).or_default().add(r);
-        }
-        read += page.results.hits.len();
-        cursor = page.next_cursor;
-        if cursor.is_none() || page.results.hits.is_empty() {
-            break;
-        }
-        if read >= MAX_CHANGES {
-            truncated = true;
-            break;
-        }
+    for r in &records {
+        let Some(uid) = r.resource_str(names::K8S_POD_UID) else {
+            continue;
+        };
+        seen.entry(uid.to_string()).or_default().add(r);
     }
     let mut pods: Vec<PodState> = seen.into_values().filter_map(Seen::finish).collect();
     pods.sort_by(|a, b| (&a.namespace, &a.pod).cmp(&(&b.namespace, &b.pod)));

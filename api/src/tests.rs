@@ -1000,3 +1000,41 @@ async fn without_an_index_searches_say_where_to_ask_and_health_still_answers() {
     let (status, _) = get(&app, "/healthz").await;
     assert_eq!(status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_long_lived_pods_many_states_crowd_out_no_other_pod() {
+    use model::AttrValue as V;
+    let running = (names::K8S_POD_PHASE, V::from("Running"));
+    let state = (names::K8S_OBJECT_STATE, V::Bool(true));
+    // busy-0's state every minute for two weeks: more records than a pod list reads.
+    let mut records: Vec<Record> = (0..21_000u64)
+        .map(|m| {
+            pod_change(
+                100 + m,
+                "busy-0",
+                None,
+                60 * m as i64,
+                &[running.clone(), state.clone()],
+            )
+        })
+        .collect();
+    // quiet-0 changed once, three weeks ago.
+    records.push(pod_change(
+        1,
+        "quiet-0",
+        None,
+        21 * 86_400,
+        &[running.clone()],
+    ));
+    let (_dir, app) = app_with_records(records);
+    let (status, body) = get(&app, "/api/v1/pods").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let names: Vec<&str> = body["pods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["pod"].as_str())
+        .collect();
+    assert_eq!(names, ["busy-0", "quiet-0"], "{body}");
+    assert_eq!(body["truncated"], false);
+}
