@@ -1024,7 +1024,7 @@ async fn a_long_lived_pods_many_states_crowd_out_no_other_pod() {
         "quiet-0",
         None,
         21 * 86_400,
-        &[running.clone()],
+        std::slice::from_ref(&running),
     ));
     let (_dir, app) = app_with_records(records);
     let (status, body) = get(&app, "/api/v1/pods").await;
