@@ -421,10 +421,13 @@ fn state_of(
     for (container, c) in &row.containers {
         let mut resource = resource.clone();
         resource.insert(names::K8S_CONTAINER_NAME, container.clone());
-        let doing = c.waiting.as_deref().map_or_else(
-            || "running".to_string(),
-            |reason| format!("waiting: {reason}"),
-        );
+        // Without a waiting reason, a container runs only if its pod does (a pod not yet
+        // scheduled has containers with no status at all).
+        let doing = match (&c.waiting, phase.as_str()) {
+            (Some(reason), _) => format!("waiting: {reason}"),
+            (None, "Running") => "running".to_string(),
+            (None, _) => "not waiting".to_string(),
+        };
         let mut r = object_record(
             uid,
             &format!("state/{container}"),
@@ -763,6 +766,25 @@ mod tests {
             matches!(a.get(names::K8S_CONTAINER_RESTART_COUNT), Some(AttrValue::Int(n)) if *n > 0)
         );
         assert!(container.resource_str(names::K8S_NODE_NAME).is_some());
+        // A pod not yet scheduled: its containers have no status, and do not run.
+        let mut pending = healthy.clone();
+        pending.metadata.uid = Some("uid-pending".into());
+        pending.metadata.name = Some("pending-0".into());
+        if let Some(status) = pending.status.as_mut() {
+            status.phase = Some("Pending".into());
+            status.container_statuses = None;
+        }
+        tracker.applied(&pending);
+        let bodies: Vec<String> = tracker
+            .state_records_of("uid-pending", now)
+            .into_iter()
+            .filter(|r| r.resource_str(names::K8S_CONTAINER_NAME).is_some())
+            .map(|r| r.body)
+            .collect();
+        assert!(
+            !bodies.is_empty() && bodies.iter().all(|b| b.contains(" is not waiting (")),
+            "{bodies:?}"
+        );
         // A state is of its moment: one told later is a record of its own.
         let ids = |rs: &[Record]| rs.iter().map(|r| r.id).collect::<HashSet<_>>();
         let later = Timestamp::from_unix_nanos(now.unix_nanos() + 1);
