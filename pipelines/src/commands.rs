@@ -77,6 +77,15 @@ pub struct OverrideArgs {
     /// address of a headless Service; comma-separated or repeated [default: $INFERSIGHT_PEERS].
     #[arg(long, value_name = "PEER")]
     pub peers: Vec<String>,
+    /// Delete records older than this many hours from the index; 0 keeps all [default: the
+    /// config's `retention_hours`, else 0].
+    #[arg(long, value_name = "HOURS", value_parser = clap::value_parser!(u64).range(0..=876_000))]
+    pub retention_hours: Option<u64>,
+    /// Drop the index's oldest splits while it is larger than this many MiB; 0 sets no
+    /// bound [default: the config's `retention_mb`, else 0]. Apart from it, the oldest go
+    /// while less than 15 % of the disk is free (`min_free_disk_percent`).
+    #[arg(long, value_name = "MIB")]
+    pub retention_mb: Option<u64>,
 }
 
 impl From<OverrideArgs> for Overrides {
@@ -105,6 +114,8 @@ impl From<OverrideArgs> for Overrides {
                     .collect(),
                 false => a.peers,
             },
+            retention_hours: a.retention_hours,
+            retention_mb: a.retention_mb,
         }
     }
 }

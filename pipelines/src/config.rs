@@ -91,6 +91,10 @@ pub struct Overrides {
     pub kafka_dead_letter_topic: Option<String>,
     /// `--peers`: more peer aggregators for the API.
     pub peers: Vec<String>,
+    /// `--retention-hours`: the age limit of every index sink.
+    pub retention_hours: Option<u64>,
+    /// `--retention-mb`: the size limit of every index sink.
+    pub retention_mb: Option<u64>,
 }
 
 /// A checked pipeline config.
@@ -807,12 +811,22 @@ impl PipelineConfig {
             }
         }
         for sink in self.sinks.values_mut() {
-            if let SinkConfig::Kafka(k) = sink {
-                if let Some(b) = &o.kafka_brokers {
-                    k.brokers = b.clone();
+            match sink {
+                SinkConfig::Kafka(k) => {
+                    if let Some(b) = &o.kafka_brokers {
+                        k.brokers = b.clone();
+                    }
+                    if let Some(t) = &o.kafka_topic {
+                        k.topic = t.clone();
+                    }
                 }
-                if let Some(t) = &o.kafka_topic {
-                    k.topic = t.clone();
+                SinkConfig::Index(c) => {
+                    if let Some(hours) = o.retention_hours {
+                        c.retention_hours = hours;
+                    }
+                    if let Some(mb) = o.retention_mb {
+                        c.retention_mb = mb;
+                    }
                 }
             }
         }

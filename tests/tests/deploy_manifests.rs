@@ -192,6 +192,36 @@ fn every_manifest_is_a_kubernetes_object_and_the_agent_reads_only_what_it_needs(
     // port they listen on.
     let aggregator = stateful_set.expect("the aggregator StatefulSet");
     let spec = aggregator.spec.unwrap();
+    // The index is bounded to fit its volume, with room for merges.
+    let volume_gib: u64 = spec
+        .volume_claim_templates
+        .iter()
+        .flatten()
+        .find(|c| c.metadata.name.as_deref() == Some("data"))
+        .and_then(|c| {
+            c.spec
+                .as_ref()?
+                .resources
+                .as_ref()?
+                .requests
+                .as_ref()?
+                .get("storage")
+        })
+        .and_then(|q| q.0.strip_suffix("Gi")?.parse().ok())
+        .expect("the data volume's size in Gi");
+    let retention_mb: u64 = spec
+        .template
+        .spec
+        .as_ref()
+        .and_then(|p| p.containers[0].args.as_ref())
+        .into_iter()
+        .flatten()
+        .find_map(|a| a.strip_prefix("--retention-mb=")?.parse().ok())
+        .expect("the aggregators bound their index: --retention-mb");
+    assert!(
+        retention_mb * 100 <= volume_gib * 1024 * 85,
+        "--retention-mb={retention_mb} leaves no room on a {volume_gib}Gi volume"
+    );
     let labels = spec.template.metadata.unwrap().labels.unwrap();
     let aggregator_pod = spec.template.spec.unwrap();
     assert_eq!(

@@ -19,10 +19,23 @@ fn the_local_preset_is_valid_and_flags_override_it() {
         logs_dir: Some("/tmp/pods".into()),
         data_dir: Some("/tmp/data".into()),
         listen: Some("127.0.0.1:9999".into()),
+        retention_hours: Some(168),
+        retention_mb: Some(40_960),
         ..Overrides::default()
     };
     let c = PipelineConfig::load("preset local", preset("local").unwrap(), &overrides).unwrap();
     assert_eq!(c.data_dir, PathBuf::from("/tmp/data"));
+    let SinkConfig::Index(index) = &c.sinks["index"] else {
+        panic!("an index sink")
+    };
+    assert_eq!(
+        (
+            index.retention_hours,
+            index.retention_mb,
+            index.min_free_disk_percent
+        ),
+        (168, 40_960, 15.0)
+    );
     assert_eq!(c.api.as_ref().unwrap().listen, "127.0.0.1:9999");
     let SourceConfig::Files(f) = &c.sources["pod_logs"] else {
         panic!("a files source")
