@@ -142,6 +142,8 @@ pub struct IndexSink {
     /// Whether the floor could not be kept (nothing left to drop) when last compared: said
     /// once, not at every pass.
     disk_short: bool,
+    /// Whether the last pass's failure (statvfs, a split that would not go) was said.
+    disk_error_said: bool,
     /// Makes the batches [`IndexSink::add`] is given into documents.
     maker: DocumentMaker,
     jobs: mpsc::Sender<Job>,
@@ -294,6 +296,7 @@ impl IndexSink {
             last_disk_pass: None,
             disk_space: Box::new(|dir| Ok((fs4::available_space(dir)?, fs4::total_space(dir)?))),
             disk_short: false,
+            disk_error_said: false,
             jobs,
             progress,
             _claim: claim,
@@ -424,8 +427,14 @@ impl IndexSink {
         }
         // Before writing: a disk filled while this process was down (or by others) would
         // fail the commit, and every commit after a restart.
-        if let Err(e) = self.keep_free_disk() {
-            tracing::warn!(error = %e, "cannot free disk space for the index");
+        match self.keep_free_disk() {
+            Ok(()) => self.disk_error_said = false,
+            // Said once while it lasts (a pass is every 5 s); the commit goes on regardless.
+            Err(e) if !self.disk_error_said => {
+                self.disk_error_said = true;
+                tracing::warn!(error = %e, "cannot keep the index's disk floor (min_free_disk_percent)");
+            }
+            Err(e) => tracing::debug!(error = %e, "still cannot keep the disk floor"),
         }
         let seq = self.commit_seq + 1;
         let stats = self.active.stats();

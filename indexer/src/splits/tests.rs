@@ -473,6 +473,31 @@ fn a_nearly_full_disk_drops_the_oldest_splits_as_needed_but_never_the_last_commi
 }
 
 #[test]
+fn a_disk_that_cannot_be_measured_stops_no_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = IndexStore::open_or_create(dir.path()).unwrap();
+    let mut sink = store
+        .sink(SinkOptions {
+            min_free_disk: Some(0.15),
+            ..SinkOptions::default()
+        })
+        .unwrap()
+        .with_disk_probe(|_| Err(std::io::Error::other("statvfs: stale NFS file handle")));
+    sink.add(batch_with_checkpoint(
+        vec![record(1, "vllm-0", 1, "kept")],
+        1,
+    ))
+    .unwrap();
+    sink.commit().unwrap();
+    assert_eq!(
+        bodies(&store.searcher().search(&request("kept")).unwrap()),
+        ["kept"]
+    );
+    assert_eq!(sink.splits_dropped(), 0);
+    sink.close().unwrap();
+}
+
+#[test]
 fn a_redelivered_record_replaces_its_copy_in_a_sealed_split() {
     let dir = tempfile::tempdir().unwrap();
     let store = IndexStore::open_or_create(dir.path()).unwrap();
