@@ -142,9 +142,9 @@ impl<K: Ord + Clone, S: Clone + PartialEq> ChangeTracker<K, S> {
             .map(|(uid, (key, state))| (uid.as_str(), key, state))
     }
 
-    /// The last state seen of `uid`.
-    pub fn get(&self, uid: &str) -> Option<&S> {
-        self.seen.get(uid).map(|(_, s)| s)
+    /// The key `uid` is shown under and its last state seen.
+    pub fn get(&self, uid: &str) -> Option<(&K, &S)> {
+        self.seen.get(uid).map(|(key, state)| (key, state))
     }
 
     /// Objects remembered.

@@ -283,10 +283,8 @@ impl PodTracker {
     /// The state records of the pod `uid` as of `now` (see [`PodTracker::state_records`]).
     pub fn state_records_of(&self, uid: &str, now: Timestamp) -> Vec<Record> {
         self.pods
-            .iter()
-            .filter(|(u, _, _)| *u == uid)
-            .flat_map(|(uid, key, row)| state_of(uid, key, row, now))
-            .collect()
+            .get(uid)
+            .map_or_else(Vec::new, |(key, row)| state_of(uid, key, row, now))
     }
 
     /// A (re)list of the pods starts.
