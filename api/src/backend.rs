@@ -5,7 +5,7 @@ use indexer::{
     FieldStatsPartial, GroupStats, HistogramBucket, IndexError, IndexStats, IndexStore,
     LogSearcher, SearchCursor, SearchRequest, SearchResults, StatsQuestion,
 };
-use model::Record;
+use model::{Record, Timestamp};
 use std::time::Duration;
 
 /// Answers searches. Implementations block (they read an index), so handlers call them on
@@ -61,6 +61,10 @@ pub trait SearchBackend: Send + Sync + 'static {
 
     /// The index's size and counters, when there is a local index.
     fn index_stats(&self) -> Option<IndexStats>;
+
+    /// Where the data begins: the oldest record's timestamp over every shard, from the
+    /// splits' metadata (no search); `None` in an empty index.
+    fn oldest_record(&self) -> Result<Option<Timestamp>, IndexError>;
 }
 
 /// A page of hits and the cursor of the next one.
@@ -115,6 +119,10 @@ impl SearchBackend for LocalIndex {
     fn index_stats(&self) -> Option<IndexStats> {
         Some(self.store.stats())
     }
+
+    fn oldest_record(&self) -> Result<Option<Timestamp>, IndexError> {
+        Ok(self.store.oldest_record())
+    }
 }
 
 /// The backend of a pipeline that keeps no index (a node agent publishing to Kafka): its
@@ -158,5 +166,9 @@ impl SearchBackend for NoIndex {
 
     fn index_stats(&self) -> Option<IndexStats> {
         None
+    }
+
+    fn oldest_record(&self) -> Result<Option<Timestamp>, IndexError> {
+        Self::refuse()
     }
 }

@@ -76,6 +76,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/shard/histogram", post(shard::histogram))
         .route("/api/v1/shard/stats", post(shard::stats))
         .route("/api/v1/shard/requests", post(shard::requests))
+        .route("/api/v1/shard/oldest", post(shard::oldest))
         .route("/api/v1/shard/tail", get(shard::tail))
         .route("/metrics", get(metrics::metrics))
         .route_layer(axum::middleware::from_fn_with_state(
@@ -124,6 +125,7 @@ async fn readyz(
             "records": s.records,
             "bytes": s.bytes,
             "commits": s.commits,
+            "oldest_record": s.oldest_record,
         })
     });
     axum::Json(serde_json::json!({"status": "ready", "index": index}))

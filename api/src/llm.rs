@@ -36,6 +36,14 @@ pub(crate) struct SummaryResponse {
     #[schema(value_type = String, format = DateTime)]
     to: Timestamp,
     group_by: &'static str,
+    /// Where the index's data in the range begins: `from`, unless the index holds nothing
+    /// that old (Infersight started, or retention dropped it, later). Absent when the index
+    /// holds nothing as old as `to`.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    data_from: Option<Timestamp>,
+    /// The seconds every rate (`rps`, tokens/s) is taken over: from `data_from` to the
+    /// earlier of `to` and now, so that a range longer than the data does not dilute them.
+    rate_seconds: f64,
     groups: Vec<GroupSummary>,
     /// Which aggregators answered.
     #[serde(flatten)]
@@ -57,12 +65,12 @@ pub(crate) struct GroupSummary {
     group: String,
     /// Requests that ended (finished, aborted, incomplete) in the range.
     requests: u64,
-    /// `requests` per second.
+    /// `requests` per second of `rate_seconds`.
     rps: f64,
     /// Requests whose arrival was logged (`llm.event:request_received`): the load of a
     /// server that logs arrivals and no ends (vLLM v1 without `--enable-log-outputs`).
     received: u64,
-    /// `received` per second.
+    /// `received` per second of `rate_seconds`.
     received_rps: f64,
     /// Ended requests that failed: aborted, incomplete, or answered 5xx.
     errors: u64,
@@ -76,7 +84,7 @@ pub(crate) struct GroupSummary {
     /// `http_errors` / `http_responses`: the error rate of a server that logs no request
     /// end (vLLM v1), whose `error_rate` is unknown.
     http_error_rate: Option<f64>,
-    /// `http_responses` per second.
+    /// `http_responses` per second of `rate_seconds`.
     http_rps: f64,
     /// The durations its access lines log (Ollama's, BentoML's, an Envoy sidecar's): the
     /// latency of a server whose requests are known only from them.
@@ -117,7 +125,7 @@ fn summarise(
     backend: &dyn SearchBackend,
     base: &SearchRequest,
     group: &'static str,
-    range_s: f64,
+    rate_s: f64,
 ) -> Result<Vec<GroupSummary>, IndexError> {
     let of_kind = |kind: RecordKind, extra: Option<&str>| {
         let mut r = base.clone();
@@ -139,14 +147,14 @@ fn summarise(
     for g in stats(&requests, names::LLM_E2E_MS, &PERCENTS)? {
         let s = groups.entry(key(&g)).or_default();
         s.requests = g.count;
-        s.rps = g.count as f64 / range_s;
+        s.rps = g.count as f64 / rate_s;
         s.latency_ms = spread(&g);
     }
     let arrivals = of_kind(RecordKind::Log, Some("llm.event:request_received"));
     for g in stats(&arrivals, names::GEN_AI_REQUEST_MAX_TOKENS, &[50.0])? {
         let s = groups.entry(key(&g)).or_default();
         s.received = g.count;
-        s.received_rps = g.count as f64 / range_s;
+        s.received_rps = g.count as f64 / rate_s;
     }
     // Where the status is logged (llama.cpp also logs a call's start, without one).
     let answered = of_kind(
@@ -156,7 +164,7 @@ fn summarise(
     for g in stats(&answered, names::HTTP_RESPONSE_STATUS_CODE, &[50.0])? {
         let s = groups.entry(key(&g)).or_default();
         s.http_responses = g.count;
-        s.http_rps = g.count as f64 / range_s;
+        s.http_rps = g.count as f64 / rate_s;
     }
     let timed_calls = of_kind(
         RecordKind::Log,
@@ -179,7 +187,7 @@ fn summarise(
         groups.entry(key(&g)).or_default().queue_ms = spread(&g);
     }
     for g in stats(&requests, names::GEN_AI_USAGE_OUTPUT_TOKENS, &[50.0])? {
-        groups.entry(key(&g)).or_default().output_tokens_per_s = g.sum / range_s;
+        groups.entry(key(&g)).or_default().output_tokens_per_s = g.sum / rate_s;
     }
     for g in stats(
         &of_kind(RecordKind::Request, Some(FAILED)),
@@ -195,7 +203,7 @@ fn summarise(
         for g in stats(&engine, names::LLM_GENERATED_TOKENS, &[50.0])? {
             if g.avg.is_some() {
                 let s = groups.entry(key(&g)).or_default();
-                let rate = g.sum / range_s;
+                let rate = g.sum / rate_s;
                 s.engine_output_tokens_per_s = Some(
                     s.engine_output_tokens_per_s
                         .map_or(rate, |other| other.max(rate)),
@@ -236,6 +244,19 @@ fn summarise(
             s
         })
         .collect())
+}
+
+/// The seconds the rates are taken over: from where the data begins to the earlier of `to`
+/// and `now` (a range reaching into the future holds no requests yet), at least one.
+fn rate_seconds(
+    from: Timestamp,
+    to: Timestamp,
+    data_from: Option<Timestamp>,
+    now: Timestamp,
+) -> f64 {
+    let start = data_from.unwrap_or(from).max(from);
+    let end = to.min(now).max(start);
+    ((end.unix_nanos() - start.unix_nanos()) as f64 / 1e9).max(1.0)
 }
 
 /// Requests per second, latency/TTFT/queue percentiles, error rate, tokens/s, engine load
@@ -281,12 +302,22 @@ pub(crate) async fn summary(
     let (base, from, to) = params
         .filters
         .to_bounded_request(Timestamp::now(), DEFAULT_RANGE)?;
-    let range_s = ((to.unix_nanos() - from.unix_nanos()) as f64 / 1e9).max(1.0);
-    let (groups, coverage) = blocking(&state, move |b| summarise(b, &base, group, range_s)).await?;
+    let now = Timestamp::now();
+    let ((data_from, rate_seconds, groups), coverage) = blocking(&state, move |b| {
+        // Where the data begins, from the splits' metadata: not the first record in the
+        // range, or a quiet stretch before a request would make its own short window.
+        let oldest = b.oldest_record()?;
+        let data_from = oldest.map(|o| o.max(from)).filter(|&d| d <= to);
+        let seconds = rate_seconds(from, to, data_from, now);
+        Ok((data_from, seconds, summarise(b, &base, group, seconds)?))
+    })
+    .await?;
     Ok(Json(SummaryResponse {
         from,
         to,
         group_by,
+        data_from,
+        rate_seconds,
         groups,
         coverage,
     }))

@@ -219,15 +219,21 @@ async fn summaries_and_request_traces_of_split_shards_equal_those_of_one_index()
     let b = Aggregator::start(strip(b_records), &[], TIMEOUT).await;
     let a = Aggregator::start(strip(a_records), &[b.addr.to_string()], TIMEOUT).await;
 
-    let summary = "/api/v1/llm/summary?from=now-1h&group_by=model";
-    let mut want = whole.get(summary).await;
-    let mut got = a.get(summary).await;
+    // A fixed range, so that both answers take their rates over the same seconds: from
+    // where the data begins (the oldest record, which is b's) to `to`.
+    let now = model::Timestamp::now();
+    let from = now.saturating_add_nanos(-3_600_000_000_000);
+    let summary = format!("/api/v1/llm/summary?from={from}&to={now}&group_by=model");
+    let want = whole.get(&summary).await;
+    let got = a.get(&summary).await;
     assert_eq!(got["partial"], false);
-    for v in [&mut want, &mut got] {
-        v.as_object_mut().unwrap().remove("to");
-        v.as_object_mut().unwrap().remove("from");
-    }
     assert_eq!(got, want, "percentiles merged from sketches, not averaged");
+    let oldest = records.iter().map(|r| r.timestamp).min().unwrap();
+    assert_eq!(
+        got["data_from"],
+        serde_json::json!(oldest),
+        "the peers' oldest record"
+    );
 
     let want = whole.get("/api/v1/requests/chatcmpl-0001").await;
     let got = a.get("/api/v1/requests/chatcmpl-0001").await;

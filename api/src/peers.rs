@@ -19,7 +19,7 @@ use indexer::{
     FieldStatsPartial, HistogramBucket, IndexError, IndexStats, MAX_LIMIT, SearchCursor,
     SearchRequest, SearchResults, StatsQuestion,
 };
-use model::Record;
+use model::{Record, Timestamp};
 use serde::de::DeserializeOwned;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -450,7 +450,7 @@ impl SearchBackend for Federated {
             json::<Vec<HistogramBucket>>,
             || self.local.histogram(request, interval),
         )?;
-        let mut counts: BTreeMap<model::Timestamp, u64> = BTreeMap::new();
+        let mut counts: BTreeMap<Timestamp, u64> = BTreeMap::new();
         for bucket in mine.into_iter().chain(peers.into_values().flatten()) {
             *counts.entry(bucket.start).or_default() += bucket.count;
         }
@@ -503,6 +503,16 @@ impl SearchBackend for Federated {
 
     fn index_stats(&self) -> Option<IndexStats> {
         self.local.index_stats()
+    }
+
+    fn oldest_record(&self) -> Result<Option<Timestamp>, IndexError> {
+        let (mine, peers) = self.fan_out(
+            "/api/v1/shard/oldest",
+            &(),
+            json::<Option<Timestamp>>,
+            || self.local.oldest_record(),
+        )?;
+        Ok(mine.into_iter().chain(peers.into_values().flatten()).min())
     }
 }
 

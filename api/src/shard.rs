@@ -86,6 +86,12 @@ pub(crate) async fn requests(
     Ok(signed(&state, Json(records)))
 }
 
+/// Where this index's data begins (its oldest record), for the asker's rates.
+pub(crate) async fn oldest(State(state): State<ApiState>) -> Result<Response, ApiError> {
+    let oldest = blocking_local(&state, |b| b.oldest_record()).await?;
+    Ok(signed(&state, Json(oldest)))
+}
+
 /// This server's own live tail, for a peer's live tail to follow.
 pub(crate) async fn tail(
     State(state): State<ApiState>,

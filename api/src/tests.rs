@@ -276,6 +276,76 @@ async fn the_histogram_counts_per_interval_with_the_search_filters() {
     }
 }
 
+fn time_of(v: &Value) -> Timestamp {
+    Timestamp::parse_rfc3339(v.as_str().expect("a time")).expect("RFC 3339")
+}
+
+/// The seconds a summary's rates are taken over, checked to be where its data begins
+/// (the oldest record) to now.
+fn rate_seconds(body: &Value) -> f64 {
+    let seconds = body["rate_seconds"].as_f64().expect("rate_seconds");
+    let begins = time_of(&body["data_from"]);
+    let since = (Timestamp::now().unix_nanos() - begins.unix_nanos()) as f64 / 1e9;
+    assert!(
+        seconds <= since && seconds > since - 30.0,
+        "{seconds} s, data from {begins:?}"
+    );
+    seconds
+}
+
+#[tokio::test]
+async fn rates_are_taken_over_the_part_of_the_range_the_index_holds() {
+    let requests = |first: u64, secs_ago: i64| {
+        (0..6).map(move |i| {
+            let mut r = at(
+                first + i,
+                "vllm-0",
+                secs_ago,
+                RecordKind::Request,
+                "request finished",
+            );
+            r.attributes.insert(names::LLM_EVENT, "request_finished");
+            r.attributes.insert_f64(names::LLM_E2E_MS, 100.0);
+            r
+        })
+    };
+    let summary = |app: Router, query: String| async move {
+        let (status, body) = get(&app, &format!("/api/v1/llm/summary?group_by=pod&{query}")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let rps = body["groups"][0]["rps"].as_f64().expect("rps");
+        (
+            body["rate_seconds"].as_f64().expect("rate_seconds"),
+            rps,
+            body,
+        )
+    };
+    // Infersight started two minutes ago: the last hour's rate is per second of those two
+    // minutes, not of the hour (a new install's dashboard read 1/30 of the load).
+    let (_dir, app) = app_with_records(requests(0, 120).collect());
+    let (seconds, rps, body) = summary(app.clone(), "from=now-1h".into()).await;
+    assert!((120.0..130.0).contains(&seconds), "{body}");
+    assert!((rps - 6.0 / seconds).abs() < 1e-9, "{body}");
+    assert!(
+        time_of(&body["data_from"]) > time_of(&body["from"]),
+        "{body}"
+    );
+    // An index older than the range: the whole range. A range reaching past now ends now.
+    let old = requests(10, 7200).chain(requests(20, 120)).collect();
+    let (_dir, app) = app_with_records(old);
+    let (seconds, rps, body) = summary(app.clone(), "from=now-1h".into()).await;
+    assert!((seconds - 3600.0).abs() < 1e-6, "{body}");
+    assert!((rps - 6.0 / 3600.0).abs() < 1e-9, "{body}");
+    assert_eq!(body["data_from"], body["from"]);
+    let now = Timestamp::now();
+    let hour = 3_600_000_000_000;
+    let (from, to) = (
+        now.saturating_add_nanos(-hour),
+        now.saturating_add_nanos(hour),
+    );
+    let (seconds, _, body) = summary(app, format!("from={from}&to={to}")).await;
+    assert!((3600.0..3630.0).contains(&seconds), "{body}");
+}
+
 #[tokio::test]
 async fn a_server_that_logs_no_request_end_has_an_error_rate_from_its_access_lines() {
     // vLLM v1: arrivals and access lines, no ends; a probe failing does not count.
@@ -352,7 +422,10 @@ async fn a_server_that_logs_no_request_end_has_an_error_rate_from_its_access_lin
     );
     assert_eq!(pod["output_tokens_per_s"].as_f64(), Some(0.0));
     let engine = pod["engine_output_tokens_per_s"].as_f64().unwrap();
-    assert!((engine - 1800.0 / 600.0).abs() < 1e-3, "{pod}");
+    assert!(
+        (engine - 1800.0 / rate_seconds(&body)).abs() < 1e-9,
+        "{pod}"
+    );
 }
 
 #[tokio::test]
@@ -387,7 +460,8 @@ async fn a_server_known_only_by_its_access_lines_has_their_latency_and_rate() {
     );
     let p50 = pod["http_latency_ms"]["p50"].as_f64().unwrap_or(0.0);
     assert!((p50 - 200.0).abs() < 200.0 * 0.02, "{pod}");
-    assert!((pod["http_rps"].as_f64().unwrap_or(0.0) - 4.0 / 600.0).abs() < 1e-6);
+    let rps = pod["http_rps"].as_f64().unwrap_or(0.0);
+    assert!((rps - 4.0 / rate_seconds(&body)).abs() < 1e-9, "{pod}");
 }
 
 #[tokio::test]
@@ -401,12 +475,13 @@ async fn the_llm_summary_gives_rates_percentiles_errors_and_load_per_model() {
     assert_eq!(llama["requests"], 3);
     assert_eq!(llama["errors"], 1);
     assert!((llama["error_rate"].as_f64().unwrap() - 1.0 / 3.0).abs() < 1e-9);
-    assert!((llama["rps"].as_f64().unwrap() - 3.0 / 600.0).abs() < 1e-6);
+    let per_s = |n: f64| n / rate_seconds(&body);
+    assert!((llama["rps"].as_f64().unwrap() - per_s(3.0)).abs() < 1e-9);
     assert!((llama["latency_ms"]["avg"].as_f64().unwrap() - 400.0).abs() < 1e-9);
     let p50 = llama["latency_ms"]["p50"].as_f64().unwrap();
     assert!((p50 - 200.0).abs() < 5.0, "p50 {p50}");
     assert!((llama["ttft_ms"]["avg"].as_f64().unwrap() - 140.0 / 3.0).abs() < 1e-9);
-    assert!((llama["output_tokens_per_s"].as_f64().unwrap() - 160.0 / 600.0).abs() < 1e-9);
+    assert!((llama["output_tokens_per_s"].as_f64().unwrap() - per_s(160.0)).abs() < 1e-9);
     assert_eq!(llama["running_avg"], 6.0);
     let qwen = groups.iter().find(|g| g["group"] == "qwen").unwrap();
     assert_eq!(
@@ -418,7 +493,7 @@ async fn the_llm_summary_gives_rates_percentiles_errors_and_load_per_model() {
         (llama["received"].as_u64(), qwen["received"].as_u64()),
         (Some(3), Some(1))
     );
-    assert!((llama["received_rps"].as_f64().unwrap() - 3.0 / 600.0).abs() < 1e-6);
+    assert!((llama["received_rps"].as_f64().unwrap() - per_s(3.0)).abs() < 1e-9);
     let (_, by_pod) = get(&app, "/api/v1/llm/summary?from=now-10m&group_by=pod").await;
     assert_eq!(by_pod["groups"][0]["group"], "vllm-0");
     assert_eq!(by_pod["groups"][0]["requests"], 4);

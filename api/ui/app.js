@@ -81,6 +81,14 @@ function shortTime(t) {
   return d.toISOString().replace("T", " ").replace("Z", "").slice(5, 23);
 }
 
+// A length of time in words: `45 s`, `12 min`, `3.5 h`, `2.0 d`.
+function spanText(seconds) {
+  if (seconds < 120) return Math.round(seconds) + " s";
+  if (seconds < 7200) return Math.round(seconds / 60) + " min";
+  if (seconds < 172800) return (seconds / 3600).toFixed(1) + " h";
+  return (seconds / 86400).toFixed(1) + " d";
+}
+
 function fmt(v, digits = 1) {
   if (v === null || v === undefined || Number.isNaN(v)) return "–";
   if (Math.abs(v) >= 1e9) return (v / 1e9).toFixed(1) + "G";
@@ -520,6 +528,13 @@ async function renderDashboard(p) {
           tokensPerS(g) !== g.output_tokens_per_s ? fmt(tokensPerS(g)) + " (engine)" : fmt(g.output_tokens_per_s)),
         el("td", {}, fmt(g.running_avg)), el("td", {}, fmt(g.kv_cache_pct_avg)),
         el("td", {}, fmt(g.gpu_utilization_pct_avg)), el("td", {}, fmt(g.gpu_memory_used_bytes_avg)))));
+    // The index began after the range did (a new install, or retention dropped the rest):
+    // the rates are per second of what it holds, and say so.
+    if (summary.data_from && ms(summary.data_from) > ms(summary.from) + 1000) {
+      table.after(el("div", { class: "muted", id: "rates-note" },
+        "Rates are per second of the " + spanText(summary.rate_seconds) + " the index holds of this range (its data begins "
+          + shortTime(summary.data_from) + ")."));
+    }
     // A pod in trouble before it logged a figure (crash-looping, pending) has no group, and
     // is the one to see first: those of the namespaces shown get a row of their own.
     if (byPod) {

@@ -2,7 +2,7 @@
 
 use crate::splits::SplitSet;
 use crate::{IndexError, IndexSink, LogSearcher, SinkOptions};
-use model::CheckpointSet;
+use model::{CheckpointSet, Timestamp};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -18,6 +18,10 @@ pub struct IndexStats {
     pub records: u64,
     /// Bytes on disk now.
     pub bytes: u64,
+    /// The oldest record's timestamp, from the splits' metadata: where the index's data
+    /// begins (later than a range's start when Infersight started, or retention dropped
+    /// data, after it).
+    pub oldest_record: Option<Timestamp>,
     /// Commits since the index was opened.
     pub commits: u64,
     /// Records committed since the index was opened.
@@ -99,6 +103,7 @@ impl IndexStore {
                 .sum(),
             records: splits.iter().map(|s| s.stats().docs).sum(),
             bytes: splits.iter().map(|s| s.stats().bytes).sum(),
+            oldest_record: self.oldest_record(),
             commits: n(&c.commits),
             records_committed: n(&c.records_committed),
             commit_failures: n(&c.commit_failures),
@@ -107,6 +112,14 @@ impl IndexStore {
             splits_dropped: n(&c.splits_dropped),
             splits_quarantined: n(&c.splits_quarantined),
         }
+    }
+
+    /// The oldest record's timestamp, from the splits' metadata: where the index's data
+    /// begins. `None` while it holds no record.
+    pub fn oldest_record(&self) -> Option<Timestamp> {
+        let splits = self.splits.snapshot();
+        let oldest = splits.iter().filter_map(|s| s.stats().min_ts).min();
+        oldest.map(Timestamp::from_unix_nanos)
     }
 
     /// Where the index's bytes go, summed over splits: `(part, bytes)` with parts such as

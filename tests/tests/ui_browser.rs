@@ -221,6 +221,7 @@ fn screenshot_dir() -> PathBuf {
 
 #[test]
 fn the_ui_finds_a_request_explains_a_crash_and_charts_the_llm_figures() {
+    let demo_started = Instant::now();
     let (demo, _) = Running::spawn(&["demo".into(), "--listen".into(), "127.0.0.1:0".into()]);
     // The demo's first requests and its CUDA OOM crash, through the API.
     let request = demo.wait_for(
@@ -326,6 +327,25 @@ fn the_ui_finds_a_request_explains_a_crash_and_charts_the_llm_figures() {
     );
     let rows = browser.find_all("#summary tr.group");
     assert!(rows.len() >= 3, "a row per pod");
+    // The demo began a minute or so ago: its rates are per second of that, not of the 15
+    // minutes asked (which made them read a fifteenth of the load), and the page says so.
+    let note = browser.text(&browser.find("#rates-note"));
+    assert!(note.contains("the index holds of this range"), "{note}");
+    let llama = browser.script(
+        "const row = [...document.querySelectorAll('#summary tr.group')].find((r) => r.cells[0].textContent.startsWith('llamacpp')); return row ? [row.querySelector('td.requests').textContent, row.querySelector('td.rps').textContent] : null",
+    );
+    let cell = |i: usize| {
+        llama[i]
+            .as_str()
+            .and_then(|t| t.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    assert!(cell(0) > 0.0, "the llama.cpp pod's requests: {llama}");
+    let seconds = cell(0) / cell(1).max(1e-3);
+    assert!(
+        seconds < demo_started.elapsed().as_secs_f64() + 5.0,
+        "the llama.cpp pod's requests / rps = {seconds} s: {llama}"
+    );
     // The simulated vLLM logs arrivals and no ends, as vLLM v1 does: its load shows as
     // arrivals.
     let vllm_cell = |class: &str| {
