@@ -25,6 +25,12 @@ const RETENTION_PASS: Duration = Duration::from_secs(60);
 /// split's space comes back once the searches holding its files end, so a pass right after
 /// one would drop another for nothing.
 const DISK_PASS: Duration = Duration::from_secs(5);
+/// The share of the filesystem the index keeps free for its own commits even where others
+/// took the rest of the floor: with none, every commit fails and the pipeline stops.
+const DISK_RESERVE: f64 = 0.01;
+/// How often the index says again that it stops growing on a disk others filled (a disk
+/// near the floor crosses it back and forth).
+const HOLD_WARNING: Duration = Duration::from_secs(3600);
 /// Adjacent sealed splits are merged once this many of them fit in one split together.
 const MERGE_FACTOR: usize = 4;
 /// How long [`IndexSink::close`] waits for a running merge; one left running is forgotten
@@ -54,7 +60,9 @@ pub struct SinkOptions {
     /// dropped; `None` sets no bound.
     pub retention_bytes: Option<u64>,
     /// The share of the index's filesystem to keep free (0.15: 15 %): while less is free,
-    /// the oldest sealed splits are dropped, with a warning each. An index that fills its
+    /// the index stops growing (its oldest sealed splits are dropped as new ones come, with
+    /// a warning each), after giving back its own growth past the floor. Where others
+    /// filled the disk it is not emptied for them (see `keep_free_disk`). An index that fills its
     /// disk stops at the next commit and after every restart; on a node's own disk it
     /// would also get the node's pods evicted (the kubelet evicts under 10 % free).
     /// `None` keeps no floor.
@@ -139,9 +147,17 @@ pub struct IndexSink {
     /// The free and total bytes of the filesystem a directory is on (statvfs; a test's
     /// own figures).
     disk_space: DiskProbe,
+    /// While the disk is under the floor: the size the index keeps to (see
+    /// `keep_free_disk`).
+    disk_hold: Option<u64>,
+    /// The index's size at the last pass that found the floor kept: what it has grown by
+    /// since is its own part of a shortfall.
+    size_with_room: Option<u64>,
     /// Whether the floor could not be kept (nothing left to drop) when last compared: said
     /// once, not at every pass.
     disk_short: bool,
+    /// When the index last said it stops growing because others filled the disk.
+    hold_said: Option<Instant>,
     /// Whether the last pass's failure (statvfs, a split that would not go) was said.
     disk_error_said: bool,
     /// Makes the batches [`IndexSink::add`] is given into documents.
@@ -295,7 +311,10 @@ impl IndexSink {
             last_retention: None,
             last_disk_pass: None,
             disk_space: Box::new(|dir| Ok((fs4::available_space(dir)?, fs4::total_space(dir)?))),
+            disk_hold: None,
+            size_with_room: None,
             disk_short: false,
+            hold_said: None,
             disk_error_said: false,
             jobs,
             progress,
@@ -565,8 +584,12 @@ impl IndexSink {
         idle
     }
 
-    /// Drops the oldest droppable splits while the filesystem has less free than
-    /// [`SinkOptions::min_free_disk`] of it (at most once per [`DISK_PASS`]).
+    /// Keeps [`SinkOptions::min_free_disk`] of the filesystem free (at most one pass per
+    /// [`DISK_PASS`]). Under the floor, the index stops growing: its oldest splits go as
+    /// new ones come. It gives back the part of the shortfall that is its own growth since
+    /// the disk last had room, not the rest: when others fill the disk (a laptop, a shared
+    /// volume), emptying the index would lose its history and save next to nothing. It
+    /// keeps [`DISK_RESERVE`] free for its commits regardless.
     fn keep_free_disk(&mut self) -> Result<(), IndexError> {
         let Some(share) = self.options.min_free_disk else {
             return Ok(());
@@ -580,15 +603,40 @@ impl IndexSink {
                 path: self.set.root.clone(),
                 reason,
             })?;
+        let size: u64 = self.set.snapshot().iter().map(|s| s.stats().bytes).sum();
         let floor = (total as f64 * share) as u64;
         if free >= floor {
+            self.disk_hold = None;
+            self.size_with_room = Some(size);
             self.disk_short = false;
             return Ok(());
         }
-        let mut short = floor - free;
+        let short = floor - free;
+        let held = match self.disk_hold {
+            Some(held) => held,
+            None => {
+                let grown = self.size_with_room.map_or(0, |s| size.saturating_sub(s));
+                if short > grown && self.hold_said.is_none_or(|t| t.elapsed() >= HOLD_WARNING) {
+                    self.hold_said = Some(Instant::now());
+                    tracing::warn!(
+                        free_bytes = free,
+                        floor_bytes = floor,
+                        index_bytes = size,
+                        dir = %self.set.root.display(),
+                        "the disk is under min_free_disk_percent, not through the index's growth: the index stops growing (its oldest splits go as new ones come) rather than empty itself for little; free space on the disk, or lower min_free_disk_percent"
+                    );
+                }
+                let held = size - short.min(grown);
+                self.disk_hold = Some(held);
+                held
+            }
+        };
+        let reserve = (total as f64 * DISK_RESERVE) as u64;
+        let to_free = size.saturating_sub(held).max(reserve.saturating_sub(free));
         let mut droppable = self.droppable_splits();
         droppable.sort_by_key(|s| std::cmp::Reverse(s.stats().max_ts));
-        while short > 0 {
+        let mut freed = 0;
+        while freed < to_free {
             let Some(oldest) = droppable.pop() else {
                 if !self.disk_short {
                     tracing::warn!(
@@ -611,9 +659,15 @@ impl IndexSink {
                 "the disk is nearly full: dropping the index's oldest split (min_free_disk_percent)"
             );
             self.set.drop_split(&oldest)?;
-            short = short.saturating_sub(stats.bytes);
+            freed += stats.bytes;
         }
         Ok(())
+    }
+
+    /// Lets the next commit compare the disk with the floor without waiting [`DISK_PASS`].
+    #[cfg(test)]
+    pub(crate) fn next_disk_pass_now(&mut self) {
+        self.last_disk_pass = None;
     }
 
     #[cfg(test)]

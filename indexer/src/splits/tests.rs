@@ -207,7 +207,7 @@ fn small_splits_are_merged_and_nothing_is_lost_or_doubled() {
             .committed_checkpoints()
             .unwrap()
             .position("files", "/logs/p/0.log"),
-        Some(9)
+        Some(8)
     );
 }
 
@@ -389,7 +389,7 @@ fn retention_drops_whole_splits_by_age_and_the_oldest_by_size() {
 }
 
 #[test]
-fn a_nearly_full_disk_drops_the_oldest_splits_as_needed_but_never_the_last_commit() {
+fn under_the_disk_floor_the_index_gives_back_its_own_growth_and_stops_growing() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU64, Ordering};
     let dir = tempfile::tempdir().unwrap();
@@ -400,7 +400,11 @@ fn a_nearly_full_disk_drops_the_oldest_splits_as_needed_but_never_the_last_commi
         ..SinkOptions::default()
     };
     // The filesystem as statvfs would say: (free, total) bytes.
-    let disk = Arc::new((AtomicU64::new(1_000), AtomicU64::new(1_000)));
+    let disk = Arc::new((AtomicU64::new(1 << 40), AtomicU64::new(1 << 40)));
+    let set_disk = |free: u64, total: u64| {
+        disk.0.store(free, Ordering::SeqCst);
+        disk.1.store(total, Ordering::SeqCst);
+    };
     let sink_on_disk = || {
         let disk = disk.clone();
         store
@@ -422,53 +426,77 @@ fn a_nearly_full_disk_drops_the_oldest_splits_as_needed_but_never_the_last_commi
             })
             .collect()
     };
-    // Four hours, a full split each, with the disk far from full.
-    let mut sink = sink_on_disk();
-    for h in 0..4 {
-        sink.add(batch_with_checkpoint(hour(h, 10), h as u64))
-            .unwrap();
-        sink.commit().unwrap();
-    }
-    sink.wait_for_merges();
-    assert_eq!(sink.splits_dropped(), 0, "85 % free");
-    sink.close().unwrap();
-
-    // Others fill the disk: 100 bytes free, 50 short of 15 %. The oldest split (kilobytes)
-    // is more than enough.
-    disk.0.store(100, Ordering::SeqCst);
-    let mut sink = sink_on_disk();
-    sink.add(batch_with_checkpoint(hour(4, 10), 4)).unwrap();
-    sink.commit().unwrap();
-    assert_eq!(sink.splits_dropped(), 1);
-    let found = |h: i64| {
-        store
-            .searcher()
-            .search(&request(&format!("\"hour {h}\"")))
-            .unwrap()
-            .total
+    let found = || {
+        (0..10)
+            .map(|h| {
+                let hits = store.searcher().search(&request(&format!("\"hour {h}\"")));
+                hits.unwrap().total
+            })
+            .collect::<Vec<_>>()
     };
-    assert_eq!((0..5).map(found).collect::<Vec<_>>(), [0, 10, 10, 10, 10]);
-    // Its space comes back as searches let go of it: the next commit, at once, drops none.
-    sink.add(batch_with_checkpoint(hour(5, 1), 5)).unwrap();
+    // Four hours, a split each, on a roomy disk. Each commit looks at the disk (no 5 s wait).
+    let mut sink = sink_on_disk();
+    let add_hour = |sink: &mut crate::IndexSink, h: i64, n: u64| {
+        sink.add(batch_with_checkpoint(hour(h, n), h as u64))
+            .unwrap();
+        sink.next_disk_pass_now();
+        sink.commit().unwrap();
+    };
+    for h in 0..4 {
+        add_hour(&mut sink, h, 10);
+    }
+    assert_eq!(sink.splits_dropped(), 0);
+    // A disk of 1000 splits' size, so 150 of them is the floor.
+    let split = store.stats().bytes / 4;
+    let floor = 150 * split;
+
+    // The index itself crosses the floor, by half a split: it gives that back (the
+    // oldest split goes)...
+    set_disk(floor - split / 2, 1000 * split);
+    add_hour(&mut sink, 4, 10);
+    assert_eq!(sink.splits_dropped(), 1, "its own growth past the floor");
+    assert_eq!(found(), [0, 10, 10, 10, 10, 0, 0, 0, 0, 0]);
+    // ...and grows no more while the disk stays under the floor: a new split, an old one
+    // goes.
+    add_hour(&mut sink, 5, 10);
+    assert_eq!(sink.splits_dropped(), 2);
+    assert_eq!(found(), [0, 0, 10, 10, 10, 10, 0, 0, 0, 0]);
+    // A dropped split's space comes back as searches let go of it, so one pass per 5 s.
+    sink.add(batch_with_checkpoint(hour(6, 10), 6)).unwrap();
     sink.commit().unwrap();
-    assert_eq!(sink.splits_dropped(), 1, "one pass per DISK_PASS");
+    assert_eq!(sink.splits_dropped(), 2, "one pass per DISK_PASS");
     sink.close().unwrap();
 
-    // A disk no dropping can save: every split goes but the one of the last commit (the
-    // sources resume from its checkpoints) and the one being written.
-    disk.0.store(0, Ordering::SeqCst);
-    disk.1.store(1 << 40, Ordering::SeqCst);
+    // Others fill the disk, 100 splits' worth under the floor: emptying the index would
+    // lose its history and not restore the floor. It keeps what it has...
+    set_disk(floor - 100 * split, 1000 * split);
     let mut sink = sink_on_disk();
-    sink.add(batch_with_checkpoint(hour(6, 1), 6)).unwrap();
-    sink.commit().unwrap();
-    assert_eq!((0..7).map(found).collect::<Vec<_>>(), [0, 0, 0, 0, 0, 1, 1]);
+    add_hour(&mut sink, 7, 10);
+    assert_eq!(
+        sink.splits_dropped(),
+        2,
+        "nothing is dropped for others' files"
+    );
+    assert_eq!(found(), [0, 0, 10, 10, 10, 10, 10, 10, 0, 0]);
+    // ...and stops growing: as hour 7 comes, hour 2 goes.
+    add_hour(&mut sink, 8, 10);
+    assert_eq!(sink.splits_dropped(), 3);
+    assert_eq!(found(), [0, 0, 0, 10, 10, 10, 10, 10, 10, 0]);
+    sink.close().unwrap();
+
+    // A full disk (under 1 % free): the commits need room, so every split goes but the one
+    // of the last commit (the sources resume from its checkpoints) and the one being written.
+    set_disk(0, 1000 * split);
+    let mut sink = sink_on_disk();
+    add_hour(&mut sink, 9, 1);
+    assert_eq!(found(), [0, 0, 0, 0, 0, 0, 0, 0, 10, 1]);
     sink.close().unwrap();
     assert_eq!(
         store
             .committed_checkpoints()
             .unwrap()
             .position("files", "/logs/p/0.log"),
-        Some(6)
+        Some(9)
     );
 }
 
