@@ -29,7 +29,7 @@ pub use backend::{LocalIndex, NoIndex, SearchBackend, SearchPage};
 pub use error::ApiError;
 pub use metrics::{MetricFamily, MetricKind, MetricsBackend, NoMetrics, Sample, render};
 pub use peers::{PeerListError, Peers};
-pub use status::{ComponentState, ComponentStatus, NoStatus, StatusBackend};
+pub use status::{ComponentState, ComponentStatus, NoStatus, PipelineRestarts, StatusBackend};
 pub use tail::{LiveTail, MAX_TAIL_CLIENTS};
 
 use axum::Router;

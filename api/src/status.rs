@@ -1,7 +1,7 @@
-//! `GET /api/v1/status`: each source of the pipeline, and each sink that can fail on its
-//! own (Kafka), and whether it works — so that "no GPU figures" can be told apart from
-//! "NVML is not available on this node" and "the dcgm-exporter answers 502", and "nothing
-//! new" from "all brokers are down", without reading logs.
+//! `GET /api/v1/status`: each source and sink of the pipeline, and whether it works — so
+//! that "no GPU figures" can be told apart from "NVML is not available on this node" and
+//! "the dcgm-exporter answers 502", "nothing new" from "all brokers are down", and "last
+//! week is gone" from "the index's disk is under its floor", without reading logs.
 
 use crate::ApiState;
 use axum::Json;
@@ -20,7 +20,8 @@ pub enum ComponentState {
     /// Cannot work here (no NVML library, no GPU); it stopped and said why once.
     Unavailable,
     /// Working, but some of what it reads or writes fails now (a scrape target that is
-    /// down, Kafka brokers that cannot be reached).
+    /// down, Kafka brokers that cannot be reached, index commits failing, an index whose
+    /// disk is under its floor and that no longer grows).
     Failing,
 }
 
@@ -29,7 +30,7 @@ pub enum ComponentState {
 pub struct ComponentStatus {
     /// Its id in the pipeline config.
     pub id: String,
-    /// Its type (`files`, `kube`, `gpu`, `scrape`, `kafka`).
+    /// Its type (`files`, `kube`, `gpu`, `scrape`, `kafka`, `index`).
     pub kind: String,
     /// How it is doing.
     pub state: ComponentState,
@@ -37,14 +38,29 @@ pub struct ComponentStatus {
     pub detail: String,
 }
 
+/// The pipeline's failures while running (a full data disk, an index write refused), after
+/// each of which it started again from its last commit.
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
+pub struct PipelineRestarts {
+    /// Restarts since the process started.
+    pub count: u64,
+    /// Why the last run failed.
+    pub last_failure: String,
+    /// Seconds since it failed.
+    pub seconds_ago: u64,
+}
+
 /// Where the status comes from: the pipeline, which knows its sources and sinks.
 pub trait StatusBackend: Send + Sync + 'static {
     /// Every source's status.
     fn sources(&self) -> Vec<ComponentStatus>;
-    /// The status of every sink that can fail on its own (the index's health is
-    /// `/readyz`'s).
+    /// The status of every sink: Kafka's (brokers), the index's (commits, its disk floor).
     fn sinks(&self) -> Vec<ComponentStatus> {
         Vec::new()
+    }
+    /// The pipeline's restarts, once it has failed while running.
+    fn restarts(&self) -> Option<PipelineRestarts> {
+        None
     }
 }
 
@@ -62,17 +78,22 @@ impl StatusBackend for NoStatus {
 pub(crate) struct StatusResponse {
     /// Every source, by id.
     sources: Vec<ComponentStatus>,
-    /// Every sink that can fail on its own (Kafka), by id.
+    /// Every sink (Kafka, the index), by id.
     sinks: Vec<ComponentStatus>,
+    /// Present once the pipeline failed while running and started again: the failed run's
+    /// sources and sinks started afresh with it, so this is where its failure shows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    restarts: Option<PipelineRestarts>,
 }
 
-/// Each source, and each sink that can fail on its own, and whether it works.
+/// Each source and sink, and whether it works.
 #[utoipa::path(get, path = "/api/v1/status", tag = "health",
-    responses((status = 200, description = "Every source's and Kafka sink's state", body = StatusResponse)),
+    responses((status = 200, description = "Every source's and sink's state", body = StatusResponse)),
     security((), ("bearer" = [])))]
 pub(crate) async fn status(State(state): State<ApiState>) -> Json<StatusResponse> {
     Json(StatusResponse {
         sources: state.status.sources(),
         sinks: state.status.sinks(),
+        restarts: state.status.restarts(),
     })
 }

@@ -579,14 +579,21 @@ async function renderDashboard(p) {
 
 // ---- pipeline health (header) ---------------------------------------------------------
 
-// Each source and Kafka sink with its state, so a broker that is down or a scrape target
-// that fails shows on every page (its words on hover), not only in the logs.
+// Each source and sink with its state, so a broker that is down, an index whose disk is
+// under its floor, or a scrape target that fails shows on every page (its words on hover),
+// not only in the logs.
 async function refreshHealth() {
   const box = document.getElementById("health");
   try {
     const status = await api("/api/v1/status");
     const parts = [...status.sources, ...(status.sinks || [])];
-    box.replaceChildren(...parts.map((c) => el("span",
+    // A pipeline that failed and started again began its sources and sinks afresh: its
+    // failure shows here for a quarter of an hour.
+    const r = status.restarts;
+    const restarted = r && r.seconds_ago < 900 ? [el("span",
+      { class: "component failing", title: "last failure, " + r.seconds_ago + " s ago: " + r.last_failure, "data-id": "restarts" },
+      "pipeline restarted " + r.count + "×")] : [];
+    box.replaceChildren(...restarted, ...parts.map((c) => el("span",
       { class: "component " + c.state, title: c.kind + ": " + c.detail, "data-id": c.id },
       c.state === "ok" ? c.id : c.id + " " + c.state)));
   } catch (e) {

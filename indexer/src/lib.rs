@@ -37,6 +37,6 @@ pub use error::IndexError;
 pub use live::LiveFilter;
 pub use schema::IndexSchema;
 pub use search::{LogSearcher, MAX_LIMIT, SearchCursor, SearchRequest, SearchResults};
-pub use store::{IndexStats, IndexStore};
+pub use store::{DiskReading, IndexHealth, IndexStats, IndexStore};
 pub use tokenizer::LogTokenizer;
 pub use writer::{IndexSink, SinkOptions};

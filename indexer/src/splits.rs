@@ -298,6 +298,16 @@ pub(crate) struct IndexCounters {
     pub(crate) merge_failures: AtomicU64,
     pub(crate) splits_dropped: AtomicU64,
     pub(crate) splits_quarantined: AtomicU64,
+    /// What the write path last found, for a status page.
+    pub(crate) health: std::sync::Mutex<WriteHealth>,
+}
+
+/// What the write path last found (see [`crate::IndexStore::health`]).
+#[derive(Default, Debug)]
+pub(crate) struct WriteHealth {
+    pub(crate) last_commit: Option<std::time::Instant>,
+    pub(crate) last_failure: Option<(std::time::Instant, String)>,
+    pub(crate) disk: Option<crate::DiskReading>,
 }
 
 /// The splits of an index directory, shared by the sink, its background merges and every

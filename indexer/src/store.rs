@@ -5,6 +5,39 @@ use crate::{IndexError, IndexSink, LogSearcher, SinkOptions};
 use model::{CheckpointSet, Timestamp};
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
+
+/// The write path's condition now: what a status page shows beside [`IndexStats`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct IndexHealth {
+    /// How long ago the last commit succeeded; `None` before the first since the index was
+    /// opened.
+    pub since_commit: Option<Duration>,
+    /// The last failed commit, when none succeeded after it: how long ago, and why.
+    pub failing: Option<(Duration, String)>,
+    /// The index's filesystem as the disk floor last found it (only with a floor).
+    pub disk: Option<DiskReading>,
+}
+
+/// The index's filesystem as the disk floor ([`crate::SinkOptions::min_free_disk`]) last
+/// found it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DiskReading {
+    /// Bytes free.
+    pub free_bytes: u64,
+    /// The filesystem's size.
+    pub total_bytes: u64,
+    /// The free bytes the floor asks for.
+    pub floor_bytes: u64,
+}
+
+impl DiskReading {
+    /// Whether the disk is under the floor: the index then does not grow (its oldest splits
+    /// go as new ones come).
+    pub fn under_floor(&self) -> bool {
+        self.free_bytes < self.floor_bytes
+    }
+}
 
 /// The index's size and the write path's counters (see [`IndexStore::stats`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -111,6 +144,22 @@ impl IndexStore {
             merge_failures: n(&c.merge_failures),
             splits_dropped: n(&c.splits_dropped),
             splits_quarantined: n(&c.splits_quarantined),
+        }
+    }
+
+    /// The write path's condition: the last commit, a failing one, the disk floor.
+    pub fn health(&self) -> IndexHealth {
+        let Ok(h) = self.splits.counters.health.lock() else {
+            return IndexHealth::default();
+        };
+        IndexHealth {
+            since_commit: h.last_commit.map(|t| t.elapsed()),
+            failing: h
+                .last_failure
+                .as_ref()
+                .filter(|(t, _)| h.last_commit.is_none_or(|c| c < *t))
+                .map(|(t, why)| (t.elapsed(), why.clone())),
+            disk: h.disk,
         }
     }
 

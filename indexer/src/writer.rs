@@ -428,6 +428,16 @@ impl IndexSink {
     /// Commits pending documents with the checkpoints, makes them visible to searchers, and
     /// acknowledges their batches. On failure the batches are not acknowledged.
     pub fn commit(&mut self) -> Result<(), IndexError> {
+        let result = self.commit_pending();
+        if let Err(e) = &result
+            && let Ok(mut h) = self.set.counters.health.lock()
+        {
+            h.last_failure = Some((Instant::now(), e.to_string()));
+        }
+        result
+    }
+
+    fn commit_pending(&mut self) -> Result<(), IndexError> {
         self.last_commit = Instant::now();
         if !self.has_pending() {
             return Ok(());
@@ -487,6 +497,9 @@ impl IndexSink {
         self.docs_committed += self.pending_docs as u64;
         let counters = &self.set.counters;
         counters.commits.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut h) = counters.health.lock() {
+            h.last_commit = Some(Instant::now());
+        }
         counters
             .records_committed
             .fetch_add(self.pending_docs as u64, Ordering::Relaxed);
@@ -605,6 +618,13 @@ impl IndexSink {
             })?;
         let size: u64 = self.set.snapshot().iter().map(|s| s.stats().bytes).sum();
         let floor = (total as f64 * share) as u64;
+        if let Ok(mut h) = self.set.counters.health.lock() {
+            h.disk = Some(crate::DiskReading {
+                free_bytes: free,
+                total_bytes: total,
+                floor_bytes: floor,
+            });
+        }
         if free >= floor {
             self.disk_hold = None;
             self.size_with_room = Some(size);

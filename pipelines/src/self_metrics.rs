@@ -2,13 +2,16 @@
 //! got acknowledged, and the index's size and upkeep. This is the one place that knows both the sources' counters and the
 //! API's exposition types.
 
-use api::{ComponentState, ComponentStatus, MetricFamily, MetricKind, MetricsBackend, Sample};
+use api::{
+    ComponentState, ComponentStatus, MetricFamily, MetricKind, MetricsBackend, PipelineRestarts,
+    Sample,
+};
 use collector::files::FileSourceMetrics;
 use collector::gpu::{GpuTable, NvmlMetrics, NvmlStatus};
 use collector::kafka::{KafkaSinkMetrics, KafkaSourceMetrics};
 use collector::kube::{KubeSourceMetrics, KubeState, Replicas};
 use collector::scrape::{EngineHistogram, ScrapeMetrics, ScrapeState};
-use indexer::{IndexStats, IndexStore};
+use indexer::{IndexHealth, IndexStats, IndexStore};
 use processor::metrics::{Histogram, Labels, LlmMetrics, Series};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -18,6 +21,11 @@ use std::sync::atomic::Ordering::Relaxed;
 /// the process's life (each run has its own metrics; this one outlives them).
 pub(crate) static PIPELINE_RESTARTS: std::sync::atomic::AtomicU64 =
     std::sync::atomic::AtomicU64::new(0);
+
+/// When the last of those failed, and why: `/api/v1/status` says so, since a restart also
+/// starts the API and the failed run's own state afresh.
+pub(crate) static LAST_PIPELINE_FAILURE: std::sync::Mutex<Option<(std::time::Instant, String)>> =
+    std::sync::Mutex::new(None);
 
 /// The `files` sources' counters, by source id, the LLM metrics the processors derive, and
 /// the index's size and upkeep.
@@ -30,6 +38,8 @@ pub struct PipelineMetrics {
     kafka_sinks: Vec<(String, Arc<KafkaSinkMetrics>)>,
     llm: Arc<LlmMetrics>,
     index: Option<IndexStore>,
+    /// The id of the sink that writes `index`, for `/api/v1/status`.
+    index_sink: Option<String>,
 }
 
 impl PipelineMetrics {
@@ -48,7 +58,14 @@ impl PipelineMetrics {
             kafka_sinks: Vec::new(),
             llm,
             index,
+            index_sink: None,
         }
+    }
+
+    /// Names the sink that writes the index, whose state `/api/v1/status` then shows.
+    pub fn with_index_sink(mut self, id: Option<String>) -> Self {
+        self.index_sink = id;
+        self
     }
 
     /// Exposes the counters of these `kube` sources too, and the status of the pods and
@@ -804,7 +821,21 @@ impl api::StatusBackend for PipelineMetrics {
         out
     }
 
+    fn restarts(&self) -> Option<PipelineRestarts> {
+        let last = LAST_PIPELINE_FAILURE.lock().ok()?.clone();
+        let (at, why) = last?;
+        Some(PipelineRestarts {
+            count: PIPELINE_RESTARTS.load(Relaxed),
+            last_failure: why,
+            seconds_ago: at.elapsed().as_secs(),
+        })
+    }
+
     fn sinks(&self) -> Vec<ComponentStatus> {
+        let index = match (&self.index_sink, &self.index) {
+            (Some(id), Some(store)) => Some(index_status(id, &store.stats(), &store.health())),
+            _ => None,
+        };
         self.kafka_sinks
             .iter()
             .map(|(id, m)| {
@@ -832,7 +863,70 @@ impl api::StatusBackend for PipelineMetrics {
                     detail,
                 }
             })
+            .chain(index)
             .collect()
+    }
+}
+
+/// The index sink's state: failing while its commits fail or its disk is under the floor
+/// (the index then stops growing, which an SRE must hear of before search misses history),
+/// else how much it holds and how fresh it is.
+fn index_status(id: &str, stats: &IndexStats, health: &IndexHealth) -> ComponentStatus {
+    let (state, detail) = if let Some((ago, why)) = &health.failing {
+        (
+            ComponentState::Failing,
+            format!(
+                "commits fail: {why} ({} s ago); their batches are read again",
+                ago.as_secs()
+            ),
+        )
+    } else if let Some(disk) = health.disk.filter(|d| d.under_floor()) {
+        (
+            ComponentState::Failing,
+            format!(
+                "the disk has {} free of {}, under its floor of {} (min_free_disk_percent): the index does not grow, its oldest splits going as new ones come ({} dropped)",
+                bytes_text(disk.free_bytes),
+                bytes_text(disk.total_bytes),
+                bytes_text(disk.floor_bytes),
+                stats.splits_dropped
+            ),
+        )
+    } else {
+        let fresh = match health.since_commit {
+            Some(ago) => format!("last commit {} s ago", ago.as_secs()),
+            None => "no commit yet".to_string(),
+        };
+        (
+            ComponentState::Ok,
+            format!(
+                "{} records, {} in {} splits; {fresh}",
+                stats.records,
+                bytes_text(stats.bytes),
+                stats.splits
+            ),
+        )
+    };
+    ComponentStatus {
+        id: id.to_string(),
+        kind: "index".to_string(),
+        state,
+        detail,
+    }
+}
+
+/// Bytes in words: `512 B`, `3.2 MB`, `1.5 GB` (decimal units, as `df -H` gives them).
+fn bytes_text(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit + 1 < UNITS.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
     }
 }
 
@@ -1214,4 +1308,60 @@ fn llm_families(llm: &LlmMetrics) -> Vec<MetricFamily> {
     }
     families.retain(|f| !f.samples.is_empty());
     families
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use indexer::DiskReading;
+    use std::time::Duration;
+
+    #[test]
+    fn the_index_sink_fails_while_commits_fail_or_its_disk_is_under_the_floor() {
+        let stats = IndexStats {
+            records: 236_000,
+            bytes: 34_018_347,
+            splits: 9,
+            splits_dropped: 9,
+            ..IndexStats::default()
+        };
+        let roomy = DiskReading {
+            free_bytes: 300_000_000,
+            total_bytes: 400_000_000,
+            floor_bytes: 60_000_000,
+        };
+        let mut health = IndexHealth {
+            since_commit: Some(Duration::from_millis(800)),
+            failing: None,
+            disk: Some(roomy),
+        };
+        let ok = index_status("index", &stats, &health);
+        assert_eq!((ok.kind.as_str(), ok.state), ("index", ComponentState::Ok));
+        assert_eq!(
+            ok.detail,
+            "236000 records, 34.0 MB in 9 splits; last commit 0 s ago"
+        );
+        health.disk = Some(DiskReading {
+            free_bytes: 31_000_000,
+            ..roomy
+        });
+        let under = index_status("index", &stats, &health);
+        assert_eq!(under.state, ComponentState::Failing);
+        assert_eq!(
+            under.detail,
+            "the disk has 31.0 MB free of 400.0 MB, under its floor of 60.0 MB (min_free_disk_percent): the index does not grow, its oldest splits going as new ones come (9 dropped)"
+        );
+        health.failing = Some((Duration::from_secs(3), "No space left on device".into()));
+        let failing = index_status("index", &stats, &health);
+        assert_eq!(failing.state, ComponentState::Failing);
+        assert!(
+            failing
+                .detail
+                .starts_with("commits fail: No space left on device (3 s ago)"),
+            "{}",
+            failing.detail
+        );
+        assert_eq!(bytes_text(999), "999 B");
+        assert_eq!(bytes_text(1_500_000_000), "1.5 GB");
+    }
 }

@@ -313,6 +313,7 @@ pub async fn run(
         inboxes.into_iter().map(|(id, (_, rx))| (id, rx)).collect();
 
     let live = Arc::new(api::LiveTail::default());
+    let index_sink_id = index_sinks.first().map(|(id, _)| id.clone());
     for (id, sink) in index_sinks {
         let rx = receivers
             .remove(&id)
@@ -412,7 +413,8 @@ pub async fn run(
                 )
                 .with_kube(kube_states)
                 .with_gpus(nvml_states, scrape_states)
-                .with_kafka(kafka_source_metrics, kafka_sink_metrics),
+                .with_kafka(kafka_source_metrics, kafka_sink_metrics)
+                .with_index_sink(index_sink_id),
             );
             let token: Option<Arc<str>> = config
                 .api

@@ -243,6 +243,12 @@ impl Running {
         get_json(&format!("{}{path_and_query}", self.base_url))
     }
 
+    /// GET a JSON endpoint, or `None` while the API does not answer (a pipeline restarting).
+    pub fn try_get(&self, path_and_query: &str) -> Option<(u16, Value)> {
+        let (status, text) = try_get_text(&format!("{}{path_and_query}", self.base_url)).ok()?;
+        Some((status, serde_json::from_str(&text).ok()?))
+    }
+
     /// GETs a path of the running API as text (`/metrics`).
     pub fn get_text(&self, path_and_query: &str) -> (u16, String) {
         get_text(&format!("{}{path_and_query}", self.base_url))
@@ -331,22 +337,22 @@ pub fn get_json(url: &str) -> (u16, Value) {
 
 /// GETs `url` and returns the status and the body as text.
 pub fn get_text(url: &str) -> (u16, String) {
+    try_get_text(url).unwrap_or_else(|e| panic!("GET {url}: {e}"))
+}
+
+/// [`get_text`], with a failure to connect or read as an error: for an API that is down
+/// for a while (a pipeline restarting).
+pub fn try_get_text(url: &str) -> Result<(u16, String), ureq::Error> {
     let agent = ureq::Agent::new_with_config(
         ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(10)))
             .build(),
     );
-    let mut response = agent
-        .get(url)
-        .call()
-        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let mut response = agent.get(url).call()?;
     let status = response.status().as_u16();
-    let text = response
-        .body_mut()
-        .read_to_string()
-        .unwrap_or_else(|e| panic!("GET {url} body: {e}"));
-    (status, text)
+    let text = response.body_mut().read_to_string()?;
+    Ok((status, text))
 }
 
 /// The value of the first series in a `/metrics` text whose line starts with `series` (a

@@ -172,6 +172,21 @@ fn a_full_data_disk_stops_indexing_until_space_is_freed_then_everything_is_index
             .contains("the pipeline failed while running")
     });
     load.run_for_ticks(100); // writing on while the disk is full
+    // And in /api/v1/status, where the UI's header shows it: the restarts, and why.
+    running.wait_until(
+        "the restart's reason in /api/v1/status",
+        Duration::from_secs(60),
+        || {
+            let Some((_, status)) = running.try_get("/api/v1/status") else {
+                return false; // the pipeline restarting
+            };
+            let restarts = &status["restarts"];
+            restarts["count"].as_u64() >= Some(1)
+                && restarts["last_failure"]
+                    .as_str()
+                    .is_some_and(|why| why.starts_with("sink `index` failed"))
+        },
+    );
     disk.resize("256m");
     load.run_for_ticks(100);
     let (written, metrics) = load.stop_when_all_searchable(&running);

@@ -446,6 +446,9 @@ fn under_the_disk_floor_the_index_gives_back_its_own_growth_and_stops_growing() 
         add_hour(&mut sink, h, 10);
     }
     assert_eq!(sink.splits_dropped(), 0);
+    let health = store.health();
+    assert!(health.since_commit.is_some() && health.failing.is_none());
+    assert!(!health.disk.expect("a disk reading").under_floor());
     // A disk of 1000 splits' size, so 150 of them is the floor.
     let split = store.stats().bytes / 4;
     let floor = 150 * split;
@@ -455,6 +458,10 @@ fn under_the_disk_floor_the_index_gives_back_its_own_growth_and_stops_growing() 
     set_disk(floor - split / 2, 1000 * split);
     add_hour(&mut sink, 4, 10);
     assert_eq!(sink.splits_dropped(), 1, "its own growth past the floor");
+    assert!(
+        store.health().disk.is_some_and(|d| d.under_floor()),
+        "a status says so"
+    );
     assert_eq!(found(), [0, 10, 10, 10, 10, 0, 0, 0, 0, 0]);
     // ...and grows no more while the disk stays under the floor: a new split, an old one
     // goes.
