@@ -207,7 +207,7 @@ fn small_splits_are_merged_and_nothing_is_lost_or_doubled() {
             .committed_checkpoints()
             .unwrap()
             .position("files", "/logs/p/0.log"),
-        Some(8)
+        Some(9)
     );
 }
 
