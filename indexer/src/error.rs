@@ -54,4 +54,19 @@ pub enum IndexError {
     /// tantivy failed.
     #[error("index error: {0}")]
     Tantivy(#[from] tantivy::TantivyError),
+    /// A write failed with the index's disk (nearly) full: tantivy's indexing thread dies
+    /// on the I/O error and often reports only that "an index writer was killed".
+    #[error(
+        "{source}; the index's disk has {free_mib} MiB free of {total_mib} MiB ({path}), the likely cause: free space on it, or bound the index (retention_mb, min_free_disk_percent)"
+    )]
+    DiskFull {
+        /// The index directory.
+        path: PathBuf,
+        /// MiB free when the write failed.
+        free_mib: u64,
+        /// The filesystem's size in MiB.
+        total_mib: u64,
+        /// The write's own error.
+        source: Box<IndexError>,
+    },
 }

@@ -392,11 +392,13 @@ impl IndexSink {
             self.pending_docs += 1;
             adds.push(UserOperation::Add(made.document));
             if adds.len() == DOCS_PER_SEND {
-                self.writer.run(adds.drain(..))?;
+                let sent = self.writer.run(adds.drain(..));
+                sent.map_err(|e| self.with_disk_cause(e.into()))?;
             }
         }
         if !adds.is_empty() {
-            self.writer.run(adds)?;
+            let sent = self.writer.run(adds);
+            sent.map_err(|e| self.with_disk_cause(e.into()))?;
         }
         for c in &batch.checkpoints {
             self.checkpoints.update(c);
@@ -428,13 +430,34 @@ impl IndexSink {
     /// Commits pending documents with the checkpoints, makes them visible to searchers, and
     /// acknowledges their batches. On failure the batches are not acknowledged.
     pub fn commit(&mut self) -> Result<(), IndexError> {
-        let result = self.commit_pending();
+        let result = self.commit_pending().map_err(|e| self.with_disk_cause(e));
         if let Err(e) = &result
             && let Ok(mut h) = self.set.counters.health.lock()
         {
             h.last_failure = Some((Instant::now(), e.to_string()));
         }
         result
+    }
+
+    /// `e`, with the disk's state where that is the likely cause: less free than a segment
+    /// may take to write (the memory budget) or than 1 % of the filesystem.
+    fn with_disk_cause(&self, e: IndexError) -> IndexError {
+        if !matches!(e, IndexError::Tantivy(_)) {
+            return e;
+        }
+        match (self.disk_space)(&self.set.root) {
+            Ok((free, total))
+                if free < (self.options.memory_budget_bytes as u64).max(total / 100) =>
+            {
+                IndexError::DiskFull {
+                    path: self.set.root.clone(),
+                    free_mib: free >> 20,
+                    total_mib: total >> 20,
+                    source: Box::new(e),
+                }
+            }
+            _ => e,
+        }
     }
 
     fn commit_pending(&mut self) -> Result<(), IndexError> {

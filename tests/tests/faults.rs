@@ -181,10 +181,12 @@ fn a_full_data_disk_stops_indexing_until_space_is_freed_then_everything_is_index
                 return false; // the pipeline restarting
             };
             let restarts = &status["restarts"];
+            // tantivy's own error may say only that "an index writer was killed": the
+            // disk's state is added, naming the cause.
             restarts["count"].as_u64() >= Some(1)
-                && restarts["last_failure"]
-                    .as_str()
-                    .is_some_and(|why| why.starts_with("sink `index` failed"))
+                && restarts["last_failure"].as_str().is_some_and(|why| {
+                    why.starts_with("sink `index` failed") && why.contains("MiB free of 2 MiB")
+                })
         },
     );
     disk.resize("256m");
