@@ -545,8 +545,9 @@ pub struct IndexSinkConfig {
     pub retention_mb: u64,
     /// Drop the oldest splits while less than this share (in %) of the index's filesystem
     /// is free, so that the index never fills its disk (a full one stops every commit, and
-    /// on a node's disk the kubelet evicts pods under 10 % free); 0 keeps no floor. Where
-    /// dropping cannot restore it (others filled the disk), the index only stops growing.
+    /// on a node's disk the kubelet evicts pods under 10 % free); 0 keeps no floor. Under
+    /// it, the index gives back its own growth and stops growing; it is not emptied for
+    /// others' files.
     #[serde(default = "default_min_free_disk_percent")]
     pub min_free_disk_percent: f64,
     /// Seal the active split (and start a new one) at this many records...

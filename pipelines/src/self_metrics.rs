@@ -320,6 +320,28 @@ impl MetricsBackend for PipelineMetrics {
                 kind: *kind,
                 samples: vec![Sample::new(vec![], field(&stats) as f64)],
             }));
+            // To alert on before the index stops growing: free < floor.
+            if let Some(disk) = index.health().disk {
+                for (name, help, value) in [
+                    (
+                        "infersight_index_disk_free_bytes",
+                        "Bytes free on the index's filesystem, as the disk floor last read them.",
+                        disk.free_bytes,
+                    ),
+                    (
+                        "infersight_index_disk_floor_bytes",
+                        "Bytes min_free_disk_percent keeps free: under it, the index stops growing.",
+                        disk.floor_bytes,
+                    ),
+                ] {
+                    families.push(MetricFamily {
+                        name,
+                        help,
+                        kind: MetricKind::Gauge,
+                        samples: vec![Sample::new(vec![], value as f64)],
+                    });
+                }
+            }
         }
         // A node agent publishing to Kafka parses the records the aggregators count again:
         // both exporting the LLM figures would double every sum over a scrape of both. It

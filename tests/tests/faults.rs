@@ -196,6 +196,16 @@ fn a_full_data_disk_stops_indexing_until_space_is_freed_then_everything_is_index
         tests::metric_sum(&metrics, "infersight_pipeline_restarts_total") >= 1.0,
         "{metrics}"
     );
+    // The disk as the floor last read it, to alert on: the floor is 15 % of the 2 MiB or,
+    // once a pass saw it grown, of the 256 MiB disk.
+    let floor = tests::metric_value(&metrics, "infersight_index_disk_floor_bytes", &[]);
+    assert!(
+        [2u64 << 20, 256 << 20]
+            .iter()
+            .any(|total| floor == Some((*total as f64 * 0.15).floor())),
+        "{floor:?}"
+    );
+    assert!(tests::metric_value(&metrics, "infersight_index_disk_free_bytes", &[]).is_some());
     let (status, stderr) = running.terminate(Duration::from_secs(30));
     assert!(
         status.success(),
