@@ -82,8 +82,8 @@ pub struct OverrideArgs {
     #[arg(long, value_name = "HOURS", value_parser = clap::value_parser!(u64).range(0..=876_000))]
     pub retention_hours: Option<u64>,
     /// Drop the index's oldest splits while it is larger than this many MiB; 0 sets no
-    /// bound [default: the config's `retention_mb`, else 0]. Apart from it, the oldest go
-    /// while less than 15 % of the disk is free (`min_free_disk_percent`).
+    /// bound [default: the config's `retention_mb`, else 0]. Apart from it, the index stops
+    /// growing while less than 15 % of the disk is free (`min_free_disk_percent`).
     #[arg(long, value_name = "MIB")]
     pub retention_mb: Option<u64>,
 }
