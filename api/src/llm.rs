@@ -151,7 +151,7 @@ fn summarise(
         s.latency_ms = spread(&g);
     }
     let arrivals = of_kind(RecordKind::Log, Some("llm.event:request_received"));
-    for g in stats(&arrivals, names::GEN_AI_REQUEST_MAX_TOKENS, &[50.0])? {
+    for g in stats(&arrivals, names::GEN_AI_REQUEST_MAX_TOKENS, &[])? {
         let s = groups.entry(key(&g)).or_default();
         s.received = g.count;
         s.received_rps = g.count as f64 / rate_s;
@@ -161,7 +161,7 @@ fn summarise(
         RecordKind::Log,
         Some("(llm.event:access AND http.response.status_code:>=100)"),
     );
-    for g in stats(&answered, names::HTTP_RESPONSE_STATUS_CODE, &[50.0])? {
+    for g in stats(&answered, names::HTTP_RESPONSE_STATUS_CODE, &[])? {
         let s = groups.entry(key(&g)).or_default();
         s.http_responses = g.count;
         s.http_rps = g.count as f64 / rate_s;
@@ -177,7 +177,7 @@ fn summarise(
         RecordKind::Log,
         Some("(llm.event:access AND http.response.status_code:>=500)"),
     );
-    for g in stats(&failed_calls, names::HTTP_RESPONSE_STATUS_CODE, &[50.0])? {
+    for g in stats(&failed_calls, names::HTTP_RESPONSE_STATUS_CODE, &[])? {
         groups.entry(key(&g)).or_default().http_errors = g.count;
     }
     for g in stats(&requests, names::LLM_TTFT_MS, &PERCENTS)? {
@@ -186,13 +186,13 @@ fn summarise(
     for g in stats(&requests, names::LLM_QUEUE_MS, &PERCENTS)? {
         groups.entry(key(&g)).or_default().queue_ms = spread(&g);
     }
-    for g in stats(&requests, names::GEN_AI_USAGE_OUTPUT_TOKENS, &[50.0])? {
+    for g in stats(&requests, names::GEN_AI_USAGE_OUTPUT_TOKENS, &[])? {
         groups.entry(key(&g)).or_default().output_tokens_per_s = g.sum / rate_s;
     }
     for g in stats(
         &of_kind(RecordKind::Request, Some(FAILED)),
         names::LLM_E2E_MS,
-        &[50.0],
+        &[],
     )? {
         groups.entry(key(&g)).or_default().errors = g.count;
     }
@@ -200,7 +200,7 @@ fn summarise(
     // sums, never both.
     for query in [LOGGED_STATS, SCRAPED_STATS] {
         let engine = of_kind(RecordKind::EngineStats, Some(query));
-        for g in stats(&engine, names::LLM_GENERATED_TOKENS, &[50.0])? {
+        for g in stats(&engine, names::LLM_GENERATED_TOKENS, &[])? {
             if g.avg.is_some() {
                 let s = groups.entry(key(&g)).or_default();
                 let rate = g.sum / rate_s;
@@ -212,24 +212,24 @@ fn summarise(
         }
     }
     let engine = of_kind(RecordKind::EngineStats, None);
-    for g in stats(&engine, names::LLM_RUNNING, &[50.0])? {
+    for g in stats(&engine, names::LLM_RUNNING, &[])? {
         groups.entry(key(&g)).or_default().running_avg = g.avg;
     }
-    for g in stats(&engine, names::LLM_WAITING, &[50.0])? {
+    for g in stats(&engine, names::LLM_WAITING, &[])? {
         groups.entry(key(&g)).or_default().waiting_avg = g.avg;
     }
-    for g in stats(&engine, names::LLM_KV_CACHE_PCT, &[50.0])? {
+    for g in stats(&engine, names::LLM_KV_CACHE_PCT, &[])? {
         groups.entry(key(&g)).or_default().kv_cache_pct_avg = g.avg;
     }
     // GPU figures ride on whatever records carry them (snapshots, enriched requests).
     let mut any = base.clone();
     any.kind = None;
-    for g in stats(&any, names::GPU_UTILIZATION_PCT, &[50.0])? {
+    for g in stats(&any, names::GPU_UTILIZATION_PCT, &[])? {
         if g.avg.is_some() {
             groups.entry(key(&g)).or_default().gpu_utilization_pct_avg = g.avg;
         }
     }
-    for g in stats(&any, names::GPU_MEMORY_USED_BYTES, &[50.0])? {
+    for g in stats(&any, names::GPU_MEMORY_USED_BYTES, &[])? {
         if g.avg.is_some() {
             groups.entry(key(&g)).or_default().gpu_memory_used_bytes_avg = g.avg;
         }

@@ -159,7 +159,8 @@ pub struct StatsQuestion {
     pub field: String,
     /// An exact field to group by (`llm.model`), or overall.
     pub group_by: Option<String>,
-    /// The percentiles wanted (95.0 for p95).
+    /// The percentiles wanted (95.0 for p95); none spares the sketch where only count, sum
+    /// and average are wanted.
     pub percents: Vec<f64>,
 }
 
@@ -182,12 +183,14 @@ impl StatsQuestion {
                 NUMERIC_ATTRIBUTE_FIELDS.join(", ")
             )));
         }
-        let metrics = serde_json::json!({
-            "n": { "value_count": { "field": field } },
-            "avg": { "avg": { "field": field } },
-            "sum": { "sum": { "field": field } },
-            "pct": { "percentiles": { "field": field, "percents": self.percents, "keyed": false } },
-        });
+        // One `stats` for count, sum and average (three aggregations read the column three
+        // times), and a percentile sketch only where percents are asked.
+        let mut metrics = serde_json::json!({ "stats": { "stats": { "field": field } } });
+        if !self.percents.is_empty() {
+            metrics["pct"] = serde_json::json!({
+                "percentiles": { "field": field, "percents": self.percents, "keyed": false }
+            });
+        }
         let aggs = match self.group_by.as_deref() {
             Some(group) => {
                 let groupable: Vec<&str> = EXACT_RESOURCE_FIELDS
@@ -320,8 +323,8 @@ fn finished(
         let stats = GroupStats {
             group,
             count,
-            avg: v["avg"]["value"].as_f64(),
-            sum: v["sum"]["value"].as_f64().unwrap_or(0.0),
+            avg: v["stats"]["avg"].as_f64(),
+            sum: v["stats"]["sum"].as_f64().unwrap_or(0.0),
             percentiles: v["pct"]["values"]
                 .as_array()
                 .map(|values| {
@@ -332,7 +335,7 @@ fn finished(
                 })
                 .unwrap_or_default(),
         };
-        (stats, v["n"]["value"].as_f64().map(|n| n as u64))
+        (stats, v["stats"]["count"].as_u64())
     };
     Ok(match question.group_by {
         None => vec![read(None, total, &json)],
