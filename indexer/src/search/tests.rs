@@ -440,6 +440,15 @@ fn histograms_and_percentiles_per_group_come_from_the_columns() {
         .unwrap();
     assert_eq!(all[0].count, 5);
     assert_eq!(all[0].avg, Some(400.0));
+    // No percents: the same count, sum and average, and no sketch.
+    let plain = searcher
+        .field_stats(&request("*"), names::LLM_E2E_MS, None, &[])
+        .unwrap();
+    assert_eq!(
+        (plain[0].count, plain[0].avg, plain[0].sum),
+        (5, Some(400.0), 1600.0)
+    );
+    assert!(plain[0].percentiles.is_empty());
     assert!(
         searcher
             .field_stats(&request("*"), "body", None, &[50.0])
