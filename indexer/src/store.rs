@@ -52,8 +52,7 @@ pub struct IndexStats {
     /// Bytes on disk now.
     pub bytes: u64,
     /// The oldest record's timestamp, from the splits' metadata: where the index's data
-    /// begins (later than a range's start when Infersight started, or retention dropped
-    /// data, after it).
+    /// begins (see [`IndexStore::oldest_record`]).
     pub oldest_record: Option<Timestamp>,
     /// Commits since the index was opened.
     pub commits: u64,

@@ -62,9 +62,9 @@ pub struct SinkOptions {
     /// The share of the index's filesystem to keep free (0.15: 15 %): while less is free,
     /// the index stops growing (its oldest sealed splits are dropped as new ones come, with
     /// a warning each), after giving back its own growth past the floor. Where others
-    /// filled the disk it is not emptied for them (see `keep_free_disk`). An index that fills its
-    /// disk stops at the next commit and after every restart; on a node's own disk it
-    /// would also get the node's pods evicted (the kubelet evicts under 10 % free).
+    /// filled the disk it is not emptied for them (see `keep_free_disk`). An index that
+    /// fills its disk stops at the next commit and after every restart; on a node's own
+    /// disk it would also get the node's pods evicted (the kubelet evicts under 10 % free).
     /// `None` keeps no floor.
     pub min_free_disk: Option<f64>,
     /// The active split is sealed, and a new one started, once it holds this many
