@@ -150,7 +150,9 @@ function filled(h) {
 }
 
 // uPlot chart of `series` ([{label, values}]) over `xs` (ms), bars when `bars`.
-function chart(container, title, xs, series, bars) {
+// A uPlot chart of `series` over `xs` (ms); with no value at all, it says so in words
+// (`empty`), so that an empty chart is not read as a broken one.
+function chart(container, title, xs, series, bars, empty = "no figures in this range") {
   const box = el("div", { class: "chart" }, el("h4", {}, title));
   container.append(box);
   const colors = ["#4fa3ff", "#ff6b6b", "#5ccf8a", "#e0b84f", "#c38cff", "#4fd6d6"];
@@ -170,6 +172,9 @@ function chart(container, title, xs, series, bars) {
   box.dataset.points = String(xs.length);
   box.dataset.nonzero = String(series.some((s) => s.values.some((v) => v !== null && v > 0)));
   new uPlot(opts, data, box);
+  if (!series.some((s) => s.values.some((v) => v !== null && v !== undefined))) {
+    box.append(el("div", { class: "chart-empty" }, empty));
+  }
   return box;
 }
 
@@ -571,7 +576,8 @@ async function renderDashboard(p) {
     chart(charts, "p95 time to first token (ms)", sliceXs, seriesOf((g) => g.ttft_ms.p95));
     chart(charts, "output tokens/s", sliceXs, seriesOf(tokensPerS));
     chart(charts, "running requests (avg)", sliceXs, seriesOf((g) => g.running_avg));
-    chart(charts, "GPU utilization % (avg)", sliceXs, seriesOf((g) => g.gpu_utilization_pct_avg));
+    chart(charts, "GPU utilization % (avg)", sliceXs, seriesOf((g) => g.gpu_utilization_pct_avg), false,
+      "no GPU figures in this range: no NVML or dcgm-exporter source gave any (see the header)");
   } catch (e) {
     page.append(el("div", { class: "error" }, e.message));
   }

@@ -327,6 +327,17 @@ fn the_ui_finds_a_request_explains_a_crash_and_charts_the_llm_figures() {
     );
     let rows = browser.find_all("#summary tr.group");
     assert!(rows.len() >= 3, "a row per pod");
+    // The demo has no GPU: its GPU chart says why it is empty instead of looking broken,
+    // and the charts with figures say nothing of the kind.
+    let empty = browser.script(
+        "return [...document.querySelectorAll('.chart')].filter((c) => c.querySelector('.chart-empty')).map((c) => c.querySelector('h4').textContent + ': ' + c.querySelector('.chart-empty').textContent)",
+    );
+    assert_eq!(
+        empty,
+        json!([
+            "GPU utilization % (avg): no GPU figures in this range: no NVML or dcgm-exporter source gave any (see the header)"
+        ])
+    );
     // The demo began a minute or so ago: its rates are per second of that, not of the 15
     // minutes asked (which made them read a fifteenth of the load), and the page says so.
     let note = browser.text(&browser.find("#rates-note"));
