@@ -132,6 +132,7 @@ impl LogSearcher {
             question: question.clone(),
             results: IntermediateAggregationResults::default(),
             total: 0,
+            layout: STATS_LAYOUT,
         };
         for split in self.splits.overlapping(
             request.from.map(Timestamp::unix_nanos),
@@ -224,11 +225,27 @@ pub struct FieldStatsPartial {
     question: StatsQuestion,
     results: IntermediateAggregationResults,
     total: u64,
+    /// Which aggregations `results` holds ([`STATS_LAYOUT`]); absent (0) from aggregators
+    /// of before `stats`.
+    #[serde(default)]
+    layout: u32,
 }
+
+/// The layout of [`StatsQuestion::aggregations`]' results: 1 is one `stats` (count, sum,
+/// average) and an optional `pct` per field. Results of another layout do not merge (a
+/// peer of another version during an upgrade): its answer is left out and named, not
+/// mixed in wrong.
+const STATS_LAYOUT: u32 = 1;
 
 impl FieldStatsPartial {
     /// Adds `other`'s records; both must answer the same question.
     pub fn merge(&mut self, other: FieldStatsPartial) -> Result<(), IndexError> {
+        if other.layout != self.layout {
+            return Err(IndexError::Query(format!(
+                "field statistics of another version (layout {}, this one's {}) cannot be merged: upgrade every aggregator",
+                other.layout, self.layout
+            )));
+        }
         if other.question != self.question {
             return Err(IndexError::Query(format!(
                 "field statistics of different questions cannot be merged: {:?} and {:?}",

@@ -514,6 +514,23 @@ fn field_stats_of_two_indexes_merged_equal_those_of_one_index_holding_both() {
         .unwrap_err();
     assert!(err.to_string().contains("different questions"), "{err}");
     assert!(crate::FieldStatsPartial::from_bytes(b"not cbor").is_err());
+
+    // A peer of the version before `stats` sends no layout: its half is refused by name
+    // (the API then marks the answer partial), not mixed in under other names.
+    let ciborium::Value::Map(mut fields) = ciborium::from_reader(bytes.as_slice()).unwrap() else {
+        panic!("a partial is a map");
+    };
+    let before = fields.len();
+    fields.retain(|(k, _)| k.as_text() != Some("layout"));
+    assert_eq!(fields.len(), before - 1);
+    let mut old = Vec::new();
+    ciborium::into_writer(&ciborium::Value::Map(fields), &mut old).unwrap();
+    let err = first
+        .field_stats_partial(&request("*"), &question)
+        .unwrap()
+        .merge(crate::FieldStatsPartial::from_bytes(&old).unwrap())
+        .unwrap_err();
+    assert!(err.to_string().contains("another version"), "{err}");
 }
 
 #[test]
