@@ -143,6 +143,9 @@ pub const K8S_OBJECT_UID: &str = "k8s.object.uid";
 /// timestamp (the `kube` source's hourly pod states) rather than one change: what lasts
 /// while older change records leave with retention.
 pub const K8S_OBJECT_STATE: &str = "k8s.object.state";
+/// `true` on the record of a workload's deletion (a Deployment, StatefulSet or autoscaler
+/// seen deleted, or found gone at a relist); a pod's deletion is `k8s.pod.phase=Deleted`.
+pub const K8S_OBJECT_DELETED: &str = "k8s.object.deleted";
 /// A pod's phase: `Pending`, `Running`, `Succeeded`, `Failed`, `Unknown`.
 pub const K8S_POD_PHASE: &str = "k8s.pod.phase";
 /// Why a container's last run ended (`OOMKilled`, `Error`, `Completed`).

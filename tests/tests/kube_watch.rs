@@ -811,6 +811,14 @@ async fn what_a_relist_no_longer_lists_was_deleted_while_the_watch_was_away() {
         1,
         "only the pod no longer listed"
     );
+    // And the deployment no longer listed has the record of its deletion: search finds
+    // when it went.
+    let workloads_gone: Vec<&str> = records
+        .iter()
+        .filter(|r| r.attributes.get(names::K8S_OBJECT_DELETED).is_some())
+        .filter_map(|r| r.attributes.get_str(names::K8S_OBJECT_NAME))
+        .collect();
+    assert_eq!(workloads_gone, ["mistral"]);
 }
 
 /// A pod deleted while Infersight was down: no watch saw it go, and the next run's list

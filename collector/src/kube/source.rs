@@ -376,18 +376,15 @@ impl KubeSource {
                 Step::Applied(Some(w), listed) => {
                     (self.workloads.applied(w).into_iter().collect(), listed)
                 }
-                Step::Deleted(Some(w)) => {
-                    self.workloads.deleted(w);
-                    (Vec::new(), false)
-                }
+                Step::Deleted(Some(w)) => (vec![self.workloads.deleted(w)], false),
                 Step::Listing => {
                     self.workloads.relisting(kind);
                     (Vec::new(), false)
                 }
                 Step::Listed => {
                     let gone = self.workloads.relisted(kind);
-                    self.gone(kind, gone);
-                    (Vec::new(), false)
+                    self.gone(kind, gone.len());
+                    (gone, false)
                 }
                 _ => (Vec::new(), false),
             },

@@ -1,8 +1,9 @@
 //! Deployments, StatefulSets and HorizontalPodAutoscalers → `k8s_object` records when their
-//! replica counts change, and a live table of those counts (the "number of replicas" on
-//! `/metrics`): a scale-up that never became ready, an HPA that wants more than it has.
+//! replica counts change and when they are deleted (`k8s.object.deleted`), and a live table
+//! of those counts (the "number of replicas" on `/metrics`): a scale-up that never became
+//! ready, an HPA that wants more than it has, a Deployment someone deleted.
 
-use super::{Object, last_written, resource_version};
+use super::{Object, k8s_time, last_written, resource_version};
 use crate::table::{Change, ChangeTracker, StateTable};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
@@ -32,6 +33,8 @@ pub struct WorkloadView {
     name: String,
     version: u64,
     changed_at: Timestamp,
+    /// When the API server marked it deleted, where it says.
+    deleted_at: Option<Timestamp>,
     replicas: Replicas,
 }
 
@@ -51,6 +54,7 @@ pub trait Workload: k8s_openapi::Resource + k8s_openapi::Metadata<Ty = ObjectMet
             name: meta.name.clone().unwrap_or_default(),
             version: resource_version(meta),
             changed_at: last_written(meta),
+            deleted_at: meta.deletion_timestamp.as_ref().map(|t| k8s_time(t.0)),
             replicas: self.replicas(),
         })
     }
@@ -127,10 +131,13 @@ impl WorkloadTracker {
         }
     }
 
-    /// Forgets a deleted workload (and takes it off the table).
-    pub fn deleted(&mut self, w: WorkloadView) {
-        self.of_kind(w.kind)
-            .deleted(&w.uid, (w.kind, w.namespace, w.name));
+    /// Forgets a deleted workload (and takes it off the table); the record of its deletion,
+    /// dated when the API server marked it deleted (else now).
+    pub fn deleted(&mut self, w: WorkloadView) -> Record {
+        let key = (w.kind, w.namespace.clone(), w.name.clone());
+        self.of_kind(w.kind).deleted(&w.uid, key);
+        let at = w.deleted_at.unwrap_or_else(Timestamp::now);
+        deletion_record(&w, at, "was deleted")
     }
 
     /// A (re)list of the workloads of `kind` starts.
@@ -138,11 +145,60 @@ impl WorkloadTracker {
         self.of_kind(kind).relisting();
     }
 
-    /// The (re)list of `kind` is complete: its workloads it did not give are forgotten;
-    /// how many.
-    pub fn relisted(&mut self, kind: &'static str) -> usize {
-        self.of_kind(kind).relisted().len()
+    /// The (re)list of `kind` is complete: its workloads it did not give were deleted while
+    /// no watch was there to say so. They are forgotten, each with the record of its
+    /// deletion, dated now (when it was found out).
+    pub fn relisted(&mut self, kind: &'static str) -> Vec<Record> {
+        self.of_kind(kind)
+            .relisted()
+            .into_iter()
+            .map(|(uid, (kind, namespace, name), replicas)| {
+                let w = WorkloadView {
+                    kind,
+                    uid,
+                    namespace,
+                    name,
+                    version: 0,
+                    changed_at: Timestamp::now(),
+                    deleted_at: None,
+                    replicas,
+                };
+                deletion_record(
+                    &w,
+                    w.changed_at,
+                    "was deleted (found gone when they were listed again)",
+                )
+            })
+            .collect()
     }
+}
+
+/// The record that `w` is gone, with the replica counts it last had.
+fn deletion_record(w: &WorkloadView, at: Timestamp, how: &str) -> Record {
+    let mut resource = Attributes::new();
+    resource.insert(names::K8S_NAMESPACE_NAME, w.namespace.clone());
+    let r = w.replicas;
+    let object = Object {
+        kind: w.kind,
+        uid: &w.uid,
+        name: Some(&w.name),
+    };
+    let mut record = object.record(
+        &format!("k8s-workload/{}/deleted", w.uid),
+        w.version,
+        at,
+        resource,
+        format!(
+            "{} {} {how} (had {} desired, {} ready)",
+            w.kind.to_lowercase(),
+            w.name,
+            r.desired,
+            r.ready
+        ),
+    );
+    record.severity = Some(Severity::Info);
+    record.attributes.insert(names::K8S_OBJECT_DELETED, true);
+    record
 }
 
 fn record(w: &WorkloadView, before: Option<Replicas>) -> Record {
@@ -249,7 +305,44 @@ mod tests {
                 available: 2
             }
         );
-        tracker.deleted(deployment("3", 4, 2).view().unwrap());
+        let gone = tracker.deleted(deployment("3", 4, 2).view().unwrap());
         assert!(tracker.table().snapshot().is_empty());
+        // Its deletion is a record too: search finds when it went and what it had.
+        assert_eq!(
+            gone.attributes.get(names::K8S_OBJECT_DELETED),
+            Some(&model::AttrValue::Bool(true))
+        );
+        assert_eq!(
+            gone.attributes.get_str(names::K8S_OBJECT_NAME),
+            Some("vllm-mistral-7b")
+        );
+        assert_eq!(
+            gone.body,
+            "deployment vllm-mistral-7b was deleted (had 4 desired, 2 ready)"
+        );
+        assert_ne!(gone.id, scaled.id);
+    }
+
+    #[test]
+    fn a_workload_a_relist_no_longer_gives_is_recorded_as_deleted() {
+        let mut tracker = WorkloadTracker::default();
+        tracker.applied(deployment("1", 2, 2).view().unwrap());
+        tracker.relisting("Deployment");
+        let gone = tracker.relisted("Deployment");
+        assert_eq!(gone.len(), 1);
+        assert!(
+            gone[0]
+                .body
+                .starts_with("deployment vllm-mistral-7b was deleted (found gone"),
+            "{}",
+            gone[0].body
+        );
+        assert_eq!(
+            gone[0].attributes.get(names::K8S_OBJECT_DELETED),
+            Some(&model::AttrValue::Bool(true))
+        );
+        assert!(tracker.table().snapshot().is_empty());
+        tracker.relisting("Deployment");
+        assert!(tracker.relisted("Deployment").is_empty(), "once");
     }
 }
