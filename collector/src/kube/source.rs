@@ -93,10 +93,13 @@ pub struct KubeSource {
     pod_metadata: Arc<PodMetadata>,
     /// A (re)list of the pods has just completed: their states are due.
     pods_listed: bool,
+    /// The same for a list of workloads (of any kind).
+    workloads_listed: bool,
 }
 
-/// How often every pod's whole state is recorded ([`PodTracker::state_records`]), beside
-/// the records of its changes.
+/// How often every pod's whole state ([`PodTracker::state_records`]) and every workload's
+/// replica counts ([`WorkloadTracker::state_records`]) are recorded, beside the records of
+/// their changes.
 const POD_STATE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// What the source watches, as (API group, resource): what its ClusterRole must grant
@@ -189,6 +192,7 @@ impl KubeSource {
             quotas: QuotaTracker::default(),
             pod_metadata: Arc::default(),
             pods_listed: false,
+            workloads_listed: false,
         }
     }
 
@@ -286,13 +290,20 @@ impl KubeSource {
                     Some(item) => self.records_of(item, &mut recorder).0,
                     None => break,
                 },
-                _ = states.tick() => self.pod_states(),
+                _ = states.tick() => {
+                    let mut states = self.pod_states();
+                    states.extend(self.workload_states());
+                    states
+                }
             };
-            // A (re)list's changes are dated by the pods' own status times: a pod running
+            // A (re)list's changes are dated by the objects' own times: a pod or Deployment
             // unchanged for weeks gets a record of weeks ago. Its state as of now goes
             // beside them.
             if std::mem::take(&mut self.pods_listed) {
                 records.extend(self.pod_states());
+            }
+            if std::mem::take(&mut self.workloads_listed) {
+                records.extend(self.workload_states());
             }
             if records.is_empty() {
                 continue;
@@ -313,6 +324,15 @@ impl KubeSource {
                 break;
             }
         }
+    }
+
+    /// Every workload's replica counts as of now, counted as `k8s_object` records sent.
+    fn workload_states(&self) -> Vec<Record> {
+        let states = self.workloads.state_records(Timestamp::now());
+        self.metrics
+            .object_changes
+            .fetch_add(states.len() as u64, Relaxed);
+        states
     }
 
     /// Every pod's state as of now, counted as `k8s_object` records sent.
@@ -382,6 +402,7 @@ impl KubeSource {
                     (Vec::new(), false)
                 }
                 Step::Listed => {
+                    self.workloads_listed = true;
                     let gone = self.workloads.relisted(kind);
                     self.gone(kind, gone.len());
                     (gone, false)

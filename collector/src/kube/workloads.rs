@@ -173,6 +173,48 @@ impl WorkloadTracker {
     }
 }
 
+/// How long one workload state record stands for (see [`WorkloadTracker::state_records`]).
+const STATE_PERIOD_NS: i64 = 3600 * 1_000_000_000;
+
+impl WorkloadTracker {
+    /// Each workload's replica counts as of `now`, as records marked
+    /// [`names::K8S_OBJECT_STATE`]: change records are dated when the change happened, so
+    /// a Deployment unchanged for longer than the index keeps records would otherwise leave
+    /// no trace. Every node agent watches the workloads and sends these, so each is dated at
+    /// the start of `now`'s hour and has an id of its workload and that hour: the copies of
+    /// one hour match and the index keeps one (the last), and a change within the hour is
+    /// always newer than the hour's state.
+    pub fn state_records(&self, now: Timestamp) -> Vec<Record> {
+        let hour = now.unix_nanos().div_euclid(STATE_PERIOD_NS);
+        let at = Timestamp::from_unix_nanos(hour * STATE_PERIOD_NS);
+        self.kinds
+            .values()
+            .flat_map(|tracker| tracker.iter())
+            .map(|(uid, (kind, namespace, name), replicas)| {
+                let w = WorkloadView {
+                    kind,
+                    uid: uid.to_string(),
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                    version: u64::try_from(hour).unwrap_or(0),
+                    changed_at: at,
+                    deleted_at: None,
+                    replicas: *replicas,
+                };
+                let mut r = record(&w, None);
+                r.id = model::RecordId::from_source(
+                    format!("k8s-workload-state/{uid}").as_bytes(),
+                    w.version,
+                );
+                r.attributes.insert(names::K8S_OBJECT_STATE, true);
+                // A state repeats what a change said: the change is the warning.
+                r.severity = Some(Severity::Info);
+                r
+            })
+            .collect()
+    }
+}
+
 /// The record that `w` is gone, with the replica counts it last had.
 fn deletion_record(w: &WorkloadView, at: Timestamp, how: &str) -> Record {
     let mut resource = Attributes::new();
@@ -321,6 +363,43 @@ mod tests {
             "deployment vllm-mistral-7b was deleted (had 4 desired, 2 ready)"
         );
         assert_ne!(gone.id, scaled.id);
+    }
+
+    #[test]
+    fn each_hour_every_workload_has_one_state_whichever_agent_sends_it() {
+        let (mut a, mut b) = (WorkloadTracker::default(), WorkloadTracker::default());
+        for tracker in [&mut a, &mut b] {
+            tracker.applied(deployment("1", 3, 2).view().unwrap());
+        }
+        let at = |t: &str| Timestamp::parse_rfc3339(t).unwrap();
+        let (early, late) = (
+            a.state_records(at("2025-03-05T10:05:00Z")),
+            b.state_records(at("2025-03-05T10:55:00Z")),
+        );
+        assert_eq!(early.len(), 1);
+        let (s, t) = (&early[0], &late[0]);
+        // Two agents in one hour: one record for the index to keep.
+        assert_eq!((s.id, s.timestamp), (t.id, t.timestamp));
+        assert_eq!(s.timestamp, at("2025-03-05T10:00:00Z"));
+        assert_eq!(
+            s.attributes.get(names::K8S_OBJECT_STATE),
+            Some(&model::AttrValue::Bool(true))
+        );
+        assert_eq!(
+            s.attributes
+                .get(names::K8S_REPLICAS_READY)
+                .and_then(|v| v.as_f64()),
+            Some(2.0)
+        );
+        assert_eq!(
+            s.severity,
+            Some(Severity::Info),
+            "the change was the warning"
+        );
+        let next_hour = a.state_records(at("2025-03-05T11:00:00Z"));
+        assert_ne!(next_hour[0].id, s.id);
+        a.deleted(deployment("2", 3, 2).view().unwrap());
+        assert!(a.state_records(at("2025-03-05T11:00:00Z")).is_empty());
     }
 
     #[test]
