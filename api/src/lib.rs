@@ -24,6 +24,7 @@ mod shard;
 mod status;
 mod tail;
 mod ui;
+mod workloads;
 
 pub use backend::{LocalIndex, NoIndex, SearchBackend, SearchPage};
 pub use error::ApiError;
@@ -71,6 +72,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/tail", get(tail::tail))
         .route("/api/v1/incidents", get(incidents::incidents))
         .route("/api/v1/pods", get(pods::pods))
+        .route("/api/v1/workloads", get(workloads::workloads))
         .route("/api/v1/status", get(status::status))
         .route("/api/v1/shard/search", post(shard::search))
         .route("/api/v1/shard/histogram", post(shard::histogram))

@@ -32,6 +32,7 @@ impl utoipa::Modify for BearerScheme {
         crate::tail::tail,
         crate::incidents::incidents,
         crate::pods::pods,
+        crate::workloads::workloads,
         crate::status::status,
         crate::metrics::metrics,
         crate::healthz,

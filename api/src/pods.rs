@@ -179,7 +179,7 @@ impl Seen {
 const STATE_LOOKBACK: std::time::Duration = std::time::Duration::from_secs(2 * 3600);
 
 /// Records of `request` newest first, up to `budget` of them; whether more matched.
-fn read_newest(
+pub(crate) fn read_newest(
     backend: &dyn SearchBackend,
     request: &SearchRequest,
     budget: usize,

@@ -659,6 +659,7 @@ async fn the_openapi_document_covers_every_endpoint_and_real_answers_fit_it() {
         ),
         ("/api/v1/incidents?from=now-1h", "/api/v1/incidents", "200"),
         ("/api/v1/pods?from=now-1h", "/api/v1/pods", "200"),
+        ("/api/v1/workloads", "/api/v1/workloads", "200"),
         ("/healthz", "/healthz", "200"),
         ("/readyz", "/readyz", "200"),
     ] {
@@ -686,6 +687,96 @@ async fn the_openapi_document_covers_every_endpoint_and_real_answers_fit_it() {
         violations.iter().any(|v| v.contains("$.total")),
         "{violations:?}"
     );
+}
+
+/// A workload's record as the `kube` source writes it: `kind` `name` in namespace `llm`,
+/// `secs_ago`, with its replica counts, or its deletion.
+fn workload_record(
+    n: u64,
+    kind: &str,
+    name: &str,
+    secs_ago: i64,
+    replicas: Option<(i64, i64, i64)>,
+    state: bool,
+) -> Record {
+    let mut r = at(n, "", secs_ago, RecordKind::K8sObject, "workload");
+    r.resource = Arc::new(
+        [(names::K8S_NAMESPACE_NAME, AttrValue::from("llm"))]
+            .into_iter()
+            .collect(),
+    );
+    let a = &mut r.attributes;
+    a.insert(names::K8S_OBJECT_KIND, kind);
+    a.insert(names::K8S_OBJECT_NAME, name);
+    match replicas {
+        Some((desired, ready, available)) => {
+            a.insert(names::K8S_REPLICAS_DESIRED, desired);
+            a.insert(names::K8S_REPLICAS_READY, ready);
+            a.insert(names::K8S_REPLICAS_AVAILABLE, available);
+        }
+        None => a.insert(names::K8S_OBJECT_DELETED, true),
+    }
+    if state {
+        a.insert(names::K8S_OBJECT_STATE, true);
+    }
+    r
+}
+
+#[tokio::test]
+async fn workloads_show_their_newest_replica_counts_and_deleted_ones_are_gone() {
+    let records = vec![
+        // vllm: its hourly state, then a scale-up not yet ready.
+        workload_record(1, "Deployment", "vllm", 3000, Some((2, 2, 2)), true),
+        workload_record(2, "Deployment", "vllm", 120, Some((3, 2, 2)), false),
+        // Its autoscaler wants more than it has.
+        workload_record(
+            3,
+            "HorizontalPodAutoscaler",
+            "vllm",
+            100,
+            Some((3, 2, 8)),
+            false,
+        ),
+        // tgi: deleted after its last state.
+        workload_record(4, "StatefulSet", "tgi", 2000, Some((1, 1, 1)), true),
+        workload_record(5, "StatefulSet", "tgi", 60, None, false),
+        // old: nothing in the last three hours (its source stopped, or it went unseen).
+        workload_record(6, "Deployment", "old", 4 * 3600, Some((1, 1, 1)), true),
+        // A pod's change is not a workload.
+        pod_change(7, "vllm-0", None, 30, &[]),
+    ];
+    let (_dir, app) = app_with_records(records);
+    let (status, body) = get(&app, "/api/v1/workloads").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let shown: Vec<(String, String, i64, i64)> = body["workloads"]
+        .as_array()
+        .expect("workloads")
+        .iter()
+        .map(|w| {
+            (
+                w["kind"].as_str().unwrap_or_default().to_string(),
+                w["name"].as_str().unwrap_or_default().to_string(),
+                w["desired"].as_i64().unwrap_or(-1),
+                w["ready"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            ("Deployment".to_string(), "vllm".to_string(), 3, 2),
+            (
+                "HorizontalPodAutoscaler".to_string(),
+                "vllm".to_string(),
+                3,
+                2
+            ),
+        ],
+        "{body}"
+    );
+    assert_eq!(body["workloads"][0]["namespace"], "llm");
+    let (status, body) = get(&app, "/api/v1/workloads?q=vllm").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 }
 
 /// A pod's change record as the `kube` source writes it: about pod `pod` (uid `pod-uid`),
