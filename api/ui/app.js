@@ -481,13 +481,15 @@ async function renderDashboard(p) {
   const from = "now-" + range;
   try {
     const byPod = groupBy === "pod";
-    const [summary, requests, errors, arrivals, pods] = await Promise.all([
+    const [summary, requests, errors, arrivals, pods, workloads] = await Promise.all([
       api("/api/v1/llm/summary", { from, group_by: groupBy }),
       api("/api/v1/histogram", { from, kind: "request" }),
       api("/api/v1/histogram", { from, kind: "request", q: FAILED }),
       api("/api/v1/histogram", { from, kind: "log", q: "llm.event:request_received" }),
       // Each pod's state (phase, restarts, why a container waits) beside its figures.
       byPod ? api("/api/v1/pods").catch(() => ({ pods: [] })) : { pods: [] },
+      // The replicas each Deployment, StatefulSet and autoscaler has of what it wants.
+      api("/api/v1/workloads").catch(() => ({ workloads: [] })),
     ]);
     const podState = new Map(pods.pods.map((p) => [p.pod, p]));
     const stateCell = (name) => {
@@ -533,6 +535,18 @@ async function renderDashboard(p) {
           tokensPerS(g) !== g.output_tokens_per_s ? fmt(tokensPerS(g)) + " (engine)" : fmt(g.output_tokens_per_s)),
         el("td", {}, fmt(g.running_avg)), el("td", {}, fmt(g.kv_cache_pct_avg)),
         el("td", {}, fmt(g.gpu_utilization_pct_avg)), el("td", {}, fmt(g.gpu_memory_used_bytes_avg)))));
+    // Replica counts, those short of what they want first: a rollout that never became
+    // ready, an autoscaler that cannot get the pods it asks for.
+    const short = (w) => w.ready < w.desired;
+    const replicas = [...workloads.workloads].sort((a, b) => short(b) - short(a));
+    if (replicas.length) {
+      const words = (w) => w.kind === "HorizontalPodAutoscaler"
+        ? "autoscaler " + w.name + ": wants " + w.desired + ", has " + w.ready + " (max " + w.available + ")"
+        : w.kind.toLowerCase() + " " + w.name + ": " + w.ready + "/" + w.desired + " ready";
+      table.after(el("div", { class: "workloads", id: "workloads" }, "replicas: ",
+        replicas.map((w) => el("span", { class: "workload" + (short(w) ? " warn" : ""), "data-name": w.name,
+          "data-kind": w.kind, title: (w.namespace || "") + ", as of " + shortTime(w.updated) }, words(w)))));
+    }
     // The index began after the range did (a new install, or retention dropped the rest):
     // the rates are per second of what it holds, and say so.
     if (summary.data_from && ms(summary.data_from) > ms(summary.from) + 1000) {

@@ -544,6 +544,22 @@ async fn the_dashboard_shows_a_crash_looping_pods_state_beside_its_figures() {
             },
         ]),
     );
+    // Its Deployment wants two replicas and has one ready.
+    let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "vllm-llama3", "namespace": &namespace, "uid": "d-1",
+            "resourceVersion": "7", "creationTimestamp": now},
+        "spec": {"replicas": 2, "selector": {}, "template": {}},
+        "status": {"readyReplicas": 1, "availableReplicas": 1}});
+    script.answers.insert(
+        "/apis/apps/v1/deployments",
+        std::collections::VecDeque::from([
+            Answer::List(list("DeploymentList", "7", vec![deployment])),
+            Answer::Watch {
+                lines: vec![],
+                close: false,
+            },
+        ]),
+    );
     let api = FakeApi::start(script).await;
     let url = api.url.clone();
     tokio::task::spawn_blocking(move || {
@@ -582,6 +598,9 @@ async fn the_dashboard_shows_a_crash_looping_pods_state_beside_its_figures() {
         let app = Running::start(&logs, &data, &["--kube-api", &url]);
         app.wait_for("/api/v1/pods", SETTLE, |b| {
             b["pods"].as_array().is_some_and(|p| p.len() == 2)
+        });
+        app.wait_for("/api/v1/workloads", SETTLE, |b| {
+            b["workloads"].as_array().is_some_and(|w| w.len() == 1)
         });
         app.wait_for(
             "/api/v1/llm/summary?from=now-15m&group_by=pod",
@@ -635,6 +654,14 @@ async fn the_dashboard_shows_a_crash_looping_pods_state_beside_its_figures() {
             "Ollama's calls/s: {ollama}"
         );
         assert_eq!(ollama[2], "3 (HTTP)", "Ollama's calls");
+        // The Deployment short of what it wants, in warning colour.
+        let replicas = browser.script(
+            "const w = document.querySelector('#workloads .workload[data-name=\"vllm-llama3\"]'); return w ? [w.textContent, w.className] : null",
+        );
+        assert_eq!(
+            replicas,
+            json!(["deployment vllm-llama3: 1/2 ready", "workload warn"])
+        );
         browser.screenshot("dashboard-pods");
     })
     .await
