@@ -217,19 +217,11 @@ impl WorkloadTracker {
 
 /// The record that `w` is gone, with the replica counts it last had.
 fn deletion_record(w: &WorkloadView, at: Timestamp, how: &str) -> Record {
-    let mut resource = Attributes::new();
-    resource.insert(names::K8S_NAMESPACE_NAME, w.namespace.clone());
     let r = w.replicas;
-    let object = Object {
-        kind: w.kind,
-        uid: &w.uid,
-        name: Some(&w.name),
-    };
-    let mut record = object.record(
+    let mut record = about(
+        w,
         &format!("k8s-workload/{}/deleted", w.uid),
-        w.version,
         at,
-        resource,
         format!(
             "{} {} {how} (had {} desired, {} ready)",
             w.kind.to_lowercase(),
@@ -243,9 +235,19 @@ fn deletion_record(w: &WorkloadView, at: Timestamp, how: &str) -> Record {
     record
 }
 
-fn record(w: &WorkloadView, before: Option<Replicas>) -> Record {
+/// A `k8s_object` record about `w` (its namespace, kind, name and uid), of `w`'s version.
+fn about(w: &WorkloadView, source: &str, at: Timestamp, body: String) -> Record {
     let mut resource = Attributes::new();
     resource.insert(names::K8S_NAMESPACE_NAME, w.namespace.clone());
+    let object = Object {
+        kind: w.kind,
+        uid: &w.uid,
+        name: Some(&w.name),
+    };
+    object.record(source, w.version, at, resource, body)
+}
+
+fn record(w: &WorkloadView, before: Option<Replicas>) -> Record {
     let r = w.replicas;
     let mut body = match w.kind {
         "HorizontalPodAutoscaler" => format!(
@@ -264,18 +266,7 @@ fn record(w: &WorkloadView, before: Option<Replicas>) -> Record {
     if let Some(b) = before {
         body.push_str(&format!(" (was {} desired, {} ready)", b.desired, b.ready));
     }
-    let object = Object {
-        kind: w.kind,
-        uid: &w.uid,
-        name: Some(&w.name),
-    };
-    let mut record = object.record(
-        &format!("k8s-workload/{}", w.uid),
-        w.version,
-        w.changed_at,
-        resource,
-        body,
-    );
+    let mut record = about(w, &format!("k8s-workload/{}", w.uid), w.changed_at, body);
     // Fewer ready than wanted is how a failed rollout or a pod that cannot be scheduled
     // shows at the workload (and, for an autoscaler, a scale-up not yet served).
     record.severity = Some(if r.ready < r.desired {
