@@ -537,15 +537,19 @@ async function renderDashboard(p) {
         el("td", {}, fmt(g.gpu_utilization_pct_avg)), el("td", {}, fmt(g.gpu_memory_used_bytes_avg)))));
     // Replica counts, those short of what they want first: a rollout that never became
     // ready, an autoscaler that cannot get the pods it asks for.
+    // A cluster of many: every one short, and the rest only while few (else counted).
     const short = (w) => w.ready < w.desired;
     const replicas = [...workloads.workloads].sort((a, b) => short(b) - short(a));
+    const shown = replicas.length <= 12 ? replicas : replicas.filter(short);
     if (replicas.length) {
       const words = (w) => w.kind === "HorizontalPodAutoscaler"
         ? "autoscaler " + w.name + ": wants " + w.desired + ", has " + w.ready + " (max " + w.available + ")"
         : w.kind.toLowerCase() + " " + w.name + ": " + w.ready + "/" + w.desired + " ready";
+      const rest = replicas.length - shown.length;
       table.after(el("div", { class: "workloads", id: "workloads" }, "replicas: ",
-        replicas.map((w) => el("span", { class: "workload" + (short(w) ? " warn" : ""), "data-name": w.name,
-          "data-kind": w.kind, title: (w.namespace || "") + ", as of " + shortTime(w.updated) }, words(w)))));
+        shown.map((w) => el("span", { class: "workload" + (short(w) ? " warn" : ""), "data-name": w.name,
+          "data-kind": w.kind, title: (w.namespace || "") + ", as of " + shortTime(w.updated) }, words(w))),
+        rest ? el("span", { class: "workload" }, rest + (shown.length ? " more" : " workloads") + " with every replica ready") : ""));
     }
     // The index began after the range did (a new install, or retention dropped the rest):
     // the rates are per second of what it holds, and say so.

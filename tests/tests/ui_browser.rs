@@ -544,16 +544,20 @@ async fn the_dashboard_shows_a_crash_looping_pods_state_beside_its_figures() {
             },
         ]),
     );
-    // Its Deployment wants two replicas and has one ready.
-    let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": "vllm-llama3", "namespace": &namespace, "uid": "d-1",
-            "resourceVersion": "7", "creationTimestamp": now},
-        "spec": {"replicas": 2, "selector": {}, "template": {}},
-        "status": {"readyReplicas": 1, "availableReplicas": 1}});
+    // Its Deployment wants two replicas and has one ready; twelve others have all theirs.
+    let deployment = |name: &str, wanted: i64, ready: i64| {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": &namespace, "uid": format!("d-{name}"),
+                "resourceVersion": "7", "creationTimestamp": now},
+            "spec": {"replicas": wanted, "selector": {}, "template": {}},
+            "status": {"readyReplicas": ready, "availableReplicas": ready}})
+    };
+    let mut deployments = vec![deployment("vllm-llama3", 2, 1)];
+    deployments.extend((0..12).map(|i| deployment(&format!("web-{i}"), 1, 1)));
     script.answers.insert(
         "/apis/apps/v1/deployments",
         std::collections::VecDeque::from([
-            Answer::List(list("DeploymentList", "7", vec![deployment])),
+            Answer::List(list("DeploymentList", "7", deployments)),
             Answer::Watch {
                 lines: vec![],
                 close: false,
@@ -600,7 +604,7 @@ async fn the_dashboard_shows_a_crash_looping_pods_state_beside_its_figures() {
             b["pods"].as_array().is_some_and(|p| p.len() == 2)
         });
         app.wait_for("/api/v1/workloads", SETTLE, |b| {
-            b["workloads"].as_array().is_some_and(|w| w.len() == 1)
+            b["workloads"].as_array().is_some_and(|w| w.len() == 13)
         });
         app.wait_for(
             "/api/v1/llm/summary?from=now-15m&group_by=pod",
@@ -661,6 +665,12 @@ async fn the_dashboard_shows_a_crash_looping_pods_state_beside_its_figures() {
         assert_eq!(
             replicas,
             json!(["deployment vllm-llama3: 1/2 ready", "workload warn"])
+        );
+        // The healthy many are counted, not listed.
+        let line = browser.text(&browser.find("#workloads"));
+        assert!(
+            line.ends_with("12 more with every replica ready") && !line.contains("web-"),
+            "{line}"
         );
         browser.screenshot("dashboard-pods");
     })
