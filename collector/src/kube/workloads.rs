@@ -60,6 +60,29 @@ pub trait Workload: k8s_openapi::Resource + k8s_openapi::Metadata<Ty = ObjectMet
     }
 }
 
+impl WorkloadView {
+    /// The view of a workload the tracker remembers, as of `at` (its version `version`):
+    /// for the records of its state and of its deletion found at a relist.
+    fn remembered(
+        uid: &str,
+        (kind, namespace, name): &WorkloadKey,
+        replicas: Replicas,
+        version: u64,
+        at: Timestamp,
+    ) -> WorkloadView {
+        WorkloadView {
+            kind,
+            uid: uid.to_string(),
+            namespace: namespace.clone(),
+            name: name.clone(),
+            version,
+            changed_at: at,
+            deleted_at: None,
+            replicas,
+        }
+    }
+}
+
 fn count(v: Option<i32>) -> i64 {
     i64::from(v.unwrap_or(0))
 }
@@ -126,8 +149,8 @@ impl WorkloadTracker {
         let key = (w.kind, w.namespace.clone(), w.name.clone());
         match self.of_kind(w.kind).applied(&w.uid, key, w.replicas) {
             Change::Unchanged => None,
-            Change::New => Some(record(&w, None)),
-            Change::From(before) => Some(record(&w, Some(before))),
+            Change::New => Some(record(&w, None, "k8s-workload")),
+            Change::From(before) => Some(record(&w, Some(before), "k8s-workload")),
         }
     }
 
@@ -152,17 +175,8 @@ impl WorkloadTracker {
         self.of_kind(kind)
             .relisted()
             .into_iter()
-            .map(|(uid, (kind, namespace, name), replicas)| {
-                let w = WorkloadView {
-                    kind,
-                    uid,
-                    namespace,
-                    name,
-                    version: 0,
-                    changed_at: Timestamp::now(),
-                    deleted_at: None,
-                    replicas,
-                };
+            .map(|(uid, key, replicas)| {
+                let w = WorkloadView::remembered(&uid, &key, replicas, 0, Timestamp::now());
                 deletion_record(
                     &w,
                     w.changed_at,
@@ -190,22 +204,10 @@ impl WorkloadTracker {
         self.kinds
             .values()
             .flat_map(|tracker| tracker.iter())
-            .map(|(uid, (kind, namespace, name), replicas)| {
-                let w = WorkloadView {
-                    kind,
-                    uid: uid.to_string(),
-                    namespace: namespace.clone(),
-                    name: name.clone(),
-                    version: u64::try_from(hour).unwrap_or(0),
-                    changed_at: at,
-                    deleted_at: None,
-                    replicas: *replicas,
-                };
-                let mut r = record(&w, None);
-                r.id = model::RecordId::from_source(
-                    format!("k8s-workload-state/{uid}").as_bytes(),
-                    w.version,
-                );
+            .map(|(uid, key, replicas)| {
+                let version = u64::try_from(hour).unwrap_or(0);
+                let w = WorkloadView::remembered(uid, key, *replicas, version, at);
+                let mut r = record(&w, None, "k8s-workload-state");
                 r.attributes.insert(names::K8S_OBJECT_STATE, true);
                 // A state repeats what a change said: the change is the warning.
                 r.severity = Some(Severity::Info);
@@ -247,7 +249,9 @@ fn about(w: &WorkloadView, source: &str, at: Timestamp, body: String) -> Record 
     object.record(source, w.version, at, resource, body)
 }
 
-fn record(w: &WorkloadView, before: Option<Replicas>) -> Record {
+/// The record of `w`'s replica counts (`before` them, on a change), with an id of `kind`
+/// (`k8s-workload`, `k8s-workload-state`), its uid and its version.
+fn record(w: &WorkloadView, before: Option<Replicas>, kind: &str) -> Record {
     let r = w.replicas;
     let mut body = match w.kind {
         "HorizontalPodAutoscaler" => format!(
@@ -266,7 +270,7 @@ fn record(w: &WorkloadView, before: Option<Replicas>) -> Record {
     if let Some(b) = before {
         body.push_str(&format!(" (was {} desired, {} ready)", b.desired, b.ready));
     }
-    let mut record = about(w, &format!("k8s-workload/{}", w.uid), w.changed_at, body);
+    let mut record = about(w, &format!("{kind}/{}", w.uid), w.changed_at, body);
     // Fewer ready than wanted is how a failed rollout or a pod that cannot be scheduled
     // shows at the workload (and, for an autoscaler, a scale-up not yet served).
     record.severity = Some(if r.ready < r.desired {
