@@ -27,6 +27,13 @@ fn batch_with_checkpoint(records: Vec<Record>, position: u64) -> Batch {
     }
 }
 
+/// Where the sources resume in the log [`batch_with_checkpoint`] names: the position of
+/// the index's last commit.
+fn committed_position(store: &IndexStore) -> Option<u64> {
+    let checkpoints = store.committed_checkpoints().unwrap();
+    checkpoints.position("files", "/logs/p/0.log")
+}
+
 fn split_dirs(index: &Path) -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(index.join("splits"))
         .unwrap()
@@ -202,13 +209,7 @@ fn small_splits_are_merged_and_nothing_is_lost_or_doubled() {
     drop(store);
     let store = IndexStore::open_or_create(dir.path()).unwrap();
     assert_eq!(ids(&store), (50, 50));
-    assert_eq!(
-        store
-            .committed_checkpoints()
-            .unwrap()
-            .position("files", "/logs/p/0.log"),
-        Some(9)
-    );
+    assert_eq!(committed_position(&store), Some(9));
 }
 
 #[test]
@@ -250,13 +251,7 @@ fn a_merge_cut_short_by_a_crash_neither_loses_nor_doubles_records() {
         2,
         "replaced splits are removed"
     );
-    assert_eq!(
-        store
-            .committed_checkpoints()
-            .unwrap()
-            .position("files", "/logs/p/0.log"),
-        Some(3)
-    );
+    assert_eq!(committed_position(&store), Some(3));
 }
 
 #[test]
@@ -299,10 +294,7 @@ fn a_damaged_split_is_quarantined_and_the_others_stay_searchable() {
         ["b", "a"]
     );
     assert_eq!(
-        store
-            .committed_checkpoints()
-            .unwrap()
-            .position("files", "/logs/p/0.log"),
+        committed_position(&store),
         Some(1),
         "the sources resume from the commit before, so c and d are read again"
     );
@@ -498,13 +490,7 @@ fn under_the_disk_floor_the_index_gives_back_its_own_growth_and_stops_growing() 
     add_hour(&mut sink, 9, 1);
     assert_eq!(found(), [0, 0, 0, 0, 0, 0, 0, 0, 10, 1]);
     sink.close().unwrap();
-    assert_eq!(
-        store
-            .committed_checkpoints()
-            .unwrap()
-            .position("files", "/logs/p/0.log"),
-        Some(9)
-    );
+    assert_eq!(committed_position(&store), Some(9));
 }
 
 #[test]
@@ -715,10 +701,7 @@ fn a_split_an_older_version_wrote_stays_searchable_and_is_neither_written_to_nor
     assert_eq!(store.stats().splits_quarantined, 0);
     assert_eq!(store.split_count(), 1);
     assert_eq!(
-        store
-            .committed_checkpoints()
-            .unwrap()
-            .position("files", "/logs/p/0.log"),
+        committed_position(&store),
         Some(7),
         "the sources resume from the older split's commit"
     );
