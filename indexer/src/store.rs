@@ -135,7 +135,7 @@ impl IndexStore {
                 .sum(),
             records: splits.iter().map(|s| s.stats().docs).sum(),
             bytes: splits.iter().map(|s| s.stats().bytes).sum(),
-            oldest_record: self.oldest_record(),
+            oldest_record: oldest_of(&splits),
             commits: n(&c.commits),
             records_committed: n(&c.records_committed),
             commit_failures: n(&c.commit_failures),
@@ -165,9 +165,7 @@ impl IndexStore {
     /// The oldest record's timestamp, from the splits' metadata: where the index's data
     /// begins. `None` while it holds no record.
     pub fn oldest_record(&self) -> Option<Timestamp> {
-        let splits = self.splits.snapshot();
-        let oldest = splits.iter().filter_map(|s| s.stats().min_ts).min();
-        oldest.map(Timestamp::from_unix_nanos)
+        oldest_of(&self.splits.snapshot())
     }
 
     /// Where the index's bytes go, summed over splits: `(part, bytes)` with parts such as
@@ -219,4 +217,10 @@ impl IndexStore {
     pub fn searcher(&self) -> LogSearcher {
         LogSearcher::new(self.splits.clone())
     }
+}
+
+/// The oldest record of `splits`, from their metadata.
+fn oldest_of(splits: &[Arc<crate::splits::Split>]) -> Option<Timestamp> {
+    let oldest = splits.iter().filter_map(|s| s.stats().min_ts).min();
+    oldest.map(Timestamp::from_unix_nanos)
 }
