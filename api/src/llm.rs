@@ -299,10 +299,9 @@ pub(crate) async fn summary(
             )));
         }
     };
-    let (base, from, to) = params
-        .filters
-        .to_bounded_request(Timestamp::now(), DEFAULT_RANGE)?;
+    // One now for the range and for where the rates end: `to=now` ends them at it.
     let now = Timestamp::now();
+    let (base, from, to) = params.filters.to_bounded_request(now, DEFAULT_RANGE)?;
     let ((data_from, rate_seconds, groups), coverage) = blocking(&state, move |b| {
         // Where the data begins, from the splits' metadata: not the first record in the
         // range, or a quiet stretch before a request would make its own short window.
