@@ -136,7 +136,20 @@ impl SimulatedServer for Vllm {
 /// format, with the call's duration (vLLM v1 logs none of its own).
 pub struct IstioProxy {
     /// The calls of the server behind it.
-    pub calls: Calls,
+    calls: Calls,
+    /// Lines of calls still in flight, with when they end: Envoy writes a call's line when
+    /// it ends, stamped with its start, so a trace shows the line after the engine's.
+    in_flight: Vec<(Timestamp, String)>,
+}
+
+impl IstioProxy {
+    /// The sidecar of the server that takes `calls`.
+    pub fn new(calls: Calls) -> Self {
+        IstioProxy {
+            calls,
+            in_flight: Vec::new(),
+        }
+    }
 }
 
 impl SimulatedServer for IstioProxy {
@@ -158,8 +171,8 @@ impl SimulatedServer for IstioProxy {
                 (200, "-")
             };
             let took = rng.range(300, 12_000);
-            out.push((
-                Stream::Stdout,
+            self.in_flight.push((
+                now.saturating_add_nanos(took as i64 * 1_000_000),
                 format!(
                     "[{start}] \"POST /v1/chat/completions HTTP/1.1\" {status} {flags} via_upstream - \"-\" {} {} {took} {} \"-\" \"OpenAI/Python 1.40.0\" \"{header}\" \"vllm-llama3-8b.llm-serving.svc.cluster.local:8000\" \"10.42.0.17:8000\" inbound|8000|| 127.0.0.6:{} 10.42.0.17:8000 10.42.0.{}:{} outbound_.8000_._.vllm-llama3-8b.llm-serving.svc.cluster.local default",
                     rng.range(200, 4_000),
@@ -171,6 +184,13 @@ impl SimulatedServer for IstioProxy {
                 ),
             ));
         }
+        let (ended, in_flight) = std::mem::take(&mut self.in_flight)
+            .into_iter()
+            .partition(|(end, _)| *end <= now);
+        self.in_flight = in_flight;
+        let mut ended: Vec<(Timestamp, String)> = ended;
+        ended.sort_by_key(|(end, _)| *end);
+        out.extend(ended.into_iter().map(|(_, line)| (Stream::Stdout, line)));
     }
 }
 

@@ -80,7 +80,7 @@ impl ClusterSimulator {
                 "vllm-llama3-8b-0",
                 vec![
                     Box::new(Vllm::with_sidecar(calls.clone())),
-                    Box::new(IstioProxy { calls }),
+                    Box::new(IstioProxy::new(calls)),
                 ],
             ),
             ("tgi-mistral-7b-0", vec![Box::<Tgi>::default()]),
