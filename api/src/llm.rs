@@ -9,7 +9,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use indexer::{GroupStats, IndexError, SearchRequest};
 use model::{RecordKind, Timestamp, names};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Without `from`, the summary covers this long before `to`.
 const DEFAULT_RANGE: std::time::Duration = std::time::Duration::from_secs(3600);
@@ -77,7 +77,8 @@ pub(crate) struct GroupSummary {
     /// `errors` / `requests`.
     error_rate: Option<f64>,
     /// Inference calls in the servers' HTTP access logs (`llm.event:access` with a status;
-    /// probes and scrapes are `probe`).
+    /// probes and scrapes are `probe`); for a group whose servers log none, in their
+    /// proxies' (`llm.event:proxy_access`, an Envoy sidecar's).
     http_responses: u64,
     /// Those answered 5xx.
     http_errors: u64,
@@ -156,15 +157,38 @@ fn summarise(
         s.received = g.count;
         s.received_rps = g.count as f64 / rate_s;
     }
-    // Where the status is logged (llama.cpp also logs a call's start, without one).
-    let answered = of_kind(
-        RecordKind::Log,
-        Some("(llm.event:access AND http.response.status_code:>=100)"),
-    );
-    for g in stats(&answered, names::HTTP_RESPONSE_STATUS_CODE, &[])? {
-        let s = groups.entry(key(&g)).or_default();
-        s.http_responses = g.count;
-        s.http_rps = g.count as f64 / rate_s;
+    // A call is counted from the server's own access line where it logs one, else from its
+    // proxy's (an Envoy sidecar's): never both, which would count each call twice.
+    for event in ["access", "proxy_access"] {
+        // Where the status is logged (llama.cpp also logs a call's start, without one).
+        let answered = of_kind(
+            RecordKind::Log,
+            Some(&format!(
+                "(llm.event:{event} AND http.response.status_code:>=100)"
+            )),
+        );
+        let answered = stats(&answered, names::HTTP_RESPONSE_STATUS_CODE, &[])?;
+        let failed = of_kind(
+            RecordKind::Log,
+            Some(&format!(
+                "(llm.event:{event} AND http.response.status_code:>=500)"
+            )),
+        );
+        let failed = stats(&failed, names::HTTP_RESPONSE_STATUS_CODE, &[])?;
+        let mut counted = BTreeSet::new();
+        for g in answered {
+            let s = groups.entry(key(&g)).or_default();
+            if s.http_responses == 0 {
+                s.http_responses = g.count;
+                s.http_rps = g.count as f64 / rate_s;
+                counted.insert(key(&g));
+            }
+        }
+        for g in failed {
+            if counted.contains(&key(&g)) {
+                groups.entry(key(&g)).or_default().http_errors = g.count;
+            }
+        }
     }
     let timed_calls = of_kind(
         RecordKind::Log,
@@ -172,13 +196,6 @@ fn summarise(
     );
     for g in stats(&timed_calls, names::LLM_E2E_MS, &PERCENTS)? {
         groups.entry(key(&g)).or_default().http_latency_ms = spread(&g);
-    }
-    let failed_calls = of_kind(
-        RecordKind::Log,
-        Some("(llm.event:access AND http.response.status_code:>=500)"),
-    );
-    for g in stats(&failed_calls, names::HTTP_RESPONSE_STATUS_CODE, &[])? {
-        groups.entry(key(&g)).or_default().http_errors = g.count;
     }
     for g in stats(&requests, names::LLM_TTFT_MS, &PERCENTS)? {
         groups.entry(key(&g)).or_default().ttft_ms = spread(&g);

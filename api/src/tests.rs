@@ -465,6 +465,43 @@ async fn a_server_known_only_by_its_access_lines_has_their_latency_and_rate() {
 }
 
 #[tokio::test]
+async fn a_server_known_only_by_its_proxy_has_the_proxys_calls_counted() {
+    // A server behind an Envoy sidecar that logs no access line of its own: its calls are
+    // the sidecar's, counted and failed from its lines (one of them 503), not just timed.
+    let mut records = Vec::new();
+    for (i, (status, ms)) in [(200, 900.0), (503, 30_000.0), (200, 1500.0)]
+        .into_iter()
+        .enumerate()
+    {
+        let mut r = at(
+            i as u64,
+            "sglang-0",
+            30,
+            RecordKind::Log,
+            "[…] \"POST /v1/chat/completions HTTP/1.1\" … via_upstream",
+        );
+        r.attributes.insert(names::LLM_EVENT, "proxy_access");
+        r.attributes
+            .insert(names::HTTP_RESPONSE_STATUS_CODE, status as i64);
+        r.attributes
+            .insert(names::LLM_E2E_MS, model::AttrValue::Float(ms));
+        records.push(r);
+    }
+    let (_dir, app) = app_with_records(records);
+    let (status, body) = get(&app, "/api/v1/llm/summary?from=now-10m&group_by=pod").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let pod = &body["groups"][0];
+    assert_eq!(
+        (pod["http_responses"].as_u64(), pod["http_errors"].as_u64()),
+        (Some(3), Some(1)),
+        "{pod}"
+    );
+    let rps = pod["http_rps"].as_f64().unwrap_or(0.0);
+    assert!((rps - 3.0 / rate_seconds(&body)).abs() < 1e-9, "{pod}");
+    assert_eq!(pod["http_latency_ms"]["avg"].as_f64(), Some(10_800.0));
+}
+
+#[tokio::test]
 async fn the_llm_summary_gives_rates_percentiles_errors_and_load_per_model() {
     let (_dir, app) = app_with_records(llm_records());
     let (status, body) = get(&app, "/api/v1/llm/summary?from=now-10m").await;
