@@ -136,6 +136,8 @@ pub struct Running {
     /// `http://IP:PORT` of its API.
     pub base_url: String,
     stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    /// Its `TMPDIR`: what a killed process leaves there (a demo's tree) goes with the test.
+    _tmp: tempfile::TempDir,
 }
 
 impl Running {
@@ -180,7 +182,15 @@ impl Running {
     }
 
     fn spawn_command(mut command: Command) -> (Running, Vec<String>) {
+        let tmp = tempfile::tempdir().expect("a TMPDIR for infersight");
+        // Writable by anyone, as /tmp is: the process may run as `nobody`.
+        std::fs::set_permissions(
+            tmp.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+        )
+        .expect("chmod the TMPDIR");
         let mut child = command
+            .env("TMPDIR", tmp.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -234,6 +244,7 @@ impl Running {
             child,
             base_url,
             stderr,
+            _tmp: tmp,
         };
         (running, printed)
     }
