@@ -26,11 +26,11 @@ pub(crate) struct Filters {
         pattern = r"^(|now([+-][0-9]{1,9}[smhdw])?|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2}))$"
     )]
     pub(crate) to: Option<String>,
-    /// Only this Kubernetes namespace.
+    /// Only this Kubernetes namespace (`llm-*`: those whose names begin so).
     pub(crate) namespace: Option<String>,
-    /// Only this pod.
+    /// Only this pod (`vllm-*`: those whose names begin so).
     pub(crate) pod: Option<String>,
-    /// Only this container.
+    /// Only this container (`vllm*`: those whose names begin so).
     pub(crate) container: Option<String>,
     /// Only this kind of record.
     #[param(pattern = r"^(|log|k8s_event|k8s_object|gpu|request|engine_stats)$")]

@@ -204,7 +204,7 @@ async function renderSearch(p) {
   const form = el("form", { class: "query", id: "search-form" },
     field("q", "chatcmpl-a269fdcb, \"CUDA out of memory\", llm.e2e_ms:>5000 …", ""),
     range, field("from", "from: 2026-11-27T20:00:00Z"), field("to", "to: now"),
-    field("namespace", "namespace"), field("pod", "pod"), field("container", "container"),
+    field("namespace", "namespace"), field("pod", "pod (vllm-*)"), field("container", "container"),
     field("server", "server (vllm…)"), field("severity", "severity (ERROR…)"),
     el("button", { type: "submit" }, "Search"),
     el("label", {}, el("input", { type: "checkbox", id: "live", checked: p.get("live") === "1" }), " live tail"));
@@ -220,7 +220,8 @@ async function renderSearch(p) {
   const help = el("details", { class: "help" }, el("summary", {}, "query syntax"),
     el("div", {}, "Words must all match (", el("code", {}, "kv cache"), "); ids whole or by part (",
       el("code", {}, "chatcmpl-a269fdcb"), ", ", el("code", {}, "a269fdcb"), "); prefixes of 3+ characters (",
-      el("code", {}, "chatcmpl-a26*"), "); phrases in quotes; ", el("code", {}, "AND OR -"), "; fields (",
+      el("code", {}, "chatcmpl-a26*"), ", ", el("code", {}, "k8s.pod.name:vllm-*"), "); phrases in quotes; ",
+      el("code", {}, "AND OR -"), " (", el("code", {}, "-k8s.container.name:istio-proxy"), "); fields (",
       el("code", {}, "k8s.pod.name:vllm-0"), ", ", el("code", {}, "error.type:cuda_oom"), ", ",
       el("code", {}, "llm.request_id:…"), "); numeric ranges (", el("code", {}, "llm.e2e_ms:>5000"), ", ",
       el("code", {}, "http.response.status_code:[500 TO 599]"), ")."));

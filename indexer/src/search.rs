@@ -9,9 +9,9 @@ use tantivy::collector::{Collector, Count, DocSetCollector, TopDocs};
 use tantivy::columnar::{Column, StrColumn};
 use tantivy::query::{
     AllQuery, BooleanQuery, EmptyQuery, EnableScoring, Occur, PhrasePrefixQuery, Query,
-    QueryParser, TermQuery,
+    QueryParser, QueryParserError, RegexQuery, TermQuery,
 };
-use tantivy::schema::{IndexRecordOption, Value};
+use tantivy::schema::{FieldType, IndexRecordOption, Value};
 use tantivy::tokenizer::TokenizerManager;
 use tantivy::{DocAddress, Order, TantivyDocument, Term};
 
@@ -29,35 +29,89 @@ const NEWEST_WINDOWS: [i64; 5] = [
     24 * 3600 * 1_000_000_000,
 ];
 
-/// The shortest prefix a `word*` query may have, and how many terms it may expand to:
-/// a prefix query's cost is bounded by both.
+/// The shortest prefix a `word*` query may have: a prefix query's cost is bounded by it.
 const MIN_PREFIX: usize = 3;
+/// How many request ids a trace's `id-…` prefix may expand to.
 const MAX_PREFIX_EXPANSIONS: u32 = 1000;
 
-/// Splits bare `word*` terms (no field, no quotes) off a query: tantivy's parser has no
-/// plain prefix syntax, and its phrase prefix would split an id at its dashes. Returns the
-/// rest of the query and the prefixes, which every hit must match.
-fn split_prefix_words(query: &str) -> (String, Vec<String>) {
-    let mut rest = Vec::new();
-    let mut prefixes = Vec::new();
+/// Rewrites each prefix `word*` (on `body`) and `field:value*` (on an exact field) into the
+/// anchored regex `field:/word.*/` that tantivy's parser matches terms with, in place, so
+/// `a* OR b` keeps its meaning: the parser has no plain prefix syntax, its phrase prefix
+/// splits an id at its dashes, needs two terms on an exact field, and `field:value*` is
+/// otherwise a literal term that silently matches nothing. A `/regex/` the user writes is
+/// refused (its cost has no bound); words in quotes are left alone.
+fn prefixes_as_regexes(schema: &IndexSchema, query: &str) -> Result<String, IndexError> {
     let mut quoted = false;
+    let mut words = Vec::new();
     for word in query.split(' ') {
-        let plain = !quoted
-            && word.len() > 1
-            && word.ends_with('*')
-            && !word[..word.len() - 1]
-                .contains(['*', ':', '"', '(', ')', '[', ']', '{', '}', '\\'])
-            && !word.starts_with(['-', '+']);
+        let was_quoted = quoted;
         if word.matches('"').count() % 2 == 1 {
             quoted = !quoted;
         }
-        if plain {
-            prefixes.push(word[..word.len() - 1].to_string());
-        } else {
-            rest.push(word);
+        if was_quoted || word.contains('"') {
+            words.push(word.to_string());
+            continue;
         }
+        let core = word.trim_start_matches(['+', '-', '(']);
+        let lead = &word[..word.len() - core.len()];
+        let core = core.trim_end_matches(')');
+        let trail = &word[lead.len() + core.len()..];
+        if core.starts_with('/') || core.contains(":/") {
+            return Err(IndexError::Query(format!(
+                "`{word}`: a value that starts with `/` goes in quotes (`url.path:\"/v1/chat\"`); \
+                 regular expressions are not run, prefixes are (`k8s.pod.name:vllm-*`)"
+            )));
+        }
+        let Some(prefix) = core.strip_suffix('*').filter(|p| !p.is_empty()) else {
+            words.push(word.to_string());
+            continue;
+        };
+        let (field_name, value) = match prefix.split_once(':') {
+            Some((field, value)) => (field, value),
+            None => ("body", prefix),
+        };
+        if value.is_empty()
+            || value.contains(['*', ':', '(', ')', '[', ']', '{', '}', '\\', '^', '~'])
+        {
+            words.push(word.to_string());
+            continue;
+        }
+        let Some((field, path)) = schema.schema.find_field(field_name) else {
+            // The parser names the unknown field.
+            words.push(word.to_string());
+            continue;
+        };
+        let entry = schema.schema.get_field_entry(field);
+        if !path.is_empty()
+            || !matches!(entry.field_type(), FieldType::Str(_))
+            || !entry.is_indexed()
+        {
+            return Err(IndexError::Query(format!(
+                "`{word}`: prefixes work on the message and the exact fields (`k8s.pod.name:vllm-*`), \
+                 not on `{field_name}`; ask its value whole"
+            )));
+        }
+        if value.chars().count() < MIN_PREFIX {
+            return Err(IndexError::Query(format!(
+                "`{word}`: a prefix needs at least {MIN_PREFIX} characters"
+            )));
+        }
+        // The message's terms are lowercase; an exact field's are as logged.
+        let value = if field == schema.body {
+            value.to_lowercase()
+        } else {
+            value.to_string()
+        };
+        // The grammar ends a regex at `/` unless escaped.
+        let pattern = prefix_pattern(&value).replace('/', "\\/");
+        words.push(format!("{lead}{field_name}:/{pattern}/{trail}"));
     }
-    (rest.join(" "), prefixes)
+    Ok(words.join(" "))
+}
+
+/// The regex of the terms that begin with `prefix` (tantivy anchors it at both ends).
+fn prefix_pattern(prefix: &str) -> String {
+    format!("{}.*", regex_syntax::escape(prefix))
 }
 
 /// Rewrites `field:number` on a numeric column (not indexed: columns only) into the
@@ -104,7 +158,8 @@ pub struct SearchRequest {
     pub from: Option<Timestamp>,
     /// Latest timestamp, inclusive.
     pub to: Option<Timestamp>,
-    /// Only this namespace.
+    /// Only this namespace; `name*` (3+ characters before the `*`): those that begin so,
+    /// as for `pod` and `container`.
     pub namespace: Option<String>,
     /// Only this pod.
     pub pod: Option<String>,
@@ -636,39 +691,38 @@ impl HitReader {
     }
 }
 
-/// The tantivy query of `request`: its query text (with bare `word*` prefixes and numeric
+/// The tantivy query of `request`: its query text (with `word*` prefixes and numeric
 /// `field:number` terms rewritten), time range and filters.
 pub(crate) fn build_query(
     schema: &IndexSchema,
     tokenizers: &TokenizerManager,
     request: &SearchRequest,
 ) -> Result<Box<dyn Query>, IndexError> {
-    let (text, prefixes) = split_prefix_words(&numeric_terms_as_ranges(request.query.trim()));
+    let text = prefixes_as_regexes(schema, &numeric_terms_as_ranges(request.query.trim()))?;
     let text = text.trim();
     let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-    for prefix in prefixes {
-        if prefix.chars().count() < MIN_PREFIX {
-            return Err(IndexError::Query(format!(
-                "`{prefix}*`: a prefix needs at least {MIN_PREFIX} characters"
-            )));
-        }
-        let term = Term::from_field_text(schema.body, &prefix.to_lowercase());
-        let mut q = PhrasePrefixQuery::new_with_offset(vec![(0, term)]);
-        q.set_max_expansions(MAX_PREFIX_EXPANSIONS);
-        clauses.push((Occur::Must, Box::new(q)));
-    }
     if !text.is_empty() && text != "*" {
         let mut parser =
             QueryParser::new(schema.schema.clone(), vec![schema.body], tokenizers.clone());
         // People typing several words into a log search mean all of them.
         parser.set_conjunction_by_default();
-        let q = parser.parse_query(text).map_err(|e| {
+        // Only the regexes `prefixes_as_regexes` writes: it refuses the user's own.
+        parser.allow_regexes();
+        // Errors quote the query as the user wrote it, not as rewritten.
+        let asked = request.query.trim();
+        let q = match parser.parse_query(text) {
+            // `-k8s.container.name:istio-proxy` means everything but those: tantivy wants
+            // something to take them from.
+            Err(QueryParserError::AllButQueryForbidden) => parser.parse_query(&format!("* {text}")),
+            parsed => parsed,
+        }
+        .map_err(|e| {
             // The strict parser only says that the query is wrong; the lenient one says
             // where.
             let (_, errors) = parser.parse_query_lenient(text);
             match errors.first() {
-                Some(where_) => IndexError::Query(format!("{where_} in `{text}`")),
-                None => IndexError::Query(format!("{e} in `{text}`")),
+                Some(where_) => IndexError::Query(format!("{where_} in `{asked}`")),
+                None => IndexError::Query(format!("{e} in `{asked}`")),
             }
         })?;
         clauses.push((Occur::Must, q));
@@ -691,6 +745,19 @@ pub(crate) fn build_query(
             )),
         )
     };
+    // A filter box's `vllm-*` is the pods whose names begin so.
+    let exact_or_prefix = |field, value: &str| -> Result<(Occur, Box<dyn Query>), IndexError> {
+        match value.strip_suffix('*') {
+            Some(prefix) if prefix.chars().count() >= MIN_PREFIX => Ok((
+                Occur::Must,
+                Box::new(RegexQuery::from_pattern(&prefix_pattern(prefix), field)?),
+            )),
+            Some(_) => Err(IndexError::Query(format!(
+                "`{value}`: a prefix needs at least {MIN_PREFIX} characters"
+            ))),
+            None => Ok(exact(field, value)),
+        }
+    };
     let resource_field = |name: &str| {
         schema
             .resource_exact
@@ -704,7 +771,7 @@ pub(crate) fn build_query(
         (model::names::K8S_CONTAINER_NAME, &request.container),
     ] {
         if let (Some(field), Some(v)) = (resource_field(name), value) {
-            clauses.push(exact(field, v));
+            clauses.push(exact_or_prefix(field, v)?);
         }
     }
     if let Some(kind) = request.kind {

@@ -900,3 +900,70 @@ fn percentiles_of_few_values_are_nearest_rank_so_the_slow_one_shows() {
         "the percents asked, whatever was asked of tantivy"
     );
 }
+
+#[test]
+fn prefixes_work_on_exact_fields_and_keep_the_querys_structure() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = IndexStore::open_or_create(dir.path()).unwrap();
+    let mut sink = store.sink(SinkOptions::default()).unwrap();
+    let mut with_model = record(2, "vllm-llama3-1", 20, "other");
+    with_model.attributes.insert(
+        names::GEN_AI_REQUEST_MODEL,
+        "meta-llama/Llama-3.1-8B-Instruct",
+    );
+    sink.add(Batch::new(vec![
+        record(
+            1,
+            "vllm-llama3-0",
+            10,
+            "Received request chatcmpl-a269fdcb7c6ce890",
+        ),
+        with_model,
+        record(3, "tgi-0", 20, "third"),
+    ]))
+    .unwrap();
+    sink.commit().unwrap();
+    let searcher = store.searcher();
+    for (query, expected) in [
+        ("k8s.pod.name:vllm-llama3*", 2),
+        ("k8s.pod.name:vllm* OR third", 3),
+        ("-k8s.pod.name:vllm*", 1),
+        ("-k8s.pod.name:tgi-0 -chatcmpl", 1),
+        ("(k8s.pod.name:vllm* AND other)", 1),
+        ("chatcmpl-a26* OR third", 2),
+        ("gen_ai.request.model:meta-llama/*", 1),
+        // A regex's metacharacters in a prefix are matched as themselves.
+        ("k8s.pod.name:vllm.llama*", 0),
+        // An exact field keeps its case; the message is searched in lowercase.
+        ("k8s.pod.name:VLLM*", 0),
+        ("CHATCMPL*", 1),
+    ] {
+        assert_eq!(
+            searcher
+                .search(&request(query))
+                .map(|r| r.total)
+                .map_err(|e| e.to_string()),
+            Ok(expected),
+            "{query}"
+        );
+    }
+    // The pod filter (the UI's pod box) takes a prefix too.
+    let mut by_pod = request("*");
+    by_pod.pod = Some("vllm-llama3-*".into());
+    assert_eq!(searcher.search(&by_pod).map(|r| r.total).ok(), Some(2));
+    by_pod.pod = Some("vllm-llama3-1".into());
+    assert_eq!(searcher.search(&by_pod).map(|r| r.total).ok(), Some(1));
+    by_pod.pod = Some("v*".into());
+    assert!(searcher.search(&by_pod).is_err(), "too short a prefix");
+    for (query, says) in [
+        ("k8s.pod.name:vl*", "at least 3 characters"),
+        ("k8s.pod.name:/vllm.*/", "goes in quotes"),
+        ("attributes.log.lines:1*", "not on `attributes.log.lines`"),
+    ] {
+        let error = searcher.search(&request(query)).map(|r| r.total);
+        assert!(
+            matches!(&error, Err(IndexError::Query(m)) if m.contains(says)),
+            "{query}: {error:?}"
+        );
+    }
+}
