@@ -271,11 +271,15 @@ impl InferenceLogProcessor {
 
     /// The container's start line names the model it serves ([`startup`]), else its command
     /// line does (`k8s.container.model`); its later lines that mean something (request,
-    /// stats, access and error lines: those with an `llm.event`, and TGI's whole requests)
-    /// get it, unless they name one.
+    /// stats, access and error lines: those with an `llm.event`, TGI's whole requests, and
+    /// any line of a request, such as llama.cpp's `processing task`, whose labels its
+    /// in-flight gauge takes) get it, unless they name one.
     fn remember_model(&mut self, record: &mut Record, index: usize) {
         let event = record.attributes.get_str(names::LLM_EVENT);
-        if event.is_none() && record.attributes.get(names::LLM_E2E_MS).is_none() {
+        if event.is_none()
+            && record.attributes.get(names::LLM_E2E_MS).is_none()
+            && record.attributes.get(names::LLM_REQUEST_ID).is_none()
+        {
             return;
         }
         let learned = event == Some("engine_config");
@@ -682,7 +686,8 @@ mod tests {
             .into_iter()
             .collect(),
         );
-        let mut p = InferenceLogProcessor::new();
+        let metrics = Arc::new(crate::metrics::LlmMetrics::new());
+        let mut p = InferenceLogProcessor::new().with_metrics(Arc::clone(&metrics));
         let mut out = Vec::new();
         let mut lines = Vec::new();
         for text in [
@@ -694,11 +699,22 @@ mod tests {
             "slot print_timing: id  0 | task 7 |        eval time =    2303.87 ms /    40 tokens (   57.60 ms per token,    17.36 tokens per second)",
             "slot print_timing: id  0 | task 7 |       total time =    2424.37 ms /    52 tokens",
             "slot      release: id  0 | task 7 | stop processing: n_tokens = 52, truncated = 0",
+            "slot launch_slot_: id  0 | task 8 | processing task",
         ] {
             let mut r = line(&server, text);
             p.process(&mut r, &mut out);
             lines.push(r);
         }
+        // Task 8 is in flight under the model, as its end will be counted: not under "".
+        let in_flight: Vec<_> = metrics
+            .snapshot()
+            .into_iter()
+            .filter_map(|(labels, s)| Some((labels[2].clone(), s.in_flight?)))
+            .collect();
+        assert_eq!(
+            in_flight,
+            [("/models/Phi-3-mini-4k-instruct-q4.gguf".to_string(), 1)]
+        );
         assert_eq!(
             lines[1].attributes.get_str(names::LLM_SERVER),
             Some("llamacpp")
