@@ -56,8 +56,13 @@ pub trait SearchBackend: Send + Sync + 'static {
         })
     }
 
-    /// Every record about one request, oldest first.
-    fn request_trace(&self, request_id: &str) -> Result<Vec<Record>, IndexError>;
+    /// Every record about one request, oldest first, within the time range and filters of
+    /// `within` (see [`indexer::LogSearcher::request_trace`]).
+    fn request_trace(
+        &self,
+        request_id: &str,
+        within: &SearchRequest,
+    ) -> Result<Vec<Record>, IndexError>;
 
     /// The index's size and counters, when there is a local index.
     fn index_stats(&self) -> Option<IndexStats>;
@@ -112,8 +117,12 @@ impl SearchBackend for LocalIndex {
         self.searcher.field_stats_partial(request, question)
     }
 
-    fn request_trace(&self, request_id: &str) -> Result<Vec<Record>, IndexError> {
-        self.searcher.request_trace(request_id)
+    fn request_trace(
+        &self,
+        request_id: &str,
+        within: &SearchRequest,
+    ) -> Result<Vec<Record>, IndexError> {
+        self.searcher.request_trace(request_id, within)
     }
 
     fn index_stats(&self) -> Option<IndexStats> {
@@ -160,7 +169,7 @@ impl SearchBackend for NoIndex {
         Self::refuse()
     }
 
-    fn request_trace(&self, _: &str) -> Result<Vec<Record>, IndexError> {
+    fn request_trace(&self, _: &str, _: &SearchRequest) -> Result<Vec<Record>, IndexError> {
         Self::refuse()
     }
 

@@ -240,6 +240,11 @@ async fn summaries_and_request_traces_of_split_shards_equal_those_of_one_index()
     assert_eq!(got["lines"], want["lines"]);
     assert_eq!(got["summary"], want["summary"]);
     assert_eq!(got["lines"].as_array().unwrap().len(), 3);
+    // The scope travels to the peers: only the router's line is left.
+    let scoped = "/api/v1/requests/chatcmpl-0001?pod=router-0";
+    let (want, got) = (whole.get(scoped).await, a.get(scoped).await);
+    assert_eq!(got["lines"], want["lines"]);
+    assert_eq!(got["lines"].as_array().map(Vec::len), Some(1), "{got}");
     let incidents = a.get("/api/v1/incidents?from=now-1h").await;
     assert_eq!(incidents["partial"], false, "{incidents}");
 }

@@ -402,6 +402,9 @@ pub(crate) struct ShardStats {
 #[derive(serde::Serialize, serde::Deserialize)]
 pub(crate) struct ShardTrace {
     pub(crate) request_id: String,
+    /// The time range and filters that narrow it (absent from an older peer: none).
+    #[serde(default)]
+    pub(crate) within: SearchRequest,
 }
 
 impl SearchBackend for Federated {
@@ -483,13 +486,18 @@ impl SearchBackend for Federated {
         Ok(mine)
     }
 
-    fn request_trace(&self, request_id: &str) -> Result<Vec<Record>, IndexError> {
+    fn request_trace(
+        &self,
+        request_id: &str,
+        within: &SearchRequest,
+    ) -> Result<Vec<Record>, IndexError> {
         let body = ShardTrace {
             request_id: request_id.to_string(),
+            within: within.clone(),
         };
         let (mine, peers) =
             self.fan_out("/api/v1/shard/requests", &body, json::<Vec<Record>>, || {
-                self.local.request_trace(request_id)
+                self.local.request_trace(request_id, within)
             })?;
         let mut seen = HashSet::new();
         let mut all: Vec<Record> = mine

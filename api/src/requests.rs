@@ -1,9 +1,10 @@
 //! `GET /api/v1/requests/{request_id}`: one request across containers.
 
-use crate::params::{Coverage, blocking};
+use crate::params::{Coverage, Filters, blocking};
 use crate::{ApiError, ApiState};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use model::{AttrValue, Record, RecordKind, Timestamp, names};
 use std::collections::BTreeMap;
 
@@ -148,9 +149,11 @@ fn summarise(lines: &[Record]) -> Summary {
 }
 
 /// Everything about one request: its lifecycle, timings, tokens, and every line that
-/// mentions it, from every container.
+/// mentions it, from every container. `from`, `to`, `namespace`, `pod` and `container`
+/// narrow it: a number (llama.cpp's task ids) names a request only within one run of one
+/// server, so ask it with the pod and a time around the line it came from.
 #[utoipa::path(get, path = "/api/v1/requests/{request_id}", tag = "requests",
-    params(("request_id" = String, Path, description = "The id the server logged, e.g. `chatcmpl-…`.")),
+    params(("request_id" = String, Path, description = "The id the server logged, e.g. `chatcmpl-…`."), Filters),
     responses(
         (status = 200, description = "The request", body = RequestTrace),
         (status = 400, description = "A mistake in the request", body = crate::error::ErrorBody),
@@ -162,7 +165,11 @@ fn summarise(lines: &[Record]) -> Summary {
 pub(crate) async fn request_trace(
     State(state): State<ApiState>,
     Path(request_id): Path<String>,
+    params: Result<Query<Filters>, QueryRejection>,
 ) -> Result<Json<RequestTrace>, ApiError> {
+    let Query(filters) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    filters.scope_only("a request's records")?;
+    let within = filters.to_request(Timestamp::now())?;
     let id = request_id.trim().to_string();
     if id.is_empty() || id.len() > 256 {
         return Err(ApiError::bad_request(
@@ -171,7 +178,7 @@ pub(crate) async fn request_trace(
     }
     let asked = id.clone();
     let ((lines, gpu), coverage) = blocking(&state, move |b| {
-        let lines = b.request_trace(&asked)?;
+        let lines = b.request_trace(&asked, &within)?;
         let gpu = match lines.last() {
             Some(last) => nearest_gpu(b, &lines, last.timestamp)?,
             None => None,

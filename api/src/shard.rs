@@ -81,8 +81,8 @@ pub(crate) async fn requests(
     State(state): State<ApiState>,
     body: Result<Json<ShardTrace>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let ShardTrace { request_id } = read(body)?;
-    let records = blocking_local(&state, move |b| b.request_trace(&request_id)).await?;
+    let ShardTrace { request_id, within } = read(body)?;
+    let records = blocking_local(&state, move |b| b.request_trace(&request_id, &within)).await?;
     Ok(signed(&state, Json(records)))
 }
 

@@ -242,6 +242,23 @@ async fn a_request_trace_gathers_the_lifecycle_timings_and_every_container() {
     let (status, body) = get(&app, "/api/v1/requests/chatcmpl-9999").await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     assert!(body["detail"].as_str().unwrap().contains("chatcmpl-9999"));
+
+    // Narrowed to one pod and a time range (as the UI asks a llama.cpp task number).
+    let (status, body) = get(
+        &app,
+        "/api/v1/requests/chatcmpl-0001?pod=vllm-0&from=now-1h",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["containers"], serde_json::json!(["llm/vllm-0/server"]));
+    let (status, body) = get(&app, "/api/v1/requests/chatcmpl-0001?from=now-1s").await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "its records are older: {body}"
+    );
+    let (status, body) = get(&app, "/api/v1/requests/chatcmpl-0001?q=oops").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 }
 
 #[tokio::test]

@@ -123,6 +123,21 @@ function source(r) {
   return [res["k8s.namespace.name"], res["k8s.pod.name"], res["k8s.container.name"]].filter(Boolean).join("/");
 }
 
+// A request's trace page. A number (llama.cpp's task ids) names a request only within one
+// run of one server: its trace is asked within the line's pod and the hour around it.
+function traceHref(r, rid) {
+  const href = "#/request/" + encodeURIComponent(rid);
+  if (!/^[0-9]+$/.test(rid)) return href;
+  const res = r.resource || {};
+  const at = ms(r.timestamp);
+  const q = new URLSearchParams();
+  for (const [k, v] of [["namespace", res["k8s.namespace.name"]], ["pod", res["k8s.pod.name"]],
+    ["container", res["k8s.container.name"]]]) if (v) q.set(k, v);
+  q.set("from", new Date(at - 30 * 60000).toISOString());
+  q.set("to", new Date(at + 30 * 60000).toISOString());
+  return href + "?" + q;
+}
+
 function hashParams() {
   const [path, query] = location.hash.slice(1).split("?");
   return { path: path || "/search", params: new URLSearchParams(query || "") };
@@ -242,7 +257,7 @@ async function renderSearch(p) {
       el("td", { class: "src" }, source(r), el("br"), el("span", { class: "muted" }, r.kind)),
       el("td", { class: "sev-" + sev }, sev),
       el("td", { class: "body" }, highlighted(r.body || "", words),
-        rid ? el("div", {}, el("a", { class: "trace-link", href: "#/request/" + encodeURIComponent(rid) }, "trace " + rid)) : null),
+        rid ? el("div", {}, el("a", { class: "trace-link", href: traceHref(r, rid) }, "trace " + rid)) : null),
       el("td", {}, el("button", { class: "context-button", onclick: () => showContext(r, context) }, "context")));
   };
   try {
@@ -397,10 +412,11 @@ function startTail(request, results, row, status) {
 
 // ---- request trace --------------------------------------------------------------------
 
-async function renderRequest(id) {
+async function renderRequest(id, params) {
   page.replaceChildren(el("div", { class: "status" }, "loading request " + id + " …"));
   try {
-    const t = await api("/api/v1/requests/" + encodeURIComponent(id));
+    const scope = Object.fromEntries(["namespace", "pod", "container", "from", "to"].map((k) => [k, params.get(k)]));
+    const t = await api("/api/v1/requests/" + encodeURIComponent(id), scope);
     const s = t.summary;
     const figures = Object.entries(s.figures || {}).map(([k, v]) => el("tr", {}, el("td", {}, k), el("td", {}, fmt(v, 2))));
     const start = ms(s.first_seen);
@@ -410,6 +426,10 @@ async function renderRequest(id) {
       el("td", { class: "body" }, r.body)));
     page.replaceChildren(
       el("h2", { id: "request-title" }, "Request " + t.request_id),
+      scope.pod || scope.from ? el("div", { class: "muted", id: "request-scope" }, "within "
+        + [scope.pod && "pod " + scope.pod, scope.container && "container " + scope.container,
+          scope.from && shortTime(scope.from) + " – " + (scope.to ? shortTime(scope.to) : "now")].filter(Boolean).join(", ")
+        + " (a number names a request only within one run of one server)") : "",
       partialNote(t) || "",
       el("div", { class: "grid" },
         el("div", { class: "card" }, el("h3", {}, "Summary"),
@@ -633,7 +653,7 @@ function route() {
   const { path, params } = hashParams();
   const name = path.split("/")[1] || "search";
   for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.page === name);
-  if (name === "request") return renderRequest(decodeURIComponent(path.split("/").slice(2).join("/")));
+  if (name === "request") return renderRequest(decodeURIComponent(path.split("/").slice(2).join("/")), params);
   if (name === "incidents") return renderIncidents(params);
   if (name === "dashboard") return renderDashboard(params);
   return renderSearch(params);

@@ -579,7 +579,10 @@ fn main() {
     time("everything, newest 100, 24 h", runs, || search("*", None));
     let id = format!("chatcmpl-{:016x}", total / 2 / 3);
     time("request-id lookup (trace)", runs, || {
-        searcher.request_trace(&id).expect("trace").len()
+        searcher
+            .request_trace(&id, &SearchRequest::default())
+            .expect("trace")
+            .len()
     });
     time("histogram, 24 h in 1-minute buckets", runs, || {
         searcher

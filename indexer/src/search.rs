@@ -425,20 +425,52 @@ impl LogSearcher {
     /// Every record about request `id`, oldest first (at most [`MAX_LIMIT`]): those whose
     /// `llm.request_id` is the id or vLLM v1's engine form of it (`<id>-<suffix>`), and
     /// every line that mentions the id whole (a router's access line, an error naming it),
-    /// from any container.
-    pub fn request_trace(&self, id: &str) -> Result<Vec<Record>, IndexError> {
+    /// from any container; only those within the time range and namespace, pod and
+    /// container filters of `within` (its query and kind must be empty).
+    ///
+    /// A number (llama.cpp's task ids, Triton's) names a request only in one server's run:
+    /// it is matched in the request id field only, never in a line's text ("73 tokens"),
+    /// and `within` should narrow it to the pod and a time around the line it came from.
+    pub fn request_trace(
+        &self,
+        id: &str,
+        within: &SearchRequest,
+    ) -> Result<Vec<Record>, IndexError> {
         let id = id.trim();
         if id.is_empty() {
             return Err(IndexError::Query("an empty request id".into()));
         }
-        let query = trace_query(&self.schema, id);
+        if !matches!(within.query.trim(), "" | "*") || within.kind.is_some() {
+            return Err(IndexError::Query(
+                "a request trace is narrowed by time, namespace, pod and container only".into(),
+            ));
+        }
+        let traced = |schema: &IndexSchema| -> Result<Box<dyn Query>, IndexError> {
+            let trace = trace_query(schema, id);
+            let scoped = within.from.is_some()
+                || within.to.is_some()
+                || within.namespace.is_some()
+                || within.pod.is_some()
+                || within.container.is_some();
+            Ok(match scoped {
+                true => Box::new(BooleanQuery::new(vec![
+                    (Occur::Must, trace),
+                    (Occur::Must, self.query_for(schema, within)?),
+                ])),
+                false => trace,
+            })
+        };
+        let query = traced(&self.schema)?;
         let oldest_first = TopDocs::with_limit(MAX_LIMIT)
             .order_by_fast_field::<i64>(crate::schema::TIMESTAMP, Order::Asc);
         let mut searchers = Vec::new();
         let mut found: Vec<Hit> = Vec::new();
-        let splits = self.splits.overlapping(None, None);
+        let splits = self.splits.overlapping(
+            within.from.map(Timestamp::unix_nanos),
+            within.to.map(Timestamp::unix_nanos),
+        );
         for (i, split) in splits.iter().enumerate() {
-            let own = self.own_query(split, |schema| Ok(trace_query(schema, id)));
+            let own = self.own_query(split, traced);
             let searcher = split.reader.searcher();
             for (ts, address) in
                 searcher.search(own.as_deref().unwrap_or(&*query), &oldest_first)?
@@ -522,7 +554,7 @@ impl LogSearcher {
 /// What [`LogSearcher::request_trace`] looks for: records whose `llm.request_id` is `id`,
 /// vLLM v1's engine form of it (`<id>-<suffix>`) or the x-request-id it was made of (a
 /// proxy's line), and lines that mention `id` whole (only those in a split without a
-/// request id field).
+/// request id field). A number is looked for in the request id field only.
 fn trace_query(schema: &IndexSchema, id: &str) -> Box<dyn Query> {
     let term = |field, text: &str| -> Box<dyn Query> {
         Box::new(TermQuery::new(
@@ -530,13 +562,19 @@ fn trace_query(schema: &IndexSchema, id: &str) -> Box<dyn Query> {
             IndexRecordOption::Basic,
         ))
     };
-    let mut clauses = vec![(Occur::Should, term(schema.body, &id.to_lowercase()))];
-    if let Some(request_id) = schema
+    let request_id = schema
         .attribute_exact
         .iter()
         .find(|(n, _)| *n == model::names::LLM_REQUEST_ID)
-        .map(|(_, f)| *f)
-    {
+        .map(|(_, f)| *f);
+    if id.bytes().all(|b| b.is_ascii_digit()) {
+        return match request_id {
+            Some(field) => term(field, id),
+            None => Box::new(EmptyQuery),
+        };
+    }
+    let mut clauses = vec![(Occur::Should, term(schema.body, &id.to_lowercase()))];
+    if let Some(request_id) = request_id {
         let mut suffixed = PhrasePrefixQuery::new_with_offset(vec![(
             0,
             Term::from_field_text(request_id, &format!("{id}-")),

@@ -465,7 +465,13 @@ pub fn search(args: SearchArgs) -> anyhow::Result<()> {
     };
     let store = IndexStore::open_existing(&args.data_dir.join("index"))?;
     if args.request {
-        let trace = store.searcher().request_trace(&args.query)?;
+        // `--from`/`--to` narrow it: a number (a llama.cpp task) names a request only in
+        // one run of one server.
+        let within = SearchRequest {
+            query: String::new(),
+            ..request.clone()
+        };
+        let trace = store.searcher().request_trace(&args.query, &within)?;
         print_hits(&trace, args.json)?;
         eprintln!("{} records of request {}", trace.len(), args.query);
         return Ok(());

@@ -302,6 +302,33 @@ fn the_ui_finds_a_request_explains_a_crash_and_charts_the_llm_figures() {
     );
     browser.screenshot("request");
 
+    // A llama.cpp task number names a request only in one run of its pod: its link asks
+    // the trace within the pod and the hour around the line, and the trace holds that
+    // task's lines only, not every line that says "73 tokens" or 10.42.0.73.
+    demo.wait_for("/api/v1/search?q=launch_slot_&limit=1", SETTLE, |b| {
+        b["total"].as_u64().unwrap_or(0) > 0
+    });
+    browser.open(&format!("{}/#/search?q=launch_slot_", demo.base_url));
+    let link = browser.find("a.trace-link[href*='pod=llamacpp-phi3-0'][href*='from=']");
+    let task = browser.text(&link).trim_start_matches("trace ").to_string();
+    browser.click(&link);
+    browser.wait_until(
+        "the task's timeline",
+        "return document.querySelectorAll('#timeline tr').length >= 1",
+    );
+    let scope = browser.text(&browser.find("#request-scope"));
+    assert!(scope.contains("pod llamacpp-phi3-0"), "{scope}");
+    let bodies = browser.script(
+        "return [...document.querySelectorAll('#timeline td.body')].map((e) => e.textContent)",
+    );
+    for body in bodies.as_array().into_iter().flatten() {
+        let body = body.as_str().unwrap_or_default();
+        assert!(
+            body.contains(&format!("task {task} |")) || body.contains(&format!("request {task} ")),
+            "task {task}'s trace holds another line: {body}"
+        );
+    }
+
     // Open the incident of the crash.
     browser.open(&format!("{}/#/incidents?range=24h", demo.base_url));
     let incident = browser.find(".incident");

@@ -599,7 +599,10 @@ fn a_request_trace_gathers_its_lines_from_every_container() {
     ]))
     .unwrap();
     sink.commit().unwrap();
-    let trace = store.searcher().request_trace(id).unwrap();
+    let trace = store
+        .searcher()
+        .request_trace(id, &SearchRequest::default())
+        .unwrap();
     let pods: Vec<&str> = trace
         .iter()
         .map(|r| r.resource_str(names::K8S_POD_NAME).unwrap())
@@ -613,7 +616,97 @@ fn a_request_trace_gathers_its_lines_from_every_container() {
         trace[3].attributes.get_str(names::LLM_REQUEST_ID),
         Some("a269fdcb7c6ce890")
     );
-    assert!(store.searcher().request_trace(" ").is_err());
+    assert!(
+        store
+            .searcher()
+            .request_trace(" ", &SearchRequest::default())
+            .is_err()
+    );
+}
+
+#[test]
+fn a_numbered_request_is_traced_by_its_id_field_within_its_pod_and_time() {
+    // llama.cpp numbers its tasks from 0 in each run: task 73 of two pods, and of one pod's
+    // run an hour later, are three requests; "73 tokens" in a line is no mention of any.
+    let dir = tempfile::tempdir().unwrap();
+    let store = IndexStore::open_or_create(dir.path()).unwrap();
+    let mut sink = store.sink(SinkOptions::default()).unwrap();
+    let task = |n, pod: &str, secs, body: &str| {
+        let mut r = record(n, pod, secs, body);
+        r.attributes.insert(names::LLM_REQUEST_ID, "73");
+        r
+    };
+    sink.add(Batch::new(vec![
+        task(
+            1,
+            "llamacpp-0",
+            100,
+            "slot launch_slot_: id  0 | task 73 | processing task",
+        ),
+        record(
+            2,
+            "llamacpp-0",
+            101,
+            "slot print_timing: id  0 | task 70 | eval time = 73.17 ms /    73 tokens",
+        ),
+        record(
+            3,
+            "vllm-0",
+            102,
+            "INFO:     10.42.0.73:32436 - \"POST /v1/chat/completions HTTP/1.1\" 200 OK",
+        ),
+        task(
+            4,
+            "llamacpp-0",
+            110,
+            "slot      release: id  0 | task 73 | stop processing",
+        ),
+        task(
+            5,
+            "llamacpp-1",
+            105,
+            "slot launch_slot_: id  0 | task 73 | processing task",
+        ),
+        task(
+            6,
+            "llamacpp-0",
+            3700,
+            "slot launch_slot_: id  0 | task 73 | processing task",
+        ),
+    ]))
+    .unwrap();
+    sink.commit().unwrap();
+    let searcher = store.searcher();
+    let positions = |within: &SearchRequest| -> Vec<u64> {
+        searcher
+            .request_trace("73", within)
+            .unwrap()
+            .iter()
+            .map(|r| r.id.position())
+            .collect()
+    };
+    assert_eq!(
+        positions(&SearchRequest::default()),
+        [1, 5, 4, 6],
+        "no line that says 73"
+    );
+    let at = |secs: i64| {
+        Some(Timestamp::from_unix_nanos(
+            1_795_000_000_000_000_000 + secs * 1_000_000_000,
+        ))
+    };
+    let within = SearchRequest {
+        pod: Some("llamacpp-0".into()),
+        from: at(0),
+        to: at(1900),
+        ..SearchRequest::default()
+    };
+    assert_eq!(positions(&within), [1, 4]);
+    let asked_a_query = SearchRequest {
+        query: "oops".into(),
+        ..within
+    };
+    assert!(searcher.request_trace("73", &asked_a_query).is_err());
 }
 
 #[test]
@@ -660,7 +753,13 @@ fn a_hit_is_the_record_that_was_indexed() {
     sink.commit().unwrap();
     let hits = store.searcher().search(&request("*")).unwrap().hits;
     assert_eq!(hits, [r.clone()]);
-    assert_eq!(store.searcher().request_trace("chatcmpl-1").unwrap(), [r]);
+    assert_eq!(
+        store
+            .searcher()
+            .request_trace("chatcmpl-1", &SearchRequest::default())
+            .unwrap(),
+        [r]
+    );
 }
 
 #[test]

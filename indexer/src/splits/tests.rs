@@ -755,7 +755,9 @@ fn a_split_an_older_version_wrote_stays_searchable_and_is_neither_written_to_nor
         ..request("*")
     };
     assert_eq!(searcher.search(&pod).unwrap().total, 2);
-    let trace = searcher.request_trace("cmpl-old").unwrap();
+    let trace = searcher
+        .request_trace("cmpl-old", &SearchRequest::default())
+        .unwrap();
     assert_eq!(trace.len(), 1);
     assert_eq!(trace[0].body, "Finished request cmpl-old");
     let buckets = searcher
