@@ -132,14 +132,40 @@ impl SimulatedServer for Vllm {
     }
 }
 
+/// Lines a server writes when a call it took ends, not when it began: a trace shows them
+/// after the call's first line, and the call is in flight between.
+#[derive(Default)]
+struct WhenEnded(Vec<(Timestamp, Stream, String)>);
+
+impl WhenEnded {
+    fn at(&mut self, end: Timestamp, stream: Stream, line: String) {
+        self.0.push((end, stream, line));
+    }
+
+    /// The lines of the calls that ended by `now`, in the order they ended.
+    fn due(&mut self, now: Timestamp, out: &mut Vec<(Stream, String)>) {
+        let (mut ended, pending): (Vec<_>, Vec<_>) = std::mem::take(&mut self.0)
+            .into_iter()
+            .partition(|(end, _, _)| *end <= now);
+        self.0 = pending;
+        // Stable: a call's own lines keep their order.
+        ended.sort_by_key(|(end, _, _)| *end);
+        out.extend(ended.into_iter().map(|(_, stream, line)| (stream, line)));
+    }
+}
+
+/// `now` plus `ms` milliseconds.
+fn after_ms(now: Timestamp, ms: f64) -> Timestamp {
+    now.saturating_add_nanos((ms * 1e6) as i64)
+}
+
 /// Istio's Envoy sidecar in front of vLLM: an access line per call in Istio's default
 /// format, with the call's duration (vLLM v1 logs none of its own).
 pub struct IstioProxy {
     /// The calls of the server behind it.
     calls: Calls,
-    /// Lines of calls still in flight, with when they end: Envoy writes a call's line when
-    /// it ends, stamped with its start, so a trace shows the line after the engine's.
-    in_flight: Vec<(Timestamp, String)>,
+    /// Envoy writes a call's line when it ends, stamped with its start.
+    ended: WhenEnded,
 }
 
 impl IstioProxy {
@@ -147,7 +173,7 @@ impl IstioProxy {
     pub fn new(calls: Calls) -> Self {
         IstioProxy {
             calls,
-            in_flight: Vec::new(),
+            ended: WhenEnded::default(),
         }
     }
 }
@@ -171,8 +197,9 @@ impl SimulatedServer for IstioProxy {
                 (200, "-")
             };
             let took = rng.range(300, 12_000);
-            self.in_flight.push((
-                now.saturating_add_nanos(took as i64 * 1_000_000),
+            self.ended.at(
+                after_ms(now, took as f64),
+                Stream::Stdout,
                 format!(
                     "[{start}] \"POST /v1/chat/completions HTTP/1.1\" {status} {flags} via_upstream - \"-\" {} {} {took} {} \"-\" \"OpenAI/Python 1.40.0\" \"{header}\" \"vllm-llama3-8b.llm-serving.svc.cluster.local:8000\" \"10.42.0.17:8000\" inbound|8000|| 127.0.0.6:{} 10.42.0.17:8000 10.42.0.{}:{} outbound_.8000_._.vllm-llama3-8b.llm-serving.svc.cluster.local default",
                     rng.range(200, 4_000),
@@ -182,15 +209,9 @@ impl SimulatedServer for IstioProxy {
                     rng.range(2, 250),
                     rng.range(30_000, 60_000),
                 ),
-            ));
+            );
         }
-        let (ended, in_flight) = std::mem::take(&mut self.in_flight)
-            .into_iter()
-            .partition(|(end, _)| *end <= now);
-        self.in_flight = in_flight;
-        let mut ended: Vec<(Timestamp, String)> = ended;
-        ended.sort_by_key(|(end, _)| *end);
-        out.extend(ended.into_iter().map(|(_, line)| (Stream::Stdout, line)));
+        self.ended.due(now, out);
     }
 }
 
@@ -259,6 +280,8 @@ fn go_duration_ms(ms: f64) -> String {
 pub struct LlamaCpp {
     task: u64,
     started: bool,
+    /// A task's timings and release are logged when it ends.
+    ended: WhenEnded,
 }
 
 impl SimulatedServer for LlamaCpp {
@@ -266,7 +289,8 @@ impl SimulatedServer for LlamaCpp {
         "llama-server"
     }
 
-    fn tick(&mut self, _now: Timestamp, rng: &mut Rng, out: &mut Vec<(Stream, String)>) {
+    fn tick(&mut self, now: Timestamp, rng: &mut Rng, out: &mut Vec<(Stream, String)>) {
+        self.ended.due(now, out);
         if !self.started {
             // The line that names the model (the processor gives it to the container's tasks).
             self.started = true;
@@ -281,45 +305,40 @@ impl SimulatedServer for LlamaCpp {
         }
         let task = self.task;
         self.task += 1;
+        // `--parallel 4`: four slots, a task in each.
+        let slot = task % 4;
         let prompt_tokens = rng.range(8, 400);
         let gen_tokens = rng.range(16, 300);
-        let prompt_ms = prompt_tokens as f64 * rng.float(5.0, 30.0);
-        let eval_ms = gen_tokens as f64 * rng.float(40.0, 90.0);
+        let prompt_ms = prompt_tokens as f64 * rng.float(0.5, 4.0);
+        let eval_ms = gen_tokens as f64 * rng.float(10.0, 30.0);
         out.push((
             Stream::Stderr,
-            format!("slot launch_slot_: id  0 | task {task} | processing task"),
+            format!("slot launch_slot_: id  {slot} | task {task} | processing task"),
         ));
-        out.push((
-            Stream::Stderr,
+        let end = after_ms(now, prompt_ms + eval_ms);
+        for line in [
             format!(
-                "slot print_timing: id  0 | task {task} | prompt eval time = {prompt_ms:>10.2} ms / {prompt_tokens:>5} tokens ({:>8.2} ms per token, {:>8.2} tokens per second)",
+                "slot print_timing: id  {slot} | task {task} | prompt eval time = {prompt_ms:>10.2} ms / {prompt_tokens:>5} tokens ({:>8.2} ms per token, {:>8.2} tokens per second)",
                 prompt_ms / prompt_tokens as f64,
                 prompt_tokens as f64 * 1000.0 / prompt_ms
             ),
-        ));
-        out.push((
-            Stream::Stderr,
             format!(
-                "slot print_timing: id  0 | task {task} |        eval time = {eval_ms:>10.2} ms / {gen_tokens:>5} tokens ({:>8.2} ms per token, {:>8.2} tokens per second)",
+                "slot print_timing: id  {slot} | task {task} |        eval time = {eval_ms:>10.2} ms / {gen_tokens:>5} tokens ({:>8.2} ms per token, {:>8.2} tokens per second)",
                 eval_ms / gen_tokens as f64,
                 gen_tokens as f64 * 1000.0 / eval_ms
             ),
-        ));
-        out.push((
-            Stream::Stderr,
             format!(
-                "slot print_timing: id  0 | task {task} |       total time = {:>10.2} ms / {:>5} tokens",
+                "slot print_timing: id  {slot} | task {task} |       total time = {:>10.2} ms / {:>5} tokens",
                 prompt_ms + eval_ms,
                 prompt_tokens + gen_tokens
             ),
-        ));
-        out.push((
-            Stream::Stderr,
-            format!("slot      release: id  0 | task {task} | stop processing: n_tokens = {}, truncated = 0", prompt_tokens + gen_tokens),
-        ));
-        out.push((
-            Stream::Stderr,
+            format!(
+                "slot      release: id  {slot} | task {task} | stop processing: n_tokens = {}, truncated = 0",
+                prompt_tokens + gen_tokens
+            ),
             "srv  log_server_r: request: POST /v1/chat/completions 127.0.0.1 200".to_string(),
-        ));
+        ] {
+            self.ended.at(end, Stream::Stderr, line);
+        }
     }
 }
