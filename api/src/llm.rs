@@ -99,7 +99,14 @@ pub(crate) struct GroupSummary {
     /// their throughput lines, or of `/metrics` scrapes): the tokens/s of a server that logs
     /// no request ends (vLLM v1). Absent where no engine says.
     engine_output_tokens_per_s: Option<f64>,
+    /// Requests running on average, by the engines' own count (vLLM's `Running: N reqs`).
     running_avg: Option<f64>,
+    /// Requests in flight on average, by Little's law: the time the requests that ended
+    /// took (`llm.e2e_ms`, summed) per second of `rate_seconds`; for a server known only by
+    /// its access lines, their durations'. The concurrency of a server whose engine logs no
+    /// count (llama.cpp, TGI, Ollama); a request still running at the range's end is not in
+    /// it yet.
+    in_flight_avg: Option<f64>,
     waiting_avg: Option<f64>,
     kv_cache_pct_avg: Option<f64>,
     gpu_utilization_pct_avg: Option<f64>,
@@ -150,6 +157,9 @@ fn summarise(
         s.requests = g.count;
         s.rps = g.count as f64 / rate_s;
         s.latency_ms = spread(&g);
+        if g.avg.is_some() {
+            s.in_flight_avg = Some(g.sum / 1000.0 / rate_s);
+        }
     }
     let arrivals = of_kind(RecordKind::Log, Some("llm.event:request_received"));
     for g in stats(&arrivals, names::GEN_AI_REQUEST_MAX_TOKENS, &[])? {
@@ -195,7 +205,11 @@ fn summarise(
         Some("((llm.event:access OR llm.event:proxy_access) AND llm.e2e_ms:>=0)"),
     );
     for g in stats(&timed_calls, names::LLM_E2E_MS, &PERCENTS)? {
-        groups.entry(key(&g)).or_default().http_latency_ms = spread(&g);
+        let s = groups.entry(key(&g)).or_default();
+        s.http_latency_ms = spread(&g);
+        if s.in_flight_avg.is_none() && g.avg.is_some() {
+            s.in_flight_avg = Some(g.sum / 1000.0 / rate_s);
+        }
     }
     for g in stats(&requests, names::LLM_TTFT_MS, &PERCENTS)? {
         groups.entry(key(&g)).or_default().ttft_ms = spread(&g);

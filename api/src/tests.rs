@@ -516,6 +516,11 @@ async fn a_server_known_only_by_its_proxy_has_the_proxys_calls_counted() {
     let rps = pod["http_rps"].as_f64().unwrap_or(0.0);
     assert!((rps - 3.0 / rate_seconds(&body)).abs() < 1e-9, "{pod}");
     assert_eq!(pod["http_latency_ms"]["avg"].as_f64(), Some(10_800.0));
+    let in_flight = pod["in_flight_avg"].as_f64().unwrap_or(0.0);
+    assert!(
+        (in_flight - 32.4 / rate_seconds(&body)).abs() < 1e-9,
+        "its calls' durations: {pod}"
+    );
 }
 
 #[tokio::test]
@@ -537,6 +542,9 @@ async fn the_llm_summary_gives_rates_percentiles_errors_and_load_per_model() {
     assert!((llama["ttft_ms"]["avg"].as_f64().unwrap() - 140.0 / 3.0).abs() < 1e-9);
     assert!((llama["output_tokens_per_s"].as_f64().unwrap() - per_s(160.0)).abs() < 1e-9);
     assert_eq!(llama["running_avg"], 6.0);
+    // Little's law: three requests of 1.2 s in all, per second of the data.
+    let in_flight = llama["in_flight_avg"].as_f64().unwrap_or(0.0);
+    assert!((in_flight - per_s(1.2)).abs() < 1e-9, "{llama}");
     let qwen = groups.iter().find(|g| g["group"] == "qwen").unwrap();
     assert_eq!(
         (qwen["requests"].as_u64(), qwen["errors"].as_u64()),

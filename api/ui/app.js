@@ -530,6 +530,8 @@ async function renderDashboard(p) {
     // A server known only by its access lines (Ollama, BentoML): their calls and durations.
     const httpOnly = (g) => g.requests === 0 && g.http_latency_ms.avg !== null;
     const latency = (g) => httpOnly(g) ? g.http_latency_ms : g.latency_ms;
+    // The engine's own count of running requests, else the average in flight (Little's law).
+    const running = (g) => g.running_avg ?? g.in_flight_avg;
     const HTTP_TITLE = "from the HTTP access log's calls: the server logs no request";
     const viaHttp = (g, text) => httpOnly(g) && text !== "–" ? text + " (HTTP)" : text;
     // Ended requests and arrivals apart: vLLM v1 logs its requests' arrivals only.
@@ -554,7 +556,10 @@ async function renderDashboard(p) {
         el("td", { class: "tokens", title: tokensPerS(g) !== g.output_tokens_per_s
           ? "from the engine's throughput lines: the server logs no request end" : "" },
           tokensPerS(g) !== g.output_tokens_per_s ? fmt(tokensPerS(g)) + " (engine)" : fmt(g.output_tokens_per_s)),
-        el("td", {}, fmt(g.running_avg)), el("td", {}, fmt(g.kv_cache_pct_avg)),
+        el("td", { class: "running", title: g.running_avg === null && g.in_flight_avg !== null
+          ? "average requests in flight: the time the ended requests took ÷ the range (the engine logs no count)" : "" },
+          g.running_avg !== null ? fmt(g.running_avg) : g.in_flight_avg !== null ? fmt(g.in_flight_avg) + " (in flight)" : "–"),
+        el("td", {}, fmt(g.kv_cache_pct_avg)),
         el("td", {}, fmt(g.gpu_utilization_pct_avg)), el("td", {}, fmt(g.gpu_memory_used_bytes_avg)))));
     // Replica counts, those short of what they want first: a rollout that never became
     // ready, an autoscaler that cannot get the pods it asks for.
@@ -614,7 +619,7 @@ async function renderDashboard(p) {
     chart(charts, "p95 latency (ms)", sliceXs, seriesOf((g) => latency(g).p95));
     chart(charts, "p95 time to first token (ms)", sliceXs, seriesOf((g) => g.ttft_ms.p95));
     chart(charts, "output tokens/s", sliceXs, seriesOf(tokensPerS));
-    chart(charts, "running requests (avg)", sliceXs, seriesOf((g) => g.running_avg));
+    chart(charts, "running requests (avg)", sliceXs, seriesOf(running));
     chart(charts, "GPU utilization % (avg)", sliceXs, seriesOf((g) => g.gpu_utilization_pct_avg), false,
       "no GPU figures in this range: no NVML or dcgm-exporter source gave any (see the header)");
   } catch (e) {

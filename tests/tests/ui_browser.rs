@@ -370,7 +370,7 @@ fn the_ui_finds_a_request_explains_a_crash_and_charts_the_llm_figures() {
     let note = browser.text(&browser.find("#rates-note"));
     assert!(note.contains("the index holds of this range"), "{note}");
     let llama = browser.script(
-        "const row = [...document.querySelectorAll('#summary tr.group')].find((r) => r.cells[0].textContent.startsWith('llamacpp')); return row ? [row.querySelector('td.requests').textContent, row.querySelector('td.rps').textContent] : null",
+        "const row = [...document.querySelectorAll('#summary tr.group')].find((r) => r.cells[0].textContent.startsWith('llamacpp')); return row ? [row.querySelector('td.requests').textContent, row.querySelector('td.rps').textContent, row.querySelector('td.running').textContent] : null",
     );
     let cell = |i: usize| {
         llama[i]
@@ -383,6 +383,16 @@ fn the_ui_finds_a_request_explains_a_crash_and_charts_the_llm_figures() {
     assert!(
         seconds < demo_started.elapsed().as_secs_f64() + 5.0,
         "the llama.cpp pod's requests / rps = {seconds} s: {llama}"
+    );
+    // llama.cpp logs no count of running requests: its concurrency is the time its tasks
+    // took per second (Little's law), and the cell says so.
+    let running = llama[2].as_str().unwrap_or_default();
+    let in_flight = running
+        .strip_suffix(" (in flight)")
+        .and_then(|n| n.parse::<f64>().ok());
+    assert!(
+        in_flight.is_some_and(|n| n > 0.0),
+        "the llama.cpp pod's running: {llama}"
     );
     // The simulated vLLM logs arrivals and no ends, as vLLM v1 does: its load shows as
     // arrivals.
