@@ -718,13 +718,6 @@ async fn a_slow_server_holds_up_no_other_watch_and_lines_split_across_reads_arri
 async fn what_a_relist_no_longer_lists_was_deleted_while_the_watch_was_away() {
     let pods = fixture("k8s-pods.json");
     let (kept, gone) = (pods[0].clone(), pods[1].clone());
-    let deployment = |name: &str, uid: &str| {
-        json!({"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": name, "namespace": "llm-serving", "uid": uid,
-                "resourceVersion": "7", "creationTimestamp": "2025-03-04T09:00:00Z"},
-            "spec": {"replicas": 2, "selector": {}, "template": {}},
-            "status": {"readyReplicas": 2, "availableReplicas": 2}})
-    };
     let (llama, mistral) = (deployment("llama", "d-1"), deployment("mistral", "d-2"));
     let mut script = Script::default();
     script.answers.insert(
@@ -821,11 +814,21 @@ async fn what_a_relist_no_longer_lists_was_deleted_while_the_watch_was_away() {
     assert_eq!(workloads_gone, ["mistral"]);
 }
 
-/// A pod deleted while Infersight was down: no watch saw it go, and the next run's list
-/// simply lacks it. The pods the first run recorded are in its checkpoints, so the next run
-/// finds this one gone, records its deletion, and `/api/v1/pods` no longer shows it.
+/// A Deployment of two ready replicas in `llm-serving`, as the API server lists it.
+fn deployment(name: &str, uid: &str) -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": "llm-serving", "uid": uid,
+            "resourceVersion": "7", "creationTimestamp": "2025-03-04T09:00:00Z"},
+        "spec": {"replicas": 2, "selector": {}, "template": {}},
+        "status": {"readyReplicas": 2, "availableReplicas": 2}})
+}
+
+/// A pod and a Deployment deleted while Infersight was down: no watch saw them go, and the
+/// next run's lists simply lack them. What the first run recorded is in its checkpoints, so
+/// the next run finds them gone, records their deletion, and `/api/v1/pods` and
+/// `/api/v1/workloads` no longer show them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pod_deleted_while_infersight_was_down_leaves_the_pod_list() {
+async fn a_pod_and_a_deployment_deleted_while_infersight_was_down_leave_the_lists() {
     // Their status is of March 2025, before the year `/api/v1/pods` looks back: their
     // changes are that old, and their state as of now is what lists them.
     let pods = fixture("k8s-pods.json");
@@ -846,19 +849,33 @@ async fn a_pod_deleted_while_infersight_was_down_leaves_the_pod_list() {
             vec![kept.clone(), gone],
         ))]),
     );
+    let (llama, mistral) = (deployment("llama", "d-1"), deployment("mistral", "d-2"));
+    script.answers.insert(
+        "/apis/apps/v1/deployments",
+        VecDeque::from([Answer::List(list(
+            "DeploymentList",
+            "100",
+            vec![llama.clone(), mistral],
+        ))]),
+    );
     let api = FakeApi::start(script).await;
     let url = api.url.clone();
     let dir = tempfile::tempdir().expect("temp dir");
     let (logs, data) = (dir.path().join("pods"), dir.path().join("data"));
     std::fs::create_dir_all(&logs).expect("logs dir");
-    let pod_names = |b: &Value| -> Vec<String> {
-        b["pods"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|p| p["pod"].as_str().map(str::to_string))
-            .collect()
+    let names_in = |list: &'static str, field: &'static str| {
+        move |b: &Value| -> Vec<String> {
+            let mut names: Vec<String> = b[list]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|p| p[field].as_str().map(str::to_string))
+                .collect();
+            names.sort();
+            names
+        }
     };
+    let (pod_names, workload_names) = (names_in("pods", "pod"), names_in("workloads", "name"));
     let (l, d, u) = (logs.clone(), data.clone(), url.clone());
     let mut both = vec![kept_name.clone(), gone_name.clone()];
     both.sort();
@@ -866,6 +883,9 @@ async fn a_pod_deleted_while_infersight_was_down_leaves_the_pod_list() {
         let running = tests::Running::start(&l, &d, &["--kube-api", &u]);
         running.wait_for("/api/v1/pods", Duration::from_secs(60), |b| {
             pod_names(b) == both
+        });
+        running.wait_for("/api/v1/workloads", Duration::from_secs(60), |b| {
+            workload_names(b) == ["llama", "mistral"]
         });
         let (status, _) = running.terminate(Duration::from_secs(30));
         assert!(status.success(), "a clean stop");
@@ -875,10 +895,15 @@ async fn a_pod_deleted_while_infersight_was_down_leaves_the_pod_list() {
         .expect("a guard, not a wait")
         .expect("the first run lists both pods");
 
-    // Meanwhile the second pod is deleted: the next list has only the first.
+    // Meanwhile the second pod and the mistral Deployment are deleted: the next lists
+    // have only the others.
     api.push(
         "/api/v1/pods",
         Answer::List(list("PodList", "200", vec![kept])),
+    );
+    api.push(
+        "/apis/apps/v1/deployments",
+        Answer::List(list("DeploymentList", "200", vec![llama])),
     );
     let (k, g) = (kept_name.clone(), gone_name.clone());
     let second = tokio::task::spawn_blocking(move || {
@@ -891,6 +916,9 @@ async fn a_pod_deleted_while_infersight_was_down_leaves_the_pod_list() {
             Duration::from_secs(60),
             |b| b["total"] == 1,
         );
+        running.wait_for("/api/v1/workloads", Duration::from_secs(60), |b| {
+            workload_names(b) == ["llama"]
+        });
         let (_, metrics) = running.get_text("/metrics");
         running.terminate(Duration::from_secs(30));
         (pods, deletion, metrics)
@@ -898,7 +926,7 @@ async fn a_pod_deleted_while_infersight_was_down_leaves_the_pod_list() {
     let (pods, deletion, metrics) = tokio::time::timeout(Duration::from_secs(120), second)
         .await
         .expect("a guard, not a wait")
-        .expect("the second run finds the pod gone");
+        .expect("the second run finds the pod and the Deployment gone");
     assert_eq!(pods["pods"][0]["phase"], "Running", "{pods}");
     let hit = &deletion["hits"][0];
     assert_eq!(hit["attributes"][names::K8S_POD_PHASE], "Deleted", "{hit}");

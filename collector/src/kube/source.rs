@@ -2,7 +2,7 @@
 
 use super::{
     EventRecorder, NodeTable, NodeTracker, PodMetadata, PodTable, PodTracker, QuotaTable,
-    QuotaTracker, Workload, WorkloadTable, WorkloadTracker, WorkloadView, pods,
+    QuotaTracker, Workload, WorkloadTable, WorkloadTracker, WorkloadView, pods, workloads,
 };
 use crate::Shutdown;
 use ::kube::runtime::WatchStreamExt;
@@ -197,17 +197,20 @@ impl KubeSource {
     }
 
     /// Names the source `id` (its checkpoints go under that name) and picks up where the
-    /// run that left `resume` stopped: the pods that run recorded are remembered, so that
-    /// its first list finds those deleted meanwhile and records their deletion. Without
-    /// it, a pod deleted while Infersight was down would stay Running in `/api/v1/pods`.
+    /// run that left `resume` stopped: the pods and workloads that run recorded are
+    /// remembered, so that its first lists find those deleted meanwhile and record their
+    /// deletion. Without it, a pod deleted while Infersight was down would stay Running in
+    /// `/api/v1/pods`, and a deleted Deployment short of replicas on the dashboard.
     pub fn resuming(mut self, id: &str, resume: &CheckpointSet) -> Self {
         self.id = id.to_string();
-        let remembered = self.pods.resume(id, resume);
-        if remembered > 0 {
+        let pods = self.pods.resume(id, resume);
+        let workloads = self.workloads.resume(id, resume);
+        if pods + workloads > 0 {
             tracing::info!(
                 source = id,
-                pods = remembered,
-                "checking whether the pods recorded before still exist"
+                pods,
+                workloads,
+                "checking whether the pods and workloads recorded before still exist"
             );
         }
         self
@@ -310,7 +313,9 @@ impl KubeSource {
             }
             let checkpoints = records
                 .iter()
-                .filter_map(|r| pods::checkpoint(&self.id, r))
+                .filter_map(|r| {
+                    pods::checkpoint(&self.id, r).or_else(|| workloads::checkpoint(&self.id, r))
+                })
                 .collect();
             let mut batch = Batch::new(records);
             batch.checkpoints = checkpoints;

@@ -8,9 +8,49 @@ use crate::table::{Change, ChangeTracker, StateTable};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use model::{Attributes, Record, Severity, Timestamp, names};
-use std::collections::BTreeMap;
+use model::{
+    Attributes, Checkpoint, CheckpointSet, Record, RecordKind, Severity, Timestamp, names,
+};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
+
+/// The kinds of workload tracked.
+const KINDS: [&str; 3] = [
+    <Deployment as k8s_openapi::Resource>::KIND,
+    <StatefulSet as k8s_openapi::Resource>::KIND,
+    <HorizontalPodAutoscaler as k8s_openapi::Resource>::KIND,
+];
+
+/// What a workload's checkpoint key starts with: `workload/<kind>/<namespace>/<name>/<uid>`
+/// (none of those can hold a `/`).
+const CHECKPOINT_PREFIX: &str = "workload/";
+
+/// The checkpoint of `record` when it is about a workload, of the source named `source`:
+/// as for a pod ([`super::pods::checkpoint`]), while the workload exists its entry says the
+/// index holds records of it; its deletion record removes the entry. A later run reads the
+/// entries back ([`WorkloadTracker::resume`]) to tell which workloads went while it was not
+/// watching. `None` for other records.
+pub(crate) fn checkpoint(source: &str, record: &Record) -> Option<Checkpoint> {
+    if record.kind != RecordKind::K8sObject {
+        return None;
+    }
+    let kind = record.attributes.get_str(names::K8S_OBJECT_KIND)?;
+    if !KINDS.contains(&kind) {
+        return None;
+    }
+    let uid = record.attributes.get_str(names::K8S_OBJECT_UID)?;
+    let name = record.attributes.get_str(names::K8S_OBJECT_NAME)?;
+    let namespace = record
+        .resource
+        .get_str(names::K8S_NAMESPACE_NAME)
+        .unwrap_or_default();
+    Some(Checkpoint {
+        source: source.to_string(),
+        key: format!("{CHECKPOINT_PREFIX}{kind}/{namespace}/{name}/{uid}"),
+        position: record.id.position(),
+        finished: record.attributes.get(names::K8S_OBJECT_DELETED).is_some(),
+    })
+}
 
 /// Replica counts of one workload. For an HPA: `desired` is what it asks for, `ready` what
 /// its target has (`currentReplicas`), `available` its ceiling (`maxReplicas`).
@@ -127,6 +167,9 @@ pub type WorkloadTable = StateTable<(&'static str, String, String), Replicas>;
 pub struct WorkloadTracker {
     kinds: BTreeMap<&'static str, ChangeTracker<WorkloadKey, Replicas>>,
     table: Arc<WorkloadTable>,
+    /// Uids known only from an earlier run's checkpoints, not listed yet: their replica
+    /// counts are unknown.
+    remembered: HashSet<String>,
 }
 
 /// (kind, namespace, name).
@@ -144,8 +187,36 @@ impl WorkloadTracker {
             .or_insert_with(|| ChangeTracker::sharing(self.table.clone()))
     }
 
+    /// Remembers the workloads an earlier run of the source named `source` recorded (their
+    /// checkpoints in `resume`), off the table: the first list of each kind then finds those
+    /// deleted while nothing watched, and [`WorkloadTracker::relisted`] records their
+    /// deletion. Returns how many it remembers.
+    pub fn resume(&mut self, source: &str, resume: &CheckpointSet) -> usize {
+        let mut remembered = 0;
+        for (key, _) in resume.of_source(source) {
+            let Some(workload) = key.strip_prefix(CHECKPOINT_PREFIX) else {
+                continue;
+            };
+            let mut parts = workload.splitn(4, '/');
+            let (Some(kind), Some(namespace), Some(name), Some(uid)) =
+                (parts.next(), parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            let Some(kind) = KINDS.iter().copied().find(|k| *k == kind) else {
+                continue;
+            };
+            let key = (kind, namespace.to_string(), name.to_string());
+            self.of_kind(kind).remember(uid, key, Replicas::default());
+            self.remembered.insert(uid.to_string());
+            remembered += 1;
+        }
+        remembered
+    }
+
     /// The record of a change in `w`'s replicas (or of `w` itself, the first time).
     pub fn applied(&mut self, w: WorkloadView) -> Option<Record> {
+        self.remembered.remove(&w.uid);
         let key = (w.kind, w.namespace.clone(), w.name.clone());
         match self.of_kind(w.kind).applied(&w.uid, key, w.replicas) {
             Change::Unchanged => None,
@@ -159,8 +230,10 @@ impl WorkloadTracker {
     pub fn deleted(&mut self, w: WorkloadView) -> Record {
         let key = (w.kind, w.namespace.clone(), w.name.clone());
         self.of_kind(w.kind).deleted(&w.uid, key);
+        self.remembered.remove(&w.uid);
         let at = w.deleted_at.unwrap_or_else(Timestamp::now);
-        deletion_record(&w, at, "was deleted")
+        let had = w.replicas;
+        deletion_record(&w, at, "was deleted", Some(had))
     }
 
     /// A (re)list of the workloads of `kind` starts.
@@ -172,16 +245,24 @@ impl WorkloadTracker {
     /// no watch was there to say so. They are forgotten, each with the record of its
     /// deletion, dated now (when it was found out).
     pub fn relisted(&mut self, kind: &'static str) -> Vec<Record> {
-        self.of_kind(kind)
-            .relisted()
-            .into_iter()
+        let gone = self.of_kind(kind).relisted();
+        gone.into_iter()
             .map(|(uid, key, replicas)| {
                 let w = WorkloadView::remembered(&uid, &key, replicas, 0, Timestamp::now());
-                deletion_record(
-                    &w,
-                    w.changed_at,
-                    "was deleted (found gone when they were listed again)",
-                )
+                match self.remembered.remove(&uid) {
+                    true => deletion_record(
+                        &w,
+                        w.changed_at,
+                        "was deleted while Infersight was not watching (found gone when they were listed)",
+                        None,
+                    ),
+                    false => deletion_record(
+                        &w,
+                        w.changed_at,
+                        "was deleted (found gone when they were listed again)",
+                        Some(replicas),
+                    ),
+                }
             })
             .collect()
     }
@@ -204,6 +285,8 @@ impl WorkloadTracker {
         self.kinds
             .values()
             .flat_map(|tracker| tracker.iter())
+            // Known from an earlier run only: no counts to tell yet.
+            .filter(|(uid, _, _)| !self.remembered.contains(*uid))
             .map(|(uid, key, replicas)| {
                 let version = u64::try_from(hour).unwrap_or(0);
                 let w = WorkloadView::remembered(uid, key, *replicas, version, at);
@@ -217,20 +300,16 @@ impl WorkloadTracker {
     }
 }
 
-/// The record that `w` is gone, with the replica counts it last had.
-fn deletion_record(w: &WorkloadView, at: Timestamp, how: &str) -> Record {
-    let r = w.replicas;
+/// The record that `w` is gone, with the replica counts it last `had` where known.
+fn deletion_record(w: &WorkloadView, at: Timestamp, how: &str, had: Option<Replicas>) -> Record {
+    let had = had.map_or_else(String::new, |r| {
+        format!(" (had {} desired, {} ready)", r.desired, r.ready)
+    });
     let mut record = about(
         w,
         &format!("k8s-workload/{}/deleted", w.uid),
         at,
-        format!(
-            "{} {} {how} (had {} desired, {} ready)",
-            w.kind.to_lowercase(),
-            w.name,
-            r.desired,
-            r.ready
-        ),
+        format!("{} {} {how}{had}", w.kind.to_lowercase(), w.name),
     );
     record.severity = Some(Severity::Info);
     record.attributes.insert(names::K8S_OBJECT_DELETED, true);
@@ -290,10 +369,14 @@ mod tests {
     use super::*;
 
     fn deployment(rv: &str, desired: i32, ready: i32) -> Deployment {
+        named_deployment("vllm-mistral-7b", "d-1", rv, desired, ready)
+    }
+
+    fn named_deployment(name: &str, uid: &str, rv: &str, desired: i32, ready: i32) -> Deployment {
         serde_json::from_value(serde_json::json!({
             "apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": "vllm-mistral-7b", "namespace": "llm-serving",
-                "uid": "d-1", "resourceVersion": rv,
+            "metadata": {"name": name, "namespace": "llm-serving",
+                "uid": uid, "resourceVersion": rv,
                 "creationTimestamp": "2025-03-04T09:00:00Z",
                 "managedFields": [{"manager": "kube-controller-manager", "operation": "Update",
                     "subresource": "status", "time": format!("2025-03-04T10:0{rv}:00Z")}]},
@@ -358,6 +441,47 @@ mod tests {
             "deployment vllm-mistral-7b was deleted (had 4 desired, 2 ready)"
         );
         assert_ne!(gone.id, scaled.id);
+    }
+
+    #[test]
+    fn a_workload_deleted_while_nothing_watched_is_found_gone_by_the_next_runs_list() {
+        // The first run records two Deployments; their checkpoints are committed.
+        let mut first = WorkloadTracker::default();
+        let mut stored = CheckpointSet::default();
+        for d in [
+            named_deployment("llama", "d-1", "1", 2, 2),
+            named_deployment("mistral", "d-2", "1", 3, 1),
+        ] {
+            let r = first.applied(d.view().unwrap()).expect("first sight");
+            stored.update(&checkpoint("cluster", &r).expect("a workload's record has one"));
+        }
+        // The next run remembers both, tells no state of them before they are listed, and
+        // its list gives only one.
+        let mut next = WorkloadTracker::default();
+        assert_eq!(next.resume("cluster", &stored), 2);
+        assert_eq!(next.resume("another-source", &stored), 0);
+        assert!(
+            next.state_records(Timestamp::now()).is_empty(),
+            "no counts to tell"
+        );
+        assert!(
+            next.table().snapshot().is_empty(),
+            "off the table until listed"
+        );
+        next.relisting("Deployment");
+        next.applied(named_deployment("llama", "d-1", "1", 2, 2).view().unwrap());
+        let gone = next.relisted("Deployment");
+        assert_eq!(gone.len(), 1);
+        assert_eq!(
+            gone[0].body,
+            "deployment mistral was deleted while Infersight was not watching (found gone when they were listed)",
+            "no counts it never saw"
+        );
+        // Its deletion takes its entry out of the checkpoints.
+        let done = checkpoint("cluster", &gone[0]).expect("a deletion has one");
+        assert!(done.finished);
+        assert_eq!(done.key, "workload/Deployment/llm-serving/mistral/d-2");
+        assert_eq!(next.state_records(Timestamp::now()).len(), 1, "llama's");
     }
 
     #[test]
