@@ -57,9 +57,13 @@ fn prefixes_as_regexes(schema: &IndexSchema, query: &str) -> Result<String, Inde
         let core = core.trim_end_matches(')');
         let trail = &word[lead.len() + core.len()..];
         if core.starts_with('/') || core.contains(":/") {
+            let quoted = match core.split_once(":/") {
+                Some((field, value)) if !core.starts_with('/') => format!("{field}:\"/{value}\""),
+                _ => format!("\"{core}\""),
+            };
             return Err(IndexError::Query(format!(
-                "`{word}`: a value that starts with `/` goes in quotes (`url.path:\"/v1/chat\"`); \
-                 regular expressions are not run, prefixes are (`k8s.pod.name:vllm-*`)"
+                "`{word}`: a value that starts with `/` goes in quotes ({quoted}); regular \
+                 expressions are not run, prefixes are (`k8s.pod.name:vllm-*`)"
             )));
         }
         let Some(prefix) = core.strip_suffix('*').filter(|p| !p.is_empty()) else {

@@ -1057,6 +1057,10 @@ fn prefixes_work_on_exact_fields_and_keep_the_querys_structure() {
     for (query, says) in [
         ("k8s.pod.name:vl*", "at least 3 characters"),
         ("k8s.pod.name:/vllm.*/", "goes in quotes"),
+        (
+            "attributes.url.path:/v1/chat",
+            "goes in quotes (attributes.url.path:\"/v1/chat\")",
+        ),
         ("attributes.log.lines:1*", "not on `attributes.log.lines`"),
     ] {
         let error = searcher.search(&request(query)).map(|r| r.total);
