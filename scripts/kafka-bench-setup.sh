@@ -4,9 +4,10 @@
 # under $work/pods), `broker` (tansu in memory, topic `records` of 4 partitions; its pid is
 # ${pids[0]}), free ports `aport` and `gport`, and the helpers `cpu_of` and `count`.
 # BENCH_LOGS=DIR keeps the processes' logs (stderr) there.
+# TMPDIR=DIR puts the work directory (logs, indexes) there (a tmpfs: no fsync costs).
 source scripts/bench-lib.sh
 tansu="${TANSU_BIN:-${CARGO_HOME:-$HOME/.cargo}/bin/tansu}"
-work=$(mktemp -d /tmp/infersight-kafka-bench-XXXXXX)
+work=$(mktemp -d "${TMPDIR:-/tmp}/infersight-kafka-bench-XXXXXX")
 pids=()
 # A process may run under /usr/bin/time: its child goes first, or it outlives the bench.
 trap 'for p in "${pids[@]}"; do pkill -TERM -P "$p" 2>/dev/null || true; kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; [ -z "${BENCH_LOGS:-}" ] || { mkdir -p "$BENCH_LOGS"; cp "$work"/*.log "$BENCH_LOGS"/ 2>/dev/null || true; }; rm -rf "$work"' EXIT
