@@ -582,7 +582,7 @@ async function renderDashboard(p) {
     if (summary.data_from && ms(summary.data_from) > ms(summary.from) + 1000) {
       table.after(el("div", { class: "muted", id: "rates-note" },
         "Rates are per second of the " + spanText(summary.rate_seconds) + " the index holds of this range (its data begins "
-          + shortTime(summary.data_from) + ")."));
+          + shortTime(summary.data_from) + "), and the charts show that part."));
     }
     // A pod in trouble before it logged a figure (crash-looping, pending) has no group, and
     // is the one to see first: those of the namespaces shown get a row of their own.
@@ -595,22 +595,37 @@ async function renderDashboard(p) {
         el("td", {}, p.pod), stateCell(p.pod), el("td", { class: "restarts" }, p.restarts),
         cols.slice(3).map(() => el("td", { class: "muted" }, "–")))));
     }
-    const step = requests.interval_ms / 1000;
-    const all = filled(requests);
-    const failed = filled(errors);
-    const arrived = filled({ ...arrivals, interval_ms: requests.interval_ms, from: requests.from, to: requests.to });
-    chart(charts, "requests/s (per " + requests.interval + ")", all.xs,
+    // A new install (or retention shorter than the range): the charts cover the part of the
+    // range the index holds, not a range that is empty but for its last few pixels.
+    const end = Date.now();
+    const span = { "15m": 9e5, "1h": 36e5, "6h": 216e5, "24h": 864e5, "7d": 6048e5 }[range];
+    const dataFrom = summary.data_from ? ms(summary.data_from) : null;
+    const start = dataFrom !== null && dataFrom > end - span * 0.9 ? dataFrom : end - span;
+    let [hRequests, hErrors, hArrivals] = [requests, errors, arrivals];
+    if (start !== end - span) {
+      const since = new Date(start).toISOString();
+      [hRequests, hErrors, hArrivals] = await Promise.all([
+        api("/api/v1/histogram", { from: since, kind: "request" }),
+        api("/api/v1/histogram", { from: since, kind: "request", q: FAILED }),
+        api("/api/v1/histogram", { from: since, kind: "log", q: "llm.event:request_received" }),
+      ]);
+      charts.dataset.from = since;
+    }
+    const step = hRequests.interval_ms / 1000;
+    const all = filled(hRequests);
+    const failed = filled(hErrors);
+    const arrived = filled({ ...hArrivals, interval_ms: hRequests.interval_ms, from: hRequests.from, to: hRequests.to });
+    chart(charts, "requests/s (per " + hRequests.interval + ")", all.xs,
       [{ label: "ended/s", values: all.counts.map((c) => c / step) },
         { label: "arrived/s", values: arrived.counts.map((c) => c / step) }], true);
     chart(charts, "failed requests/s", failed.xs,
       [{ label: "failed/s", values: failed.counts.map((c) => c / step) }], true);
     // Latency, TTFT and load over the range: the summary of each of 12 slices.
-    const end = Date.now();
-    const span = { "15m": 9e5, "1h": 36e5, "6h": 216e5, "24h": 864e5, "7d": 6048e5 }[range];
-    const slices = [...Array(12).keys()].map((i) => [end - span + (i * span) / 12, end - span + ((i + 1) * span) / 12]);
+    const width = end - start;
+    const slices = [...Array(12).keys()].map((i) => [start + (i * width) / 12, start + ((i + 1) * width) / 12]);
     const parts = await Promise.all(slices.map(([a, b]) => api("/api/v1/llm/summary", {
       from: new Date(a).toISOString(), to: new Date(b).toISOString(), group_by: groupBy })));
-    const partial = partialNote(summary, requests, errors, arrivals, pods, ...parts);
+    const partial = partialNote(summary, hRequests, hErrors, hArrivals, pods, ...parts);
     if (partial) table.before(partial);
     const groups = [...new Set(parts.flatMap((s) => s.groups.map((g) => g.group)))];
     const sliceXs = slices.map(([a, b]) => (a + b) / 2);

@@ -369,6 +369,16 @@ fn the_ui_finds_a_request_explains_a_crash_and_charts_the_llm_figures() {
     // minutes asked (which made them read a fifteenth of the load), and the page says so.
     let note = browser.text(&browser.find("#rates-note"));
     assert!(note.contains("the index holds of this range"), "{note}");
+    // The charts cover that part too: not 15 minutes with the data in the last one.
+    assert!(note.contains("the charts show that part"), "{note}");
+    let charts_from = browser.script("return document.getElementById('charts').dataset.from");
+    let charts_from = charts_from.as_str().unwrap_or_default();
+    let (_, summary_of_page) = demo.get("/api/v1/llm/summary?from=now-15m");
+    let data_from = summary_of_page["data_from"].as_str().unwrap_or_default();
+    assert!(
+        !charts_from.is_empty() && charts_from[..19] == data_from[..19],
+        "the charts begin where the data does: {charts_from} against {data_from}"
+    );
     let llama = browser.script(
         "const row = [...document.querySelectorAll('#summary tr.group')].find((r) => r.cells[0].textContent.startsWith('llamacpp')); return row ? [row.querySelector('td.requests').textContent, row.querySelector('td.rps').textContent, row.querySelector('td.running').textContent] : null",
     );
