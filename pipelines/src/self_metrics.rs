@@ -1224,13 +1224,14 @@ fn llm_families(llm: &LlmMetrics) -> Vec<MetricFamily> {
         ),
         family(
             "llm_tokens_total",
-            "Tokens of finished requests, by type (input, output).",
+            "Tokens of finished requests, by type (input, output); a type no request of the series told is left out (TGI logs no prompt tokens, vLLM v1 no request end: see llm_engine_generated_tokens_total), not shown as 0.",
             MetricKind::Counter,
             &|l, s| {
-                vec![
-                    Sample::new(with(l, "type", "input".into()), s.input_tokens as f64),
-                    Sample::new(with(l, "type", "output".into()), s.output_tokens as f64),
-                ]
+                [("input", s.input_tokens), ("output", s.output_tokens)]
+                    .into_iter()
+                    .filter(|(_, n)| *n > 0)
+                    .map(|(kind, n)| Sample::new(with(l, "type", kind.into()), n as f64))
+                    .collect()
             },
         ),
         family(

@@ -245,6 +245,15 @@ fn metrics_over_http_equal_the_generated_truth() {
         "TGI's tokens, from its inference time and time per token"
     );
     assert_eq!(
+        tests::metric_value(
+            &metrics,
+            "llm_tokens_total{",
+            &["pod=\"tgi-0\"", "type=\"input\""]
+        ),
+        None,
+        "TGI logs no prompt tokens: unknown, not 0"
+    );
+    assert_eq!(
         tests::metric_value(&metrics, "llm_requests_in_flight{", &["pod=\"vllm-0\""]),
         Some(0.0)
     );
