@@ -680,13 +680,13 @@ impl PipelineConfig {
             }
         };
         let api = raw.api.and_then(|v| {
-            typed::<ApiConfig>(v, "api", "[api] takes `listen = \"HOST:PORT\"`, `token = \"…\"`, `insecure_no_auth = true|false`, `peers = [\"HOST:PORT\"]` and `peer_timeout_ms`", problems)
+            typed::<ApiConfig>(v, "api", no_tag, "[api] takes `listen = \"HOST:PORT\"`, `token = \"…\"`, `insecure_no_auth = true|false`, `peers = [\"HOST:PORT\"]` and `peer_timeout_ms`", problems)
         });
         let mut sources = BTreeMap::new();
         for (id, value) in raw.sources {
             let key = format!("sources.{id}");
             let hint = "a source needs `type` = \"files\", \"kube\", \"gpu\" or \"scrape\" (kafka comes later)";
-            match typed::<RawSource>(value, &key, hint, problems) {
+            match typed::<RawSource>(value, &key, locate_in_source, hint, problems) {
                 Some(RawSource::Files(c)) => {
                     sources.insert(id.clone(), SourceConfig::Files(*c));
                 }
@@ -712,7 +712,7 @@ impl PipelineConfig {
         for (id, value) in raw.transforms {
             let key = format!("transforms.{id}");
             let hint = "a transform needs `type` = \"inference_logs\" or \"llm_metrics\" and `inputs` = [\"<source>\"]";
-            match typed::<RawTransform>(value, &key, hint, problems) {
+            match typed::<RawTransform>(value, &key, locate_in_transform, hint, problems) {
                 Some(RawTransform::InferenceLogs(c)) => {
                     transforms.insert(
                         id,
@@ -734,7 +734,7 @@ impl PipelineConfig {
         for (id, value) in raw.sinks {
             let key = format!("sinks.{id}");
             let hint = "a sink needs `type` = \"index\" or \"kafka\" and `inputs` = [\"<source or transform>\"]";
-            match typed::<RawSink>(value, &key, hint, problems) {
+            match typed::<RawSink>(value, &key, locate_in_sink, hint, problems) {
                 Some(RawSink::Index(c)) => {
                     sinks.insert(id.clone(), SinkConfig::Index(c));
                 }
@@ -1354,37 +1354,109 @@ fn is_topic_name(topic: &str) -> bool {
 }
 
 /// Deserialises one table, turning a failure into a problem at the exact key.
+/// Where in a component's table (its `type` left out) deserializing `T` fails, if it does
+/// at a field: serde keeps no path inside an internally tagged enum, the struct of the
+/// component's own type does.
+fn failing_path<T: DeserializeOwned>(value: &toml::Value) -> Option<String> {
+    let mut table = value.as_table()?.clone();
+    table.remove("type");
+    let e = serde_path_to_error::deserialize::<_, T>(toml::Value::Table(table)).err()?;
+    let path = e.path().to_string();
+    (path != "." && !path.is_empty() && !path.contains('?')).then_some(path)
+}
+
+/// The `type` a component's table names.
+fn tag(value: &toml::Value) -> Option<&str> {
+    value.get("type")?.as_str()
+}
+
+/// For a table that is no tagged enum: serde keeps the path itself.
+fn no_tag(_: &toml::Value) -> Option<String> {
+    None
+}
+
+fn locate_in_source(value: &toml::Value) -> Option<String> {
+    match tag(value)? {
+        "files" => failing_path::<FilesSourceConfig>(value),
+        "kube" => failing_path::<KubeSourceConfig>(value),
+        "gpu" => failing_path::<GpuSourceConfig>(value),
+        "scrape" => failing_path::<ScrapeSourceConfig>(value),
+        "kafka" => failing_path::<KafkaSourceConfig>(value),
+        _ => None,
+    }
+}
+
+fn locate_in_transform(value: &toml::Value) -> Option<String> {
+    match tag(value)? {
+        "inference_logs" => failing_path::<InferenceLogsConfig>(value),
+        "llm_metrics" => failing_path::<LlmMetricsConfig>(value),
+        _ => None,
+    }
+}
+
+fn locate_in_sink(value: &toml::Value) -> Option<String> {
+    match tag(value)? {
+        "index" => failing_path::<IndexSinkConfig>(value),
+        "kafka" => failing_path::<KafkaSinkConfig>(value),
+        _ => None,
+    }
+}
+
+/// What a value of the type serde `expected` is, in a config's words.
+fn expected_in_words(message: &str) -> Option<&'static str> {
+    let expected = message.rsplit_once("expected ")?.1.trim();
+    Some(match expected {
+        "usize" | "u64" | "u32" | "u16" | "u8" => "a whole number, 0 or more, without quotes",
+        "i64" | "i32" => "a whole number, without quotes",
+        "f64" | "f32" => "a number, without quotes",
+        "a boolean" => "true or false, without quotes",
+        "a string" => "a string in quotes",
+        "a sequence" => "a list: [\"a\", \"b\"]",
+        _ => return None,
+    })
+}
+
 fn typed<T: DeserializeOwned>(
     value: toml::Value,
     key: &str,
+    locate: fn(&toml::Value) -> Option<String>,
     hint: &str,
     problems: &mut Vec<Problem>,
 ) -> Option<T> {
+    let copy = value.clone();
     match serde_path_to_error::deserialize::<_, T>(value) {
         Ok(v) => Some(v),
         Err(e) => {
             let path = e.path().to_string();
             let inner = e.into_inner().to_string();
             let message = inner.trim().to_string();
-            // serde does not track the path inside internally tagged enums (`type = …`),
-            // so the field is taken from the message where serde names it.
+            // serde does not track the path inside internally tagged enums (`type = …`):
+            // the field is taken from the message where serde names it, else found by the
+            // struct of the component's type.
             let named_field = ["unknown field `", "missing field `"]
                 .iter()
                 .find_map(|p| message.strip_prefix(p))
                 .and_then(|rest| rest.split('`').next());
-            let full_key = if let Some(field) = named_field {
-                format!("{key}.{field}")
+            let (full_key, field_known) = if let Some(field) = named_field {
+                (format!("{key}.{field}"), false)
             } else if path != "." && !path.is_empty() && !path.contains('?') {
-                format!("{key}.{path}")
+                (format!("{key}.{path}"), true)
             } else if message.contains("variant") {
-                format!("{key}.type")
+                (format!("{key}.type"), false)
+            } else if let Some(path) = locate(&copy) {
+                (format!("{key}.{path}"), true)
             } else {
-                key.to_string()
+                (key.to_string(), false)
+            };
+            // A value of the wrong kind: say what the key takes, not what the component is.
+            let hint = match (field_known, expected_in_words(&message)) {
+                (true, Some(words)) => format!("`{full_key}` takes {words}"),
+                _ => hint.to_string(),
             };
             problems.push(Problem {
                 key: full_key,
                 message,
-                hint: hint.to_string(),
+                hint,
             });
             None
         }

@@ -101,6 +101,51 @@ fn syntax_errors_point_at_the_line() {
 }
 
 #[test]
+fn a_value_of_the_wrong_kind_inside_a_component_is_named_by_its_key() {
+    // serde keeps no path inside a `type = …` component: each was reported at the
+    // component, with a hint about `type` and `inputs` that did not help.
+    let err = load(
+        r#"
+        [sources.cluster]
+        type = "kube"
+        api_url = 8443
+        [transforms.parse]
+        type = "inference_logs"
+        inputs = "cluster"
+        [sinks.index]
+        type = "index"
+        inputs = ["parse"]
+        commit_docs = "ten"
+        retention_hours = -1
+        "#,
+    )
+    .unwrap_err();
+    let problems: Vec<(&str, &str)> = err
+        .problems
+        .iter()
+        .map(|p| (p.key.as_str(), p.hint.as_str()))
+        .collect();
+    assert_eq!(
+        problems,
+        [
+            (
+                "sinks.index.commit_docs",
+                "`sinks.index.commit_docs` takes a whole number, 0 or more, without quotes"
+            ),
+            (
+                "sources.cluster.api_url",
+                "`sources.cluster.api_url` takes a string in quotes"
+            ),
+            (
+                "transforms.parse.inputs",
+                "`transforms.parse.inputs` takes a list: [\"a\", \"b\"]"
+            ),
+        ],
+        "{err}"
+    );
+}
+
+#[test]
 fn every_problem_is_reported_at_its_key_with_a_hint() {
     let text = r#"
         colour = "blue"
