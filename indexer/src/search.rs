@@ -70,6 +70,15 @@ fn prefixes_as_regexes(schema: &IndexSchema, query: &str) -> Result<String, Inde
             words.push(word.to_string());
             continue;
         };
+        // `field:*` (the field is set) of a field that does not exist fails only when
+        // searched, where it read as the index's fault.
+        if let Some(field) = prefix.strip_suffix(':')
+            && schema.schema.find_field(field).is_none()
+        {
+            return Err(IndexError::Query(format!(
+                "Field does not exist: '{field}' in `{word}`"
+            )));
+        }
         let (field_name, value) = match prefix.split_once(':') {
             Some((field, value)) => (field, value),
             None => ("body", prefix),

@@ -1062,6 +1062,7 @@ fn prefixes_work_on_exact_fields_and_keep_the_querys_structure() {
             "goes in quotes (attributes.url.path:\"/v1/chat\")",
         ),
         ("attributes.log.lines:1*", "not on `attributes.log.lines`"),
+        ("colour:*", "Field does not exist: 'colour'"),
     ] {
         let error = searcher.search(&request(query)).map(|r| r.total);
         assert!(
