@@ -768,14 +768,38 @@ pub(crate) fn build_query(
             parsed => parsed,
         }
         .map_err(|e| {
-            // The strict parser only says that the query is wrong; the lenient one says
-            // where.
+            // The strict parser says only the first mistake it met, and of a syntax error
+            // only that the query is wrong; the lenient one lists each, a syntax error with
+            // where it is. "Only excluding terms" is no mistake of its own: it follows from
+            // a clause left out for another (`llm.e2e_ms:>abc`).
             let (_, errors) = parser.parse_query_lenient(text);
-            match errors.first() {
-                Some(where_) => IndexError::Query(format!("{where_} in `{asked}`")),
-                None => IndexError::Query(format!("{e} in `{asked}`")),
-            }
+            let first = errors
+                .iter()
+                .find(|e| !matches!(e, QueryParserError::AllButQueryForbidden))
+                .unwrap_or(&e);
+            let said = match first {
+                // tantivy 0.27 displays it as "Only excluding terms given".
+                QueryParserError::ExpectedFloat(why) => {
+                    format!("Expected a number ({why}): the timings, tokens, status and engine and GPU figures are numbers")
+                }
+                other => other.to_string(),
+            };
+            IndexError::Query(format!("{said} in `{asked}`"))
         })?;
+        // What tantivy accepts to parse but not to run (a range on an attribute under
+        // `attributes.`, a set of values of a column-only field) fails here, as the user's
+        // mistake, not later as the index's.
+        if let Err(e) = q.weight(EnableScoring::disabled_from_schema(&schema.schema)) {
+            let why = e.to_string();
+            return Err(IndexError::Query(if why.contains("RangeQuery on JSON") {
+                format!(
+                    "`{asked}`: attributes under `attributes.` are matched exactly; ranges work \
+                     on the numeric fields (llm.e2e_ms:>5000, http.response.status_code:[500 TO 599])"
+                )
+            } else {
+                format!("{why} in `{asked}`")
+            }));
+        }
         clauses.push((Occur::Must, q));
     }
     if request.from.is_some() || request.to.is_some() {

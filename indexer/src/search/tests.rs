@@ -1063,6 +1063,14 @@ fn prefixes_work_on_exact_fields_and_keep_the_querys_structure() {
         ),
         ("attributes.log.lines:1*", "not on `attributes.log.lines`"),
         ("colour:*", "Field does not exist: 'colour'"),
+        // Parsed by tantivy, refused only when run: the user's mistake all the same.
+        (
+            "attributes.log.lines:>5",
+            "are matched exactly; ranges work",
+        ),
+        ("llm.e2e_ms:IN [1 2]", "is not indexed"),
+        ("llm.e2e_ms:[a TO b]", "Expected a number"),
+        ("llm.e2e_ms:>abc", "Expected a number"),
     ] {
         let error = searcher.search(&request(query)).map(|r| r.total);
         assert!(
