@@ -31,6 +31,8 @@ const NEWEST_WINDOWS: [i64; 5] = [
 
 /// The shortest prefix a `word*` query may have: a prefix query's cost is bounded by it.
 const MIN_PREFIX: usize = 3;
+/// The longest: its automaton grows with it (tantivy refuses one of ~1000 states).
+const MAX_PREFIX: usize = 200;
 /// How many request ids a trace's `id-…` prefix may expand to.
 const MAX_PREFIX_EXPANSIONS: u32 = 1000;
 
@@ -104,11 +106,7 @@ fn prefixes_as_regexes(schema: &IndexSchema, query: &str) -> Result<String, Inde
                  not on `{field_name}`; ask its value whole"
             )));
         }
-        if value.chars().count() < MIN_PREFIX {
-            return Err(IndexError::Query(format!(
-                "`{word}`: a prefix needs at least {MIN_PREFIX} characters"
-            )));
-        }
+        check_prefix_length(value)?;
         // The message's terms are lowercase; an exact field's are as logged.
         let value = if field == schema.body {
             value.to_lowercase()
@@ -120,6 +118,19 @@ fn prefixes_as_regexes(schema: &IndexSchema, query: &str) -> Result<String, Inde
         words.push(format!("{lead}{field_name}:/{pattern}/{trail}"));
     }
     Ok(words.join(" "))
+}
+
+/// Refuses a prefix too short to bound its cost or too long for its automaton.
+fn check_prefix_length(prefix: &str) -> Result<(), IndexError> {
+    match prefix.chars().count() {
+        n if n < MIN_PREFIX => Err(IndexError::Query(format!(
+            "`{prefix}*`: a prefix needs at least {MIN_PREFIX} characters"
+        ))),
+        n if n > MAX_PREFIX => Err(IndexError::Query(format!(
+            "a prefix of {n} characters: at most {MAX_PREFIX} (give a long value whole, without `*`)"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// The regex of the terms that begin with `prefix` (tantivy anchors it at both ends).
@@ -823,13 +834,13 @@ pub(crate) fn build_query(
     // A filter box's `vllm-*` is the pods whose names begin so.
     let exact_or_prefix = |field, value: &str| -> Result<(Occur, Box<dyn Query>), IndexError> {
         match value.strip_suffix('*') {
-            Some(prefix) if prefix.chars().count() >= MIN_PREFIX => Ok((
-                Occur::Must,
-                Box::new(RegexQuery::from_pattern(&prefix_pattern(prefix), field)?),
-            )),
-            Some(_) => Err(IndexError::Query(format!(
-                "`{value}`: a prefix needs at least {MIN_PREFIX} characters"
-            ))),
+            Some(prefix) => {
+                check_prefix_length(prefix)?;
+                Ok((
+                    Occur::Must,
+                    Box::new(RegexQuery::from_pattern(&prefix_pattern(prefix), field)?),
+                ))
+            }
             None => Ok(exact(field, value)),
         }
     };

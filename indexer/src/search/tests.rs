@@ -1063,6 +1063,7 @@ fn prefixes_work_on_exact_fields_and_keep_the_querys_structure() {
         ),
         ("attributes.log.lines:1*", "not on `attributes.log.lines`"),
         ("colour:*", "Field does not exist: 'colour'"),
+        (&format!("k8s.pod.name:{}*", "a".repeat(201)), "at most 200"),
         // Parsed by tantivy, refused only when run: the user's mistake all the same.
         (
             "attributes.log.lines:>5",
