@@ -363,6 +363,27 @@ async fn rates_are_taken_over_the_part_of_the_range_the_index_holds() {
     assert!((3600.0..3630.0).contains(&seconds), "{body}");
 }
 
+/// An HTTP access line of `pod` 30 s ago (`event`: `access`, `proxy_access`, `probe`), with
+/// its status and, where the server logs one, the call's duration.
+fn call_line(
+    n: u64,
+    pod: &str,
+    body: &str,
+    event: &'static str,
+    status: i64,
+    ms: Option<f64>,
+) -> Record {
+    let mut r = at(n, pod, 30, RecordKind::Log, body);
+    r.attributes.insert(names::LLM_EVENT, event);
+    r.attributes
+        .insert(names::HTTP_RESPONSE_STATUS_CODE, status);
+    if let Some(ms) = ms {
+        r.attributes
+            .insert(names::LLM_E2E_MS, model::AttrValue::Float(ms));
+    }
+    r
+}
+
 #[tokio::test]
 async fn a_server_that_logs_no_request_end_has_an_error_rate_from_its_access_lines() {
     // vLLM v1: arrivals and access lines, no ends; a probe failing does not count.
@@ -377,35 +398,28 @@ async fn a_server_that_logs_no_request_end_has_an_error_rate_from_its_access_lin
     .into_iter()
     .enumerate()
     {
-        let mut r = at(
+        let mut r = call_line(
             i as u64,
             "vllm-1",
-            30,
-            RecordKind::Log,
             &format!("\"POST {path} HTTP/1.1\" {status}"),
+            event,
+            status,
+            None,
         );
-        r.attributes.insert(names::LLM_EVENT, event);
         r.attributes.insert(names::URL_PATH, path);
-        r.attributes
-            .insert(names::HTTP_RESPONSE_STATUS_CODE, status as i64);
         records.push(r);
     }
     // Its Envoy sidecar logs two of those calls again, with their durations: counted as
     // calls once, from the server's own lines, and timed by the proxy.
     for (i, ms) in [(20, 800.0), (21, 1200.0)] {
-        let mut r = at(
+        records.push(call_line(
             i,
             "vllm-1",
-            30,
-            RecordKind::Log,
             "[…] \"POST /v1/chat/completions HTTP/1.1\" 200 - via_upstream",
-        );
-        r.attributes.insert(names::LLM_EVENT, "proxy_access");
-        r.attributes
-            .insert(names::HTTP_RESPONSE_STATUS_CODE, 200i64);
-        r.attributes
-            .insert(names::LLM_E2E_MS, model::AttrValue::Float(ms));
-        records.push(r);
+            "proxy_access",
+            200,
+            Some(ms),
+        ));
     }
     // Its tokens, from its throughput lines and from a scrape of its /metrics over the
     // same stretch: one engine, counted once (the larger count).
@@ -450,19 +464,14 @@ async fn a_server_known_only_by_its_access_lines_has_their_latency_and_rate() {
     // Ollama: one `[GIN]` line per call, with its duration; no request records.
     let mut records = Vec::new();
     for (i, ms) in [100.0, 200.0, 300.0, 4000.0].into_iter().enumerate() {
-        let mut r = at(
+        records.push(call_line(
             i as u64,
             "ollama-0",
-            30,
-            RecordKind::Log,
             "[GIN] 2025/02/10 - 11:20:29 | 200 | … | POST \"/api/chat\"",
-        );
-        r.attributes.insert(names::LLM_EVENT, "access");
-        r.attributes
-            .insert(names::HTTP_RESPONSE_STATUS_CODE, 200i64);
-        r.attributes
-            .insert(names::LLM_E2E_MS, model::AttrValue::Float(ms));
-        records.push(r);
+            "access",
+            200,
+            Some(ms),
+        ));
     }
     let (_dir, app) = app_with_records(records);
     let (status, body) = get(&app, "/api/v1/llm/summary?from=now-10m&group_by=pod").await;
@@ -490,19 +499,14 @@ async fn a_server_known_only_by_its_proxy_has_the_proxys_calls_counted() {
         .into_iter()
         .enumerate()
     {
-        let mut r = at(
+        records.push(call_line(
             i as u64,
             "sglang-0",
-            30,
-            RecordKind::Log,
             "[…] \"POST /v1/chat/completions HTTP/1.1\" … via_upstream",
-        );
-        r.attributes.insert(names::LLM_EVENT, "proxy_access");
-        r.attributes
-            .insert(names::HTTP_RESPONSE_STATUS_CODE, status as i64);
-        r.attributes
-            .insert(names::LLM_E2E_MS, model::AttrValue::Float(ms));
-        records.push(r);
+            "proxy_access",
+            status,
+            Some(ms),
+        ));
     }
     let (_dir, app) = app_with_records(records);
     let (status, body) = get(&app, "/api/v1/llm/summary?from=now-10m&group_by=pod").await;
