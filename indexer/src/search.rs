@@ -781,8 +781,8 @@ pub(crate) fn build_query(
         .map_err(|e| {
             // The strict parser says only the first mistake it met, and of a syntax error
             // only that the query is wrong; the lenient one lists each, a syntax error with
-            // where it is. "Only excluding terms" is no mistake of its own: it follows from
-            // a clause left out for another (`llm.e2e_ms:>abc`).
+            // where it is. "Only excluding terms" follows from a clause it left out for
+            // another mistake, which is the one to name.
             let (_, errors) = parser.parse_query_lenient(text);
             let first = errors
                 .iter()
