@@ -111,6 +111,36 @@ fn waiting_reason(c: &ContainerStatus) -> Option<String> {
 /// namespace nor a pod name can hold a `/`).
 const CHECKPOINT_PREFIX: &str = "pod/";
 
+/// The checkpoint key that says which pods a run watched: its position is a hash of the
+/// node it was limited to (`--kube-node`), or of `*` for all. The pods one run recorded are
+/// checked for deletion by the next only where both watched the same pods: else every pod
+/// of the other nodes would read as deleted.
+const SCOPE_KEY: &str = "pods-scope";
+
+fn scope_hash(node: Option<&str>) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(node.unwrap_or("*").as_bytes())
+}
+
+/// The checkpoint that says the source named `source` watches the pods of `node` (all
+/// where `None`).
+pub(crate) fn scope_checkpoint(source: &str, node: Option<&str>) -> Checkpoint {
+    Checkpoint {
+        source: source.to_string(),
+        key: SCOPE_KEY.to_string(),
+        position: scope_hash(node),
+        finished: false,
+    }
+}
+
+/// Whether the run that left `resume` watched other pods than a run limited to `node`
+/// does (a run of before this check left no scope: taken as the same).
+pub(crate) fn scope_changed(source: &str, resume: &CheckpointSet, node: Option<&str>) -> bool {
+    resume
+        .of_source(source)
+        .find(|(key, _)| *key == SCOPE_KEY)
+        .is_some_and(|(_, scope)| scope != scope_hash(node))
+}
+
 /// The checkpoint of `record` when it is a pod's, of the source named `source`: while the
 /// pod exists its entry says that the index holds records of it (at the pod's
 /// resourceVersion); its deletion record removes the entry. A later run reads the entries
@@ -700,6 +730,32 @@ mod tests {
         stored.update(&done);
         assert_eq!(stored.of_source("cluster").count(), 1, "{stored:?}");
         assert_eq!(later.len(), 1);
+    }
+
+    #[test]
+    fn pods_of_a_run_that_watched_other_nodes_are_not_taken_for_deleted() {
+        let mut stored = CheckpointSet::new();
+        assert!(
+            !scope_changed("cluster", &stored, Some("gpu-1")),
+            "a run of before the scope was kept: as before"
+        );
+        // A run that watched every node, then one limited to its own (`--kube-node`): the
+        // pods of the other nodes are not in its lists, and not gone either.
+        stored.update(&scope_checkpoint("cluster", None));
+        assert!(!scope_changed("cluster", &stored, None));
+        assert!(scope_changed("cluster", &stored, Some("gpu-1")));
+        stored.update(&scope_checkpoint("cluster", Some("gpu-1")));
+        assert!(!scope_changed("cluster", &stored, Some("gpu-1")));
+        assert!(scope_changed("cluster", &stored, Some("gpu-2")));
+        assert!(
+            !scope_changed("other", &stored, Some("gpu-2")),
+            "another source's"
+        );
+        assert_eq!(
+            PodTracker::default().resume("cluster", &stored),
+            0,
+            "no pod of it"
+        );
     }
 
     #[test]

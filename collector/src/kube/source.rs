@@ -203,7 +203,17 @@ impl KubeSource {
     /// `/api/v1/pods`, and a deleted Deployment short of replicas on the dashboard.
     pub fn resuming(mut self, id: &str, resume: &CheckpointSet) -> Self {
         self.id = id.to_string();
-        let pods = self.pods.resume(id, resume);
+        let node = self.config.node_name.as_deref();
+        let pods = if pods::scope_changed(id, resume, node) {
+            tracing::info!(
+                source = id,
+                node = node.unwrap_or("(all)"),
+                "the last run watched the pods of another node (--kube-node changed): its pods are not checked for deletion"
+            );
+            0
+        } else {
+            self.pods.resume(id, resume)
+        };
         let workloads = self.workloads.resume(id, resume);
         if pods + workloads > 0 {
             tracing::info!(
@@ -316,6 +326,10 @@ impl KubeSource {
                 .filter_map(|r| {
                     pods::checkpoint(&self.id, r).or_else(|| workloads::checkpoint(&self.id, r))
                 })
+                .chain([pods::scope_checkpoint(
+                    &self.id,
+                    self.config.node_name.as_deref(),
+                )])
                 .collect();
             let mut batch = Batch::new(records);
             batch.checkpoints = checkpoints;
