@@ -81,6 +81,9 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             logs_dir.display()
         );
         println!("infersight demo: listening on http://{base}");
+        println!("  the UI:              http://{base}/");
+        println!("  LLM dashboard:       http://{base}/#/dashboard?range=15m");
+        println!("  the CUDA OOM crash:  http://{base}/#/incidents");
         println!("  search everything:   http://{base}/api/v1/search?q=*&from=now-15m");
         println!("  vLLM engine stats:   http://{base}/api/v1/search?q=kv&kind=engine_stats");
         println!("  press Ctrl-C to stop");
