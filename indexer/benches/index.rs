@@ -577,6 +577,14 @@ fn main() {
         search("preempted", Some(last_15m))
     });
     time("everything, newest 100, 24 h", runs, || search("*", None));
+    // Prefixes: every request id of a range of them (no cap on the terms it expands to),
+    // and the pods whose names begin so (a Deployment's replicas).
+    time("prefix `chatcmpl-0000000000000*`, newest 100", runs, || {
+        search("chatcmpl-0000000000000*", None)
+    });
+    time("prefix `k8s.pod.name:vllm-1*`, newest 100", runs, || {
+        search("k8s.pod.name:vllm-1*", None)
+    });
     let id = format!("chatcmpl-{:016x}", total / 2 / 3);
     time("request-id lookup (trace)", runs, || {
         searcher
