@@ -774,6 +774,7 @@ fn workload_record(
     let a = &mut r.attributes;
     a.insert(names::K8S_OBJECT_KIND, kind);
     a.insert(names::K8S_OBJECT_NAME, name);
+    a.insert(names::K8S_OBJECT_UID, format!("{kind}/{name}"));
     match replicas {
         Some((desired, ready, available)) => {
             a.insert(names::K8S_REPLICAS_DESIRED, desired);
@@ -808,6 +809,20 @@ async fn workloads_show_their_newest_replica_counts_and_deleted_ones_are_gone() 
         workload_record(5, "StatefulSet", "tgi", 60, None, false),
         // old: nothing in the last three hours (its source stopped, or it went unseen).
         workload_record(6, "Deployment", "old", 4 * 3600, Some((1, 1, 1)), true),
+        // sglang: deleted 90 s ago; an agent's hourly state, dated at the hour's start,
+        // came after the deletion was asked for. The deletion wins.
+        workload_record(8, "Deployment", "sglang", 90, None, false),
+        workload_record(9, "Deployment", "sglang", 30, Some((2, 2, 2)), true),
+        // mistral: deleted, then made again under its name (a new uid): shown.
+        workload_record(10, "Deployment", "mistral", 600, None, false),
+        {
+            let mut again =
+                workload_record(11, "Deployment", "mistral", 300, Some((1, 0, 0)), false);
+            again
+                .attributes
+                .insert(names::K8S_OBJECT_UID, "Deployment/mistral/2");
+            again
+        },
         // A pod's change is not a workload.
         pod_change(7, "vllm-0", None, 30, &[]),
     ];
@@ -830,6 +845,7 @@ async fn workloads_show_their_newest_replica_counts_and_deleted_ones_are_gone() 
     assert_eq!(
         shown,
         [
+            ("Deployment".to_string(), "mistral".to_string(), 1, 0),
             ("Deployment".to_string(), "vllm".to_string(), 3, 2),
             (
                 "HorizontalPodAutoscaler".to_string(),

@@ -17,7 +17,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use indexer::{IndexError, MAX_LIMIT, SearchRequest};
 use model::{AttrValue, Record, RecordKind, Timestamp, names};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 /// Without `from`, this long before `to`: over an hour and a half between hourly states
 /// (the one of each hour is dated at its start), with room for a late one.
@@ -95,9 +95,26 @@ fn find_workloads(
     };
     let mut records = Vec::new();
     let truncated = read_newest(backend, &request, MAX_RECORDS, &mut records)?;
+    // A uid's deletion outranks what else is said of it, whatever their times: the hourly
+    // state an agent sends just after a deletion was asked for (and before its watch saw
+    // it) is dated at the hour's start, after the deletion. A workload made again under
+    // the same name has a new uid.
+    fn uid(r: &Record) -> Option<&str> {
+        r.attributes.get_str(names::K8S_OBJECT_UID)
+    }
+    let deleted =
+        |r: &Record| r.attributes.get(names::K8S_OBJECT_DELETED) == Some(&AttrValue::Bool(true));
+    let gone: HashSet<&str> = records
+        .iter()
+        .filter(|r| deleted(r))
+        .filter_map(uid)
+        .collect();
     // Newest first (peers' pages are merged so): the first record of each workload says.
     let mut newest: BTreeMap<(String, String, String), Option<WorkloadState>> = BTreeMap::new();
     for r in &records {
+        if !deleted(r) && uid(r).is_some_and(|u| gone.contains(u)) {
+            continue;
+        }
         let a = &r.attributes;
         let (Some(kind), Some(name)) = (
             a.get_str(names::K8S_OBJECT_KIND),
