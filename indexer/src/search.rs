@@ -78,7 +78,8 @@ fn prefixes_as_regexes(schema: &IndexSchema, query: &str) -> Result<String, Inde
             && schema.schema.find_field(field).is_none()
         {
             return Err(IndexError::Query(format!(
-                "Field does not exist: '{field}' in `{word}`"
+                "Field does not exist: '{field}' in `{word}`{}",
+                did_you_mean(schema, field)
             )));
         }
         let (field_name, value) = match prefix.split_once(':') {
@@ -119,6 +120,48 @@ fn prefixes_as_regexes(schema: &IndexSchema, query: &str) -> Result<String, Inde
     }
     Ok(words.join(" "))
 }
+
+/// The fields a user who wrote `name` (`pod`, `model`, `status`) may have meant: those with
+/// a part (between dots and underscores) that begins with it; and any other attribute is
+/// under `attributes.`. Empty when nothing fits.
+fn did_you_mean(schema: &IndexSchema, name: &str) -> String {
+    let name = name.to_lowercase();
+    if name.is_empty() {
+        return String::new();
+    }
+    let fits: Vec<&str> = schema
+        .schema
+        .fields()
+        .map(|(_, entry)| entry.name())
+        .filter(|field| {
+            !UNSEARCHED_FIELDS.contains(field)
+                && field
+                    .split(['.', '_'])
+                    .any(|part| part.starts_with(name.as_str()))
+        })
+        .take(4)
+        .collect();
+    match fits.as_slice() {
+        [] => format!("; an attribute of that name is `attributes.{name}`"),
+        fits => format!(
+            "; did you mean {}? (or `attributes.{name}`)",
+            fits.iter()
+                .map(|f| format!("`{f}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// Fields kept for the index's own use (the record id's halves, the resource's JSON, the
+/// stored record) or named by their path (`attributes.…`): never suggested.
+const UNSEARCHED_FIELDS: [&str; 5] = [
+    crate::schema::ID_SOURCE,
+    crate::schema::ID_POSITION,
+    "resource",
+    "record",
+    "attributes",
+];
 
 /// Refuses a prefix too short to bound its cost or too long for its automaton.
 fn check_prefix_length(prefix: &str) -> Result<(), IndexError> {
@@ -792,6 +835,12 @@ pub(crate) fn build_query(
                 // tantivy 0.27 displays it as "Only excluding terms given".
                 QueryParserError::ExpectedFloat(why) => {
                     format!("Expected a number ({why}): the timings, tokens, status and engine and GPU figures are numbers")
+                }
+                QueryParserError::FieldDoesNotExist(field) => {
+                    return IndexError::Query(format!(
+                        "{first} in `{asked}`{}",
+                        did_you_mean(schema, field)
+                    ));
                 }
                 other => other.to_string(),
             };

@@ -1063,6 +1063,13 @@ fn prefixes_work_on_exact_fields_and_keep_the_querys_structure() {
         ),
         ("attributes.log.lines:1*", "not on `attributes.log.lines`"),
         ("colour:*", "Field does not exist: 'colour'"),
+        ("pod:vllm-0", "did you mean `k8s.pod.name`?"),
+        ("model:llama3", "`gen_ai.request.model`"),
+        ("status:503", "`http.response.status_code`"),
+        (
+            "colour:red",
+            "an attribute of that name is `attributes.colour`",
+        ),
         (&format!("k8s.pod.name:{}*", "a".repeat(201)), "at most 200"),
         // Parsed by tantivy, refused only when run: the user's mistake all the same.
         (
