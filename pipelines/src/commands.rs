@@ -474,6 +474,17 @@ pub fn search(args: SearchArgs) -> anyhow::Result<()> {
         let trace = store.searcher().request_trace(&args.query, &within)?;
         print_hits(&trace, args.json)?;
         eprintln!("{} records of request {}", trace.len(), args.query);
+        let pods: std::collections::BTreeSet<&str> = trace
+            .iter()
+            .filter_map(|r| r.resource_str(model::names::K8S_POD_NAME))
+            .collect();
+        if args.query.trim().bytes().all(|b| b.is_ascii_digit()) && pods.len() > 1 {
+            eprintln!(
+                "note: {} is a number, which names a request only within one run of one server, and these records are of {} pods: narrow them with --from/--to around the line you started from",
+                args.query.trim(),
+                pods.len()
+            );
+        }
         return Ok(());
     }
     let results = store.searcher().search(&request)?;

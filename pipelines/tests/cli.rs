@@ -279,6 +279,20 @@ fn search_request_prints_a_requests_records_from_every_pod_oldest_first() {
             "Received request cmpl-8: params",
             Some("cmpl-8"),
         ),
+        // llama.cpp's task 73 in two pods (and a line that only says 73).
+        line(
+            "llama-0",
+            10,
+            "slot launch_slot_: id  0 | task 73",
+            Some("73"),
+        ),
+        line(
+            "llama-1",
+            4000,
+            "slot launch_slot_: id  1 | task 73",
+            Some("73"),
+        ),
+        line("llama-0", 11, "eval time = 73.17 ms /    73 tokens", None),
     ]))
     .unwrap();
     sink.close().unwrap();
@@ -301,4 +315,34 @@ fn search_request_prints_a_requests_records_from_every_pod_oldest_first() {
     assert!(out.lines().next().unwrap().contains("router-0"), "{out}");
     assert!(bodies[2].ends_with("Finished request cmpl-7."), "{out}");
     assert!(err.contains("3 records of request cmpl-7"), "{err}");
+    assert!(!err.contains("note:"), "{err}");
+
+    // A number: its id field only, every pod's, and a note to narrow it by time.
+    let data = dir.path().to_str().unwrap();
+    let (code, out, err) = infersight(&["search", "73", "--request", "--data-dir", data], "");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().count(), 2, "{out}");
+    assert!(err.contains("note: 73 is a number"), "{err}");
+    let at = |secs: i64| {
+        Timestamp::from_unix_nanos(1_795_000_000_000_000_000 + secs * 1_000_000_000).to_rfc3339()
+    };
+    let (from, to) = (at(0), at(1800));
+    let args = [
+        "search",
+        "73",
+        "--request",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--data-dir",
+        data,
+    ];
+    let (code, out, err) = infersight(&args, "");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(
+        out.contains("llama-0") && !err.contains("note:"),
+        "{out}{err}"
+    );
 }
