@@ -175,8 +175,10 @@ function chart(container, title, xs, series, bars, empty = "no figures in this r
   const opts = {
     width, height: 200,
     scales: { x: { time: true } },
+    // In UTC, as every time in the tables and the logs: uPlot draws the browser's zone.
+    tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"),
     axes: [{ stroke: "#8a96a3", grid: { stroke: "#2a333d" } }, { stroke: "#8a96a3", grid: { stroke: "#2a333d" }, size: 64 }],
-    series: [{}].concat(series.map((s, i) => ({
+    series: [{ label: "UTC" }].concat(series.map((s, i) => ({
       label: s.label, stroke: colors[i % colors.length], width: 2,
       fill: bars ? colors[i % colors.length] + "88" : undefined,
       paths: bars && uPlot.paths && uPlot.paths.bars ? uPlot.paths.bars({ size: [0.8, 40] }) : undefined,
