@@ -141,6 +141,21 @@ pub(crate) fn scope_changed(source: &str, resume: &CheckpointSet, node: Option<&
         .is_some_and(|(_, scope)| scope != scope_hash(node))
 }
 
+/// The pods' entries of the run that left `resume`, each finished: where that run watched
+/// other pods, they are let go (a pod listed again gets its entry back).
+pub(crate) fn forgotten(source: &str, resume: &CheckpointSet) -> Vec<Checkpoint> {
+    resume
+        .of_source(source)
+        .filter(|(key, _)| key.starts_with(CHECKPOINT_PREFIX))
+        .map(|(key, position)| Checkpoint {
+            source: source.to_string(),
+            key: key.to_string(),
+            position,
+            finished: true,
+        })
+        .collect()
+}
+
 /// The checkpoint of `record` when it is a pod's, of the source named `source`: while the
 /// pod exists its entry says that the index holds records of it (at the pod's
 /// resourceVersion); its deletion record removes the entry. A later run reads the entries
@@ -756,6 +771,22 @@ mod tests {
             0,
             "no pod of it"
         );
+        // The pods' entries of such a run are let go, not carried in every commit.
+        let pods = fixture_pods();
+        for r in PodTracker::default().applied(&pods[0]) {
+            stored.update(&checkpoint("cluster", &r).expect("a pod's record has one"));
+        }
+        assert_eq!(
+            stored.of_source("cluster").count(),
+            2,
+            "the pod and the scope"
+        );
+        for c in forgotten("cluster", &stored) {
+            assert!(c.finished);
+            stored.update(&c);
+        }
+        let left: Vec<&str> = stored.of_source("cluster").map(|(k, _)| k).collect();
+        assert_eq!(left, [SCOPE_KEY]);
     }
 
     #[test]

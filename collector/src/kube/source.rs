@@ -95,6 +95,9 @@ pub struct KubeSource {
     pods_listed: bool,
     /// The same for a list of workloads (of any kind).
     workloads_listed: bool,
+    /// The entries of pods a run that watched other nodes left: let go with the first
+    /// batch, not carried in every commit.
+    forget: Vec<model::Checkpoint>,
 }
 
 /// How often every pod's whole state ([`PodTracker::state_records`]) and every workload's
@@ -193,6 +196,7 @@ impl KubeSource {
             pod_metadata: Arc::default(),
             pods_listed: false,
             workloads_listed: false,
+            forget: Vec::new(),
         }
     }
 
@@ -210,6 +214,7 @@ impl KubeSource {
                 node = node.unwrap_or("(all)"),
                 "the last run watched the pods of another node (--kube-node changed): its pods are not checked for deletion"
             );
+            self.forget = pods::forgotten(id, resume);
             0
         } else {
             self.pods.resume(id, resume)
@@ -321,11 +326,13 @@ impl KubeSource {
             if records.is_empty() {
                 continue;
             }
-            let checkpoints = records
-                .iter()
-                .filter_map(|r| {
+            // What is let go comes first: a pod this run lists again gets its entry back
+            // in the same batch.
+            let checkpoints = std::mem::take(&mut self.forget)
+                .into_iter()
+                .chain(records.iter().filter_map(|r| {
                     pods::checkpoint(&self.id, r).or_else(|| workloads::checkpoint(&self.id, r))
-                })
+                }))
                 .chain([pods::scope_checkpoint(
                     &self.id,
                     self.config.node_name.as_deref(),
