@@ -26,6 +26,12 @@ if [ ! -x "$tansu" ]; then
   cargo install tansu --version 0.6.0 --features dynostore,libsql
 fi
 
+# The UI's script parsed first, where node is at hand: a slip there (a name declared twice)
+# otherwise shows as every browser test timing out.
+if command -v node >/dev/null; then
+  node --check api/ui/app.js
+fi
+
 # The black-box tests (tests/) drive target/debug/infersight. `cargo test --workspace`
 # builds it (pipelines has integration tests, so cargo builds its binary for them) with the
 # same features as everything else; a separate `cargo build --bin infersight` resolved
