@@ -29,8 +29,43 @@ pub use workloads::{Replicas, Workload, WorkloadTable, WorkloadTracker, Workload
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use model::{Attributes, Record, RecordId, RecordKind, Timestamp, names};
+use model::{
+    Attributes, Checkpoint, CheckpointSet, Record, RecordId, RecordKind, Timestamp, names,
+};
 use std::sync::Arc;
+
+/// The checkpoint entry that says the index holds records of one object (a pod, a
+/// workload), at `record`'s version: `<prefix><part>/<part>/…`, where no part can hold a
+/// `/`. The object's deletion `finished` it. A later run reads the entries back
+/// ([`object_entries`]) to tell which objects went while it was not watching, which no
+/// list or watch says.
+fn object_checkpoint(
+    source: &str,
+    prefix: &str,
+    parts: &[&str],
+    record: &Record,
+    finished: bool,
+) -> Checkpoint {
+    Checkpoint {
+        source: source.to_string(),
+        key: format!("{prefix}{}", parts.join("/")),
+        position: record.id.position(),
+        finished,
+    }
+}
+
+/// The parts of the entries [`object_checkpoint`] made under `prefix` for the source named
+/// `source`; entries of another shape are passed over.
+fn object_entries<'a, const N: usize>(
+    resume: &'a CheckpointSet,
+    source: &'a str,
+    prefix: &'a str,
+) -> impl Iterator<Item = [&'a str; N]> + 'a {
+    resume.of_source(source).filter_map(move |(key, _)| {
+        let parts: Vec<&str> = key.strip_prefix(prefix)?.splitn(N, '/').collect();
+        parts.try_into().ok()
+    })
+}
 
 /// The extended resource NVIDIA's device plugin offers GPUs as.
 const NVIDIA_GPU: &str = "nvidia.com/gpu";

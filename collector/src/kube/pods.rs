@@ -10,7 +10,7 @@
 //! tracker that forgot (a restart) names a resent change the same.
 
 use super::quantity;
-use super::{Object, k8s_time, resource_version};
+use super::{Object, k8s_time, object_checkpoint, object_entries, resource_version};
 use crate::table::{Change, ChangeTracker, StateTable};
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod, ResourceRequirements};
 use model::{
@@ -176,12 +176,14 @@ pub(crate) fn checkpoint(source: &str, record: &Record) -> Option<Checkpoint> {
         .resource
         .get_str(names::K8S_POD_NAME)
         .unwrap_or_default();
-    Some(Checkpoint {
-        source: source.to_string(),
-        key: format!("{CHECKPOINT_PREFIX}{namespace}/{name}/{uid}"),
-        position: record.id.position(),
-        finished: record.attributes.get_str(names::K8S_POD_PHASE) == Some("Deleted"),
-    })
+    let deleted = record.attributes.get_str(names::K8S_POD_PHASE) == Some("Deleted");
+    Some(object_checkpoint(
+        source,
+        CHECKPOINT_PREFIX,
+        &[namespace, name, uid],
+        record,
+        deleted,
+    ))
 }
 
 /// Turns watched pods into records of what changed.
@@ -294,16 +296,7 @@ impl PodTracker {
     /// Returns how many it remembers.
     pub fn resume(&mut self, source: &str, resume: &CheckpointSet) -> usize {
         let mut remembered = 0;
-        for (key, _) in resume.of_source(source) {
-            let Some(pod) = key.strip_prefix(CHECKPOINT_PREFIX) else {
-                continue;
-            };
-            let mut parts = pod.splitn(3, '/');
-            let (Some(namespace), Some(name), Some(uid)) =
-                (parts.next(), parts.next(), parts.next())
-            else {
-                continue;
-            };
+        for [namespace, name, uid] in object_entries(resume, source, CHECKPOINT_PREFIX) {
             let key = (namespace.to_string(), name.to_string());
             self.pods.remember(uid, key, PodStatusRow::default());
             remembered += 1;

@@ -3,7 +3,7 @@
 //! of those counts (the "number of replicas" on `/metrics`): a scale-up that never became
 //! ready, an HPA that wants more than it has, a Deployment someone deleted.
 
-use super::{Object, k8s_time, last_written, resource_version};
+use super::{Object, k8s_time, last_written, object_checkpoint, object_entries, resource_version};
 use crate::table::{Change, ChangeTracker, StateTable};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
@@ -44,12 +44,14 @@ pub(crate) fn checkpoint(source: &str, record: &Record) -> Option<Checkpoint> {
         .resource
         .get_str(names::K8S_NAMESPACE_NAME)
         .unwrap_or_default();
-    Some(Checkpoint {
-        source: source.to_string(),
-        key: format!("{CHECKPOINT_PREFIX}{kind}/{namespace}/{name}/{uid}"),
-        position: record.id.position(),
-        finished: record.attributes.get(names::K8S_OBJECT_DELETED).is_some(),
-    })
+    let deleted = record.attributes.get(names::K8S_OBJECT_DELETED).is_some();
+    Some(object_checkpoint(
+        source,
+        CHECKPOINT_PREFIX,
+        &[kind, namespace, name, uid],
+        record,
+        deleted,
+    ))
 }
 
 /// Replica counts of one workload. For an HPA: `desired` is what it asks for, `ready` what
@@ -193,16 +195,7 @@ impl WorkloadTracker {
     /// deletion. Returns how many it remembers.
     pub fn resume(&mut self, source: &str, resume: &CheckpointSet) -> usize {
         let mut remembered = 0;
-        for (key, _) in resume.of_source(source) {
-            let Some(workload) = key.strip_prefix(CHECKPOINT_PREFIX) else {
-                continue;
-            };
-            let mut parts = workload.splitn(4, '/');
-            let (Some(kind), Some(namespace), Some(name), Some(uid)) =
-                (parts.next(), parts.next(), parts.next(), parts.next())
-            else {
-                continue;
-            };
+        for [kind, namespace, name, uid] in object_entries(resume, source, CHECKPOINT_PREFIX) {
             let Some(kind) = KINDS.iter().copied().find(|k| *k == kind) else {
                 continue;
             };
@@ -232,8 +225,7 @@ impl WorkloadTracker {
         self.of_kind(w.kind).deleted(&w.uid, key);
         self.remembered.remove(&w.uid);
         let at = w.deleted_at.unwrap_or_else(Timestamp::now);
-        let had = w.replicas;
-        deletion_record(&w, at, "was deleted", Some(had))
+        deletion_record(&w, at, "was deleted", Some(w.replicas))
     }
 
     /// A (re)list of the workloads of `kind` starts.
@@ -249,20 +241,12 @@ impl WorkloadTracker {
         gone.into_iter()
             .map(|(uid, key, replicas)| {
                 let w = WorkloadView::remembered(&uid, &key, replicas, 0, Timestamp::now());
-                match self.remembered.remove(&uid) {
-                    true => deletion_record(
-                        &w,
-                        w.changed_at,
-                        "was deleted while Infersight was not watching (found gone when they were listed)",
-                        None,
-                    ),
-                    false => deletion_record(
-                        &w,
-                        w.changed_at,
-                        "was deleted (found gone when they were listed again)",
-                        Some(replicas),
-                    ),
-                }
+                // Known from an earlier run only: no counts it ever saw.
+                let (how, had) = match self.remembered.remove(&uid) {
+                    true => ("was deleted while Infersight was not watching (found gone when they were listed)", None),
+                    false => ("was deleted (found gone when they were listed again)", Some(replicas)),
+                };
+                deletion_record(&w, w.changed_at, how, had)
             })
             .collect()
     }
