@@ -502,6 +502,11 @@ impl SplitSet {
         self.splits.read().map(|s| s.clone()).unwrap_or_default()
     }
 
+    /// The bytes all splits take now (retention by size, the disk floor).
+    pub(crate) fn bytes(&self) -> u64 {
+        bytes_of(&self.snapshot())
+    }
+
     /// The splits that may hold records in `[from, to]` (ns), newest first.
     pub(crate) fn overlapping(&self, from: Option<i64>, to: Option<i64>) -> Vec<Arc<Split>> {
         let mut found: Vec<(SplitStats, Arc<Split>)> = self
@@ -618,6 +623,17 @@ impl SplitSet {
         }
         Ok(split)
     }
+}
+
+/// The bytes `splits` take, from their metadata.
+pub(crate) fn bytes_of(splits: &[Arc<Split>]) -> u64 {
+    splits.iter().map(|s| s.stats().bytes).sum()
+}
+
+/// The oldest record of `splits`, from their metadata.
+pub(crate) fn oldest_of(splits: &[Arc<Split>]) -> Option<model::Timestamp> {
+    let oldest = splits.iter().filter_map(|s| s.stats().min_ts).min();
+    oldest.map(model::Timestamp::from_unix_nanos)
 }
 
 #[cfg(test)]

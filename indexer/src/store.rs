@@ -1,6 +1,6 @@
 //! Opening an index directory.
 
-use crate::splits::SplitSet;
+use crate::splits::{SplitSet, bytes_of, oldest_of};
 use crate::{IndexError, IndexSink, LogSearcher, SinkOptions};
 use model::{CheckpointSet, Timestamp};
 use std::path::Path;
@@ -134,7 +134,7 @@ impl IndexStore {
                 .map(|s| s.reader.searcher().segment_readers().len() as u64)
                 .sum(),
             records: splits.iter().map(|s| s.stats().docs).sum(),
-            bytes: splits.iter().map(|s| s.stats().bytes).sum(),
+            bytes: bytes_of(&splits),
             oldest_record: oldest_of(&splits),
             commits: n(&c.commits),
             records_committed: n(&c.records_committed),
@@ -217,10 +217,4 @@ impl IndexStore {
     pub fn searcher(&self) -> LogSearcher {
         LogSearcher::new(self.splits.clone())
     }
-}
-
-/// The oldest record of `splits`, from their metadata.
-fn oldest_of(splits: &[Arc<crate::splits::Split>]) -> Option<Timestamp> {
-    let oldest = splits.iter().filter_map(|s| s.stats().min_ts).min();
-    oldest.map(Timestamp::from_unix_nanos)
 }

@@ -639,7 +639,7 @@ impl IndexSink {
                 path: self.set.root.clone(),
                 reason,
             })?;
-        let size: u64 = self.set.snapshot().iter().map(|s| s.stats().bytes).sum();
+        let size = self.set.bytes();
         let floor = (total as f64 * share) as u64;
         if let Ok(mut h) = self.set.counters.health.lock() {
             h.disk = Some(crate::DiskReading {
@@ -735,7 +735,7 @@ impl IndexSink {
             idle.retain(|s| s.stats().max_ts.is_none_or(|t| t >= cutoff));
         }
         if let Some(limit) = self.options.retention_bytes {
-            let mut total: u64 = self.set.snapshot().iter().map(|s| s.stats().bytes).sum();
+            let mut total = self.set.bytes();
             idle.sort_by_key(|s| std::cmp::Reverse(s.stats().max_ts));
             while total > limit {
                 let Some(oldest) = idle.pop() else {
