@@ -58,11 +58,21 @@ pub(crate) struct WorkloadsResponse {
     coverage: Coverage,
 }
 
+/// Whether `r` is a workload's deletion.
+fn is_deletion(r: &Record) -> bool {
+    r.attributes.get(names::K8S_OBJECT_DELETED) == Some(&AttrValue::Bool(true))
+}
+
+/// The uid of the workload `r` is about.
+fn uid(r: &Record) -> Option<&str> {
+    r.attributes.get_str(names::K8S_OBJECT_UID)
+}
+
 /// The workload `r` is about and the state it says, newest record first; `None` for its
 /// deletion.
 fn state_of(r: &Record) -> Option<WorkloadState> {
     let a = &r.attributes;
-    if a.get(names::K8S_OBJECT_DELETED) == Some(&AttrValue::Bool(true)) {
+    if is_deletion(r) {
         return None;
     }
     let count = |name| a.get(name).and_then(AttrValue::as_f64).unwrap_or(0.0) as i64;
@@ -99,20 +109,15 @@ fn find_workloads(
     // state an agent sends just after a deletion was asked for (and before its watch saw
     // it) is dated at the hour's start, after the deletion. A workload made again under
     // the same name has a new uid.
-    fn uid(r: &Record) -> Option<&str> {
-        r.attributes.get_str(names::K8S_OBJECT_UID)
-    }
-    let deleted =
-        |r: &Record| r.attributes.get(names::K8S_OBJECT_DELETED) == Some(&AttrValue::Bool(true));
     let gone: HashSet<&str> = records
         .iter()
-        .filter(|r| deleted(r))
+        .filter(|r| is_deletion(r))
         .filter_map(uid)
         .collect();
     // Newest first (peers' pages are merged so): the first record of each workload says.
     let mut newest: BTreeMap<(String, String, String), Option<WorkloadState>> = BTreeMap::new();
     for r in &records {
-        if !deleted(r) && uid(r).is_some_and(|u| gone.contains(u)) {
+        if !is_deletion(r) && uid(r).is_some_and(|u| gone.contains(u)) {
             continue;
         }
         let a = &r.attributes;
