@@ -502,13 +502,17 @@ async function renderDashboard(p) {
   const charts = el("div", { class: "grid", id: "charts" });
   page.replaceChildren(controls, table, charts);
   const from = "now-" + range;
+  // Ended requests, failed ones and arrivals, per bucket from `since`.
+  const histograms = (since) => [
+    api("/api/v1/histogram", { from: since, kind: "request" }),
+    api("/api/v1/histogram", { from: since, kind: "request", q: FAILED }),
+    api("/api/v1/histogram", { from: since, kind: "log", q: "llm.event:request_received" }),
+  ];
   try {
     const byPod = groupBy === "pod";
     const [summary, requests, errors, arrivals, pods, workloads] = await Promise.all([
       api("/api/v1/llm/summary", { from, group_by: groupBy }),
-      api("/api/v1/histogram", { from, kind: "request" }),
-      api("/api/v1/histogram", { from, kind: "request", q: FAILED }),
-      api("/api/v1/histogram", { from, kind: "log", q: "llm.event:request_received" }),
+      ...histograms(from),
       // Each pod's state (phase, restarts, why a container waits) beside its figures.
       byPod ? api("/api/v1/pods").catch(() => ({ pods: [] })) : { pods: [] },
       // The replicas each Deployment, StatefulSet and autoscaler has of what it wants.
@@ -560,7 +564,7 @@ async function renderDashboard(p) {
           tokensPerS(g) !== g.output_tokens_per_s ? fmt(tokensPerS(g)) + " (engine)" : fmt(g.output_tokens_per_s)),
         el("td", { class: "running", title: g.running_avg === null && g.in_flight_avg !== null
           ? "average requests in flight: the time the ended requests took ÷ the range (the engine logs no count)" : "" },
-          g.running_avg !== null ? fmt(g.running_avg) : g.in_flight_avg !== null ? fmt(g.in_flight_avg) + " (in flight)" : "–"),
+          fmt(running(g)) + (g.running_avg === null && g.in_flight_avg !== null ? " (in flight)" : "")),
         el("td", {}, fmt(g.kv_cache_pct_avg)),
         el("td", {}, fmt(g.gpu_utilization_pct_avg)), el("td", {}, fmt(g.gpu_memory_used_bytes_avg)))));
     // Replica counts, those short of what they want first: a rollout that never became
@@ -606,11 +610,7 @@ async function renderDashboard(p) {
     let [hRequests, hErrors, hArrivals] = [requests, errors, arrivals];
     if (start !== end - span) {
       const since = new Date(start).toISOString();
-      [hRequests, hErrors, hArrivals] = await Promise.all([
-        api("/api/v1/histogram", { from: since, kind: "request" }),
-        api("/api/v1/histogram", { from: since, kind: "request", q: FAILED }),
-        api("/api/v1/histogram", { from: since, kind: "log", q: "llm.event:request_received" }),
-      ]);
+      [hRequests, hErrors, hArrivals] = await Promise.all(histograms(since));
       charts.dataset.from = since;
     }
     const step = hRequests.interval_ms / 1000;
