@@ -232,11 +232,7 @@ pub fn run_pipeline(
             }
             failures_in_a_row += 1;
             let backoff = std::time::Duration::from_secs(1 << failures_in_a_row.min(5));
-            crate::self_metrics::PIPELINE_RESTARTS
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            if let Ok(mut last) = crate::self_metrics::LAST_PIPELINE_FAILURE.lock() {
-                *last = Some((std::time::Instant::now(), format!("{error:#}")));
-            }
+            crate::self_metrics::pipeline_failed(format!("{error:#}"));
             tracing::error!(
                 error = format!("{error:#}"),
                 restart_in = ?backoff,

@@ -19,13 +19,21 @@ use std::sync::atomic::Ordering::Relaxed;
 
 /// Runs of the pipeline that failed after it had started and were started again, over
 /// the process's life (each run has its own metrics; this one outlives them).
-pub(crate) static PIPELINE_RESTARTS: std::sync::atomic::AtomicU64 =
+static PIPELINE_RESTARTS: std::sync::atomic::AtomicU64 =
     std::sync::atomic::AtomicU64::new(0);
 
 /// When the last of those failed, and why: `/api/v1/status` says so, since a restart also
 /// starts the API and the failed run's own state afresh.
-pub(crate) static LAST_PIPELINE_FAILURE: std::sync::Mutex<Option<(std::time::Instant, String)>> =
+static LAST_PIPELINE_FAILURE: std::sync::Mutex<Option<(std::time::Instant, String)>> =
     std::sync::Mutex::new(None);
+
+/// Counts a failure of the running pipeline, which starts again, and keeps why.
+pub(crate) fn pipeline_failed(why: String) {
+    PIPELINE_RESTARTS.fetch_add(1, Relaxed);
+    if let Ok(mut last) = LAST_PIPELINE_FAILURE.lock() {
+        *last = Some((std::time::Instant::now(), why));
+    }
+}
 
 /// The `files` sources' counters, by source id, the LLM metrics the processors derive, and
 /// the index's size and upkeep.
