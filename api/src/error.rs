@@ -1,6 +1,7 @@
 //! Errors as JSON: `{"error": "...", "detail": "..."}` with a 4xx for every user mistake.
 
 use axum::Json;
+use axum::extract::rejection::QueryRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
@@ -93,5 +94,13 @@ impl IntoResponse for ApiError {
             );
         }
         response
+    }
+}
+
+/// A query string that does not read (a word where a number goes, a key given twice) is
+/// the request's mistake, said as axum words it.
+impl From<QueryRejection> for ApiError {
+    fn from(e: QueryRejection) -> Self {
+        ApiError::bad_request(e.body_text())
     }
 }

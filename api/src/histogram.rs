@@ -105,7 +105,7 @@ pub(crate) async fn histogram(
     State(state): State<ApiState>,
     params: Result<Query<HistogramParams>, QueryRejection>,
 ) -> Result<Json<HistogramResponse>, ApiError> {
-    let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Query(params) = params?;
     let (request, from, to) = params
         .filters
         .to_bounded_request(Timestamp::now(), DEFAULT_RANGE)?;

@@ -340,7 +340,7 @@ pub(crate) async fn incidents(
     State(state): State<ApiState>,
     params: Result<Query<Filters>, QueryRejection>,
 ) -> Result<Json<IncidentsResponse>, ApiError> {
-    let Query(filters) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Query(filters) = params?;
     filters.scope_only("incidents")?;
     let (base, from, to) = filters.to_bounded_request(
         Timestamp::now(),

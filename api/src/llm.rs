@@ -308,7 +308,7 @@ pub(crate) async fn summary(
     State(state): State<ApiState>,
     params: Result<Query<SummaryParams>, QueryRejection>,
 ) -> Result<Json<SummaryResponse>, ApiError> {
-    let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Query(params) = params?;
     if params
         .filters
         .kind

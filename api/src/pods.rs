@@ -261,7 +261,7 @@ pub(crate) async fn pods(
     State(state): State<ApiState>,
     params: Result<Query<Filters>, QueryRejection>,
 ) -> Result<Json<PodsResponse>, ApiError> {
-    let Query(filters) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Query(filters) = params?;
     filters.scope_only("pods")?;
     let (base, from, to) = filters.to_bounded_request(Timestamp::now(), DEFAULT_RANGE)?;
     let ((pods, truncated), coverage) = blocking(&state, move |b| find_pods(b, &base)).await?;

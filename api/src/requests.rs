@@ -167,7 +167,7 @@ pub(crate) async fn request_trace(
     Path(request_id): Path<String>,
     params: Result<Query<Filters>, QueryRejection>,
 ) -> Result<Json<RequestTrace>, ApiError> {
-    let Query(filters) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Query(filters) = params?;
     filters.scope_only("a request's records")?;
     let within = filters.to_request(Timestamp::now())?;
     let id = request_id.trim().to_string();

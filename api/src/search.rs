@@ -57,7 +57,7 @@ pub(crate) async fn search(
     State(state): State<ApiState>,
     params: Result<Query<SearchParams>, QueryRejection>,
 ) -> Result<Json<SearchResponse>, ApiError> {
-    let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Query(params) = params?;
     let cursor = params.cursor.clone().filter(|c| !c.is_empty());
     let request = to_request(params, Timestamp::now())?;
     let asked = request.limit;

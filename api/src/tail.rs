@@ -160,7 +160,7 @@ pub(crate) fn local_events(
     state: &ApiState,
     params: Result<Query<Filters>, QueryRejection>,
 ) -> Result<BoxStream<'static, Result<Event, Infallible>>, ApiError> {
-    let Query(filters) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Query(filters) = params?;
     let request = filters.to_request(Timestamp::now())?;
     let filter = LiveFilter::new(&request).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let live = state

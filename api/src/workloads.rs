@@ -153,7 +153,7 @@ pub(crate) async fn workloads(
     State(state): State<ApiState>,
     params: Result<Query<Filters>, QueryRejection>,
 ) -> Result<Json<WorkloadsResponse>, ApiError> {
-    let Query(filters) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Query(filters) = params?;
     filters.scope_only("workloads")?;
     let (base, from, to) = filters.to_bounded_request(Timestamp::now(), LOOKBACK)?;
     let ((workloads, truncated), coverage) =

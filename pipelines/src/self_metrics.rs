@@ -19,8 +19,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 /// Runs of the pipeline that failed after it had started and were started again, over
 /// the process's life (each run has its own metrics; this one outlives them).
-static PIPELINE_RESTARTS: std::sync::atomic::AtomicU64 =
-    std::sync::atomic::AtomicU64::new(0);
+static PIPELINE_RESTARTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// When the last of those failed, and why: `/api/v1/status` says so, since a restart also
 /// starts the API and the failed run's own state afresh.
