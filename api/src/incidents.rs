@@ -341,8 +341,8 @@ pub(crate) async fn incidents(
     params: Result<Query<Filters>, QueryRejection>,
 ) -> Result<Json<IncidentsResponse>, ApiError> {
     let Query(filters) = params?;
-    filters.scope_only("incidents")?;
-    let (base, from, to) = filters.to_bounded_request(
+    let (base, from, to) = filters.to_bounded_scope(
+        "incidents",
         Timestamp::now(),
         std::time::Duration::from_nanos(DEFAULT_RANGE as u64),
     )?;

@@ -101,6 +101,18 @@ impl Filters {
         Ok(())
     }
 
+    /// [`Filters::scope_only`], then [`Filters::to_bounded_request`]: the scope of an
+    /// endpoint that finds its records by its own query (`what`: "incidents", "pods").
+    pub(crate) fn to_bounded_scope(
+        &self,
+        what: &str,
+        now: Timestamp,
+        default_range: std::time::Duration,
+    ) -> Result<(SearchRequest, Timestamp, Timestamp), ApiError> {
+        self.scope_only(what)?;
+        self.to_bounded_request(now, default_range)
+    }
+
     /// The search these filters ask for over a closed range: `to` defaults to now, `from`
     /// to `default_range` before `to`. Returns the request and its `from` and `to`.
     pub(crate) fn to_bounded_request(

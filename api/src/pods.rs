@@ -262,8 +262,7 @@ pub(crate) async fn pods(
     params: Result<Query<Filters>, QueryRejection>,
 ) -> Result<Json<PodsResponse>, ApiError> {
     let Query(filters) = params?;
-    filters.scope_only("pods")?;
-    let (base, from, to) = filters.to_bounded_request(Timestamp::now(), DEFAULT_RANGE)?;
+    let (base, from, to) = filters.to_bounded_scope("pods", Timestamp::now(), DEFAULT_RANGE)?;
     let ((pods, truncated), coverage) = blocking(&state, move |b| find_pods(b, &base)).await?;
     Ok(Json(PodsResponse {
         from,

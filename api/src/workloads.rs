@@ -154,8 +154,7 @@ pub(crate) async fn workloads(
     params: Result<Query<Filters>, QueryRejection>,
 ) -> Result<Json<WorkloadsResponse>, ApiError> {
     let Query(filters) = params?;
-    filters.scope_only("workloads")?;
-    let (base, from, to) = filters.to_bounded_request(Timestamp::now(), LOOKBACK)?;
+    let (base, from, to) = filters.to_bounded_scope("workloads", Timestamp::now(), LOOKBACK)?;
     let ((workloads, truncated), coverage) =
         blocking(&state, move |b| find_workloads(b, &base)).await?;
     Ok(Json(WorkloadsResponse {
