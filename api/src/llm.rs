@@ -149,6 +149,8 @@ fn summarise(
     let requests = of_kind(RecordKind::Request, None);
     let key = |g: &GroupStats| g.group.clone().unwrap_or_else(|| "all".into());
     let mut groups: BTreeMap<String, GroupSummary> = BTreeMap::new();
+    // Little's law: requests in flight on average = the time they took per second.
+    let in_flight = |g: &GroupStats| g.avg.map(|_| g.sum / 1000.0 / rate_s);
     let stats = |r: &SearchRequest, field: &str, percents: &[f64]| {
         backend.field_stats(r, field, Some(group), percents)
     };
@@ -157,9 +159,7 @@ fn summarise(
         s.requests = g.count;
         s.rps = g.count as f64 / rate_s;
         s.latency_ms = spread(&g);
-        if g.avg.is_some() {
-            s.in_flight_avg = Some(g.sum / 1000.0 / rate_s);
-        }
+        s.in_flight_avg = in_flight(&g);
     }
     let arrivals = of_kind(RecordKind::Log, Some("llm.event:request_received"));
     for g in stats(&arrivals, names::GEN_AI_REQUEST_MAX_TOKENS, &[])? {
@@ -207,9 +207,7 @@ fn summarise(
     for g in stats(&timed_calls, names::LLM_E2E_MS, &PERCENTS)? {
         let s = groups.entry(key(&g)).or_default();
         s.http_latency_ms = spread(&g);
-        if s.in_flight_avg.is_none() && g.avg.is_some() {
-            s.in_flight_avg = Some(g.sum / 1000.0 / rate_s);
-        }
+        s.in_flight_avg = s.in_flight_avg.or(in_flight(&g));
     }
     for g in stats(&requests, names::LLM_TTFT_MS, &PERCENTS)? {
         groups.entry(key(&g)).or_default().ttft_ms = spread(&g);
