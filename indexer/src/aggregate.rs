@@ -2,13 +2,18 @@
 //! and percentiles of a numeric field per group (the API's LLM summary: p95 of `llm.e2e_ms`
 //! by model). Both read columns only, never stored documents.
 
-use crate::schema::{EXACT_ATTRIBUTE_FIELDS, EXACT_RESOURCE_FIELDS, NUMERIC_ATTRIBUTE_FIELDS};
+use crate::schema::{
+    EXACT_RESOURCE_FIELDS, GROUPED_ATTRIBUTE_FIELDS, NUMERIC_ATTRIBUTE_FIELDS, RESOURCE,
+};
 use crate::{IndexError, LogSearcher, SearchRequest};
 use model::Timestamp;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tantivy::aggregation::agg_req::Aggregations;
-use tantivy::aggregation::intermediate_agg_result::IntermediateAggregationResults;
+use tantivy::aggregation::intermediate_agg_result::{
+    IntermediateAggregationResult, IntermediateAggregationResults, IntermediateBucketResult,
+    IntermediateKey, IntermediateTermBucketEntry,
+};
 use tantivy::aggregation::{
     AggContextParams, AggregationLimitsGuard, DistributedAggregationCollector,
 };
@@ -20,6 +25,10 @@ use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
 pub const MAX_BUCKETS: u64 = 10_000;
 /// The most groups [`LogSearcher::field_stats`] returns (the largest first).
 pub const MAX_GROUPS: u32 = 100;
+/// The most resources (containers) a grouping by a resource field tells apart before they
+/// are regrouped by the field's value; those past it are left out of the groups. A day of a
+/// large fleet's containers, restarts and jobs included, is well below it.
+const MAX_RESOURCES: u32 = 50_000;
 /// The group of records without the grouping field (requests of a server that logs no
 /// model name), so that grouping never drops records.
 pub const MISSING_GROUP: &str = "(none)";
@@ -175,8 +184,9 @@ impl StatsQuestion {
         }
     }
 
-    /// The tantivy aggregations that answer it; a field that cannot be used is refused.
-    fn aggregations(&self) -> Result<Aggregations, IndexError> {
+    /// The figures asked of each group (or of all records), as tantivy aggregations; a
+    /// field that is not numeric is refused.
+    fn metrics(&self) -> Result<serde_json::Value, IndexError> {
         let field = self.field.as_str();
         if !NUMERIC_ATTRIBUTE_FIELDS.contains(&field) {
             return Err(IndexError::Query(format!(
@@ -192,13 +202,26 @@ impl StatsQuestion {
                 "percentiles": { "field": field, "percents": self.percents, "keyed": false }
             });
         }
+        Ok(metrics)
+    }
+
+    /// The resource field it groups by, if it does: such groups are made from the
+    /// `resource` column's terms ([`regrouped_by_resource`]).
+    fn resource_group(&self) -> Option<&str> {
+        self.group_by
+            .as_deref()
+            .filter(|g| EXACT_RESOURCE_FIELDS.contains(g))
+    }
+
+    /// The tantivy aggregations that answer it; a field that cannot be used is refused.
+    fn aggregations(&self) -> Result<Aggregations, IndexError> {
+        let metrics = self.metrics()?;
         let aggs = match self.group_by.as_deref() {
             Some(group) => {
                 let groupable: Vec<&str> = EXACT_RESOURCE_FIELDS
                     .iter()
-                    .chain(&EXACT_ATTRIBUTE_FIELDS)
+                    .chain(&GROUPED_ATTRIBUTE_FIELDS)
                     .copied()
-                    .filter(|f| *f != model::names::LLM_REQUEST_ID)
                     .collect();
                 if !groupable.contains(&group) {
                     return Err(IndexError::Query(format!(
@@ -206,8 +229,14 @@ impl StatsQuestion {
                         groupable.join(", ")
                     )));
                 }
+                // A resource field has no column: the containers' resources are counted,
+                // and regrouped by the field's value once merged.
+                let (field, size) = match self.resource_group() {
+                    Some(_) => (RESOURCE, MAX_RESOURCES),
+                    None => (group, MAX_GROUPS),
+                };
                 serde_json::json!({ "groups": {
-                    "terms": { "field": group, "size": MAX_GROUPS, "missing": MISSING_GROUP },
+                    "terms": { "field": field, "size": size, "missing": MISSING_GROUP },
                     "aggs": metrics,
                 }})
             }
@@ -232,10 +261,11 @@ pub struct FieldStatsPartial {
 }
 
 /// The layout of [`StatsQuestion::aggregations`]' results: 1 is one `stats` (count, sum,
-/// average) and an optional `pct` per field. Results of another layout do not merge (a
+/// average) and an optional `pct` per field; a grouping adds `groups` of them. Results of another layout do not merge (a
 /// peer of another version during an upgrade): its answer is left out and named, not
 /// mixed in wrong.
-const STATS_LAYOUT: u32 = 1;
+/// 2: a grouping by a resource field holds the resources' groups, keyed by their JSON form.
+const STATS_LAYOUT: u32 = 2;
 
 impl FieldStatsPartial {
     /// Adds `other`'s records; both must answer the same question.
@@ -332,30 +362,15 @@ fn finished(
     results: IntermediateAggregationResults,
     total: u64,
 ) -> Result<Vec<(GroupStats, Option<u64>)>, IndexError> {
+    if let Some(field) = question.resource_group() {
+        return regrouped_by_resource(question, results, field);
+    }
     let results =
         results.into_final_result(question.aggregations()?, AggregationLimitsGuard::default())?;
     let json = serde_json::to_value(results)
         .map_err(|e| IndexError::Query(format!("aggregation result: {e}")))?;
-    let read = |group: Option<String>, count: u64, v: &serde_json::Value| {
-        let stats = GroupStats {
-            group,
-            count,
-            avg: v["stats"]["avg"].as_f64(),
-            sum: v["stats"]["sum"].as_f64().unwrap_or(0.0),
-            percentiles: v["pct"]["values"]
-                .as_array()
-                .map(|values| {
-                    values
-                        .iter()
-                        .filter_map(|p| Some((p["key"].as_f64()?, p["value"].as_f64()?)))
-                        .collect()
-                })
-                .unwrap_or_default(),
-        };
-        (stats, v["stats"]["count"].as_u64())
-    };
     Ok(match question.group_by {
-        None => vec![read(None, total, &json)],
+        None => vec![group_stats(None, total, &json)],
         Some(_) => json["groups"]["buckets"]
             .as_array()
             .map(|buckets| {
@@ -366,12 +381,92 @@ fn finished(
                             serde_json::Value::String(s) => s.clone(),
                             other => other.to_string(),
                         };
-                        read(Some(key), b["doc_count"].as_u64().unwrap_or(0), b)
+                        group_stats(Some(key), b["doc_count"].as_u64().unwrap_or(0), b)
                     })
                     .collect()
             })
             .unwrap_or_default(),
     })
+}
+
+/// A group's figures from its final aggregation results `v`, with how many values of the
+/// field it has.
+fn group_stats(
+    group: Option<String>,
+    count: u64,
+    v: &serde_json::Value,
+) -> (GroupStats, Option<u64>) {
+    let stats = GroupStats {
+        group,
+        count,
+        avg: v["stats"]["avg"].as_f64(),
+        sum: v["stats"]["sum"].as_f64().unwrap_or(0.0),
+        percentiles: v["pct"]["values"]
+            .as_array()
+            .map(|values| {
+                values
+                    .iter()
+                    .filter_map(|p| Some((p["key"].as_f64()?, p["value"].as_f64()?)))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    };
+    (stats, v["stats"]["count"].as_u64())
+}
+
+/// `question`'s figures per value of the resource field `field`, from `results` grouped by
+/// resource: the sketches and sums of the resources (containers) that share the value are
+/// merged, then computed. The largest [`MAX_GROUPS`] groups, largest first.
+fn regrouped_by_resource(
+    question: &StatsQuestion,
+    mut results: IntermediateAggregationResults,
+    field: &str,
+) -> Result<Vec<(GroupStats, Option<u64>)>, IndexError> {
+    let metrics: Aggregations = serde_json::from_value(question.metrics()?)
+        .map_err(|e| IndexError::Query(format!("aggregation: {e}")))?;
+    let mut groups: std::collections::HashMap<String, IntermediateTermBucketEntry> =
+        Default::default();
+    if let Some(IntermediateAggregationResult::Bucket(IntermediateBucketResult::Terms {
+        buckets,
+    })) = results.remove("groups")
+    {
+        for (key, entry) in buckets.entries() {
+            let value = match key {
+                IntermediateKey::Str(json) => resource_value(json, field),
+                _ => None,
+            };
+            let group = groups
+                .entry(value.unwrap_or_else(|| MISSING_GROUP.to_string()))
+                .or_default();
+            group.doc_count += entry.doc_count;
+            group
+                .sub_aggregation
+                .merge_fruits(entry.sub_aggregation.clone())?;
+        }
+    }
+    let mut stats = groups
+        .into_iter()
+        .map(|(value, entry)| {
+            let results = entry
+                .sub_aggregation
+                .into_final_result(metrics.clone(), AggregationLimitsGuard::default())?;
+            let json = serde_json::to_value(results)
+                .map_err(|e| IndexError::Query(format!("aggregation result: {e}")))?;
+            Ok(group_stats(Some(value), entry.doc_count, &json))
+        })
+        .collect::<Result<Vec<_>, IndexError>>()?;
+    stats.sort_by(|(a, _), (b, _)| b.count.cmp(&a.count).then_with(|| a.group.cmp(&b.group)));
+    stats.truncate(MAX_GROUPS as usize);
+    Ok(stats)
+}
+
+/// The string value of `field` in a resource's JSON form, if it has one.
+fn resource_value(json: &str, field: &str) -> Option<String> {
+    let resource: serde_json::Map<String, serde_json::Value> = serde_json::from_str(json).ok()?;
+    match resource.get(field)? {
+        serde_json::Value::String(s) => Some(s.clone()),
+        _ => None,
+    }
 }
 
 /// Counts matching documents per `timestamp / step` from the timestamp column.

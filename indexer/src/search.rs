@@ -734,7 +734,7 @@ impl HitReader {
                     id_position: columns.u64(crate::schema::ID_POSITION)?,
                     timestamp: columns.i64(crate::schema::TIMESTAMP)?,
                     observed: columns.i64("observed")?,
-                    resource: columns.str("resource")?,
+                    resource: columns.str(crate::schema::RESOURCE)?,
                     resources: Default::default(),
                 })
             }

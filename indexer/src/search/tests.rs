@@ -534,6 +534,93 @@ fn field_stats_of_two_indexes_merged_equal_those_of_one_index_holding_both() {
 }
 
 #[test]
+fn grouping_by_a_resource_field_joins_the_containers_that_share_its_value() {
+    // vllm-0 has two containers (two resources), vllm-1 one; a Kubernetes event has no pod.
+    let in_container = |n: u64, pod: &str, container: &str, e2e: f64| {
+        let mut r = record(n, pod, n as i64, "request finished");
+        let mut resource = (*r.resource).clone();
+        resource.insert(names::K8S_CONTAINER_NAME, container);
+        r.resource = Arc::new(resource);
+        r.attributes.insert_f64(names::LLM_E2E_MS, e2e);
+        r
+    };
+    let mut records: Vec<Record> = (0..30u64)
+        .map(|n| match n % 3 {
+            0 => in_container(n, "vllm-0", "engine", 100.0),
+            1 => in_container(n, "vllm-0", "router", 300.0),
+            _ => in_container(n, "vllm-1", "engine", 1000.0),
+        })
+        .collect();
+    let mut event = record(99, "x", 99, "Back-off restarting failed container");
+    event.resource = Arc::new(Attributes::new());
+    records.push(event);
+    let dir = tempfile::tempdir().unwrap();
+    let store = IndexStore::open_or_create(dir.path()).unwrap();
+    let mut sink = store.sink(SinkOptions::default()).unwrap();
+    // Two commits: each group's figures merge across segments too.
+    let later = records.split_off(12);
+    sink.add(Batch::new(records)).unwrap();
+    sink.commit().unwrap();
+    sink.add(Batch::new(later)).unwrap();
+    sink.commit().unwrap();
+    let searcher = store.searcher();
+    let by = |field: &str| {
+        searcher
+            .field_stats(&request("*"), names::LLM_E2E_MS, Some(field), &[50.0, 99.0])
+            .unwrap()
+            .into_iter()
+            .map(|g| (g.group.unwrap(), g.count, g.avg, g.percentiles))
+            .collect::<Vec<_>>()
+    };
+    let pods = by(names::K8S_POD_NAME);
+    let names_counts: Vec<(&str, u64)> = pods.iter().map(|g| (g.0.as_str(), g.1)).collect();
+    assert_eq!(
+        names_counts,
+        [("vllm-0", 20), ("vllm-1", 10), (crate::MISSING_GROUP, 1)],
+        "largest first, the event in the group of no pod"
+    );
+    // vllm-0's figures are those of both its containers' values together.
+    assert_eq!(pods[0].2, Some(200.0));
+    let p99 = pods[0].3[1].1;
+    assert!((p99 - 300.0).abs() <= 3.0, "{:?}", pods[0].3);
+    assert_eq!(pods[2].2, None, "the event has no latency");
+    let containers = by(names::K8S_CONTAINER_NAME);
+    let engine = containers.iter().find(|g| g.0 == "engine").unwrap();
+    assert_eq!(
+        (engine.1, engine.2),
+        (20, Some(550.0)),
+        "engine spans both pods"
+    );
+    let namespaces = by(names::K8S_NAMESPACE_NAME);
+    assert_eq!(namespaces[0].0, "llm");
+    assert_eq!(namespaces[0].1, 30);
+
+    // Between aggregators, the halves merge before they are regrouped.
+    let question = StatsQuestion::new(names::LLM_E2E_MS, Some(names::K8S_POD_NAME), &[50.0]);
+    let mut half = searcher
+        .field_stats_partial(&request("*"), &question)
+        .unwrap();
+    half.merge(
+        crate::FieldStatsPartial::from_bytes(
+            &searcher
+                .field_stats_partial(&request("*"), &question)
+                .unwrap()
+                .to_bytes()
+                .unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let doubled: Vec<(String, u64)> = half
+        .finish()
+        .unwrap()
+        .into_iter()
+        .map(|g| (g.group.unwrap(), g.count))
+        .collect();
+    assert_eq!(doubled[0], ("vllm-0".to_string(), 40));
+}
+
+#[test]
 fn pages_follow_each_other_without_gaps_or_repeats_across_equal_timestamps() {
     let dir = tempfile::tempdir().unwrap();
     let store = IndexStore::open_or_create(dir.path()).unwrap();
