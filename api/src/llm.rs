@@ -7,7 +7,7 @@ use crate::{ApiError, ApiState, SearchBackend};
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use indexer::{GroupStats, IndexError, SearchRequest};
+use indexer::{GroupStats, IndexError, SearchRequest, StatsQuestion};
 use model::{RecordKind, Timestamp, names};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -91,7 +91,12 @@ pub(crate) struct GroupSummary {
     /// latency of a server whose requests are known only from them.
     http_latency_ms: Spread,
     latency_ms: Spread,
+    /// Time to first token: of the requests' own lines where the server logs it, else
+    /// (`ttft_source` `scraped`) from the server's `/metrics` histogram, whose percentiles
+    /// are those of its buckets and which has no average.
     ttft_ms: Spread,
+    /// `logged` or `scraped`: where `ttft_ms` comes from; absent where nothing says.
+    ttft_source: Option<&'static str>,
     queue_ms: Spread,
     /// Output tokens of the requests that ended, per second.
     output_tokens_per_s: f64,
@@ -126,6 +131,34 @@ fn spread(s: &GroupStats) -> Spread {
         p99: at(99.0),
         avg: s.avg,
     }
+}
+
+/// The `q` quantile (0–1), in ms, of the observations counted per bucket of
+/// [`names::LLM_TTFT_BUCKETS`] in `counts`, as Prometheus's `histogram_quantile` computes
+/// it: a bucket's observations spread evenly over it, and one above the last finite bound
+/// read as that bound. `None` when nothing was counted.
+fn bucket_quantile(counts: &[f64], q: f64) -> Option<f64> {
+    let total: f64 = counts.iter().sum();
+    if total <= 0.0 {
+        return None;
+    }
+    let rank = q * total;
+    // The highest bound reached so far: where a rank past the total by rounding lands.
+    let (mut below, mut lower, mut reached) = (0.0, 0.0, 0.0);
+    for (count, (_, upper)) in counts.iter().zip(names::LLM_TTFT_BUCKETS) {
+        if *count > 0.0 {
+            if upper.is_infinite() {
+                return Some(lower * 1e3);
+            }
+            if below + count >= rank {
+                return Some((lower + (upper - lower) * (rank - below) / count) * 1e3);
+            }
+            reached = upper;
+        }
+        below += count;
+        lower = upper;
+    }
+    Some(reached * 1e3)
 }
 
 /// The figures per group, computed with one pass per figure over the columns.
@@ -210,7 +243,31 @@ fn summarise(
         s.in_flight_avg = s.in_flight_avg.or(in_flight(&g));
     }
     for g in stats(&requests, names::LLM_TTFT_MS, &PERCENTS)? {
-        groups.entry(key(&g)).or_default().ttft_ms = spread(&g);
+        if g.avg.is_some() {
+            let s = groups.entry(key(&g)).or_default();
+            s.ttft_ms = spread(&g);
+            s.ttft_source = Some("logged");
+        }
+    }
+    // A server that logs no first token (vLLM v1): its histogram's buckets of the range,
+    // summed over the scrapes (and aggregators) and read as Prometheus reads them.
+    let buckets: Vec<&str> = names::LLM_TTFT_BUCKETS.iter().map(|(n, _)| *n).collect();
+    let scraped = of_kind(RecordKind::EngineStats, Some(SCRAPED_STATS));
+    let question = StatsQuestion::new(names::LLM_TTFT_MS, Some(group), &[]).with_sums(&buckets);
+    for g in backend.field_stats_partial(&scraped, &question)?.finish()? {
+        let Some(p50) = bucket_quantile(&g.sums, 0.5) else {
+            continue;
+        };
+        let s = groups.entry(key(&g)).or_default();
+        if s.ttft_source.is_none() {
+            s.ttft_ms = Spread {
+                p50: Some(p50),
+                p95: bucket_quantile(&g.sums, 0.95),
+                p99: bucket_quantile(&g.sums, 0.99),
+                avg: None,
+            };
+            s.ttft_source = Some("scraped");
+        }
     }
     for g in stats(&requests, names::LLM_QUEUE_MS, &PERCENTS)? {
         groups.entry(key(&g)).or_default().queue_ms = spread(&g);
@@ -349,4 +406,42 @@ pub(crate) async fn summary(
         groups,
         coverage,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bucket_quantile;
+    use model::names::LLM_TTFT_BUCKETS;
+
+    fn counts(of: &[(f64, f64)]) -> Vec<f64> {
+        let mut out = vec![0.0; LLM_TTFT_BUCKETS.len()];
+        for (bound, n) in of {
+            let i = LLM_TTFT_BUCKETS
+                .iter()
+                .position(|(_, b)| b == bound)
+                .unwrap();
+            out[i] = *n;
+        }
+        out
+    }
+
+    #[test]
+    fn quantiles_of_buckets_are_read_as_prometheus_reads_them() {
+        // 3 in (60, 80] ms and 1 in (250, 500] ms: the median is two thirds into the first.
+        let c = counts(&[(0.08, 3.0), (0.5, 1.0)]);
+        let close = |q: f64, want: f64| {
+            let got = bucket_quantile(&c, q).unwrap();
+            assert!((got - want).abs() < 1e-6, "q {q}: {got} against {want}");
+        };
+        close(0.5, 60.0 + 20.0 * 2.0 / 3.0);
+        close(0.75, 80.0);
+        close(0.95, 250.0 + 250.0 * 0.8);
+        close(0.0, 60.0);
+        assert_eq!(bucket_quantile(&counts(&[]), 0.5), None, "nothing counted");
+        // Above the last finite bound: that bound, as histogram_quantile says.
+        let slow = counts(&[(f64::INFINITY, 2.0)]);
+        assert_eq!(bucket_quantile(&slow, 0.99), Some(2_560_000.0));
+        // A rank past the counted total by rounding still lands on a bound, not infinity.
+        assert_eq!(bucket_quantile(&c, 1.0 + 1e-12), Some(500.0));
+    }
 }

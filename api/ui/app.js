@@ -558,7 +558,10 @@ async function renderDashboard(p) {
             : g.http_error_rate !== null ? fmt(100 * g.http_error_rate) + "% (HTTP 5xx)" : "–"),
         ["p50", "p95", "p99"].map((p) => el("td", { class: "latency-" + p, title: httpOnly(g) ? HTTP_TITLE : "" },
           viaHttp(g, fmt(latency(g)[p], 0)))),
-        el("td", {}, fmt(g.ttft_ms.p95, 0)), el("td", {}, fmt(g.queue_ms.p95, 0)),
+        el("td", { class: "ttft", title: g.ttft_source === "scraped"
+          ? "from the server's /metrics histogram (it logs no first token per request)" : "" },
+          fmt(g.ttft_ms.p95, 0) + (g.ttft_source === "scraped" && g.ttft_ms.p95 !== null ? " (scraped)" : "")),
+        el("td", {}, fmt(g.queue_ms.p95, 0)),
         el("td", { class: "tokens", title: tokensPerS(g) !== g.output_tokens_per_s
           ? "from the engine's throughput lines: the server logs no request end" : "" },
           tokensPerS(g) !== g.output_tokens_per_s ? fmt(tokensPerS(g)) + " (engine)" : fmt(g.output_tokens_per_s)),

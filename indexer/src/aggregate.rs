@@ -3,7 +3,8 @@
 //! by model). Both read columns only, never stored documents.
 
 use crate::schema::{
-    EXACT_RESOURCE_FIELDS, GROUPED_ATTRIBUTE_FIELDS, NUMERIC_ATTRIBUTE_FIELDS, RESOURCE,
+    EXACT_RESOURCE_FIELDS, GROUPED_ATTRIBUTE_FIELDS, NUMERIC_ATTRIBUTE_FIELDS, NUMERIC_FIGURES,
+    RESOURCE,
 };
 use crate::{IndexError, LogSearcher, SearchRequest};
 use model::Timestamp;
@@ -57,6 +58,8 @@ pub struct GroupStats {
     /// percentile (the p99 of 20 values is the largest), estimated with a DDSketch within
     /// 1 % of the value.
     pub percentiles: Vec<(f64, f64)>,
+    /// The sum of each of the question's [`StatsQuestion::sums`] fields, in its order.
+    pub sums: Vec<f64>,
 }
 
 impl LogSearcher {
@@ -172,6 +175,9 @@ pub struct StatsQuestion {
     /// The percentiles wanted (95.0 for p95); none spares the sketch where only count, sum
     /// and average are wanted.
     pub percents: Vec<f64>,
+    /// Other numeric fields summed per group in the same pass (the buckets of a histogram).
+    #[serde(default)]
+    pub sums: Vec<String>,
 }
 
 impl StatsQuestion {
@@ -181,18 +187,27 @@ impl StatsQuestion {
             field: field.to_string(),
             group_by: group_by.map(str::to_string),
             percents: percents.to_vec(),
+            sums: Vec::new(),
         }
+    }
+
+    /// The same question, with the sums of `fields` too.
+    pub fn with_sums(mut self, fields: &[&str]) -> Self {
+        self.sums = fields.iter().map(|f| f.to_string()).collect();
+        self
     }
 
     /// The figures asked of each group (or of all records), as tantivy aggregations; a
     /// field that is not numeric is refused.
     fn metrics(&self) -> Result<serde_json::Value, IndexError> {
         let field = self.field.as_str();
-        if !NUMERIC_ATTRIBUTE_FIELDS.contains(&field) {
-            return Err(IndexError::Query(format!(
-                "`{field}` is not a numeric field; use one of {}",
-                NUMERIC_ATTRIBUTE_FIELDS.join(", ")
-            )));
+        for field in std::iter::once(field).chain(self.sums.iter().map(String::as_str)) {
+            if !NUMERIC_ATTRIBUTE_FIELDS.contains(&field) {
+                return Err(IndexError::Query(format!(
+                    "`{field}` is not a numeric field; use one of {}",
+                    NUMERIC_FIGURES.join(", ")
+                )));
+            }
         }
         // One `stats` for count, sum and average (three aggregations read the column three
         // times), and a percentile sketch only where percents are asked.
@@ -201,6 +216,9 @@ impl StatsQuestion {
             metrics["pct"] = serde_json::json!({
                 "percentiles": { "field": field, "percents": self.percents, "keyed": false }
             });
+        }
+        for (i, sum) in self.sums.iter().enumerate() {
+            metrics[format!("sum{i}")] = serde_json::json!({ "sum": { "field": sum } });
         }
         Ok(metrics)
     }
@@ -260,11 +278,12 @@ pub struct FieldStatsPartial {
     layout: u32,
 }
 
-/// The layout of [`StatsQuestion::aggregations`]' results: 1 is one `stats` (count, sum,
-/// average) and an optional `pct` per field; a grouping adds `groups` of them. Results of another layout do not merge (a
-/// peer of another version during an upgrade): its answer is left out and named, not
-/// mixed in wrong.
-/// 2: a grouping by a resource field holds the resources' groups, keyed by their JSON form.
+/// The layout of [`StatsQuestion::aggregations`]' results. 1: one `stats` (count, sum,
+/// average) and an optional `pct`, per group of `groups` when grouped. 2: a grouping by a
+/// resource field holds the resources' groups, keyed by their JSON form, and each group a
+/// `sum<i>` per asked sum (a peer of layout 1 would ignore the sums it was asked). Results
+/// of another layout do not merge (a peer of another version during an upgrade): its
+/// answer is left out and named, not mixed in wrong.
 const STATS_LAYOUT: u32 = 2;
 
 impl FieldStatsPartial {
@@ -370,7 +389,7 @@ fn finished(
     let json = serde_json::to_value(results)
         .map_err(|e| IndexError::Query(format!("aggregation result: {e}")))?;
     Ok(match question.group_by {
-        None => vec![group_stats(None, total, &json)],
+        None => vec![group_stats(question, None, total, &json)],
         Some(_) => json["groups"]["buckets"]
             .as_array()
             .map(|buckets| {
@@ -381,7 +400,7 @@ fn finished(
                             serde_json::Value::String(s) => s.clone(),
                             other => other.to_string(),
                         };
-                        group_stats(Some(key), b["doc_count"].as_u64().unwrap_or(0), b)
+                        group_stats(question, Some(key), b["doc_count"].as_u64().unwrap_or(0), b)
                     })
                     .collect()
             })
@@ -389,9 +408,10 @@ fn finished(
     })
 }
 
-/// A group's figures from its final aggregation results `v`, with how many values of the
-/// field it has.
+/// A group's figures from its final aggregation results `v` for `question`, with how many
+/// values of the field it has.
 fn group_stats(
+    question: &StatsQuestion,
     group: Option<String>,
     count: u64,
     v: &serde_json::Value,
@@ -410,6 +430,9 @@ fn group_stats(
                     .collect()
             })
             .unwrap_or_default(),
+        sums: (0..question.sums.len())
+            .map(|i| v[format!("sum{i}")]["value"].as_f64().unwrap_or(0.0))
+            .collect(),
     };
     (stats, v["stats"]["count"].as_u64())
 }
@@ -452,7 +475,7 @@ fn regrouped_by_resource(
                 .into_final_result(metrics.clone(), AggregationLimitsGuard::default())?;
             let json = serde_json::to_value(results)
                 .map_err(|e| IndexError::Query(format!("aggregation result: {e}")))?;
-            Ok(group_stats(Some(value), entry.doc_count, &json))
+            Ok(group_stats(question, Some(value), entry.doc_count, &json))
         })
         .collect::<Result<Vec<_>, IndexError>>()?;
     stats.sort_by(|(a, _), (b, _)| b.count.cmp(&a.count).then_with(|| a.group.cmp(&b.group)));

@@ -56,8 +56,30 @@ pub(crate) const GROUPED_ATTRIBUTE_FIELDS: [&str; 4] = [
     names::ERROR_TYPE,
     names::EXCEPTION_TYPE,
 ];
+/// Every numeric attribute with a column: the figures, then the counts of a scraped
+/// server's requests by time to first token ([`names::LLM_TTFT_BUCKETS`]), which sum to a
+/// histogram over any range and group.
+pub(crate) const NUMERIC_ATTRIBUTE_FIELDS: [&str;
+    NUMERIC_FIGURES.len() + names::LLM_TTFT_BUCKETS.len()] = numeric_attribute_fields();
+
+const fn numeric_attribute_fields()
+-> [&'static str; NUMERIC_FIGURES.len() + names::LLM_TTFT_BUCKETS.len()] {
+    let mut out = [""; NUMERIC_FIGURES.len() + names::LLM_TTFT_BUCKETS.len()];
+    let mut i = 0;
+    while i < NUMERIC_FIGURES.len() {
+        out[i] = NUMERIC_FIGURES[i];
+        i += 1;
+    }
+    let mut j = 0;
+    while j < names::LLM_TTFT_BUCKETS.len() {
+        out[i + j] = names::LLM_TTFT_BUCKETS[j].0;
+        j += 1;
+    }
+    out
+}
+
 /// Numeric attributes, as f64 columns: ranges (`llm.e2e_ms:>5000`), percentiles, averages.
-pub(crate) const NUMERIC_ATTRIBUTE_FIELDS: [&str; 23] = [
+pub(crate) const NUMERIC_FIGURES: [&str; 23] = [
     names::LLM_E2E_MS,
     names::LLM_QUEUE_MS,
     names::LLM_VALIDATION_MS,

@@ -104,6 +104,38 @@ pub const LLM_TTFT_MS: &str = "llm.ttft_ms";
 /// difference of), `estimated` (derived from a related logged time, such as llama.cpp's
 /// prompt processing, which leaves out queueing) or `scraped` (the server's histograms).
 pub const LLM_TTFT_SOURCE: &str = "llm.ttft_source";
+/// Counts of a scraped server's requests by time to first token, over the interval since
+/// its previous scrape: (attribute, upper bound in seconds). Each holds the requests above
+/// the previous bound and at most this one (not cumulative), so the counts of several
+/// intervals, pods and aggregators add up. The bounds are vLLM's; another server's buckets
+/// are spread over them in proportion to their overlap, as Prometheus's
+/// `histogram_quantile` takes the values of a bucket to be spread evenly. Percentiles of
+/// servers that log no per-request TTFT (vLLM v1) come from these.
+pub const LLM_TTFT_BUCKETS: [(&str, f64); 23] = [
+    ("llm.ttft_bucket_1ms", 0.001),
+    ("llm.ttft_bucket_5ms", 0.005),
+    ("llm.ttft_bucket_10ms", 0.01),
+    ("llm.ttft_bucket_20ms", 0.02),
+    ("llm.ttft_bucket_40ms", 0.04),
+    ("llm.ttft_bucket_60ms", 0.06),
+    ("llm.ttft_bucket_80ms", 0.08),
+    ("llm.ttft_bucket_100ms", 0.1),
+    ("llm.ttft_bucket_250ms", 0.25),
+    ("llm.ttft_bucket_500ms", 0.5),
+    ("llm.ttft_bucket_750ms", 0.75),
+    ("llm.ttft_bucket_1s", 1.0),
+    ("llm.ttft_bucket_2500ms", 2.5),
+    ("llm.ttft_bucket_5s", 5.0),
+    ("llm.ttft_bucket_7500ms", 7.5),
+    ("llm.ttft_bucket_10s", 10.0),
+    ("llm.ttft_bucket_20s", 20.0),
+    ("llm.ttft_bucket_40s", 40.0),
+    ("llm.ttft_bucket_80s", 80.0),
+    ("llm.ttft_bucket_160s", 160.0),
+    ("llm.ttft_bucket_640s", 640.0),
+    ("llm.ttft_bucket_2560s", 2560.0),
+    ("llm.ttft_bucket_inf", f64::INFINITY),
+];
 /// The server's own (monotonic) clock when it wrote the line, seconds; TensorRT-LLM logs it
 /// so that a request's times can be subtracted exactly.
 pub const LLM_SERVER_CLOCK_S: &str = "llm.server_clock_s";

@@ -171,6 +171,26 @@ inputs = ["parse"]
         "joined too"
     );
 
+    // The 4 first tokens by bucket (3 within 0.1 s, 1 within 0.5 s), spread over vLLM's
+    // bounds; the summary reads its TTFT percentiles from them, as histogram_quantile
+    // would from the server's own buckets: the median two thirds into the first 100 ms.
+    let bucket = |name: &str| num(&with_ttft, name).unwrap_or(0.0);
+    let counted: f64 = model::names::LLM_TTFT_BUCKETS
+        .iter()
+        .map(|(name, _)| bucket(name))
+        .sum();
+    assert!((counted - 4.0).abs() < 1e-9, "{with_ttft}");
+    assert!((bucket("llm.ttft_bucket_500ms") - 0.625).abs() < 1e-9);
+    let (_, summary) = running.get("/api/v1/llm/summary?from=now-15m");
+    let llama = summary["groups"]
+        .as_array()
+        .and_then(|groups| groups.iter().find(|g| g["group"] == "llama"))
+        .unwrap_or_else(|| panic!("the scraped model's group: {summary}"));
+    assert_eq!(llama["ttft_source"], "scraped", "{llama}");
+    let ttft = |p: &str| llama["ttft_ms"][p].as_f64().unwrap_or(f64::NAN);
+    assert!((ttft("p50") - 200.0 / 3.0).abs() < 1e-6, "{llama}");
+    assert!((ttft("p95") - 420.0).abs() < 1e-6, "{llama}");
+
     let (_, metrics) = running.get_text("/metrics");
     let pod = format!("pod=\"{POD}\"");
     assert_eq!(

@@ -136,6 +136,9 @@ pub struct EngineFigures {
     pub generated_tokens: Option<f64>,
     /// Mean time to first token of the requests since the last scrape, ms.
     pub ttft_ms: Option<f64>,
+    /// Those requests by time to first token, on the buckets of
+    /// [`model::names::LLM_TTFT_BUCKETS`].
+    pub ttft_buckets: Option<Vec<f64>>,
     /// Its histograms as scraped (cumulative since the server started).
     pub histograms: Vec<(EngineHistogram, HistogramSeries)>,
 }
@@ -149,6 +152,8 @@ struct Counters {
     generated_tokens: Option<f64>,
     ttft_sum: f64,
     ttft_count: f64,
+    /// The TTFT histogram's cumulative buckets.
+    ttft_buckets: Vec<(f64, f64)>,
 }
 
 /// What a target said last time: counters, for rates and interval means.
@@ -180,11 +185,13 @@ impl EngineMemory {
                 }
                 let prompt = pick(engine.prompt_tokens);
                 let generated = pick(engine.generation_tokens);
-                let ttft = f
+                let ttft_histogram = f
                     .histograms
                     .iter()
                     .find(|(w, _)| *w == EngineHistogram::Ttft)
-                    .map_or((0.0, 0.0), |(_, h)| (h.sum, h.count));
+                    .map(|(_, h)| h);
+                let ttft = ttft_histogram.map_or((0.0, 0.0), |h| (h.sum, h.count));
+                let ttft_buckets = ttft_histogram.map_or(Vec::new(), |h| h.buckets.clone());
                 let key = (engine.server, model.clone());
                 if let Some(before) = self.last.get(&key) {
                     let dt = at - before.at;
@@ -199,6 +206,7 @@ impl EngineMemory {
                     let (ds, dc) = (ttft.0 - before.ttft_sum, ttft.1 - before.ttft_count);
                     if dc > 0.0 && ds >= 0.0 {
                         f.ttft_ms = Some(ds / dc * 1e3);
+                        f.ttft_buckets = interval_buckets(&ttft_buckets, &before.ttft_buckets);
                     }
                 }
                 let now = Counters {
@@ -207,12 +215,57 @@ impl EngineMemory {
                     generated_tokens: generated,
                     ttft_sum: ttft.0,
                     ttft_count: ttft.1,
+                    ttft_buckets,
                 };
                 self.last.insert(key, now);
                 out.push(f);
             }
         }
         out
+    }
+}
+
+/// The observations of a histogram between two scrapes (`before` and `now`, cumulative
+/// buckets by bound), spread over [`model::names::LLM_TTFT_BUCKETS`]; `None` when there are
+/// none, or when the server restarted (a count went down) or changed its buckets between.
+fn interval_buckets(now: &[(f64, f64)], before: &[(f64, f64)]) -> Option<Vec<f64>> {
+    let same_bounds = now.len() == before.len() && now.iter().zip(before).all(|(n, b)| n.0 == b.0);
+    if !same_bounds || now.iter().zip(before).any(|(n, b)| n.1 < b.1) {
+        return None;
+    }
+    let mut out = vec![0.0; model::names::LLM_TTFT_BUCKETS.len()];
+    let (mut lower, mut below) = (0.0, 0.0);
+    for ((bound, now), (_, before)) in now.iter().zip(before) {
+        let cumulative = now - before;
+        let n = cumulative - below;
+        if n > 0.0 {
+            spread_over_buckets(n, lower, *bound, &mut out);
+        }
+        (lower, below) = (*bound, cumulative.max(below));
+    }
+    (out.iter().sum::<f64>() > 0.0).then_some(out)
+}
+
+/// Adds `n` observations between `lower` and `upper` to `out` (counts on
+/// [`model::names::LLM_TTFT_BUCKETS`]), each bucket its share of the overlap, as if they were
+/// spread evenly. Those above a server's last finite bound go to the bucket above it.
+fn spread_over_buckets(n: f64, lower: f64, upper: f64, out: &mut [f64]) {
+    let bounds = model::names::LLM_TTFT_BUCKETS.map(|(_, bound)| bound);
+    if upper.is_infinite() {
+        let above = bounds
+            .iter()
+            .position(|b| *b > lower)
+            .unwrap_or(bounds.len() - 1);
+        out[above] += n;
+        return;
+    }
+    let mut from = 0.0;
+    for (count, to) in out.iter_mut().zip(bounds) {
+        let overlap = upper.min(to) - lower.max(from);
+        if overlap > 0.0 {
+            *count += n * overlap / (upper - lower);
+        }
+        from = to;
     }
 }
 
@@ -268,4 +321,90 @@ fn histogram(
             .into_iter()
             .find(|h| label.is_none_or(|l| h.label(l) == Some(model)))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use model::names::LLM_TTFT_BUCKETS;
+
+    /// Cumulative buckets of `bounds` holding `counts` observations each (not cumulative).
+    fn cumulative(bounds: &[f64], counts: &[f64]) -> Vec<(f64, f64)> {
+        let mut total = 0.0;
+        bounds
+            .iter()
+            .zip(counts)
+            .map(|(b, c)| {
+                total += c;
+                (*b, total)
+            })
+            .collect()
+    }
+
+    fn at(out: &[f64], bound: f64) -> f64 {
+        let i = LLM_TTFT_BUCKETS
+            .iter()
+            .position(|(_, b)| *b == bound)
+            .expect("a bound of the grid");
+        out[i]
+    }
+
+    #[test]
+    fn a_vllm_histogram_lands_on_the_buckets_as_it_is() {
+        let bounds: Vec<f64> = LLM_TTFT_BUCKETS.iter().map(|(_, b)| *b).collect();
+        let mut before = vec![0.0; bounds.len()];
+        before[3] = 2.0;
+        let mut later = before.clone();
+        later[3] += 5.0;
+        later[8] += 1.0;
+        later[22] += 2.0;
+        let out = interval_buckets(&cumulative(&bounds, &later), &cumulative(&bounds, &before))
+            .expect("new observations");
+        let mut want = vec![0.0; bounds.len()];
+        want[3] = 5.0;
+        want[8] = 1.0;
+        want[22] = 2.0;
+        assert_eq!(out, want);
+    }
+
+    #[test]
+    fn coarser_buckets_are_spread_over_the_grid_by_overlap() {
+        // 3 first tokens within 0.1 s, 1 within 0.5 s, as in the e2e test's scrapes.
+        let bounds = [0.1, 0.5, f64::INFINITY];
+        let before = cumulative(&bounds, &[3.0, 1.0, 1.0]);
+        let now = cumulative(&bounds, &[6.0, 2.0, 1.0]);
+        let out = interval_buckets(&now, &before).expect("new observations");
+        assert!((out.iter().sum::<f64>() - 4.0).abs() < 1e-9, "{out:?}");
+        // (0, 0.1]: 3 over 100 ms; (0.1, 0.5]: 1 over 400 ms.
+        assert!((at(&out, 0.001) - 3.0 * 0.001 / 0.1).abs() < 1e-9);
+        assert!((at(&out, 0.1) - 3.0 * 0.02 / 0.1).abs() < 1e-9);
+        assert!((at(&out, 0.25) - 0.15 / 0.4).abs() < 1e-9);
+        assert!((at(&out, 0.5) - 0.25 / 0.4).abs() < 1e-9);
+        assert_eq!(at(&out, f64::INFINITY), 0.0);
+    }
+
+    #[test]
+    fn observations_above_a_servers_last_bound_go_to_the_bucket_above_it() {
+        // SGLang's TTFT buckets end at 400 s.
+        let bounds = [200.0, 400.0, f64::INFINITY];
+        let out = interval_buckets(
+            &cumulative(&bounds, &[0.0, 0.0, 2.0]),
+            &cumulative(&bounds, &[0.0, 0.0, 0.0]),
+        )
+        .expect("new observations");
+        assert_eq!(at(&out, 640.0), 2.0);
+        assert_eq!(out.iter().sum::<f64>(), 2.0);
+    }
+
+    #[test]
+    fn a_restart_new_buckets_or_no_new_requests_give_no_buckets() {
+        let bounds = [0.1, f64::INFINITY];
+        let before = cumulative(&bounds, &[3.0, 1.0]);
+        let restarted = cumulative(&bounds, &[1.0, 0.0]);
+        assert_eq!(interval_buckets(&restarted, &before), None);
+        let rebucketed = cumulative(&[0.2, f64::INFINITY], &[5.0, 1.0]);
+        assert_eq!(interval_buckets(&rebucketed, &before), None);
+        assert_eq!(interval_buckets(&before, &before), None);
+        assert_eq!(interval_buckets(&before, &[]), None, "the first scrape");
+    }
 }

@@ -402,5 +402,13 @@ fn engine_record(target: &ScrapeTarget, f: &EngineFigures, at: Timestamp) -> Rec
     if f.ttft_ms.is_some() {
         a.insert(names::LLM_TTFT_SOURCE, "scraped");
     }
+    for ((name, _), count) in names::LLM_TTFT_BUCKETS
+        .iter()
+        .zip(f.ttft_buckets.iter().flatten())
+    {
+        if *count > 0.0 {
+            a.insert_f64(*name, *count);
+        }
+    }
     record
 }

@@ -466,6 +466,8 @@ fn field_stats_of_two_indexes_merged_equal_those_of_one_index_holding_both() {
             r.attributes.insert(names::GEN_AI_REQUEST_MODEL, model);
             r.attributes
                 .insert_f64(names::LLM_E2E_MS, 50.0 + (n * n % 997) as f64);
+            r.attributes
+                .insert_f64(names::LLM_GENERATED_TOKENS, n as f64);
             r
         })
         .collect();
@@ -484,6 +486,7 @@ fn field_stats_of_two_indexes_merged_equal_those_of_one_index_holding_both() {
         field: names::LLM_E2E_MS.into(),
         group_by: Some(names::GEN_AI_REQUEST_MODEL.into()),
         percents: vec![50.0, 95.0, 99.0],
+        sums: vec![names::LLM_GENERATED_TOKENS.into()],
     };
     let want = whole
         .field_stats_partial(&request("*"), &question)
@@ -503,6 +506,16 @@ fn field_stats_of_two_indexes_merged_equal_those_of_one_index_holding_both() {
     let got = merged.finish().unwrap();
     assert_eq!(got, want);
     assert_eq!(got.iter().map(|g| g.count).sum::<u64>(), 400);
+    // The sums asked with it: of every group, in its order.
+    assert_eq!(
+        got.iter().map(|g| g.sums[0]).sum::<f64>(),
+        399.0 * 400.0 / 2.0
+    );
+    let qwen = got
+        .iter()
+        .find(|g| g.group.as_deref() == Some("qwen"))
+        .unwrap();
+    assert_eq!(qwen.sums, [(0..400).step_by(4).sum::<u64>() as f64]);
 
     let other = StatsQuestion {
         percents: vec![50.0],
