@@ -95,7 +95,8 @@ pub(crate) struct GroupSummary {
     /// (`ttft_source` `scraped`) from the server's `/metrics` histogram, whose percentiles
     /// are those of its buckets and which has no average.
     ttft_ms: Spread,
-    /// `logged` or `scraped`: where `ttft_ms` comes from; absent where nothing says.
+    /// Where `ttft_ms` comes from: `logged` (the requests' lines, a TTFT the server logged
+    /// or one estimated from its logged times) or `scraped`; absent where nothing says.
     ttft_source: Option<&'static str>,
     queue_ms: Spread,
     /// Output tokens of the requests that ended, per second.

@@ -71,6 +71,29 @@ fn demo_serves_hits_from_several_servers_and_removes_its_tree_on_exit() {
         "{tgi}"
     );
 
+    // vLLM v1 logs no first token: its TTFT percentiles come from its scraped /metrics.
+    let vllm = |b: &serde_json::Value| {
+        b["groups"].as_array().and_then(|groups| {
+            groups
+                .iter()
+                .find(|g| {
+                    g["group"] == "meta-llama/Llama-3.1-8B-Instruct"
+                        && g["ttft_source"] == "scraped"
+                })
+                .cloned()
+        })
+    };
+    let summary = demo.wait_for(
+        "/api/v1/llm/summary?from=now-15m",
+        Duration::from_secs(30),
+        |b| vllm(b).is_some(),
+    );
+    let ttft = vllm(&summary).expect("waited for");
+    let p50 = ttft["ttft_ms"]["p50"].as_f64().unwrap_or(f64::NAN);
+    // The simulated first tokens take 40 ms to a few seconds.
+    assert!((40.0..10_000.0).contains(&p50), "{ttft}");
+    assert!(ttft["ttft_ms"]["p99"].as_f64() >= Some(p50), "{ttft}");
+
     // The engine's OOM traceback is one record, not five.
     let oom = demo.wait_for(
         "/api/v1/search?q=OutOfMemoryError",

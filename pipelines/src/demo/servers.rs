@@ -21,6 +21,82 @@ fn month_day_time(now: Timestamp) -> String {
 /// The calls a server took this tick, by the x-request-id its sidecar logs them with.
 pub type Calls = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
 
+/// The model the simulated vLLM serves.
+const VLLM_MODEL: &str = "meta-llama/Llama-3.1-8B-Instruct";
+
+/// What the simulated vLLM's `/metrics` shows, shared with the demo's endpoint.
+pub type VllmMetrics = std::sync::Arc<std::sync::Mutex<VllmMetricsState>>;
+
+/// The simulated vLLM's counters, gauges and time-to-first-token histogram: vLLM v1 logs
+/// no request's timings, so its TTFT is known only from here.
+#[derive(Default)]
+pub struct VllmMetricsState {
+    running: u64,
+    waiting: u64,
+    kv_cache_ratio: f64,
+    prompt_tokens: u64,
+    generation_tokens: u64,
+    /// First tokens at or below each of vLLM's finite bounds (cumulative is made when
+    /// shown), then above the last.
+    ttft_buckets: [u64; model::names::LLM_TTFT_BUCKETS.len()],
+    ttft_sum: f64,
+}
+
+impl VllmMetricsState {
+    fn observe_ttft(&mut self, seconds: f64) {
+        let bucket = model::names::LLM_TTFT_BUCKETS
+            .iter()
+            .position(|(_, bound)| seconds <= *bound)
+            .unwrap_or(self.ttft_buckets.len() - 1);
+        self.ttft_buckets[bucket] += 1;
+        self.ttft_sum += seconds;
+    }
+
+    /// The Prometheus text vLLM serves on `/metrics` (the figures Infersight reads).
+    pub fn exposition(&self) -> String {
+        let labels = format!("engine=\"0\",model_name=\"{VLLM_MODEL}\"");
+        let mut out = String::new();
+        for (name, kind, value) in [
+            ("vllm:num_requests_running", "gauge", self.running as f64),
+            ("vllm:num_requests_waiting", "gauge", self.waiting as f64),
+            ("vllm:kv_cache_usage_perc", "gauge", self.kv_cache_ratio),
+            (
+                "vllm:prompt_tokens_total",
+                "counter",
+                self.prompt_tokens as f64,
+            ),
+            (
+                "vllm:generation_tokens_total",
+                "counter",
+                self.generation_tokens as f64,
+            ),
+        ] {
+            out.push_str(&format!(
+                "# TYPE {name} {kind}\n{name}{{{labels}}} {value:?}\n"
+            ));
+        }
+        let histogram = "vllm:time_to_first_token_seconds";
+        out.push_str(&format!("# TYPE {histogram} histogram\n"));
+        let mut cumulative = 0;
+        for ((_, bound), count) in model::names::LLM_TTFT_BUCKETS.iter().zip(self.ttft_buckets) {
+            cumulative += count;
+            let le = match bound.is_finite() {
+                true => format!("{bound:?}"),
+                false => "+Inf".to_string(),
+            };
+            out.push_str(&format!(
+                "{histogram}_bucket{{engine=\"0\",le=\"{le}\",model_name=\"{VLLM_MODEL}\"}} {cumulative}.0\n"
+            ));
+        }
+        out.push_str(&format!("{histogram}_count{{{labels}}} {cumulative}.0\n"));
+        out.push_str(&format!(
+            "{histogram}_sum{{{labels}}} {:?}\n",
+            self.ttft_sum
+        ));
+        out
+    }
+}
+
 /// vLLM (v1 engine) behind its OpenAI-compatible API server.
 #[derive(Default)]
 pub struct Vllm {
@@ -29,13 +105,15 @@ pub struct Vllm {
     waiting: u64,
     /// Its calls, for its sidecar: vLLM names a request `chatcmpl-<x-request-id>`.
     calls: Calls,
+    metrics: VllmMetrics,
 }
 
 impl Vllm {
-    /// A vLLM whose calls its sidecar logs too.
-    pub fn with_sidecar(calls: Calls) -> Self {
+    /// A vLLM whose calls its sidecar logs too, and whose `/metrics` `metrics` holds.
+    pub fn new(calls: Calls, metrics: VllmMetrics) -> Self {
         Vllm {
             calls,
+            metrics,
             ..Vllm::default()
         }
     }
@@ -55,7 +133,7 @@ impl SimulatedServer for Vllm {
             out.push((
                 Stream::Stdout,
                 format!(
-                    "(EngineCore_0 pid=112) INFO {t} [core.py:74] Initializing a V1 LLM engine (v0.10.1.1) with config: model='meta-llama/Llama-3.1-8B-Instruct', speculative_config=None, tokenizer='meta-llama/Llama-3.1-8B-Instruct', skip_tokenizer_init=False, tokenizer_mode=auto, revision=None, trust_remote_code=False, dtype=torch.bfloat16, max_seq_len=8192, tensor_parallel_size=1, pipeline_parallel_size=1, quantization=None, enforce_eager=False, kv_cache_dtype=auto, seed=0, served_model_name=meta-llama/Llama-3.1-8B-Instruct, enable_prefix_caching=True, chunked_prefill_enabled=True"
+                    "(EngineCore_0 pid=112) INFO {t} [core.py:74] Initializing a V1 LLM engine (v0.10.1.1) with config: model='{VLLM_MODEL}', speculative_config=None, tokenizer='{VLLM_MODEL}', skip_tokenizer_init=False, tokenizer_mode=auto, revision=None, trust_remote_code=False, dtype=torch.bfloat16, max_seq_len=8192, tensor_parallel_size=1, pipeline_parallel_size=1, quantization=None, enforce_eager=False, kv_cache_dtype=auto, seed=0, served_model_name={VLLM_MODEL}, enable_prefix_caching=True, chunked_prefill_enabled=True"
                 ),
             ));
         }
@@ -82,6 +160,17 @@ impl SimulatedServer for Vllm {
                 Stream::Stdout,
                 format!("{tag} INFO:     10.42.0.{}:{} - \"POST /v1/chat/completions HTTP/1.1\" {status}", rng.range(2, 250), rng.range(30000, 60000)),
             ));
+            // What only /metrics tells: its first token, slower behind a queue, now and
+            // then seconds late; its tokens.
+            let mut ttft = rng.float(0.04, 0.3) + self.waiting as f64 * rng.float(0.02, 0.1);
+            if rng.chance(0.03) {
+                ttft += rng.float(1.0, 6.0);
+            }
+            if let Ok(mut m) = self.metrics.lock() {
+                m.observe_ttft(ttft);
+                m.prompt_tokens += rng.range(100, 2000);
+                m.generation_tokens += rng.range(50, 600);
+            }
         }
         self.running = (self.running + rng.range(0, 4))
             .saturating_sub(rng.range(0, 4))
@@ -90,6 +179,11 @@ impl SimulatedServer for Vllm {
             .saturating_sub(rng.range(0, 2))
             .min(16);
         self.ticks += 1;
+        let kv_cache_pct = rng.float(5.0, 98.0);
+        if let Ok(mut m) = self.metrics.lock() {
+            (m.running, m.waiting, m.kv_cache_ratio) =
+                (self.running, self.waiting, kv_cache_pct / 100.0);
+        }
         // vLLM logs engine stats every 5 s by default; 4 ticks here keeps the demo lively.
         if self.ticks % 4 == 1 {
             out.push((
@@ -100,7 +194,7 @@ impl SimulatedServer for Vllm {
                     rng.float(50.0, 1200.0),
                     self.running,
                     self.waiting,
-                    rng.float(5.0, 98.0),
+                    kv_cache_pct,
                     rng.float(0.0, 60.0)
                 ),
             ));

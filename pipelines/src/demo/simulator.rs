@@ -5,7 +5,7 @@
 //! `<root>/<ns>_<pod>_<uid>/<container>/<restart>.log`. Richer behaviour (crashes and
 //! restarts, rotation, Kubernetes events, GPU load) plugs in as more servers or pod events.
 
-use super::servers::{Calls, IstioProxy, LlamaCpp, SimulatedServer, Tgi, Vllm};
+use super::servers::{Calls, IstioProxy, LlamaCpp, SimulatedServer, Tgi, Vllm, VllmMetrics};
 use model::{Stream, Timestamp};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -13,6 +13,10 @@ use std::path::{Path, PathBuf};
 
 /// Pods of the standard demo.
 pub const POD_COUNT: usize = 3;
+/// Its namespace.
+pub const NAMESPACE: &str = "llm-serving";
+/// Its vLLM pod, whose `/metrics` the demo serves.
+pub const VLLM_POD: &str = "vllm-llama3-8b-0";
 /// Their containers: the vLLM pod has an Istio sidecar.
 const CONTAINER_COUNT: usize = 4;
 
@@ -65,6 +69,7 @@ struct SimulatedPod {
 /// The simulated cluster.
 pub struct ClusterSimulator {
     pods: Vec<SimulatedPod>,
+    vllm_metrics: VllmMetrics,
     rng: Rng,
     lines: Vec<(Stream, String)>,
 }
@@ -75,11 +80,12 @@ impl ClusterSimulator {
     pub fn standard(root: &Path, seed: u64) -> io::Result<Self> {
         let mut rng = Rng::new(seed);
         let calls = Calls::default();
+        let vllm_metrics = VllmMetrics::default();
         let servers: Vec<(&str, Vec<Box<dyn SimulatedServer>>)> = vec![
             (
-                "vllm-llama3-8b-0",
+                VLLM_POD,
                 vec![
-                    Box::new(Vllm::with_sidecar(calls.clone())),
+                    Box::new(Vllm::new(calls.clone(), vllm_metrics.clone())),
                     Box::new(IstioProxy::new(calls)),
                 ],
             ),
@@ -98,7 +104,7 @@ impl ClusterSimulator {
             );
             for server in containers {
                 let dir: PathBuf = root
-                    .join(format!("llm-serving_{name}_{uid}"))
+                    .join(format!("{NAMESPACE}_{name}_{uid}"))
                     .join(server.container());
                 std::fs::create_dir_all(&dir)?;
                 let file = OpenOptions::new()
@@ -110,9 +116,15 @@ impl ClusterSimulator {
         }
         Ok(ClusterSimulator {
             pods,
+            vllm_metrics,
             rng,
             lines: Vec::new(),
         })
+    }
+
+    /// What the vLLM pod's `/metrics` shows.
+    pub fn vllm_metrics(&self) -> VllmMetrics {
+        self.vllm_metrics.clone()
     }
 
     /// One tick: every pod writes what its server prints at `now`, framed as CRI.
@@ -176,5 +188,15 @@ mod tests {
         ] {
             assert!(all.contains(needle), "no {needle:?} in the simulated logs");
         }
+        // Its /metrics counts a first token for each request vLLM received.
+        let exposition = sim.vllm_metrics().lock().unwrap().exposition();
+        let count = exposition
+            .lines()
+            .find_map(|l| l.strip_prefix("vllm:time_to_first_token_seconds_count{"))
+            .and_then(|l| l.rsplit_once(' '))
+            .and_then(|(_, v)| v.parse::<f64>().ok());
+        let received = all.matches("Received request chatcmpl-").count();
+        assert_eq!(count, Some(received as f64), "{exposition}");
+        assert!(exposition.contains("le=\"+Inf\""), "{exposition}");
     }
 }
