@@ -90,7 +90,11 @@ pub(crate) struct GroupSummary {
     /// The durations its access lines log (Ollama's, BentoML's, an Envoy sidecar's): the
     /// latency of a server whose requests are known only from them.
     http_latency_ms: Spread,
+    /// End to end: of the requests' lines where the server logs their ends, else
+    /// (`latency_source` `scraped`) from the server's `/metrics` histogram.
     latency_ms: Spread,
+    /// Where `latency_ms` comes from: `logged` or `scraped` (as `ttft_source`).
+    latency_source: Option<&'static str>,
     /// Time to first token: of the requests' own lines where the server logs it, else
     /// (`ttft_source` `scraped`) from the server's `/metrics` histogram, whose percentiles
     /// are those of its buckets and which has no average.
@@ -98,7 +102,10 @@ pub(crate) struct GroupSummary {
     /// Where `ttft_ms` comes from: `logged` (the requests' lines, a TTFT the server logged
     /// or one estimated from its logged times) or `scraped`; absent where nothing says.
     ttft_source: Option<&'static str>,
+    /// Time queued: as `ttft_ms`.
     queue_ms: Spread,
+    /// Where `queue_ms` comes from: `logged` or `scraped` (as `ttft_source`).
+    queue_source: Option<&'static str>,
     /// Output tokens of the requests that ended, per second.
     output_tokens_per_s: f64,
     /// Tokens generated per second by the engines' own count (`llm.generated_tokens` of
@@ -134,11 +141,11 @@ fn spread(s: &GroupStats) -> Spread {
     }
 }
 
-/// The `q` quantile (0–1), in ms, of the observations counted per bucket of
-/// [`names::LLM_TTFT_BUCKETS`] in `counts`, as Prometheus's `histogram_quantile` computes
-/// it: a bucket's observations spread evenly over it, and one above the last finite bound
-/// read as that bound. `None` when nothing was counted.
-fn bucket_quantile(counts: &[f64], q: f64) -> Option<f64> {
+/// The `q` quantile (0–1), in ms, of the observations counted per bucket of `grid`
+/// (attribute, upper bound in seconds; the last unbounded) in `counts`, as Prometheus's
+/// `histogram_quantile` computes it: a bucket's observations spread evenly over it, and one
+/// above the last finite bound read as that bound. `None` when nothing was counted.
+fn bucket_quantile(counts: &[f64], grid: &[(&str, f64)], q: f64) -> Option<f64> {
     let total: f64 = counts.iter().sum();
     if total <= 0.0 {
         return None;
@@ -146,7 +153,8 @@ fn bucket_quantile(counts: &[f64], q: f64) -> Option<f64> {
     let rank = q * total;
     // The highest bound reached so far: where a rank past the total by rounding lands.
     let (mut below, mut lower, mut reached) = (0.0, 0.0, 0.0);
-    for (count, (_, upper)) in counts.iter().zip(names::LLM_TTFT_BUCKETS) {
+    for (count, (_, upper)) in counts.iter().zip(grid) {
+        let upper = *upper;
         if *count > 0.0 {
             if upper.is_infinite() {
                 return Some(lower * 1e3);
@@ -193,6 +201,7 @@ fn summarise(
         s.requests = g.count;
         s.rps = g.count as f64 / rate_s;
         s.latency_ms = spread(&g);
+        s.latency_source = g.avg.is_some().then_some("logged");
         s.in_flight_avg = in_flight(&g);
     }
     let arrivals = of_kind(RecordKind::Log, Some("llm.event:request_received"));
@@ -250,28 +259,52 @@ fn summarise(
             s.ttft_source = Some("logged");
         }
     }
-    // A server that logs no first token (vLLM v1): its histogram's buckets of the range,
-    // summed over the scrapes (and aggregators) and read as Prometheus reads them.
-    let buckets: Vec<&str> = names::LLM_TTFT_BUCKETS.iter().map(|(n, _)| *n).collect();
+    // A server that logs no request timings (vLLM v1): its histograms' buckets of the
+    // range, summed over the scrapes (and aggregators) in one pass and read as Prometheus
+    // reads them. What the requests' lines say wins.
+    let grids = [
+        &names::LLM_TTFT_BUCKETS[..],
+        &names::LLM_QUEUE_BUCKETS[..],
+        &names::LLM_E2E_BUCKETS[..],
+    ];
+    let buckets: Vec<&str> = grids
+        .iter()
+        .flat_map(|g| g.iter().map(|(n, _)| *n))
+        .collect();
     let scraped = of_kind(RecordKind::EngineStats, Some(SCRAPED_STATS));
     let question = StatsQuestion::new(names::LLM_TTFT_MS, Some(group), &[]).with_sums(&buckets);
     for g in backend.field_stats_partial(&scraped, &question)?.finish()? {
-        let Some(p50) = bucket_quantile(&g.sums, 0.5) else {
+        if g.sums.iter().all(|c| *c <= 0.0) {
             continue;
-        };
+        }
         let s = groups.entry(key(&g)).or_default();
-        if s.ttft_source.is_none() {
-            s.ttft_ms = Spread {
-                p50: Some(p50),
-                p95: bucket_quantile(&g.sums, 0.95),
-                p99: bucket_quantile(&g.sums, 0.99),
-                avg: None,
-            };
-            s.ttft_source = Some("scraped");
+        let mut counts = g.sums.as_slice();
+        for (grid, (spread, source)) in grids.into_iter().zip([
+            (&mut s.ttft_ms, &mut s.ttft_source),
+            (&mut s.queue_ms, &mut s.queue_source),
+            (&mut s.latency_ms, &mut s.latency_source),
+        ]) {
+            let (these, rest) = counts.split_at(grid.len().min(counts.len()));
+            counts = rest;
+            if source.is_none()
+                && let Some(p50) = bucket_quantile(these, grid, 0.5)
+            {
+                *spread = Spread {
+                    p50: Some(p50),
+                    p95: bucket_quantile(these, grid, 0.95),
+                    p99: bucket_quantile(these, grid, 0.99),
+                    avg: None,
+                };
+                *source = Some("scraped");
+            }
         }
     }
     for g in stats(&requests, names::LLM_QUEUE_MS, &PERCENTS)? {
-        groups.entry(key(&g)).or_default().queue_ms = spread(&g);
+        if g.avg.is_some() {
+            let s = groups.entry(key(&g)).or_default();
+            s.queue_ms = spread(&g);
+            s.queue_source = Some("logged");
+        }
     }
     for g in stats(&requests, names::GEN_AI_USAGE_OUTPUT_TOKENS, &[])? {
         groups.entry(key(&g)).or_default().output_tokens_per_s = g.sum / rate_s;
@@ -431,18 +464,28 @@ mod tests {
         // 3 in (60, 80] ms and 1 in (250, 500] ms: the median is two thirds into the first.
         let c = counts(&[(0.08, 3.0), (0.5, 1.0)]);
         let close = |q: f64, want: f64| {
-            let got = bucket_quantile(&c, q).unwrap();
+            let got = bucket_quantile(&c, &LLM_TTFT_BUCKETS, q).unwrap();
             assert!((got - want).abs() < 1e-6, "q {q}: {got} against {want}");
         };
         close(0.5, 60.0 + 20.0 * 2.0 / 3.0);
         close(0.75, 80.0);
         close(0.95, 250.0 + 250.0 * 0.8);
         close(0.0, 60.0);
-        assert_eq!(bucket_quantile(&counts(&[]), 0.5), None, "nothing counted");
+        assert_eq!(
+            bucket_quantile(&counts(&[]), &LLM_TTFT_BUCKETS, 0.5),
+            None,
+            "nothing counted"
+        );
         // Above the last finite bound: that bound, as histogram_quantile says.
         let slow = counts(&[(f64::INFINITY, 2.0)]);
-        assert_eq!(bucket_quantile(&slow, 0.99), Some(2_560_000.0));
+        assert_eq!(
+            bucket_quantile(&slow, &LLM_TTFT_BUCKETS, 0.99),
+            Some(2_560_000.0)
+        );
         // A rank past the counted total by rounding still lands on a bound, not infinity.
-        assert_eq!(bucket_quantile(&c, 1.0 + 1e-12), Some(500.0));
+        assert_eq!(
+            bucket_quantile(&c, &LLM_TTFT_BUCKETS, 1.0 + 1e-12),
+            Some(500.0)
+        );
     }
 }

@@ -540,6 +540,9 @@ async function renderDashboard(p) {
     const running = (g) => g.running_avg ?? g.in_flight_avg;
     const HTTP_TITLE = "from the HTTP access log's calls: the server logs no request";
     const viaHttp = (g, text) => httpOnly(g) && text !== "–" ? text + " (HTTP)" : text;
+    // A time the server logs no request with (vLLM v1): from its /metrics histogram.
+    const SCRAPED_TITLE = "from the server's /metrics histogram: it logs no such time per request";
+    const viaScrape = (source, text) => source === "scraped" && text !== "–" ? text + " (scraped)" : text;
     // Ended requests and arrivals apart: vLLM v1 logs its requests' arrivals only.
     const cols = ["group", ...(byPod ? ["status", "restarts"] : []), "requests", "rps", "arrivals/s", "error rate", "p50 ms", "p95 ms", "p99 ms", "TTFT p95", "queue p95",
       "tokens/s", "running", "KV %", "GPU util %", "GPU mem"];
@@ -556,12 +559,13 @@ async function renderDashboard(p) {
           ? "5xx share of the HTTP access log's inference calls: the server logs no request end" : "" },
           g.error_rate !== null ? fmt(100 * g.error_rate) + "%"
             : g.http_error_rate !== null ? fmt(100 * g.http_error_rate) + "% (HTTP 5xx)" : "–"),
-        ["p50", "p95", "p99"].map((p) => el("td", { class: "latency-" + p, title: httpOnly(g) ? HTTP_TITLE : "" },
-          viaHttp(g, fmt(latency(g)[p], 0)))),
-        el("td", { class: "ttft", title: g.ttft_source === "scraped"
-          ? "from the server's /metrics histogram (it logs no first token per request)" : "" },
-          fmt(g.ttft_ms.p95, 0) + (g.ttft_source === "scraped" && g.ttft_ms.p95 !== null ? " (scraped)" : "")),
-        el("td", {}, fmt(g.queue_ms.p95, 0)),
+        ["p50", "p95", "p99"].map((p) => el("td", { class: "latency-" + p,
+          title: httpOnly(g) ? HTTP_TITLE : g.latency_source === "scraped" ? SCRAPED_TITLE : "" },
+          httpOnly(g) ? viaHttp(g, fmt(latency(g)[p], 0)) : viaScrape(g.latency_source, fmt(latency(g)[p], 0)))),
+        el("td", { class: "ttft", title: g.ttft_source === "scraped" ? SCRAPED_TITLE : "" },
+          viaScrape(g.ttft_source, fmt(g.ttft_ms.p95, 0))),
+        el("td", { class: "queue", title: g.queue_source === "scraped" ? SCRAPED_TITLE : "" },
+          viaScrape(g.queue_source, fmt(g.queue_ms.p95, 0))),
         el("td", { class: "tokens", title: tokensPerS(g) !== g.output_tokens_per_s
           ? "from the engine's throughput lines: the server logs no request end" : "" },
           tokensPerS(g) !== g.output_tokens_per_s ? fmt(tokensPerS(g)) + " (engine)" : fmt(g.output_tokens_per_s)),

@@ -56,24 +56,38 @@ pub(crate) const GROUPED_ATTRIBUTE_FIELDS: [&str; 4] = [
     names::ERROR_TYPE,
     names::EXCEPTION_TYPE,
 ];
+/// The scraped histograms' buckets kept per interval: TTFT, queue time, end to end.
+const INTERVAL_BUCKETS: [&[(&str, f64)]; 3] = [
+    &names::LLM_TTFT_BUCKETS,
+    &names::LLM_QUEUE_BUCKETS,
+    &names::LLM_E2E_BUCKETS,
+];
+/// How many numeric columns there are.
+const NUMERIC_COUNT: usize = NUMERIC_FIGURES.len()
+    + names::LLM_TTFT_BUCKETS.len()
+    + names::LLM_QUEUE_BUCKETS.len()
+    + names::LLM_E2E_BUCKETS.len();
 /// Every numeric attribute with a column: the figures, then the counts of a scraped
-/// server's requests by time to first token ([`names::LLM_TTFT_BUCKETS`]), which sum to a
-/// histogram over any range and group.
-pub(crate) const NUMERIC_ATTRIBUTE_FIELDS: [&str;
-    NUMERIC_FIGURES.len() + names::LLM_TTFT_BUCKETS.len()] = numeric_attribute_fields();
+/// server's requests by bucket of its histograms ([`names::LLM_TTFT_BUCKETS`] and the
+/// others), which sum to a histogram over any range and group.
+pub(crate) const NUMERIC_ATTRIBUTE_FIELDS: [&str; NUMERIC_COUNT] = numeric_attribute_fields();
 
-const fn numeric_attribute_fields()
--> [&'static str; NUMERIC_FIGURES.len() + names::LLM_TTFT_BUCKETS.len()] {
-    let mut out = [""; NUMERIC_FIGURES.len() + names::LLM_TTFT_BUCKETS.len()];
-    let mut i = 0;
-    while i < NUMERIC_FIGURES.len() {
-        out[i] = NUMERIC_FIGURES[i];
-        i += 1;
+const fn numeric_attribute_fields() -> [&'static str; NUMERIC_COUNT] {
+    let mut out = [""; NUMERIC_COUNT];
+    let mut n = 0;
+    while n < NUMERIC_FIGURES.len() {
+        out[n] = NUMERIC_FIGURES[n];
+        n += 1;
     }
-    let mut j = 0;
-    while j < names::LLM_TTFT_BUCKETS.len() {
-        out[i + j] = names::LLM_TTFT_BUCKETS[j].0;
-        j += 1;
+    let mut grid = 0;
+    while grid < INTERVAL_BUCKETS.len() {
+        let mut i = 0;
+        while i < INTERVAL_BUCKETS[grid].len() {
+            out[n] = INTERVAL_BUCKETS[grid][i].0;
+            n += 1;
+            i += 1;
+        }
+        grid += 1;
     }
     out
 }
@@ -453,6 +467,19 @@ mod tests {
     use super::*;
     use model::{Attributes, RecordId, Timestamp};
     use std::sync::Arc;
+
+    #[test]
+    fn every_numeric_column_has_a_name_of_its_own() {
+        let mut names: Vec<&str> = NUMERIC_ATTRIBUTE_FIELDS.to_vec();
+        assert!(names.iter().all(|n| !n.is_empty()));
+        assert!(
+            names.contains(&"llm.e2e_bucket_inf"),
+            "the last grid's last bucket"
+        );
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), NUMERIC_ATTRIBUTE_FIELDS.len());
+    }
     use tantivy::schema::OwnedValue;
 
     fn field_values(doc: &TantivyDocument, field: Field) -> Vec<OwnedValue> {

@@ -136,6 +136,59 @@ pub const LLM_TTFT_BUCKETS: [(&str, f64); 23] = [
     ("llm.ttft_bucket_2560s", 2560.0),
     ("llm.ttft_bucket_inf", f64::INFINITY),
 ];
+/// The same for a scraped server's requests by the time they waited in its queue (vLLM's
+/// bounds of its request latency histograms; a queue is short when all is well, so most
+/// fall in the first, below 0.3 s).
+pub const LLM_QUEUE_BUCKETS: [(&str, f64); 22] = [
+    ("llm.queue_bucket_300ms", 0.3),
+    ("llm.queue_bucket_500ms", 0.5),
+    ("llm.queue_bucket_800ms", 0.8),
+    ("llm.queue_bucket_1s", 1.0),
+    ("llm.queue_bucket_1500ms", 1.5),
+    ("llm.queue_bucket_2s", 2.0),
+    ("llm.queue_bucket_2500ms", 2.5),
+    ("llm.queue_bucket_5s", 5.0),
+    ("llm.queue_bucket_10s", 10.0),
+    ("llm.queue_bucket_15s", 15.0),
+    ("llm.queue_bucket_20s", 20.0),
+    ("llm.queue_bucket_30s", 30.0),
+    ("llm.queue_bucket_40s", 40.0),
+    ("llm.queue_bucket_50s", 50.0),
+    ("llm.queue_bucket_60s", 60.0),
+    ("llm.queue_bucket_120s", 120.0),
+    ("llm.queue_bucket_240s", 240.0),
+    ("llm.queue_bucket_480s", 480.0),
+    ("llm.queue_bucket_960s", 960.0),
+    ("llm.queue_bucket_1920s", 1920.0),
+    ("llm.queue_bucket_7680s", 7680.0),
+    ("llm.queue_bucket_inf", f64::INFINITY),
+];
+/// The same for a scraped server's requests by their time end to end, as the server
+/// measures it (vLLM's bounds).
+pub const LLM_E2E_BUCKETS: [(&str, f64); 22] = [
+    ("llm.e2e_bucket_300ms", 0.3),
+    ("llm.e2e_bucket_500ms", 0.5),
+    ("llm.e2e_bucket_800ms", 0.8),
+    ("llm.e2e_bucket_1s", 1.0),
+    ("llm.e2e_bucket_1500ms", 1.5),
+    ("llm.e2e_bucket_2s", 2.0),
+    ("llm.e2e_bucket_2500ms", 2.5),
+    ("llm.e2e_bucket_5s", 5.0),
+    ("llm.e2e_bucket_10s", 10.0),
+    ("llm.e2e_bucket_15s", 15.0),
+    ("llm.e2e_bucket_20s", 20.0),
+    ("llm.e2e_bucket_30s", 30.0),
+    ("llm.e2e_bucket_40s", 40.0),
+    ("llm.e2e_bucket_50s", 50.0),
+    ("llm.e2e_bucket_60s", 60.0),
+    ("llm.e2e_bucket_120s", 120.0),
+    ("llm.e2e_bucket_240s", 240.0),
+    ("llm.e2e_bucket_480s", 480.0),
+    ("llm.e2e_bucket_960s", 960.0),
+    ("llm.e2e_bucket_1920s", 1920.0),
+    ("llm.e2e_bucket_7680s", 7680.0),
+    ("llm.e2e_bucket_inf", f64::INFINITY),
+];
 /// The server's own (monotonic) clock when it wrote the line, seconds; TensorRT-LLM logs it
 /// so that a request's times can be subtracted exactly.
 pub const LLM_SERVER_CLOCK_S: &str = "llm.server_clock_s";

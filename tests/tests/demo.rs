@@ -93,6 +93,10 @@ fn demo_serves_hits_from_several_servers_and_removes_its_tree_on_exit() {
     // The simulated first tokens take 40 ms to a few seconds.
     assert!((40.0..10_000.0).contains(&p50), "{ttft}");
     assert!(ttft["ttft_ms"]["p99"].as_f64() >= Some(p50), "{ttft}");
+    // Its time end to end and queued too (a first token comes before the end).
+    assert_eq!(ttft["latency_source"], "scraped", "{ttft}");
+    assert_eq!(ttft["queue_source"], "scraped", "{ttft}");
+    assert!(ttft["latency_ms"]["p50"].as_f64() > Some(p50), "{ttft}");
 
     // The engine's OOM traceback is one record, not five.
     let oom = demo.wait_for(

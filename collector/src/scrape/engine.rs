@@ -37,6 +37,17 @@ pub enum EngineHistogram {
 }
 
 impl EngineHistogram {
+    /// The buckets its observations of each scrape interval are counted on, as the
+    /// record's attributes (`None`: not kept per interval).
+    pub fn interval_grid(self) -> Option<&'static [(&'static str, f64)]> {
+        match self {
+            EngineHistogram::Ttft => Some(&model::names::LLM_TTFT_BUCKETS),
+            EngineHistogram::Queue => Some(&model::names::LLM_QUEUE_BUCKETS),
+            EngineHistogram::E2e => Some(&model::names::LLM_E2E_BUCKETS),
+            EngineHistogram::InterToken => None,
+        }
+    }
+
     /// Its name on `/metrics`.
     pub fn metric(self) -> &'static str {
         match self {
@@ -136,9 +147,9 @@ pub struct EngineFigures {
     pub generated_tokens: Option<f64>,
     /// Mean time to first token of the requests since the last scrape, ms.
     pub ttft_ms: Option<f64>,
-    /// Those requests by time to first token, on the buckets of
-    /// [`model::names::LLM_TTFT_BUCKETS`].
-    pub ttft_buckets: Option<Vec<f64>>,
+    /// The observations of each histogram since the last scrape, on its
+    /// [`EngineHistogram::interval_grid`] (those with any).
+    pub interval_buckets: Vec<(EngineHistogram, Vec<f64>)>,
     /// Its histograms as scraped (cumulative since the server started).
     pub histograms: Vec<(EngineHistogram, HistogramSeries)>,
 }
@@ -152,8 +163,8 @@ struct Counters {
     generated_tokens: Option<f64>,
     ttft_sum: f64,
     ttft_count: f64,
-    /// The TTFT histogram's cumulative buckets.
-    ttft_buckets: Vec<(f64, f64)>,
+    /// The histograms' cumulative buckets.
+    buckets: Vec<(EngineHistogram, Vec<(f64, f64)>)>,
 }
 
 /// What a target said last time: counters, for rates and interval means.
@@ -191,7 +202,11 @@ impl EngineMemory {
                     .find(|(w, _)| *w == EngineHistogram::Ttft)
                     .map(|(_, h)| h);
                 let ttft = ttft_histogram.map_or((0.0, 0.0), |h| (h.sum, h.count));
-                let ttft_buckets = ttft_histogram.map_or(Vec::new(), |h| h.buckets.clone());
+                let buckets: Vec<(EngineHistogram, Vec<(f64, f64)>)> = f
+                    .histograms
+                    .iter()
+                    .map(|(which, h)| (*which, h.buckets.clone()))
+                    .collect();
                 let key = (engine.server, model.clone());
                 if let Some(before) = self.last.get(&key) {
                     let dt = at - before.at;
@@ -206,7 +221,14 @@ impl EngineMemory {
                     let (ds, dc) = (ttft.0 - before.ttft_sum, ttft.1 - before.ttft_count);
                     if dc > 0.0 && ds >= 0.0 {
                         f.ttft_ms = Some(ds / dc * 1e3);
-                        f.ttft_buckets = interval_buckets(&ttft_buckets, &before.ttft_buckets);
+                    }
+                    for (which, now) in &buckets {
+                        let earlier = before.buckets.iter().find(|(w, _)| w == which);
+                        if let (Some(grid), Some((_, earlier))) = (which.interval_grid(), earlier)
+                            && let Some(counts) = interval_buckets(now, earlier, grid)
+                        {
+                            f.interval_buckets.push((*which, counts));
+                        }
                     }
                 }
                 let now = Counters {
@@ -215,7 +237,7 @@ impl EngineMemory {
                     generated_tokens: generated,
                     ttft_sum: ttft.0,
                     ttft_count: ttft.1,
-                    ttft_buckets,
+                    buckets,
                 };
                 self.last.insert(key, now);
                 out.push(f);
@@ -226,41 +248,46 @@ impl EngineMemory {
 }
 
 /// The observations of a histogram between two scrapes (`before` and `now`, cumulative
-/// buckets by bound), spread over [`model::names::LLM_TTFT_BUCKETS`]; `None` when there are
-/// none, or when the server restarted (a count went down) or changed its buckets between.
-fn interval_buckets(now: &[(f64, f64)], before: &[(f64, f64)]) -> Option<Vec<f64>> {
+/// buckets by bound), spread over `grid`'s buckets (attribute, upper bound); `None` when
+/// there are none, or when the server restarted (a count went down) or changed its buckets
+/// between.
+fn interval_buckets(
+    now: &[(f64, f64)],
+    before: &[(f64, f64)],
+    grid: &[(&str, f64)],
+) -> Option<Vec<f64>> {
     let same_bounds = now.len() == before.len() && now.iter().zip(before).all(|(n, b)| n.0 == b.0);
     if !same_bounds || now.iter().zip(before).any(|(n, b)| n.1 < b.1) {
         return None;
     }
-    let mut out = vec![0.0; model::names::LLM_TTFT_BUCKETS.len()];
+    let mut out = vec![0.0; grid.len()];
     let (mut lower, mut below) = (0.0, 0.0);
     for ((bound, now), (_, before)) in now.iter().zip(before) {
         let cumulative = now - before;
         let n = cumulative - below;
         if n > 0.0 {
-            spread_over_buckets(n, lower, *bound, &mut out);
+            spread_over_buckets(n, lower, *bound, grid, &mut out);
         }
         (lower, below) = (*bound, cumulative.max(below));
     }
     (out.iter().sum::<f64>() > 0.0).then_some(out)
 }
 
-/// Adds `n` observations between `lower` and `upper` to `out` (counts on
-/// [`model::names::LLM_TTFT_BUCKETS`]), each bucket its share of the overlap, as if they were
-/// spread evenly. Those above a server's last finite bound go to the bucket above it.
-fn spread_over_buckets(n: f64, lower: f64, upper: f64, out: &mut [f64]) {
-    let bounds = model::names::LLM_TTFT_BUCKETS.map(|(_, bound)| bound);
+/// Adds `n` observations between `lower` and `upper` to `out` (counts on `grid`'s buckets,
+/// the last unbounded), each bucket its share of the overlap, as if they were spread
+/// evenly. Those above a server's last finite bound go to the bucket above it.
+fn spread_over_buckets(n: f64, lower: f64, upper: f64, grid: &[(&str, f64)], out: &mut [f64]) {
     if upper.is_infinite() {
-        let above = bounds
+        let above = grid
             .iter()
-            .position(|b| *b > lower)
-            .unwrap_or(bounds.len() - 1);
+            .position(|(_, b)| *b > lower)
+            .unwrap_or(grid.len() - 1);
         out[above] += n;
         return;
     }
     let mut from = 0.0;
-    for (count, to) in out.iter_mut().zip(bounds) {
+    for (count, (_, to)) in out.iter_mut().zip(grid) {
+        let to = *to;
         let overlap = upper.min(to) - lower.max(from);
         if overlap > 0.0 {
             *count += n * overlap / (upper - lower);
@@ -351,20 +378,35 @@ mod tests {
 
     #[test]
     fn a_vllm_histogram_lands_on_the_buckets_as_it_is() {
-        let bounds: Vec<f64> = LLM_TTFT_BUCKETS.iter().map(|(_, b)| *b).collect();
-        let mut before = vec![0.0; bounds.len()];
-        before[3] = 2.0;
-        let mut later = before.clone();
-        later[3] += 5.0;
-        later[8] += 1.0;
-        later[22] += 2.0;
-        let out = interval_buckets(&cumulative(&bounds, &later), &cumulative(&bounds, &before))
+        // Each kept histogram, on vLLM's own bounds: its counts as they are, the unbounded
+        // bucket's too.
+        for which in [
+            EngineHistogram::Ttft,
+            EngineHistogram::Queue,
+            EngineHistogram::E2e,
+        ] {
+            let grid = which.interval_grid().expect("kept per interval");
+            let bounds: Vec<f64> = grid.iter().map(|(_, b)| *b).collect();
+            let last = bounds.len() - 1;
+            let mut before = vec![0.0; bounds.len()];
+            before[3] = 2.0;
+            let mut later = before.clone();
+            later[3] += 5.0;
+            later[8] += 1.0;
+            later[last] += 2.0;
+            let out = interval_buckets(
+                &cumulative(&bounds, &later),
+                &cumulative(&bounds, &before),
+                grid,
+            )
             .expect("new observations");
-        let mut want = vec![0.0; bounds.len()];
-        want[3] = 5.0;
-        want[8] = 1.0;
-        want[22] = 2.0;
-        assert_eq!(out, want);
+            let mut want = vec![0.0; bounds.len()];
+            want[3] = 5.0;
+            want[8] = 1.0;
+            want[last] = 2.0;
+            assert_eq!(out, want, "{which:?}");
+        }
+        assert_eq!(EngineHistogram::InterToken.interval_grid(), None);
     }
 
     #[test]
@@ -373,7 +415,7 @@ mod tests {
         let bounds = [0.1, 0.5, f64::INFINITY];
         let before = cumulative(&bounds, &[3.0, 1.0, 1.0]);
         let now = cumulative(&bounds, &[6.0, 2.0, 1.0]);
-        let out = interval_buckets(&now, &before).expect("new observations");
+        let out = interval_buckets(&now, &before, &LLM_TTFT_BUCKETS).expect("new observations");
         assert!((out.iter().sum::<f64>() - 4.0).abs() < 1e-9, "{out:?}");
         // (0, 0.1]: 3 over 100 ms; (0.1, 0.5]: 1 over 400 ms.
         assert!((at(&out, 0.001) - 3.0 * 0.001 / 0.1).abs() < 1e-9);
@@ -390,6 +432,7 @@ mod tests {
         let out = interval_buckets(
             &cumulative(&bounds, &[0.0, 0.0, 2.0]),
             &cumulative(&bounds, &[0.0, 0.0, 0.0]),
+            &LLM_TTFT_BUCKETS,
         )
         .expect("new observations");
         assert_eq!(at(&out, 640.0), 2.0);
@@ -401,10 +444,20 @@ mod tests {
         let bounds = [0.1, f64::INFINITY];
         let before = cumulative(&bounds, &[3.0, 1.0]);
         let restarted = cumulative(&bounds, &[1.0, 0.0]);
-        assert_eq!(interval_buckets(&restarted, &before), None);
+        assert_eq!(
+            interval_buckets(&restarted, &before, &LLM_TTFT_BUCKETS),
+            None
+        );
         let rebucketed = cumulative(&[0.2, f64::INFINITY], &[5.0, 1.0]);
-        assert_eq!(interval_buckets(&rebucketed, &before), None);
-        assert_eq!(interval_buckets(&before, &before), None);
-        assert_eq!(interval_buckets(&before, &[]), None, "the first scrape");
+        assert_eq!(
+            interval_buckets(&rebucketed, &before, &LLM_TTFT_BUCKETS),
+            None
+        );
+        assert_eq!(interval_buckets(&before, &before, &LLM_TTFT_BUCKETS), None);
+        assert_eq!(
+            interval_buckets(&before, &[], &LLM_TTFT_BUCKETS),
+            None,
+            "the first scrape"
+        );
     }
 }

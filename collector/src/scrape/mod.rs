@@ -402,12 +402,12 @@ fn engine_record(target: &ScrapeTarget, f: &EngineFigures, at: Timestamp) -> Rec
     if f.ttft_ms.is_some() {
         a.insert(names::LLM_TTFT_SOURCE, "scraped");
     }
-    for ((name, _), count) in names::LLM_TTFT_BUCKETS
-        .iter()
-        .zip(f.ttft_buckets.iter().flatten())
-    {
-        if *count > 0.0 {
-            a.insert_f64(*name, *count);
+    for (which, counts) in &f.interval_buckets {
+        let grid = which.interval_grid().unwrap_or_default();
+        for ((name, _), count) in grid.iter().zip(counts) {
+            if *count > 0.0 {
+                a.insert_f64(*name, *count);
+            }
         }
     }
     record

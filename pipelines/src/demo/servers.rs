@@ -27,8 +27,8 @@ const VLLM_MODEL: &str = "meta-llama/Llama-3.1-8B-Instruct";
 /// What the simulated vLLM's `/metrics` shows, shared with the demo's endpoint.
 pub type VllmMetrics = std::sync::Arc<std::sync::Mutex<VllmMetricsState>>;
 
-/// The simulated vLLM's counters, gauges and time-to-first-token histogram: vLLM v1 logs
-/// no request's timings, so its TTFT is known only from here.
+/// The simulated vLLM's counters, gauges and latency histograms: vLLM v1 logs no request's
+/// timings, so its TTFT, queue time and latency are known only from here.
 #[derive(Default)]
 pub struct VllmMetricsState {
     running: u64,
@@ -36,20 +36,56 @@ pub struct VllmMetricsState {
     kv_cache_ratio: f64,
     prompt_tokens: u64,
     generation_tokens: u64,
-    /// First tokens at or below each of vLLM's finite bounds (cumulative is made when
-    /// shown), then above the last.
-    ttft_buckets: [u64; model::names::LLM_TTFT_BUCKETS.len()],
-    ttft_sum: f64,
+    ttft: SimulatedHistogram,
+    queue: SimulatedHistogram,
+    e2e: SimulatedHistogram,
+}
+
+/// One histogram on vLLM's bounds (those of [`model::names`]' interval buckets).
+#[derive(Default)]
+struct SimulatedHistogram {
+    /// Observations per bucket (not cumulative: made so when shown).
+    counts: Vec<u64>,
+    sum: f64,
+}
+
+impl SimulatedHistogram {
+    fn observe(&mut self, bounds: &[(&str, f64)], seconds: f64) {
+        self.counts.resize(bounds.len(), 0);
+        let bucket = bounds
+            .iter()
+            .position(|(_, bound)| seconds <= *bound)
+            .unwrap_or(bounds.len() - 1);
+        self.counts[bucket] += 1;
+        self.sum += seconds;
+    }
+
+    /// Its lines as vLLM's Prometheus client writes them, under `name`.
+    fn write(&self, name: &str, bounds: &[(&str, f64)], out: &mut String) {
+        let labels = format!("engine=\"0\",model_name=\"{VLLM_MODEL}\"");
+        out.push_str(&format!("# TYPE {name} histogram\n"));
+        let mut cumulative = 0;
+        for (i, (_, bound)) in bounds.iter().enumerate() {
+            cumulative += self.counts.get(i).copied().unwrap_or(0);
+            let le = match bound.is_finite() {
+                true => format!("{bound:?}"),
+                false => "+Inf".to_string(),
+            };
+            out.push_str(&format!(
+                "{name}_bucket{{engine=\"0\",le=\"{le}\",model_name=\"{VLLM_MODEL}\"}} {cumulative}.0\n"
+            ));
+        }
+        out.push_str(&format!("{name}_count{{{labels}}} {cumulative}.0\n"));
+        out.push_str(&format!("{name}_sum{{{labels}}} {:?}\n", self.sum));
+    }
 }
 
 impl VllmMetricsState {
-    fn observe_ttft(&mut self, seconds: f64) {
-        let bucket = model::names::LLM_TTFT_BUCKETS
-            .iter()
-            .position(|(_, bound)| seconds <= *bound)
-            .unwrap_or(self.ttft_buckets.len() - 1);
-        self.ttft_buckets[bucket] += 1;
-        self.ttft_sum += seconds;
+    /// One request's times, in seconds.
+    fn observe(&mut self, queued: f64, ttft: f64, e2e: f64) {
+        self.queue.observe(&model::names::LLM_QUEUE_BUCKETS, queued);
+        self.ttft.observe(&model::names::LLM_TTFT_BUCKETS, ttft);
+        self.e2e.observe(&model::names::LLM_E2E_BUCKETS, e2e);
     }
 
     /// The Prometheus text vLLM serves on `/metrics` (the figures Infersight reads).
@@ -75,24 +111,21 @@ impl VllmMetricsState {
                 "# TYPE {name} {kind}\n{name}{{{labels}}} {value:?}\n"
             ));
         }
-        let histogram = "vllm:time_to_first_token_seconds";
-        out.push_str(&format!("# TYPE {histogram} histogram\n"));
-        let mut cumulative = 0;
-        for ((_, bound), count) in model::names::LLM_TTFT_BUCKETS.iter().zip(self.ttft_buckets) {
-            cumulative += count;
-            let le = match bound.is_finite() {
-                true => format!("{bound:?}"),
-                false => "+Inf".to_string(),
-            };
-            out.push_str(&format!(
-                "{histogram}_bucket{{engine=\"0\",le=\"{le}\",model_name=\"{VLLM_MODEL}\"}} {cumulative}.0\n"
-            ));
-        }
-        out.push_str(&format!("{histogram}_count{{{labels}}} {cumulative}.0\n"));
-        out.push_str(&format!(
-            "{histogram}_sum{{{labels}}} {:?}\n",
-            self.ttft_sum
-        ));
+        self.ttft.write(
+            "vllm:time_to_first_token_seconds",
+            &model::names::LLM_TTFT_BUCKETS,
+            &mut out,
+        );
+        self.queue.write(
+            "vllm:request_queue_time_seconds",
+            &model::names::LLM_QUEUE_BUCKETS,
+            &mut out,
+        );
+        self.e2e.write(
+            "vllm:e2e_request_latency_seconds",
+            &model::names::LLM_E2E_BUCKETS,
+            &mut out,
+        );
         out
     }
 }
@@ -160,16 +193,19 @@ impl SimulatedServer for Vllm {
                 Stream::Stdout,
                 format!("{tag} INFO:     10.42.0.{}:{} - \"POST /v1/chat/completions HTTP/1.1\" {status}", rng.range(2, 250), rng.range(30000, 60000)),
             ));
-            // What only /metrics tells: its first token, slower behind a queue, now and
-            // then seconds late; its tokens.
-            let mut ttft = rng.float(0.04, 0.3) + self.waiting as f64 * rng.float(0.02, 0.1);
+            // What only /metrics tells: its time queued (behind the waiting requests),
+            // its first token (now and then seconds late), its time end to end; its tokens.
+            let queued = self.waiting as f64 * rng.float(0.0, 0.4);
+            let mut ttft = queued + rng.float(0.04, 0.3);
             if rng.chance(0.03) {
                 ttft += rng.float(1.0, 6.0);
             }
+            let generated = rng.range(50, 600);
+            let e2e = ttft + generated as f64 * rng.float(0.015, 0.04);
             if let Ok(mut m) = self.metrics.lock() {
-                m.observe_ttft(ttft);
+                m.observe(queued, ttft, e2e);
                 m.prompt_tokens += rng.range(100, 2000);
-                m.generation_tokens += rng.range(50, 600);
+                m.generation_tokens += generated;
             }
         }
         self.running = (self.running + rng.range(0, 4))

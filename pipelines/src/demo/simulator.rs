@@ -153,7 +153,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut sim = ClusterSimulator::standard(dir.path(), 7).unwrap();
         let start = Timestamp::parse_rfc3339("2026-11-27T20:00:00Z").unwrap();
-        for i in 0..40 {
+        // 80 ticks: TGI takes 0 to 2 calls a tick, a line each; the check below asks half.
+        for i in 0..80 {
             sim.step(start.saturating_add_nanos(i * 500_000_000))
                 .unwrap();
         }
