@@ -12,6 +12,10 @@
 //! the cores), the index size as a fraction of the raw files, p50/p99 of each query over
 //! repeated runs, and `grep -rcF` over the raw files for the same term.
 //!
+//! Then the summary's pass over scraped histograms: `BENCH_SCRAPES` (default 1 M) scrape
+//! records of the 200 pods (a 5 s scrape of 200 pods for 7 h) with their buckets of first
+//! token, queue time and end to end, and the time to sum every bucket per model and per pod.
+//!
 //! Last, the floor: tantivy alone indexing the same records (up to 1 M of them) with only
 //! what any log index needs (the body with positions, the timestamp column, the stored
 //! record), so a run shows how much of the indexing thread's time our schema adds.
@@ -408,6 +412,100 @@ fn tantivy_floor(dir: &Path, records: &[Record]) {
     print_thread_cpu(threads, records.len() as u64);
 }
 
+/// Indexes `count` scrape records of `pods` (each with a few nonzero buckets of each kept
+/// histogram) in `dir` and times the LLM summary's one pass that sums every bucket per
+/// model and per pod.
+fn scraped_histograms(dir: &Path, count: u64, end: i64, pods: &[Arc<Attributes>]) {
+    let grids = [
+        &names::LLM_TTFT_BUCKETS[..],
+        &names::LLM_QUEUE_BUCKETS[..],
+        &names::LLM_E2E_BUCKETS[..],
+    ];
+    let _ = std::fs::remove_dir_all(dir);
+    let store = IndexStore::open_or_create(dir).expect("scrape index");
+    let mut sink = store
+        .sink(SinkOptions {
+            commit_interval: Duration::from_secs(3600),
+            commit_docs: 1_000_000,
+            memory_budget_bytes: MEMORY_BUDGET,
+            ..SinkOptions::default()
+        })
+        .expect("sink");
+    let mut rng = Rng(SEED ^ 1);
+    let span = 7 * 3600 * 1_000_000_000i64;
+    let start = Instant::now();
+    let mut i = 0;
+    while i < count {
+        let n = (count - i).min(BATCH);
+        let records = (i..i + n)
+            .map(|k| {
+                let pod = (k % PODS as u64) as usize;
+                let ts = end - span + (k as i128 * span as i128 / count as i128) as i64;
+                let mut r = Record::log(
+                    RecordId::from_source(format!("scrape/{pod}").as_bytes(), k),
+                    Timestamp::from_unix_nanos(ts),
+                    Timestamp::from_unix_nanos(ts),
+                    Arc::clone(&pods[pod]),
+                    format!("vllm {}: 3 running, 1 waiting", MODELS[pod % MODELS.len()]),
+                );
+                r.kind = RecordKind::EngineStats;
+                r.attributes.insert(names::LLM_SERVER, "vllm");
+                r.attributes.insert(names::LLM_EVENT, "stats");
+                r.attributes
+                    .insert(names::GEN_AI_REQUEST_MODEL, MODELS[pod % MODELS.len()]);
+                r.attributes
+                    .insert_f64(names::LLM_TTFT_MS, rng.below(2000) as f64);
+                // A 5 s interval of a busy server: its requests in a few neighbouring buckets.
+                for grid in grids {
+                    let first = rng.below(grid.len() as u64 - 3) as usize;
+                    for (name, _) in &grid[first..first + 3] {
+                        r.attributes.insert_f64(*name, 1.0 + rng.below(20) as f64);
+                    }
+                }
+                r
+            })
+            .collect();
+        sink.add(Batch::new(records)).expect("add");
+        i += n;
+    }
+    sink.close().expect("close");
+    println!(
+        "scraped histograms: {count} scrape records indexed in {:.1} s, index {:.1} MB",
+        start.elapsed().as_secs_f64(),
+        dir_bytes(dir) as f64 / 1e6
+    );
+    let searcher = IndexStore::open_existing(dir).expect("reopen").searcher();
+    let buckets: Vec<&str> = grids
+        .iter()
+        .flat_map(|g| g.iter().map(|(n, _)| *n))
+        .collect();
+    let request = SearchRequest {
+        kind: Some(RecordKind::EngineStats),
+        ..Default::default()
+    };
+    // The first: the same pass without the sums, for what they add.
+    let model = names::GEN_AI_REQUEST_MODEL;
+    for (name, group, sums) in [
+        ("interval TTFT by model, without the sums", model, &[][..]),
+        ("the summary's bucket sums by model", model, &buckets[..]),
+        (
+            "the summary's bucket sums by pod",
+            names::K8S_POD_NAME,
+            &buckets[..],
+        ),
+    ] {
+        let question =
+            indexer::StatsQuestion::new(names::LLM_TTFT_MS, Some(group), &[]).with_sums(sums);
+        time(name, 10, || {
+            searcher
+                .field_stats_partial(&request, &question)
+                .and_then(|p| p.finish())
+                .expect("stats")
+                .len()
+        });
+    }
+}
+
 fn dir_bytes(path: &Path) -> u64 {
     std::fs::read_dir(path)
         .map(|entries| {
@@ -634,6 +732,14 @@ fn main() {
     );
     drop(searcher);
     drop(store);
+    let scrapes: u64 = std::env::var("BENCH_SCRAPES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    if scrapes > 0 {
+        scraped_histograms(&root.join("scrapes"), scrapes, end, &pods);
+        let _ = std::fs::remove_dir_all(root.join("scrapes"));
+    }
 
     // The same first records again (same seed), for tantivy alone.
     let floor_records = total.min(GENERATED_CHUNK);

@@ -22,6 +22,10 @@ use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::Column;
 use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
 
+mod sums;
+
+use sums::{GroupSums, SparseSums, merge_sums};
+
 /// The most buckets a histogram may have; a finer interval is refused.
 pub const MAX_BUCKETS: u64 = 10_000;
 /// The most groups [`LogSearcher::field_stats`] returns (the largest first).
@@ -145,7 +149,18 @@ impl LogSearcher {
             results: IntermediateAggregationResults::default(),
             total: 0,
             layout: STATS_LAYOUT,
+            sums: GroupSums::new(),
         };
+        // The sums, by the same groups: by resource where the groups are made of resources.
+        let sums = (!question.sums.is_empty()).then(|| SparseSums {
+            group: question.group_by.as_deref().map(|g| {
+                question
+                    .resource_group()
+                    .map_or(g, |_| RESOURCE)
+                    .to_string()
+            }),
+            columns: question.sums.clone(),
+        });
         for split in self.splits.overlapping(
             request.from.map(Timestamp::unix_nanos),
             request.to.map(Timestamp::unix_nanos),
@@ -153,10 +168,17 @@ impl LogSearcher {
             let collector =
                 DistributedAggregationCollector::from_aggs(aggs.clone(), context.clone());
             let own = self.own_query(&split, |schema| self.query_for(schema, request));
-            let (part, count) = split.reader.searcher().search(
-                own.as_deref().unwrap_or(&*query),
-                &(collector, tantivy::collector::Count),
-            )?;
+            let query = own.as_deref().unwrap_or(&*query);
+            let searcher = split.reader.searcher();
+            let (part, count) = match &sums {
+                Some(sums) => {
+                    let (part, count, summed) = searcher
+                        .search(query, &(collector, tantivy::collector::Count, sums.clone()))?;
+                    merge_sums(&mut partial.sums, summed);
+                    (part, count)
+                }
+                None => searcher.search(query, &(collector, tantivy::collector::Count))?,
+            };
             partial.total += count as u64;
             partial.results.merge_fruits(part)?;
         }
@@ -217,9 +239,6 @@ impl StatsQuestion {
                 "percentiles": { "field": field, "percents": self.percents, "keyed": false }
             });
         }
-        for (i, sum) in self.sums.iter().enumerate() {
-            metrics[format!("sum{i}")] = serde_json::json!({ "sum": { "field": sum } });
-        }
         Ok(metrics)
     }
 
@@ -276,12 +295,15 @@ pub struct FieldStatsPartial {
     /// of before `stats`.
     #[serde(default)]
     layout: u32,
+    /// The question's sums, by group key (by resource where the groups are made of them).
+    #[serde(default)]
+    sums: GroupSums,
 }
 
 /// The layout of [`StatsQuestion::aggregations`]' results. 1: one `stats` (count, sum,
 /// average) and an optional `pct`, per group of `groups` when grouped. 2: a grouping by a
-/// resource field holds the resources' groups, keyed by their JSON form, and each group a
-/// `sum<i>` per asked sum (a peer of layout 1 would ignore the sums it was asked). Results
+/// resource field holds the resources' groups, keyed by their JSON form, and the partial
+/// carries the asked sums by group (a peer of layout 1 would ignore the sums it was asked). Results
 /// of another layout do not merge (a peer of another version during an upgrade): its
 /// answer is left out and named, not mixed in wrong.
 const STATS_LAYOUT: u32 = 2;
@@ -303,6 +325,7 @@ impl FieldStatsPartial {
         }
         self.total += other.total;
         self.results.merge_fruits(other.results)?;
+        merge_sums(&mut self.sums, other.sums);
         Ok(())
     }
 
@@ -322,7 +345,7 @@ impl FieldStatsPartial {
 
     /// The figures: one [`GroupStats`] overall, or one per group, largest first.
     pub fn finish(self) -> Result<Vec<GroupStats>, IndexError> {
-        let mut stats = finished(&self.question, self.results.clone(), self.total)?;
+        let mut stats = finished(&self.question, self.results.clone(), self.total, &self.sums)?;
         // tantivy's sketch answers percent q with the value of rank ⌊q·(n−1)⌋, which over
         // few values is not the tail an SRE asks for: the p99 of 20 latencies was the 19th,
         // hiding the one slow request. Groups of fewer values are asked again for the
@@ -345,7 +368,7 @@ impl FieldStatsPartial {
         wanted.dedup_by(|a, b| (*a - *b).abs() < 1e-9);
         let mut question = self.question.clone();
         question.percents = wanted;
-        let again = finished(&question, self.results.clone(), self.total)?;
+        let again = finished(&question, self.results.clone(), self.total, &self.sums)?;
         for ((group, count), (asked, _)) in stats.iter_mut().zip(again) {
             let Some(n) = small(count) else { continue };
             for (percent, value) in &mut group.percentiles {
@@ -375,21 +398,23 @@ fn nearest_rank_percent(percent: f64, n: u64) -> f64 {
     (100.0 * (rank - 0.5) / (n - 1.0)).min(100.0)
 }
 
-/// `question`'s figures from `results`, each group with how many values of the field it has.
+/// `question`'s figures from `results` and its `sums`, each group with how many values of
+/// the field it has.
 fn finished(
     question: &StatsQuestion,
     results: IntermediateAggregationResults,
     total: u64,
+    sums: &GroupSums,
 ) -> Result<Vec<(GroupStats, Option<u64>)>, IndexError> {
     if let Some(field) = question.resource_group() {
-        return regrouped_by_resource(question, results, field);
+        return regrouped_by_resource(question, results, field, sums);
     }
     let results =
         results.into_final_result(question.aggregations()?, AggregationLimitsGuard::default())?;
     let json = serde_json::to_value(results)
         .map_err(|e| IndexError::Query(format!("aggregation result: {e}")))?;
     Ok(match question.group_by {
-        None => vec![group_stats(question, None, total, &json)],
+        None => vec![group_stats(question, None, total, &json, sums)],
         Some(_) => json["groups"]["buckets"]
             .as_array()
             .map(|buckets| {
@@ -400,7 +425,8 @@ fn finished(
                             serde_json::Value::String(s) => s.clone(),
                             other => other.to_string(),
                         };
-                        group_stats(question, Some(key), b["doc_count"].as_u64().unwrap_or(0), b)
+                        let count = b["doc_count"].as_u64().unwrap_or(0);
+                        group_stats(question, Some(key), count, b, sums)
                     })
                     .collect()
             })
@@ -408,14 +434,20 @@ fn finished(
     })
 }
 
-/// A group's figures from its final aggregation results `v` for `question`, with how many
-/// values of the field it has.
+/// A group's figures from its final aggregation results `v` for `question` and the sums by
+/// group key, with how many values of the field it has.
 fn group_stats(
     question: &StatsQuestion,
     group: Option<String>,
     count: u64,
     v: &serde_json::Value,
+    sums: &GroupSums,
 ) -> (GroupStats, Option<u64>) {
+    let mut summed = sums
+        .get(group.as_deref().unwrap_or_default())
+        .cloned()
+        .unwrap_or_default();
+    summed.resize(question.sums.len(), 0.0);
     let stats = GroupStats {
         group,
         count,
@@ -430,9 +462,7 @@ fn group_stats(
                     .collect()
             })
             .unwrap_or_default(),
-        sums: (0..question.sums.len())
-            .map(|i| v[format!("sum{i}")]["value"].as_f64().unwrap_or(0.0))
-            .collect(),
+        sums: summed,
     };
     (stats, v["stats"]["count"].as_u64())
 }
@@ -444,7 +474,17 @@ fn regrouped_by_resource(
     question: &StatsQuestion,
     mut results: IntermediateAggregationResults,
     field: &str,
+    sums: &GroupSums,
 ) -> Result<Vec<(GroupStats, Option<u64>)>, IndexError> {
+    let group_of =
+        |key: &str| resource_value(key, field).unwrap_or_else(|| MISSING_GROUP.to_string());
+    let mut regrouped_sums = GroupSums::new();
+    for (key, values) in sums {
+        merge_sums(
+            &mut regrouped_sums,
+            GroupSums::from([(group_of(key), values.clone())]),
+        );
+    }
     let metrics: Aggregations = serde_json::from_value(question.metrics()?)
         .map_err(|e| IndexError::Query(format!("aggregation: {e}")))?;
     let mut groups: std::collections::HashMap<String, IntermediateTermBucketEntry> =
@@ -455,12 +495,10 @@ fn regrouped_by_resource(
     {
         for (key, entry) in buckets.entries() {
             let value = match key {
-                IntermediateKey::Str(json) => resource_value(json, field),
-                _ => None,
+                IntermediateKey::Str(json) => group_of(json),
+                _ => MISSING_GROUP.to_string(),
             };
-            let group = groups
-                .entry(value.unwrap_or_else(|| MISSING_GROUP.to_string()))
-                .or_default();
+            let group = groups.entry(value).or_default();
             group.doc_count += entry.doc_count;
             group
                 .sub_aggregation
@@ -475,7 +513,13 @@ fn regrouped_by_resource(
                 .into_final_result(metrics.clone(), AggregationLimitsGuard::default())?;
             let json = serde_json::to_value(results)
                 .map_err(|e| IndexError::Query(format!("aggregation result: {e}")))?;
-            Ok(group_stats(question, Some(value), entry.doc_count, &json))
+            Ok(group_stats(
+                question,
+                Some(value),
+                entry.doc_count,
+                &json,
+                &regrouped_sums,
+            ))
         })
         .collect::<Result<Vec<_>, IndexError>>()?;
     stats.sort_by(|(a, _), (b, _)| b.count.cmp(&a.count).then_with(|| a.group.cmp(&b.group)));

@@ -559,7 +559,12 @@ fn grouping_by_a_resource_field_joins_the_containers_that_share_its_value() {
     };
     let mut records: Vec<Record> = (0..30u64)
         .map(|n| match n % 3 {
-            0 => in_container(n, "vllm-0", "engine", 100.0),
+            0 => {
+                // A sparse column: on vllm-0's engine only.
+                let mut r = in_container(n, "vllm-0", "engine", 100.0);
+                r.attributes.insert_f64(names::LLM_GENERATED_TOKENS, 10.0);
+                r
+            }
             1 => in_container(n, "vllm-0", "router", 300.0),
             _ => in_container(n, "vllm-1", "engine", 1000.0),
         })
@@ -608,8 +613,10 @@ fn grouping_by_a_resource_field_joins_the_containers_that_share_its_value() {
     assert_eq!(namespaces[0].0, "llm");
     assert_eq!(namespaces[0].1, 30);
 
-    // Between aggregators, the halves merge before they are regrouped.
-    let question = StatsQuestion::new(names::LLM_E2E_MS, Some(names::K8S_POD_NAME), &[50.0]);
+    // Between aggregators, the halves merge before they are regrouped; sums asked with
+    // them are regrouped alike.
+    let question = StatsQuestion::new(names::LLM_E2E_MS, Some(names::K8S_POD_NAME), &[50.0])
+        .with_sums(&[names::LLM_GENERATED_TOKENS, names::LLM_RUNNING]);
     let mut half = searcher
         .field_stats_partial(&request("*"), &question)
         .unwrap();
@@ -624,13 +631,14 @@ fn grouping_by_a_resource_field_joins_the_containers_that_share_its_value() {
         .unwrap(),
     )
     .unwrap();
-    let doubled: Vec<(String, u64)> = half
+    let doubled: Vec<(String, u64, Vec<f64>)> = half
         .finish()
         .unwrap()
         .into_iter()
-        .map(|g| (g.group.unwrap(), g.count))
+        .map(|g| (g.group.unwrap(), g.count, g.sums))
         .collect();
-    assert_eq!(doubled[0], ("vllm-0".to_string(), 40));
+    assert_eq!(doubled[0], ("vllm-0".to_string(), 40, vec![200.0, 0.0]));
+    assert_eq!(doubled[1], ("vllm-1".to_string(), 20, vec![0.0, 0.0]));
 }
 
 #[test]
