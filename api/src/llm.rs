@@ -259,9 +259,17 @@ fn summarise(
             s.ttft_source = Some("logged");
         }
     }
+    for g in stats(&requests, names::LLM_QUEUE_MS, &PERCENTS)? {
+        if g.avg.is_some() {
+            let s = groups.entry(key(&g)).or_default();
+            s.queue_ms = spread(&g);
+            s.queue_source = Some("logged");
+        }
+    }
     // A server that logs no request timings (vLLM v1): its histograms' buckets of the
     // range, summed over the scrapes (and aggregators) in one pass and read as Prometheus
-    // reads them. What the requests' lines say wins.
+    // reads them. Per group, what the requests' lines say wins: a namespace holding a TGI
+    // that logs its queue times and a vLLM that does not has the TGI's.
     let grids = [
         &names::LLM_TTFT_BUCKETS[..],
         &names::LLM_QUEUE_BUCKETS[..],
@@ -297,13 +305,6 @@ fn summarise(
                 };
                 *source = Some("scraped");
             }
-        }
-    }
-    for g in stats(&requests, names::LLM_QUEUE_MS, &PERCENTS)? {
-        if g.avg.is_some() {
-            let s = groups.entry(key(&g)).or_default();
-            s.queue_ms = spread(&g);
-            s.queue_source = Some("logged");
         }
     }
     for g in stats(&requests, names::GEN_AI_USAGE_OUTPUT_TOKENS, &[])? {

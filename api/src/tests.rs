@@ -460,6 +460,87 @@ async fn a_server_that_logs_no_request_end_has_an_error_rate_from_its_access_lin
 }
 
 #[tokio::test]
+async fn times_no_line_logs_come_from_scraped_histograms_and_logged_ones_win() {
+    // vllm-1 (vLLM v1) logs no request timings; tgi-0 logs them. Both are scraped: each
+    // scrape counts the interval's requests per bucket.
+    type Buckets<'a> = &'a [(&'static str, f64)];
+    let scrape = |n: u64, pod: &str, ttft: Buckets, queue: Buckets| {
+        let mut r = at(n, pod, 30, RecordKind::EngineStats, "vllm: 3 running");
+        r.attributes.insert(names::LLM_EVENT, "stats");
+        for (bucket, count) in ttft.iter().chain(queue) {
+            r.attributes.insert_f64(*bucket, *count);
+        }
+        r
+    };
+    let mut records = vec![
+        // vllm-1: 3 first tokens in (60, 80] ms and 1 in (250, 500] ms over two scrapes.
+        scrape(
+            1,
+            "vllm-1",
+            &[("llm.ttft_bucket_80ms", 2.0)],
+            &[("llm.queue_bucket_300ms", 2.0)],
+        ),
+        scrape(
+            2,
+            "vllm-1",
+            &[
+                ("llm.ttft_bucket_80ms", 1.0),
+                ("llm.ttft_bucket_500ms", 1.0),
+            ],
+            &[("llm.queue_bucket_300ms", 2.0)],
+        ),
+        // tgi-0's scrapes say seconds; its lines say 100 ms.
+        scrape(
+            3,
+            "tgi-0",
+            &[("llm.ttft_bucket_5s", 4.0)],
+            &[("llm.queue_bucket_2s", 4.0)],
+        ),
+    ];
+    for i in 0..4 {
+        let mut r = at(10 + i, "tgi-0", 20, RecordKind::Request, "request finished");
+        r.attributes.insert_f64(names::LLM_TTFT_MS, 100.0);
+        r.attributes.insert_f64(names::LLM_QUEUE_MS, 5.0);
+        records.push(r);
+    }
+    let (_dir, app) = app_with_records(records);
+    let (status, body) = get(&app, "/api/v1/llm/summary?from=now-10m&group_by=pod").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let pod = |name: &str| {
+        body["groups"]
+            .as_array()
+            .and_then(|g| g.iter().find(|g| g["group"] == name))
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} in {body}"))
+    };
+    let vllm = pod("vllm-1");
+    assert_eq!(vllm["ttft_source"], "scraped", "{vllm}");
+    let p50 = vllm["ttft_ms"]["p50"].as_f64().unwrap();
+    assert!((p50 - (60.0 + 20.0 * 2.0 / 3.0)).abs() < 1e-6, "{vllm}");
+    assert_eq!(
+        vllm["ttft_ms"]["avg"],
+        Value::Null,
+        "a histogram has no mean here"
+    );
+    assert_eq!(vllm["queue_source"], "scraped");
+    assert!(
+        (vllm["queue_ms"]["p50"].as_f64().unwrap() - 150.0).abs() < 1e-6,
+        "{vllm}"
+    );
+    assert_eq!(
+        vllm["latency_source"],
+        Value::Null,
+        "no end-to-end buckets scraped"
+    );
+    let tgi = pod("tgi-0");
+    assert_eq!(
+        (&tgi["ttft_source"], &tgi["queue_source"]),
+        (&Value::from("logged"), &Value::from("logged"))
+    );
+    assert_eq!(tgi["ttft_ms"]["avg"].as_f64(), Some(100.0), "{tgi}");
+}
+
+#[tokio::test]
 async fn a_server_known_only_by_its_access_lines_has_their_latency_and_rate() {
     // Ollama: one `[GIN]` line per call, with its duration; no request records.
     let mut records = Vec::new();
