@@ -1,6 +1,7 @@
 //! Aggregations on the read path: a date histogram of matching records, and count, average
 //! and percentiles of a numeric field per group (the API's LLM summary: p95 of `llm.e2e_ms`
-//! by model). Both read columns only, never stored documents.
+//! by model), with the sums of other fields per group in the same pass (the buckets of the
+//! servers' scraped histograms, [`sums`]). All read columns only, never stored documents.
 
 use crate::schema::{
     EXACT_RESOURCE_FIELDS, GROUPED_ATTRIBUTE_FIELDS, NUMERIC_ATTRIBUTE_FIELDS, NUMERIC_FIGURES,
@@ -220,7 +221,7 @@ impl StatsQuestion {
     }
 
     /// The figures asked of each group (or of all records), as tantivy aggregations; a
-    /// field that is not numeric is refused.
+    /// field (or summed field) that is not numeric is refused.
     fn metrics(&self) -> Result<serde_json::Value, IndexError> {
         let field = self.field.as_str();
         for field in std::iter::once(field).chain(self.sums.iter().map(String::as_str)) {
