@@ -623,7 +623,7 @@ impl IndexSink {
     /// Keeps [`SinkOptions::min_free_disk`] of the filesystem free (at most one pass per
     /// [`DISK_PASS`]). Under the floor, the index stops growing: its oldest splits go as
     /// new ones come. It gives back the part of the shortfall that is its own growth since
-    /// the disk last had room, not the rest: when others fill the disk (a laptop, a shared
+    /// the disk last had room (to within half a split), not the rest: when others fill the disk (a laptop, a shared
     /// volume), emptying the index would lose its history and save next to nothing. It
     /// keeps [`DISK_RESERVE`] free for its commits regardless.
     fn keep_free_disk(&mut self) -> Result<(), IndexError> {
@@ -675,11 +675,20 @@ impl IndexSink {
             }
         };
         let reserve = (total as f64 * DISK_RESERVE) as u64;
-        let to_free = size.saturating_sub(held).max(reserve.saturating_sub(free));
+        let growth = size.saturating_sub(held);
+        let for_reserve = reserve.saturating_sub(free);
         let mut droppable = self.droppable_splits();
         droppable.sort_by_key(|s| std::cmp::Reverse(s.stats().max_ts));
         let mut freed = 0;
-        while freed < to_free {
+        // The growth is given back a split at a time, while what is left of it is at least
+        // half the oldest split: a new split a few bytes larger than the one it replaces
+        // (a number in its meta.json one digit longer) must not take a second hour with it.
+        // The reserve for commits is kept to the byte.
+        let more = |freed: u64, next: Option<&Arc<Split>>| {
+            let half = next.map_or(0, |s| s.stats().bytes / 2);
+            freed < for_reserve || freed + half < growth
+        };
+        while more(freed, droppable.last()) {
             let Some(oldest) = droppable.pop() else {
                 if !self.disk_short {
                     tracing::warn!(
