@@ -96,8 +96,8 @@ pub(crate) struct GroupSummary {
     /// Where `latency_ms` comes from: `logged` or `scraped` (as `ttft_source`).
     latency_source: Option<&'static str>,
     /// Time to first token: of the requests' own lines where the server logs it, else
-    /// (`ttft_source` `scraped`) from the server's `/metrics` histogram, whose percentiles
-    /// are those of its buckets and which has no average.
+    /// (`ttft_source` `scraped`) from the server's `/metrics` histogram: percentiles of its
+    /// buckets, and the mean of its sum.
     ttft_ms: Spread,
     /// Where `ttft_ms` comes from: `logged` (the requests' lines, a TTFT the server logged
     /// or one estimated from its logged times) or `scraped`; absent where nothing says.
@@ -270,14 +270,15 @@ fn summarise(
     // range, summed over the scrapes (and aggregators) in one pass and read as Prometheus
     // reads them. Per group, what the requests' lines say wins: a namespace holding a TGI
     // that logs its queue times and a vLLM that does not has the TGI's.
+    // Each histogram's buckets, then the total of its observations (for their mean).
     let grids = [
-        &names::LLM_TTFT_BUCKETS[..],
-        &names::LLM_QUEUE_BUCKETS[..],
-        &names::LLM_E2E_BUCKETS[..],
+        (&names::LLM_TTFT_BUCKETS[..], names::LLM_TTFT_TOTAL_MS),
+        (&names::LLM_QUEUE_BUCKETS[..], names::LLM_QUEUE_TOTAL_MS),
+        (&names::LLM_E2E_BUCKETS[..], names::LLM_E2E_TOTAL_MS),
     ];
     let buckets: Vec<&str> = grids
         .iter()
-        .flat_map(|g| g.iter().map(|(n, _)| *n))
+        .flat_map(|(g, total)| g.iter().map(|(n, _)| *n).chain([*total]))
         .collect();
     let scraped = of_kind(RecordKind::EngineStats, Some(SCRAPED_STATS));
     let question = StatsQuestion::new(names::LLM_TTFT_MS, Some(group), &[]).with_sums(&buckets);
@@ -287,21 +288,27 @@ fn summarise(
         }
         let s = groups.entry(key(&g)).or_default();
         let mut counts = g.sums.as_slice();
-        for (grid, (spread, source)) in grids.into_iter().zip([
+        for ((grid, _), (spread, source)) in grids.into_iter().zip([
             (&mut s.ttft_ms, &mut s.ttft_source),
             (&mut s.queue_ms, &mut s.queue_source),
             (&mut s.latency_ms, &mut s.latency_source),
         ]) {
-            let (these, rest) = counts.split_at(grid.len().min(counts.len()));
+            let (these, rest) = counts.split_at((grid.len() + 1).min(counts.len()));
             counts = rest;
+            let (these, total) = match these.split_last() {
+                Some((total, these)) => (these, *total),
+                None => (these, 0.0),
+            };
             if source.is_none()
                 && let Some(p50) = bucket_quantile(these, grid, 0.5)
             {
+                let observed: f64 = these.iter().sum();
                 *spread = Spread {
                     p50: Some(p50),
                     p95: bucket_quantile(these, grid, 0.95),
                     p99: bucket_quantile(these, grid, 0.99),
-                    avg: None,
+                    // A scrape of an older version kept no total.
+                    avg: (total > 0.0).then(|| total / observed),
                 };
                 *source = Some("scraped");
             }

@@ -477,7 +477,9 @@ async fn times_no_line_logs_come_from_scraped_histograms_and_logged_ones_win() {
         scrape(
             1,
             "vllm-1",
-            &[("llm.ttft_bucket_80ms", 2.0)],
+            // With their total; the queue times' total is left out (a scrape of an older
+            // version kept none).
+            &[("llm.ttft_bucket_80ms", 2.0), ("llm.ttft_total_ms", 140.0)],
             &[("llm.queue_bucket_300ms", 2.0)],
         ),
         scrape(
@@ -486,6 +488,7 @@ async fn times_no_line_logs_come_from_scraped_histograms_and_logged_ones_win() {
             &[
                 ("llm.ttft_bucket_80ms", 1.0),
                 ("llm.ttft_bucket_500ms", 1.0),
+                ("llm.ttft_total_ms", 470.0),
             ],
             &[("llm.queue_bucket_300ms", 2.0)],
         ),
@@ -517,12 +520,9 @@ async fn times_no_line_logs_come_from_scraped_histograms_and_logged_ones_win() {
     assert_eq!(vllm["ttft_source"], "scraped", "{vllm}");
     let p50 = vllm["ttft_ms"]["p50"].as_f64().unwrap();
     assert!((p50 - (60.0 + 20.0 * 2.0 / 3.0)).abs() < 1e-6, "{vllm}");
-    assert_eq!(
-        vllm["ttft_ms"]["avg"],
-        Value::Null,
-        "a histogram has no mean here"
-    );
+    assert_eq!(vllm["ttft_ms"]["avg"].as_f64(), Some(610.0 / 4.0), "{vllm}");
     assert_eq!(vllm["queue_source"], "scraped");
+    assert_eq!(vllm["queue_ms"]["avg"], Value::Null, "no total: no mean");
     assert!(
         (vllm["queue_ms"]["p50"].as_f64().unwrap() - 150.0).abs() < 1e-6,
         "{vllm}"

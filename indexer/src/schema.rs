@@ -93,7 +93,7 @@ const fn numeric_attribute_fields() -> [&'static str; NUMERIC_COUNT] {
 }
 
 /// Numeric attributes, as f64 columns: ranges (`llm.e2e_ms:>5000`), percentiles, averages.
-pub(crate) const NUMERIC_FIGURES: [&str; 23] = [
+pub(crate) const NUMERIC_FIGURES: [&str; 26] = [
     names::LLM_E2E_MS,
     names::LLM_QUEUE_MS,
     names::LLM_VALIDATION_MS,
@@ -117,6 +117,9 @@ pub(crate) const NUMERIC_FIGURES: [&str; 23] = [
     names::GPU_MEMORY_USED_BYTES,
     names::GPU_POWER_W,
     names::GPU_TEMPERATURE_C,
+    names::LLM_TTFT_TOTAL_MS,
+    names::LLM_QUEUE_TOTAL_MS,
+    names::LLM_E2E_TOTAL_MS,
 ];
 /// Where an attribute goes in a document, when not in the JSON field.
 #[derive(Clone, Copy, Debug)]

@@ -136,6 +136,14 @@ pub const LLM_TTFT_BUCKETS: [(&str, f64); 23] = [
     ("llm.ttft_bucket_2560s", 2560.0),
     ("llm.ttft_bucket_inf", f64::INFINITY),
 ];
+/// The time to first token of a scraped server's requests over the interval since its
+/// previous scrape, together, ms (its histogram's sum grew by it): with the counts of
+/// [`LLM_TTFT_BUCKETS`], their mean.
+pub const LLM_TTFT_TOTAL_MS: &str = "llm.ttft_total_ms";
+/// The same of their time queued ([`LLM_QUEUE_BUCKETS`]).
+pub const LLM_QUEUE_TOTAL_MS: &str = "llm.queue_total_ms";
+/// The same of their time end to end ([`LLM_E2E_BUCKETS`]).
+pub const LLM_E2E_TOTAL_MS: &str = "llm.e2e_total_ms";
 /// The same for a scraped server's requests by the time they waited in its queue (vLLM's
 /// bounds of its request latency histograms; a queue is short when all is well, so most
 /// fall in the first, below 0.3 s).

@@ -181,6 +181,10 @@ inputs = ["parse"]
         .sum();
     assert!((counted - 4.0).abs() < 1e-9, "{with_ttft}");
     assert!((bucket("llm.ttft_bucket_500ms") - 0.625).abs() < 1e-9);
+    assert!(
+        (bucket("llm.ttft_total_ms") - 400.0).abs() < 1e-6,
+        "{with_ttft}"
+    );
     let (_, summary) = running.get("/api/v1/llm/summary?from=now-15m");
     let llama = summary["groups"]
         .as_array()
@@ -190,6 +194,10 @@ inputs = ["parse"]
     let ttft = |p: &str| llama["ttft_ms"][p].as_f64().unwrap_or(f64::NAN);
     assert!((ttft("p50") - 200.0 / 3.0).abs() < 1e-6, "{llama}");
     assert!((ttft("p95") - 420.0).abs() < 1e-6, "{llama}");
+    assert!(
+        (ttft("avg") - 100.0).abs() < 1e-6,
+        "the histogram's sum: {llama}"
+    );
 
     let (_, metrics) = running.get_text("/metrics");
     let pod = format!("pod=\"{POD}\"");

@@ -48,6 +48,16 @@ impl EngineHistogram {
         }
     }
 
+    /// The attribute of its observations' total time over a scrape interval, ms.
+    pub fn interval_total(self) -> Option<&'static str> {
+        match self {
+            EngineHistogram::Ttft => Some(model::names::LLM_TTFT_TOTAL_MS),
+            EngineHistogram::Queue => Some(model::names::LLM_QUEUE_TOTAL_MS),
+            EngineHistogram::E2e => Some(model::names::LLM_E2E_TOTAL_MS),
+            EngineHistogram::InterToken => None,
+        }
+    }
+
     /// Its name on `/metrics`.
     pub fn metric(self) -> &'static str {
         match self {
@@ -147,11 +157,21 @@ pub struct EngineFigures {
     pub generated_tokens: Option<f64>,
     /// Mean time to first token of the requests since the last scrape, ms.
     pub ttft_ms: Option<f64>,
-    /// The observations of each histogram since the last scrape, on its
-    /// [`EngineHistogram::interval_grid`] (those with any).
-    pub interval_buckets: Vec<(EngineHistogram, Vec<f64>)>,
+    /// The observations of each histogram since the last scrape (those with any).
+    pub intervals: Vec<IntervalHistogram>,
     /// Its histograms as scraped (cumulative since the server started).
     pub histograms: Vec<(EngineHistogram, HistogramSeries)>,
+}
+
+/// One histogram's observations between two scrapes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IntervalHistogram {
+    /// Which.
+    pub which: EngineHistogram,
+    /// How many fell in each bucket of its [`EngineHistogram::interval_grid`].
+    pub counts: Vec<f64>,
+    /// Their total, ms (the histogram's sum grew by it): with the counts, their mean.
+    pub total_ms: Option<f64>,
 }
 
 /// One model's counters at one scrape.
@@ -163,8 +183,8 @@ struct Counters {
     generated_tokens: Option<f64>,
     ttft_sum: f64,
     ttft_count: f64,
-    /// The histograms' cumulative buckets.
-    buckets: Vec<(EngineHistogram, Vec<(f64, f64)>)>,
+    /// The histograms as scraped (cumulative buckets and sums).
+    histograms: Vec<(EngineHistogram, HistogramSeries)>,
 }
 
 /// What a target said last time: counters, for rates and interval means.
@@ -202,11 +222,7 @@ impl EngineMemory {
                     .find(|(w, _)| *w == EngineHistogram::Ttft)
                     .map(|(_, h)| h);
                 let ttft = ttft_histogram.map_or((0.0, 0.0), |h| (h.sum, h.count));
-                let buckets: Vec<(EngineHistogram, Vec<(f64, f64)>)> = f
-                    .histograms
-                    .iter()
-                    .map(|(which, h)| (*which, h.buckets.clone()))
-                    .collect();
+                let histograms = f.histograms.clone();
                 let key = (engine.server, model.clone());
                 if let Some(before) = self.last.get(&key) {
                     let dt = at - before.at;
@@ -222,12 +238,18 @@ impl EngineMemory {
                     if dc > 0.0 && ds >= 0.0 {
                         f.ttft_ms = Some(ds / dc * 1e3);
                     }
-                    for (which, now) in &buckets {
-                        let earlier = before.buckets.iter().find(|(w, _)| w == which);
+                    for (which, now) in &histograms {
+                        let earlier = before.histograms.iter().find(|(w, _)| w == which);
                         if let (Some(grid), Some((_, earlier))) = (which.interval_grid(), earlier)
-                            && let Some(counts) = interval_buckets(now, earlier, grid)
+                            && let Some(counts) =
+                                interval_buckets(&now.buckets, &earlier.buckets, grid)
                         {
-                            f.interval_buckets.push((*which, counts));
+                            let total = now.sum - earlier.sum;
+                            f.intervals.push(IntervalHistogram {
+                                which: *which,
+                                counts,
+                                total_ms: (total >= 0.0).then_some(total * 1e3),
+                            });
                         }
                     }
                 }
@@ -237,7 +259,7 @@ impl EngineMemory {
                     generated_tokens: generated,
                     ttft_sum: ttft.0,
                     ttft_count: ttft.1,
-                    buckets,
+                    histograms,
                 };
                 self.last.insert(key, now);
                 out.push(f);

@@ -402,12 +402,15 @@ fn engine_record(target: &ScrapeTarget, f: &EngineFigures, at: Timestamp) -> Rec
     if f.ttft_ms.is_some() {
         a.insert(names::LLM_TTFT_SOURCE, "scraped");
     }
-    for (which, counts) in &f.interval_buckets {
-        let grid = which.interval_grid().unwrap_or_default();
-        for ((name, _), count) in grid.iter().zip(counts) {
+    for interval in &f.intervals {
+        let grid = interval.which.interval_grid().unwrap_or_default();
+        for ((name, _), count) in grid.iter().zip(&interval.counts) {
             if *count > 0.0 {
                 a.insert_f64(*name, *count);
             }
+        }
+        if let (Some(name), Some(total)) = (interval.which.interval_total(), interval.total_ms) {
+            a.insert_f64(name, total);
         }
     }
     record
