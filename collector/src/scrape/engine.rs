@@ -297,8 +297,18 @@ fn interval_buckets(
 
 /// Adds `n` observations between `lower` and `upper` to `out` (counts on `grid`'s buckets,
 /// the last unbounded), each bucket its share of the overlap, as if they were spread
-/// evenly. Those above a server's last finite bound go to the bucket above it.
+/// evenly. Those above a server's last finite bound go to the bucket above it; those of a
+/// bucket of no width (SGLang's queue time counts zeros under `le="0.0"`) to the bucket that
+/// holds its bound.
 fn spread_over_buckets(n: f64, lower: f64, upper: f64, grid: &[(&str, f64)], out: &mut [f64]) {
+    if upper <= lower {
+        let holding = grid
+            .iter()
+            .position(|(_, b)| *b >= upper)
+            .unwrap_or(grid.len() - 1);
+        out[holding] += n;
+        return;
+    }
     if upper.is_infinite() {
         let above = grid
             .iter()
@@ -459,6 +469,20 @@ mod tests {
         .expect("new observations");
         assert_eq!(at(&out, 640.0), 2.0);
         assert_eq!(out.iter().sum::<f64>(), 2.0);
+    }
+
+    #[test]
+    fn observations_of_a_bucket_of_no_width_are_kept() {
+        // SGLang's queue-time buckets begin at `le="0.0"`: requests that did not wait.
+        let bounds = [0.0, 0.1, f64::INFINITY];
+        let out = interval_buckets(
+            &cumulative(&bounds, &[3.0, 1.0, 0.0]),
+            &cumulative(&bounds, &[0.0, 0.0, 0.0]),
+            &model::names::LLM_QUEUE_BUCKETS,
+        )
+        .expect("new observations");
+        assert_eq!(out[0], 4.0, "all in the first bucket, (0, 0.3] s: {out:?}");
+        assert_eq!(out.iter().sum::<f64>(), 4.0);
     }
 
     #[test]
