@@ -181,9 +181,7 @@ struct Counters {
     at: f64,
     prompt_tokens: Option<f64>,
     generated_tokens: Option<f64>,
-    ttft_sum: f64,
-    ttft_count: f64,
-    /// The histograms as scraped (cumulative buckets and sums).
+    /// The histograms as scraped (cumulative buckets, sums and counts).
     histograms: Vec<(EngineHistogram, HistogramSeries)>,
 }
 
@@ -216,12 +214,6 @@ impl EngineMemory {
                 }
                 let prompt = pick(engine.prompt_tokens);
                 let generated = pick(engine.generation_tokens);
-                let ttft_histogram = f
-                    .histograms
-                    .iter()
-                    .find(|(w, _)| *w == EngineHistogram::Ttft)
-                    .map(|(_, h)| h);
-                let ttft = ttft_histogram.map_or((0.0, 0.0), |h| (h.sum, h.count));
                 let histograms = f.histograms.clone();
                 let key = (engine.server, model.clone());
                 if let Some(before) = self.last.get(&key) {
@@ -234,12 +226,17 @@ impl EngineMemory {
                     f.prompt_tps = rate(prompt, &before.prompt_tokens);
                     f.generation_tps = rate(generated, &before.generated_tokens);
                     f.generated_tokens = f.generation_tps.map(|r| r * dt);
-                    let (ds, dc) = (ttft.0 - before.ttft_sum, ttft.1 - before.ttft_count);
-                    if dc > 0.0 && ds >= 0.0 {
-                        f.ttft_ms = Some(ds / dc * 1e3);
-                    }
                     for (which, now) in &histograms {
                         let earlier = before.histograms.iter().find(|(w, _)| w == which);
+                        // The interval's mean first token, even where the buckets changed.
+                        if *which == EngineHistogram::Ttft {
+                            let (sum, count) =
+                                earlier.map_or((0.0, 0.0), |(_, h)| (h.sum, h.count));
+                            let (ds, dc) = (now.sum - sum, now.count - count);
+                            if dc > 0.0 && ds >= 0.0 {
+                                f.ttft_ms = Some(ds / dc * 1e3);
+                            }
+                        }
                         if let (Some(grid), Some((_, earlier))) = (which.interval_grid(), earlier)
                             && let Some(counts) =
                                 interval_buckets(&now.buckets, &earlier.buckets, grid)
@@ -257,8 +254,6 @@ impl EngineMemory {
                     at,
                     prompt_tokens: prompt,
                     generated_tokens: generated,
-                    ttft_sum: ttft.0,
-                    ttft_count: ttft.1,
                     histograms,
                 };
                 self.last.insert(key, now);
