@@ -271,11 +271,7 @@ fn summarise(
     // reads them. Per group, what the requests' lines say wins: a namespace holding a TGI
     // that logs its queue times and a vLLM that does not has the TGI's.
     // Each histogram's buckets, then the total of its observations (for their mean).
-    let grids = [
-        (&names::LLM_TTFT_BUCKETS[..], names::LLM_TTFT_TOTAL_MS),
-        (&names::LLM_QUEUE_BUCKETS[..], names::LLM_QUEUE_TOTAL_MS),
-        (&names::LLM_E2E_BUCKETS[..], names::LLM_E2E_TOTAL_MS),
-    ];
+    let grids = names::LLM_INTERVAL_HISTOGRAMS;
     let buckets: Vec<&str> = grids
         .iter()
         .flat_map(|(g, total)| g.iter().map(|(n, _)| *n).chain([*total]))

@@ -416,11 +416,7 @@ fn tantivy_floor(dir: &Path, records: &[Record]) {
 /// histogram) in `dir` and times the LLM summary's one pass that sums every bucket per
 /// model and per pod.
 fn scraped_histograms(dir: &Path, count: u64, end: i64, pods: &[Arc<Attributes>]) {
-    let grids = [
-        &names::LLM_TTFT_BUCKETS[..],
-        &names::LLM_QUEUE_BUCKETS[..],
-        &names::LLM_E2E_BUCKETS[..],
-    ];
+    let grids = names::LLM_INTERVAL_HISTOGRAMS.map(|(grid, _)| grid);
     let _ = std::fs::remove_dir_all(dir);
     let store = IndexStore::open_or_create(dir).expect("scrape index");
     let mut sink = store

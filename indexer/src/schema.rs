@@ -56,20 +56,20 @@ pub(crate) const GROUPED_ATTRIBUTE_FIELDS: [&str; 4] = [
     names::ERROR_TYPE,
     names::EXCEPTION_TYPE,
 ];
-/// The scraped histograms' buckets kept per interval: TTFT, queue time, end to end.
-const INTERVAL_BUCKETS: [&[(&str, f64)]; 3] = [
-    &names::LLM_TTFT_BUCKETS,
-    &names::LLM_QUEUE_BUCKETS,
-    &names::LLM_E2E_BUCKETS,
-];
-/// How many numeric columns there are.
-const NUMERIC_COUNT: usize = NUMERIC_FIGURES.len()
-    + names::LLM_TTFT_BUCKETS.len()
-    + names::LLM_QUEUE_BUCKETS.len()
-    + names::LLM_E2E_BUCKETS.len();
+/// How many numeric columns there are: the figures and every kept histogram's buckets.
+const NUMERIC_COUNT: usize = NUMERIC_FIGURES.len() + interval_bucket_count();
+
+const fn interval_bucket_count() -> usize {
+    let (mut n, mut i) = (0, 0);
+    while i < names::LLM_INTERVAL_HISTOGRAMS.len() {
+        n += names::LLM_INTERVAL_HISTOGRAMS[i].0.len();
+        i += 1;
+    }
+    n
+}
 /// Every numeric attribute with a column: the figures, then the counts of a scraped
-/// server's requests by bucket of its histograms ([`names::LLM_TTFT_BUCKETS`] and the
-/// others), which sum to a histogram over any range and group.
+/// server's requests by bucket of its histograms ([`names::LLM_INTERVAL_HISTOGRAMS`]),
+/// which sum to a histogram over any range and group.
 pub(crate) const NUMERIC_ATTRIBUTE_FIELDS: [&str; NUMERIC_COUNT] = numeric_attribute_fields();
 
 const fn numeric_attribute_fields() -> [&'static str; NUMERIC_COUNT] {
@@ -80,10 +80,11 @@ const fn numeric_attribute_fields() -> [&'static str; NUMERIC_COUNT] {
         n += 1;
     }
     let mut grid = 0;
-    while grid < INTERVAL_BUCKETS.len() {
+    while grid < names::LLM_INTERVAL_HISTOGRAMS.len() {
+        let buckets = names::LLM_INTERVAL_HISTOGRAMS[grid].0;
         let mut i = 0;
-        while i < INTERVAL_BUCKETS[grid].len() {
-            out[n] = INTERVAL_BUCKETS[grid][i].0;
+        while i < buckets.len() {
+            out[n] = buckets[i].0;
             n += 1;
             i += 1;
         }

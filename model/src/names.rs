@@ -136,6 +136,13 @@ pub const LLM_TTFT_BUCKETS: [(&str, f64); 23] = [
     ("llm.ttft_bucket_2560s", 2560.0),
     ("llm.ttft_bucket_inf", f64::INFINITY),
 ];
+/// The scraped histograms whose observations each scrape keeps per interval: each one's
+/// buckets and the attribute of its total time, first token, queue time, end to end.
+pub const LLM_INTERVAL_HISTOGRAMS: [(&[(&str, f64)], &str); 3] = [
+    (&LLM_TTFT_BUCKETS, LLM_TTFT_TOTAL_MS),
+    (&LLM_QUEUE_BUCKETS, LLM_QUEUE_TOTAL_MS),
+    (&LLM_E2E_BUCKETS, LLM_E2E_TOTAL_MS),
+];
 /// The time to first token of a scraped server's requests over the interval since its
 /// previous scrape, together, ms (its histogram's sum grew by it): with the counts of
 /// [`LLM_TTFT_BUCKETS`], their mean.

@@ -40,20 +40,21 @@ impl EngineHistogram {
     /// The buckets its observations of each scrape interval are counted on, as the
     /// record's attributes (`None`: not kept per interval).
     pub fn interval_grid(self) -> Option<&'static [(&'static str, f64)]> {
-        match self {
-            EngineHistogram::Ttft => Some(&model::names::LLM_TTFT_BUCKETS),
-            EngineHistogram::Queue => Some(&model::names::LLM_QUEUE_BUCKETS),
-            EngineHistogram::E2e => Some(&model::names::LLM_E2E_BUCKETS),
-            EngineHistogram::InterToken => None,
-        }
+        self.kept().map(|(grid, _)| grid)
     }
 
     /// The attribute of its observations' total time over a scrape interval, ms.
     pub fn interval_total(self) -> Option<&'static str> {
+        self.kept().map(|(_, total)| total)
+    }
+
+    /// Its entry of [`model::names::LLM_INTERVAL_HISTOGRAMS`].
+    fn kept(self) -> Option<(&'static [(&'static str, f64)], &'static str)> {
+        let [ttft, queue, e2e] = model::names::LLM_INTERVAL_HISTOGRAMS;
         match self {
-            EngineHistogram::Ttft => Some(model::names::LLM_TTFT_TOTAL_MS),
-            EngineHistogram::Queue => Some(model::names::LLM_QUEUE_TOTAL_MS),
-            EngineHistogram::E2e => Some(model::names::LLM_E2E_TOTAL_MS),
+            EngineHistogram::Ttft => Some(ttft),
+            EngineHistogram::Queue => Some(queue),
+            EngineHistogram::E2e => Some(e2e),
             EngineHistogram::InterToken => None,
         }
     }
