@@ -92,41 +92,27 @@ impl SegmentCollector for SegmentSparseSums {
     type Fruit = GroupSums;
 
     fn collect_block(&mut self, docs: &[DocId]) {
-        let Some(column) = &self.group else {
-            for doc in docs {
-                if let Some(slot) = self.group_of.get_mut(*doc as usize) {
-                    *slot = 0;
-                }
-            }
-            return;
-        };
         // The group ordinals of a block at once.
         let mut ords = vec![None; docs.len()];
-        column.ords().first_vals(docs, &mut ords);
+        if let Some(column) = &self.group {
+            column.ords().first_vals(docs, &mut ords);
+        }
         for (doc, ord) in docs.iter().zip(ords) {
             if let Some(slot) = self.group_of.get_mut(*doc as usize) {
-                *slot = ord
-                    .and_then(|o| u32::try_from(o).ok())
-                    .filter(|o| *o < NO_GROUP)
-                    .unwrap_or(NO_GROUP);
+                *slot = match &self.group {
+                    None => 0,
+                    // A dictionary of 2^32 - 2 values or more would be a group per record.
+                    Some(_) => ord
+                        .and_then(|o| u32::try_from(o).ok())
+                        .filter(|o| *o < NO_GROUP)
+                        .unwrap_or(NO_GROUP),
+                };
             }
         }
     }
 
     fn collect(&mut self, doc: DocId, _score: Score) {
-        let group = match &self.group {
-            // A dictionary of 2^32 - 2 values or more would be a group per record.
-            Some(column) => column
-                .term_ords(doc)
-                .next()
-                .and_then(|ord| u32::try_from(ord).ok())
-                .filter(|ord| *ord < NO_GROUP)
-                .unwrap_or(NO_GROUP),
-            None => 0,
-        };
-        if let Some(slot) = self.group_of.get_mut(doc as usize) {
-            *slot = group;
-        }
+        self.collect_block(&[doc]);
     }
 
     fn harvest(self) -> GroupSums {
