@@ -25,7 +25,7 @@ use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
 
 mod sums;
 
-use sums::{GroupSums, SparseSums, merge_sums};
+use sums::{GroupSums, SparseSums, add_sums, merge_sums};
 
 /// The most buckets a histogram may have; a finer interval is refused.
 pub const MAX_BUCKETS: u64 = 10_000;
@@ -481,10 +481,7 @@ fn regrouped_by_resource(
         |key: &str| resource_value(key, field).unwrap_or_else(|| MISSING_GROUP.to_string());
     let mut regrouped_sums = GroupSums::new();
     for (key, values) in sums {
-        merge_sums(
-            &mut regrouped_sums,
-            GroupSums::from([(group_of(key), values.clone())]),
-        );
+        add_sums(&mut regrouped_sums, group_of(key), values);
     }
     let metrics: Aggregations = serde_json::from_value(question.metrics()?)
         .map_err(|e| IndexError::Query(format!("aggregation: {e}")))?;

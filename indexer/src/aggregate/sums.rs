@@ -17,13 +17,18 @@ pub(crate) type GroupSums = BTreeMap<String, Vec<f64>>;
 /// Adds each of `from`'s sums to `into`'s.
 pub(crate) fn merge_sums(into: &mut GroupSums, from: GroupSums) {
     for (key, sums) in from {
-        let mine = into.entry(key).or_insert_with(|| vec![0.0; sums.len()]);
-        if mine.len() < sums.len() {
-            mine.resize(sums.len(), 0.0);
-        }
-        for (m, s) in mine.iter_mut().zip(sums) {
-            *m += s;
-        }
+        add_sums(into, key, &sums);
+    }
+}
+
+/// Adds `sums` to those of group `key` in `into`.
+pub(crate) fn add_sums(into: &mut GroupSums, key: String, sums: &[f64]) {
+    let mine = into.entry(key).or_insert_with(|| vec![0.0; sums.len()]);
+    if mine.len() < sums.len() {
+        mine.resize(sums.len(), 0.0);
+    }
+    for (m, s) in mine.iter_mut().zip(sums) {
+        *m += s;
     }
 }
 
@@ -188,7 +193,7 @@ impl SegmentCollector for SegmentSparseSums {
                     }
                 }
             };
-            merge_sums(&mut sums, GroupSums::from([(key, values.to_vec())]));
+            add_sums(&mut sums, key, values);
         }
         sums
     }
