@@ -119,6 +119,8 @@ struct OpenGroup {
     shape: Shape,
     last_timestamp: Timestamp,
     last_arrival: Instant,
+    /// The file the last line came from.
+    last_file: Arc<str>,
     /// (file identity, position of the group's first line in that file).
     holds: Vec<(Arc<str>, u64)>,
     replay: bool,
@@ -133,6 +135,7 @@ impl OpenGroup {
             lines: 1,
             shape,
             last_arrival: Instant::now(),
+            last_file: Arc::clone(tail_key),
             holds: vec![(Arc::clone(tail_key), line.position)],
             replay: line.replay,
         }
@@ -151,6 +154,7 @@ impl OpenGroup {
         self.last_timestamp = line.record.timestamp;
         self.last_arrival = Instant::now();
         self.replay |= line.replay;
+        self.last_file = Arc::clone(tail_key);
         if !self.holds.iter().any(|(k, _)| k == tail_key) {
             self.holds.push((Arc::clone(tail_key), line.position));
         }
@@ -206,14 +210,19 @@ impl LineGrouper {
         };
         let slot = &mut self.open[slot(stream)];
         if let Some(group) = slot {
+            let gap = line
+                .record
+                .timestamp
+                .unix_nanos()
+                .saturating_sub(group.last_timestamp.unix_nanos());
+            // A line of another file stamped before the group's last line was written
+            // before it: an older rotation found late (a listing missed it while gzip
+            // replaced it). It cannot continue the group; joining it put a traceback's
+            // cut-off tail onto a later traceback.
+            let written_before = gap < 0 && group.last_file != *tail_key;
             let fits = group.lines < config.max_lines
                 && group.record.body.len() + 1 + line.record.body.len() <= config.max_bytes;
-            if fits {
-                let gap = line
-                    .record
-                    .timestamp
-                    .unix_nanos()
-                    .saturating_sub(group.last_timestamp.unix_nanos());
+            if fits && !written_before {
                 let nanos = |d: Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
                 let within_window = gap <= nanos(config.window);
                 // Nothing joins across a pause longer than the timeout by the runtime's

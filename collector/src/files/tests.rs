@@ -1008,6 +1008,74 @@ fn files_of_a_container_are_read_oldest_first_even_when_a_listing_misses_a_renam
 }
 
 #[test]
+fn an_older_rotation_found_late_does_not_continue_the_newer_files_open_group() {
+    // gzip replaces a rotation while the directory is listed: the listing sees neither the
+    // file nor a decodable `.gz`, and the newer file is read first, its traceback still
+    // open at its end. The rotation's first lines (the tail of a traceback the rotation
+    // cut) were written before that traceback and must not join it.
+    let dir = tempfile::tempdir().unwrap();
+    let container = dir.path().join("llm_vllm-0_u1/vllm");
+    let hidden = container.join("0.log.unlisted");
+    write_owned(
+        &hidden,
+        &stderr_lines(&[
+            (10, "    out = self.model(x)"),
+            (10, "torch.OutOfMemoryError: CUDA out of memory."),
+            (
+                20,
+                "INFO 03-04 09:14:05 [engine.py:40] after the first traceback",
+            ),
+        ]),
+    );
+    write_owned(
+        &container.join("0.log"),
+        &stderr_lines(&[
+            (
+                1_000_000,
+                "ERROR 03-04 09:14:06 [engine.py:52] Traceback (most recent call last):",
+            ),
+            (1_000_000, "  File \"/app/engine.py\", line 52, in step"),
+            (1_000_000, "    out = self.model(x)"),
+            (1_000_000, "torch.OutOfMemoryError: CUDA out of memory."),
+        ]),
+    );
+    let mut source = FileSource::new("files", grouping(dir.path()), CheckpointSet::new()).unwrap();
+    assert!(
+        bodies(&one_pass(&mut source)).is_empty(),
+        "the traceback is held open for a chained one"
+    );
+    std::fs::rename(&hidden, container.join("0.log.20250304-091405")).unwrap();
+    let mut got = bodies(&one_pass(&mut source));
+    let mut rest = multiline::Emitted::default();
+    for group in source.groups.values_mut() {
+        group.flush(&mut rest);
+    }
+    got.extend(rest.records.into_iter().map(|r| r.body));
+    let traceback: Vec<&String> = got.iter().filter(|b| b.contains("Traceback")).collect();
+    assert_eq!(traceback.len(), 1, "{got:#?}");
+    assert_eq!(traceback[0].lines().count(), 4, "{got:#?}");
+    // The cut-off tail stands alone (in one record or a record per line), nothing lost.
+    let tail: Vec<&str> = got
+        .iter()
+        .filter(|b| !b.contains("Traceback") && !b.contains("INFO"))
+        .flat_map(|b| b.lines())
+        .collect();
+    assert_eq!(
+        tail,
+        [
+            "    out = self.model(x)",
+            "torch.OutOfMemoryError: CUDA out of memory."
+        ],
+        "{got:#?}"
+    );
+    assert_eq!(
+        got.iter().filter(|b| b.contains("INFO")).count(),
+        1,
+        "{got:#?}"
+    );
+}
+
+#[test]
 fn a_file_copied_and_truncated_before_its_first_read_is_not_read_as_itself() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("ns_p_u/c/0.log");
