@@ -9,8 +9,8 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use model::{
-    AttrValue, Attributes, Record, RecordId, RecordKind, ResourceJsons, Severity,
-    SharedResources, Stream, Timestamp, names,
+    AttrValue, Attributes, Record, RecordId, RecordKind, ResourceJsons, Severity, SharedResources,
+    Stream, Timestamp, names,
 };
 use std::hint::black_box;
 use std::sync::Arc;
