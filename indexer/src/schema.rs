@@ -94,7 +94,7 @@ const fn numeric_attribute_fields() -> [&'static str; NUMERIC_COUNT] {
 }
 
 /// Numeric attributes, as f64 columns: ranges (`llm.e2e_ms:>5000`), percentiles, averages.
-pub(crate) const NUMERIC_FIGURES: [&str; 26] = [
+pub(crate) const NUMERIC_FIGURES: [&str; 28] = [
     names::LLM_E2E_MS,
     names::LLM_QUEUE_MS,
     names::LLM_VALIDATION_MS,
@@ -114,6 +114,8 @@ pub(crate) const NUMERIC_FIGURES: [&str; 26] = [
     names::LLM_PROMPT_THROUGHPUT_TPS,
     names::LLM_GEN_THROUGHPUT_TPS,
     names::LLM_GENERATED_TOKENS,
+    names::LLM_REQUESTS_ENDED,
+    names::LLM_REQUESTS_FAILED,
     names::GPU_UTILIZATION_PCT,
     names::GPU_MEMORY_USED_BYTES,
     names::GPU_POWER_W,

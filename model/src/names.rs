@@ -310,6 +310,14 @@ pub const LLM_GEN_THROUGHPUT_TPS: &str = "llm.gen_throughput_tps";
 pub const LLM_GENERATED_TOKENS: &str = "llm.generated_tokens";
 /// Index of the engine that logged a stats line (vLLM v1 `Engine 000:`, SGLang's `DP1`).
 pub const LLM_ENGINE_INDEX: &str = "llm.engine_index";
+/// Requests that ended between two scrapes of a server's `/metrics`, by its own counters
+/// (vLLM's `request_success_total` over every finish reason, TGI's successes and failures,
+/// SGLang's `num_requests_total`): summed over a range, the requests of a server that logs
+/// none (vLLM v1 without request logging).
+pub const LLM_REQUESTS_ENDED: &str = "llm.requests_ended";
+/// Of [`LLM_REQUESTS_ENDED`], those that failed: vLLM's finished as `abort` or `error`,
+/// TGI's `tgi_request_failure`, SGLang's aborted.
+pub const LLM_REQUESTS_FAILED: &str = "llm.requests_failed";
 
 /// A GPU's uuid (`GPU-c4529c8d-…`; a MIG device's `MIG-…`); on a record about several
 /// GPUs, their uuids joined by commas.

@@ -3,7 +3,7 @@
 //! requests, KV-cache use, token throughput, and the latency histograms, time to first
 //! token above all, which no server logs per request.
 
-use super::exposition::{Exposition, HistogramSeries};
+use super::exposition::{Exposition, HistogramSeries, Sample};
 use std::collections::BTreeMap;
 
 /// Where one server keeps each figure.
@@ -19,6 +19,14 @@ struct Engine {
     /// Counters of prompt and generated tokens (throughput is their rate).
     prompt_tokens: &'static [&'static str],
     generation_tokens: &'static [&'static str],
+    /// Counters of requests that ended, summed (each over its labels).
+    ended: &'static [&'static str],
+    /// The counter of those that failed, and the values of a label that mark a failure
+    /// (`None`: every sample is one).
+    failed: (
+        &'static str,
+        Option<(&'static str, &'static [&'static str])>,
+    ),
     /// Histograms, by Infersight's name for them.
     histograms: [(EngineHistogram, &'static [&'static str]); 4],
 }
@@ -79,6 +87,11 @@ const ENGINES: [Engine; 3] = [
         kv_cache_ratio: &["vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"],
         prompt_tokens: &["vllm:prompt_tokens_total"],
         generation_tokens: &["vllm:generation_tokens_total"],
+        ended: &["vllm:request_success_total"],
+        failed: (
+            "vllm:request_success_total",
+            Some(("finished_reason", &["abort", "error"])),
+        ),
         histograms: [
             (EngineHistogram::Ttft, &["vllm:time_to_first_token_seconds"]),
             (
@@ -100,6 +113,8 @@ const ENGINES: [Engine; 3] = [
         kv_cache_ratio: &["sglang:token_usage"],
         prompt_tokens: &["sglang:prompt_tokens_total"],
         generation_tokens: &["sglang:generation_tokens_total"],
+        ended: &["sglang:num_requests_total"],
+        failed: ("sglang:num_aborted_requests_total", None),
         histograms: [
             (
                 EngineHistogram::Ttft,
@@ -124,6 +139,9 @@ const ENGINES: [Engine; 3] = [
         kv_cache_ratio: &[],
         prompt_tokens: &["tgi_request_input_length_sum"],
         generation_tokens: &["tgi_request_generated_tokens_sum"],
+        // `tgi_request_count` counts requests as they arrive; these as they end.
+        ended: &["tgi_request_success", "tgi_request_failure"],
+        failed: ("tgi_request_failure", None),
         histograms: [
             // TGI measures no time to first token.
             (EngineHistogram::Ttft, &[]),
@@ -158,6 +176,10 @@ pub struct EngineFigures {
     pub generated_tokens: Option<f64>,
     /// Mean time to first token of the requests since the last scrape, ms.
     pub ttft_ms: Option<f64>,
+    /// Requests that ended since the last scrape.
+    pub requests_ended: Option<f64>,
+    /// Of them, those that failed.
+    pub requests_failed: Option<f64>,
     /// The observations of each histogram since the last scrape (those with any).
     pub intervals: Vec<IntervalHistogram>,
     /// Its histograms as scraped (cumulative since the server started).
@@ -182,6 +204,8 @@ struct Counters {
     at: f64,
     prompt_tokens: Option<f64>,
     generated_tokens: Option<f64>,
+    ended: Option<f64>,
+    failed: Option<f64>,
     /// The histograms as scraped (cumulative buckets, sums and counts).
     histograms: Vec<(EngineHistogram, HistogramSeries)>,
 }
@@ -215,6 +239,8 @@ impl EngineMemory {
                 }
                 let prompt = pick(engine.prompt_tokens);
                 let generated = pick(engine.generation_tokens);
+                let ended = total(e, engine.ended, engine.model_label, &model);
+                let failed = failures(e, engine, &model);
                 let histograms = f.histograms.clone();
                 let key = (engine.server, model.clone());
                 if let Some(before) = self.last.get(&key) {
@@ -227,6 +253,18 @@ impl EngineMemory {
                     f.prompt_tps = rate(prompt, &before.prompt_tokens);
                     f.generation_tps = rate(generated, &before.generated_tokens);
                     f.generated_tokens = f.generation_tps.map(|r| r * dt);
+                    // A labelled counter has no sample until its first count (TGI's
+                    // failures by cause): one that appears since the last scrape counted
+                    // all of it in between.
+                    let since = |now: Option<f64>, before: Option<f64>| match (now, before) {
+                        (Some(n), b) if n >= b.unwrap_or(0.0) => Some(n - b.unwrap_or(0.0)),
+                        _ => None,
+                    };
+                    f.requests_ended = since(ended, before.ended);
+                    // No failures counted where the ended ones are not (a restart).
+                    f.requests_failed = f
+                        .requests_ended
+                        .and_then(|_| since(failed, before.failed).or(Some(0.0)));
                     for (which, now) in &histograms {
                         let earlier = before.histograms.iter().find(|(w, _)| w == which);
                         // The interval's mean first token, even where the buckets changed.
@@ -255,6 +293,8 @@ impl EngineMemory {
                     at,
                     prompt_tokens: prompt,
                     generated_tokens: generated,
+                    ended,
+                    failed,
                     histograms,
                 };
                 self.last.insert(key, now);
@@ -349,18 +389,46 @@ fn models(e: &Exposition, engine: &Engine) -> Vec<String> {
 /// The value of the first of `names` the exposition has, for `model` (summed over its
 /// other labels: engines, ranks).
 fn value(e: &Exposition, names: &[&str], label: Option<&str>, model: &str) -> Option<f64> {
-    names.iter().find_map(|name| {
-        let mut found = false;
-        let sum: f64 = e
-            .families
-            .iter()
-            .flat_map(|f| &f.samples)
-            .filter(|s| s.name == *name && label.is_none_or(|l| s.label(l) == Some(model)))
-            .inspect(|_| found = true)
-            .map(|s| s.value)
-            .sum();
-        found.then_some(sum)
+    names
+        .iter()
+        .find_map(|name| sum_of(e, name, label, model, |_| true))
+}
+
+/// The sum of every sample of `names` for `model` (`None`: the exposition has none).
+fn total(e: &Exposition, names: &[&str], label: Option<&str>, model: &str) -> Option<f64> {
+    names
+        .iter()
+        .filter_map(|name| sum_of(e, name, label, model, |_| true))
+        .reduce(|a, b| a + b)
+}
+
+/// The server's count of failed requests for `model` (`None`: it has no such sample yet).
+fn failures(e: &Exposition, engine: &Engine, model: &str) -> Option<f64> {
+    let (name, marked) = engine.failed;
+    sum_of(e, name, engine.model_label, model, |s| {
+        marked.is_none_or(|(label, values)| s.label(label).is_some_and(|v| values.contains(&v)))
     })
+}
+
+/// The sum of the samples named `name` of `model` that `keep` keeps (`None`: there are
+/// none).
+fn sum_of(
+    e: &Exposition,
+    name: &str,
+    label: Option<&str>,
+    model: &str,
+    keep: impl Fn(&Sample) -> bool,
+) -> Option<f64> {
+    let mut found = false;
+    let sum = e
+        .families
+        .iter()
+        .flat_map(|f| &f.samples)
+        .filter(|s| s.name == name && label.is_none_or(|l| s.label(l) == Some(model)) && keep(s))
+        .inspect(|_| found = true)
+        .map(|s| s.value)
+        .sum();
+    found.then_some(sum)
 }
 
 /// The first of `names` the exposition has as a histogram of `model`.
@@ -500,6 +568,94 @@ mod tests {
             interval_buckets(&before, &[], &LLM_TTFT_BUCKETS),
             None,
             "the first scrape"
+        );
+    }
+
+    /// What each scrape of `text`s (one a `step` seconds apart) says of requests.
+    fn requests(texts: &[String]) -> Vec<(Option<f64>, Option<f64>)> {
+        let mut memory = EngineMemory::default();
+        texts
+            .iter()
+            .enumerate()
+            .map(|(i, text)| {
+                let e = super::super::exposition::parse(text).expect("an exposition");
+                let figures = memory.figures(&e, i as f64 * 5.0);
+                assert_eq!(figures.len(), 1, "{text}");
+                (figures[0].requests_ended, figures[0].requests_failed)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn requests_that_ended_and_failed_are_counted_per_interval_by_each_servers_counters() {
+        // vLLM: every finish reason ended a request; `abort` and `error` failed.
+        let vllm = |stop: u32, abort: u32, error: Option<u32>| {
+            let labels = r#"engine="0",model_name="llama""#;
+            let mut text = format!(
+                "# TYPE vllm:request_success counter\n\
+                 vllm:request_success_total{{{labels},finished_reason=\"stop\"}} {stop}.0\n\
+                 vllm:request_success_total{{{labels},finished_reason=\"length\"}} 1.0\n\
+                 vllm:request_success_total{{{labels},finished_reason=\"abort\"}} {abort}.0\n"
+            );
+            if let Some(error) = error {
+                text.push_str(&format!(
+                    "vllm:request_success_total{{{labels},finished_reason=\"error\"}} {error}.0\n"
+                ));
+            }
+            text.push_str(&format!(
+                "vllm:request_success_created{{{labels},finished_reason=\"stop\"}} 1.7e9\n"
+            ));
+            text
+        };
+        assert_eq!(
+            requests(&[
+                vllm(4, 1, None),
+                vllm(7, 2, Some(2)),
+                vllm(7, 2, Some(2)),
+                vllm(1, 0, None)
+            ]),
+            [
+                (None, None),
+                // 3 stopped, 1 aborted, 2 errors (a reason first seen now).
+                (Some(6.0), Some(3.0)),
+                (Some(0.0), Some(0.0)),
+                // The server restarted: its counters went down.
+                (None, None),
+            ]
+        );
+        // TGI counts a request as it arrives (`tgi_request_count`) and as it ends; its
+        // failures by cause, each from its first.
+        let tgi = |success: u32, failures: &[(&str, u32)]| {
+            let mut text = format!(
+                "# TYPE tgi_request_count counter\ntgi_request_count 100\n\
+                 # TYPE tgi_request_success counter\ntgi_request_success {success}\n"
+            );
+            if !failures.is_empty() {
+                text.push_str("# TYPE tgi_request_failure counter\n");
+            }
+            for (err, n) in failures {
+                text.push_str(&format!("tgi_request_failure{{err=\"{err}\"}} {n}\n"));
+            }
+            text
+        };
+        assert_eq!(
+            requests(&[
+                tgi(10, &[]),
+                tgi(15, &[("overloaded", 2)]),
+                tgi(15, &[("overloaded", 3), ("validation", 1)])
+            ]),
+            [(None, None), (Some(7.0), Some(2.0)), (Some(2.0), Some(2.0))]
+        );
+        // SGLang: every request, and the aborted among them.
+        let sglang = |all: u32, aborted: u32| {
+            format!(
+                "sglang:num_requests_total{{model_name=\"qwen\"}} {all}.0\n\
+                 sglang:num_aborted_requests_total{{model_name=\"qwen\"}} {aborted}.0\n"
+            )
+        };
+        assert_eq!(
+            requests(&[sglang(3, 0), sglang(8, 1)]),
+            [(None, None), (Some(5.0), Some(1.0))]
         );
     }
 }

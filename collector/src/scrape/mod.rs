@@ -354,6 +354,10 @@ fn engine_record(target: &ScrapeTarget, f: &EngineFigures, at: Timestamp) -> Rec
     if let Some(t) = f.ttft_ms {
         parts.push(format!("time to first token {t:.1} ms"));
     }
+    if let Some(n) = f.requests_ended {
+        let failed = f.requests_failed.unwrap_or(0.0);
+        parts.push(format!("{n} requests ended ({failed} failed)"));
+    }
     let body = format!(
         "{} {}: {}",
         f.server,
@@ -394,6 +398,8 @@ fn engine_record(target: &ScrapeTarget, f: &EngineFigures, at: Timestamp) -> Rec
             f.generated_tokens.map(f64::round),
         ),
         (names::LLM_TTFT_MS, f.ttft_ms),
+        (names::LLM_REQUESTS_ENDED, f.requests_ended),
+        (names::LLM_REQUESTS_FAILED, f.requests_failed),
     ] {
         if let Some(v) = value {
             a.insert_f64(key, v);
