@@ -63,10 +63,15 @@ pub(crate) struct Spread {
 #[derive(serde::Serialize, Default, utoipa::ToSchema)]
 pub(crate) struct GroupSummary {
     group: String,
-    /// Requests that ended (finished, aborted, incomplete) in the range.
+    /// Requests that ended (finished, aborted, incomplete) in the range: of the requests'
+    /// lines where the server logs their ends, else (`requests_source` `scraped`) by the
+    /// server's own counters on `/metrics`.
     requests: u64,
     /// `requests` per second of `rate_seconds`.
     rps: f64,
+    /// Where `requests` and `errors` come from: `logged` or `scraped` (as `ttft_source`);
+    /// absent where nothing says.
+    requests_source: Option<&'static str>,
     /// Requests whose arrival was logged (`llm.event:request_received`): the load of a
     /// server that logs arrivals and no ends (vLLM v1 without `--enable-log-outputs`).
     received: u64,
@@ -200,6 +205,7 @@ fn summarise(
         let s = groups.entry(key(&g)).or_default();
         s.requests = g.count;
         s.rps = g.count as f64 / rate_s;
+        s.requests_source = (g.count > 0).then_some("logged");
         s.latency_ms = spread(&g);
         s.latency_source = g.avg.is_some().then_some("logged");
         s.in_flight_avg = in_flight(&g);
@@ -319,6 +325,24 @@ fn summarise(
         &[],
     )? {
         groups.entry(key(&g)).or_default().errors = g.count;
+    }
+    // A server that logs no request ends (vLLM v1 without request logging, SGLang): its own
+    // counters' requests of each scrape interval, summed. Per group, the lines win.
+    let mut scraped_requests = BTreeSet::new();
+    for g in stats(&scraped, names::LLM_REQUESTS_ENDED, &[])? {
+        let s = groups.entry(key(&g)).or_default();
+        if s.requests_source.is_none() && g.sum >= 0.5 {
+            s.requests = g.sum.round() as u64;
+            s.rps = g.sum / rate_s;
+            s.requests_source = Some("scraped");
+            scraped_requests.insert(key(&g));
+        }
+    }
+    for g in stats(&scraped, names::LLM_REQUESTS_FAILED, &[])? {
+        if scraped_requests.contains(&key(&g)) {
+            let s = groups.entry(key(&g)).or_default();
+            s.errors = (g.sum.round() as u64).min(s.requests);
+        }
     }
     // Log lines and scrapes of one engine count the same tokens: the larger of the two
     // sums, never both.

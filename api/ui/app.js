@@ -533,16 +533,30 @@ async function renderDashboard(p) {
     // (vLLM v1), from its engines' own count.
     const tokensPerS = (g) => g.output_tokens_per_s > 0 || g.engine_output_tokens_per_s === null
       ? g.output_tokens_per_s : g.engine_output_tokens_per_s;
-    // A server known only by its access lines (Ollama, BentoML): their calls and durations.
-    const httpOnly = (g) => g.requests === 0 && g.http_latency_ms.avg !== null;
-    const latency = (g) => httpOnly(g) ? g.http_latency_ms : g.latency_ms;
+    // A server that logs no request end, with access lines that time its calls (Ollama,
+    // BentoML, an Envoy sidecar): their durations as its latency, what a client waits; and
+    // their calls as its requests where its own counters are not scraped.
+    const httpTimed = (g) => g.requests_source !== "logged" && g.http_latency_ms.avg !== null;
+    const httpOnly = (g) => !g.requests_source && httpTimed(g);
+    const latency = (g) => httpTimed(g) ? g.http_latency_ms : g.latency_ms;
     // The engine's own count of running requests, else the average in flight (Little's law).
     const running = (g) => g.running_avg ?? g.in_flight_avg;
     const HTTP_TITLE = "from the HTTP access log's calls: the server logs no request";
-    const viaHttp = (g, text) => httpOnly(g) && text !== "–" ? text + " (HTTP)" : text;
+    const viaHttp = (text) => text !== "–" ? text + " (HTTP)" : text;
     // A time the server logs no request with (vLLM v1): from its /metrics histogram.
     const SCRAPED_TITLE = "from the server's /metrics histogram: it logs no such time per request";
     const viaScrape = (source, text) => source === "scraped" && text !== "–" ? text + " (scraped)" : text;
+    // Requests a server logs no end of (vLLM v1): counted by its /metrics counters.
+    const REQUESTS_SCRAPED_TITLE = "from the server's /metrics counters: it logs no request end";
+    const requestsTitle = (g) => httpOnly(g) ? HTTP_TITLE : g.requests_source === "scraped" ? REQUESTS_SCRAPED_TITLE : "";
+    // The error rate of the requests' ends where logged; else the 5xx share of the access
+    // log's calls (what clients saw fail); else the engine's aborted and failed requests.
+    const errorRate = (g) => g.requests_source === "logged" ? fmt(100 * g.error_rate) + "%"
+      : g.http_error_rate !== null ? fmt(100 * g.http_error_rate) + "% (HTTP 5xx)"
+        : g.error_rate !== null ? fmt(100 * g.error_rate) + "% (scraped)" : "–";
+    const errorRateTitle = (g) => g.requests_source === "logged" ? ""
+      : g.http_error_rate !== null ? "5xx share of the HTTP access log's inference calls: the server logs no request end"
+        : g.error_rate !== null ? REQUESTS_SCRAPED_TITLE + " (aborted and failed)" : "";
     // Ended requests and arrivals apart: vLLM v1 logs its requests' arrivals only.
     const cols = ["group", ...(byPod ? ["status", "restarts"] : []), "requests", "rps", "arrivals/s", "error rate", "p50 ms", "p95 ms", "p99 ms", "TTFT p95", "queue p95",
       "tokens/s", "running", "KV %", "GPU util %", "GPU mem"];
@@ -550,18 +564,15 @@ async function renderDashboard(p) {
       ...summary.groups.map((g) => el("tr", { class: "group" },
         el("td", {}, g.group),
         byPod ? [stateCell(g.group), el("td", { class: "restarts" }, podState.has(g.group) ? podState.get(g.group).restarts : "–")] : [],
-        el("td", { class: "requests", title: httpOnly(g) ? HTTP_TITLE : "" },
-          httpOnly(g) ? viaHttp(g, String(g.http_responses)) : g.requests),
-        el("td", { class: "rps", title: httpOnly(g) ? HTTP_TITLE : "" },
-          viaHttp(g, fmt(httpOnly(g) ? g.http_rps : g.rps, 3))),
+        el("td", { class: "requests", title: requestsTitle(g) },
+          httpOnly(g) ? viaHttp(String(g.http_responses)) : viaScrape(g.requests_source, String(g.requests))),
+        el("td", { class: "rps", title: requestsTitle(g) },
+          httpOnly(g) ? viaHttp(fmt(g.http_rps, 3)) : viaScrape(g.requests_source, fmt(g.rps, 3))),
         el("td", { class: "arrivals" }, g.received ? fmt(g.received_rps, 3) : "–"),
-        el("td", { class: "error-rate", title: g.error_rate === null && g.http_error_rate !== null
-          ? "5xx share of the HTTP access log's inference calls: the server logs no request end" : "" },
-          g.error_rate !== null ? fmt(100 * g.error_rate) + "%"
-            : g.http_error_rate !== null ? fmt(100 * g.http_error_rate) + "% (HTTP 5xx)" : "–"),
+        el("td", { class: "error-rate", title: errorRateTitle(g) }, errorRate(g)),
         ["p50", "p95", "p99"].map((p) => el("td", { class: "latency-" + p,
-          title: httpOnly(g) ? HTTP_TITLE : g.latency_source === "scraped" ? SCRAPED_TITLE : "" },
-          httpOnly(g) ? viaHttp(g, fmt(latency(g)[p], 0)) : viaScrape(g.latency_source, fmt(latency(g)[p], 0)))),
+          title: httpTimed(g) ? HTTP_TITLE : g.latency_source === "scraped" ? SCRAPED_TITLE : "" },
+          httpTimed(g) ? viaHttp(fmt(latency(g)[p], 0)) : viaScrape(g.latency_source, fmt(latency(g)[p], 0)))),
         el("td", { class: "ttft", title: g.ttft_source === "scraped" ? SCRAPED_TITLE : "" },
           viaScrape(g.ttft_source, fmt(g.ttft_ms.p95, 0))),
         el("td", { class: "queue", title: g.queue_source === "scraped" ? SCRAPED_TITLE : "" },

@@ -97,6 +97,10 @@ fn demo_serves_hits_from_several_servers_and_removes_its_tree_on_exit() {
     assert_eq!(ttft["latency_source"], "scraped", "{ttft}");
     assert_eq!(ttft["queue_source"], "scraped", "{ttft}");
     assert!(ttft["latency_ms"]["p50"].as_f64() > Some(p50), "{ttft}");
+    // And its requests, which it logs no end of: by its counters, between the same scrapes.
+    assert_eq!(ttft["requests_source"], "scraped", "{ttft}");
+    assert!(ttft["requests"].as_u64() >= Some(1), "{ttft}");
+    assert!(ttft["error_rate"].as_f64().is_some(), "{ttft}");
 
     // The engine's OOM traceback is one record, not five.
     let oom = demo.wait_for(

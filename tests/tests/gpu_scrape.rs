@@ -13,9 +13,12 @@ const NAMESPACE: &str = "llm-serving";
 const POD: &str = "vllm-llama3-8b-6d8485c99f-vfdkm";
 
 /// A vLLM exposition: `count` first tokens so far, `sum` seconds in all, `fast` of them
-/// under 0.1 s and `medium` under 0.5 s (cumulative), and token counters.
+/// under 0.1 s and `medium` under 0.5 s (cumulative), token counters, and as many requests
+/// ended, a quarter of them aborted.
 fn vllm_metrics(count: u32, sum: f64, fast: u32, medium: u32, tokens: u32) -> String {
     let labels = r#"engine="0",model_name="llama""#;
+    let aborted = count / 4;
+    let stopped = count - aborted;
     format!(
         r#"# HELP vllm:num_requests_running Number of requests in model execution batches.
 # TYPE vllm:num_requests_running gauge
@@ -29,6 +32,11 @@ vllm:kv_cache_usage_perc{{{labels}}} 0.42
 # HELP vllm:generation_tokens_total Number of generation tokens processed.
 # TYPE vllm:generation_tokens_total counter
 vllm:generation_tokens_total{{{labels}}} {tokens}.0
+# HELP vllm:request_success_total Count of successfully processed requests.
+# TYPE vllm:request_success_total counter
+vllm:request_success_total{{{labels},finished_reason="stop"}} {stopped}.0
+vllm:request_success_total{{{labels},finished_reason="length"}} 0.0
+vllm:request_success_total{{{labels},finished_reason="abort"}} {aborted}.0
 # HELP vllm:time_to_first_token_seconds Histogram of time to first token in seconds.
 # TYPE vllm:time_to_first_token_seconds histogram
 vllm:time_to_first_token_seconds_bucket{{{labels},le="0.1"}} {fast}.0
@@ -198,6 +206,21 @@ inputs = ["parse"]
         (ttft("avg") - 100.0).abs() < 1e-6,
         "the histogram's sum: {llama}"
     );
+    // It logs no request ends: its requests are its counters', 4 between the good scrapes
+    // (3 stopped, 1 aborted: failed), over the summary's rate seconds.
+    assert_eq!(llama["requests_source"], "scraped", "{llama}");
+    assert_eq!(llama["requests"], 4, "{llama}");
+    assert_eq!(llama["errors"], 1, "{llama}");
+    assert_eq!(llama["error_rate"], 0.25, "{llama}");
+    let rate_s = summary["rate_seconds"].as_f64().unwrap_or(f64::NAN);
+    let rps = llama["rps"].as_f64().unwrap_or(f64::NAN);
+    assert!((rps - 4.0 / rate_s).abs() < 1e-9, "{summary}");
+    assert_eq!(
+        num(&with_ttft, "llm.requests_ended"),
+        Some(4.0),
+        "{with_ttft}"
+    );
+    assert_eq!(num(&with_ttft, "llm.requests_failed"), Some(1.0));
 
     let (_, metrics) = running.get_text("/metrics");
     let pod = format!("pod=\"{POD}\"");

@@ -423,7 +423,18 @@ fn the_ui_finds_a_request_explains_a_crash_and_charts_the_llm_figures() {
         figure(&arrivals, "") > 0.0,
         "the vLLM pod's arrivals/s: {arrivals}"
     );
-    // … and its error rate comes from its access lines.
+    // … its ended requests, which it logs none of, from its /metrics counters …
+    let requests = vllm_cell("requests");
+    assert!(
+        figure(&requests, " (scraped)") >= 1.0,
+        "the vLLM pod's requests: {requests}"
+    );
+    assert!(
+        figure(&vllm_cell("rps"), " (scraped)") > 0.0,
+        "the vLLM pod's rps: {}",
+        vllm_cell("rps")
+    );
+    // … but its error rate from its access lines, what its clients saw fail.
     let rate = vllm_cell("error-rate");
     assert!(
         rate.ends_with("% (HTTP 5xx)"),

@@ -36,6 +36,8 @@ pub struct VllmMetricsState {
     kv_cache_ratio: f64,
     prompt_tokens: u64,
     generation_tokens: u64,
+    /// Requests ended, by vLLM's finish reason (`stop`, `length`, `abort`, `error`).
+    ended: [u64; 4],
     ttft: SimulatedHistogram,
     queue: SimulatedHistogram,
     e2e: SimulatedHistogram,
@@ -80,9 +82,13 @@ impl SimulatedHistogram {
     }
 }
 
+/// vLLM's finish reasons, as its `request_success_total` labels them.
+const FINISH_REASONS: [&str; 4] = ["stop", "length", "abort", "error"];
+
 impl VllmMetricsState {
-    /// One request's times, in seconds.
-    fn observe(&mut self, queued: f64, ttft: f64, e2e: f64) {
+    /// One request's times, in seconds, and how it ended (an index of [`FINISH_REASONS`]).
+    fn observe(&mut self, queued: f64, ttft: f64, e2e: f64, reason: usize) {
+        self.ended[reason] += 1;
         self.queue.observe(&model::names::LLM_QUEUE_BUCKETS, queued);
         self.ttft.observe(&model::names::LLM_TTFT_BUCKETS, ttft);
         self.e2e.observe(&model::names::LLM_E2E_BUCKETS, e2e);
@@ -109,6 +115,13 @@ impl VllmMetricsState {
         ] {
             out.push_str(&format!(
                 "# TYPE {name} {kind}\n{name}{{{labels}}} {value:?}\n"
+            ));
+        }
+        let name = "vllm:request_success_total";
+        out.push_str(&format!("# TYPE {name} counter\n"));
+        for (reason, n) in FINISH_REASONS.iter().zip(self.ended) {
+            out.push_str(&format!(
+                "{name}{{{labels},finished_reason=\"{reason}\"}} {n}.0\n"
             ));
         }
         self.ttft.write(
@@ -184,7 +197,8 @@ impl SimulatedServer for Vllm {
                     rng.range(64, 1024)
                 ),
             ));
-            let status = if rng.chance(0.03) {
+            let failed = rng.chance(0.03);
+            let status = if failed {
                 "500 Internal Server Error"
             } else {
                 "200 OK"
@@ -202,8 +216,15 @@ impl SimulatedServer for Vllm {
             }
             let generated = rng.range(50, 600);
             let e2e = ttft + generated as f64 * rng.float(0.015, 0.04);
+            // Ended by its stop token, its max_tokens, a client gone (abort), or an error.
+            let reason = match (failed, rng.chance(0.1), rng.chance(0.02)) {
+                (true, _, _) => 3,
+                (_, true, _) => 1,
+                (_, _, true) => 2,
+                _ => 0,
+            };
             if let Ok(mut m) = self.metrics.lock() {
-                m.observe(queued, ttft, e2e);
+                m.observe(queued, ttft, e2e, reason);
                 m.prompt_tokens += rng.range(100, 2000);
                 m.generation_tokens += generated;
             }
