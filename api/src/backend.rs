@@ -134,23 +134,34 @@ impl SearchBackend for LocalIndex {
     }
 }
 
-/// The backend of a pipeline that keeps no index (a node agent publishing to Kafka): its
-/// API still serves health, `/metrics` and `/api/v1/status`, and every search answers 503
-/// with where to search instead.
-pub struct NoIndex;
+/// The backend where there is no index to search: a pipeline that keeps none (a node agent
+/// publishing to Kafka), or one waiting to start again after a failure. Its API still
+/// serves health, `/metrics` and `/api/v1/status`, and every search answers 503 saying why.
+pub struct NoIndex {
+    why: String,
+}
 
 impl NoIndex {
-    fn refuse<T>() -> Result<T, IndexError> {
-        Err(IndexError::Unavailable(
-            "this pipeline keeps no index (a node agent publishing to Kafka): search through an aggregator"
-                .into(),
-        ))
+    /// A node agent's: search through an aggregator.
+    pub fn agent() -> Self {
+        NoIndex::because(
+            "this pipeline keeps no index (a node agent publishing to Kafka): search through an aggregator",
+        )
+    }
+
+    /// Searches answer 503 with `why`.
+    pub fn because(why: impl Into<String>) -> Self {
+        NoIndex { why: why.into() }
+    }
+
+    fn refuse<T>(&self) -> Result<T, IndexError> {
+        Err(IndexError::Unavailable(self.why.clone()))
     }
 }
 
 impl SearchBackend for NoIndex {
     fn search(&self, _: &SearchRequest) -> Result<SearchResults, IndexError> {
-        Self::refuse()
+        self.refuse()
     }
 
     fn histogram(
@@ -158,7 +169,7 @@ impl SearchBackend for NoIndex {
         _: &SearchRequest,
         _: Duration,
     ) -> Result<Vec<HistogramBucket>, IndexError> {
-        Self::refuse()
+        self.refuse()
     }
 
     fn field_stats_partial(
@@ -166,11 +177,11 @@ impl SearchBackend for NoIndex {
         _: &SearchRequest,
         _: &StatsQuestion,
     ) -> Result<FieldStatsPartial, IndexError> {
-        Self::refuse()
+        self.refuse()
     }
 
     fn request_trace(&self, _: &str, _: &SearchRequest) -> Result<Vec<Record>, IndexError> {
-        Self::refuse()
+        self.refuse()
     }
 
     fn index_stats(&self) -> Option<IndexStats> {
@@ -178,6 +189,6 @@ impl SearchBackend for NoIndex {
     }
 
     fn oldest_record(&self) -> Result<Option<Timestamp>, IndexError> {
-        Self::refuse()
+        self.refuse()
     }
 }

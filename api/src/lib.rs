@@ -96,6 +96,50 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
+/// What answers on the API's listener, replaceable while it serves: a pipeline's API
+/// outlives a run of the pipeline that fails, answering for the next run once it runs and
+/// in between saying why it does not (its listener went down with every run, so a full data
+/// disk took the UI, `/metrics` and `/api/v1/status` away while they had most to say).
+#[derive(Clone)]
+pub struct RouterSlot(Arc<std::sync::RwLock<Router>>);
+
+impl RouterSlot {
+    /// A slot answering every endpoint from `state` until [`RouterSlot::answer`] replaces it.
+    pub fn new(state: ApiState) -> Self {
+        RouterSlot(Arc::new(std::sync::RwLock::new(router(state))))
+    }
+
+    /// Requests from now on are answered from `state`; those under way finish with the old
+    /// one (and hold what it holds, its index, until they do).
+    pub fn answer(&self, state: ApiState) {
+        let router = router(state);
+        match self.0.write() {
+            Ok(mut current) => *current = router,
+            Err(poisoned) => *poisoned.into_inner() = router,
+        }
+    }
+
+    fn current(&self) -> Router {
+        match self.0.read() {
+            Ok(current) => current.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+}
+
+/// Serves whatever `slot` holds on `listener` until `shutdown` completes, then finishes
+/// open requests.
+pub async fn serve_slot(
+    listener: tokio::net::TcpListener,
+    slot: RouterSlot,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use tower::ServiceExt;
+    let current =
+        tower::service_fn(move |request: axum::extract::Request| slot.current().oneshot(request));
+    serve(listener, Router::new().fallback_service(current), shutdown).await
+}
+
 /// Serves `router` on `listener` until `shutdown` completes, then finishes open requests.
 pub async fn serve(
     listener: tokio::net::TcpListener,
@@ -114,12 +158,31 @@ async fn healthz() -> axum::Json<serde_json::Value> {
     axum::Json(serde_json::json!({"status": "ok"}))
 }
 
-/// Ready when the index answers: its size and counters.
+/// Ready when the index answers: its size and counters. Not while the pipeline waits to
+/// start again after a failure (503, with why and when it tries).
 #[utoipa::path(get, path = "/readyz", tag = "health",
-    responses((status = 200, description = "`{\"status\":\"ready\", \"index\":{…}}`", body = Object)))]
+    responses(
+        (status = 200, description = "`{\"status\":\"ready\", \"index\":{…}}`", body = Object),
+        (status = 503, description = "`{\"status\":\"restarting\", \"last_failure\":…, \"next_try_in_s\":N}`", body = Object),
+    ))]
 async fn readyz(
     axum::extract::State(state): axum::extract::State<ApiState>,
-) -> axum::Json<serde_json::Value> {
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if let Some(restarts) = state.status.restarts()
+        && let Some(next_try_in_s) = restarts.next_try_in_s
+    {
+        let body = serde_json::json!({
+            "status": "restarting",
+            "last_failure": restarts.last_failure,
+            "next_try_in_s": next_try_in_s,
+        });
+        return (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(body),
+        )
+            .into_response();
+    }
     let index = state.search.index_stats().map(|s| {
         serde_json::json!({
             "splits": s.splits,
@@ -130,7 +193,7 @@ async fn readyz(
             "oldest_record": s.oldest_record,
         })
     });
-    axum::Json(serde_json::json!({"status": "ready", "index": index}))
+    axum::Json(serde_json::json!({"status": "ready", "index": index})).into_response()
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {

@@ -69,7 +69,7 @@ impl Aggregator {
 }
 
 /// A plain HTTP/1.1 GET with the token, over a fresh connection.
-async fn http_get(addr: std::net::SocketAddr, path_and_query: &str) -> (u16, Value) {
+pub(crate) async fn http_get(addr: std::net::SocketAddr, path_and_query: &str) -> (u16, Value) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let request = format!(
@@ -370,6 +370,32 @@ impl EventReader {
             self.text.push_str(std::str::from_utf8(&chunk).unwrap());
         }
     }
+}
+
+#[tokio::test]
+async fn a_tail_ends_with_the_pipeline_run_that_fed_it_and_a_new_one_waits_for_the_next() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let a = Aggregator::on(listener, vec![], &[], TIMEOUT, TOKEN);
+    let mut events = EventReader::open(a.addr, "/api/v1/tail?q=*").await;
+    assert_eq!(events.next().await.0, "ready");
+    // The run ends (it failed, and the API outlives it): the stream ends rather than wait
+    // on it forever, and the client asks again.
+    a.live.close();
+    loop {
+        let chunk = tokio::time::timeout(Duration::from_secs(20), events.body.next())
+            .await
+            .expect("the stream ends within 20 s");
+        match chunk {
+            None => break,
+            Some(chunk) => assert!(!chunk.unwrap().is_empty()),
+        }
+    }
+    let (status, body) = http_get(a.addr, "/api/v1/tail?q=*").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["detail"].as_str().unwrap_or("").contains("ask again"),
+        "{body}"
+    );
 }
 
 #[tokio::test]

@@ -48,6 +48,10 @@ pub struct PipelineRestarts {
     pub last_failure: String,
     /// Seconds since it failed.
     pub seconds_ago: u64,
+    /// While the pipeline waits to start again: in how many seconds it tries. Meanwhile the
+    /// API answers, without its sources, sinks or index (searches answer 503).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_try_in_s: Option<u64>,
 }
 
 /// Where the status comes from: the pipeline, which knows its sources and sinks.

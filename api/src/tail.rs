@@ -37,14 +37,15 @@ const MAX_PEER_EVENT: usize = 8 << 20;
 
 /// Where the pipeline publishes the records it indexes, for tail clients.
 pub struct LiveTail {
-    sender: broadcast::Sender<Arc<Vec<Record>>>,
+    /// `None` once closed: the run that published here ended.
+    sender: std::sync::RwLock<Option<broadcast::Sender<Arc<Vec<Record>>>>>,
     clients: AtomicUsize,
 }
 
 impl Default for LiveTail {
     fn default() -> Self {
         LiveTail {
-            sender: broadcast::channel(BACKLOG_BATCHES).0,
+            sender: std::sync::RwLock::new(Some(broadcast::channel(BACKLOG_BATCHES).0)),
             clients: AtomicUsize::new(0),
         }
     }
@@ -53,9 +54,31 @@ impl Default for LiveTail {
 impl LiveTail {
     /// Shows `records` to the tail clients; costs nothing (no copy) when there are none.
     pub fn publish(&self, records: &[Record]) {
-        if self.sender.receiver_count() > 0 && !records.is_empty() {
-            let _ = self.sender.send(Arc::new(records.to_vec()));
+        if let Ok(sender) = self.sender.read()
+            && let Some(sender) = sender.as_ref()
+            && sender.receiver_count() > 0
+            && !records.is_empty()
+        {
+            let _ = sender.send(Arc::new(records.to_vec()));
         }
+    }
+
+    /// Ends every client's stream, and refuses new ones: the pipeline run that published
+    /// here ended. A client then asks again and follows the next run (the API outlives a
+    /// run that fails; its streams would otherwise wait on this one forever).
+    pub fn close(&self) {
+        match self.sender.write() {
+            Ok(mut sender) => *sender = None,
+            Err(poisoned) => *poisoned.into_inner() = None,
+        }
+    }
+
+    fn subscribe(&self) -> Option<broadcast::Receiver<Arc<Vec<Record>>>> {
+        self.sender
+            .read()
+            .ok()?
+            .as_ref()
+            .map(broadcast::Sender::subscribe)
     }
 
     /// Tail clients connected now.
@@ -167,6 +190,9 @@ pub(crate) fn local_events(
         .live
         .clone()
         .ok_or_else(|| ApiError::unavailable("no pipeline feeds this server: nothing to tail"))?;
+    let receiver = live.subscribe().ok_or_else(|| {
+        ApiError::unavailable("the pipeline run that fed this tail ended; ask again")
+    })?;
     if live.clients.fetch_add(1, Ordering::Relaxed) >= MAX_TAIL_CLIENTS {
         live.clients.fetch_sub(1, Ordering::Relaxed);
         return Err(ApiError::too_many(format!(
@@ -174,7 +200,7 @@ pub(crate) fn local_events(
         )));
     }
     let state = TailState {
-        receiver: live.sender.subscribe(),
+        receiver,
         filter: Arc::new(filter),
         pending: VecDeque::from([Event::default().event("ready").data("{}")]),
         _client: Client(live),

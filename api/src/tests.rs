@@ -1302,7 +1302,7 @@ async fn incidents_group_a_crash_with_its_events_and_last_lines() {
 #[tokio::test]
 async fn without_an_index_searches_say_where_to_ask_and_health_still_answers() {
     let app = router(ApiState {
-        search: Arc::new(crate::NoIndex),
+        search: Arc::new(crate::NoIndex::agent()),
         token: None,
         live: None,
         metrics: Arc::new(crate::NoMetrics),
@@ -1328,6 +1328,80 @@ async fn without_an_index_searches_say_where_to_ask_and_health_still_answers() {
     assert_eq!((status, &body["index"]), (StatusCode::OK, &Value::Null));
     let (status, _) = get(&app, "/healthz").await;
     assert_eq!(status, StatusCode::OK);
+}
+
+/// A pipeline waiting to start again after a failure.
+struct Restarting;
+
+impl crate::StatusBackend for Restarting {
+    fn sources(&self) -> Vec<crate::ComponentStatus> {
+        Vec::new()
+    }
+
+    fn restarts(&self) -> Option<crate::PipelineRestarts> {
+        Some(crate::PipelineRestarts {
+            count: 1,
+            last_failure: "sink `index` failed: No space left on device".into(),
+            seconds_ago: 0,
+            next_try_in_s: Some(4),
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_router_slot_answers_from_the_state_it_holds_now_and_says_when_the_pipeline_is_down() {
+    let state = |why: &str, status: Arc<dyn crate::StatusBackend>| ApiState {
+        search: Arc::new(crate::NoIndex::because(why)),
+        token: None,
+        live: None,
+        metrics: Arc::new(crate::NoMetrics),
+        status,
+        instance: Arc::from("aggregator:1"),
+        peers: None,
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let slot = crate::RouterSlot::new(state("the pipeline is starting", Arc::new(crate::NoStatus)));
+    tokio::spawn(crate::serve_slot(
+        listener,
+        slot.clone(),
+        std::future::pending(),
+    ));
+    let get = |uri: &'static str| crate::peer_tests::http_get(addr, uri);
+    let (status, body) = get("/api/v1/search?q=x").await;
+    assert_eq!(status, 503);
+    assert!(
+        body["detail"].as_str().unwrap_or("").contains("starting"),
+        "{body}"
+    );
+    assert_eq!(get("/readyz").await.0, 200);
+
+    // The run failed: the same listener answers from what replaced it.
+    slot.answer(state(
+        "the pipeline failed; it starts again by itself",
+        Arc::new(Restarting),
+    ));
+    let (_, body) = get("/api/v1/search?q=x").await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("starts again"),
+        "{body}"
+    );
+    let (status, body) = get("/readyz").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["status"], "restarting");
+    assert_eq!(body["next_try_in_s"], 4);
+    assert!(
+        body["last_failure"]
+            .as_str()
+            .unwrap_or("")
+            .contains("No space left")
+    );
+    let (_, status) = get("/api/v1/status").await;
+    assert_eq!(status["restarts"]["next_try_in_s"], 4, "{status}");
+    assert_eq!(get("/healthz").await.0, 200, "the process is up");
 }
 
 #[tokio::test]
