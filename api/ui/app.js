@@ -673,11 +673,13 @@ async function refreshHealth() {
     const status = await api("/api/v1/status");
     const parts = [...status.sources, ...(status.sinks || [])];
     // A pipeline that failed and started again began its sources and sinks afresh: its
-    // failure shows here for a quarter of an hour.
+    // failure shows here for a quarter of an hour; while it waits to start again, that it is
+    // down (and the API has no sources, sinks or index to show).
     const r = status.restarts;
-    const restarted = r && r.seconds_ago < 900 ? [el("span",
+    const down = r && r.next_try_in_s !== undefined;
+    const restarted = r && (down || r.seconds_ago < 900) ? [el("span",
       { class: "component failing", title: "last failure, " + r.seconds_ago + " s ago: " + r.last_failure, "data-id": "restarts" },
-      "pipeline restarted " + r.count + "×")] : [];
+      down ? "pipeline down, starts again in " + r.next_try_in_s + " s" : "pipeline restarted " + r.count + "×")] : [];
     box.replaceChildren(...restarted, ...parts.map((c) => el("span",
       { class: "component " + c.state, title: c.kind + ": " + c.detail, "data-id": c.id },
       c.state === "ok" ? c.id : c.id + " " + c.state)));

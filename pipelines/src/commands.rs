@@ -189,6 +189,8 @@ pub fn run_pipeline(
         let mut on_ready = Some(on_ready);
         let mut failures_in_a_row = 0u32;
         let mut ran_before = false;
+        // The API's listener, bound by the first run and kept across restarts.
+        let mut api = None;
         loop {
             // Each run has its own stop signal: a failing run stops itself, not the process.
             let run_stop = Shutdown::new();
@@ -201,7 +203,7 @@ pub fn run_pipeline(
             });
             let mut started = false;
             let started_at = std::time::Instant::now();
-            let result = topology::run(config.clone(), run_stop, |ready| {
+            let result = topology::run(config.clone(), run_stop, &mut api, |ready| {
                 started = true;
                 match on_ready.take() {
                     Some(f) => {
@@ -215,13 +217,17 @@ pub fn run_pipeline(
             .await;
             forward.abort();
             let error = match result {
-                Ok(()) => return Ok(()),
                 // A failure before the pipeline first ran (config, a port in use, a locked
                 // index) or while stopping is the operator's to see: exit with it. Once it
                 // ran, a start that fails (the index cannot be opened on a full disk) is
                 // retried like any other failure.
-                Err(e) if (!started && !ran_before) || shutdown.is_triggered() => return Err(e),
-                Err(e) => e,
+                Err(e) if (started || ran_before) && !shutdown.is_triggered() => e,
+                done => {
+                    if let Some(api) = api.take() {
+                        api.close().await;
+                    }
+                    return done;
+                }
             };
             ran_before = true;
             // A failure while running (the data disk full, an index write refused) loses
@@ -238,9 +244,18 @@ pub fn run_pipeline(
                 restart_in = ?backoff,
                 "the pipeline failed while running; nothing uncommitted was acknowledged, so it starts again and reads on from the last commit"
             );
+            // Meanwhile the API answers, saying so; the failed run's index is let go.
+            if let Some(api) = &api {
+                api.wait_for_restart(&config, std::time::Instant::now() + backoff);
+            }
             tokio::select! {
                 _ = tokio::time::sleep(backoff) => {}
-                _ = shutdown.triggered() => return Err(error),
+                _ = shutdown.triggered() => {
+                    if let Some(api) = api.take() {
+                        api.close().await;
+                    }
+                    return Err(error);
+                }
             }
         }
     })

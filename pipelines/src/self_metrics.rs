@@ -379,12 +379,90 @@ impl MetricsBackend for PipelineMetrics {
             "Requests of containers that have logged no request end (vLLM v1 without --enable-log-outputs), let go after a minute without a record: not failures.",
             &self.llm.requests_unended,
         ));
-        families.push(counter(
-            "infersight_pipeline_restarts_total",
-            "Times the pipeline failed while running and was started again in this process (the log says why; e.g. the data disk was full).",
-            &PIPELINE_RESTARTS,
-        ));
+        families.extend(pipeline_families(true));
         families
+    }
+}
+
+/// The pipeline's restarts so far, while it runs again (`next_try`: `None`) or waits to.
+fn restarts(next_try: Option<std::time::Instant>) -> Option<PipelineRestarts> {
+    let last = LAST_PIPELINE_FAILURE.lock().ok()?.clone();
+    let (at, why) = last?;
+    Some(PipelineRestarts {
+        count: PIPELINE_RESTARTS.load(Relaxed),
+        last_failure: why,
+        seconds_ago: at.elapsed().as_secs(),
+        next_try_in_s: next_try.map(|t| {
+            t.saturating_duration_since(std::time::Instant::now())
+                .as_secs()
+        }),
+    })
+}
+
+/// The process-wide families, which outlive each run: its restarts, and whether it runs.
+fn pipeline_families(running: bool) -> Vec<MetricFamily> {
+    vec![
+        MetricFamily {
+            name: "infersight_pipeline_restarts_total",
+            help: "Times the pipeline failed while running and was started again in this process (the log says why; e.g. the data disk was full).",
+            kind: MetricKind::Counter,
+            samples: vec![Sample::new(vec![], PIPELINE_RESTARTS.load(Relaxed) as f64)],
+        },
+        MetricFamily {
+            name: "infersight_pipeline_running",
+            help: "1 while the pipeline runs; 0 while it waits to start again after a failure (/api/v1/status says why), when only this process's own families are exported.",
+            kind: MetricKind::Gauge,
+            samples: vec![Sample::new(vec![], f64::from(u8::from(running)))],
+        },
+    ]
+}
+
+/// What the API says while no run of the pipeline answers: the first one starting, or the
+/// next one after a failure waiting to start. Its `/metrics` has the process's own
+/// families, its status the restarts, and searches answer 503 with [`PipelineDown::why`].
+pub(crate) struct PipelineDown {
+    /// When the next run starts; `None`: the first is starting.
+    next_try: Option<std::time::Instant>,
+}
+
+impl PipelineDown {
+    /// The first run starting.
+    pub(crate) fn starting() -> Self {
+        PipelineDown { next_try: None }
+    }
+
+    /// Waiting for the run that starts at `next_try`, after a failure.
+    pub(crate) fn until(next_try: std::time::Instant) -> Self {
+        PipelineDown {
+            next_try: Some(next_try),
+        }
+    }
+
+    /// Why nothing can be searched now.
+    pub(crate) fn why(&self) -> String {
+        match restarts(self.next_try).filter(|_| self.next_try.is_some()) {
+            Some(r) => format!(
+                "the pipeline failed ({}); it starts again by itself, and searches answer once it runs (GET /api/v1/status says when it tries)",
+                r.last_failure
+            ),
+            None => "the pipeline is starting; searches answer once it runs".into(),
+        }
+    }
+}
+
+impl MetricsBackend for PipelineDown {
+    fn families(&self) -> Vec<MetricFamily> {
+        pipeline_families(false)
+    }
+}
+
+impl api::StatusBackend for PipelineDown {
+    fn sources(&self) -> Vec<ComponentStatus> {
+        Vec::new()
+    }
+
+    fn restarts(&self) -> Option<PipelineRestarts> {
+        restarts(self.next_try)
     }
 }
 
@@ -851,13 +929,7 @@ impl api::StatusBackend for PipelineMetrics {
     }
 
     fn restarts(&self) -> Option<PipelineRestarts> {
-        let last = LAST_PIPELINE_FAILURE.lock().ok()?.clone();
-        let (at, why) = last?;
-        Some(PipelineRestarts {
-            count: PIPELINE_RESTARTS.load(Relaxed),
-            last_failure: why,
-            seconds_ago: at.elapsed().as_secs(),
-        })
+        restarts(None)
     }
 
     fn sinks(&self) -> Vec<ComponentStatus> {

@@ -2,8 +2,11 @@
 //!
 //! Shutdown drains from the front: the sources stop reading, their channels close, each
 //! transform finishes what it holds and closes its output, and the index sink commits what
-//! it has (with the checkpoints) before it ends; only then does the API stop. A full channel
-//! slows the stage before it (backpressure); nothing is dropped on the way.
+//! it has (with the checkpoints) before it ends. A full channel slows the stage before it
+//! (backpressure); nothing is dropped on the way.
+//!
+//! The API's listener ([`ApiHost`]) outlives a run: the caller keeps it across a failed
+//! run's restart, and it answers for each run once that run is up.
 
 use crate::config::{
     KafkaEncodingConfig, KafkaFormatConfig, KafkaKeyConfig, PipelineConfig, ReadFromConfig,
@@ -47,6 +50,81 @@ const MADE_BATCHES: usize = 4;
 /// How long a drain may take before we give up on it.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The API's listener and the router answering on it. Bound by the first run that serves
+/// an API and kept by the caller across the runs after it, so that the API does not go
+/// down with a run that fails: in between, [`ApiHost::wait_for_restart`] answers.
+pub struct ApiHost {
+    addr: Option<SocketAddr>,
+    slot: api::RouterSlot,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl ApiHost {
+    /// Listens on `listen`; until a run answers, every API call is told the pipeline starts.
+    async fn bind(listen: &str, config: &PipelineConfig) -> anyhow::Result<ApiHost> {
+        let listener = bind(listen).await?;
+        let addr = listener.local_addr().ok();
+        let starting = crate::self_metrics::PipelineDown::starting();
+        let slot = api::RouterSlot::new(down_state(addr, config, starting));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(api::serve_slot(listener, slot.clone(), async {
+            let _ = stopped.await;
+        }));
+        Ok(ApiHost {
+            addr,
+            slot,
+            stop,
+            task,
+        })
+    }
+
+    /// While the pipeline waits to start again (at `next_try`) after a failure: health,
+    /// `/metrics` and `/api/v1/status` say so, and searches answer 503 with why. The
+    /// failed run's router, and with it its index, is let go.
+    pub fn wait_for_restart(&self, config: &PipelineConfig, next_try: std::time::Instant) {
+        let down = crate::self_metrics::PipelineDown::until(next_try);
+        self.slot.answer(down_state(self.addr, config, down));
+    }
+
+    /// Stops listening once the requests under way are answered.
+    pub async fn close(self) {
+        let _ = self.stop.send(());
+        match self.task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "the API server failed"),
+            Err(e) => tracing::error!(error = %e, "the API server panicked"),
+        }
+    }
+}
+
+/// What the API answers from while no run of the pipeline does.
+fn down_state(
+    addr: Option<SocketAddr>,
+    config: &PipelineConfig,
+    down: crate::self_metrics::PipelineDown,
+) -> api::ApiState {
+    let down = Arc::new(down);
+    api::ApiState {
+        search: Arc::new(api::NoIndex::because(down.why())),
+        token: api_token(config),
+        live: None,
+        metrics: down.clone(),
+        status: down,
+        instance: Arc::from(instance_name(addr).as_str()),
+        peers: None,
+    }
+}
+
+/// The bearer token the API requires, if any.
+fn api_token(config: &PipelineConfig) -> Option<Arc<str>> {
+    config
+        .api
+        .as_ref()
+        .and_then(|a| a.token.as_deref())
+        .map(Arc::from)
+}
+
 /// What the pipeline tells its caller once it runs.
 #[derive(Clone, Debug)]
 pub struct Ready {
@@ -55,10 +133,13 @@ pub struct Ready {
 }
 
 /// Runs `config` until `shutdown` is triggered (or a component fails), then drains.
-/// `on_ready` is called once everything is started.
+/// `on_ready` is called once everything is started. The API is served on `api`, bound here
+/// by the first run that serves one; it goes on answering with this run's router after the
+/// run ends, until the caller replaces it ([`ApiHost::wait_for_restart`]) or closes it.
 pub async fn run(
     config: PipelineConfig,
     shutdown: Shutdown,
+    api: &mut Option<ApiHost>,
     on_ready: impl FnOnce(Ready),
 ) -> anyhow::Result<()> {
     // Everything that can fail on a user mistake happens before anything starts.
@@ -229,10 +310,9 @@ pub async fn run(
                 .with_context(|| format!("sink `{id}`"))?,
         ));
     }
-    let listener = match &config.api {
-        Some(api) => Some(bind(&api.listen).await?),
-        None => None,
-    };
+    if let (Some(listen), None) = (&config.api, &*api) {
+        *api = Some(ApiHost::bind(&listen.listen, &config).await?);
+    }
     // Last: whether there is a cluster to watch is news, not a mistake, and must not come
     // before the message about one.
     let mut kube_sources = Vec::new();
@@ -399,11 +479,9 @@ pub async fn run(
         spawn_source_thread(&mut tasks, id, move || source.run(out, shutdown))?;
     }
 
-    let (api_stop, api_stopped) = tokio::sync::oneshot::channel::<()>();
-    let mut api_task = None;
-    let api_addr = match listener {
-        Some(listener) => {
-            let addr = listener.local_addr().ok();
+    let api_addr = match api.as_ref().filter(|_| config.api.is_some()) {
+        Some(host) => {
+            let addr = host.addr;
             // One object knows every source: it answers /metrics and /api/v1/status.
             let pipeline_metrics = Arc::new(
                 PipelineMetrics::new(
@@ -416,11 +494,7 @@ pub async fn run(
                 .with_kafka(kafka_source_metrics, kafka_sink_metrics)
                 .with_index_sink(index_sink_id),
             );
-            let token: Option<Arc<str>> = config
-                .api
-                .as_ref()
-                .and_then(|a| a.token.as_deref())
-                .map(Arc::from);
+            let token = api_token(&config);
             let instance = instance_name(addr);
             let peers = match config.api.as_ref().filter(|a| !a.peers.is_empty()) {
                 Some(a) => Some(Arc::new(api::Peers::new(
@@ -438,11 +512,11 @@ pub async fn run(
                     "searches also ask the peer aggregators"
                 );
             }
-            let router = api::router(api::ApiState {
+            host.slot.answer(api::ApiState {
                 // A node agent keeps no index: its API is for /metrics, health and status.
                 search: match store.clone() {
                     Some(store) => Arc::new(api::LocalIndex::new(store)),
-                    None => Arc::new(api::NoIndex),
+                    None => Arc::new(api::NoIndex::agent()),
                 },
                 token,
                 live: Some(live.clone()),
@@ -451,9 +525,6 @@ pub async fn run(
                 instance: Arc::from(instance.as_str()),
                 peers,
             });
-            api_task = Some(tokio::spawn(api::serve(listener, router, async {
-                let _ = api_stopped.await;
-            })));
             addr
         }
         None => None,
@@ -461,14 +532,9 @@ pub async fn run(
     on_ready(Ready { api_addr });
 
     let result = supervise(&mut tasks, &shutdown).await;
-    let _ = api_stop.send(());
-    if let Some(task) = api_task {
-        match task.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "the API server failed"),
-            Err(e) => tracing::error!(error = %e, "the API server panicked"),
-        }
-    }
+    // Its tail clients' streams end with it, and they follow the next run (or the API's
+    // shutdown is not held open by them).
+    live.close();
     for (id, m) in source_metrics {
         tracing::info!(
             source = %id,

@@ -254,10 +254,15 @@ impl Running {
         get_json(&format!("{}{path_and_query}", self.base_url))
     }
 
-    /// GET a JSON endpoint, or `None` while the API does not answer (a pipeline restarting).
+    /// GET a JSON endpoint, or `None` while the API does not answer (not up yet, or gone).
     pub fn try_get(&self, path_and_query: &str) -> Option<(u16, Value)> {
         let (status, text) = try_get_text(&format!("{}{path_and_query}", self.base_url)).ok()?;
         Some((status, serde_json::from_str(&text).ok()?))
+    }
+
+    /// GETs a path as text, or `None` while the API does not answer.
+    pub fn try_get_text(&self, path_and_query: &str) -> Option<(u16, String)> {
+        try_get_text(&format!("{}{path_and_query}", self.base_url)).ok()
     }
 
     /// GETs a path of the running API as text (`/metrics`).

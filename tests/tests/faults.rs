@@ -88,8 +88,8 @@ impl Load {
 }
 
 /// Polls (the API answering is the event) until `expected` log records are searchable.
-/// An API that does not answer is a pipeline restarting (the full disk's test frees the
-/// disk while one may still be under way): polled again, until the deadline.
+/// A search refused (503) is a pipeline waiting to start again (the full disk's test frees
+/// the disk while one may still be under way): polled again, until the deadline.
 fn wait_for_all(running: &Running, expected: u64, within: Duration) {
     let deadline = Instant::now() + within;
     loop {
@@ -183,7 +183,7 @@ fn a_full_data_disk_stops_indexing_until_space_is_freed_then_everything_is_index
         Duration::from_secs(60),
         || {
             let Some((_, status)) = running.try_get("/api/v1/status") else {
-                return false; // the pipeline restarting
+                return false;
             };
             let restarts = &status["restarts"];
             // tantivy's own error may say only that "an index writer was killed": the
@@ -192,6 +192,36 @@ fn a_full_data_disk_stops_indexing_until_space_is_freed_then_everything_is_index
                 && restarts["last_failure"].as_str().is_some_and(|why| {
                     why.starts_with("sink `index` failed") && why.contains("MiB free of 2 MiB")
                 })
+        },
+    );
+    // While it waits to start again, the API answers (it went down with each failed run):
+    // not ready, saying why; searches refused with the reason; /metrics says it is down.
+    running.wait_until(
+        "the API to answer while the pipeline waits to start again",
+        Duration::from_secs(60),
+        || {
+            let waiting = |(status, body): (u16, serde_json::Value)| {
+                status == 503
+                    && body["status"] == "restarting"
+                    && body["next_try_in_s"].is_u64()
+                    && body["last_failure"]
+                        .as_str()
+                        .is_some_and(|why| why.contains("MiB free of 2 MiB"))
+            };
+            let refused = |(status, body): (u16, serde_json::Value)| {
+                status == 503
+                    && body["detail"]
+                        .as_str()
+                        .is_some_and(|d| d.contains("starts again by itself"))
+            };
+            let down = || {
+                running.try_get_text("/metrics").is_some_and(|(_, text)| {
+                    tests::metric_value(&text, "infersight_pipeline_running", &[]) == Some(0.0)
+                })
+            };
+            running.try_get("/readyz").is_some_and(waiting)
+                && running.try_get("/api/v1/search?q=*").is_some_and(refused)
+                && down()
         },
     );
     disk.resize("256m");
