@@ -274,6 +274,11 @@ fn every_manifest_is_a_kubernetes_object_and_the_agent_reads_only_what_it_needs(
         Some("None"),
         "headless: its name lists each replica"
     );
+    assert_eq!(
+        service_spec.publish_not_ready_addresses,
+        Some(true),
+        "a replica that is not ready is still asked, and its absence flagged"
+    );
     for (k, v) in service_spec.selector.unwrap() {
         assert_eq!(
             labels.get(&k),
