@@ -385,7 +385,7 @@ impl MetricsBackend for PipelineMetrics {
 }
 
 /// The pipeline's restarts so far, while it runs again (`next_try`: `None`) or waits to.
-fn restarts(next_try: Option<std::time::Instant>) -> Option<PipelineRestarts> {
+fn restarts_so_far(next_try: Option<std::time::Instant>) -> Option<PipelineRestarts> {
     let last = LAST_PIPELINE_FAILURE.lock().ok()?.clone();
     let (at, why) = last?;
     Some(PipelineRestarts {
@@ -410,7 +410,7 @@ fn pipeline_families(running: bool) -> Vec<MetricFamily> {
         },
         MetricFamily {
             name: "infersight_pipeline_running",
-            help: "1 while the pipeline runs; 0 while it waits to start again after a failure (/api/v1/status says why), when only this process's own families are exported.",
+            help: "1 while the pipeline runs; 0 while it starts, or waits to start again after a failure (then /metrics has only this and the restarts; /api/v1/status says why).",
             kind: MetricKind::Gauge,
             samples: vec![Sample::new(vec![], f64::from(u8::from(running)))],
         },
@@ -440,7 +440,7 @@ impl PipelineDown {
 
     /// Why nothing can be searched now.
     pub(crate) fn why(&self) -> String {
-        match restarts(self.next_try).filter(|_| self.next_try.is_some()) {
+        match restarts_so_far(self.next_try).filter(|_| self.next_try.is_some()) {
             Some(r) => format!(
                 "the pipeline failed ({}); it starts again by itself, and searches answer once it runs (GET /api/v1/status says when it tries)",
                 r.last_failure
@@ -462,7 +462,7 @@ impl api::StatusBackend for PipelineDown {
     }
 
     fn restarts(&self) -> Option<PipelineRestarts> {
-        restarts(self.next_try)
+        restarts_so_far(self.next_try)
     }
 }
 
@@ -929,7 +929,7 @@ impl api::StatusBackend for PipelineMetrics {
     }
 
     fn restarts(&self) -> Option<PipelineRestarts> {
-        restarts(None)
+        restarts_so_far(None)
     }
 
     fn sinks(&self) -> Vec<ComponentStatus> {
