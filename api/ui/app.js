@@ -667,6 +667,10 @@ async function renderDashboard(p) {
 // Each source and sink with its state, so a broker that is down, an index whose disk is
 // under its floor, or a scrape target that fails shows on every page (its words on hover),
 // not only in the logs.
+// While the pipeline is down, the header is refreshed every 2 s (else every 15 s), so that
+// its countdown and its coming back show.
+let healthRetry = null;
+
 async function refreshHealth() {
   const box = document.getElementById("health");
   try {
@@ -680,6 +684,7 @@ async function refreshHealth() {
     const restarted = r && (down || r.seconds_ago < 900) ? [el("span",
       { class: "component failing", title: "last failure, " + r.seconds_ago + " s ago: " + r.last_failure, "data-id": "restarts" },
       down ? "pipeline down, starts again in " + r.next_try_in_s + " s" : "pipeline restarted " + r.count + "×")] : [];
+    if (down && !healthRetry) healthRetry = setTimeout(() => { healthRetry = null; refreshHealth(); }, 2000);
     box.replaceChildren(...restarted, ...parts.map((c) => el("span",
       { class: "component " + c.state, title: c.kind + ": " + c.detail, "data-id": c.id },
       c.state === "ok" ? c.id : c.id + " " + c.state)));

@@ -8,6 +8,7 @@ pub mod bench;
 pub mod fake_kube;
 pub mod fake_prom;
 pub mod tansu;
+pub mod tmpfs;
 pub mod workload;
 
 use serde_json::Value;

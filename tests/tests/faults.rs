@@ -12,12 +12,13 @@
 //! `kafka_scale_out.rs`; dropped and failing Kubernetes API connections are
 //! `kube_watch.rs`.)
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use tests::tmpfs::{Tmpfs, is_root};
 use tests::workload::{
     PodWriter, check_exactly_once, check_exactly_once_allowing_split_tracebacks,
 };
@@ -27,11 +28,6 @@ const PODS: usize = 10;
 /// Records per pod per 10 ms tick: 10 pods → ~2,000 records/s.
 const PER_TICK: u64 = 2;
 const ROTATE_BYTES: u64 = 64 * 1024;
-
-fn is_root() -> bool {
-    // The owner of this process's /proc entry is its effective user.
-    std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-}
 
 /// Pods writing until `stop`; `pause` holds them (no write) while set.
 struct Load {
@@ -107,44 +103,6 @@ fn wait_for_all(running: &Running, expected: u64, within: Duration) {
             running.stderr()
         );
         std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    /// A tmpfs of `size` at `at`; `None` (with the reason printed) where mounting is not
-    /// allowed even to root (an unprivileged container).
-    fn mount(at: &Path, size: &str) -> Option<Tmpfs> {
-        std::fs::create_dir_all(at).expect("mount point");
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(at)
-            .output()
-            .expect("run mount");
-        if !out.status.success() {
-            eprintln!(
-                "not run: cannot mount a tmpfs here: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-            return None;
-        }
-        Some(Tmpfs(at.to_path_buf()))
-    }
-
-    fn resize(&self, size: &str) {
-        let status = Command::new("mount")
-            .args(["-o", &format!("remount,size={size}")])
-            .arg(&self.0)
-            .status()
-            .expect("run mount");
-        assert!(status.success(), "grow the tmpfs");
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
     }
 }
 

@@ -735,3 +735,61 @@ async fn the_dashboard_shows_a_crash_looping_pods_state_beside_its_figures() {
     .await
     .expect("the browser checks");
 }
+
+#[test]
+fn while_a_full_disk_keeps_the_pipeline_from_starting_again_the_ui_says_it_is_down_and_why() {
+    if !tests::tmpfs::is_root() {
+        eprintln!("not run: mounting a tmpfs as the data disk needs root (CI runs as root)");
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("a temporary directory");
+    let logs = tmp.path().join("pods");
+    // Room for the empty index and a commit or two, not for these lines.
+    let Some(disk) = tests::tmpfs::Tmpfs::mount(&tmp.path().join("data"), "2m") else {
+        return;
+    };
+    // Ids that do not compress (each a term of its own): more than the disk holds.
+    let mut rng = tests::workload::Rng(0x5eed);
+    let lines: Vec<String> = (0..40_000)
+        .map(|i| {
+            let ids: Vec<String> = (0..4).map(|_| format!("{:016x}", rng.next_u64())).collect();
+            format!("INFO request {i:06} served, trace {}", ids.join(" "))
+        })
+        .collect();
+    let written: Vec<(&str, &str)> = lines.iter().map(|l| ("stdout", l.as_str())).collect();
+    std::fs::create_dir_all(&logs).expect("the logs directory");
+    let port = tests::free_port();
+    let app = Running::spawn(&tests::run_args(&logs, &disk.0, port)).0;
+    // Written once it runs (lines older than its first start are not read).
+    append_cri(&logs, "llm-serving", "vllm-0", "vllm", &written);
+    // The API outlives the failed run, and says it waits to start again.
+    app.wait_until("the pipeline to wait to start again", SETTLE, || {
+        app.try_get("/api/v1/status")
+            .is_some_and(|(_, status)| status["restarts"]["next_try_in_s"].is_u64())
+    });
+    let browser = Browser::start();
+    browser.open(&format!("{}/#/search?q=served&range=15m", app.base_url));
+    browser.wait_until(
+        "the header to say the pipeline is down",
+        "return !!document.querySelector('#health [data-id=restarts]')?.textContent.startsWith('pipeline down, starts again in')",
+    );
+    let why = browser.script("return document.querySelector('#health [data-id=restarts]').title");
+    assert!(
+        why.as_str()
+            .is_some_and(|w| w.contains("No space left on device") || w.contains("MiB free")),
+        "the failure on hover: {why}"
+    );
+    // The search says why it has no answer, rather than failing to connect.
+    let error = browser.text(&browser.find("#status .error"));
+    assert!(error.contains("starts again by itself"), "{error}");
+    browser.screenshot("pipeline-down");
+
+    // Space freed: it runs again, and the header, refreshed every 2 s meanwhile, says so.
+    disk.resize("256m");
+    browser.wait_until(
+        "the header to say the pipeline restarted",
+        "return !!document.querySelector('#health [data-id=restarts]')?.textContent.startsWith('pipeline restarted')",
+    );
+    browser.find("#health [data-id=pod_logs]");
+    drop(app);
+}
