@@ -500,6 +500,12 @@ async fn times_no_line_logs_come_from_scraped_histograms_and_logged_ones_win() {
             &[("llm.queue_bucket_2s", 4.0)],
         ),
     ];
+    // Their counters' requests: vllm-1's 4 ended, 1 failed; tgi-0's 9, whose lines win.
+    for (i, ended, failed) in [(0, 2.0, 0.0), (1, 2.0, 1.0), (2, 9.0, 3.0)] {
+        let a = &mut records[i].attributes;
+        a.insert_f64(names::LLM_REQUESTS_ENDED, ended);
+        a.insert_f64(names::LLM_REQUESTS_FAILED, failed);
+    }
     for i in 0..4 {
         let mut r = at(10 + i, "tgi-0", 20, RecordKind::Request, "request finished");
         r.attributes.insert_f64(names::LLM_TTFT_MS, 100.0);
@@ -532,12 +538,25 @@ async fn times_no_line_logs_come_from_scraped_histograms_and_logged_ones_win() {
         Value::Null,
         "no end-to-end buckets scraped"
     );
+    assert_eq!(vllm["requests_source"], "scraped", "{vllm}");
+    assert_eq!(
+        (&vllm["requests"], &vllm["errors"]),
+        (&Value::from(4), &Value::from(1))
+    );
+    assert_eq!(vllm["error_rate"].as_f64(), Some(0.25));
+    let rps = vllm["rps"].as_f64().unwrap();
+    assert!((rps - 4.0 / rate_seconds(&body)).abs() < 1e-9, "{vllm}");
     let tgi = pod("tgi-0");
     assert_eq!(
         (&tgi["ttft_source"], &tgi["queue_source"]),
         (&Value::from("logged"), &Value::from("logged"))
     );
     assert_eq!(tgi["ttft_ms"]["avg"].as_f64(), Some(100.0), "{tgi}");
+    assert_eq!(tgi["requests_source"], "logged", "{tgi}");
+    assert_eq!(
+        (&tgi["requests"], &tgi["errors"]),
+        (&Value::from(4), &Value::from(0))
+    );
 }
 
 #[tokio::test]
