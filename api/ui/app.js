@@ -664,13 +664,13 @@ async function renderDashboard(p) {
 
 // ---- pipeline health (header) ---------------------------------------------------------
 
-// Each source and sink with its state, so a broker that is down, an index whose disk is
-// under its floor, or a scrape target that fails shows on every page (its words on hover),
-// not only in the logs.
 // While the pipeline is down, the header is refreshed every 2 s (else every 15 s), so that
 // its countdown and its coming back show.
 let healthRetry = null;
 
+// Each source and sink with its state, so a broker that is down, an index whose disk is
+// under its floor, or a scrape target that fails shows on every page (its words on hover),
+// not only in the logs.
 async function refreshHealth() {
   const box = document.getElementById("health");
   try {
