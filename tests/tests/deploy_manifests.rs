@@ -343,3 +343,117 @@ fn every_manifest_is_a_kubernetes_object_and_the_agent_reads_only_what_it_needs(
         );
     }
 }
+
+/// Each `(metric, label names in its selector)` an expression names: identifiers of
+/// Infersight's families (by their prefixes), and the labels matched in the braces after one.
+fn selectors(expr: &str) -> Vec<(String, Vec<String>)> {
+    const PREFIXES: [&str; 5] = ["infersight_", "llm_", "k8s_", "gpu_", "gen_ai_"];
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
+    let mut out = Vec::new();
+    let mut rest = expr;
+    while let Some(start) = rest.find(|c: char| word(c)) {
+        let tail = &rest[start..];
+        let end = tail.find(|c: char| !word(c)).unwrap_or(tail.len());
+        let (token, after) = tail.split_at(end);
+        rest = after;
+        // A word inside another (a label's value, `by (…)`) is not a metric unless prefixed.
+        if !PREFIXES.iter().any(|p| token.starts_with(p)) {
+            continue;
+        }
+        let mut labels = Vec::new();
+        if let Some(inner) = after.strip_prefix('{') {
+            let close = inner.find('}').expect("a selector's braces close");
+            for matcher in inner[..close].split(',') {
+                let name = matcher.split(['=', '!']).next().unwrap_or_default().trim();
+                labels.push(name.to_string());
+            }
+            rest = &inner[close..];
+        }
+        out.push((token.to_string(), labels));
+    }
+    out
+}
+
+/// The families a `/metrics` text declares, by name, with their kind.
+fn declared(exposition: &str) -> std::collections::BTreeMap<String, String> {
+    exposition
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_once(' '))
+        .map(|(name, kind)| (name.to_string(), kind.to_string()))
+        .collect()
+}
+
+/// Whether `metric` is a family `families` declares, or a series of a declared histogram.
+fn is_exported(metric: &str, families: &std::collections::BTreeMap<String, String>) -> bool {
+    families.contains_key(metric)
+        || ["_bucket", "_sum", "_count"].iter().any(|suffix| {
+            metric
+                .strip_suffix(suffix)
+                .is_some_and(|f| families.get(f).is_some_and(|k| k == "histogram"))
+        })
+}
+
+#[test]
+fn every_alert_rule_names_metrics_and_labels_infersight_exports() {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/prometheus/infersight-alerts.yaml");
+    let text = std::fs::read_to_string(&path).expect("the alert rules");
+    let rules: Value = serde_saphyr::from_str(&text).expect("a Prometheus rules file");
+    // Each rule's shape, and (alert, metric, labels matched) for what its expression names.
+    let mut alerts = std::collections::BTreeSet::new();
+    let mut named = Vec::new();
+    let groups = rules["groups"].as_array().expect("groups");
+    assert!(groups.len() >= 2, "{rules}");
+    for rule in groups
+        .iter()
+        .flat_map(|g| g["rules"].as_array().expect("rules"))
+    {
+        let alert = rule["alert"].as_str().expect("an alert name");
+        assert!(alerts.insert(alert.to_string()), "{alert} twice");
+        assert!(
+            ["critical", "warning", "info"]
+                .contains(&rule["labels"]["severity"].as_str().unwrap_or("")),
+            "{alert}: a severity"
+        );
+        assert!(
+            rule["annotations"]["summary"].is_string(),
+            "{alert}: a summary"
+        );
+        let expr = rule["expr"].as_str().expect("an expression");
+        let found = selectors(expr);
+        assert!(!found.is_empty(), "{alert}: no metric of ours in {expr}");
+        named.extend(found.into_iter().map(|(m, l)| (alert.to_string(), m, l)));
+    }
+    // What the demo exports. Some families are declared once they have a first figure
+    // (the disk floor's after its first check): wait for every one named.
+    let (demo, _) =
+        tests::Running::spawn(&["demo".into(), "--listen".into(), "127.0.0.1:0".into()]);
+    demo.wait_until(
+        "every family the rules name on /metrics",
+        std::time::Duration::from_secs(60),
+        || {
+            let families = declared(&demo.get_text("/metrics").1);
+            named.iter().all(|(_, m, _)| is_exported(m, &families))
+        },
+    );
+    let exposition = demo.get_text("/metrics").1;
+    let families = declared(&exposition);
+    for (alert, metric, labels) in &named {
+        assert!(
+            is_exported(metric, &families),
+            "{alert}: `{metric}` is not exported"
+        );
+        // Where the demo has samples of it, the labels matched are among theirs.
+        let samples: Vec<&str> = exposition
+            .lines()
+            .filter(|l| l.starts_with(&format!("{metric}{{")))
+            .collect();
+        for label in labels.iter().filter(|_| !samples.is_empty()) {
+            assert!(
+                samples.iter().any(|s| s.contains(&format!("{label}=\""))),
+                "{alert}: `{metric}` has no label `{label}`: {samples:?}"
+            );
+        }
+    }
+}
