@@ -426,15 +426,23 @@ fn every_alert_rule_names_metrics_and_labels_infersight_exports() {
         named.extend(found.into_iter().map(|(m, l)| (alert.to_string(), m, l)));
     }
     // What the demo exports. Some families are declared once they have a first figure
-    // (the disk floor's after its first check): wait for every one named.
+    // (the disk floor's after its first check): wait for every one named. The demo's
+    // servers make samples of every `llm_*` family a rule matches labels of (its vLLM
+    // answers 5xx now and then, and dies of a CUDA OOM every 20 s): wait for those too, so
+    // that their labels are checked (the Kubernetes and Kafka families have none here).
     let (demo, _) =
         tests::Running::spawn(&["demo".into(), "--listen".into(), "127.0.0.1:0".into()]);
+    let sampled =
+        |metric: &str, labels: &[String]| metric.starts_with("llm_") && !labels.is_empty();
     demo.wait_until(
         "every family the rules name on /metrics",
         std::time::Duration::from_secs(60),
         || {
-            let families = declared(&demo.get_text("/metrics").1);
-            named.iter().all(|(_, m, _)| is_exported(m, &families))
+            let text = demo.get_text("/metrics").1;
+            let families = declared(&text);
+            named.iter().all(|(_, m, l)| {
+                is_exported(m, &families) && (!sampled(m, l) || text.contains(&format!("\n{m}{{")))
+            })
         },
     );
     let exposition = demo.get_text("/metrics").1;
@@ -449,9 +457,17 @@ fn every_alert_rule_names_metrics_and_labels_infersight_exports() {
             .lines()
             .filter(|l| l.starts_with(&format!("{metric}{{")))
             .collect();
+        assert!(
+            !sampled(metric, labels) || !samples.is_empty(),
+            "{alert}: no `{metric}` sample to check its labels against"
+        );
         for label in labels.iter().filter(|_| !samples.is_empty()) {
             assert!(
-                samples.iter().any(|s| s.contains(&format!("{label}=\""))),
+                samples.iter().any(|s| {
+                    [format!("{{{label}=\""), format!(",{label}=\"")]
+                        .iter()
+                        .any(|with| s.contains(with.as_str()))
+                }),
                 "{alert}: `{metric}` has no label `{label}`: {samples:?}"
             );
         }
