@@ -288,15 +288,25 @@ fn summarise(
             s.queue_source = Some("logged");
         }
     }
+    for g in stats(
+        &of_kind(RecordKind::Request, Some(FAILED)),
+        names::LLM_E2E_MS,
+        &[],
+    )? {
+        groups.entry(key(&g)).or_default().errors = g.count;
+    }
     // A server that logs no request timings (vLLM v1): its histograms' buckets of the
     // range, summed over the scrapes (and aggregators) in one pass and read as Prometheus
     // reads them. Per group, what the requests' lines say wins: a namespace holding a TGI
     // that logs its queue times and a vLLM that does not has the TGI's.
-    // Each histogram's buckets, then the total of its observations (for their mean).
+    // Each histogram's buckets, then the total of its observations (for their mean); last,
+    // the requests its counters say ended and failed, for a server that logs no request
+    // ends (vLLM v1 without request logging, SGLang).
     let grids = names::LLM_INTERVAL_HISTOGRAMS;
     let buckets: Vec<&str> = grids
         .iter()
         .flat_map(|(g, total)| g.iter().map(|(n, _)| *n).chain([*total]))
+        .chain([names::LLM_REQUESTS_ENDED, names::LLM_REQUESTS_FAILED])
         .collect();
     let scraped = of_kind(RecordKind::EngineStats, Some(SCRAPED_STATS));
     let question = StatsQuestion::new(names::LLM_TTFT_MS, Some(group), &[]).with_sums(&buckets);
@@ -332,34 +342,18 @@ fn summarise(
                 *source = Some("scraped");
             }
         }
+        if let [ended, failed] = *counts
+            && s.requests_source.is_none()
+            && ended >= 0.5
+        {
+            s.requests = ended.round() as u64;
+            s.rps = ended / rate_s;
+            s.requests_source = Some("scraped");
+            s.errors = (failed.round() as u64).min(s.requests);
+        }
     }
     for g in stats(&requests, names::GEN_AI_USAGE_OUTPUT_TOKENS, &[])? {
         groups.entry(key(&g)).or_default().output_tokens_per_s = g.sum / rate_s;
-    }
-    for g in stats(
-        &of_kind(RecordKind::Request, Some(FAILED)),
-        names::LLM_E2E_MS,
-        &[],
-    )? {
-        groups.entry(key(&g)).or_default().errors = g.count;
-    }
-    // A server that logs no request ends (vLLM v1 without request logging, SGLang): its own
-    // counters' requests of each scrape interval, summed. Per group, the lines win.
-    let mut scraped_requests = BTreeSet::new();
-    for g in stats(&scraped, names::LLM_REQUESTS_ENDED, &[])? {
-        let s = groups.entry(key(&g)).or_default();
-        if s.requests_source.is_none() && g.sum >= 0.5 {
-            s.requests = g.sum.round() as u64;
-            s.rps = g.sum / rate_s;
-            s.requests_source = Some("scraped");
-            scraped_requests.insert(key(&g));
-        }
-    }
-    for g in stats(&scraped, names::LLM_REQUESTS_FAILED, &[])? {
-        if scraped_requests.contains(&key(&g)) {
-            let s = groups.entry(key(&g)).or_default();
-            s.errors = (g.sum.round() as u64).min(s.requests);
-        }
     }
     // Log lines and scrapes of one engine count the same tokens: the larger of the two
     // sums, never both.
