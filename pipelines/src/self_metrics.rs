@@ -440,7 +440,7 @@ impl PipelineDown {
 
     /// Why nothing can be searched now.
     pub(crate) fn why(&self) -> String {
-        match restarts_so_far(self.next_try).filter(|_| self.next_try.is_some()) {
+        match self.next_try.and_then(|t| restarts_so_far(Some(t))) {
             Some(r) => format!(
                 "the pipeline failed ({}); it starts again by itself, and searches answer once it runs (GET /api/v1/status says when it tries)",
                 r.last_failure

@@ -479,7 +479,8 @@ pub async fn run(
         spawn_source_thread(&mut tasks, id, move || source.run(out, shutdown))?;
     }
 
-    let api_addr = match api.as_ref().filter(|_| config.api.is_some()) {
+    // The host exists exactly when the config serves an API (the same config every run).
+    let api_addr = match api.as_ref() {
         Some(host) => {
             let addr = host.addr;
             // One object knows every source: it answers /metrics and /api/v1/status.
