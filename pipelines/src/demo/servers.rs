@@ -86,9 +86,11 @@ impl SimulatedHistogram {
 const FINISH_REASONS: [&str; 4] = ["stop", "length", "abort", "error"];
 
 impl VllmMetricsState {
-    /// One request's times, in seconds, and how it ended (an index of [`FINISH_REASONS`]).
-    fn observe(&mut self, queued: f64, ttft: f64, e2e: f64, reason: usize) {
-        self.ended[reason] += 1;
+    /// One request's times, in seconds, and how it ended (one of [`FINISH_REASONS`]).
+    fn observe(&mut self, queued: f64, ttft: f64, e2e: f64, reason: &str) {
+        if let Some(i) = FINISH_REASONS.iter().position(|r| *r == reason) {
+            self.ended[i] += 1;
+        }
         self.queue.observe(&model::names::LLM_QUEUE_BUCKETS, queued);
         self.ttft.observe(&model::names::LLM_TTFT_BUCKETS, ttft);
         self.e2e.observe(&model::names::LLM_E2E_BUCKETS, e2e);
@@ -218,10 +220,10 @@ impl SimulatedServer for Vllm {
             let e2e = ttft + generated as f64 * rng.float(0.015, 0.04);
             // Ended by its stop token, its max_tokens, a client gone (abort), or an error.
             let reason = match (failed, rng.chance(0.1), rng.chance(0.02)) {
-                (true, _, _) => 3,
-                (_, true, _) => 1,
-                (_, _, true) => 2,
-                _ => 0,
+                (true, _, _) => "error",
+                (_, true, _) => "length",
+                (_, _, true) => "abort",
+                _ => "stop",
             };
             if let Ok(mut m) = self.metrics.lock() {
                 m.observe(queued, ttft, e2e, reason);
