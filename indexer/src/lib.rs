@@ -22,6 +22,7 @@ mod error;
 mod live;
 mod schema;
 mod search;
+mod segment_cache;
 mod splits;
 mod store;
 mod time_range;

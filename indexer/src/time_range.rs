@@ -10,11 +10,10 @@
 //! were half of the server's time.
 
 use crate::schema::TIMESTAMP;
-use std::collections::HashMap;
+use crate::segment_cache::PerSegment;
 use std::ops::Range;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::Arc;
 use tantivy::columnar::Column;
-use tantivy::index::SegmentId;
 use tantivy::query::doc_predicate_query::{
     ConstOrVariableSegmentPredicate, DocPredicate, DocPredicateQuery, SegmentDocPredicate,
 };
@@ -22,9 +21,6 @@ use tantivy::{DocId, DocSet, SegmentReader, TERMINATED};
 
 /// Documents per time block: a 2M-document segment has ~2,000 blocks (32 KiB of bounds).
 const BLOCK_DOCS: u32 = 1024;
-/// Segments whose blocks are kept; past this the cache starts over (merged-away segments
-/// leave entries behind, and each entry is small).
-const CACHED_SEGMENTS: usize = 4096;
 
 /// The least and greatest timestamp (ns) of each block of one segment; `None` for a block
 /// without timestamps.
@@ -60,27 +56,14 @@ impl TimeBlocks {
     }
 }
 
-static BLOCKS: LazyLock<Mutex<HashMap<SegmentId, Arc<TimeBlocks>>>> =
-    LazyLock::new(Default::default);
+static BLOCKS: PerSegment<TimeBlocks> = PerSegment::new();
 
 /// The time blocks of the segment `reader` reads; `None` when it has no timestamp column.
 fn blocks_of(reader: &SegmentReader) -> tantivy::Result<Option<Arc<TimeBlocks>>> {
-    let id = reader.segment_id();
-    if let Some(blocks) = BLOCKS.lock().unwrap_or_else(|e| e.into_inner()).get(&id) {
-        return Ok(Some(blocks.clone()));
-    }
-    let Some(column) = reader.fast_fields().column_opt::<i64>(TIMESTAMP)? else {
-        return Ok(None);
-    };
-    // Worked out outside the lock: two searches meeting a new segment at once both compute
-    // it, and neither waits for the other.
-    let blocks = Arc::new(TimeBlocks::of(&column, reader.max_doc()));
-    let mut cache = BLOCKS.lock().unwrap_or_else(|e| e.into_inner());
-    if cache.len() >= CACHED_SEGMENTS {
-        cache.clear();
-    }
-    cache.insert(id, blocks.clone());
-    Ok(Some(blocks))
+    BLOCKS.get_or_make(reader.segment_id(), || {
+        let column = reader.fast_fields().column_opt::<i64>(TIMESTAMP)?;
+        Ok(column.map(|c| TimeBlocks::of(&c, reader.max_doc())))
+    })
 }
 
 /// The least and greatest timestamp (ns) of the segment `reader` reads; `None` when it has
