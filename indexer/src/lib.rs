@@ -20,6 +20,8 @@ mod aggregate;
 mod documents;
 mod error;
 mod live;
+mod query_text;
+mod resource_filter;
 mod schema;
 mod search;
 mod segment_cache;

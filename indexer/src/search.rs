@@ -1,5 +1,7 @@
 //! The read path: a query, a time range and filters in; the newest matching records out.
 
+use crate::query_text::query_of;
+use crate::resource_filter::{ResourceFilter, ValueTest};
 use crate::schema::NUMERIC_ATTRIBUTE_FIELDS;
 use crate::splits::{Split, SplitSet};
 use crate::{IndexError, IndexSchema};
@@ -9,7 +11,7 @@ use tantivy::collector::{Collector, Count, DocSetCollector, TopDocs};
 use tantivy::columnar::{Column, StrColumn};
 use tantivy::query::{
     AllQuery, BooleanQuery, EmptyQuery, EnableScoring, Occur, PhrasePrefixQuery, Query,
-    QueryParser, QueryParserError, RegexQuery, TermQuery,
+    QueryParser, QueryParserError, TermQuery,
 };
 use tantivy::schema::{FieldType, IndexRecordOption, Value};
 use tantivy::tokenizer::TokenizerManager;
@@ -815,13 +817,16 @@ pub(crate) fn build_query(
         parser.allow_regexes();
         // Errors quote the query as the user wrote it, not as rewritten.
         let asked = request.query.trim();
-        let q = match parser.parse_query(text) {
-            // `-k8s.container.name:istio-proxy` means everything but those: tantivy wants
-            // something to take them from.
-            Err(QueryParserError::AllButQueryForbidden) => parser.parse_query(&format!("* {text}")),
-            parsed => parsed,
+        // The parser's own query only says whether the text is one; `query_of` builds it.
+        let mut parsed_text = text.to_string();
+        let mut parsed = parser.parse_query(text);
+        // `-k8s.container.name:istio-proxy` means everything but those: tantivy wants
+        // something to take them from.
+        if matches!(parsed, Err(QueryParserError::AllButQueryForbidden)) {
+            parsed_text = format!("* {text}");
+            parsed = parser.parse_query(&parsed_text);
         }
-        .map_err(|e| {
+        parsed.map_err(|e| {
             // The strict parser says only the first mistake it met, and of a syntax error
             // only that the query is wrong; the lenient one lists each, a syntax error with
             // where it is. "Only excluding terms" follows from a clause it left out for
@@ -846,6 +851,9 @@ pub(crate) fn build_query(
             };
             IndexError::Query(format!("{said} in `{asked}`"))
         })?;
+        // What the parser accepted, built clause by clause (`crate::query_text`).
+        let q = query_of(&parser, &parsed_text, Occur::Must)
+            .map_err(|e| IndexError::Query(format!("{e} in `{asked}`")))?;
         // What tantivy accepts to parse but not to run (a range on an attribute under
         // `attributes.`, a set of values of a column-only field) fails here, as the user's
         // mistake, not later as the index's.
@@ -880,33 +888,22 @@ pub(crate) fn build_query(
             )),
         )
     };
-    // A filter box's `vllm-*` is the pods whose names begin so.
-    let exact_or_prefix = |field, value: &str| -> Result<(Occur, Box<dyn Query>), IndexError> {
-        match value.strip_suffix('*') {
-            Some(prefix) => {
-                check_prefix_length(prefix)?;
-                Ok((
-                    Occur::Must,
-                    Box::new(RegexQuery::from_pattern(&prefix_pattern(prefix), field)?),
-                ))
-            }
-            None => Ok(exact(field, value)),
-        }
-    };
-    let resource_field = |name: &str| {
-        schema
-            .resource_exact
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, f)| *f)
-    };
     for (name, value) in [
         (model::names::K8S_NAMESPACE_NAME, &request.namespace),
         (model::names::K8S_POD_NAME, &request.pod),
         (model::names::K8S_CONTAINER_NAME, &request.container),
     ] {
-        if let (Some(field), Some(v)) = (resource_field(name), value) {
-            clauses.push(exact_or_prefix(field, v)?);
+        let Some(value) = value else { continue };
+        // A filter box's `vllm-*` is the pods whose names begin so.
+        let test = match value.strip_suffix('*') {
+            Some(prefix) => {
+                check_prefix_length(prefix)?;
+                ValueTest::Prefix(prefix.to_string())
+            }
+            None => ValueTest::Is(value.clone()),
+        };
+        if let Some(filter) = ResourceFilter::new(name, test) {
+            clauses.push((Occur::Must, Box::new(filter.query())));
         }
     }
     if let Some(kind) = request.kind {

@@ -1195,3 +1195,169 @@ fn prefixes_work_on_exact_fields_and_keep_the_querys_structure() {
         );
     }
 }
+
+#[test]
+fn every_form_of_query_on_a_resource_field_is_answered_from_the_resource_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = IndexStore::open_or_create(dir.path()).unwrap();
+    let mut sink = store.sink(SinkOptions::default()).unwrap();
+    let mut on_node = record(4, "sglang-0", 40, "fourth");
+    Arc::make_mut(&mut on_node.resource).insert(names::K8S_NODE_NAME, "gpu-node-7");
+    let mut other_namespace = record(5, "tgi-1", 50, "fifth out of memory");
+    Arc::make_mut(&mut other_namespace.resource).insert(names::K8S_NAMESPACE_NAME, "batch");
+    sink.add(Batch::new(vec![
+        record(1, "vllm-0", 10, "first out of memory"),
+        record(2, "vllm-1", 20, "second"),
+        record(3, "tgi-0", 30, "third"),
+        on_node,
+        other_namespace,
+    ]))
+    .unwrap();
+    sink.commit().unwrap();
+    let searcher = store.searcher();
+    for (query, expected) in [
+        ("k8s.pod.name:vllm-0", vec!["first out of memory"]),
+        ("k8s.pod.name:\"tgi-0\"", vec!["third"]),
+        ("k8s.pod.name:IN [vllm-1 tgi-0]", vec!["third", "second"]),
+        (
+            "k8s.pod.name:[tgi-0 TO vllm-0]",
+            vec!["fifth out of memory", "third", "first out of memory"],
+        ),
+        (
+            "k8s.pod.name:{tgi-0 TO vllm-0}",
+            vec!["fifth out of memory"],
+        ),
+        ("k8s.pod.name:>=vllm-1", vec!["second"]),
+        ("k8s.node.name:*", vec!["fourth"]),
+        ("k8s.node.name:gpu-node-7", vec!["fourth"]),
+        ("k8s.namespace.name:batch", vec!["fifth out of memory"]),
+        (
+            "memory AND -k8s.namespace.name:batch",
+            vec!["first out of memory"],
+        ),
+        (
+            "memory AND NOT k8s.pod.name:vllm*",
+            vec!["fifth out of memory"],
+        ),
+        ("-k8s.namespace.name:llm", vec!["fifth out of memory"]),
+        (
+            "(k8s.pod.name:vllm-0 OR k8s.pod.name:tgi-0) AND (third OR first)",
+            vec!["third", "first out of memory"],
+        ),
+        ("k8s.pod.name:vllm-1^3 OR fourth", vec!["fourth", "second"]),
+        ("k8s.container.name:server AND second", vec!["second"]),
+        ("k8s.pod.name:nothing-here", vec![]),
+        (
+            "k8s.container.name:server",
+            vec![
+                "fifth out of memory",
+                "fourth",
+                "third",
+                "second",
+                "first out of memory",
+            ],
+        ),
+    ] {
+        let found = searcher.search(&request(query)).map_err(|e| e.to_string());
+        assert_eq!(found.as_ref().map(bodies), Ok(expected.clone()), "{query}");
+        assert_eq!(found.map(|r| r.total), Ok(expected.len()), "{query}: total");
+    }
+    let mut by_namespace = request("memory");
+    by_namespace.namespace = Some("bat*".into());
+    assert_eq!(
+        searcher
+            .search(&by_namespace)
+            .map(|r| bodies(&r).join("|"))
+            .ok(),
+        Some("fifth out of memory".to_string())
+    );
+    by_namespace.namespace = None;
+    by_namespace.container = Some("server".into());
+    assert_eq!(
+        searcher.search(&by_namespace).map(|r| r.total).ok(),
+        Some(2)
+    );
+}
+
+#[test]
+fn and_not_excludes_from_what_the_rest_matches() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = IndexStore::open_or_create(dir.path()).unwrap();
+    let mut sink = store.sink(SinkOptions::default()).unwrap();
+    sink.add(Batch::new(vec![
+        record(1, "vllm-0", 10, "first out of memory"),
+        record(2, "tgi-0", 20, "second out of memory"),
+        record(3, "tgi-0", 30, "third"),
+    ]))
+    .unwrap();
+    sink.commit().unwrap();
+    let searcher = store.searcher();
+    // tantivy's grammar reads `a AND NOT b` as `+a +(-b)`; the exclusion alone once matched
+    // nothing, and with it the whole query.
+    for (query, expected) in [
+        ("memory AND NOT first", vec!["second out of memory"]),
+        (
+            "memory AND NOT k8s.pod.name:vllm*",
+            vec!["second out of memory"],
+        ),
+        ("memory AND (NOT first)", vec!["second out of memory"]),
+        ("third OR NOT memory", vec!["third"]),
+        ("memory -first", vec!["second out of memory"]),
+        ("NOT memory", vec!["third"]),
+    ] {
+        assert_eq!(
+            searcher
+                .search(&request(query))
+                .map(|r| bodies(&r).join("|"))
+                .map_err(|e| e.to_string()),
+            Ok(expected.join("|")),
+            "{query}"
+        );
+    }
+}
+
+#[test]
+fn a_resource_filter_counts_and_intersects_across_the_columns_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = IndexStore::open_or_create(dir.path()).unwrap();
+    let mut sink = store.sink(SinkOptions::default()).unwrap();
+    // Pods interleaved unevenly over 3,000 records: three blocks of the resource column,
+    // runs that cross their edges, and words on only some records of each pod.
+    let pod = |i: u64| match i % 7 {
+        0 | 3 => "vllm-0",
+        1 | 5 | 6 => "vllm-1",
+        _ => "tgi-0",
+    };
+    let body = |i: u64| match i % 5 {
+        0 => format!("line {i} preempted"),
+        _ => format!("line {i}"),
+    };
+    let records = (0..3000)
+        .map(|i| record(i, pod(i), i as i64, &body(i)))
+        .collect();
+    sink.add(Batch::new(records)).unwrap();
+    sink.commit().unwrap();
+    let searcher = store.searcher();
+    let checks: [(&str, &dyn Fn(u64) -> bool); 5] = [
+        ("k8s.pod.name:vllm-1", &|i| pod(i) == "vllm-1"),
+        ("k8s.pod.name:vllm*", &|i| pod(i) != "tgi-0"),
+        ("-k8s.pod.name:vllm-0", &|i| pod(i) != "vllm-0"),
+        ("preempted AND k8s.pod.name:tgi-0", &|i| {
+            i % 5 == 0 && pod(i) == "tgi-0"
+        }),
+        ("preempted AND NOT k8s.pod.name:vllm-1", &|i| {
+            i % 5 == 0 && pod(i) != "vllm-1"
+        }),
+    ];
+    for (query, keep) in checks {
+        let found = searcher.search(&request(query)).unwrap();
+        assert_eq!(
+            found.total,
+            (0..3000).filter(|i| keep(*i)).count(),
+            "{query}"
+        );
+        // Newest first: the first hit is the last record that matches.
+        let last = (0..3000).rev().find(|i| keep(*i)).unwrap();
+        assert_eq!(found.hits[0].body, body(last), "{query}");
+    }
+}
