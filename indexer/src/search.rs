@@ -357,7 +357,7 @@ impl LogSearcher {
                 _ => (&*query, &*page_query),
             };
             let searcher = split.reader.searcher();
-            let stats = split.stats();
+            let stats = split.stats_seen_by(&searcher);
             let outranked =
                 top.len() >= want && stats.max_ts.is_none_or(|newest| newest < top[want - 1].0);
             if outranked || !stats.overlaps(from, page_end) {

@@ -91,7 +91,9 @@ pub(crate) struct Split {
     /// for a split an older version wrote, its own.
     pub(crate) schema: Arc<IndexSchema>,
     pub(crate) reader: IndexReader,
-    stats: RwLock<SplitStats>,
+    /// The stats of the last refresh, and the generation of the reader's snapshot they were
+    /// read from.
+    stats: RwLock<(SplitStats, u64)>,
     payload: RwLock<CommitPayload>,
     /// No writer adds to it any more (merges take only sealed splits).
     pub(crate) sealed: AtomicBool,
@@ -250,29 +252,41 @@ impl Split {
     /// from the directory.
     pub(crate) fn refresh_stats(&self) {
         let searcher = self.reader.searcher();
-        let mut stats = SplitStats {
-            docs: searcher.num_docs(),
+        let stats = SplitStats {
             bytes: dir_bytes(&self.dir),
-            ..SplitStats::default()
+            ..span_of(&searcher)
         };
-        for segment in searcher.segment_readers() {
-            if segment.num_docs() == 0 {
-                continue;
-            }
-            if let Ok(column) = segment.fast_fields().i64(crate::schema::TIMESTAMP) {
-                let (min, max) = (column.min_value(), column.max_value());
-                stats.min_ts = Some(stats.min_ts.map_or(min, |m| m.min(min)));
-                stats.max_ts = Some(stats.max_ts.map_or(max, |m| m.max(max)));
-            }
-        }
         if let Ok(mut s) = self.stats.write() {
-            *s = stats;
+            *s = (stats, searcher.generation().generation_id());
         }
     }
 
     /// The split's span, documents and size as of its last refresh.
     pub(crate) fn stats(&self) -> SplitStats {
-        self.stats.read().map(|s| *s).unwrap_or_default()
+        self.stats.read().map(|s| s.0).unwrap_or_default()
+    }
+
+    /// The split's span and documents as `searcher` (a snapshot of its reader) sees them.
+    /// A commit's documents become visible (the reader reloads) just before its refresh:
+    /// a search that met them with the stats of before counted them but looked for its
+    /// page only up to the old newest time, and said "1 found" with no hit.
+    pub(crate) fn stats_seen_by(&self, searcher: &tantivy::Searcher) -> SplitStats {
+        let (stats, generation) = self.stats.read().map(|s| *s).unwrap_or_default();
+        match generation == searcher.generation().generation_id() {
+            true => stats,
+            false => SplitStats {
+                bytes: stats.bytes,
+                ..span_of(searcher)
+            },
+        }
+    }
+
+    /// Makes the stats look as they did before the last commit was refreshed.
+    #[cfg(test)]
+    pub(crate) fn stats_from_an_older_snapshot(&self, stats: SplitStats) {
+        if let Ok(mut s) = self.stats.write() {
+            *s = (stats, u64::MAX);
+        }
     }
 
     /// The payload of the split's last commit.
@@ -286,6 +300,25 @@ impl Split {
             *p = payload;
         }
     }
+}
+
+/// The time span and document count `searcher` sees, from its segments' timestamp columns.
+fn span_of(searcher: &tantivy::Searcher) -> SplitStats {
+    let mut stats = SplitStats {
+        docs: searcher.num_docs(),
+        ..SplitStats::default()
+    };
+    for segment in searcher.segment_readers() {
+        if segment.num_docs() == 0 {
+            continue;
+        }
+        if let Ok(column) = segment.fast_fields().i64(crate::schema::TIMESTAMP) {
+            let (min, max) = (column.min_value(), column.max_value());
+            stats.min_ts = Some(stats.min_ts.map_or(min, |m| m.min(min)));
+            stats.max_ts = Some(stats.max_ts.map_or(max, |m| m.max(max)));
+        }
+    }
+    stats
 }
 
 /// Counters of the write path and the split set's upkeep, for `/metrics`.

@@ -1361,3 +1361,34 @@ fn a_resource_filter_counts_and_intersects_across_the_columns_blocks() {
         assert_eq!(found.hits[0].body, body(last), "{query}");
     }
 }
+
+#[test]
+fn a_search_that_meets_a_commit_before_its_refresh_returns_what_it_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = IndexStore::open_or_create(dir.path()).unwrap();
+    let mut sink = store.sink(SinkOptions::default()).unwrap();
+    // An hour of older lines, so that the newest hits are looked for in windows.
+    sink.add(Batch::new(vec![
+        record(1, "vllm-0", 0, "older line"),
+        record(2, "vllm-0", 3600, "older line"),
+    ]))
+    .unwrap();
+    sink.commit().unwrap();
+    let searcher = store.searcher();
+    let split = searcher.splits.overlapping(None, None).remove(0);
+    let before = split.stats();
+    sink.add(Batch::new(vec![record(
+        3,
+        "vllm-0",
+        3700,
+        "Starting server",
+    )]))
+    .unwrap();
+    sink.commit().unwrap();
+    // The moment between the reader's reload and the stats' refresh: the split's newest
+    // time is still the older line's.
+    split.stats_from_an_older_snapshot(before);
+    let found = searcher.search(&request("Starting")).unwrap();
+    assert_eq!(found.total, 1);
+    assert_eq!(bodies(&found), ["Starting server"]);
+}
