@@ -631,15 +631,6 @@ async function renderDashboard(p) {
       [hRequests, hErrors, hArrivals] = await Promise.all(histograms(since));
       charts.dataset.from = since;
     }
-    const step = hRequests.interval_ms / 1000;
-    const all = filled(hRequests);
-    const failed = filled(hErrors);
-    const arrived = filled({ ...hArrivals, interval_ms: hRequests.interval_ms, from: hRequests.from, to: hRequests.to });
-    chart(charts, "requests/s (per " + hRequests.interval + ")", all.xs,
-      [{ label: "ended/s", values: all.counts.map((c) => c / step) },
-        { label: "arrived/s", values: arrived.counts.map((c) => c / step) }], true);
-    chart(charts, "failed requests/s", failed.xs,
-      [{ label: "failed/s", values: failed.counts.map((c) => c / step) }], true);
     // Latency, TTFT and load over the range: the summary of each of 12 slices.
     const width = end - start;
     const slices = [...Array(12).keys()].map((i) => [start + (i * width) / 12, start + ((i + 1) * width) / 12]);
@@ -649,6 +640,29 @@ async function renderDashboard(p) {
     if (partial) table.before(partial);
     const groups = [...new Set(parts.flatMap((s) => s.groups.map((g) => g.group)))];
     const sliceXs = slices.map(([a, b]) => (a + b) / 2);
+    if (summary.groups.some((g) => g.requests_source === "scraped")) {
+      // A server that logs no request end (vLLM v1, SGLang) is counted by its own counters
+      // on /metrics: the histogram of logged ends would chart none of its requests, so the
+      // rates are each slice's summary, every group's however it is known.
+      const perSlice = (pick) => parts.map((s) => s.rate_seconds > 0
+        ? s.groups.reduce((sum, g) => sum + pick(g, s), 0) : null);
+      const title = "(per " + spanText(width / 12000) + "; some servers' by their /metrics)";
+      chart(charts, "requests/s " + title, sliceXs,
+        [{ label: "ended/s", values: perSlice((g) => g.rps) },
+          { label: "arrived/s", values: perSlice((g) => g.received_rps) }]);
+      chart(charts, "failed requests/s " + title, sliceXs,
+        [{ label: "failed/s", values: perSlice((g, s) => g.errors / s.rate_seconds) }]);
+    } else {
+      const step = hRequests.interval_ms / 1000;
+      const all = filled(hRequests);
+      const failed = filled(hErrors);
+      const arrived = filled({ ...hArrivals, interval_ms: hRequests.interval_ms, from: hRequests.from, to: hRequests.to });
+      chart(charts, "requests/s (per " + hRequests.interval + ")", all.xs,
+        [{ label: "ended/s", values: all.counts.map((c) => c / step) },
+          { label: "arrived/s", values: arrived.counts.map((c) => c / step) }], true);
+      chart(charts, "failed requests/s", failed.xs,
+        [{ label: "failed/s", values: failed.counts.map((c) => c / step) }], true);
+    }
     const seriesOf = (pick) => groups.map((name) => ({
       label: name, values: parts.map((s) => { const g = s.groups.find((x) => x.group === name); return g ? pick(g) : null; }) }));
     chart(charts, "p95 latency (ms)", sliceXs, seriesOf((g) => latency(g).p95));

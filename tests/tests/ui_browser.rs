@@ -354,6 +354,12 @@ fn the_ui_finds_a_request_explains_a_crash_and_charts_the_llm_figures() {
     );
     let rows = browser.find_all("#summary tr.group");
     assert!(rows.len() >= 3, "a row per pod");
+    // The demo's vLLM v1 logs no request end: the requests chart counts its requests by its
+    // /metrics (per slice of the range), not by logged ends alone.
+    browser.wait_until(
+        "requests charted with the scraped server's",
+        "return [...document.querySelectorAll('.chart')].some((c) => c.querySelector('h4').textContent.startsWith('requests/s') && c.querySelector('h4').textContent.includes('/metrics') && c.dataset.nonzero === 'true')",
+    );
     // The demo has no GPU: its GPU chart says why it is empty instead of looking broken,
     // and the charts with figures say nothing of the kind.
     let empty = browser.script(
