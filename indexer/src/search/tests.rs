@@ -40,6 +40,16 @@ pub(crate) fn request(query: &str) -> SearchRequest {
     }
 }
 
+/// An index in a new directory holding `records`, committed.
+fn committed(records: Vec<Record>) -> (tempfile::TempDir, IndexStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = IndexStore::open_or_create(dir.path()).unwrap();
+    let mut sink = store.sink(SinkOptions::default()).unwrap();
+    sink.add(Batch::new(records)).unwrap();
+    sink.commit().unwrap();
+    (dir, store)
+}
+
 pub(crate) fn bodies(r: &SearchResults) -> Vec<&str> {
     r.hits.iter().map(|h| h.body.as_str()).collect()
 }
@@ -1198,22 +1208,17 @@ fn prefixes_work_on_exact_fields_and_keep_the_querys_structure() {
 
 #[test]
 fn every_form_of_query_on_a_resource_field_is_answered_from_the_resource_column() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = IndexStore::open_or_create(dir.path()).unwrap();
-    let mut sink = store.sink(SinkOptions::default()).unwrap();
     let mut on_node = record(4, "sglang-0", 40, "fourth");
     Arc::make_mut(&mut on_node.resource).insert(names::K8S_NODE_NAME, "gpu-node-7");
     let mut other_namespace = record(5, "tgi-1", 50, "fifth out of memory");
     Arc::make_mut(&mut other_namespace.resource).insert(names::K8S_NAMESPACE_NAME, "batch");
-    sink.add(Batch::new(vec![
+    let (_dir, store) = committed(vec![
         record(1, "vllm-0", 10, "first out of memory"),
         record(2, "vllm-1", 20, "second"),
         record(3, "tgi-0", 30, "third"),
         on_node,
         other_namespace,
-    ]))
-    .unwrap();
-    sink.commit().unwrap();
+    ]);
     let searcher = store.searcher();
     for (query, expected) in [
         ("k8s.pod.name:vllm-0", vec!["first out of memory"]),
@@ -1281,16 +1286,11 @@ fn every_form_of_query_on_a_resource_field_is_answered_from_the_resource_column(
 
 #[test]
 fn and_not_excludes_from_what_the_rest_matches() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = IndexStore::open_or_create(dir.path()).unwrap();
-    let mut sink = store.sink(SinkOptions::default()).unwrap();
-    sink.add(Batch::new(vec![
+    let (_dir, store) = committed(vec![
         record(1, "vllm-0", 10, "first out of memory"),
         record(2, "tgi-0", 20, "second out of memory"),
         record(3, "tgi-0", 30, "third"),
-    ]))
-    .unwrap();
-    sink.commit().unwrap();
+    ]);
     let searcher = store.searcher();
     // tantivy's grammar reads `a AND NOT b` as `+a +(-b)`; the exclusion alone once matched
     // nothing, and with it the whole query.
@@ -1318,9 +1318,6 @@ fn and_not_excludes_from_what_the_rest_matches() {
 
 #[test]
 fn a_resource_filter_counts_and_intersects_across_the_columns_blocks() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = IndexStore::open_or_create(dir.path()).unwrap();
-    let mut sink = store.sink(SinkOptions::default()).unwrap();
     // Pods interleaved unevenly over 3,000 records: three blocks of the resource column,
     // runs that cross their edges, and words on only some records of each pod.
     let pod = |i: u64| match i % 7 {
@@ -1335,8 +1332,7 @@ fn a_resource_filter_counts_and_intersects_across_the_columns_blocks() {
     let records = (0..3000)
         .map(|i| record(i, pod(i), i as i64, &body(i)))
         .collect();
-    sink.add(Batch::new(records)).unwrap();
-    sink.commit().unwrap();
+    let (_dir, store) = committed(records);
     let searcher = store.searcher();
     let checks: [(&str, &dyn Fn(u64) -> bool); 5] = [
         ("k8s.pod.name:vllm-1", &|i| pod(i) == "vllm-1"),
