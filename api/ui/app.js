@@ -238,9 +238,10 @@ async function renderSearch(p) {
     el("div", {}, "Words must all match (", el("code", {}, "kv cache"), "); ids whole or by part (",
       el("code", {}, "chatcmpl-a269fdcb"), ", ", el("code", {}, "a269fdcb"), "); prefixes of 3+ characters (",
       el("code", {}, "chatcmpl-a26*"), ", ", el("code", {}, "k8s.pod.name:vllm-*"), "); phrases in quotes; ",
-      el("code", {}, "AND OR -"), " (", el("code", {}, "-k8s.container.name:istio-proxy"), "); fields (",
+      el("code", {}, "AND OR NOT -"), " (", el("code", {}, "oom AND NOT k8s.namespace.name:dev"), ", ",
+      el("code", {}, "-k8s.container.name:istio-proxy"), "); fields (",
       el("code", {}, "k8s.pod.name:vllm-0"), ", ", el("code", {}, "error.type:cuda_oom"), ", ",
-      el("code", {}, "llm.request_id:…"), "); numeric ranges (", el("code", {}, "llm.e2e_ms:>5000"), ", ",
+      el("code", {}, "llm.request_id:…"), "), set at all (", el("code", {}, "k8s.node.name:*"), "); numeric ranges (", el("code", {}, "llm.e2e_ms:>5000"), ", ",
       el("code", {}, "http.response.status_code:[500 TO 599]"), ")."));
   const status = el("div", { class: "status", id: "status" });
   const hist = el("div", { id: "histogram" });
