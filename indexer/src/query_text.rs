@@ -12,8 +12,8 @@ use tantivy::query::{
 };
 use tantivy::query_grammar::UserInputAst;
 
-/// The query of `text`, which `parser` has accepted (so its mistakes were said already);
-/// `default` is the occur the parser gives a clause written without `+`, `-`, AND or OR.
+/// The query of `text`, its leaves built (and their mistakes found) by `parser`; `default`
+/// is the occur the parser gives a clause written without `+`, `-`, AND or OR.
 pub(crate) fn query_of(
     parser: &QueryParser,
     text: &str,

@@ -817,16 +817,9 @@ pub(crate) fn build_query(
         parser.allow_regexes();
         // Errors quote the query as the user wrote it, not as rewritten.
         let asked = request.query.trim();
-        // The parser's own query only says whether the text is one; `query_of` builds it.
-        let mut parsed_text = text.to_string();
-        let mut parsed = parser.parse_query(text);
-        // `-k8s.container.name:istio-proxy` means everything but those: tantivy wants
-        // something to take them from.
-        if matches!(parsed, Err(QueryParserError::AllButQueryForbidden)) {
-            parsed_text = format!("* {text}");
-            parsed = parser.parse_query(&parsed_text);
-        }
-        parsed.map_err(|e| {
+        // Built clause by clause (`crate::query_text`), which also makes
+        // `-k8s.container.name:istio-proxy` alone mean everything but those.
+        let q = query_of(&parser, text, Occur::Must).map_err(|e| {
             // The strict parser says only the first mistake it met, and of a syntax error
             // only that the query is wrong; the lenient one lists each, a syntax error with
             // where it is. "Only excluding terms" follows from a clause it left out for
@@ -851,9 +844,6 @@ pub(crate) fn build_query(
             };
             IndexError::Query(format!("{said} in `{asked}`"))
         })?;
-        // What the parser accepted, built clause by clause (`crate::query_text`).
-        let q = query_of(&parser, &parsed_text, Occur::Must)
-            .map_err(|e| IndexError::Query(format!("{e} in `{asked}`")))?;
         // What tantivy accepts to parse but not to run (a range on an attribute under
         // `attributes.`, a set of values of a column-only field) fails here, as the user's
         // mistake, not later as the index's.
