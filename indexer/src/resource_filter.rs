@@ -228,11 +228,16 @@ impl Weight for ResourceQuery {
     }
 }
 
+/// Whether the resource of ordinal `ord` passes (an ordinal past the dictionary does not).
+fn passes(passing: &[bool], ord: u64) -> bool {
+    passing.get(ord as usize).copied().unwrap_or(false)
+}
+
 /// Documents per block of [`PassingDocs`].
 const BLOCK_DOCS: u32 = 1024;
 
-/// The documents of a segment whose resource passes, where every document has one: the
-/// ordinals of a block of documents are read at once and the passing ones marked.
+/// The documents of a segment whose resource passes: the ordinals of a block of documents
+/// are read at once and the passing ones marked.
 struct PassingDocs {
     ords: Column<u64>,
     passing: Vec<bool>,
@@ -268,7 +273,7 @@ impl PassingDocs {
             // Some documents lack a resource (none the writer makes): one read each.
             for i in 0..len {
                 let ord = self.ords.first(block + i as DocId);
-                if ord.is_some_and(|o| self.passing.get(o as usize).copied().unwrap_or(false)) {
+                if ord.is_some_and(|o| passes(&self.passing, o)) {
                     self.marks[i / 64] |= 1 << (i % 64);
                 }
             }
@@ -282,7 +287,7 @@ impl PassingDocs {
         let passing = &self.passing;
         for (marks, ordinals) in self.marks.iter_mut().zip(ordinals.chunks(64)) {
             *marks = ordinals.iter().enumerate().fold(0, |word, (i, ord)| {
-                word | u64::from(passing.get(*ord as usize).copied().unwrap_or(false)) << i
+                word | u64::from(passes(passing, *ord)) << i
             });
         }
     }
