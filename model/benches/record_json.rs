@@ -4,13 +4,14 @@
 //! and the request record the lifecycle derives), 20 pods, each pod's records sharing one
 //! resource as they do in the pipeline.
 //!
-//! `cargo bench -p model --bench record_json`; criterion prints records/s (elements) and
-//! MB/s of JSON is printed once.
+//! `cargo bench -p model --bench record_json`; criterion prints records/s (elements), and
+//! the bytes a record takes in each form are printed once. The binary form's group reads
+//! and writes the same records, for comparison.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use model::{
-    AttrValue, Attributes, Record, RecordId, RecordKind, ResourceJsons, Severity, SharedResources,
-    Stream, Timestamp, names,
+    AttrValue, Attributes, BinaryMessage, Record, RecordId, RecordKind, ResourceJsons, Severity,
+    SharedResources, Stream, Timestamp, names, read_binary,
 };
 use std::hint::black_box;
 use std::sync::Arc;
@@ -148,9 +149,51 @@ fn json(c: &mut Criterion) {
     g.finish();
 }
 
+/// The same records in the binary form, packed per pod into messages of up to 256 KiB as
+/// the Kafka sink packs them.
+fn binary(c: &mut Criterion) {
+    const LIMIT: usize = 256 * 1024;
+    let records = records(50_000);
+    let pack = |records: &[Record]| {
+        let mut open: Vec<BinaryMessage> = (0..20).map(|_| BinaryMessage::new()).collect();
+        let mut done = Vec::new();
+        for (i, r) in records.iter().enumerate() {
+            let m = &mut open[i % 20];
+            if !m.push(r, LIMIT) {
+                done.push(std::mem::take(m).into_bytes());
+                m.push(r, LIMIT);
+            }
+        }
+        done.extend(open.into_iter().map(BinaryMessage::into_bytes));
+        done
+    };
+    let messages = pack(&records);
+    let bytes: usize = messages.iter().map(Vec::len).sum();
+    println!(
+        "{} records, {:.0} bytes of the binary form each",
+        records.len(),
+        bytes as f64 / records.len() as f64
+    );
+    let mut g = c.benchmark_group("record_binary");
+    g.throughput(Throughput::Elements(records.len() as u64));
+    g.bench_function("write", |b| b.iter(|| black_box(pack(&records).len())));
+    g.bench_function("read_sharing", |b| {
+        let mut shared = SharedResources::default();
+        let mut out = Vec::with_capacity(records.len());
+        b.iter(|| {
+            out.clear();
+            for m in &messages {
+                read_binary(m, &mut shared, &mut out).expect("our own messages");
+            }
+            black_box(out.len())
+        })
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(10);
-    targets = json
+    targets = json, binary
 }
 criterion_main!(benches);

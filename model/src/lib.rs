@@ -13,10 +13,12 @@ mod batch;
 mod id;
 pub mod names;
 mod record;
+mod record_binary;
 mod time;
 
 pub use attr::{AttrKey, AttrValue, Attributes};
 pub use batch::{Batch, BatchStatus, Checkpoint, CheckpointSet, Finalizers};
 pub use id::RecordId;
 pub use record::{KeptApart, Record, RecordKind, ResourceJsons, Severity, SharedResources, Stream};
+pub use record_binary::{BINARY_MAGIC, BinaryError, BinaryMessage, is_binary, read_binary};
 pub use time::{TimeError, Timestamp};

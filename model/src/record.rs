@@ -377,10 +377,12 @@ impl ResourceJsons {
     }
 }
 
-/// Resources read by [`Record::from_json_sharing`], by their JSON text.
+/// Resources read by [`Record::from_json_sharing`], by their JSON text, and by
+/// [`crate::read_binary`], by their bytes in the binary form.
 #[derive(Debug, Default)]
 pub struct SharedResources {
     by_json: HashMap<Box<str>, Arc<Attributes>>,
+    by_binary: HashMap<Box<[u8]>, Arc<Attributes>>,
     empty: Arc<Attributes>,
 }
 
@@ -403,6 +405,20 @@ impl SharedResources {
         }
         self.by_json.insert(raw.get().into(), resource.clone());
         Ok(resource)
+    }
+
+    /// The resource read before from the same `bytes` (its binary form), or `read`, kept
+    /// for the next time.
+    pub(crate) fn share_binary(&mut self, bytes: &[u8], read: Attributes) -> Arc<Attributes> {
+        if let Some(known) = self.by_binary.get(bytes) {
+            return known.clone();
+        }
+        if self.by_binary.len() >= SHARED_RESOURCES {
+            self.by_binary.clear();
+        }
+        let resource = Arc::new(read);
+        self.by_binary.insert(bytes.into(), resource.clone());
+        resource
     }
 }
 

@@ -227,10 +227,13 @@ pub struct KafkaSinkConfig {
     pub key: KafkaKeyConfig,
     /// `json` (the default: one record a message, readable by any Kafka tool) or
     /// `json_lines` (several records of one key a message, one a line: far fewer messages
-    /// for the producer, the brokers and the consumers to handle).
+    /// for the producer, the brokers and the consumers to handle) or `binary` (packed as
+    /// `json_lines`, in a compact form only Infersight's Kafka source reads: what agents
+    /// send aggregators, at a fraction of JSON's cost).
     #[serde(default)]
     pub encoding: KafkaEncodingConfig,
-    /// With `json_lines`, the most bytes a message takes before a new one is started.
+    /// With `json_lines` or `binary`, the most bytes a message takes before a new one is
+    /// started.
     #[serde(default = "default_max_message_bytes")]
     pub max_message_bytes: usize,
 }
@@ -261,6 +264,8 @@ pub enum KafkaEncodingConfig {
     Json,
     /// Records of one key, one a line.
     JsonLines,
+    /// Records of one key in Infersight's binary form.
+    Binary,
 }
 
 /// `type = "gpu"`.

@@ -272,6 +272,7 @@ pub async fn run(
                     encoding: match k.encoding {
                         KafkaEncodingConfig::Json => MessageEncoding::Json,
                         KafkaEncodingConfig::JsonLines => MessageEncoding::JsonLines,
+                        KafkaEncodingConfig::Binary => MessageEncoding::Binary,
                     },
                     max_message_bytes: k.max_message_bytes,
                 };

@@ -1,5 +1,6 @@
 //! A Kafka source with a dead-letter topic (issue 9): a message, or a line of a JSON-lines
-//! message, that is not a record goes to that topic as it was read, keyed as it was, with
+//! message, that is not a record (a damaged binary message whole) goes to that topic as it
+//! was read, keyed as it was, with
 //! where it came from and why in its headers; the records beside it are indexed. A restart
 //! resumes after what was handled, so no dead letter is published twice. Without the topic
 //! on the brokers, each dead letter is counted as a failure and logged with its origin.
@@ -106,6 +107,14 @@ fn what_is_not_a_record_goes_to_the_dead_letter_topic_once_and_the_records_besid
         one.to_json(),
         two.to_json()
     );
+    // The third record in the binary form, and a binary message cut short.
+    let binary = |r: &Record| {
+        let mut m = model::BinaryMessage::new();
+        m.push(r, usize::MAX);
+        m.into_bytes()
+    };
+    let cut = binary(&record(4));
+    let cut = &cut[..cut.len() - 1];
     broker.produce_keyed(
         TOPIC,
         Some(KEY),
@@ -113,22 +122,23 @@ fn what_is_not_a_record_goes_to_the_dead_letter_topic_once_and_the_records_besid
             lines.as_bytes(),
             b"not json",
             &[0xff, 0xfe],
-            three.to_json().as_bytes(),
+            &binary(&three),
+            cut,
         ],
     );
     let data = tmp.path().join("data");
     let agg = aggregator(&broker, &data);
-    agg.wait_until("three records and three dead letters", WAIT, || {
-        found(&agg) == 3 && metric(&agg, "infersight_kafka_dead_letters_total") >= 3.0
+    agg.wait_until("three records and four dead letters", WAIT, || {
+        found(&agg) == 3 && metric(&agg, "infersight_kafka_dead_letters_total") >= 4.0
     });
-    assert_eq!(metric(&agg, "infersight_kafka_malformed_total"), 3.0);
-    assert_eq!(metric(&agg, "infersight_kafka_dead_letters_total"), 3.0);
+    assert_eq!(metric(&agg, "infersight_kafka_malformed_total"), 4.0);
+    assert_eq!(metric(&agg, "infersight_kafka_dead_letters_total"), 4.0);
     assert_eq!(
         metric(&agg, "infersight_kafka_dead_letter_failures_total"),
         0.0
     );
-    let dead = broker.read_partition(DEAD, 3, Duration::from_secs(30));
-    assert_eq!(dead.len(), 3, "{dead:?}");
+    let dead = broker.read_partition(DEAD, 4, Duration::from_secs(30));
+    assert_eq!(dead.len(), 4, "{dead:?}");
     assert_dead_letter(
         &dead[0],
         br#"{"not":"a record"}"#,
@@ -138,20 +148,21 @@ fn what_is_not_a_record_goes_to_the_dead_letter_topic_once_and_the_records_besid
     );
     assert_dead_letter(&dead[1], b"not json", 1, None, "not a record");
     assert_dead_letter(&dead[2], &[0xff, 0xfe], 2, None, "not UTF-8");
+    assert_dead_letter(&dead[3], cut, 4, None, "not a record: record 1, byte ");
 
     // Started again on its data, it resumes after what it handled: the next dead letter
-    // is the only new one (a replay would publish the first three again before it, in
-    // the one partition, so the fourth read would be one of them).
+    // is the only new one (a replay would publish the first four again before it, in
+    // the one partition, so the fifth read would be one of them).
     let (status, stderr) = agg.terminate(Duration::from_secs(30));
     assert!(status.success(), "{status}: {stderr}");
     let agg = aggregator(&broker, &data);
     broker.produce_keyed(TOPIC, Some(KEY), &[b"{\"id\":"]);
-    agg.wait_until("the fourth dead letter", WAIT, || {
+    agg.wait_until("the fifth dead letter", WAIT, || {
         metric(&agg, "infersight_kafka_dead_letters_total") >= 1.0
     });
-    let dead = broker.read_partition(DEAD, 4, Duration::from_secs(30));
-    assert_eq!(dead.len(), 4, "{dead:?}");
-    assert_dead_letter(&dead[3], b"{\"id\":", 4, None, "not a record");
+    let dead = broker.read_partition(DEAD, 5, Duration::from_secs(30));
+    assert_eq!(dead.len(), 5, "{dead:?}");
+    assert_dead_letter(&dead[4], b"{\"id\":", 5, None, "not a record");
     assert_eq!(found(&agg), 3, "no record indexed twice");
 }
 

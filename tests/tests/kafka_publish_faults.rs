@@ -39,17 +39,17 @@ fn agent(broker: &Broker, logs: &Path, data: &Path, topic: &str) -> Running {
     Running::spawn(&args).0
 }
 
-/// The records of the messages in partition 0 of `topic` (JSON lines).
+/// The records of the messages in partition 0 of `topic`, in their JSON form (the agent
+/// preset writes the binary form).
 fn published(broker: &Broker, topic: &str) -> Vec<Value> {
-    broker
-        .read_partition(topic, usize::MAX, Duration::from_secs(5))
+    let mut shared = model::SharedResources::default();
+    let mut records = Vec::new();
+    for m in broker.read_partition(topic, usize::MAX, Duration::from_secs(5)) {
+        model::read_binary(&m.payload, &mut shared, &mut records).expect("the binary form");
+    }
+    records
         .iter()
-        .flat_map(|m| {
-            String::from_utf8_lossy(&m.payload)
-                .lines()
-                .map(|line| serde_json::from_str(line).expect("a record a line"))
-                .collect::<Vec<Value>>()
-        })
+        .map(|r| serde_json::from_str(&r.to_json()).expect("a record's JSON"))
         .collect()
 }
 

@@ -255,8 +255,8 @@ fn two_aggregators_behind_kafka_index_every_line_once_through_a_restart_of_each_
         }
     }
     assert_eq!(malformed(), 3.0, "each malformed message counted once");
-    // The agent preset packs a pod's records into JSON-lines messages (the aggregators
-    // read every record of them: the counts above).
+    // The agent preset packs a pod's records into messages of the binary form (the
+    // aggregators read every record of them: the counts above).
     let (acked, messages) = (
         metric(&agent, "infersight_kafka_records_acked_total"),
         metric(&agent, "infersight_kafka_messages_acked_total"),

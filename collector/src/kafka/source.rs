@@ -30,8 +30,8 @@ use tokio::sync::mpsc;
 /// What the messages of the topic are.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum MessageFormat {
-    /// Infersight's records in their JSON form (what the Kafka sink writes): one a message,
-    /// or several, one a line.
+    /// Infersight's records as the Kafka sink writes them: in their JSON form, one a message
+    /// or several, one a line; or several in their binary form.
     #[default]
     Record,
     /// Log lines another shipper wrote: plain text, or JSON with the line in `log`,
@@ -235,6 +235,11 @@ pub struct KafkaSource {
 
 /// Messages gathered into one batch at most.
 const BATCH_MESSAGES: usize = 2000;
+/// Records gathered into one batch at most (a message's records all go in one): packed
+/// messages hold hundreds each, and the pipeline's channels hold batches, so without it a
+/// fast reader's batches held tens of thousands of records each and an aggregator
+/// catching up held a million in its channels.
+const BATCH_RECORDS: usize = 8192;
 /// A batch waits at most this long to fill.
 const BATCH_WAIT: Duration = Duration::from_millis(50);
 /// Offsets are committed to the group at most this often (and before a rebalance).
@@ -388,7 +393,7 @@ impl KafkaSource {
         let mut seen = 0;
         let mut malformed = Vec::new();
         let mut dead_letters = 0;
-        while seen < BATCH_MESSAGES {
+        while seen < BATCH_MESSAGES && records.len() < BATCH_RECORDS {
             let left = BATCH_WAIT.saturating_sub(started.elapsed());
             if left.is_zero() && seen > 0 {
                 break;
@@ -603,14 +608,27 @@ impl Malformed {
     }
 }
 
-/// Appends the records of a message in the record format (one record, or JSON lines) to
-/// `out`, and the lines that are not records to `malformed` (an empty message is one).
+/// Appends the records of a message in the record format (one record, JSON lines, or the
+/// binary form) to `out`, and the lines that are not records to `malformed` (an empty
+/// message is one, and so is a damaged message in the binary form, whole).
 fn decode_records(
     payload: &[u8],
     shared: &mut SharedResources,
     out: &mut Vec<Record>,
     malformed: &mut Vec<Malformed>,
 ) {
+    if model::is_binary(payload) {
+        match model::read_binary(payload, shared, out) {
+            Ok(()) if payload.len() > model::BINARY_MAGIC.len() => {}
+            Ok(()) => malformed.push(Malformed::empty(payload.to_vec())),
+            Err(e) => malformed.push(Malformed {
+                line: None,
+                bytes: payload.to_vec(),
+                reason: format!("not a record: {e}"),
+            }),
+        }
+        return;
+    }
     let (before, bad_before) = (out.len(), malformed.len());
     let mut lines_seen = 0;
     // A record's JSON form holds no raw newline.
@@ -1031,6 +1049,36 @@ mod tests {
             assert_eq!(bytes, payload);
             assert!(why.starts_with(reason), "{payload:?}: {why}");
         }
+    }
+
+    #[test]
+    fn a_message_in_the_binary_form_is_read_whole_or_is_malformed_whole() {
+        let (a, b) = (record("vllm-0", 1), record("vllm-1", 2));
+        let mut message = model::BinaryMessage::new();
+        for r in [&a, &b, &a] {
+            message.push(r, usize::MAX);
+        }
+        let payload = message.into_bytes();
+        let mut shared = SharedResources::default();
+        let (out, bad) = decode(&payload, &mut shared);
+        assert!(bad.is_empty(), "{bad:?}");
+        assert_eq!(out, vec![a.clone(), b, a]);
+        assert!(Arc::ptr_eq(&out[0].resource, &out[2].resource));
+        // Cut short: no record of it, the whole message kept as read, and why.
+        let cut = &payload[..payload.len() - 3];
+        let (none, bad) = decode(cut, &mut shared);
+        assert!(none.is_empty());
+        assert_eq!(bad.len(), 1);
+        assert_eq!((bad[0].line, &bad[0].bytes[..]), (None, cut));
+        assert!(
+            bad[0].reason.starts_with("not a record: record 3, byte "),
+            "{}",
+            bad[0].reason
+        );
+        assert!(bad[0].reason.ends_with("cut short"), "{}", bad[0].reason);
+        let (none, bad) = decode(&model::BINARY_MAGIC, &mut shared);
+        assert!(none.is_empty());
+        assert_eq!(bad[0].reason, "an empty message");
     }
 
     #[test]

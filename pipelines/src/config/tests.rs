@@ -340,6 +340,8 @@ fn a_kafka_sink_takes_its_key_and_encoding_and_a_bad_one_is_named() {
         kafka(&packed),
         (KafkaKeyConfig::Node, KafkaEncodingConfig::JsonLines, 65536)
     );
+    let binary = load(&sink("encoding='binary'")).expect("binary");
+    assert_eq!(kafka(&binary).1, KafkaEncodingConfig::Binary);
     let err = load(&sink("max_message_bytes=2000000")).unwrap_err();
     assert_eq!(err.problems[0].key, "sinks.k.max_message_bytes");
     assert!(err.problems[0].hint.contains("message.max.bytes"), "{err}");
