@@ -350,10 +350,9 @@ impl MetricsBackend for PipelineMetrics {
                 }
             }
         }
-        // A node agent publishing to Kafka parses the records the aggregators count again:
-        // both exporting the LLM figures would double every sum over a scrape of both. It
-        // keeps the one figure only the reader of the lines' order has.
-        let agent = self.index.is_none() && !self.kafka_sinks.is_empty();
+        // A node agent's registry counts only what needs the lines' order (see
+        // `LlmMetrics::in_flight_only`): the rest would be zeros.
+        let agent = self.llm.counts_only_in_flight();
         families.extend(
             llm_families(&self.llm)
                 .into_iter()
@@ -660,7 +659,7 @@ const KAFKA_SOURCE: &[SourceMetric<KafkaSourceMetrics>] = &[
     ),
     (
         "infersight_kafka_records_total",
-        "Records read from Kafka messages (several a message when the agents write JSON lines).",
+        "Records read from Kafka messages (several a message when the agents pack them: JSON lines or the binary form).",
         MetricKind::Counter,
         |m| &m.records,
     ),

@@ -433,7 +433,14 @@ pub async fn run(
             (format!("sink `{id}`"), result)
         });
     }
-    let llm_metrics = Arc::new(LlmMetrics::new());
+    // A node agent (records to Kafka, no index) counts what only the reader of the lines'
+    // order can; the aggregators count the rest from its records.
+    let llm_metrics = Arc::new(
+        match index_sink_id.is_none() && !kafka_sink_metrics.is_empty() {
+            true => LlmMetrics::in_flight_only(),
+            false => LlmMetrics::new(),
+        },
+    );
     for (id, transform, out) in transform_outputs {
         let rx = receivers
             .remove(&id)

@@ -135,6 +135,8 @@ pub struct LlmMetrics {
     pub requests_evicted: std::sync::atomic::AtomicU64,
     /// Requests of containers that log no request end, let go without a record.
     pub requests_unended: std::sync::atomic::AtomicU64,
+    /// Counts requests in flight only ([`LlmMetrics::in_flight_only`]).
+    in_flight_only: bool,
 }
 
 /// `1xx` … `5xx` of an HTTP status code.
@@ -191,8 +193,27 @@ impl LlmMetrics {
         Self::default()
     }
 
+    /// An empty registry that counts only requests in flight, which need the lines in
+    /// order: a node agent's, whose records the aggregators count again (both exporting
+    /// the other figures would double every sum over a scrape of both, and counting them
+    /// for nothing was a twentieth of the agent's CPU).
+    pub fn in_flight_only() -> Self {
+        LlmMetrics {
+            in_flight_only: true,
+            ..Self::default()
+        }
+    }
+
+    /// Whether it counts only requests in flight.
+    pub fn counts_only_in_flight(&self) -> bool {
+        self.in_flight_only
+    }
+
     /// Counts what `record` reports: a finished request, an engine stats line, an error.
     pub fn observe(&self, record: &Record) {
+        if self.in_flight_only {
+            return;
+        }
         // Counted from the record, not the request tracker: an aggregator behind agents sees
         // the records only.
         let event = record.attributes.get_str(names::LLM_EVENT);
@@ -322,6 +343,21 @@ mod tests {
         r.attributes.insert(names::GEN_AI_REQUEST_MODEL, model);
         r.attributes.insert(names::LLM_SERVER, "vllm");
         r
+    }
+
+    #[test]
+    fn an_agents_registry_counts_requests_in_flight_and_nothing_else() {
+        let (full, agent) = (LlmMetrics::new(), LlmMetrics::in_flight_only());
+        let r = request("vllm-0", "llama");
+        for m in [&full, &agent] {
+            m.observe(&r);
+            m.in_flight_started(&r);
+        }
+        let series = |m: &LlmMetrics| m.snapshot().into_values().next().expect("a series");
+        let (full, agent) = (series(&full), series(&agent));
+        assert_eq!(full.requests.get("finished"), Some(&1));
+        assert!(agent.requests.is_empty(), "{agent:?}");
+        assert_eq!((full.in_flight, agent.in_flight), (Some(1), Some(1)));
     }
 
     #[test]
