@@ -376,9 +376,9 @@ impl<'a> Reader<'a, '_> {
         if n > (self.bytes.len() - self.at) as u64 / 2 {
             return Err(self.damaged("more attributes than bytes left"));
         }
-        // Gathered, then built at once: the writer wrote them in order, which the map's bulk
-        // build takes in one pass, where inserting one by one compared names a sixth of the
-        // reader's time.
+        // Gathered, then built at once: the writer wrote them in name order, which
+        // `Attributes` checks in one pass and keeps, where inserting one by one searched
+        // for each name's place.
         let mut attributes = Vec::with_capacity(n as usize);
         for _ in 0..n {
             let key = self.key()?;
@@ -578,6 +578,35 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("not finite")
+        );
+    }
+
+    #[test]
+    fn any_byte_changed_anywhere_reads_or_is_refused_without_a_panic() {
+        let (a, b) = (resource("vllm-0"), resource("tgi-1"));
+        let bytes = message(&[record(&a, 0), record(&b, 1), record(&a, 2)]);
+        let mut shared = SharedResources::default();
+        let mut out = Vec::new();
+        let mut refused = 0;
+        for at in 0..bytes.len() {
+            for value in [0x00, 0x01, 0x7f, 0x80, 0xff] {
+                let mut changed = bytes.clone();
+                changed[at] = value;
+                out.clear();
+                match read_binary(&changed, &mut shared, &mut out) {
+                    Ok(()) => assert!(!out.is_empty(), "byte {at} = {value:#x}"),
+                    Err(_) => {
+                        refused += 1;
+                        assert!(out.is_empty(), "byte {at} = {value:#x} added records")
+                    }
+                }
+            }
+        }
+        // Most changes land in lengths, tags and text, which the reader must notice.
+        assert!(
+            refused > bytes.len(),
+            "{refused} of {} refused",
+            bytes.len() * 5
         );
     }
 
