@@ -45,6 +45,8 @@ pub struct DocumentMaker {
     schema: Arc<IndexSchema>,
     /// Resources' JSON forms, made once per resource (records of one container share it).
     resource_json: model::ResourceJsons,
+    /// The buffer each document's stored record is written into.
+    content: Vec<u8>,
 }
 
 impl DocumentMaker {
@@ -52,6 +54,7 @@ impl DocumentMaker {
         DocumentMaker {
             schema,
             resource_json: Default::default(),
+            content: Vec::new(),
         }
     }
 
@@ -78,7 +81,9 @@ impl DocumentMaker {
                     id: record.id,
                     timestamp: record.timestamp.unix_nanos(),
                     redelivered: !redelivered.is_empty() && redelivered.contains(&record.id),
-                    document: self.schema.document(record, resource_json),
+                    document: self
+                        .schema
+                        .document(record, resource_json, &mut self.content),
                 }
             })
             .collect();

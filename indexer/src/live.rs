@@ -52,7 +52,11 @@ impl LiveFilter {
             .tokenizers(IndexSchema::tokenizers())
             .single_segment_index_writer(RamDirectory::create(), BUDGET)?;
         for record in records {
-            writer.add_document(self.schema.document(record, &record.resource_json()))?;
+            writer.add_document(self.schema.document(
+                record,
+                &record.resource_json(),
+                &mut Vec::new(),
+            ))?;
         }
         let index = writer.finalize()?;
         IndexSchema::register_tokenizers(&index);

@@ -385,8 +385,16 @@ impl IndexSchema {
         ])
     }
 
-    /// The document of `record`, whose resource's JSON form is `resource_json`.
-    pub(crate) fn document(&self, record: &Record, resource_json: &str) -> TantivyDocument {
+    /// The document of `record`, whose resource's JSON form is `resource_json`; `content`
+    /// is a buffer for the stored record's JSON, reused from document to document.
+    pub(crate) fn document(
+        &self,
+        record: &Record,
+        resource_json: &str,
+        content: &mut Vec<u8>,
+    ) -> TantivyDocument {
+        content.clear();
+        record.write_content_json(content);
         let mut doc = TantivyDocument::new();
         doc.add_bytes(self.id_source, &record.id.source().to_be_bytes());
         doc.add_u64(self.id_position, record.id.position());
@@ -430,7 +438,11 @@ impl IndexSchema {
         // The id, timestamp and resource are columns; storing them again would only cost
         // space.
         doc.add_text(self.resource, resource_json);
-        doc.add_text(self.record, record.to_content_json());
+        // serde_json writes UTF-8 only, so this never stores an empty record.
+        doc.add_text(
+            self.record,
+            std::str::from_utf8(content).unwrap_or_default(),
+        );
         doc
     }
 }
@@ -511,7 +523,7 @@ mod tests {
         a.insert(names::URL_PATH, "/v1/completions");
         a.insert(names::EXCEPTION_STACKTRACE, "Traceback: CUDA out of memory");
 
-        let doc = schema.document(&record, "{}");
+        let doc = schema.document(&record, "{}", &mut Vec::new());
         let field = |name: &str| schema.schema.get_field(name).expect("field");
         assert_eq!(
             field_values(&doc, field(names::LLM_SERVER)),
@@ -547,7 +559,7 @@ mod tests {
             .attributes
             .insert(names::LLM_REQUEST_ID, "chatcmpl-1");
         record.attributes.insert_f64(names::LLM_TTFT_MS, 41.0);
-        let doc = schema.document(&record, "{}");
+        let doc = schema.document(&record, "{}", &mut Vec::new());
         assert!(field_values(&doc, schema.attributes).is_empty());
         assert_eq!(
             field_values(

@@ -235,6 +235,40 @@ impl Attributes {
     }
 }
 
+impl Attributes {
+    /// Appends the JSON form (as `Serialize` gives it, byte for byte) to `out`, strings
+    /// escaped by hand: see [`Record::write_content_json`](crate::Record::write_content_json).
+    pub(crate) fn write_json(&self, out: &mut Vec<u8>) {
+        use crate::json_text::write_str;
+        out.push(b'{');
+        for (i, (key, value)) in self.0.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_str(out, key);
+            out.push(b':');
+            match value {
+                AttrValue::Str(s) => write_str(out, s),
+                AttrValue::StrList(items) => {
+                    out.push(b'[');
+                    for (i, item) in items.iter().enumerate() {
+                        if i > 0 {
+                            out.push(b',');
+                        }
+                        write_str(out, item);
+                    }
+                    out.push(b']');
+                }
+                // Numbers as serde_json formats them; writing to a Vec cannot fail.
+                scalar => {
+                    let _ = serde_json::to_writer(&mut *out, scalar);
+                }
+            }
+        }
+        out.push(b'}');
+    }
+}
+
 impl serde::Serialize for Attributes {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(Some(self.0.len()))?;

@@ -11,6 +11,7 @@
 mod attr;
 mod batch;
 mod id;
+mod json_text;
 pub mod names;
 mod record;
 mod record_binary;

@@ -654,7 +654,7 @@ fn write_split_of_an_older_schema(index: &Path, id: u64, dropped: &str, records:
         let older = current.for_split(&schema).unwrap();
         for r in records {
             writer
-                .add_document(older.document(r, &r.resource_json()))
+                .add_document(older.document(r, &r.resource_json(), &mut Vec::new()))
                 .unwrap();
         }
     }
