@@ -438,7 +438,7 @@ impl IndexSchema {
         // The id, timestamp and resource are columns; storing them again would only cost
         // space.
         doc.add_text(self.resource, resource_json);
-        // serde_json writes UTF-8 only, so this never stores an empty record.
+        // `write_content_json` writes UTF-8 only, so this never stores an empty record.
         doc.add_text(
             self.record,
             std::str::from_utf8(content).unwrap_or_default(),
