@@ -473,7 +473,7 @@ pub async fn run(
                             metrics.observe(r);
                         }
                         if out.send(batch).await.is_err() {
-                            result = Err(anyhow!("its output closed"));
+                            result = Err(OutputClosed.into());
                             break;
                         }
                     }
@@ -581,7 +581,15 @@ fn spawn_source_thread(
     Ok(())
 }
 
+/// A transform stopped because what it feeds had stopped: a consequence, never the cause,
+/// of a pipeline's failure.
+#[derive(Debug, thiserror::Error)]
+#[error("its output closed")]
+struct OutputClosed;
+
 /// Waits for every component; a failure stops the rest. Bounded once a stop was asked for.
+/// The failure it returns is the first that was a cause: a sink that fails closes the
+/// transforms' outputs, and they may well report before the sink does.
 async fn supervise(
     tasks: &mut JoinSet<(String, anyhow::Result<()>)>,
     shutdown: &Shutdown,
@@ -601,7 +609,14 @@ async fn supervise(
                     let e = e.context(format!("{who} failed"));
                     tracing::error!(error = format!("{e:#}"), "stopping the pipeline");
                     shutdown.trigger();
-                    first_error.get_or_insert(e);
+                    let consequence =
+                        |e: &anyhow::Error| e.downcast_ref::<OutputClosed>().is_some();
+                    let cause_after_consequence = |first: &anyhow::Error| {
+                        consequence(first) && !consequence(&e)
+                    };
+                    if first_error.as_ref().is_none_or(cause_after_consequence) {
+                        first_error = Some(e);
+                    }
                 }
                 Some(Err(e)) => {
                     tracing::error!(error = %e, "a pipeline task panicked; stopping");
@@ -711,7 +726,7 @@ async fn run_inference_logs(
         }
         processor.process_batch(&mut batch);
         if out.send(batch).await.is_err() {
-            return Err(anyhow!("its output closed"));
+            return Err(OutputClosed.into());
         }
     }
     let (seen, recognised) = processor.counts();
@@ -888,6 +903,38 @@ fn instance_name(addr: Option<std::net::SocketAddr>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_failure_is_reported_by_its_cause_not_by_the_transform_it_closed() {
+        fn failure(transform: bool) -> (String, anyhow::Result<()>) {
+            match transform {
+                true => ("transform `parse`".into(), Err(OutputClosed.into())),
+                false => (
+                    "sink `index`".into(),
+                    Err(anyhow!("No space left on device")),
+                ),
+            }
+        }
+        // Either order of finishing: the second task ends only after the first has sent.
+        for transform_first in [true, false] {
+            let (done, first_done) = tokio::sync::oneshot::channel();
+            let mut tasks = JoinSet::new();
+            tasks.spawn(async move {
+                let _ = done.send(());
+                failure(transform_first)
+            });
+            tasks.spawn(async move {
+                let _ = first_done.await;
+                failure(!transform_first)
+            });
+            let err = supervise(&mut tasks, &Shutdown::new()).await.unwrap_err();
+            assert_eq!(
+                format!("{err:#}"),
+                "sink `index` failed: No space left on device",
+                "the transform finishing first: {transform_first}"
+            );
+        }
+    }
 
     #[test]
     fn the_first_matching_server_rule_names_the_server() {
