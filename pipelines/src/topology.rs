@@ -587,6 +587,10 @@ fn spawn_source_thread(
 #[error("its output closed")]
 struct OutputClosed;
 
+fn is_consequence(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<OutputClosed>().is_some()
+}
+
 /// Waits for every component; a failure stops the rest. Bounded once a stop was asked for.
 /// The failure it returns is the first that was a cause: a sink that fails closes the
 /// transforms' outputs, and they may well report before the sink does.
@@ -609,12 +613,11 @@ async fn supervise(
                     let e = e.context(format!("{who} failed"));
                     tracing::error!(error = format!("{e:#}"), "stopping the pipeline");
                     shutdown.trigger();
-                    let consequence =
-                        |e: &anyhow::Error| e.downcast_ref::<OutputClosed>().is_some();
-                    let cause_after_consequence = |first: &anyhow::Error| {
-                        consequence(first) && !consequence(&e)
+                    let replaces = match &first_error {
+                        None => true,
+                        Some(first) => is_consequence(first) && !is_consequence(&e),
                     };
-                    if first_error.as_ref().is_none_or(cause_after_consequence) {
+                    if replaces {
                         first_error = Some(e);
                     }
                 }

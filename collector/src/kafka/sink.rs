@@ -58,9 +58,8 @@ pub struct KafkaSinkOptions {
     /// Records per message.
     pub encoding: MessageEncoding,
     /// With [`MessageEncoding::JsonLines`] or [`MessageEncoding::Binary`], a message is
-    /// closed before it grows past this
-    /// (a record larger than it goes alone). Kafka refuses messages over its
-    /// `message.max.bytes` (1 MB by default).
+    /// closed before it grows past this (a record larger than it goes alone). Kafka refuses
+    /// messages over its `message.max.bytes` (1 MB by default).
     pub max_message_bytes: usize,
 }
 
@@ -120,10 +119,9 @@ fn encode(
         line.clear();
         record.write_json(&mut line, resources);
         if line.len() > MAX_RECORD_BYTES
-            && let Some(fitted) = fit_record(record, MAX_RECORD_BYTES, resources)
+            && let Some((_, json)) = fit_record(record, MAX_RECORD_BYTES, resources)
         {
-            line.clear();
-            fitted.write_json(&mut line, resources);
+            line = json;
             *cut += 1;
         }
         if packing && let Some(&i) = open[usize::from(again)].get(&key) {
@@ -171,7 +169,7 @@ fn encode_binary(
         m.push(record, usize::MAX);
         // The binary form is never longer than the JSON form, which `fit_record` fits.
         if m.len() > MAX_RECORD_BYTES
-            && let Some(fitted) = fit_record(record, MAX_RECORD_BYTES, &mut fit_resources)
+            && let Some((fitted, _)) = fit_record(record, MAX_RECORD_BYTES, &mut fit_resources)
         {
             m = model::BinaryMessage::new();
             m.push(&fitted, usize::MAX);
@@ -191,7 +189,7 @@ fn encode_binary(
         .collect()
 }
 
-/// `record` with its JSON form within `limit` bytes: its longest texts (the body, string
+/// `record` with its JSON form within `limit` bytes, and that form: its longest texts (the body, string
 /// attributes such as a stack trace) cut down to one length, as far as needed, and the
 /// record flagged `log.truncated`, as the files source flags a line it cuts. `None` if it
 /// cannot be made to fit (what is over the limit is not text).
@@ -199,7 +197,7 @@ fn fit_record(
     record: &model::Record,
     limit: usize,
     resources: &mut model::ResourceJsons,
-) -> Option<model::Record> {
+) -> Option<(model::Record, Vec<u8>)> {
     let mut record = record.clone();
     record.attributes.insert(model::names::LOG_TRUNCATED, true);
     let mut out = Vec::new();
@@ -209,7 +207,7 @@ fn fit_record(
         out.clear();
         record.write_json(&mut out, resources);
         if out.len() <= limit {
-            return Some(record);
+            return Some((record, out));
         }
         // Each text's name (None for the body) and its length as JSON (escapes count).
         let texts: Vec<(Option<String>, usize)> = record
@@ -823,7 +821,7 @@ mod tests {
         r.body = "x".repeat(50_000);
         let fitted = fit_record(&r, limit, &mut model::ResourceJsons::default())
             .expect("fits")
-            .to_json();
+            .1;
         assert!(
             fitted.len() <= limit && fitted.len() > limit - 200,
             "{}",
